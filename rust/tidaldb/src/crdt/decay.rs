@@ -1,0 +1,213 @@
+//! Decay accumulators: the exact arithmetic of DESIGN.md "convergence is exact".
+
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use crate::schema::NodeId;
+
+/// `2^x` computed by the pure-Rust `libm`, so that every machine produces the same bits.
+#[inline]
+fn exp2(x: f64) -> f64 {
+    libm::exp2(x)
+}
+
+/// Half-life in nanoseconds as a float; `f64::INFINITY` for signals that never decay,
+/// which makes every decay factor exactly `2^-0 = 1`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HalfLife(pub f64);
+
+/// An exponentially decaying sum `(sum, t_ref)`: the value at `t_ref` of every event added.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExpAccumulator {
+    pub sum: f64,
+    pub t_ref: i64,
+}
+
+impl ExpAccumulator {
+    /// Adds `w` at time `t`. An event at or after `t_ref` moves the reference forward; an
+    /// earlier (late) one is decayed to `t_ref` instead, so late events are exact too.
+    #[inline]
+    pub fn add(&mut self, w: f64, t: i64, h: HalfLife) {
+        if t >= self.t_ref {
+            let factor = exp2(-((t - self.t_ref) as f64) / h.0);
+            self.sum = self.sum * factor + w;
+            self.t_ref = t;
+        } else {
+            self.sum += w * exp2(-((self.t_ref - t) as f64) / h.0);
+        }
+    }
+
+    /// The value at `t`. Reading before `t_ref` grows the sum back, consistent with the
+    /// analytical `Σ w·2^(-(t - t_i)/h)` over every event applied.
+    #[inline]
+    pub fn read(&self, t: i64, h: HalfLife) -> f64 {
+        self.sum * exp2(-((t - self.t_ref) as f64) / h.0)
+    }
+}
+
+/// One origin's share of a signal state.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Partial {
+    pub origin: NodeId,
+    pub acc: ExpAccumulator,
+}
+
+/// The decay state of one (entity, signal): one accumulator per origin, sorted by origin.
+///
+/// Each replica applies one origin's events in seq order, so it computes that origin's
+/// partial with the same floating-point operations as every other replica; summing the
+/// partials in origin order then gives bit-identical reads everywhere. No event is counted
+/// twice, because an event only ever enters its own origin's partial.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CrdtSignalState {
+    partials: SmallVec<[Partial; 2]>,
+}
+
+impl CrdtSignalState {
+    #[inline]
+    pub fn add(&mut self, origin: NodeId, w: f64, t: i64, h: HalfLife) {
+        let slot = match self.partials.iter().position(|p| p.origin >= origin) {
+            Some(i) if self.partials[i].origin == origin => i,
+            Some(i) => {
+                self.partials.insert(i, Self::fresh(origin, t));
+                i
+            }
+            None => {
+                self.partials.push(Self::fresh(origin, t));
+                self.partials.len() - 1
+            }
+        };
+        self.partials[slot].acc.add(w, t, h);
+    }
+
+    fn fresh(origin: NodeId, t: i64) -> Partial {
+        Partial {
+            origin,
+            acc: ExpAccumulator { sum: 0.0, t_ref: t },
+        }
+    }
+
+    #[inline]
+    pub fn read(&self, t: i64, h: HalfLife) -> f64 {
+        self.partials.iter().map(|p| p.acc.read(t, h)).sum()
+    }
+
+    pub fn partials(&self) -> &[Partial] {
+        &self.partials
+    }
+
+    /// Takes `origin`'s partial from `other`. Used when a snapshot from a replica that has
+    /// applied more of `origin`'s events replaces ours: a partial is a pure function of its
+    /// origin's events, so adopting it is exact.
+    pub fn adopt_partial(&mut self, origin: NodeId, other: &CrdtSignalState) {
+        self.partials.retain(|p| p.origin != origin);
+        if let Some(p) = other.partials.iter().find(|p| p.origin == origin) {
+            let at = self.partials.partition_point(|q| q.origin < origin);
+            self.partials.insert(at, *p);
+        }
+    }
+
+    pub fn from_partials(mut partials: Vec<Partial>) -> Self {
+        partials.sort_by_key(|p| p.origin);
+        partials.dedup_by_key(|p| p.origin);
+        CrdtSignalState {
+            partials: SmallVec::from_vec(partials),
+        }
+    }
+}
+
+/// Linear decay keeps the live events themselves, because each one expires at its own time.
+///
+/// Events are kept sorted by `(t, weight bits)`, so the sum is independent of the order in
+/// which they arrived, whatever their origins. Events dead at every time from the newest
+/// event onwards are dropped; `horizon` remembers the earliest time at which reads are still
+/// exact.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LinearState {
+    events: Vec<(i64, f64)>,
+    newest: i64,
+    horizon: i64,
+}
+
+impl LinearState {
+    pub fn add(&mut self, w: f64, t: i64, lifetime: i64) {
+        self.newest = self.newest.max(t);
+        let key = (t, w.to_bits());
+        let at = self
+            .events
+            .partition_point(|&(et, ew)| (et, ew.to_bits()) < key);
+        self.events.insert(at, (t, w));
+        let dead = self
+            .events
+            .partition_point(|&(et, _)| et.saturating_add(lifetime) <= self.newest);
+        if dead > 0 {
+            let (last_dead, _) = self.events[dead - 1];
+            self.horizon = self.horizon.max(last_dead.saturating_add(lifetime));
+            self.events.drain(..dead);
+        }
+    }
+
+    /// `None` when `t` is before the horizon: some dropped event would still be alive then.
+    pub fn read(&self, t: i64, lifetime: i64) -> Option<f64> {
+        if t < self.horizon {
+            return None;
+        }
+        let l = lifetime as f64;
+        Some(
+            self.events
+                .iter()
+                .map(|&(et, w)| w * (1.0 - (t - et) as f64 / l).max(0.0))
+                .sum(),
+        )
+    }
+
+    pub fn live_events(&self) -> usize {
+        self.events.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: HalfLife = HalfLife(1e9);
+
+    #[test]
+    fn one_half_life_halves_the_score() {
+        let mut s = CrdtSignalState::default();
+        s.add(NodeId(0), 8.0, 0, H);
+        assert_eq!(s.read(1_000_000_000, H), 4.0);
+        assert_eq!(s.read(3_000_000_000, H), 1.0);
+    }
+
+    #[test]
+    fn permanent_is_a_plain_sum() {
+        let never = HalfLife(f64::INFINITY);
+        let mut s = CrdtSignalState::default();
+        s.add(NodeId(0), 1.5, 100, never);
+        s.add(NodeId(0), 2.5, 50, never);
+        assert_eq!(s.read(1 << 60, never), 4.0);
+    }
+
+    #[test]
+    fn partials_stay_sorted_by_origin() {
+        let mut s = CrdtSignalState::default();
+        for o in [3, 1, 2, 1] {
+            s.add(NodeId(o), 1.0, 0, H);
+        }
+        let origins: Vec<u16> = s.partials().iter().map(|p| p.origin.0).collect();
+        assert_eq!(origins, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn linear_decay_and_its_horizon() {
+        let mut s = LinearState::default();
+        s.add(10.0, 0, 100);
+        s.add(10.0, 50, 100);
+        assert_eq!(s.read(50, 100), Some(15.0));
+        s.add(1.0, 200, 100);
+        assert_eq!(s.live_events(), 1, "both early events are dead at 200");
+        assert_eq!(s.read(200, 100), Some(1.0));
+        assert_eq!(s.read(149, 100), None, "the event at 50 was alive at 149");
+    }
+}

@@ -1,0 +1,136 @@
+//! The one error type of the core. Every failure a caller can cause has its own variant,
+//! and every message says what to do about it.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = TidalError> = std::result::Result<T, E>;
+
+/// Broad class of an error. The Python bindings map each class to one exception type, so
+/// a new variant only has to say which class it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The schema is invalid, or does not match the data on disk.
+    Schema,
+    /// An argument is out of its domain (NaN weight, bad timestamp, unknown window, ...).
+    InvalidArgument,
+    /// A name or id that does not exist (unknown signal).
+    NotFound,
+    /// Bytes on disk fail their checksum or do not parse.
+    Corruption,
+    /// The operating system refused an I/O operation.
+    Io,
+    /// The database can no longer accept writes (a WAL write failed, or it was closed).
+    Unavailable,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TidalError {
+    #[error("schema error: signal {name:?} is declared twice; give each signal a unique name")]
+    DuplicateSignal { name: String },
+
+    #[error("schema error: signal {signal:?} has an invalid decay: {reason}")]
+    InvalidDecay { signal: String, reason: String },
+
+    #[error(
+        "schema error: signal {signal:?} declares an empty window list; \
+         list at least one window, or omit .windows() for no windowed counts"
+    )]
+    EmptyWindows { signal: String },
+
+    #[error(
+        "schema error: signal {signal:?} asks for velocity but has no windows; \
+         velocity is measured over the shortest window, so declare one"
+    )]
+    VelocityWithoutWindows { signal: String },
+
+    #[error("schema error: {0}")]
+    InvalidSchema(String),
+
+    #[error(
+        "schema mismatch: the data directory {path:?} was written with a different schema \
+         ({detail}); open it with the schema it was created with, or use a new directory"
+    )]
+    SchemaMismatch { path: PathBuf, detail: String },
+
+    #[error("unknown signal {name:?}; the schema declares: {known}")]
+    UnknownSignal { name: String, known: String },
+
+    #[error("invalid weight {weight:?}: {reason}")]
+    InvalidWeight { weight: f64, reason: &'static str },
+
+    #[error(
+        "timestamp {ns} ns is out of range; timestamps are nanoseconds since the Unix epoch \
+         in [0, {max}]"
+    )]
+    TimestampOutOfRange { ns: i128, max: i64 },
+
+    #[error("invalid argument {name}: {reason}")]
+    InvalidArgument { name: &'static str, reason: String },
+
+    #[error("signal {signal:?} has no window {window}; its windows are: {known}")]
+    UnknownWindow {
+        signal: String,
+        window: String,
+        known: String,
+    },
+
+    #[error(
+        "a read of {what} at {at_ns} ns reaches before the retained history of this entity \
+         (buckets older than the newest event minus the window are discarded); \
+         read at or after the newest event"
+    )]
+    BeforeRetainedHistory { what: String, at_ns: i64 },
+
+    #[error(
+        "remote clock is {ahead_ns} ns ahead of the local clock, more than the allowed \
+         {max_drift_ns} ns; check NTP on both machines"
+    )]
+    ClockSkew { ahead_ns: u64, max_drift_ns: u64 },
+
+    #[error("corruption in {path:?} at byte offset {offset}: {detail}")]
+    Corruption {
+        path: PathBuf,
+        offset: u64,
+        detail: String,
+    },
+
+    #[error("I/O error while {context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl TidalError {
+    pub fn kind(&self) -> ErrorKind {
+        use TidalError::*;
+        match self {
+            DuplicateSignal { .. }
+            | InvalidDecay { .. }
+            | EmptyWindows { .. }
+            | VelocityWithoutWindows { .. }
+            | InvalidSchema(_)
+            | SchemaMismatch { .. } => ErrorKind::Schema,
+            UnknownSignal { .. } | UnknownWindow { .. } => ErrorKind::NotFound,
+            InvalidWeight { .. }
+            | TimestampOutOfRange { .. }
+            | InvalidArgument { .. }
+            | BeforeRetainedHistory { .. }
+            | ClockSkew { .. } => ErrorKind::InvalidArgument,
+            Corruption { .. } => ErrorKind::Corruption,
+            Io { .. } => ErrorKind::Io,
+            Unavailable(_) => ErrorKind::Unavailable,
+        }
+    }
+
+    /// Wraps an `io::Error` with what was being done, so the message names the file.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TidalError {
+        let context = context.into();
+        move |source| TidalError::Io { context, source }
+    }
+}

@@ -1,0 +1,252 @@
+//! The per-tenant materialized state: a pure function of the set of applied events.
+//!
+//! Events from one origin apply in seq order: a seq at or below the version vector is a
+//! duplicate and is dropped, a seq beyond the next one waits until the gap fills. That makes
+//! application exactly-once under retries, duplicates, reordering and restarts.
+
+mod hidden;
+mod signals;
+mod windows;
+
+pub use hidden::HiddenSet;
+pub use signals::{DecayState, EntityState, SignalLedger};
+pub use windows::{MICROS_PER_UNIT, WindowReading, WindowSet};
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::error::{Result, TidalError};
+use crate::event::{Event, EventBody, VersionVector};
+use crate::schema::{EntityId, NodeId, Schema, SignalIdx, Timestamp, Window};
+
+/// What [`Ledger::apply`] did with an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Applied now, together with this many buffered successors whose gap it filled.
+    Now { unblocked: usize },
+    /// Already applied earlier; dropped.
+    Duplicate,
+    /// Waits for an earlier seq of the same origin.
+    Buffered,
+}
+
+/// The largest weight magnitude accepted. Window sums are fixed point in an `i64` of
+/// millionths, and this bound keeps millions of events per bucket clear of overflow.
+pub const MAX_WEIGHT: f64 = 1e6;
+
+/// Checks a weight before it can reach the log. Negative zero is refused because it is
+/// almost always a sign bug upstream, and it would make `-0.0 == 0.0` scores differ in bits.
+pub fn validate_weight(weight: f64) -> Result<f64> {
+    let reason = if weight.is_nan() {
+        "NaN is not a weight"
+    } else if weight.is_infinite() {
+        "an infinite weight would make every score infinite"
+    } else if weight == 0.0 && weight.is_sign_negative() {
+        "negative zero is refused; pass 0.0"
+    } else if weight.abs() > MAX_WEIGHT {
+        "the magnitude exceeds 1e6, the largest weight window sums can hold exactly"
+    } else {
+        return Ok(weight);
+    };
+    Err(TidalError::InvalidWeight { weight, reason })
+}
+
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    schema: Arc<Schema>,
+    signals: Vec<SignalLedger>,
+    hidden: HiddenSet,
+    vv: VersionVector,
+    /// Events that arrived ahead of a gap, keyed so that one origin's run is contiguous.
+    pending: BTreeMap<(NodeId, u64), Event>,
+}
+
+impl Ledger {
+    pub fn new(schema: Arc<Schema>) -> Self {
+        let signals = schema.signals().iter().map(SignalLedger::new).collect();
+        Ledger {
+            schema,
+            signals,
+            hidden: HiddenSet::default(),
+            vv: VersionVector::new(),
+            pending: BTreeMap::new(),
+        }
+    }
+
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    pub fn version_vector(&self) -> &VersionVector {
+        &self.vv
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Applies one event exactly once. Invalid events (a signal index outside the schema,
+    /// a bad weight) are refused before anything changes.
+    pub fn apply(&mut self, event: &Event) -> Result<Applied> {
+        self.check(&event.body)?;
+        let origin = event.id.origin;
+        let next = self.vv.get(origin) + 1;
+        if event.id.seq < next {
+            return Ok(Applied::Duplicate);
+        }
+        if event.id.seq > next {
+            self.pending.insert((origin, event.id.seq), *event);
+            return Ok(Applied::Buffered);
+        }
+        self.apply_in_order(event);
+        let mut unblocked = 0;
+        while let Some(e) = self.pending.remove(&(origin, self.vv.get(origin) + 1)) {
+            self.apply_in_order(&e);
+            unblocked += 1;
+        }
+        Ok(Applied::Now { unblocked })
+    }
+
+    fn check(&self, body: &EventBody) -> Result<()> {
+        if let EventBody::Signal { signal, weight, .. } = body {
+            if self.schema.signal(*signal).is_none() {
+                return Err(TidalError::InvalidArgument {
+                    name: "signal",
+                    reason: format!("signal index {} is outside the schema", signal.0),
+                });
+            }
+            validate_weight(*weight)?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn apply_in_order(&mut self, event: &Event) {
+        match event.body {
+            EventBody::Signal {
+                signal,
+                entity,
+                weight,
+                ts,
+            } => {
+                if let Some(s) = self.signals.get_mut(signal.0 as usize) {
+                    s.apply(event.id.origin, entity, weight, ts.as_nanos());
+                }
+            }
+            EventBody::Hide { user, item } => self.hidden.hide(user, item, event.hlc),
+            EventBody::Unhide { user, item } => self.hidden.unhide(user, item, event.hlc),
+        }
+        self.vv.advance(event.id.origin, event.id.seq);
+    }
+
+    fn signal_ledger(&self, signal: SignalIdx) -> Result<&SignalLedger> {
+        self.signals
+            .get(signal.0 as usize)
+            .ok_or_else(|| TidalError::InvalidArgument {
+                name: "signal",
+                reason: format!("signal index {} is outside the schema", signal.0),
+            })
+    }
+
+    fn signal_name(&self, signal: SignalIdx) -> String {
+        self.schema
+            .signal(signal)
+            .map_or_else(String::new, |s| s.name.clone())
+    }
+
+    /// `Σ w·2^(-(at - t_i)/h)` over the applied events of this (entity, signal).
+    #[inline]
+    pub fn decay_score(&self, signal: SignalIdx, entity: EntityId, at: Timestamp) -> Result<f64> {
+        self.signal_ledger(signal)?
+            .score(entity, at.as_nanos())
+            .ok_or_else(|| TidalError::BeforeRetainedHistory {
+                what: format!("the linear score of {:?}", self.signal_name(signal)),
+                at_ns: at.as_nanos(),
+            })
+    }
+
+    pub fn window(
+        &self,
+        signal: SignalIdx,
+        entity: EntityId,
+        window: Window,
+        at: Timestamp,
+    ) -> Result<WindowReading> {
+        let ledger = self.signal_ledger(signal)?;
+        if window != Window::AllTime && !ledger.has_window(window) {
+            let known: Vec<&str> = ledger.windows().iter().map(|w| w.as_str()).collect();
+            return Err(TidalError::UnknownWindow {
+                signal: self.signal_name(signal),
+                window: window.to_string(),
+                known: known.join(", "),
+            });
+        }
+        ledger.window(entity, window, at.as_nanos()).ok_or_else(|| {
+            TidalError::BeforeRetainedHistory {
+                what: format!("the {window} window of {:?}", self.signal_name(signal)),
+                at_ns: at.as_nanos(),
+            }
+        })
+    }
+
+    /// Weight per hour over the signal's shortest window.
+    pub fn velocity(&self, signal: SignalIdx, entity: EntityId, at: Timestamp) -> Result<f64> {
+        let def = self
+            .schema
+            .signal(signal)
+            .ok_or_else(|| TidalError::InvalidArgument {
+                name: "signal",
+                reason: format!("signal index {} is outside the schema", signal.0),
+            })?;
+        let window = match (def.velocity, def.shortest_window()) {
+            (true, Some(w)) => w,
+            _ => {
+                return Err(TidalError::InvalidArgument {
+                    name: "signal",
+                    reason: format!(
+                        "signal {:?} was declared without velocity; declare it with .velocity(true)",
+                        def.name
+                    ),
+                });
+            }
+        };
+        let reading = self.window(signal, entity, window, at)?;
+        let hours = window
+            .length()
+            .map_or(f64::INFINITY, |d| d.as_secs_f64() / 3600.0);
+        Ok(reading.weight_sum / hours)
+    }
+
+    pub fn is_hidden(&self, user: EntityId, item: EntityId) -> bool {
+        self.hidden.is_hidden(user, item)
+    }
+
+    pub fn hidden(&self) -> &HiddenSet {
+        &self.hidden
+    }
+
+    pub fn signal_ledgers(&self) -> &[SignalLedger] {
+        &self.signals
+    }
+
+    /// Rebuilds a ledger from snapshot parts; the caller has checked the schema.
+    pub fn from_parts(
+        schema: Arc<Schema>,
+        signals: Vec<SignalLedger>,
+        hidden: HiddenSet,
+        vv: VersionVector,
+    ) -> Self {
+        Ledger {
+            schema,
+            signals,
+            hidden,
+            vv,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// Distinct (entity, signal) pairs with state; a measure of memory.
+    pub fn state_count(&self) -> usize {
+        self.signals.iter().map(SignalLedger::entity_count).sum()
+    }
+}

@@ -1,0 +1,11 @@
+//! Schema: identities, time, decay specifications, windows and the signal catalogue.
+
+mod builder;
+mod duration;
+mod spec;
+mod types;
+
+pub use builder::{Schema, SchemaBuilder, SignalBuilder, SignalDef, SignalIdx};
+pub use duration::{duration_from_secs, parse_duration};
+pub use spec::{DecaySpec, Window};
+pub use types::{EntityId, EntityKind, NodeId, RegionId, ShardId, Timestamp};

@@ -1,0 +1,124 @@
+//! The byte encoding of events inside a batch payload. Fixed-width little-endian fields:
+//! the payload is checksummed as a whole, so the codec only has to be unambiguous.
+
+use crate::crdt::HlcTimestamp;
+use crate::event::{Event, EventBody, EventId, TenantId};
+use crate::schema::{EntityId, NodeId, SignalIdx, Timestamp};
+
+const TAG_SIGNAL: u8 = 1;
+const TAG_HIDE: u8 = 2;
+const TAG_UNHIDE: u8 = 3;
+
+pub fn encode_event(e: &Event, out: &mut Vec<u8>) {
+    out.extend_from_slice(&e.id.origin.0.to_le_bytes());
+    out.extend_from_slice(&e.id.seq.to_le_bytes());
+    out.extend_from_slice(&e.hlc.wall_ns.to_le_bytes());
+    out.extend_from_slice(&e.hlc.logical.to_le_bytes());
+    out.extend_from_slice(&e.hlc.node_id.to_le_bytes());
+    out.extend_from_slice(&e.tenant.0.to_le_bytes());
+    match e.body {
+        EventBody::Signal {
+            signal,
+            entity,
+            weight,
+            ts,
+        } => {
+            out.push(TAG_SIGNAL);
+            out.extend_from_slice(&signal.0.to_le_bytes());
+            out.extend_from_slice(&entity.0.to_le_bytes());
+            out.extend_from_slice(&weight.to_bits().to_le_bytes());
+            out.extend_from_slice(&ts.as_nanos().to_le_bytes());
+        }
+        EventBody::Hide { user, item } | EventBody::Unhide { user, item } => {
+            out.push(if matches!(e.body, EventBody::Hide { .. }) {
+                TAG_HIDE
+            } else {
+                TAG_UNHIDE
+            });
+            out.extend_from_slice(&user.0.to_le_bytes());
+            out.extend_from_slice(&item.0.to_le_bytes());
+        }
+    }
+}
+
+/// Reads fields off the front of a byte slice; every read is bounds-checked.
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+    pub pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, pos: 0 }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.bytes.len()
+    }
+
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let end = self.pos + N;
+        let slice = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or_else(|| format!("record truncated at payload byte {}", self.pos))?;
+        self.pos = end;
+        let mut out = [0u8; N];
+        out.copy_from_slice(slice);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take::<1>()?[0])
+    }
+    fn u16(&mut self) -> Result<u16, String> {
+        Ok(u16::from_le_bytes(self.take()?))
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take()?))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take()?))
+    }
+}
+
+/// Decodes one event. An error is a description; the caller adds the file and offset.
+pub fn decode_event(r: &mut Reader<'_>) -> Result<Event, String> {
+    let origin = NodeId(r.u16()?);
+    let seq = r.u64()?;
+    let hlc = HlcTimestamp {
+        wall_ns: r.u64()?,
+        logical: r.u32()?,
+        node_id: r.u16()?,
+    };
+    let tenant = TenantId(r.u64()?);
+    let body = match r.u8()? {
+        TAG_SIGNAL => {
+            let signal = SignalIdx(r.u16()?);
+            let entity = EntityId(r.u64()?);
+            let weight = f64::from_bits(r.u64()?);
+            let ts = Timestamp::from_nanos(r.u64()? as i64).map_err(|e| e.to_string())?;
+            EventBody::Signal {
+                signal,
+                entity,
+                weight,
+                ts,
+            }
+        }
+        TAG_HIDE => EventBody::Hide {
+            user: EntityId(r.u64()?),
+            item: EntityId(r.u64()?),
+        },
+        TAG_UNHIDE => EventBody::Unhide {
+            user: EntityId(r.u64()?),
+            item: EntityId(r.u64()?),
+        },
+        tag => return Err(format!("unknown record tag {tag}")),
+    };
+    Ok(Event {
+        id: EventId { origin, seq },
+        hlc,
+        tenant,
+        body,
+    })
+}

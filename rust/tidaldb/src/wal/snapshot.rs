@@ -1,0 +1,171 @@
+//! Snapshots: the whole ledger at one log position, so that recovery replays only the tail.
+//!
+//! A snapshot file is a 32-byte header (magic "TSNP", version, the log seq it covers,
+//! payload length, crc32c of the payload) and a postcard payload. It is written to a
+//! temporary name, synced, and renamed into place, so a crash never leaves half of one.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use super::segment::sync_dir;
+use crate::crdt::HlcTimestamp;
+use crate::error::{Result, TidalError};
+use crate::event::VersionVector;
+use crate::ledger::{EntityState, HiddenSet, Ledger, SignalLedger};
+use crate::schema::{EntityId, Schema, ShardId};
+
+const MAGIC: [u8; 4] = *b"TSNP";
+const VERSION: u16 = 1;
+const HEADER_LEN: usize = 32;
+
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    schema: &'a Schema,
+    vv: &'a VersionVector,
+    clock: HlcTimestamp,
+    hidden: &'a HiddenSet,
+    signals: Vec<&'a FxHashMap<EntityId, EntityState>>,
+}
+
+/// Field for field the same as [`SnapshotRef`]: postcard is positional.
+#[derive(Deserialize)]
+struct SnapshotOwned {
+    schema: Schema,
+    vv: VersionVector,
+    clock: HlcTimestamp,
+    hidden: HiddenSet,
+    signals: Vec<FxHashMap<EntityId, EntityState>>,
+}
+
+/// A ledger restored from a snapshot, with the log position it covers.
+pub struct Restored {
+    pub lsn: u64,
+    pub ledger: Ledger,
+    pub clock: HlcTimestamp,
+}
+
+fn snapshot_name(shard: ShardId, lsn: u64) -> String {
+    format!("snapshot-{:05}-{lsn:020}.snap", shard.0)
+}
+
+/// Existing snapshots of a shard in `dir`, oldest first.
+pub fn list_snapshots(dir: &Path, shard: ShardId) -> Result<Vec<(u64, PathBuf)>> {
+    let prefix = format!("snapshot-{:05}-", shard.0);
+    let mut out = Vec::new();
+    let entries =
+        fs::read_dir(dir).map_err(TidalError::io(format!("listing {}", dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(TidalError::io(format!("listing {}", dir.display())))?;
+        let name = entry.file_name();
+        let lsn = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|n| n.strip_suffix(".snap"))
+            .and_then(|d| d.parse::<u64>().ok());
+        if let Some(lsn) = lsn {
+            out.push((lsn, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Writes a snapshot of `ledger` covering the log through `lsn`, atomically.
+pub fn write(
+    dir: &Path,
+    shard: ShardId,
+    lsn: u64,
+    ledger: &Ledger,
+    clock: HlcTimestamp,
+) -> Result<PathBuf> {
+    let body = SnapshotRef {
+        schema: ledger.schema(),
+        vv: ledger.version_vector(),
+        clock,
+        hidden: ledger.hidden(),
+        signals: ledger
+            .signal_ledgers()
+            .iter()
+            .map(|s| &s.entities)
+            .collect(),
+    };
+    let payload = postcard::to_stdvec(&body).map_err(|e| TidalError::InvalidArgument {
+        name: "snapshot",
+        reason: format!("the ledger could not be encoded: {e}"),
+    })?;
+    let mut header = [0u8; HEADER_LEN];
+    header[0..4].copy_from_slice(&MAGIC);
+    header[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    header[8..16].copy_from_slice(&lsn.to_le_bytes());
+    header[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    header[24..28].copy_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+
+    let tmp = dir.join("snapshot.tmp");
+    let path = dir.join(snapshot_name(shard, lsn));
+    let io = |what: &str| TidalError::io(format!("{what} {}", tmp.display()));
+    let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(&payload);
+    fs::write(&tmp, &bytes).map_err(io("writing"))?;
+    fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io("syncing"))?;
+    fs::rename(&tmp, &path).map_err(io("renaming"))?;
+    sync_dir(dir)?;
+    Ok(path)
+}
+
+/// Reads and verifies a snapshot, and rebuilds the ledger it holds.
+pub fn read(path: &Path, schema: &std::sync::Arc<Schema>) -> Result<Restored> {
+    let bytes = fs::read(path).map_err(TidalError::io(format!("reading {}", path.display())))?;
+    let corruption = |offset: u64, detail: &str| TidalError::Corruption {
+        path: path.to_path_buf(),
+        offset,
+        detail: detail.to_owned(),
+    };
+    if bytes.len() < HEADER_LEN || bytes[0..4] != MAGIC {
+        return Err(corruption(
+            0,
+            "not a tidaldb snapshot (bad magic or too short)",
+        ));
+    }
+    let u64_at = |at: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(x)
+    };
+    if u16::from_le_bytes([bytes[4], bytes[5]]) != VERSION {
+        return Err(corruption(4, "unknown snapshot version; upgrade tidaldb"));
+    }
+    let lsn = u64_at(8);
+    let len = u64_at(16) as usize;
+    let crc = u32::from_le_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]);
+    let payload = bytes
+        .get(HEADER_LEN..HEADER_LEN + len)
+        .ok_or_else(|| corruption(16, "payload shorter than its declared length"))?;
+    if crc32c::crc32c(payload) != crc {
+        return Err(corruption(HEADER_LEN as u64, "snapshot checksum mismatch"));
+    }
+    let body: SnapshotOwned = postcard::from_bytes(payload)
+        .map_err(|e| corruption(HEADER_LEN as u64, &format!("snapshot does not decode: {e}")))?;
+    if body.schema != **schema {
+        return Err(TidalError::SchemaMismatch {
+            path: path.to_path_buf(),
+            detail: "the snapshot was taken under another schema".into(),
+        });
+    }
+    let signals = schema
+        .signals()
+        .iter()
+        .zip(body.signals)
+        .map(|(def, entities)| SignalLedger::with_entities(def, entities))
+        .collect();
+    Ok(Restored {
+        lsn,
+        ledger: Ledger::from_parts(schema.clone(), signals, body.hidden, body.vv),
+        clock: body.clock,
+    })
+}
