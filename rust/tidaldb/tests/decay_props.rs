@@ -1,0 +1,262 @@
+//! Property tests of the decay math and of exact convergence.
+//!
+//! Oracles: the analytical `Σ w·2^(-(t - t_i)/h)` (computed with `f64::powf`, not the
+//! crate's `libm` path), a brute-force window count, and bit equality between replicas
+//! that received the same events in different orders. Failing cases print their inputs;
+//! proptest also records them under `proptest-regressions/` for replay.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use tidaldb::crdt::HlcTimestamp;
+use tidaldb::ledger::Ledger;
+use tidaldb::schema::SignalIdx;
+use tidaldb::{
+    DecaySpec, EntityId, EntityKind, Event, EventBody, EventId, NodeId, Schema, TenantId,
+    Timestamp, Window,
+};
+
+const T0: i64 = 1_700_000_000_000_000_000;
+const HOUR: i64 = 3_600_000_000_000;
+const MINUTE: i64 = 60_000_000_000;
+
+fn schema(half_life_ns: u64, lifetime_ns: u64) -> Arc<Schema> {
+    Arc::new(
+        Schema::builder()
+            .signal(
+                "exp",
+                EntityKind::Item,
+                DecaySpec::Exponential {
+                    half_life: Duration::from_nanos(half_life_ns),
+                },
+            )
+            .windows(&[Window::OneHour, Window::TwentyFourHours, Window::SevenDays])
+            .add()
+            .signal(
+                "lin",
+                EntityKind::Item,
+                DecaySpec::Linear {
+                    lifetime: Duration::from_nanos(lifetime_ns),
+                },
+            )
+            .add()
+            .signal("perm", EntityKind::Item, DecaySpec::Permanent)
+            .add()
+            .build()
+            .unwrap(),
+    )
+}
+
+/// `(origin, entity, weight, ts)` per event; seqs are assigned per origin in list order, so
+/// timestamps within one origin arrive out of order.
+fn events(raw: &[(u16, u64, f64, i64)], signal: SignalIdx) -> Vec<Event> {
+    let mut next_seq = [0u64; 4];
+    raw.iter()
+        .map(|&(origin, entity, weight, ts)| {
+            next_seq[origin as usize] += 1;
+            Event {
+                id: EventId {
+                    origin: NodeId(origin),
+                    seq: next_seq[origin as usize],
+                },
+                hlc: HlcTimestamp {
+                    wall_ns: ts as u64,
+                    logical: 0,
+                    node_id: origin,
+                },
+                tenant: TenantId::DEFAULT,
+                body: EventBody::Signal {
+                    signal,
+                    entity: EntityId(entity),
+                    weight,
+                    ts: Timestamp::from_nanos(ts).unwrap(),
+                },
+            }
+        })
+        .collect()
+}
+
+fn applied(schema: &Arc<Schema>, evs: &[Event]) -> Ledger {
+    let mut l = Ledger::new(schema.clone());
+    for e in evs {
+        l.apply(e).unwrap();
+    }
+    assert_eq!(l.pending_len(), 0, "every gap must have filled");
+    l
+}
+
+fn raw_events() -> impl Strategy<Value = Vec<(u16, u64, f64, i64)>> {
+    prop::collection::vec(
+        (1u16..4, 0u64..3, 0.001f64..100.0, T0..T0 + 7 * 24 * HOUR),
+        1..120,
+    )
+}
+
+fn ts(ns: i64) -> Timestamp {
+    Timestamp::from_nanos(ns).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn exponential_matches_the_analytical_sum(
+        raw in raw_events(),
+        half_life in HOUR as u64..30 * 24 * HOUR as u64,
+        read_offset in 0i64..30 * 24 * HOUR,
+    ) {
+        let schema = schema(half_life, HOUR as u64);
+        let evs = events(&raw, SignalIdx(0));
+        let ledger = applied(&schema, &evs);
+        let min_t = raw.iter().map(|r| r.3).min().unwrap();
+        let at = min_t + read_offset;
+        let h = half_life as f64;
+        for entity in 0..3u64 {
+            let expected: f64 = raw
+                .iter()
+                .filter(|r| r.1 == entity)
+                .map(|r| r.2 * 2f64.powf(-((at - r.3) as f64) / h))
+                .sum();
+            let got = ledger.decay_score(SignalIdx(0), EntityId(entity), ts(at)).unwrap();
+            let tolerance = 1e-9 * expected.abs().max(f64::MIN_POSITIVE);
+            prop_assert!((got - expected).abs() <= tolerance,
+                "entity {entity}: got {got}, analytical {expected}");
+        }
+    }
+
+    #[test]
+    fn delivery_order_never_changes_a_single_bit(
+        raw in raw_events(),
+        half_life in HOUR as u64..30 * 24 * HOUR as u64,
+        shuffle_a in any::<u64>(),
+        shuffle_b in any::<u64>(),
+    ) {
+        let schema = schema(half_life, 6 * HOUR as u64);
+        let mut evs = events(&raw, SignalIdx(0));
+        evs.extend(events(&raw, SignalIdx(1)));
+        evs.extend(events(&raw, SignalIdx(2)));
+        // seqs must be dense per origin across the three signals' copies
+        let mut next = [0u64; 4];
+        for e in &mut evs {
+            next[e.id.origin.0 as usize] += 1;
+            e.id.seq = next[e.id.origin.0 as usize];
+        }
+        let in_order = applied(&schema, &evs);
+        let a = applied(&schema, &permuted(&evs, shuffle_a));
+        let b = applied(&schema, &permuted(&evs, shuffle_b));
+        let max_t = raw.iter().map(|r| r.3).max().unwrap();
+        for at in [max_t, max_t + HOUR, max_t + 40 * 24 * HOUR] {
+            for signal in 0..3 {
+                for entity in 0..3u64 {
+                    let read = |l: &Ledger| l.decay_score(SignalIdx(signal), EntityId(entity), ts(at)).unwrap().to_bits();
+                    prop_assert_eq!(read(&in_order), read(&a));
+                    prop_assert_eq!(read(&in_order), read(&b));
+                }
+            }
+        }
+        for entity in 0..3u64 {
+            for w in [Window::OneHour, Window::TwentyFourHours, Window::SevenDays, Window::AllTime] {
+                let read = |l: &Ledger| l.window(SignalIdx(0), EntityId(entity), w, ts(max_t)).unwrap();
+                prop_assert_eq!(read(&in_order), read(&a));
+                prop_assert_eq!(read(&in_order), read(&b));
+            }
+        }
+    }
+
+    #[test]
+    fn windows_match_a_brute_force_count(raw in raw_events(), read_offset in 0i64..8 * 24 * HOUR) {
+        let schema = schema(HOUR as u64, HOUR as u64);
+        let ledger = applied(&schema, &events(&raw, SignalIdx(0)));
+        let max_t = raw.iter().map(|r| r.3).max().unwrap();
+        let at = max_t + read_offset;
+        for (window, granule, n) in [
+            (Window::OneHour, MINUTE, 60),
+            (Window::TwentyFourHours, HOUR, 24),
+            (Window::SevenDays, 6 * HOUR, 28),
+        ] {
+            for entity in 0..3u64 {
+                let now = at / granule;
+                let expected = raw
+                    .iter()
+                    .filter(|r| r.1 == entity && r.3 / granule > now - n && r.3 / granule <= now)
+                    .count() as u64;
+                let got = ledger.window(SignalIdx(0), EntityId(entity), window, ts(at)).unwrap();
+                prop_assert_eq!(got.count, expected, "{} window, entity {}", window, entity);
+            }
+        }
+    }
+
+    #[test]
+    fn linear_and_permanent_match_their_formulas(
+        raw in raw_events(),
+        lifetime in HOUR as u64..10 * 24 * HOUR as u64,
+        read_offset in 0i64..12 * 24 * HOUR,
+    ) {
+        let schema = schema(HOUR as u64, lifetime);
+        let mut evs = events(&raw, SignalIdx(1));
+        evs.extend(events(&raw, SignalIdx(2)));
+        let mut next = [0u64; 4];
+        for e in &mut evs {
+            next[e.id.origin.0 as usize] += 1;
+            e.id.seq = next[e.id.origin.0 as usize];
+        }
+        let ledger = applied(&schema, &evs);
+        let max_t = raw.iter().map(|r| r.3).max().unwrap();
+        let at = max_t + read_offset;
+        let l = lifetime as f64;
+        for entity in 0..3u64 {
+            let mine = || raw.iter().filter(|r| r.1 == entity);
+            let linear: f64 = mine().map(|r| r.2 * (1.0 - (at - r.3) as f64 / l).max(0.0)).sum();
+            let permanent: f64 = mine().map(|r| r.2).sum();
+            let got_l = ledger.decay_score(SignalIdx(1), EntityId(entity), ts(at)).unwrap();
+            let got_p = ledger.decay_score(SignalIdx(2), EntityId(entity), ts(at)).unwrap();
+            prop_assert!((got_l - linear).abs() <= 1e-9 * linear.abs().max(1e-12), "linear {got_l} vs {linear}");
+            prop_assert!((got_p - permanent).abs() <= 1e-9 * permanent.abs().max(1e-12), "permanent {got_p} vs {permanent}");
+        }
+    }
+}
+
+/// A deterministic Fisher-Yates shuffle driven by a splitmix64 stream.
+fn permuted(evs: &[Event], seed: u64) -> Vec<Event> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut out = evs.to_vec();
+    for i in (1..out.len()).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        out.swap(i, j);
+    }
+    out
+}
+
+#[test]
+fn duplicates_are_dropped_and_gaps_wait() {
+    let schema = schema(HOUR as u64, HOUR as u64);
+    let evs = events(
+        &[(1, 0, 1.0, T0), (1, 0, 2.0, T0 + 1), (1, 0, 4.0, T0 + 2)],
+        SignalIdx(2),
+    );
+    let mut l = Ledger::new(schema);
+    use tidaldb::ledger::Applied;
+    assert_eq!(l.apply(&evs[2]).unwrap(), Applied::Buffered);
+    assert_eq!(
+        l.decay_score(SignalIdx(2), EntityId(0), ts(T0 + 9))
+            .unwrap(),
+        0.0
+    );
+    assert_eq!(l.apply(&evs[0]).unwrap(), Applied::Now { unblocked: 0 });
+    assert_eq!(l.apply(&evs[0]).unwrap(), Applied::Duplicate);
+    assert_eq!(l.apply(&evs[1]).unwrap(), Applied::Now { unblocked: 1 });
+    assert_eq!(l.apply(&evs[2]).unwrap(), Applied::Duplicate);
+    assert_eq!(
+        l.decay_score(SignalIdx(2), EntityId(0), ts(T0 + 9))
+            .unwrap(),
+        7.0
+    );
+}
