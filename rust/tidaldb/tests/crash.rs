@@ -43,13 +43,17 @@ fn child(dir: &Path, first: u64) {
 /// libtest prints the test's name without a newline before the test's own output, so the
 /// first ack shares its line: look for the marker anywhere.
 fn parse_ack(line: &str) -> Option<u64> {
-    line.rsplit_once("ack ").and_then(|(_, k)| k.trim().parse().ok())
+    line.rsplit_once("ack ")
+        .and_then(|(_, k)| k.trim().parse().ok())
 }
 
 #[test]
 fn killed_writer_loses_no_acknowledged_event() {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
-        let first = std::env::var("TIDALDB_CRASH_FIRST").unwrap().parse().unwrap();
+        let first = std::env::var("TIDALDB_CRASH_FIRST")
+            .unwrap()
+            .parse()
+            .unwrap();
         child(Path::new(&dir), first);
         return;
     }
@@ -86,7 +90,10 @@ fn killed_writer_loses_no_acknowledged_event() {
             }
         }
         child.wait().unwrap();
-        assert!(this_round >= kill_after, "round {round}: the child died early");
+        assert!(
+            this_round >= kill_after,
+            "round {round}: the child died early"
+        );
 
         let db = open(dir.path());
         for k in &acked {

@@ -6,10 +6,12 @@
 
 mod hidden;
 mod signals;
+mod slots;
 mod windows;
 
 pub use hidden::HiddenSet;
-pub use signals::{DecayState, EntityState, SignalLedger};
+pub use signals::{DecayStates, SignalLedger, SignalParts, SignalPartsRef};
+pub use slots::EntitySlots;
 pub use windows::{MICROS_PER_UNIT, WindowReading, WindowSet};
 
 use std::collections::BTreeMap;
@@ -105,6 +107,58 @@ impl Ledger {
             unblocked += 1;
         }
         Ok(Applied::Now { unblocked })
+    }
+
+    /// Applies many events. When they are one origin's next events in seq order (a local
+    /// batch, or a replayed log), each signal's run is applied with prefetching; the result
+    /// is bit-identical to applying them one by one, because each entity's events keep
+    /// their order. Anything else falls back to `apply` per event.
+    pub fn apply_batch(&mut self, events: &[Event]) -> Result<()> {
+        for e in events {
+            self.check(&e.body)?;
+        }
+        let Some(first) = events.first() else {
+            return Ok(());
+        };
+        let origin = first.id.origin;
+        let start = self.vv.get(origin) + 1;
+        let contiguous = events
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.id.origin == origin && e.id.seq == start + i as u64);
+        if !contiguous {
+            for e in events {
+                self.apply(e)?;
+            }
+            return Ok(());
+        }
+        let mut runs: Vec<Vec<(EntityId, f64, i64)>> = vec![Vec::new(); self.signals.len()];
+        for e in events {
+            match e.body {
+                EventBody::Signal {
+                    signal,
+                    entity,
+                    weight,
+                    ts,
+                } => {
+                    if let Some(run) = runs.get_mut(signal.0 as usize) {
+                        run.push((entity, weight, ts.as_nanos()));
+                    }
+                }
+                EventBody::Hide { user, item } => self.hidden.hide(user, item, e.hlc),
+                EventBody::Unhide { user, item } => self.hidden.unhide(user, item, e.hlc),
+            }
+        }
+        for (ledger, run) in self.signals.iter_mut().zip(&runs) {
+            if !run.is_empty() {
+                ledger.apply_run(origin, run);
+            }
+        }
+        self.vv.advance(origin, start + events.len() as u64 - 1);
+        while let Some(e) = self.pending.remove(&(origin, self.vv.get(origin) + 1)) {
+            self.apply_in_order(&e);
+        }
+        Ok(())
     }
 
     fn check(&self, body: &EventBody) -> Result<()> {
@@ -246,6 +300,10 @@ impl Ledger {
     }
 
     /// Distinct (entity, signal) pairs with state; a measure of memory.
+    pub fn signal_count(&self) -> usize {
+        self.signals.len()
+    }
+
     pub fn state_count(&self) -> usize {
         self.signals.iter().map(SignalLedger::entity_count).sum()
     }

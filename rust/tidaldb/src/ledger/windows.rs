@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::slots::prefetch;
 use crate::schema::Window;
 
 /// Fixed-point resolution of window weight sums: one millionth.
@@ -22,6 +23,13 @@ struct Bucket {
     micros: i64,
 }
 
+impl Bucket {
+    fn bump(&mut self, micros: i64) {
+        self.count = self.count.wrapping_add(1);
+        self.micros = self.micros.wrapping_add(micros);
+    }
+}
+
 /// What a window read returns: the event count and the weight sum.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct WindowReading {
@@ -29,66 +37,112 @@ pub struct WindowReading {
     pub weight_sum: f64,
 }
 
-/// The non-empty granules of one window, newest last, at most `n` of them.
+/// At most this many bounded windows per signal (1h, 24h, 7d, 30d).
+const MAX_RINGS: usize = 4;
+
+/// All windows of one (entity, signal).
 ///
-/// Granules more than `n` behind the newest are dropped; `pruned_through` is one past the
-/// newest dropped granule, so a read that would need a dropped granule can say so instead
-/// of answering wrongly. Both fields depend only on the set of events, not their order.
+/// Each bounded window is a ring of its non-empty granules, newest last, at most `n` of
+/// them; the rings sit one after another in a single vector so that an update touches one
+/// allocation. Granules more than `n` behind a ring's newest are dropped, and
+/// `pruned_through[r]` is one past the newest dropped granule, so that a read needing a
+/// dropped granule says so instead of answering wrongly. All of it depends only on the set
+/// of events, not on their order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WindowRing {
+pub struct WindowSet {
     buckets: Vec<Bucket>,
-    pruned_through: u32,
+    lens: [u8; MAX_RINGS],
+    pruned_through: [u32; MAX_RINGS],
+    all_count: u64,
+    all_micros: i64,
 }
 
-impl WindowRing {
-    fn add(&mut self, granule: u32, n: u32, micros: i64) {
-        let newest = match self.buckets.last_mut() {
-            Some(last) if last.granule == granule => {
-                last.count = last.count.wrapping_add(1);
-                last.micros = last.micros.wrapping_add(micros);
-                return;
-            }
+fn granule_of(ts: i64, granule_ns: i64) -> u32 {
+    // ts is at most 2^62 ns and granules are at least a minute, so this fits in u32.
+    (ts / granule_ns) as u32
+}
+
+impl WindowSet {
+    pub fn new(_windows: &[Window]) -> Self {
+        WindowSet::default()
+    }
+
+    fn range(&self, ring: usize) -> std::ops::Range<usize> {
+        let start: usize = self.lens[..ring].iter().map(|l| *l as usize).sum();
+        start..start + self.lens[ring] as usize
+    }
+
+    pub fn prefetch_buckets(&self) {
+        if let Some(first) = self.buckets.first() {
+            prefetch(first);
+        }
+    }
+
+    /// `windows` is the signal's window list; bounded windows map to rings in order.
+    #[inline]
+    pub fn add(&mut self, windows: &[Window], ts: i64, micros: i64) {
+        self.all_count += 1;
+        self.all_micros = self.all_micros.wrapping_add(micros);
+        let bounded = windows.iter().filter_map(|w| w.granulation());
+        for (ring, (g, n)) in bounded.enumerate().take(MAX_RINGS) {
+            self.add_to_ring(ring, granule_of(ts, g), n, micros);
+        }
+    }
+
+    fn add_to_ring(&mut self, ring: usize, granule: u32, n: u32, micros: i64) {
+        let range = self.range(ring);
+        let newest = match self.buckets[range.clone()].last_mut() {
+            Some(last) if last.granule == granule => return last.bump(micros),
             Some(last) => last.granule,
             None => granule,
         };
         if granule.saturating_add(n) <= newest {
-            self.pruned_through = self.pruned_through.max(granule + 1);
+            self.pruned_through[ring] = self.pruned_through[ring].max(granule + 1);
             return;
         }
-        match self.buckets.binary_search_by_key(&granule, |b| b.granule) {
-            Ok(i) => {
-                let b = &mut self.buckets[i];
-                b.count = b.count.wrapping_add(1);
-                b.micros = b.micros.wrapping_add(micros);
-            }
-            Err(i) => self.buckets.insert(
-                i,
-                Bucket {
+        match self.buckets[range.clone()].binary_search_by_key(&granule, |b| b.granule) {
+            Ok(i) => self.buckets[range.start + i].bump(micros),
+            Err(i) => {
+                let bucket = Bucket {
                     granule,
                     count: 1,
                     micros,
-                },
-            ),
+                };
+                self.buckets.insert(range.start + i, bucket);
+                self.lens[ring] += 1;
+            }
         }
         if granule > newest {
-            let dead = self
-                .buckets
+            let range = self.range(ring);
+            let dead = self.buckets[range.clone()]
                 .partition_point(|b| b.granule.saturating_add(n) <= granule);
             if dead > 0 {
-                self.pruned_through = self.pruned_through.max(self.buckets[dead - 1].granule + 1);
-                self.buckets.drain(..dead);
+                let newest_dead = self.buckets[range.start + dead - 1].granule;
+                self.pruned_through[ring] = self.pruned_through[ring].max(newest_dead + 1);
+                self.buckets.drain(range.start..range.start + dead);
+                self.lens[ring] -= dead as u8;
             }
         }
     }
 
-    /// Sums granules `(at - n, at]`; `None` if one of them was dropped.
-    fn read(&self, at: u32, n: u32) -> Option<WindowReading> {
+    /// `None` if the read needs history this set no longer keeps.
+    pub fn read(&self, windows: &[Window], window: Window, at: i64) -> Option<WindowReading> {
+        let Some((g, n)) = window.granulation() else {
+            return Some(WindowReading {
+                count: self.all_count,
+                weight_sum: self.all_micros as f64 / MICROS_PER_UNIT,
+            });
+        };
+        let ring = windows
+            .iter()
+            .filter(|w| w.granulation().is_some())
+            .position(|w| *w == window)?;
+        let at = granule_of(at, g);
         let lo = (at + 1).saturating_sub(n);
-        if self.pruned_through > lo {
+        if self.pruned_through[ring] > lo {
             return None;
         }
-        let (count, micros) = self
-            .buckets
+        let (count, micros) = self.buckets[self.range(ring)]
             .iter()
             .filter(|b| (lo..=at).contains(&b.granule))
             .fold((0u64, 0i64), |(c, m), b| {
@@ -101,59 +155,6 @@ impl WindowRing {
     }
 }
 
-/// All windows of one (entity, signal): a ring per bounded window, plus all-time totals.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WindowSet {
-    rings: Vec<WindowRing>,
-    all_count: u64,
-    all_micros: i64,
-}
-
-fn granule_of(ts: i64, granule_ns: i64) -> u32 {
-    // ts is at most 2^62 ns and granules are at least a minute, so this fits in u32.
-    (ts / granule_ns) as u32
-}
-
-impl WindowSet {
-    pub fn new(windows: &[Window]) -> Self {
-        WindowSet {
-            rings: windows
-                .iter()
-                .filter(|w| w.granulation().is_some())
-                .map(|_| WindowRing::default())
-                .collect(),
-            all_count: 0,
-            all_micros: 0,
-        }
-    }
-
-    /// `windows` is the signal's window list, the same one this set was built with.
-    #[inline]
-    pub fn add(&mut self, windows: &[Window], ts: i64, micros: i64) {
-        self.all_count += 1;
-        self.all_micros = self.all_micros.wrapping_add(micros);
-        let bounded = windows.iter().filter_map(|w| w.granulation());
-        for (ring, (g, n)) in self.rings.iter_mut().zip(bounded) {
-            ring.add(granule_of(ts, g), n, micros);
-        }
-    }
-
-    /// `None` if the read needs history this set no longer keeps.
-    pub fn read(&self, windows: &[Window], window: Window, at: i64) -> Option<WindowReading> {
-        let Some((g, n)) = window.granulation() else {
-            return Some(WindowReading {
-                count: self.all_count,
-                weight_sum: self.all_micros as f64 / MICROS_PER_UNIT,
-            });
-        };
-        let slot = windows
-            .iter()
-            .filter(|w| w.granulation().is_some())
-            .position(|w| *w == window)?;
-        self.rings[slot].read(granule_of(at, g), n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,7 +163,7 @@ mod tests {
 
     #[test]
     fn one_hour_window_rolls_by_the_minute() {
-        let w = [Window::OneHour];
+        let w = [Window::OneHour, Window::TwentyFourHours];
         let mut s = WindowSet::new(&w);
         for m in 0..90 {
             s.add(&w, m * MIN, 1_000_000);
@@ -172,6 +173,10 @@ mod tests {
         assert_eq!(r.weight_sum, 60.0);
         assert_eq!(s.read(&w, Window::OneHour, 120 * MIN).unwrap().count, 29);
         assert_eq!(s.read(&w, Window::OneHour, 500 * MIN).unwrap().count, 0);
+        assert_eq!(
+            s.read(&w, Window::TwentyFourHours, 89 * MIN).unwrap().count,
+            90
+        );
         assert_eq!(s.read(&w, Window::AllTime, 0).unwrap().count, 90);
         assert!(
             s.read(&w, Window::OneHour, 40 * MIN).is_none(),

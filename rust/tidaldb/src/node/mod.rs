@@ -82,21 +82,28 @@ impl Node {
         Ok(self.stamp_and_apply(now, body))
     }
 
-    /// Validates every op first, then applies them all: a batch is written whole or not at all.
-    pub fn write_all(
-        &mut self,
-        now: Timestamp,
-        ops: &[ClientOp],
-        mut persist: impl FnMut(&Event),
-    ) -> Result<()> {
-        let mut bodies = Vec::with_capacity(ops.len());
-        for op in ops {
-            bodies.push(self.admit(now, *op)?);
+    /// Validates every op first, then stamps and applies them all: a batch is written whole
+    /// or not at all. Returns the events for the driver to persist.
+    pub fn write_all(&mut self, now: Timestamp, ops: &[ClientOp]) -> Result<Vec<Event>> {
+        let mut events = Vec::with_capacity(ops.len());
+        let first_seq = self.ledger.version_vector().get(self.cfg.id) + 1;
+        for (i, op) in ops.iter().enumerate() {
+            let body = self.admit(now, *op)?;
+            events.push(Event {
+                id: EventId {
+                    origin: self.cfg.id,
+                    seq: first_seq + i as u64,
+                },
+                hlc: HlcTimestamp::default(),
+                tenant: self.cfg.tenant,
+                body,
+            });
         }
-        for body in bodies {
-            persist(&self.stamp_and_apply(now, body));
+        for e in &mut events {
+            e.hlc = self.clock.now(now);
         }
-        Ok(())
+        self.ledger.apply_batch(&events)?;
+        Ok(events)
     }
 
     fn admit(&self, now: Timestamp, op: ClientOp) -> Result<EventBody> {

@@ -65,8 +65,8 @@ impl TidalDb {
                 let lock = DirLock::acquire(dir)?;
                 check_or_record_schema(dir, &schema)?;
                 let (wal, ledger, clock, report) =
-                    Wal::open(&default_wal_dir(dir), b.wal, &schema, |ledger, e| {
-                        ledger.apply(e).map(|_| ())
+                    Wal::open(&default_wal_dir(dir), b.wal, &schema, |ledger, events| {
+                        ledger.apply_batch(events)
                     })?;
                 tracing::info!(
                     dir = %dir.display(),
@@ -194,14 +194,7 @@ impl TidalDb {
     fn write_many(&self, ops: &[ClientOp]) -> Result<()> {
         let mut st = self.lock()?;
         st.check_writable()?;
-        let st = &mut *st;
-        let mut events = Vec::new();
-        let keep = st.disk.is_some();
-        st.node.write_all(Timestamp::now(), ops, |e| {
-            if keep {
-                events.push(*e)
-            }
-        })?;
+        let events = st.node.write_all(Timestamp::now(), ops)?;
         st.persist(&events)
     }
 

@@ -90,12 +90,12 @@ pub struct Wal {
 
 impl Wal {
     /// Opens (or creates) the log in `dir`, restoring the newest snapshot and replaying
-    /// every later event into the returned ledger.
+    /// every later event into the returned ledger, one batch at a time.
     pub fn open(
         dir: &Path,
         cfg: WalConfig,
         schema: &Arc<Schema>,
-        mut on_event: impl FnMut(&mut Ledger, &Event) -> Result<()>,
+        mut on_batch: impl FnMut(&mut Ledger, &[Event]) -> Result<()>,
     ) -> Result<(Wal, Ledger, HlcTimestamp, RecoveryReport)> {
         fs::create_dir_all(dir).map_err(TidalError::io(format!("creating {}", dir.display())))?;
         let mut report = RecoveryReport::default();
@@ -140,12 +140,15 @@ impl Wal {
                 if batch.header.first_seq != expected {
                     return Err(gap(expected, batch.header.first_seq));
                 }
-                for (k, event) in batch.events.iter().enumerate() {
-                    if expected + k as u64 > report.snapshot_lsn {
-                        on_event(&mut ledger, event)?;
-                        clock = clock.max(event.hlc);
-                        report.events_replayed += 1;
+                // Records at or below the snapshot's position are already in the ledger.
+                let skip = (report.snapshot_lsn + 1).saturating_sub(expected) as usize;
+                let fresh = &batch.events[skip.min(batch.events.len())..];
+                if !fresh.is_empty() {
+                    on_batch(&mut ledger, fresh)?;
+                    for e in fresh {
+                        clock = clock.max(e.hlc);
                     }
+                    report.events_replayed += fresh.len() as u64;
                 }
                 expected += batch.events.len() as u64;
             }

@@ -7,15 +7,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::segment::sync_dir;
 use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
 use crate::event::VersionVector;
-use crate::ledger::{EntityState, HiddenSet, Ledger, SignalLedger};
-use crate::schema::{EntityId, Schema, ShardId};
+use crate::ledger::{HiddenSet, Ledger, SignalLedger, SignalParts, SignalPartsRef};
+use crate::schema::{Schema, ShardId};
 
 const MAGIC: [u8; 4] = *b"TSNP";
 const VERSION: u16 = 1;
@@ -27,7 +26,7 @@ struct SnapshotRef<'a> {
     vv: &'a VersionVector,
     clock: HlcTimestamp,
     hidden: &'a HiddenSet,
-    signals: Vec<&'a FxHashMap<EntityId, EntityState>>,
+    signals: Vec<SignalPartsRef<'a>>,
 }
 
 /// Field for field the same as [`SnapshotRef`]: postcard is positional.
@@ -37,7 +36,7 @@ struct SnapshotOwned {
     vv: VersionVector,
     clock: HlcTimestamp,
     hidden: HiddenSet,
-    signals: Vec<FxHashMap<EntityId, EntityState>>,
+    signals: Vec<SignalParts>,
 }
 
 /// A ledger restored from a snapshot, with the log position it covers.
@@ -89,7 +88,7 @@ pub fn write(
         signals: ledger
             .signal_ledgers()
             .iter()
-            .map(|s| &s.entities)
+            .map(SignalLedger::parts)
             .collect(),
     };
     let payload = postcard::to_stdvec(&body).map_err(|e| TidalError::InvalidArgument {
@@ -157,12 +156,19 @@ pub fn read(path: &Path, schema: &std::sync::Arc<Schema>) -> Result<Restored> {
             detail: "the snapshot was taken under another schema".into(),
         });
     }
+    if body.signals.len() != schema.signals().len() {
+        return Err(corruption(
+            HEADER_LEN as u64,
+            "snapshot holds a different number of signals",
+        ));
+    }
     let signals = schema
         .signals()
         .iter()
         .zip(body.signals)
-        .map(|(def, entities)| SignalLedger::with_entities(def, entities))
-        .collect();
+        .map(|(def, parts)| SignalLedger::from_parts(def, parts))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| corruption(HEADER_LEN as u64, &e.to_string()))?;
     Ok(Restored {
         lsn,
         ledger: Ledger::from_parts(schema.clone(), signals, body.hidden, body.vv),
