@@ -22,20 +22,31 @@ const BATCH: usize = 100_000;
 const T0: i64 = 1_700_000_000_000_000_000;
 const HALF_LIFE_NS: f64 = 7.0 * 86_400e9;
 
-static FIGURES: Mutex<Vec<(String, f64)>> = Mutex::new(Vec::new());
+/// Per benchmark: total time and total elements over every sample criterion took.
+static FIGURES: Mutex<Vec<(String, Duration, u64)>> = Mutex::new(Vec::new());
 
-fn record(name: &str, per_element: Duration) {
+fn record(name: &str, elapsed: Duration, elements: u64) {
     if let Ok(mut f) = FIGURES.lock() {
-        f.retain(|(n, _)| n != name);
-        f.push((name.to_owned(), per_element.as_secs_f64() * 1e9));
+        match f.iter_mut().find(|(n, _, _)| n == name) {
+            Some((_, t, e)) => {
+                *t += elapsed;
+                *e += elements;
+            }
+            None => f.push((name.to_owned(), elapsed, elements)),
+        }
     }
 }
 
+/// Mean nanoseconds per element.
 fn figure(name: &str) -> f64 {
     FIGURES
         .lock()
         .ok()
-        .and_then(|f| f.iter().find(|(n, _)| n == name).map(|(_, v)| *v))
+        .and_then(|f| {
+            f.iter()
+                .find(|(n, _, _)| n == name)
+                .map(|(_, t, e)| t.as_secs_f64() * 1e9 / (*e).max(1) as f64)
+        })
         .unwrap_or(f64::NAN)
 }
 
@@ -99,10 +110,7 @@ fn bench_batch(
                 f(i);
             }
             let elapsed = start.elapsed();
-            record(
-                &format!("{group}/{name}"),
-                elapsed / (iters as u32 * elements as u32).max(1),
-            );
+            record(&format!("{group}/{name}"), elapsed, iters * elements as u64);
             elapsed
         })
     });

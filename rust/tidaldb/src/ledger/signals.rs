@@ -153,10 +153,10 @@ impl SignalLedger {
             if let Some(&ahead) = slots.get(i + PREFETCH_AHEAD) {
                 self.prefetch_slot(ahead);
             }
-            if let Some(&near) = slots.get(i + PREFETCH_AHEAD / 2) {
-                if let Some(w) = self.window_sets.get(near) {
-                    w.prefetch_buckets();
-                }
+            if let Some(&near) = slots.get(i + PREFETCH_AHEAD / 2)
+                && let Some(w) = self.window_sets.get(near)
+            {
+                w.prefetch_buckets();
             }
             self.apply_at(slots[i], origin, weight, ts);
         }

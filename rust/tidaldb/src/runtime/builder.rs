@@ -81,13 +81,12 @@ impl TidalDbBuilder {
             max_batch,
             max_delay,
         } = self.durability
+            && (max_batch == 0 || max_delay.is_zero())
         {
-            if max_batch == 0 || max_delay.is_zero() {
-                return Err(TidalError::InvalidArgument {
-                    name: "durability",
-                    reason: "Batched needs max_batch >= 1 and a non-zero max_delay".into(),
-                });
-            }
+            return Err(TidalError::InvalidArgument {
+                name: "durability",
+                reason: "Batched needs max_batch >= 1 and a non-zero max_delay".into(),
+            });
         }
         TidalDb::open_with(self, schema)
     }

@@ -95,10 +95,10 @@ impl TidalDb {
             schema,
             recovery,
         });
-        if let Durability::Batched { max_delay, .. } = b.durability {
-            if b.data_dir.is_some() {
-                spawn_flusher(Arc::downgrade(&shared), max_delay);
-            }
+        if let Durability::Batched { max_delay, .. } = b.durability
+            && b.data_dir.is_some()
+        {
+            spawn_flusher(Arc::downgrade(&shared), max_delay);
         }
         Ok(TidalDb { shared })
     }
@@ -376,10 +376,10 @@ impl State {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        if let Ok(state) = self.state.get_mut() {
-            if let Err(e) = state.commit() {
-                tracing::error!(error = %e, "final WAL commit at close failed");
-            }
+        if let Ok(state) = self.state.get_mut()
+            && let Err(e) = state.commit()
+        {
+            tracing::error!(error = %e, "final WAL commit at close failed");
         }
     }
 }

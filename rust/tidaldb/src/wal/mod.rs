@@ -24,9 +24,10 @@ use crate::ledger::Ledger;
 use crate::schema::{RegionId, Schema, ShardId, Timestamp};
 
 /// When an acknowledged write is on disk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {
     /// Every write call is synced before it returns. Nothing acknowledged is ever lost.
+    #[default]
     Immediate,
     /// Writes are synced in groups: once `max_batch` are pending, or the oldest has waited
     /// `max_delay`. A crash can lose the writes of the last `max_delay`; `flush()` syncs now.
@@ -34,12 +35,6 @@ pub enum Durability {
         max_batch: usize,
         max_delay: Duration,
     },
-}
-
-impl Default for Durability {
-    fn default() -> Self {
-        Durability::Immediate
-    }
 }
 
 #[derive(Clone, Copy, Debug)]
