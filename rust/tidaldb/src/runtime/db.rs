@@ -34,6 +34,7 @@ struct State {
     /// Set when a WAL write failed: memory may now be ahead of disk, so no further write
     /// may be acknowledged until the database is reopened and recovers from its log.
     failed: Option<String>,
+    closed: bool,
 }
 
 #[derive(Debug)]
@@ -91,6 +92,7 @@ impl TidalDb {
                 node,
                 disk,
                 failed: None,
+                closed: false,
             }),
             schema,
             recovery,
@@ -113,11 +115,26 @@ impl TidalDb {
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>> {
-        self.shared.state.lock().map_err(|_| {
+        let st = self.shared.state.lock().map_err(|_| {
             TidalError::Unavailable(
                 "a thread panicked while holding the database; reopen it".into(),
             )
-        })
+        })?;
+        if st.closed {
+            return Err(TidalError::Unavailable("the database is closed".into()));
+        }
+        Ok(st)
+    }
+
+    /// Syncs every write, releases the data directory (another process may open it as soon
+    /// as this returns), and makes every later call on any clone fail with `Unavailable`.
+    /// Dropping the last handle closes too, but only `close` reports a failed final sync.
+    pub fn close(&self) -> Result<()> {
+        let mut st = self.lock()?;
+        let synced = st.commit();
+        st.disk = None;
+        st.closed = true;
+        synced
     }
 
     fn resolve(&self, name: &str) -> Result<SignalIdx> {

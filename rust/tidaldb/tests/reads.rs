@@ -1,0 +1,235 @@
+//! Reads through the public `TidalDb` API against independent oracles: retrieval against a
+//! brute-force sort, velocity against its definition, linear decay and its horizon, hides
+//! against last-writer semantics, and the closed state.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use tidaldb::{
+    DecaySpec, EntityId, EntityKind, Retrieve, Schema, TidalDb, TidalError, Timestamp, Window,
+};
+
+const T0: i64 = 1_700_000_000_000_000_000;
+const HOUR: i64 = 3_600_000_000_000;
+
+fn ts(ns: i64) -> Timestamp {
+    Timestamp::from_nanos(ns).unwrap()
+}
+
+fn db() -> TidalDb {
+    let schema = Schema::builder()
+        .signal(
+            "view",
+            EntityKind::Item,
+            DecaySpec::Exponential {
+                half_life: Duration::from_secs(6 * 3600),
+            },
+        )
+        .windows(&[Window::OneHour, Window::TwentyFourHours])
+        .velocity(true)
+        .add()
+        .signal(
+            "like",
+            EntityKind::Item,
+            DecaySpec::Exponential {
+                half_life: Duration::from_secs(24 * 3600),
+            },
+        )
+        .add()
+        .signal(
+            "trial",
+            EntityKind::Item,
+            DecaySpec::Linear {
+                lifetime: Duration::from_secs(10 * 3600),
+            },
+        )
+        .add()
+        .build()
+        .unwrap();
+    TidalDb::builder()
+        .ephemeral()
+        .with_schema(schema)
+        .open()
+        .unwrap()
+}
+
+#[test]
+fn retrieve_matches_a_brute_force_ranking_and_never_returns_hidden_items() {
+    let db = db();
+    let user = EntityId(9);
+    let mut hidden = HashSet::new();
+    for i in 0..500u64 {
+        let t = ts(T0 + (i as i64 * 7919 % 1000) * 60_000_000_000);
+        db.signal("view", EntityId(i % 97), 1.0 + (i % 5) as f64, Some(t))
+            .unwrap();
+        db.signal("like", EntityId(i % 89), 0.5, Some(t)).unwrap();
+        if i % 11 == 0 {
+            db.hide_item(user, EntityId(i % 97)).unwrap();
+            hidden.insert(i % 97);
+        }
+        if i % 33 == 0 {
+            db.unhide_item(user, EntityId(i % 97)).unwrap();
+            hidden.remove(&(i % 97));
+        }
+    }
+    let at = ts(T0 + 30 * HOUR);
+    let candidates: Vec<EntityId> = (0..120u64).chain(0..10).map(EntityId).collect();
+    for limit in [1, 5, 50, 500] {
+        let q = Retrieve::builder()
+            .for_user(user)
+            .candidates(candidates.iter().copied())
+            .rank_by(&[("view", 1.0), ("like", 3.0)])
+            .limit(limit)
+            .at(at)
+            .build()
+            .unwrap();
+        let got = db.retrieve(&q).unwrap();
+
+        let mut oracle: Vec<(f64, u64)> = (0..120u64)
+            .filter(|i| !hidden.contains(i))
+            .map(|i| {
+                let v = db.read_decay_score_at(EntityId(i), "view", at).unwrap();
+                let l = db.read_decay_score_at(EntityId(i), "like", at).unwrap();
+                (v + 3.0 * l, i)
+            })
+            .collect();
+        oracle.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        oracle.truncate(limit);
+        let got_pairs: Vec<(f64, u64)> = got.items.iter().map(|s| (s.score, s.item.0)).collect();
+        assert_eq!(got_pairs, oracle, "limit {limit}");
+
+        let s = &got.stats;
+        assert_eq!(s.candidates_considered, 120, "duplicates are removed");
+        assert_eq!(
+            s.hidden_filtered,
+            (0..120).filter(|i| hidden.contains(i)).count()
+        );
+        assert_eq!(s.candidates_after_filter, 120 - s.hidden_filtered);
+        assert_eq!(s.returned, got.items.len());
+        assert!(!s.degraded && s.shards_unreachable.is_empty() && s.shards_reached.len() == 1);
+    }
+}
+
+#[test]
+fn retrieve_refuses_bad_requests() {
+    let db = db();
+    let no_terms = Retrieve::builder().candidates([EntityId(1)]).build();
+    assert!(matches!(no_terms, Err(TidalError::InvalidArgument { .. })));
+    let zero = Retrieve::builder()
+        .rank_by(&[("view", 1.0)])
+        .limit(0)
+        .build();
+    assert!(matches!(zero, Err(TidalError::InvalidArgument { .. })));
+    let nan = Retrieve::builder().rank_by(&[("view", f64::NAN)]).build();
+    assert!(matches!(nan, Err(TidalError::InvalidArgument { .. })));
+    let unknown = Retrieve::builder()
+        .rank_by(&[("nope", 1.0)])
+        .build()
+        .unwrap();
+    assert!(matches!(
+        db.retrieve(&unknown),
+        Err(TidalError::UnknownSignal { .. })
+    ));
+}
+
+#[test]
+fn velocity_is_weight_per_hour_over_the_shortest_window() {
+    let db = db();
+    for minute in 0..30i64 {
+        db.signal(
+            "view",
+            EntityId(1),
+            2.0,
+            Some(ts(T0 + minute * 60_000_000_000)),
+        )
+        .unwrap();
+    }
+    let at = ts(T0 + 29 * 60_000_000_000);
+    assert_eq!(db.read_velocity_at(EntityId(1), "view", at).unwrap(), 60.0);
+    assert!(matches!(
+        db.read_velocity_at(EntityId(1), "like", at),
+        Err(TidalError::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        db.read_window_at(EntityId(1), "like", Window::OneHour, at),
+        Err(TidalError::UnknownWindow { .. })
+    ));
+    assert_eq!(
+        db.read_window_at(EntityId(1), "like", Window::AllTime, at)
+            .unwrap()
+            .count,
+        0
+    );
+}
+
+#[test]
+fn linear_decay_reads_and_refuses_reads_before_its_horizon() {
+    let db = db();
+    db.signal("trial", EntityId(3), 10.0, Some(ts(T0))).unwrap();
+    assert_eq!(
+        db.read_decay_score_at(EntityId(3), "trial", ts(T0 + 5 * HOUR))
+            .unwrap(),
+        5.0
+    );
+    assert_eq!(
+        db.read_decay_score_at(EntityId(3), "trial", ts(T0 + 11 * HOUR))
+            .unwrap(),
+        0.0
+    );
+    // an event 20h later drops the first from memory: reads back at +5h are now refused
+    db.signal("trial", EntityId(3), 1.0, Some(ts(T0 + 20 * HOUR)))
+        .unwrap();
+    assert!(matches!(
+        db.read_decay_score_at(EntityId(3), "trial", ts(T0 + 5 * HOUR)),
+        Err(TidalError::BeforeRetainedHistory { .. })
+    ));
+    assert_eq!(
+        db.read_decay_score_at(EntityId(3), "trial", ts(T0 + 20 * HOUR))
+            .unwrap(),
+        1.0
+    );
+}
+
+#[test]
+fn the_latest_of_hide_and_unhide_wins() {
+    let db = db();
+    let (u, i) = (EntityId(1), EntityId(2));
+    assert!(!db.is_hidden(u, i).unwrap());
+    db.hide_item(u, i).unwrap();
+    assert!(db.is_hidden(u, i).unwrap());
+    db.unhide_item(u, i).unwrap();
+    assert!(!db.is_hidden(u, i).unwrap());
+    db.hide_item(u, i).unwrap();
+    assert!(db.is_hidden(u, i).unwrap());
+    assert!(!db.is_hidden(EntityId(5), i).unwrap(), "hides are per user");
+}
+
+#[test]
+fn a_closed_database_refuses_everything_and_releases_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Schema::builder()
+        .signal("c", EntityKind::Item, DecaySpec::Permanent)
+        .add()
+        .build()
+        .unwrap();
+    let open = || {
+        TidalDb::builder()
+            .with_data_dir(dir.path())
+            .with_schema(schema.clone())
+            .open()
+    };
+    let db = open().unwrap();
+    let clone = db.clone();
+    db.signal("c", EntityId(1), 1.0, None).unwrap();
+    db.close().unwrap();
+    assert!(matches!(
+        clone.signal("c", EntityId(1), 1.0, None),
+        Err(TidalError::Unavailable(_))
+    ));
+    assert!(matches!(
+        clone.read_decay_score(EntityId(1), "c"),
+        Err(TidalError::Unavailable(_))
+    ));
+    let reopened = open().expect("close must release the directory lock at once");
+    assert_eq!(reopened.read_decay_score(EntityId(1), "c").unwrap(), 1.0);
+}
