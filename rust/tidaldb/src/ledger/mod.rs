@@ -163,12 +163,7 @@ impl Ledger {
 
     fn check(&self, body: &EventBody) -> Result<()> {
         if let EventBody::Signal { signal, weight, .. } = body {
-            if self.schema.signal(*signal).is_none() {
-                return Err(TidalError::InvalidArgument {
-                    name: "signal",
-                    reason: format!("signal index {} is outside the schema", signal.0),
-                });
-            }
+            self.schema.checked(*signal)?;
             validate_weight(*weight)?;
         }
         Ok(())
@@ -194,12 +189,10 @@ impl Ledger {
     }
 
     fn signal_ledger(&self, signal: SignalIdx) -> Result<&SignalLedger> {
+        self.schema.checked(signal)?;
         self.signals
             .get(signal.0 as usize)
-            .ok_or_else(|| TidalError::InvalidArgument {
-                name: "signal",
-                reason: format!("signal index {} is outside the schema", signal.0),
-            })
+            .ok_or_else(|| TidalError::InvalidSchema("the ledger and its schema disagree".into()))
     }
 
     fn signal_name(&self, signal: SignalIdx) -> String {
@@ -245,13 +238,7 @@ impl Ledger {
 
     /// Weight per hour over the signal's shortest window.
     pub fn velocity(&self, signal: SignalIdx, entity: EntityId, at: Timestamp) -> Result<f64> {
-        let def = self
-            .schema
-            .signal(signal)
-            .ok_or_else(|| TidalError::InvalidArgument {
-                name: "signal",
-                reason: format!("signal index {} is outside the schema", signal.0),
-            })?;
+        let def = self.schema.checked(signal)?;
         let window = match (def.velocity, def.shortest_window()) {
             (true, Some(w)) => w,
             _ => {

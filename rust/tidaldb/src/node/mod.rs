@@ -114,12 +114,7 @@ impl Node {
                 weight,
                 ts,
             } => {
-                if self.ledger.schema().signal(signal).is_none() {
-                    return Err(TidalError::InvalidArgument {
-                        name: "signal",
-                        reason: format!("signal index {} is outside the schema", signal.0),
-                    });
-                }
+                self.ledger.schema().checked(signal)?;
                 EventBody::Signal {
                     signal,
                     entity,

@@ -49,6 +49,19 @@ impl Schema {
         self.signals.get(idx.0 as usize)
     }
 
+    /// Like [`Schema::signal`], for indices that arrive from outside (a peer, a file):
+    /// an index past the end is an error rather than a `None` to forget.
+    pub fn checked(&self, idx: SignalIdx) -> Result<&SignalDef> {
+        self.signal(idx).ok_or_else(|| TidalError::InvalidArgument {
+            name: "signal",
+            reason: format!(
+                "signal index {} is outside the schema, which has {} signals",
+                idx.0,
+                self.signals.len()
+            ),
+        })
+    }
+
     /// Resolves a signal name. A linear scan: schemas hold a handful of signals, and
     /// comparing a few short strings beats hashing one.
     pub fn resolve(&self, name: &str) -> Result<SignalIdx> {
