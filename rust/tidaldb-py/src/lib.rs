@@ -1,1 +1,26 @@
+//! `tidaldb._native`: the PyO3 face of the tidaldb core.
+//!
+//! Conversion and error mapping only: every decision about data lives in the core crate, so
+//! that Rust and Python users get the same behaviour. The public Python API is re-exported
+//! by `python/tidaldb/__init__.py`, and `_native.pyi` describes it for type checkers.
 
+mod convert;
+mod db;
+mod errors;
+mod logging;
+mod results;
+mod schema;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    logging::install(m.py())?;
+    m.add_class::<schema::PySchema>()?;
+    m.add_class::<db::PyDb>()?;
+    m.add_class::<results::PyResults>()?;
+    m.add_class::<results::PyScoredItem>()?;
+    m.add_class::<results::PyQueryStats>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

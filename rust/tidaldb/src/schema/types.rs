@@ -11,9 +11,18 @@ use crate::error::{Result, TidalError};
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
+#[repr(transparent)]
 pub struct EntityId(pub u64);
 
+// SAFETY: `EntityId` is `repr(transparent)` over `u64`, which is what the trait requires.
+unsafe impl bytemuck::TransparentWrapper<u64> for EntityId {}
+
 impl EntityId {
+    /// Views a slice of raw ids (a numpy `uint64` array, say) as entity ids, without a copy.
+    pub fn from_raw_slice(ids: &[u64]) -> &[EntityId] {
+        <EntityId as bytemuck::TransparentWrapper<u64>>::wrap_slice(ids)
+    }
+
     pub const fn new(id: u64) -> Self {
         EntityId(id)
     }

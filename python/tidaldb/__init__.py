@@ -1,0 +1,45 @@
+"""tidaldb: a database for engagement signals whose value decays with time.
+
+>>> import tidaldb
+>>> schema = tidaldb.Schema().signal("view", half_life="7d", windows=["1h", "24h"])
+>>> with tidaldb.Db(schema) as db:
+...     db.signal("view", 42, ts=1_700_000_000.0)
+...     round(db.score("view", 42, at=1_700_000_000.0 + 7 * 86_400), 9)
+0.5
+
+Durations are seconds (floats) or strings such as ``"7d"`` and ``"90m"``; times are Unix
+seconds as floats. Rust ``tracing`` events arrive on the ``logging`` logger ``tidaldb``.
+"""
+
+from __future__ import annotations
+
+from tidaldb.exceptions import (
+    Corruption,
+    InvalidArgument,
+    NotFound,
+    QuotaExceeded,
+    ReadOnly,
+    SchemaError,
+    TidalError,
+    Timeout,
+    Unavailable,
+)
+from tidaldb._native import Db, QueryStats, Results, Schema, ScoredItem, __version__
+
+__all__ = [
+    "Schema",
+    "Db",
+    "Results",
+    "ScoredItem",
+    "QueryStats",
+    "TidalError",
+    "SchemaError",
+    "InvalidArgument",
+    "NotFound",
+    "Corruption",
+    "Unavailable",
+    "ReadOnly",
+    "QuotaExceeded",
+    "Timeout",
+    "__version__",
+]

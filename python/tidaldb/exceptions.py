@@ -1,0 +1,61 @@
+"""The exceptions tidaldb raises.
+
+Every one derives from :class:`TidalError`, and also from the nearest built-in exception
+where one fits, so that ``except ValueError`` keeps working in code that does not know
+tidaldb. The Rust extension raises these classes with the core's own message.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TidalError",
+    "SchemaError",
+    "InvalidArgument",
+    "NotFound",
+    "Corruption",
+    "Unavailable",
+    "ReadOnly",
+    "QuotaExceeded",
+    "Timeout",
+]
+
+
+class TidalError(Exception):
+    """Base class of every error tidaldb raises."""
+
+
+class SchemaError(TidalError, ValueError):
+    """The schema is invalid, or does not match the data directory it is opened on."""
+
+
+class InvalidArgument(TidalError, ValueError):
+    """An argument is outside its domain: a NaN weight, a timestamp out of range, a
+    numpy array of the wrong dtype or shape, an unknown entity kind or window name."""
+
+
+class NotFound(TidalError, KeyError):
+    """A name that does not exist, such as a signal the schema does not declare."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its argument (repr); these messages are sentences, not keys.
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+class Corruption(TidalError):
+    """Bytes on disk fail their checksum or do not parse; the message names file and offset."""
+
+
+class Unavailable(TidalError):
+    """The database cannot serve the call: it is closed, open elsewhere, or its disk failed."""
+
+
+class ReadOnly(TidalError):
+    """The replica is configured read-only and refuses writes."""
+
+
+class QuotaExceeded(TidalError):
+    """A tenant's quota (rate, entities, storage) would be exceeded; nothing was written."""
+
+
+class Timeout(TidalError, TimeoutError):
+    """The operation did not complete in time."""

@@ -1,0 +1,64 @@
+//! Maps core errors onto the exception classes of `tidaldb.exceptions`.
+//!
+//! The classes are defined in Python so that they can subclass both `TidalError` and the
+//! nearest built-in (ValueError, KeyError, ...), which is awkward to express from Rust. They
+//! are imported once per interpreter and cached.
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+use tidaldb::{ErrorKind, TidalError};
+
+static SCHEMA_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static INVALID_ARGUMENT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static NOT_FOUND: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static CORRUPTION: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static UNAVAILABLE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+const MODULE: &str = "tidaldb.exceptions";
+
+/// The Python exception for a core error, carrying the core's own message.
+pub fn to_py(py: Python<'_>, err: TidalError) -> PyErr {
+    let (cell, name) = match err.kind() {
+        ErrorKind::Schema => (&SCHEMA_ERROR, "SchemaError"),
+        ErrorKind::InvalidArgument => (&INVALID_ARGUMENT, "InvalidArgument"),
+        ErrorKind::NotFound => (&NOT_FOUND, "NotFound"),
+        ErrorKind::Corruption => (&CORRUPTION, "Corruption"),
+        // An I/O failure means the database cannot serve the call; the message names the
+        // file and the operation, which is what the caller needs to act on it.
+        ErrorKind::Io | ErrorKind::Unavailable => (&UNAVAILABLE, "Unavailable"),
+    };
+    let message = err.to_string();
+    match cell.import(py, MODULE, name) {
+        Ok(class) => PyErr::from_type(class.clone(), message),
+        // Only reachable if the pure-Python half of the package is broken; still surface the
+        // original message rather than the import failure.
+        Err(_) => PyRuntimeError::new_err(message),
+    }
+}
+
+/// `Result<T, TidalError>` → `PyResult<T>`, for use with `?`.
+pub trait IntoPyResult<T> {
+    fn py_err(self, py: Python<'_>) -> PyResult<T>;
+}
+
+impl<T> IntoPyResult<T> for Result<T, TidalError> {
+    #[inline]
+    fn py_err(self, py: Python<'_>) -> PyResult<T> {
+        self.map_err(|e| to_py(py, e))
+    }
+}
+
+/// An `InvalidArgument` raised by the bindings themselves, for input the core never sees
+/// (a wrong numpy dtype, an unknown durability name). It goes through the core's error type
+/// so that its message reads like every other one.
+pub fn invalid(py: Python<'_>, name: &'static str, reason: impl Into<String>) -> PyErr {
+    to_py(
+        py,
+        TidalError::InvalidArgument {
+            name,
+            reason: reason.into(),
+        },
+    )
+}

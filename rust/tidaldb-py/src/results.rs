@@ -1,0 +1,275 @@
+//! What `Db.retrieve` returns, with reprs for the terminal and tables for notebooks.
+
+use numpy::PyArray1;
+use pyo3::exceptions::PyIndexError;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PySlice, PySliceMethods};
+use tidaldb::{QueryStats, Results, ScoredItem};
+
+/// Rows shown by `_repr_html_` before the table is cut short.
+const HTML_ROWS: usize = 50;
+
+#[pyclass(module = "tidaldb._native", name = "ScoredItem", frozen)]
+#[derive(Clone, Copy)]
+pub struct PyScoredItem {
+    #[pyo3(get)]
+    item: u64,
+    #[pyo3(get)]
+    score: f64,
+}
+
+#[pymethods]
+impl PyScoredItem {
+    fn __repr__(&self) -> String {
+        format!(
+            "ScoredItem(item={}, score={})",
+            self.item,
+            py_float(self.score)
+        )
+    }
+}
+
+impl From<ScoredItem> for PyScoredItem {
+    fn from(s: ScoredItem) -> Self {
+        PyScoredItem {
+            item: s.item.0,
+            score: s.score,
+        }
+    }
+}
+
+#[pyclass(module = "tidaldb._native", name = "QueryStats", frozen)]
+pub struct PyQueryStats {
+    #[pyo3(get)]
+    candidates_considered: usize,
+    #[pyo3(get)]
+    candidates_after_filter: usize,
+    #[pyo3(get)]
+    hidden_filtered: usize,
+    #[pyo3(get)]
+    returned: usize,
+    /// Seconds.
+    #[pyo3(get)]
+    elapsed: f64,
+    #[pyo3(get)]
+    degraded: bool,
+    #[pyo3(get)]
+    shards_reached: Vec<u16>,
+    #[pyo3(get)]
+    shards_unreachable: Vec<u16>,
+}
+
+impl From<&QueryStats> for PyQueryStats {
+    fn from(s: &QueryStats) -> Self {
+        PyQueryStats {
+            candidates_considered: s.candidates_considered,
+            candidates_after_filter: s.candidates_after_filter,
+            hidden_filtered: s.hidden_filtered,
+            returned: s.returned,
+            elapsed: s.elapsed.as_secs_f64(),
+            degraded: s.degraded,
+            shards_reached: s.shards_reached.iter().map(|s| s.0).collect(),
+            shards_unreachable: s.shards_unreachable.iter().map(|s| s.0).collect(),
+        }
+    }
+}
+
+impl PyQueryStats {
+    fn fields(&self) -> [(&'static str, String); 8] {
+        [
+            (
+                "candidates_considered",
+                self.candidates_considered.to_string(),
+            ),
+            (
+                "candidates_after_filter",
+                self.candidates_after_filter.to_string(),
+            ),
+            ("hidden_filtered", self.hidden_filtered.to_string()),
+            ("returned", self.returned.to_string()),
+            ("elapsed", py_float(self.elapsed)),
+            (
+                "degraded",
+                if self.degraded { "True" } else { "False" }.to_owned(),
+            ),
+            ("shards_reached", format!("{:?}", self.shards_reached)),
+            (
+                "shards_unreachable",
+                format!("{:?}", self.shards_unreachable),
+            ),
+        ]
+    }
+}
+
+#[pymethods]
+impl PyQueryStats {
+    fn __repr__(&self) -> String {
+        let parts: Vec<String> = self
+            .fields()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!("QueryStats({})", parts.join(", "))
+    }
+
+    fn _repr_html_(&self) -> String {
+        let mut html =
+            String::from("<table><thead><tr><th>stat</th><th>value</th></tr></thead><tbody>");
+        for (k, v) in self.fields() {
+            html.push_str(&format!("<tr><td>{k}</td><td>{}</td></tr>", escape(&v)));
+        }
+        html.push_str("</tbody></table>");
+        html
+    }
+}
+
+/// The top items, best first, and how the query went.
+#[pyclass(module = "tidaldb._native", name = "Results", frozen, sequence)]
+pub struct PyResults {
+    items: Vec<ScoredItem>,
+    stats: Py<PyQueryStats>,
+}
+
+impl PyResults {
+    pub fn new(py: Python<'_>, r: Results) -> PyResult<Self> {
+        Ok(PyResults {
+            stats: Py::new(py, PyQueryStats::from(&r.stats))?,
+            items: r.items,
+        })
+    }
+}
+
+#[pymethods]
+impl PyResults {
+    #[getter]
+    fn items(&self) -> Vec<PyScoredItem> {
+        self.items.iter().map(|&s| s.into()).collect()
+    }
+
+    #[getter]
+    fn stats(&self, py: Python<'_>) -> Py<PyQueryStats> {
+        self.stats.clone_ref(py)
+    }
+
+    fn __len__(&self) -> usize {
+        self.items.len()
+    }
+
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        PyList::new(py, self.items())?
+            .into_any()
+            .try_iter()
+            .map(Bound::into_any)
+    }
+
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        index: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Ok(slice) = index.cast::<PySlice>() {
+            let ind = slice.indices(self.items.len() as isize)?;
+            let picked: Vec<PyScoredItem> = (0..ind.slicelength)
+                .map(|k| self.items[(ind.start + k as isize * ind.step) as usize].into())
+                .collect();
+            return Ok(PyList::new(py, picked)?.into_any());
+        }
+        let i: isize = index.extract()?;
+        let n = self.items.len() as isize;
+        let at = if i < 0 { i + n } else { i };
+        if !(0..n).contains(&at) {
+            return Err(PyIndexError::new_err(format!(
+                "result index {i} out of range for {n} results"
+            )));
+        }
+        Ok(Bound::new(py, PyScoredItem::from(self.items[at as usize]))?.into_any())
+    }
+
+    /// `(items, scores)` as uint64 and float64 arrays, best first.
+    fn to_numpy<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<f64>>) {
+        let items: Vec<u64> = self.items.iter().map(|s| s.item.0).collect();
+        let scores: Vec<f64> = self.items.iter().map(|s| s.score).collect();
+        (
+            PyArray1::from_vec(py, items),
+            PyArray1::from_vec(py, scores),
+        )
+    }
+
+    fn __repr__(&self) -> String {
+        let shown: Vec<String> = self
+            .items
+            .iter()
+            .take(5)
+            .map(|s| format!("({}, {})", s.item.0, py_float(s.score)))
+            .collect();
+        let more = if self.items.len() > 5 { ", ..." } else { "" };
+        let st = self.stats.get();
+        format!(
+            "Results({} items [{}{more}], candidates={}, hidden_filtered={}, elapsed={})",
+            self.items.len(),
+            shown.join(", "),
+            st.candidates_considered,
+            st.hidden_filtered,
+            py_float(st.elapsed)
+        )
+    }
+
+    fn _repr_html_(&self) -> String {
+        let mut html = String::from(
+            "<table><thead><tr><th>rank</th><th>item</th><th>score</th></tr></thead><tbody>",
+        );
+        for (rank, s) in self.items.iter().take(HTML_ROWS).enumerate() {
+            html.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                rank + 1,
+                s.item.0,
+                py_float(s.score)
+            ));
+        }
+        if self.items.len() > HTML_ROWS {
+            html.push_str(&format!(
+                "<tr><td colspan=\"3\">… {} more</td></tr>",
+                self.items.len() - HTML_ROWS
+            ));
+        }
+        let st = self.stats.get();
+        html.push_str(&format!(
+            "</tbody></table><p>{} of {} candidates returned, {} hidden filtered, {} ms</p>",
+            st.returned,
+            st.candidates_considered,
+            st.hidden_filtered,
+            py_float(st.elapsed * 1e3)
+        ));
+        html
+    }
+}
+
+/// Floats as Python's `repr` prints them: shortest round-trip digits, ".0" on whole
+/// numbers, and scientific notation with a two-digit exponent outside [1e-4, 1e16).
+fn py_float(x: f64) -> String {
+    let a = x.abs();
+    if x.is_finite() && x != 0.0 && !(1e-4..1e16).contains(&a) {
+        let sci = format!("{x:e}");
+        return match sci.split_once('e') {
+            Some((mantissa, exp)) => {
+                let (sign, digits) = exp.strip_prefix('-').map_or(("+", exp), |d| ("-", d));
+                format!("{mantissa}e{sign}{digits:0>2}")
+            }
+            None => sci,
+        };
+    }
+    if x.is_finite() && x == x.trunc() {
+        format!("{x:.1}")
+    } else {
+        format!("{x}")
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
