@@ -95,25 +95,6 @@ impl CrdtSignalState {
     pub fn partials(&self) -> &[Partial] {
         &self.partials
     }
-
-    /// Takes `origin`'s partial from `other`. Used when a snapshot from a replica that has
-    /// applied more of `origin`'s events replaces ours: a partial is a pure function of its
-    /// origin's events, so adopting it is exact.
-    pub fn adopt_partial(&mut self, origin: NodeId, other: &CrdtSignalState) {
-        self.partials.retain(|p| p.origin != origin);
-        if let Some(p) = other.partials.iter().find(|p| p.origin == origin) {
-            let at = self.partials.partition_point(|q| q.origin < origin);
-            self.partials.insert(at, *p);
-        }
-    }
-
-    pub fn from_partials(mut partials: Vec<Partial>) -> Self {
-        partials.sort_by_key(|p| p.origin);
-        partials.dedup_by_key(|p| p.origin);
-        CrdtSignalState {
-            partials: SmallVec::from_vec(partials),
-        }
-    }
 }
 
 /// Linear decay keeps the live events themselves, because each one expires at its own time.

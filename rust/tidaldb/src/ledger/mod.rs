@@ -285,13 +285,4 @@ impl Ledger {
             pending: BTreeMap::new(),
         }
     }
-
-    /// Distinct (entity, signal) pairs with state; a measure of memory.
-    pub fn signal_count(&self) -> usize {
-        self.signals.len()
-    }
-
-    pub fn state_count(&self) -> usize {
-        self.signals.iter().map(SignalLedger::entity_count).sum()
-    }
 }

@@ -206,14 +206,6 @@ impl SignalLedger {
         }
     }
 
-    /// The decay state of one entity, for replicas that adopt partials and for tests.
-    pub fn exp_state(&self, entity: EntityId) -> Option<&CrdtSignalState> {
-        match (&self.states, self.slots.find(entity)) {
-            (DecayStates::Exp(v), Some(slot)) => v.get(slot),
-            _ => None,
-        }
-    }
-
     pub fn has_window(&self, window: Window) -> bool {
         self.windows.contains(&window)
     }

@@ -321,11 +321,6 @@ impl TidalDb {
     pub fn events_applied(&self) -> Result<u64> {
         Ok(self.lock()?.node.ledger().version_vector().sum())
     }
-
-    /// Runs `f` on the ledger under the lock: for tests and tools that need a consistent view.
-    pub fn with_ledger<R>(&self, f: impl FnOnce(&Ledger) -> R) -> Result<R> {
-        Ok(f(self.lock()?.node.ledger()))
-    }
 }
 
 impl State {

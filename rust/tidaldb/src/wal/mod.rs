@@ -268,18 +268,6 @@ impl Wal {
         Ok(lsn)
     }
 
-    /// Bytes of segments and snapshots on disk.
-    pub fn disk_bytes(&self) -> u64 {
-        fs::read_dir(&self.dir)
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok()?.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-
     pub fn next_lsn(&self) -> u64 {
         self.next_lsn
     }
