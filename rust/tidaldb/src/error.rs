@@ -39,8 +39,8 @@ pub enum TidalError {
     EmptyWindows { signal: String },
 
     #[error(
-        "schema error: signal {signal:?} asks for velocity but has no windows; \
-         velocity is measured over the shortest window, so declare one"
+        "schema error: signal {signal:?} asks for velocity but has no bounded window; \
+         velocity is measured over the shortest of 1h, 24h, 7d and 30d, so declare one"
     )]
     VelocityWithoutWindows { signal: String },
 
@@ -64,6 +64,22 @@ pub enum TidalError {
          in [0, {max}]"
     )]
     TimestampOutOfRange { ns: i128, max: i64 },
+
+    #[error(
+        "timestamp {ts_ns} ns is {ahead_ns} ns ahead of this node's clock, more than the allowed \
+         {max_skew_ns} ns; check the writer's clock, or raise max_future_skew"
+    )]
+    TimestampInFuture {
+        ts_ns: i64,
+        ahead_ns: i64,
+        max_skew_ns: i64,
+    },
+
+    #[error(
+        "reading {what} at {at_ns} ns overflows: the read is too far before the entity's \
+         events for the decayed value to be finite; read at a later time"
+    )]
+    ReadOverflow { what: String, at_ns: i64 },
 
     #[error("invalid argument {name}: {reason}")]
     InvalidArgument { name: &'static str, reason: String },
@@ -121,6 +137,8 @@ impl TidalError {
             | TimestampOutOfRange { .. }
             | InvalidArgument { .. }
             | BeforeRetainedHistory { .. }
+            | TimestampInFuture { .. }
+            | ReadOverflow { .. }
             | ClockSkew { .. } => ErrorKind::InvalidArgument,
             Corruption { .. } => ErrorKind::Corruption,
             Io { .. } => ErrorKind::Io,

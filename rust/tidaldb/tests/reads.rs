@@ -154,12 +154,18 @@ fn velocity_is_weight_per_hour_over_the_shortest_window() {
         db.read_window_at(EntityId(1), "like", Window::OneHour, at),
         Err(TidalError::UnknownWindow { .. })
     ));
-    assert_eq!(
-        db.read_window_at(EntityId(1), "like", Window::AllTime, at)
-            .unwrap()
-            .count,
-        0
-    );
+    // "all" exists on every signal with windows, and counts every applied event whatever
+    // the time of the read; a signal without windows keeps no counts at all.
+    assert!(matches!(
+        db.read_window_at(EntityId(1), "like", Window::AllTime, at),
+        Err(TidalError::UnknownWindow { .. })
+    ));
+    for read_at in [ts(T0), at, ts(T0 + 100 * HOUR)] {
+        let all = db
+            .read_window_at(EntityId(1), "view", Window::AllTime, read_at)
+            .unwrap();
+        assert_eq!((all.count, all.weight_sum), (30, 60.0));
+    }
 }
 
 #[test]

@@ -115,7 +115,7 @@ fn a_torn_last_batch_is_truncated_at_every_cut_point() {
         write_workload(&db, 20);
     }
     let seg = only_segment(dir.path());
-    let scanned = scan_segment(&seg).unwrap();
+    let scanned = scan_segment(&seg, true).unwrap();
     let whole = fs::read(&seg).unwrap();
     let last = scanned.batches.last().unwrap();
     let last_len = 64 + last.header.payload_len as usize;
@@ -165,7 +165,10 @@ fn a_flipped_byte_in_the_middle_is_corruption_naming_file_and_offset() {
     }
     let seg = only_segment(dir.path());
     let original = fs::read(&seg).unwrap();
-    let batch_len = 64 + scan_segment(&seg).unwrap().batches[0].header.payload_len as usize;
+    let batch_len = 64
+        + scan_segment(&seg, true).unwrap().batches[0]
+            .header
+            .payload_len as usize;
     // a payload byte of batch 10, a header byte of batch 11, and a byte of the last batch
     for at in [10 * batch_len + 70, 11 * batch_len + 9, original.len() - 3] {
         let mut bytes = original.clone();

@@ -95,6 +95,11 @@ impl CrdtSignalState {
     pub fn partials(&self) -> &[Partial] {
         &self.partials
     }
+
+    /// Checks what `add` maintains, for state read back from a snapshot.
+    pub fn is_well_formed(&self) -> bool {
+        self.partials.windows(2).all(|p| p[0].origin < p[1].origin)
+    }
 }
 
 /// Linear decay keeps the live events themselves, because each one expires at its own time.
@@ -144,6 +149,17 @@ impl LinearState {
 
     pub fn live_events(&self) -> usize {
         self.events.len()
+    }
+
+    /// Checks what `add` maintains, for state read back from a snapshot.
+    pub fn is_well_formed(&self) -> bool {
+        self.events
+            .windows(2)
+            .all(|p| (p[0].0, p[0].1.to_bits()) <= (p[1].0, p[1].1.to_bits()))
+            && self
+                .events
+                .iter()
+                .all(|(t, w)| *t <= self.newest && w.is_finite())
     }
 }
 

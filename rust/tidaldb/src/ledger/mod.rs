@@ -10,7 +10,7 @@ mod slots;
 mod windows;
 
 pub use hidden::HiddenSet;
-pub use signals::{DecayStates, SignalLedger, SignalParts, SignalPartsRef};
+pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
 pub use slots::EntitySlots;
 pub use windows::{MICROS_PER_UNIT, WindowReading, WindowSet};
 
@@ -20,6 +20,9 @@ use std::sync::Arc;
 use crate::error::{Result, TidalError};
 use crate::event::{Event, EventBody, VersionVector};
 use crate::schema::{EntityId, NodeId, Schema, SignalIdx, Timestamp, Window};
+
+/// Out-of-order events held back at most; past it, delivery must fill the gaps first.
+const MAX_PENDING: usize = 1 << 20;
 
 /// What [`Ledger::apply`] did with an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +100,13 @@ impl Ledger {
             return Ok(Applied::Duplicate);
         }
         if event.id.seq > next {
+            if self.pending.len() >= MAX_PENDING {
+                return Err(TidalError::Unavailable(format!(
+                    "{MAX_PENDING} events are already waiting for earlier ones from their \
+                     origins; deliver the missing events (from seq {next} of origin {}) first",
+                    origin.0
+                )));
+            }
             self.pending.insert((origin, event.id.seq), *event);
             return Ok(Applied::Buffered);
         }
@@ -154,9 +164,15 @@ impl Ledger {
                 ledger.apply_run(origin, run);
             }
         }
-        self.vv.advance(origin, start + events.len() as u64 - 1);
-        while let Some(e) = self.pending.remove(&(origin, self.vv.get(origin) + 1)) {
-            self.apply_in_order(&e);
+        let last = start + events.len() as u64 - 1;
+        self.vv.advance(origin, last);
+        if !self.pending.is_empty() {
+            // Buffered copies of events this batch just applied are duplicates now.
+            self.pending
+                .retain(|&(o, seq), _| o != origin || seq > last);
+            while let Some(e) = self.pending.remove(&(origin, self.vv.get(origin) + 1)) {
+                self.apply_in_order(&e);
+            }
         }
         Ok(())
     }
@@ -201,15 +217,26 @@ impl Ledger {
             .map_or_else(String::new, |s| s.name.clone())
     }
 
-    /// `Σ w·2^(-(at - t_i)/h)` over the applied events of this (entity, signal).
+    /// `Σ w·2^(-(at - t_i)/h)` over the applied events of this (entity, signal). A read
+    /// before some event counts it grown back by the same formula; if that overflows, the
+    /// read is refused rather than answered with infinity.
     #[inline]
     pub fn decay_score(&self, signal: SignalIdx, entity: EntityId, at: Timestamp) -> Result<f64> {
-        self.signal_ledger(signal)?
+        let score = self
+            .signal_ledger(signal)?
             .score(entity, at.as_nanos())
             .ok_or_else(|| TidalError::BeforeRetainedHistory {
                 what: format!("the linear score of {:?}", self.signal_name(signal)),
                 at_ns: at.as_nanos(),
+            })?;
+        if score.is_finite() {
+            Ok(score)
+        } else {
+            Err(TidalError::ReadOverflow {
+                what: format!("the score of {:?}", self.signal_name(signal)),
+                at_ns: at.as_nanos(),
             })
+        }
     }
 
     pub fn window(
@@ -220,7 +247,7 @@ impl Ledger {
         at: Timestamp,
     ) -> Result<WindowReading> {
         let ledger = self.signal_ledger(signal)?;
-        if window != Window::AllTime && !ledger.has_window(window) {
+        if !ledger.has_window(window) {
             let known: Vec<&str> = ledger.windows().iter().map(|w| w.as_str()).collect();
             return Err(TidalError::UnknownWindow {
                 signal: self.signal_name(signal),

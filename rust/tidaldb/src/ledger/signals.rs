@@ -9,18 +9,19 @@ use crate::crdt::{CrdtSignalState, HalfLife, LinearState};
 use crate::error::{Result, TidalError};
 use crate::schema::{DecaySpec, EntityId, NodeId, SignalDef, Window};
 
-/// Per-slot decay state; the variant follows the signal's [`DecaySpec`], so a signal's
-/// states are all of one kind and the hot loop does not branch per entity.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum DecayStates {
-    Exp(Vec<CrdtSignalState>),
-    Linear(Vec<LinearState>),
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Decay {
-    Exp(HalfLife),
-    Linear(i64),
+/// Per-slot decay state, together with the parameter it decays by. A signal's states are
+/// all of one kind, so the hot loop does not branch per entity, and no state can be paired
+/// with the wrong decay.
+#[derive(Clone, Debug)]
+enum States {
+    Exp {
+        half_life: HalfLife,
+        states: Vec<CrdtSignalState>,
+    },
+    Linear {
+        lifetime: i64,
+        states: Vec<LinearState>,
+    },
 }
 
 /// How many events ahead a batch prefetches the states it will update.
@@ -28,47 +29,47 @@ const PREFETCH_AHEAD: usize = 8;
 
 #[derive(Clone, Debug)]
 pub struct SignalLedger {
-    decay: Decay,
     windows: Vec<Window>,
     slots: EntitySlots,
-    states: DecayStates,
+    states: States,
     /// One per slot when the signal has windows, else empty.
     window_sets: Vec<WindowSet>,
 }
 
-/// A signal's state as a snapshot stores it: the keys in slot order and the parallel vectors.
+/// A signal's state as a snapshot stores it: the keys in slot order and the parallel
+/// vectors (one of `exp` and `linear` is empty, by the signal's decay).
 #[derive(Serialize)]
 pub struct SignalPartsRef<'a> {
     pub keys: &'a [EntityId],
-    pub states: &'a DecayStates,
+    pub exp: &'a [CrdtSignalState],
+    pub linear: &'a [LinearState],
     pub window_sets: &'a [WindowSet],
 }
 
+/// Field for field the same as [`SignalPartsRef`]: postcard is positional.
 #[derive(Deserialize)]
 pub struct SignalParts {
     pub keys: Vec<EntityId>,
-    pub states: DecayStates,
+    pub exp: Vec<CrdtSignalState>,
+    pub linear: Vec<LinearState>,
     pub window_sets: Vec<WindowSet>,
 }
 
 impl SignalLedger {
     pub fn new(def: &SignalDef) -> Self {
-        let (decay, states) = match def.decay {
-            DecaySpec::Exponential { half_life } => (
-                Decay::Exp(HalfLife(half_life.as_nanos() as f64)),
-                DecayStates::Exp(Vec::new()),
-            ),
-            DecaySpec::Permanent => (
-                Decay::Exp(HalfLife(f64::INFINITY)),
-                DecayStates::Exp(Vec::new()),
-            ),
-            DecaySpec::Linear { lifetime } => (
-                Decay::Linear(lifetime.as_nanos() as i64),
-                DecayStates::Linear(Vec::new()),
-            ),
+        let exp = |half_life| States::Exp {
+            half_life,
+            states: Vec::new(),
+        };
+        let states = match def.decay {
+            DecaySpec::Exponential { half_life } => exp(HalfLife(half_life.as_nanos() as f64)),
+            DecaySpec::Permanent => exp(HalfLife(f64::INFINITY)),
+            DecaySpec::Linear { lifetime } => States::Linear {
+                lifetime: lifetime.as_nanos() as i64,
+                states: Vec::new(),
+            },
         };
         SignalLedger {
-            decay,
             windows: def.windows.clone(),
             slots: EntitySlots::default(),
             states,
@@ -77,35 +78,56 @@ impl SignalLedger {
     }
 
     pub fn parts(&self) -> SignalPartsRef<'_> {
+        let (exp, linear): (&[CrdtSignalState], &[LinearState]) = match &self.states {
+            States::Exp { states, .. } => (states, &[]),
+            States::Linear { states, .. } => (&[], states),
+        };
         SignalPartsRef {
             keys: self.slots.keys(),
-            states: &self.states,
+            exp,
+            linear,
             window_sets: &self.window_sets,
         }
     }
 
-    /// Rebuilds a signal from snapshot parts, checking that they fit together and the schema.
+    /// Rebuilds a signal from snapshot parts. The parts were checksummed, but they are still
+    /// checked against the schema and against every invariant the write path keeps, so a
+    /// crafted file gets an error, never a panic later.
     pub fn from_parts(def: &SignalDef, parts: SignalParts) -> Result<Self> {
+        let inconsistent = |what: &str| TidalError::InvalidArgument {
+            name: "snapshot",
+            reason: format!("the state of signal {:?} is inconsistent: {what}", def.name),
+        };
         let mut ledger = SignalLedger::new(def);
         let n = parts.keys.len();
-        let states_len = match &parts.states {
-            DecayStates::Exp(v) => v.len(),
-            DecayStates::Linear(v) => v.len(),
+        let well_formed = match &mut ledger.states {
+            States::Exp { states, .. } if parts.linear.is_empty() && parts.exp.len() == n => {
+                *states = parts.exp;
+                states.iter().all(CrdtSignalState::is_well_formed)
+            }
+            States::Linear { states, .. } if parts.exp.is_empty() && parts.linear.len() == n => {
+                *states = parts.linear;
+                states.iter().all(LinearState::is_well_formed)
+            }
+            _ => {
+                return Err(inconsistent(
+                    "the decay states do not match the keys or the decay",
+                ));
+            }
         };
-        let same_kind = matches!(
-            (&ledger.states, &parts.states),
-            (DecayStates::Exp(_), DecayStates::Exp(_))
-                | (DecayStates::Linear(_), DecayStates::Linear(_))
-        );
         let windows_len = if def.windows.is_empty() { 0 } else { n };
-        if !same_kind || states_len != n || parts.window_sets.len() != windows_len {
-            return Err(TidalError::InvalidArgument {
-                name: "snapshot",
-                reason: format!("the state of signal {:?} is inconsistent", def.name),
-            });
+        if !well_formed || parts.window_sets.len() != windows_len {
+            return Err(inconsistent("malformed decay or window state"));
         }
-        ledger.slots = EntitySlots::from_keys(parts.keys);
-        ledger.states = parts.states;
+        if !parts
+            .window_sets
+            .iter()
+            .all(|w| w.is_well_formed(&def.windows))
+        {
+            return Err(inconsistent("malformed window buckets"));
+        }
+        ledger.slots = EntitySlots::from_keys(parts.keys)
+            .ok_or_else(|| inconsistent("an entity appears twice"))?;
         ledger.window_sets = parts.window_sets;
         Ok(ledger)
     }
@@ -116,11 +138,11 @@ impl SignalLedger {
         let (slot, created) = self.slots.find_or_insert(entity);
         if created {
             match &mut self.states {
-                DecayStates::Exp(v) => v.push(CrdtSignalState::default()),
-                DecayStates::Linear(v) => v.push(LinearState::default()),
+                States::Exp { states, .. } => states.push(CrdtSignalState::default()),
+                States::Linear { states, .. } => states.push(LinearState::default()),
             }
             if !self.windows.is_empty() {
-                self.window_sets.push(WindowSet::new(&self.windows));
+                self.window_sets.push(WindowSet::default());
             }
         }
         slot
@@ -128,11 +150,9 @@ impl SignalLedger {
 
     #[inline]
     fn apply_at(&mut self, slot: usize, origin: NodeId, weight: f64, ts: i64) {
-        match (&mut self.states, self.decay) {
-            (DecayStates::Exp(v), Decay::Exp(h)) => v[slot].add(origin, weight, ts, h),
-            (DecayStates::Linear(v), Decay::Linear(l)) => v[slot].add(weight, ts, l),
-            // `new` and `from_parts` pair the variants, so this arm is unreachable.
-            _ => {}
+        match &mut self.states {
+            States::Exp { half_life, states } => states[slot].add(origin, weight, ts, *half_life),
+            States::Linear { lifetime, states } => states[slot].add(weight, ts, *lifetime),
         }
         if let Some(w) = self.window_sets.get_mut(slot) {
             w.add(&self.windows, ts, to_micros(weight));
@@ -165,17 +185,9 @@ impl SignalLedger {
     #[inline]
     fn prefetch_slot(&self, slot: usize) {
         match &self.states {
-            DecayStates::Exp(v) => {
-                if let Some(s) = v.get(slot) {
-                    prefetch(s);
-                }
-            }
-            DecayStates::Linear(v) => {
-                if let Some(s) = v.get(slot) {
-                    prefetch(s);
-                }
-            }
-        }
+            States::Exp { states, .. } => states.get(slot).map(prefetch),
+            States::Linear { states, .. } => states.get(slot).map(prefetch),
+        };
         if let Some(w) = self.window_sets.get(slot) {
             prefetch(w);
         }
@@ -187,14 +199,14 @@ impl SignalLedger {
         let Some(slot) = self.slots.find(entity) else {
             return Some(0.0);
         };
-        match (&self.states, self.decay) {
-            (DecayStates::Exp(v), Decay::Exp(h)) => Some(v[slot].read(at, h)),
-            (DecayStates::Linear(v), Decay::Linear(l)) => v[slot].read(at, l),
-            _ => Some(0.0),
+        match &self.states {
+            States::Exp { half_life, states } => Some(states[slot].read(at, *half_life)),
+            States::Linear { lifetime, states } => states[slot].read(at, *lifetime),
         }
     }
 
-    /// `None` when the window needs history that was dropped.
+    /// `None` when the window needs history that was dropped. Only signals that declare
+    /// windows keep window state, so the caller checks `has_window` first.
     pub fn window(&self, entity: EntityId, window: Window, at: i64) -> Option<WindowReading> {
         match self
             .slots
@@ -206,8 +218,9 @@ impl SignalLedger {
         }
     }
 
+    /// Every signal with any window keeps an all-time total too.
     pub fn has_window(&self, window: Window) -> bool {
-        self.windows.contains(&window)
+        self.windows.contains(&window) || (window == Window::AllTime && !self.windows.is_empty())
     }
 
     pub fn windows(&self) -> &[Window] {

@@ -25,13 +25,18 @@ fn hash(e: EntityId) -> u64 {
 }
 
 impl EntitySlots {
-    /// Rebuilds the index over keys restored from a snapshot (their order is their slots).
-    pub fn from_keys(keys: Vec<EntityId>) -> Self {
+    /// Rebuilds the index over keys restored from a snapshot (their order is their slots);
+    /// `None` if a key appears twice.
+    pub fn from_keys(keys: Vec<EntityId>) -> Option<Self> {
         let mut table = HashTable::with_capacity(keys.len());
         for (slot, key) in keys.iter().enumerate() {
-            table.insert_unique(hash(*key), slot as u32, |&s| hash(keys[s as usize]));
+            let h = hash(*key);
+            if table.find(h, |&s| keys[s as usize] == *key).is_some() {
+                return None;
+            }
+            table.insert_unique(h, slot as u32, |&s| hash(keys[s as usize]));
         }
-        EntitySlots { table, keys }
+        Some(EntitySlots { table, keys })
     }
 
     #[inline]
@@ -97,7 +102,8 @@ mod tests {
             assert_eq!(s.find_or_insert(EntityId(*id)), (i, true));
         }
         assert_eq!(s.find_or_insert(EntityId(ids[42])), (42, false));
-        let rebuilt = EntitySlots::from_keys(s.keys().to_vec());
+        let rebuilt = EntitySlots::from_keys(s.keys().to_vec()).unwrap();
+        assert!(EntitySlots::from_keys(vec![EntityId(1), EntityId(2), EntityId(1)]).is_none());
         for (i, id) in ids.iter().enumerate() {
             assert_eq!(rebuilt.find(EntityId(*id)), Some(i));
         }

@@ -12,21 +12,24 @@ use crate::schema::Window;
 /// Fixed-point resolution of window weight sums: one millionth.
 pub const MICROS_PER_UNIT: f64 = 1e6;
 
-pub fn to_micros(weight: f64) -> i64 {
-    (weight * MICROS_PER_UNIT).round() as i64
+/// Weights are at most 1e6, so one event is at most 1e12 millionths; an `i128` sum of
+/// those cannot overflow in any plausible lifetime of a database, so plain addition is
+/// exact and order-independent.
+pub fn to_micros(weight: f64) -> i128 {
+    (weight * MICROS_PER_UNIT).round() as i128
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Bucket {
     granule: u32,
-    count: u32,
-    micros: i64,
+    count: u64,
+    micros: i128,
 }
 
 impl Bucket {
-    fn bump(&mut self, micros: i64) {
-        self.count = self.count.wrapping_add(1);
-        self.micros = self.micros.wrapping_add(micros);
+    fn bump(&mut self, micros: i128) {
+        self.count += 1;
+        self.micros += micros;
     }
 }
 
@@ -54,7 +57,7 @@ pub struct WindowSet {
     lens: [u8; MAX_RINGS],
     pruned_through: [u32; MAX_RINGS],
     all_count: u64,
-    all_micros: i64,
+    all_micros: i128,
 }
 
 fn granule_of(ts: i64, granule_ns: i64) -> u32 {
@@ -63,13 +66,26 @@ fn granule_of(ts: i64, granule_ns: i64) -> u32 {
 }
 
 impl WindowSet {
-    pub fn new(_windows: &[Window]) -> Self {
-        WindowSet::default()
-    }
-
     fn range(&self, ring: usize) -> std::ops::Range<usize> {
         let start: usize = self.lens[..ring].iter().map(|l| *l as usize).sum();
         start..start + self.lens[ring] as usize
+    }
+
+    /// Checks what `add` maintains, for state read back from a snapshot: the rings tile
+    /// the bucket vector, each is strictly ascending and no longer than its window.
+    pub fn is_well_formed(&self, windows: &[Window]) -> bool {
+        let bounded: Vec<u32> = windows
+            .iter()
+            .filter_map(|w| w.granulation())
+            .map(|(_, n)| n)
+            .collect();
+        let tiled = self.lens.iter().map(|l| *l as usize).sum::<usize>() == self.buckets.len();
+        tiled
+            && (0..MAX_RINGS).all(|r| {
+                let ring = &self.buckets[self.range(r)];
+                let limit = bounded.get(r).copied().unwrap_or(0) as usize;
+                ring.len() <= limit && ring.windows(2).all(|b| b[0].granule < b[1].granule)
+            })
     }
 
     pub fn prefetch_buckets(&self) {
@@ -80,16 +96,16 @@ impl WindowSet {
 
     /// `windows` is the signal's window list; bounded windows map to rings in order.
     #[inline]
-    pub fn add(&mut self, windows: &[Window], ts: i64, micros: i64) {
+    pub fn add(&mut self, windows: &[Window], ts: i64, micros: i128) {
         self.all_count += 1;
-        self.all_micros = self.all_micros.wrapping_add(micros);
+        self.all_micros += micros;
         let bounded = windows.iter().filter_map(|w| w.granulation());
         for (ring, (g, n)) in bounded.enumerate().take(MAX_RINGS) {
             self.add_to_ring(ring, granule_of(ts, g), n, micros);
         }
     }
 
-    fn add_to_ring(&mut self, ring: usize, granule: u32, n: u32, micros: i64) {
+    fn add_to_ring(&mut self, ring: usize, granule: u32, n: u32, micros: i128) {
         let range = self.range(ring);
         let newest = match self.buckets[range.clone()].last_mut() {
             Some(last) if last.granule == granule => return last.bump(micros),
@@ -145,9 +161,7 @@ impl WindowSet {
         let (count, micros) = self.buckets[self.range(ring)]
             .iter()
             .filter(|b| (lo..=at).contains(&b.granule))
-            .fold((0u64, 0i64), |(c, m), b| {
-                (c + b.count as u64, m.wrapping_add(b.micros))
-            });
+            .fold((0u64, 0i128), |(c, m), b| (c + b.count, m + b.micros));
         Some(WindowReading {
             count,
             weight_sum: micros as f64 / MICROS_PER_UNIT,
@@ -164,7 +178,7 @@ mod tests {
     #[test]
     fn one_hour_window_rolls_by_the_minute() {
         let w = [Window::OneHour, Window::TwentyFourHours];
-        let mut s = WindowSet::new(&w);
+        let mut s = WindowSet::default();
         for m in 0..90 {
             s.add(&w, m * MIN, 1_000_000);
         }
@@ -188,8 +202,8 @@ mod tests {
     fn arrival_order_does_not_matter() {
         let w = [Window::OneHour, Window::TwentyFourHours];
         let times: Vec<i64> = (0..200).map(|i| (i * 7919 % 3000) * MIN / 10).collect();
-        let mut a = WindowSet::new(&w);
-        let mut b = WindowSet::new(&w);
+        let mut a = WindowSet::default();
+        let mut b = WindowSet::default();
         for t in &times {
             a.add(&w, *t, 5);
         }

@@ -35,6 +35,10 @@ pub struct NodeConfig {
     pub tenant: TenantId,
     /// How far ahead of the local clock a remote HLC may be before it is refused.
     pub max_clock_drift: Duration,
+    /// How far ahead of the node's clock a client-given event timestamp may be. Scores read
+    /// before an event grow back exponentially, so an event dated years ahead would make
+    /// its entity's score overflow; a little skew between machines is fine.
+    pub max_future_skew: Duration,
 }
 
 impl Default for NodeConfig {
@@ -43,6 +47,7 @@ impl Default for NodeConfig {
             id: NodeId(0),
             tenant: TenantId::DEFAULT,
             max_clock_drift: HybridClock::DEFAULT_MAX_DRIFT,
+            max_future_skew: Duration::from_secs(300),
         }
     }
 }
@@ -119,12 +124,25 @@ impl Node {
                     signal,
                     entity,
                     weight: validate_weight(weight)?,
-                    ts: ts.unwrap_or(now),
+                    ts: self.check_not_future(now, ts.unwrap_or(now))?,
                 }
             }
             ClientOp::Hide { user, item } => EventBody::Hide { user, item },
             ClientOp::Unhide { user, item } => EventBody::Unhide { user, item },
         })
+    }
+
+    fn check_not_future(&self, now: Timestamp, ts: Timestamp) -> Result<Timestamp> {
+        let ahead = ts.as_nanos() - now.as_nanos();
+        let max = i64::try_from(self.cfg.max_future_skew.as_nanos()).unwrap_or(i64::MAX);
+        if ahead > max {
+            return Err(TidalError::TimestampInFuture {
+                ts_ns: ts.as_nanos(),
+                ahead_ns: ahead,
+                max_skew_ns: max,
+            });
+        }
+        Ok(ts)
     }
 
     #[inline]

@@ -8,7 +8,7 @@ pub use retrieve::{Retrieve, RetrieveBuilder};
 
 use std::cmp::Ordering;
 
-use crate::error::Result;
+use crate::error::{Result, TidalError};
 use crate::ledger::Ledger;
 use crate::schema::{ShardId, SignalIdx, Timestamp};
 
@@ -41,6 +41,12 @@ pub fn execute(ledger: &Ledger, q: &Retrieve, now: Timestamp, shard: ShardId) ->
         let mut score = 0.0;
         for &(signal, coefficient) in &terms {
             score += coefficient * ledger.decay_score(signal, item, at)?;
+        }
+        if !score.is_finite() {
+            return Err(TidalError::ReadOverflow {
+                what: format!("the ranking score of item {item}"),
+                at_ns: at.as_nanos(),
+            });
         }
         scored.push(ScoredItem { item, score });
     }

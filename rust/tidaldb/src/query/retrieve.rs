@@ -1,5 +1,7 @@
 //! The retrieval request: whose feed, which candidates, how to rank them, how many.
 
+use rustc_hash::FxHashSet;
+
 use crate::error::{Result, TidalError};
 use crate::schema::{EntityId, Timestamp};
 
@@ -7,7 +9,7 @@ use crate::schema::{EntityId, Timestamp};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Retrieve {
     pub(crate) user: Option<EntityId>,
-    /// Sorted and deduplicated, so no item can appear twice in the results.
+    /// Deduplicated, so no item can appear twice in the results.
     pub(crate) candidates: Vec<EntityId>,
     pub(crate) rank_by: Vec<(String, f64)>,
     pub(crate) limit: usize,
@@ -87,9 +89,11 @@ impl RetrieveBuilder {
         if limit == 0 {
             return Err(invalid("limit", "must be at least 1"));
         }
+        // Linear-time dedup that keeps the caller's order; ranking breaks ties by id anyway.
+        let mut seen =
+            FxHashSet::with_capacity_and_hasher(self.candidates.len(), Default::default());
         let mut candidates = self.candidates;
-        candidates.sort_unstable();
-        candidates.dedup();
+        candidates.retain(|c| seen.insert(*c));
         Ok(Retrieve {
             user: self.user,
             candidates,

@@ -53,6 +53,12 @@ impl TidalDbBuilder {
         self
     }
 
+    /// How far ahead of the wall clock a write's timestamp may be (default 5 minutes).
+    pub fn max_future_skew(mut self, skew: std::time::Duration) -> Self {
+        self.node.max_future_skew = skew;
+        self
+    }
+
     /// Take a snapshot after this many events (`0` turns automatic snapshots off).
     pub fn snapshot_every(mut self, events: u64) -> Self {
         self.snapshot_every = Some(events);

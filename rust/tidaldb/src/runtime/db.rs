@@ -129,9 +129,14 @@ impl TidalDb {
     /// Syncs every write, releases the data directory (another process may open it as soon
     /// as this returns), and makes every later call on any clone fail with `Unavailable`.
     /// Dropping the last handle closes too, but only `close` reports a failed final sync.
+    /// After a failed write nothing more is synced: that write was reported as failed.
     pub fn close(&self) -> Result<()> {
         let mut st = self.lock()?;
-        let synced = st.commit();
+        let synced = if st.failed.is_some() {
+            Ok(())
+        } else {
+            st.commit()
+        };
         st.disk = None;
         st.closed = true;
         synced
@@ -359,17 +364,28 @@ impl State {
     }
 
     fn commit(&mut self) -> Result<()> {
+        if self.failed.is_some() {
+            return self.check_writable();
+        }
         let Some(disk) = self.disk.as_mut() else {
             return Ok(());
         };
         if let Err(e) = disk.wal.commit() {
-            tracing::error!(error = %e, "WAL commit failed; refusing further writes");
             self.failed = Some(e.to_string());
+            tracing::error!(error = %e, "WAL commit failed; refusing further writes");
             return Err(e);
         }
         disk.oldest_pending = None;
         if disk.snapshot_every > 0 && disk.since_snapshot >= disk.snapshot_every {
-            self.snapshot()?;
+            // The writes are durable already; a failed snapshot only means a longer replay,
+            // so it is logged and retried after another interval, never reported as a
+            // failed write (a caller would retry it and count it twice).
+            if let Err(e) = self.snapshot() {
+                tracing::error!(error = %e, "automatic snapshot failed; will retry");
+                if let Some(disk) = self.disk.as_mut() {
+                    disk.since_snapshot = 0;
+                }
+            }
         }
         Ok(())
     }
@@ -389,6 +405,7 @@ impl State {
 impl Drop for Shared {
     fn drop(&mut self) {
         if let Ok(state) = self.state.get_mut()
+            && state.failed.is_none()
             && let Err(e) = state.commit()
         {
             tracing::error!(error = %e, "final WAL commit at close failed");
@@ -396,29 +413,37 @@ impl Drop for Shared {
     }
 }
 
-/// Commits batched writes whose oldest has waited `max_delay`, even when no further write
-/// arrives to trigger it. Holds only a weak handle, so it ends when the database does.
+/// Commits batched writes once the oldest has waited `max_delay`, even when no further
+/// write arrives to trigger it: it sleeps until the oldest pending write falls due, so no
+/// write waits more than 1.25 × `max_delay`. Holds only a weak handle, so it ends with the database.
 fn spawn_flusher(shared: Weak<Shared>, max_delay: Duration) {
-    let tick = max_delay.max(Duration::from_micros(100));
+    let floor = Duration::from_micros(100);
     let spawned = thread::Builder::new()
         .name("tidaldb-flusher".into())
         .spawn(move || {
+            let mut wait = max_delay;
             loop {
-                thread::sleep(tick);
+                thread::sleep(wait.max(floor));
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
                 let Ok(mut st) = shared.state.lock() else {
                     return;
                 };
-                let due = st
-                    .disk
-                    .as_ref()
-                    .and_then(|d| d.oldest_pending)
-                    .is_some_and(|t| t.elapsed() >= max_delay);
-                if due && st.failed.is_none() {
-                    let _ = st.commit();
+                if st.closed {
+                    return;
                 }
+                let oldest = st.disk.as_ref().and_then(|d| d.oldest_pending);
+                wait = match oldest {
+                    Some(t) if t.elapsed() >= max_delay => {
+                        // A failure is recorded in the state and reported to the next caller.
+                        let _ = st.commit();
+                        max_delay
+                    }
+                    Some(t) => max_delay.saturating_sub(t.elapsed()),
+                    // Idle: look again soon, so a write arriving now waits at most 1.25 x.
+                    None => max_delay / 4,
+                };
             }
         });
     if let Err(e) = spawned {

@@ -102,7 +102,7 @@ impl Schema {
                 });
             }
             validate_decay(s)?;
-            if s.velocity && s.windows.is_empty() {
+            if s.velocity && !s.windows.iter().any(|w| w.granulation().is_some()) {
                 return Err(TidalError::VelocityWithoutWindows {
                     signal: s.name.clone(),
                 });

@@ -44,14 +44,6 @@ const HOUR: i64 = 60 * MINUTE;
 const DAY: i64 = 24 * HOUR;
 
 impl Window {
-    pub const ALL: [Window; 5] = [
-        Window::OneHour,
-        Window::TwentyFourHours,
-        Window::SevenDays,
-        Window::ThirtyDays,
-        Window::AllTime,
-    ];
-
     /// `(granule length in ns, number of granules)`, or `None` for `AllTime`.
     pub const fn granulation(self) -> Option<(i64, u32)> {
         match self {

@@ -10,12 +10,14 @@
 //!     24    4 event count
 //!     28    4 payload length in bytes
 //!     32    8 timestamp (ns since the epoch, when the batch was written)
-//!     40    4 crc32c over the header (this field zeroed) and the payload
-//!     44   16 reserved, zero
+//!     40    4 crc32c of the header (bytes 40..48 zeroed) followed by the payload
+//!     44    4 crc32c of the header alone (bytes 44..48 zeroed); zero in v1
+//!     48   12 reserved, zero
 //!     60    2 shard id   (zero in v1)
 //!     62    2 region id  (zero in v1)
 //! ```
-//! All integers are little-endian.
+//! All integers are little-endian. The header's own checksum means a damaged length field
+//! is detected before it is trusted, so damage can never pass for a short, torn batch.
 
 use crate::schema::{RegionId, ShardId};
 
@@ -23,6 +25,7 @@ pub const HEADER_LEN: usize = 64;
 pub const MAGIC: [u8; 4] = *b"TIDA";
 pub const FORMAT_VERSION: u16 = 2;
 const CHECKSUM_AT: usize = 40;
+const HEADER_CHECKSUM_AT: usize = 44;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchHeader {
@@ -42,6 +45,7 @@ pub struct BatchHeader {
 pub enum HeaderError {
     BadMagic,
     UnknownVersion(u16),
+    BadHeaderChecksum,
 }
 
 fn u16_at(b: &[u8; HEADER_LEN], at: usize) -> u16 {
@@ -56,8 +60,15 @@ fn u64_at(b: &[u8; HEADER_LEN], at: usize) -> u64 {
     u64::from_le_bytes(x)
 }
 
+fn header_checksum(b: &[u8; HEADER_LEN]) -> u32 {
+    let mut zeroed = *b;
+    zeroed[HEADER_CHECKSUM_AT..HEADER_CHECKSUM_AT + 4].fill(0);
+    crc32c::crc32c(&zeroed)
+}
+
 impl BatchHeader {
-    pub fn encode(&self) -> [u8; HEADER_LEN] {
+    /// The header bytes without either checksum field.
+    fn encode_fields(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..4].copy_from_slice(&MAGIC);
         b[4..6].copy_from_slice(&self.version.to_le_bytes());
@@ -66,9 +77,18 @@ impl BatchHeader {
         b[24..28].copy_from_slice(&self.event_count.to_le_bytes());
         b[28..32].copy_from_slice(&self.payload_len.to_le_bytes());
         b[32..40].copy_from_slice(&self.timestamp_ns.to_le_bytes());
-        b[CHECKSUM_AT..CHECKSUM_AT + 4].copy_from_slice(&self.checksum.to_le_bytes());
         b[60..62].copy_from_slice(&self.shard.0.to_le_bytes());
         b[62..64].copy_from_slice(&self.region.0.to_le_bytes());
+        b
+    }
+
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = self.encode_fields();
+        b[CHECKSUM_AT..CHECKSUM_AT + 4].copy_from_slice(&self.checksum.to_le_bytes());
+        if self.version >= FORMAT_VERSION {
+            let h = header_checksum(&b);
+            b[HEADER_CHECKSUM_AT..HEADER_CHECKSUM_AT + 4].copy_from_slice(&h.to_le_bytes());
+        }
         b
     }
 
@@ -79,6 +99,9 @@ impl BatchHeader {
         let version = u16_at(b, 4);
         if version != 1 && version != FORMAT_VERSION {
             return Err(HeaderError::UnknownVersion(version));
+        }
+        if version >= FORMAT_VERSION && header_checksum(b) != u32_at(b, HEADER_CHECKSUM_AT) {
+            return Err(HeaderError::BadHeaderChecksum);
         }
         // v1 headers have zeros where v2 keeps the shard and region: they read as 0 / 0.
         Ok(BatchHeader {
@@ -94,16 +117,13 @@ impl BatchHeader {
         })
     }
 
-    /// crc32c over the header with the checksum field zeroed, then the payload.
+    /// crc32c over the header with both checksum fields zeroed, then the payload.
     pub fn compute_checksum(&self, payload: &[u8]) -> u32 {
-        let mut h = *self;
-        h.checksum = 0;
-        let crc = crc32c::crc32c(&h.encode());
+        let crc = crc32c::crc32c(&self.encode_fields());
         crc32c::crc32c_append(crc, payload)
     }
 
-    /// A header for `payload`, with its checksum filled in.
-    #[allow(clippy::too_many_arguments)]
+    /// A header for `payload`, with its checksums filled in.
     pub fn seal(
         first_seq: u64,
         event_count: u32,
@@ -144,11 +164,32 @@ mod tests {
     }
 
     #[test]
+    fn any_flipped_header_bit_is_detected() {
+        let b = BatchHeader::seal(10, 3, b"abc", 99, ShardId(7), RegionId(2)).encode();
+        for byte in 0..HEADER_LEN {
+            for bit in 0..8 {
+                let mut damaged = b;
+                damaged[byte] ^= 1 << bit;
+                assert!(
+                    BatchHeader::decode(&damaged).is_err(),
+                    "byte {byte} bit {bit}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn v1_headers_read_as_shard_zero_region_zero() {
-        let mut b = BatchHeader::seal(1, 1, b"x", 0, ShardId(0), RegionId(0)).encode();
-        b[4..6].copy_from_slice(&1u16.to_le_bytes());
-        let h = BatchHeader::decode(&b).unwrap();
-        assert_eq!((h.version, h.shard, h.region), (1, ShardId(0), RegionId(0)));
+        let mut h = BatchHeader::seal(1, 1, b"x", 0, ShardId(0), RegionId(0));
+        h.version = 1;
+        h.checksum = h.compute_checksum(b"x");
+        let mut b = h.encode();
+        assert_eq!(&b[44..48], &[0, 0, 0, 0], "v1 has no header checksum");
+        let read = BatchHeader::decode(&b).unwrap();
+        assert_eq!(
+            (read.version, read.shard, read.region),
+            (1, ShardId(0), RegionId(0))
+        );
         b[4..6].copy_from_slice(&9u16.to_le_bytes());
         assert_eq!(BatchHeader::decode(&b), Err(HeaderError::UnknownVersion(9)));
         b[0] = b'X';

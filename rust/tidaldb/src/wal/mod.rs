@@ -79,8 +79,9 @@ pub struct Wal {
     pending: Vec<u8>,
     pending_events: u32,
     pending_first_lsn: u64,
-    /// Whole batches (header + payload) sealed but not yet written.
+    /// Whole batches (header + payload) sealed but not yet written, and their events.
     sealed: Vec<u8>,
+    sealed_events: usize,
 }
 
 impl Wal {
@@ -96,8 +97,8 @@ impl Wal {
         let mut report = RecoveryReport::default();
         let snapshots = snapshot::list_snapshots(dir, cfg.shard)?;
         let (mut ledger, mut clock) = match snapshots.last() {
-            Some((_, path)) => {
-                let restored = snapshot::read(path, schema)?;
+            Some((lsn, path)) => {
+                let restored = snapshot::read(path, *lsn, schema)?;
                 report.snapshot_lsn = restored.lsn;
                 (restored.ledger, restored.clock)
             }
@@ -122,24 +123,33 @@ impl Wal {
         };
         for (i, (first, path)) in segments.iter().enumerate() {
             let last_segment = i + 1 == segments.len();
-            let scanned = scan_segment(path)?;
-            let gap = |expected: u64, found: u64| TidalError::Corruption {
+            let scanned = scan_segment(path, last_segment)?;
+            let corruption = |offset: u64, detail: String| TidalError::Corruption {
                 path: path.clone(),
-                offset: 0,
-                detail: format!("expected log seq {expected}, found {found}: records are missing"),
+                offset,
+                detail,
+            };
+            let gap = |expected: u64, found: u64, offset: u64| {
+                corruption(
+                    offset,
+                    format!("expected log seq {expected}, found {found}: records are missing"),
+                )
             };
             if *first != expected {
-                return Err(gap(expected, *first));
+                return Err(gap(expected, *first, 0));
             }
             for batch in &scanned.batches {
                 if batch.header.first_seq != expected {
-                    return Err(gap(expected, batch.header.first_seq));
+                    return Err(gap(expected, batch.header.first_seq, batch.offset));
                 }
                 // Records at or below the snapshot's position are already in the ledger.
                 let skip = (report.snapshot_lsn + 1).saturating_sub(expected) as usize;
                 let fresh = &batch.events[skip.min(batch.events.len())..];
                 if !fresh.is_empty() {
-                    on_batch(&mut ledger, fresh)?;
+                    // The checksum passed, so a record the ledger refuses was written wrong.
+                    on_batch(&mut ledger, fresh).map_err(|e| {
+                        corruption(batch.offset, format!("a logged record is invalid: {e}"))
+                    })?;
                     for e in fresh {
                         clock = clock.max(e.hlc);
                     }
@@ -148,13 +158,6 @@ impl Wal {
                 expected += batch.events.len() as u64;
             }
             if scanned.torn_bytes > 0 {
-                if !last_segment {
-                    return Err(TidalError::Corruption {
-                        path: path.clone(),
-                        offset: scanned.valid_len,
-                        detail: "an incomplete batch in a segment that is not the last".into(),
-                    });
-                }
                 tracing::warn!(
                     path = %path.display(),
                     offset = scanned.valid_len,
@@ -178,6 +181,7 @@ impl Wal {
             pending_events: 0,
             pending_first_lsn: expected,
             sealed: Vec::new(),
+            sealed_events: 0,
         };
         Ok((wal, ledger, clock, report))
     }
@@ -202,7 +206,7 @@ impl Wal {
 
     /// Events appended but not yet committed.
     pub fn uncommitted(&self) -> usize {
-        self.pending_events as usize + usize::from(!self.sealed.is_empty())
+        self.pending_events as usize + self.sealed_events
     }
 
     fn seal(&mut self) {
@@ -219,19 +223,23 @@ impl Wal {
         );
         self.sealed.extend_from_slice(&header.encode());
         self.sealed.extend_from_slice(&self.pending);
+        self.sealed_events += self.pending_events as usize;
         self.pending.clear();
         self.pending_events = 0;
     }
 
-    /// Writes every pending batch with one write and one sync: group commit.
+    /// Writes every pending batch with one write and one sync: group commit. The batches
+    /// are handed over either way: after an error they are not retried, because the caller
+    /// was told they failed (the driver then refuses further writes).
     pub fn commit(&mut self) -> Result<()> {
         self.seal();
         if self.sealed.is_empty() {
             return Ok(());
         }
-        self.writer.write(&self.sealed)?;
+        let batches = std::mem::take(&mut self.sealed);
+        self.sealed_events = 0;
+        self.writer.write(&batches)?;
         self.writer.sync()?;
-        self.sealed.clear();
         if self.writer.len >= self.cfg.segment_bytes {
             self.roll()?;
         }

@@ -76,11 +76,18 @@ impl SegmentWriter {
         Ok(SegmentWriter { path, file, len })
     }
 
+    /// Appends `bytes`, or on failure cuts the file back to where it was, so that a failed
+    /// batch leaves no partial bytes for a later append to land behind.
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file.write_all(bytes).map_err(TidalError::io(format!(
-            "appending to {}",
-            self.path.display()
-        )))?;
+        if let Err(e) = self.file.write_all(bytes) {
+            if let Err(cut) = self.file.set_len(self.len) {
+                tracing::error!(error = %cut, path = %self.path.display(), "could not cut back a failed append");
+            }
+            return Err(TidalError::Io {
+                context: format!("appending to {}", self.path.display()),
+                source: e,
+            });
+        }
         self.len += bytes.len() as u64;
         Ok(())
     }
@@ -94,6 +101,8 @@ impl SegmentWriter {
 
 /// One whole batch read back from a segment.
 pub struct ScannedBatch {
+    /// Byte offset of the batch header in its segment.
+    pub offset: u64,
     pub header: BatchHeader,
     pub events: Vec<Event>,
 }
@@ -103,77 +112,133 @@ pub struct ScannedSegment {
     pub batches: Vec<ScannedBatch>,
     /// Bytes up to the end of the last whole batch.
     pub valid_len: u64,
-    /// Bytes after it: a torn tail (only legal in the last segment).
+    /// Bytes after it: a torn tail, only ever accepted in the last segment.
     pub torn_bytes: u64,
 }
 
-/// Reads every batch of a segment. A short batch at the very end is a torn tail, and so is
-/// a run of zero bytes (a file extended but never written). Anything else that fails to
-/// parse or checksum is corruption, reported with the file and offset, never skipped.
-pub fn scan_segment(path: &Path) -> Result<ScannedSegment> {
-    let bytes = fs::read(path).map_err(TidalError::io(format!("reading {}", path.display())))?;
-    let corruption = |offset: usize, detail: String| TidalError::Corruption {
-        path: path.to_path_buf(),
-        offset: offset as u64,
-        detail,
+/// What is wrong with the bytes at some offset.
+enum Damage {
+    /// Fewer bytes than a header.
+    Short,
+    /// A valid header whose payload runs past the end of the file.
+    PayloadPastEnd,
+    /// The header does not parse or fails its checksum.
+    Header(String),
+    /// A valid header whose payload fails its checksum; `end` is where the batch would end.
+    Payload { end: usize, detail: String },
+    /// Checksums pass but the records do not decode: never a torn write.
+    Records { at: usize, detail: String },
+}
+
+/// Where the run of zero bytes that ends the file starts (the length if there is none).
+fn zero_tail_start(bytes: &[u8]) -> usize {
+    bytes.len() - bytes.iter().rev().take_while(|b| **b == 0).count()
+}
+
+/// True when damage at `at` is what an interrupted append leaves: a short batch, a
+/// payload cut off by the end of the file, or a file extended with zeros (whole sectors)
+/// that never received its data. Anything else is corruption.
+fn is_torn(bytes: &[u8], at: usize, damage: &Damage) -> bool {
+    const SECTOR: usize = 512;
+    let zeros = zero_tail_start(bytes);
+    match damage {
+        Damage::Short | Damage::PayloadPastEnd => true,
+        _ if zeros <= at => true,
+        Damage::Header(_) => zeros < at + HEADER_LEN,
+        Damage::Payload { end, .. } => {
+            *end == bytes.len() && zeros < *end && zeros.is_multiple_of(SECTOR)
+        }
+        Damage::Records { .. } => false,
+    }
+}
+
+fn parse_batch(bytes: &[u8], at: usize) -> Result<ScannedBatch, Damage> {
+    let rest = &bytes[at..];
+    let Some(raw) = rest.first_chunk::<HEADER_LEN>() else {
+        return Err(Damage::Short);
     };
+    let header = BatchHeader::decode(raw).map_err(|e| {
+        Damage::Header(match e {
+            HeaderError::BadMagic => "bad batch magic (expected \"TIDA\")".into(),
+            HeaderError::BadHeaderChecksum => "batch header checksum mismatch".into(),
+            HeaderError::UnknownVersion(v) => {
+                format!(
+                    "batch format version {v} is newer than this build understands; upgrade tidaldb"
+                )
+            }
+        })
+    })?;
+    let end = HEADER_LEN + header.payload_len as usize;
+    let payload = rest.get(HEADER_LEN..end).ok_or(Damage::PayloadPastEnd)?;
+    let actual = header.compute_checksum(payload);
+    if actual != header.checksum {
+        return Err(Damage::Payload {
+            end: at + end,
+            detail: format!(
+                "batch checksum mismatch (stored {:#010x}, computed {actual:#010x})",
+                header.checksum
+            ),
+        });
+    }
+    let mut reader = Reader::new(payload);
+    let mut events = Vec::with_capacity((header.event_count as usize).min(payload.len() / 32 + 1));
+    while !reader.is_empty() {
+        let record_at = at + HEADER_LEN + reader.pos;
+        let event = decode_event(&mut reader).map_err(|detail| Damage::Records {
+            at: record_at,
+            detail,
+        })?;
+        events.push(event);
+    }
+    if events.len() != header.event_count as usize {
+        return Err(Damage::Records {
+            at,
+            detail: format!(
+                "batch declares {} events but holds {}",
+                header.event_count,
+                events.len()
+            ),
+        });
+    }
+    Ok(ScannedBatch {
+        offset: at as u64,
+        header,
+        events,
+    })
+}
+
+/// Reads every batch of a segment. In the last segment, the damage an interrupted append
+/// leaves is reported as a torn tail (the caller truncates it); anything else, and any
+/// damage in an earlier segment, is corruption naming the file and offset. Nothing is
+/// ever skipped.
+pub fn scan_segment(path: &Path, is_last: bool) -> Result<ScannedSegment> {
+    let bytes = fs::read(path).map_err(TidalError::io(format!("reading {}", path.display())))?;
     let mut batches = Vec::new();
     let mut at = 0usize;
     while at < bytes.len() {
-        let rest = &bytes[at..];
-        if rest.len() < HEADER_LEN {
-            break;
-        }
-        let mut raw = [0u8; HEADER_LEN];
-        raw.copy_from_slice(&rest[..HEADER_LEN]);
-        let header = match BatchHeader::decode(&raw) {
-            Ok(h) => h,
-            Err(HeaderError::BadMagic) if rest.iter().all(|b| *b == 0) => break,
-            Err(HeaderError::BadMagic) => {
-                return Err(corruption(at, "bad batch magic (expected \"TIDA\")".into()));
+        match parse_batch(&bytes, at) {
+            Ok(batch) => {
+                at += HEADER_LEN + batch.header.payload_len as usize;
+                batches.push(batch);
             }
-            Err(HeaderError::UnknownVersion(v)) => {
-                return Err(corruption(
-                    at,
-                    format!(
-                        "batch format version {v} is newer than this build understands; upgrade tidaldb"
+            Err(damage) if is_last && is_torn(&bytes, at, &damage) => break,
+            Err(damage) => {
+                let (offset, detail) = match damage {
+                    Damage::Short => (at, "an incomplete batch header".to_owned()),
+                    Damage::PayloadPastEnd => (
+                        at,
+                        "a batch whose payload runs past the end of the file".to_owned(),
                     ),
-                ));
+                    Damage::Header(d) | Damage::Payload { detail: d, .. } => (at, d),
+                    Damage::Records { at, detail } => (at, detail),
+                };
+                return Err(TidalError::Corruption {
+                    path: path.to_path_buf(),
+                    offset: offset as u64,
+                    detail,
+                });
             }
-        };
-        let end = HEADER_LEN + header.payload_len as usize;
-        if rest.len() < end {
-            break;
         }
-        let payload = &rest[HEADER_LEN..end];
-        let actual = header.compute_checksum(payload);
-        if actual != header.checksum {
-            return Err(corruption(
-                at,
-                format!(
-                    "batch checksum mismatch (stored {:#010x}, computed {actual:#010x})",
-                    header.checksum
-                ),
-            ));
-        }
-        let mut reader = Reader::new(payload);
-        let mut events = Vec::with_capacity(header.event_count as usize);
-        while !reader.is_empty() {
-            let record_at = at + HEADER_LEN + reader.pos;
-            events.push(decode_event(&mut reader).map_err(|d| corruption(record_at, d))?);
-        }
-        if events.len() != header.event_count as usize {
-            return Err(corruption(
-                at,
-                format!(
-                    "batch declares {} events but holds {}",
-                    header.event_count,
-                    events.len()
-                ),
-            ));
-        }
-        batches.push(ScannedBatch { header, events });
-        at += end;
     }
     Ok(ScannedSegment {
         batches,

@@ -19,6 +19,16 @@ use crate::schema::{Schema, ShardId};
 const MAGIC: [u8; 4] = *b"TSNP";
 const VERSION: u16 = 1;
 const HEADER_LEN: usize = 32;
+const CRC_AT: usize = 24;
+/// Log positions stay far below this; a larger one in a file is damage, not history.
+const MAX_LSN: u64 = 1 << 62;
+
+/// crc32c over the header (its crc field zeroed) and the payload: every byte is covered.
+fn checksum(header: &[u8; HEADER_LEN], payload: &[u8]) -> u32 {
+    let mut h = *header;
+    h[CRC_AT..CRC_AT + 4].fill(0);
+    crc32c::crc32c_append(crc32c::crc32c(&h), payload)
+}
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {
@@ -100,7 +110,8 @@ pub fn write(
     header[4..6].copy_from_slice(&VERSION.to_le_bytes());
     header[8..16].copy_from_slice(&lsn.to_le_bytes());
     header[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-    header[24..28].copy_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+    let crc = checksum(&header, &payload);
+    header[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
 
     let tmp = dir.join("snapshot.tmp");
     let path = dir.join(snapshot_name(shard, lsn));
@@ -117,36 +128,43 @@ pub fn write(
     Ok(path)
 }
 
-/// Reads and verifies a snapshot, and rebuilds the ledger it holds.
-pub fn read(path: &Path, schema: &std::sync::Arc<Schema>) -> Result<Restored> {
+/// Reads and verifies a snapshot, and rebuilds the ledger it holds. `expected_lsn` is the
+/// position its file name gives, which the header must repeat.
+pub fn read(path: &Path, expected_lsn: u64, schema: &std::sync::Arc<Schema>) -> Result<Restored> {
     let bytes = fs::read(path).map_err(TidalError::io(format!("reading {}", path.display())))?;
     let corruption = |offset: u64, detail: &str| TidalError::Corruption {
         path: path.to_path_buf(),
         offset,
         detail: detail.to_owned(),
     };
-    if bytes.len() < HEADER_LEN || bytes[0..4] != MAGIC {
-        return Err(corruption(
-            0,
-            "not a tidaldb snapshot (bad magic or too short)",
-        ));
+    let Some(header) = bytes.first_chunk::<HEADER_LEN>() else {
+        return Err(corruption(0, "not a tidaldb snapshot (too short)"));
+    };
+    if header[0..4] != MAGIC {
+        return Err(corruption(0, "not a tidaldb snapshot (bad magic)"));
+    }
+    let payload = &bytes[HEADER_LEN..];
+    let stored_crc = u32::from_le_bytes([header[24], header[25], header[26], header[27]]);
+    if checksum(header, payload) != stored_crc {
+        return Err(corruption(0, "snapshot checksum mismatch"));
     }
     let u64_at = |at: usize| {
         let mut x = [0u8; 8];
-        x.copy_from_slice(&bytes[at..at + 8]);
+        x.copy_from_slice(&header[at..at + 8]);
         u64::from_le_bytes(x)
     };
-    if u16::from_le_bytes([bytes[4], bytes[5]]) != VERSION {
+    if u16::from_le_bytes([header[4], header[5]]) != VERSION {
         return Err(corruption(4, "unknown snapshot version; upgrade tidaldb"));
     }
     let lsn = u64_at(8);
-    let len = u64_at(16) as usize;
-    let crc = u32::from_le_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]);
-    let payload = bytes
-        .get(HEADER_LEN..HEADER_LEN + len)
-        .ok_or_else(|| corruption(16, "payload shorter than its declared length"))?;
-    if crc32c::crc32c(payload) != crc {
-        return Err(corruption(HEADER_LEN as u64, "snapshot checksum mismatch"));
+    if lsn != expected_lsn || lsn > MAX_LSN {
+        return Err(corruption(
+            8,
+            &format!("the snapshot says it covers seq {lsn}, its name says {expected_lsn}"),
+        ));
+    }
+    if u64_at(16) != payload.len() as u64 {
+        return Err(corruption(16, "payload length differs from the file's"));
     }
     let body: SnapshotOwned = postcard::from_bytes(payload)
         .map_err(|e| corruption(HEADER_LEN as u64, &format!("snapshot does not decode: {e}")))?;
