@@ -239,3 +239,75 @@ fn a_closed_database_refuses_everything_and_releases_its_directory() {
     let reopened = open().expect("close must release the directory lock at once");
     assert_eq!(reopened.read_decay_score(EntityId(1), "c").unwrap(), 1.0);
 }
+
+#[test]
+fn timestamps_too_far_ahead_of_the_clock_are_refused_and_write_nothing() {
+    let db = db();
+    let now = Timestamp::now().as_nanos();
+    let minute = 60_000_000_000;
+    db.signal("view", EntityId(1), 1.0, Some(ts(now + minute)))
+        .unwrap();
+    let err = db
+        .signal("view", EntityId(1), 1.0, Some(ts(now + 10 * minute)))
+        .unwrap_err();
+    assert!(matches!(err, TidalError::TimestampInFuture { .. }), "{err}");
+    let batch = db.signal_batch(
+        "view",
+        &[EntityId(2), EntityId(3)],
+        &[1.0, 1.0],
+        Some(&[ts(now), ts(now + 10 * minute)]),
+    );
+    assert!(matches!(batch, Err(TidalError::TimestampInFuture { .. })));
+    assert_eq!(db.events_applied().unwrap(), 1);
+
+    let lenient = TidalDb::builder()
+        .ephemeral()
+        .with_schema(db.schema().as_ref().clone())
+        .max_future_skew(Duration::from_secs(3600))
+        .open()
+        .unwrap();
+    lenient
+        .signal("view", EntityId(1), 1.0, Some(ts(now + 10 * minute)))
+        .unwrap();
+}
+
+#[test]
+fn a_read_whose_value_would_overflow_is_refused_not_infinite() {
+    let schema = Schema::builder()
+        .signal(
+            "fast",
+            EntityKind::Item,
+            DecaySpec::Exponential {
+                half_life: Duration::from_secs(60),
+            },
+        )
+        .add()
+        .build()
+        .unwrap();
+    let db = TidalDb::builder()
+        .ephemeral()
+        .with_schema(schema)
+        .open()
+        .unwrap();
+    db.signal("fast", EntityId(1), 1.0, Some(ts(T0))).unwrap();
+    // a day before the event is 1440 half-lives: 2^1440 overflows an f64
+    let err = db
+        .read_decay_score_at(EntityId(1), "fast", ts(T0 - 24 * HOUR))
+        .unwrap_err();
+    assert!(matches!(err, TidalError::ReadOverflow { .. }), "{err}");
+    let q = Retrieve::builder()
+        .candidates([EntityId(1)])
+        .rank_by(&[("fast", 1.0)])
+        .at(ts(T0 - 24 * HOUR))
+        .build()
+        .unwrap();
+    assert!(matches!(
+        db.retrieve(&q),
+        Err(TidalError::ReadOverflow { .. })
+    ));
+    // an hour before is 2^60 times the weight: large, finite, and what the formula says
+    let hour_before = db
+        .read_decay_score_at(EntityId(1), "fast", ts(T0 - HOUR))
+        .unwrap();
+    assert_eq!(hour_before, 2f64.powi(60));
+}

@@ -199,6 +199,26 @@ mod tests {
     }
 
     #[test]
+    fn malformed_sets_are_recognised() {
+        let w = [Window::OneHour, Window::TwentyFourHours];
+        let mut s = WindowSet::default();
+        for m in 0..10 {
+            s.add(&w, m * MIN, 1);
+        }
+        assert!(s.is_well_formed(&w));
+        let mut bad_lens = s.clone();
+        bad_lens.lens[0] += 1;
+        assert!(!bad_lens.is_well_formed(&w));
+        let mut unsorted = s.clone();
+        unsorted.buckets.swap(0, 1);
+        assert!(!unsorted.is_well_formed(&w));
+        assert!(
+            !s.is_well_formed(&[Window::OneHour]),
+            "a ring for a window the signal lacks"
+        );
+    }
+
+    #[test]
     fn arrival_order_does_not_matter() {
         let w = [Window::OneHour, Window::TwentyFourHours];
         let times: Vec<i64> = (0..200).map(|i| (i * 7919 % 3000) * MIN / 10).collect();

@@ -285,6 +285,17 @@ mod tests {
             Err(TidalError::VelocityWithoutWindows { .. })
         ));
 
+        let all_time_only = Schema::builder()
+            .signal("a", EntityKind::Item, exp(1))
+            .windows(&[Window::AllTime])
+            .velocity(true)
+            .add()
+            .build();
+        assert!(matches!(
+            all_time_only,
+            Err(TidalError::VelocityWithoutWindows { .. })
+        ));
+
         assert!(matches!(
             Schema::builder().build(),
             Err(TidalError::InvalidSchema(_))

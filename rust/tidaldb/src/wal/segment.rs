@@ -136,8 +136,9 @@ fn zero_tail_start(bytes: &[u8]) -> usize {
 }
 
 /// True when damage at `at` is what an interrupted append leaves: a short batch, a
-/// payload cut off by the end of the file, or a file extended with zeros (whole sectors)
-/// that never received its data. Anything else is corruption.
+/// payload cut off by the end of the file, or a file extended with zeros that never
+/// received its data (zero from a sector boundary to the end). Anything else, a flipped
+/// bit or a hole of zeros followed by data, is corruption.
 fn is_torn(bytes: &[u8], at: usize, damage: &Damage) -> bool {
     const SECTOR: usize = 512;
     let zeros = zero_tail_start(bytes);
@@ -145,9 +146,8 @@ fn is_torn(bytes: &[u8], at: usize, damage: &Damage) -> bool {
         Damage::Short | Damage::PayloadPastEnd => true,
         _ if zeros <= at => true,
         Damage::Header(_) => zeros < at + HEADER_LEN,
-        Damage::Payload { end, .. } => {
-            *end == bytes.len() && zeros < *end && zeros.is_multiple_of(SECTOR)
-        }
+        // Everything from some sector boundary inside the batch onwards is zero.
+        Damage::Payload { end, .. } => zeros.div_ceil(SECTOR) * SECTOR < *end,
         Damage::Records { .. } => false,
     }
 }
