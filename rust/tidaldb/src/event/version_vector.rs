@@ -33,6 +33,11 @@ impl VersionVector {
         }
     }
 
+    /// Sorted by origin without repeats, as `advance` keeps it; for vectors read from disk.
+    pub fn is_well_formed(&self) -> bool {
+        self.entries.windows(2).all(|p| p[0].0 < p[1].0)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (NodeId, u64)> + '_ {
         self.entries.iter().copied()
     }
