@@ -43,7 +43,11 @@ def linear_score(events: Iterable[tuple[float, float]], at: float, lifetime: flo
 
 
 def window_oracle(events: Iterable[tuple[float, float]], window: str, at: float) -> tuple[int, float]:
-    """Count and weight sum of the events whose granule lies in (g(at) - n, g(at)]."""
+    """Count and weight sum of the events whose granule lies in (g(at) - n, g(at)].
+
+    ``"all"`` is not a span of granules: it counts every applied event, whatever ``at`` is
+    (before, among or after the events), on any signal that declares at least one window.
+    """
     if window == "all":
         evs = list(events)
         return len(evs), sum(round(w * 1e6) for _, w in evs) / 1e6

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,32 @@ def test_timestamps_out_of_range(db: tidaldb.Db, ts: float) -> None:
     raises_exactly(InvalidArgument, db.retrieve, [1], {"view": 1.0}, at=ts)
 
 
+@pytest.mark.parametrize("ahead", [301.0, 3600.0, 10 * 365 * 86_400.0], ids=["5min+1s", "1h", "10y"])
+def test_timestamps_too_far_in_the_future(db: tidaldb.Db, ahead: float) -> None:
+    """A write may be dated at most 5 minutes ahead of the clock: an event far ahead would
+    make its entity's score grow without bound when read before it."""
+    now = time.time()
+    msg = writes_nothing(db, InvalidArgument, db.signal, "view", 1, 1.0, ts=now + ahead)
+    assert "ahead" in msg and "max_future_skew" in msg
+    times = np.array([now, now + ahead])
+    writes_nothing(db, InvalidArgument, db.signals, "view", np.array([1, 2], dtype=np.uint64), np.ones(2), times)
+    db.signal("view", 1, 1.0, ts=now + 60.0)  # a minute of skew is fine
+    db.signals("view", np.array([1], dtype=np.uint64), np.ones(1), np.array([now + 60.0]))
+    assert db.events_applied == 2
+
+
+def test_reads_whose_value_would_overflow(db: tidaldb.Db) -> None:
+    """Reading an hour-half-life signal 2000 hours before its event would grow it by 2**2000;
+    the read is refused instead of returning infinity."""
+    db.signal("like", 1, 1.0, ts=T0)
+    assert db.score("like", 1, at=T0 - 3600.0) == 2.0  # a read before an event is fine
+    at = T0 - 2000 * 3600.0
+    assert "overflows" in raises_exactly(InvalidArgument, db.score, "like", 1, at=at)
+    raises_exactly(InvalidArgument, db.scores, "like", np.array([0, 1], dtype=np.uint64), at=at)
+    raises_exactly(InvalidArgument, db.retrieve, [0, 1], {"like": 1.0}, at=at)
+    assert db.score("like", 2, at=at) == 0.0, "an entity without events has nothing to overflow"
+
+
 def test_unknown_signal_names(db: tidaldb.Db) -> None:
     msg = writes_nothing(db, NotFound, db.signal, "nope", 1, 1.0, ts=T0)
     assert msg.startswith("unknown signal") and "view" in msg, "message names the known signals, unquoted"
@@ -89,6 +116,10 @@ def test_windows(db: tidaldb.Db) -> None:
     # A real window that this signal does not keep.
     raises_exactly(NotFound, db.window_count, "share", 1, "24h", at=T0)
     raises_exactly(NotFound, db.window_count, "like", 1, "1h", at=T0)
+    # "all" exists only on signals that declare at least one window.
+    db.signal("like", 1, ts=T0)
+    assert "all" in raises_exactly(NotFound, db.window_count, "like", 1, "all", at=T0)
+    raises_exactly(NotFound, db.window_sum, "follow", 1, "all", at=T0)
     # Velocity was not declared for "share".
     raises_exactly(InvalidArgument, db.velocity, "share", 1, at=T0)
 
@@ -147,6 +178,47 @@ def test_ids_out_of_range(db: tidaldb.Db, item: int) -> None:
     raises_exactly(InvalidArgument, db.retrieve, [1, item], {"view": 1.0})
 
 
+HUGE = [10**400, -(10**400)]
+
+
+@pytest.mark.parametrize("huge", HUGE, ids=["1e400", "-1e400"])
+def test_ints_too_large_for_a_float_name_the_argument(db: tidaldb.Db, huge: int) -> None:
+    """Python converts such ints to float with OverflowError; tidaldb says which argument."""
+    assert "weight" in writes_nothing(db, InvalidArgument, db.signal, "view", 1, huge, ts=T0)
+    assert "ts" in writes_nothing(db, InvalidArgument, db.signal, "view", 1, 1.0, ts=huge)
+    for read in (db.score, db.velocity):
+        assert "at" in raises_exactly(InvalidArgument, read, "view", 1, at=huge)
+    for read in (db.window_count, db.window_sum):
+        assert "at" in raises_exactly(InvalidArgument, read, "view", 1, "1h", at=huge)
+    assert "at" in raises_exactly(InvalidArgument, db.scores, "view", np.array([1], dtype=np.uint64), at=huge)
+    assert "at" in raises_exactly(InvalidArgument, db.retrieve, [1], {"view": 1.0}, at=huge)
+    msg = raises_exactly(InvalidArgument, db.retrieve, [1], {"view": 1.0, "like": huge})
+    assert "rank_by" in msg and '"like"' in msg and "digits" in msg, "the message does not print 400 digits"
+    assert "limit" in raises_exactly(InvalidArgument, db.retrieve, [1], {"view": 1.0}, limit=huge)
+
+
+def test_bools_are_not_entity_ids(db: tidaldb.Db) -> None:
+    """True and False are ints to Python, but never meant as ids 1 and 0."""
+    for flag in (True, False):
+        assert "item" in writes_nothing(db, TypeError, db.signal, "view", flag, 1.0, ts=T0)
+        assert "item" in raises_exactly(TypeError, db.score, "view", flag)
+        assert "item" in raises_exactly(TypeError, db.window_count, "view", flag, "1h")
+        assert "item" in raises_exactly(TypeError, db.velocity, "view", flag)
+        assert "user" in writes_nothing(db, TypeError, db.hide, flag, 2)
+        assert "item" in writes_nothing(db, TypeError, db.unhide, 1, flag)
+        assert "user" in raises_exactly(TypeError, db.is_hidden, flag, 2)
+        assert "candidates" in raises_exactly(TypeError, db.retrieve, [1, flag], {"view": 1.0})
+        assert "user" in raises_exactly(TypeError, db.retrieve, [1], {"view": 1.0}, user=flag)
+        raises_exactly(TypeError, db.signal, "view", np.bool_(flag), 1.0)
+    # A bool array is a dtype error, like any other wrong dtype.
+    raises_exactly(InvalidArgument, db.scores, "view", np.array([True, False]))
+    raises_exactly(InvalidArgument, db.retrieve, np.array([True]), {"view": 1.0})
+    # Ints that merely compare equal to bools are still ids.
+    db.signal("view", 1, 1.0, ts=T0)
+    db.signal("view", np.uint64(0), 1.0, ts=T0)
+    assert db.events_applied == 2
+
+
 def test_wrong_python_types_stay_type_errors(db: tidaldb.Db) -> None:
     raises_exactly(TypeError, db.signal, "view", "one", 1.0)
     raises_exactly(TypeError, db.signal, "view", 1, "heavy")
@@ -177,6 +249,8 @@ def test_bad_retrieve_arguments(db: tidaldb.Db) -> None:
         ({"half_life": "1h", "windows": []}, SchemaError),
         ({"half_life": "1h", "velocity": True}, SchemaError),
         ({"velocity": True, "windows": []}, SchemaError),
+        # Velocity is measured over a bounded window; "all" is not one.
+        ({"half_life": "1h", "windows": ["all"], "velocity": True}, SchemaError),
         ({"half_life": "1h", "windows": ["1h", "1h"]}, SchemaError),
         ({"half_life": "abc"}, InvalidArgument),
         ({"half_life": "7y"}, InvalidArgument),

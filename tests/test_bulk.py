@@ -1,4 +1,4 @@
-"""The numpy paths against the single-call paths: bit-identical, and zero-copy friendly."""
+"""The numpy paths against the single-call paths: bit-identical, and strided or int64 input accepted."""
 
 from __future__ import annotations
 

@@ -84,6 +84,25 @@ def test_window_counts_match_the_granule_oracle(db: tidaldb.Db, window: str) -> 
         assert db.window_sum("view", 5, window, at=at) == pytest.approx(total, abs=1e-9)
 
 
+def test_the_all_window_counts_every_applied_event_whatever_the_time(db: tidaldb.Db) -> None:
+    """`all` is every applied event of the (item, signal): reads before, among and long after
+    the events agree, and late arrivals count at once."""
+    events = random_events(11, 300, 3 * DAY)
+    for t, w in events:
+        db.signal("view", 8, w, ts=t)
+        db.signal("share", 8, w, ts=t)  # declares only "1h"; "all" comes with any window
+    count, total = window_oracle(events, "all", T0)
+    assert count == 300
+    for at in (T0 - 30 * DAY, T0, T0 + 1.5 * DAY, T0 + 3 * DAY, T0 + 365 * DAY):
+        assert window_oracle(events, "all", at) == (count, total)
+        for signal in ("view", "share"):
+            assert db.window_count(signal, 8, "all", at=at) == count, (signal, at)
+            assert db.window_sum(signal, 8, "all", at=at) == pytest.approx(total, abs=1e-9)
+    db.signal("view", 8, 2.0, ts=T0 - 10 * DAY)
+    assert db.window_count("view", 8, "all", at=T0 - 30 * DAY) == count + 1
+    assert db.window_count("view", 9, "all", at=T0) == 0
+
+
 def test_windows_roll_as_events_arrive(db: tidaldb.Db) -> None:
     """Reads between arrivals: every event so far is counted, then rolls out by the minute."""
     seen: list[tuple[float, float]] = []

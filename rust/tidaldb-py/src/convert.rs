@@ -1,39 +1,123 @@
 //! Python values → core values: ids, times, durations and numpy arrays.
 
-use std::borrow::Cow;
+use std::marker::PhantomData;
 use std::time::Duration;
 
-use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::PyOverflowError;
+use numpy::{PyArray1, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyBool, PyString};
 use tidaldb::schema::{duration_from_secs, parse_duration};
 use tidaldb::{EntityId, TidalError, Timestamp};
 
 use crate::errors::{IntoPyResult, invalid, to_py};
 
-/// An entity id argument. A negative or too large int is a bad value, not a bad type, so
-/// it raises `InvalidArgument` instead of PyO3's `OverflowError`.
-#[derive(Clone, Copy)]
-pub struct Id(pub EntityId);
+/// The name of a Python argument, carried in the type of its converter so that a bad value
+/// is reported under the name the caller used.
+pub trait Arg {
+    const NAME: &'static str;
+}
 
-impl<'a, 'py> FromPyObject<'a, 'py> for Id {
+macro_rules! args {
+    ($($ty:ident = $name:literal),* $(,)?) => {$(
+        pub enum $ty {}
+        impl Arg for $ty {
+            const NAME: &'static str = $name;
+        }
+    )*};
+}
+
+args!(
+    Item = "item",
+    User = "user",
+    Weight = "weight",
+    Ts = "ts",
+    At = "at"
+);
+
+/// An entity id argument. A negative or too large int is a bad value, not a bad type, so
+/// it raises `InvalidArgument` instead of PyO3's `OverflowError`. `True` and `False` are
+/// ints to Python but never ids: they raise `TypeError`.
+pub struct Id<A>(pub EntityId, PhantomData<A>);
+
+impl<A> Clone for Id<A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<A> Copy for Id<A> {}
+
+impl<'a, 'py, A: Arg> FromPyObject<'a, 'py> for Id<A> {
     type Error = PyErr;
 
     #[inline]
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        match obj.extract::<u64>() {
-            Ok(v) => Ok(Id(EntityId(v))),
-            Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => Err(invalid(
-                obj.py(),
-                "id",
-                format!(
-                    "{} is not an entity id; ids are integers in [0, 2**64)",
-                    shown(&obj)
-                ),
-            )),
-            Err(e) => Err(e),
-        }
+        entity_id(obj, A::NAME).map(|id| Id(id, PhantomData))
+    }
+}
+
+/// One entity id named `what` in messages: the conversion behind [`Id`] and candidate lists.
+#[inline]
+fn entity_id(obj: Borrowed<'_, '_, PyAny>, what: &'static str) -> PyResult<EntityId> {
+    match obj.extract::<u64>() {
+        // `bool` cannot be subclassed, so the exact check finds every bool.
+        Ok(_) if obj.is_exact_instance_of::<PyBool>() => Err(PyTypeError::new_err(format!(
+            "{what}: expected an int entity id, got bool ({})",
+            shown(&obj)
+        ))),
+        Ok(v) => Ok(EntityId(v)),
+        Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => Err(invalid(
+            obj.py(),
+            what,
+            format!(
+                "{} is not an entity id; ids are integers in [0, 2**64)",
+                shown(&obj)
+            ),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// A float argument. An int too large for a float64 raises `InvalidArgument` naming the
+/// argument, instead of PyO3's `OverflowError`.
+pub struct Float<A>(pub f64, PhantomData<A>);
+
+impl<A> Float<A> {
+    pub const fn new(v: f64) -> Self {
+        Float(v, PhantomData)
+    }
+}
+
+impl<'a, 'py, A: Arg> FromPyObject<'a, 'py> for Float<A> {
+    type Error = PyErr;
+
+    #[inline]
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        float(obj, A::NAME, String::new).map(|v| Float(v, PhantomData))
+    }
+}
+
+/// `obj` as a float64. An int too large for one raises `InvalidArgument` naming `what`;
+/// `of` begins that message (built only then).
+#[inline]
+pub fn float(
+    obj: Borrowed<'_, '_, PyAny>,
+    what: &'static str,
+    of: impl FnOnce() -> String,
+) -> PyResult<f64> {
+    match obj.extract::<f64>() {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => Err(invalid(
+            obj.py(),
+            what,
+            format!(
+                "{}{}, which does not fit in a float64; pass a number of magnitude below 1.8e308",
+                of(),
+                shown(&obj)
+            ),
+        )),
+        Err(e) => Err(e),
     }
 }
 
@@ -107,37 +191,19 @@ pub fn decay_duration(
     duration_from_secs(what, secs).py_err(py)
 }
 
-/// Entity ids from a numpy array: the uint64 array itself is held (borrowed, not copied);
-/// int64 input is checked and converted up front.
-pub enum Ids<'py> {
-    Borrowed(PyReadonlyArray1<'py, u64>),
-    Owned(Vec<EntityId>),
-}
-
-impl Ids<'_> {
-    pub fn len(&self) -> usize {
-        match self {
-            Ids::Borrowed(a) => a.as_array().len(),
-            Ids::Owned(v) => v.len(),
-        }
-    }
-
-    /// The ids as the core takes them: a contiguous uint64 array is viewed in place
-    /// (`EntityId` is a transparent `u64`); a strided one is gathered into a copy.
-    pub fn as_ids(&self) -> Cow<'_, [EntityId]> {
-        match self {
-            Ids::Borrowed(a) => match a.as_slice() {
-                Ok(raw) => Cow::Borrowed(EntityId::from_raw_slice(raw)),
-                Err(_) => Cow::Owned(a.as_array().iter().map(|&v| EntityId(v)).collect()),
-            },
-            Ids::Owned(v) => Cow::Borrowed(v),
-        }
-    }
-}
-
 fn shown(obj: &Borrowed<'_, '_, PyAny>) -> String {
-    obj.str()
-        .map_or_else(|_| "the value".to_owned(), |s| s.to_string())
+    match obj.str() {
+        // A huge int would make a message thousands of digits long.
+        Ok(s) => match s.to_cow() {
+            Ok(text) if text.len() > 40 => {
+                let digits = text.trim_start_matches('-').len();
+                format!("an integer of {digits} digits")
+            }
+            Ok(text) => text.into_owned(),
+            Err(_) => "the value".to_owned(),
+        },
+        Err(_) => "the value".to_owned(),
+    }
 }
 
 fn describe(obj: &Bound<'_, PyAny>) -> String {
@@ -150,17 +216,23 @@ fn describe(obj: &Bound<'_, PyAny>) -> String {
     }
 }
 
-/// `items` of a bulk call: a 1-D uint64 array, or int64 with no negative value.
-pub fn id_array<'py>(
-    py: Python<'py>,
+/// `items` of a bulk call, copied out of a 1-D uint64 array (or int64 with no negative
+/// value). The copy is what makes it safe to detach afterwards: another Python thread may
+/// write to the array while the core works, and the core then still reads its own copy.
+/// A contiguous uint64 array is copied with one memcpy (`EntityId` is a transparent `u64`).
+pub fn id_array(
+    py: Python<'_>,
     what: &'static str,
-    obj: &Bound<'py, PyAny>,
-) -> PyResult<Ids<'py>> {
+    obj: &Bound<'_, PyAny>,
+) -> PyResult<Vec<EntityId>> {
     if let Ok(a) = obj.cast::<PyArray1<u64>>() {
-        return Ok(Ids::Borrowed(
-            a.try_readonly()
-                .map_err(|e| invalid(py, what, e.to_string()))?,
-        ));
+        let ro = a
+            .try_readonly()
+            .map_err(|e| invalid(py, what, e.to_string()))?;
+        return Ok(match ro.as_slice() {
+            Ok(raw) => EntityId::from_raw_slice(raw).to_vec(),
+            Err(_) => ro.as_array().iter().map(|&v| EntityId(v)).collect(),
+        });
     }
     if let Ok(a) = obj.cast::<PyArray1<i64>>() {
         let ro = a
@@ -178,7 +250,7 @@ pub fn id_array<'py>(
             })?;
             ids.push(EntityId(id));
         }
-        return Ok(Ids::Owned(ids));
+        return Ok(ids);
     }
     Err(invalid(
         py,
@@ -191,27 +263,29 @@ pub fn id_array<'py>(
 }
 
 /// Candidates of a retrieval: the same arrays as [`id_array`], or any iterable of ints.
-pub fn id_list<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Vec<EntityId>> {
+pub fn id_list(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<EntityId>> {
     if obj.cast::<PyUntypedArray>().is_ok() {
-        return Ok(id_array(py, "candidates", obj)?.as_ids().into_owned());
+        return id_array(py, "candidates", obj);
     }
     let mut ids = Vec::new();
     for item in obj.try_iter()? {
-        ids.push(item?.extract::<Id>()?.0);
+        ids.push(entity_id(item?.as_borrowed(), "candidates")?);
     }
     Ok(ids)
 }
 
-/// A 1-D float64 array, borrowed.
-pub fn f64_array<'py>(
-    py: Python<'py>,
-    what: &'static str,
-    obj: &Bound<'py, PyAny>,
-) -> PyResult<PyReadonlyArray1<'py, f64>> {
+/// A 1-D float64 array, copied out (see [`id_array`] for why).
+pub fn f64_array(py: Python<'_>, what: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
     match obj.cast::<PyArray1<f64>>() {
-        Ok(a) => a
-            .try_readonly()
-            .map_err(|e| invalid(py, what, e.to_string())),
+        Ok(a) => {
+            let ro = a
+                .try_readonly()
+                .map_err(|e| invalid(py, what, e.to_string()))?;
+            Ok(match ro.as_slice() {
+                Ok(s) => s.to_vec(),
+                Err(_) => ro.as_array().iter().copied().collect(),
+            })
+        }
         Err(_) => Err(invalid(
             py,
             what,
@@ -220,14 +294,6 @@ pub fn f64_array<'py>(
                 describe(obj)
             ),
         )),
-    }
-}
-
-/// A contiguous view when the array has one, else a copy.
-pub fn f64_slice<'a>(a: &'a PyReadonlyArray1<'_, f64>) -> Cow<'a, [f64]> {
-    match a.as_slice() {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => Cow::Owned(a.as_array().iter().copied().collect()),
     }
 }
 

@@ -1,21 +1,32 @@
 //! `tidaldb.Db`: an open database. Single calls keep the interpreter attached, because
 //! detaching costs more than the work; bulk calls, retrieval, open, flush and snapshot
 //! detach so that other Python threads run meanwhile.
+//!
+//! Two rules keep the bindings free of deadlocks between the interpreter and Rust locks:
+//! - no thread waits for a Rust lock while attached. The Db lock is tried first, and on
+//!   contention the call detaches and waits (and runs) there. Every call into the core,
+//!   bulk ones included, holds the Db lock throughout, so a single call meets a busy core
+//!   here, where waiting detaches, and not at the core's own lock, which cannot be tried.
+//!   Only the core's Batched flusher thread takes that lock without the Db lock, for one
+//!   sync at a time, and it never waits for the interpreter;
+//! - no Python code runs while a Rust lock is held: log records are queued, and delivered
+//!   to Python `logging` at the end of each call, once every lock is released.
 
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, TryLockError};
 use std::time::Duration;
 
-use numpy::{PyArray1, PyArrayMethods};
+use numpy::PyArray1;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use tidaldb::{Durability, Retrieve, TidalDb, TidalError, Timestamp, Window};
 
 use crate::convert::{
-    Count, Id, f64_array, f64_slice, id_array, id_list, same_length, timestamp, timestamp_or_now,
+    At, Count, Float, Id, Item, Ts, User, Weight, f64_array, float, id_array, id_list, same_length,
+    timestamp, timestamp_or_now,
 };
-use crate::errors::{IntoPyResult, invalid, to_py};
+use crate::errors::{IntoPyResult, invalid};
 use crate::logging;
 use crate::results::PyResults;
 use crate::schema::PySchema;
@@ -38,50 +49,56 @@ fn closed() -> TidalError {
     TidalError::Unavailable("this Db is closed; open a new tidaldb.Db".into())
 }
 
-impl PyDb {
-    fn guard(&self, py: Python<'_>) -> PyResult<MutexGuard<'_, Option<TidalDb>>> {
-        self.db.lock().map_err(|_| {
-            to_py(
-                py,
-                TidalError::Unavailable("a thread panicked while using this Db; reopen it".into()),
-            )
-        })
-    }
+fn poisoned() -> TidalError {
+    TidalError::Unavailable("a thread panicked while using this Db; reopen it".into())
+}
 
-    /// Runs `f` on the open database without detaching: the fast path of single calls.
+fn open(slot: &Option<TidalDb>) -> Result<&TidalDb, TidalError> {
+    slot.as_ref().ok_or_else(closed)
+}
+
+impl PyDb {
+    /// Runs `f` with the Db lock held. An uncontended lock is taken without detaching (the
+    /// fast path of single calls); a contended one is waited for detached, and `f` then
+    /// runs detached too.
     #[inline]
-    fn with<T>(
+    fn slot<T: Send>(
         &self,
         py: Python<'_>,
-        f: impl FnOnce(&TidalDb) -> Result<T, TidalError>,
+        f: impl FnOnce(&mut Option<TidalDb>) -> T + Send,
+    ) -> Result<T, TidalError> {
+        match self.db.try_lock() {
+            Ok(mut guard) => Ok(f(&mut guard)),
+            Err(TryLockError::WouldBlock) => py.detach(|| self.slot_detached(f)),
+            Err(TryLockError::Poisoned(_)) => Err(poisoned()),
+        }
+    }
+
+    /// [`Self::slot`] for a thread that is already detached: it may wait for the lock.
+    fn slot_detached<T>(&self, f: impl FnOnce(&mut Option<TidalDb>) -> T) -> Result<T, TidalError> {
+        let mut guard = self.db.lock().map_err(|_| poisoned())?;
+        Ok(f(&mut guard))
+    }
+
+    /// Runs `f` on the open database: attached unless the Db is busy (see [`Self::slot`]).
+    #[inline]
+    fn with<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&TidalDb) -> Result<T, TidalError> + Send,
     ) -> PyResult<T> {
-        let out = {
-            let guard = self.guard(py)?;
-            match guard.as_ref() {
-                Some(db) => f(db),
-                None => Err(closed()),
-            }
-        };
+        let out = self.slot(py, |s| f(open(s)?)).and_then(|r| r);
         logging::deliver(py);
         out.py_err(py)
     }
 
-    /// A clone of the handle, for work that runs detached or on another thread.
-    fn handle(&self, py: Python<'_>) -> PyResult<TidalDb> {
-        match self.guard(py)?.as_ref() {
-            Some(db) => Ok(db.clone()),
-            None => Err(to_py(py, closed())),
-        }
-    }
-
-    /// Runs `f` detached from the interpreter.
+    /// Runs `f` on the open database detached from the interpreter, with the Db lock held.
     fn detached<T: Send>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&TidalDb) -> Result<T, TidalError> + Send,
     ) -> PyResult<T> {
-        let db = self.handle(py)?;
-        let out = py.detach(move || f(&db));
+        let out = py.detach(|| self.slot_detached(|s| f(open(s)?)).and_then(|r| r));
         logging::deliver(py);
         out.py_err(py)
     }
@@ -123,17 +140,20 @@ impl PyDb {
     }
 
     /// Records one signal; `ts` is Unix seconds, `None` for now.
-    #[pyo3(signature = (name, item, weight=1.0, ts=None))]
+    #[pyo3(
+        signature = (name, item, weight=Float::new(1.0), ts=None),
+        text_signature = "(self, /, name, item, weight=1.0, ts=None)"
+    )]
     fn signal(
         &self,
         py: Python<'_>,
         name: &str,
-        item: Id,
-        weight: f64,
-        ts: Option<f64>,
+        item: Id<Item>,
+        weight: Float<Weight>,
+        ts: Option<Float<Ts>>,
     ) -> PyResult<()> {
-        let ts = timestamp(py, ts)?;
-        self.with(py, |db| db.signal(name, item.0, weight, ts).map(|_| ()))
+        let ts = timestamp(py, ts.map(|t| t.0))?;
+        self.with(py, |db| db.signal(name, item.0, weight.0, ts).map(|_| ()))
     }
 
     /// Records many signals at once; all or nothing. Returns how many were written.
@@ -146,35 +166,36 @@ impl PyDb {
         weights: &Bound<'py, PyAny>,
         ts: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<usize> {
+        // Copies, taken while attached: the arrays may change once the interpreter is released.
         let items = id_array(py, "items", items)?;
         let weights = f64_array(py, "weights", weights)?;
-        same_length(py, "weights", weights.as_array().len(), items.len())?;
-        let ts: Option<Vec<Timestamp>> = match ts {
+        same_length(py, "weights", weights.len(), items.len())?;
+        let secs = match ts {
             None => None,
             Some(t) => {
                 let secs = f64_array(py, "ts", t)?;
-                same_length(py, "ts", secs.as_array().len(), items.len())?;
-                let secs = f64_slice(&secs);
-                Some(
-                    secs.iter()
-                        .map(|&s| Timestamp::from_secs_f64(s))
-                        .collect::<Result<_, _>>()
-                        .py_err(py)?,
-                )
+                same_length(py, "ts", secs.len(), items.len())?;
+                Some(secs)
             }
         };
-        let ids = items.as_ids();
-        let weights = f64_slice(&weights);
-        let (ids, weights) = (&*ids, &*weights);
         self.detached(py, move |db| {
-            db.signal_batch(name, ids, weights, ts.as_deref())
+            let ts: Option<Vec<Timestamp>> = secs
+                .map(|s| s.into_iter().map(Timestamp::from_secs_f64).collect())
+                .transpose()?;
+            db.signal_batch(name, &items, &weights, ts.as_deref())
         })
     }
 
     /// Decayed score at `at` (Unix seconds; `None` for now).
     #[pyo3(signature = (name, item, at=None))]
-    fn score(&self, py: Python<'_>, name: &str, item: Id, at: Option<f64>) -> PyResult<f64> {
-        let at = timestamp_or_now(py, at)?;
+    fn score(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        item: Id<Item>,
+        at: Option<Float<At>>,
+    ) -> PyResult<f64> {
+        let at = timestamp_or_now(py, at.map(|t| t.0))?;
         self.with(py, |db| db.read_decay_score_at(item.0, name, at))
     }
 
@@ -185,23 +206,18 @@ impl PyDb {
         py: Python<'py>,
         name: &str,
         items: &Bound<'py, PyAny>,
-        at: Option<f64>,
+        at: Option<Float<At>>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let at = timestamp_or_now(py, at)?;
+        let at = timestamp_or_now(py, at.map(|t| t.0))?;
+        // A copy, taken while attached: see `signals`.
         let items = id_array(py, "items", items)?;
-        let out = PyArray1::<f64>::zeros(py, items.len(), false);
-        {
-            let mut rw = out
-                .try_readwrite()
-                .map_err(|e| invalid(py, "items", e.to_string()))?;
-            let slots = rw
-                .as_slice_mut()
-                .map_err(|e| invalid(py, "items", e.to_string()))?;
-            let ids = items.as_ids();
-            let ids = &*ids;
-            self.detached(py, move |db| db.read_decay_scores_at(name, ids, at, slots))?;
-        }
-        Ok(out)
+        let scores = self.detached(py, move |db| {
+            let mut out = vec![0.0; items.len()];
+            db.read_decay_scores_at(name, &items, at, &mut out)?;
+            Ok(out)
+        })?;
+        // The array takes over the vector's buffer: no copy.
+        Ok(PyArray1::from_vec(py, scores))
     }
 
     /// Events counted in `window` ("1h", "24h", "7d", "30d", "all") as of `at`.
@@ -210,12 +226,12 @@ impl PyDb {
         &self,
         py: Python<'_>,
         name: &str,
-        item: Id,
+        item: Id<Item>,
         window: &str,
-        at: Option<f64>,
+        at: Option<Float<At>>,
     ) -> PyResult<u64> {
         let window = Window::parse(window).py_err(py)?;
-        let at = timestamp_or_now(py, at)?;
+        let at = timestamp_or_now(py, at.map(|t| t.0))?;
         self.with(py, |db| {
             db.read_window_at(item.0, name, window, at).map(|r| r.count)
         })
@@ -227,12 +243,12 @@ impl PyDb {
         &self,
         py: Python<'_>,
         name: &str,
-        item: Id,
+        item: Id<Item>,
         window: &str,
-        at: Option<f64>,
+        at: Option<Float<At>>,
     ) -> PyResult<f64> {
         let window = Window::parse(window).py_err(py)?;
-        let at = timestamp_or_now(py, at)?;
+        let at = timestamp_or_now(py, at.map(|t| t.0))?;
         self.with(py, |db| {
             db.read_window_at(item.0, name, window, at)
                 .map(|r| r.weight_sum)
@@ -241,20 +257,26 @@ impl PyDb {
 
     /// Weight per hour over the signal's shortest window, as of `at`.
     #[pyo3(signature = (name, item, at=None))]
-    fn velocity(&self, py: Python<'_>, name: &str, item: Id, at: Option<f64>) -> PyResult<f64> {
-        let at = timestamp_or_now(py, at)?;
+    fn velocity(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        item: Id<Item>,
+        at: Option<Float<At>>,
+    ) -> PyResult<f64> {
+        let at = timestamp_or_now(py, at.map(|t| t.0))?;
         self.with(py, |db| db.read_velocity_at(item.0, name, at))
     }
 
-    fn hide(&self, py: Python<'_>, user: Id, item: Id) -> PyResult<()> {
+    fn hide(&self, py: Python<'_>, user: Id<User>, item: Id<Item>) -> PyResult<()> {
         self.with(py, |db| db.hide_item(user.0, item.0).map(|_| ()))
     }
 
-    fn unhide(&self, py: Python<'_>, user: Id, item: Id) -> PyResult<()> {
+    fn unhide(&self, py: Python<'_>, user: Id<User>, item: Id<Item>) -> PyResult<()> {
         self.with(py, |db| db.unhide_item(user.0, item.0).map(|_| ()))
     }
 
-    fn is_hidden(&self, py: Python<'_>, user: Id, item: Id) -> PyResult<bool> {
+    fn is_hidden(&self, py: Python<'_>, user: Id<User>, item: Id<Item>) -> PyResult<bool> {
         self.with(py, |db| db.is_hidden(user.0, item.0))
     }
 
@@ -268,16 +290,19 @@ impl PyDb {
         py: Python<'py>,
         candidates: &Bound<'py, PyAny>,
         rank_by: &Bound<'py, PyDict>,
-        user: Option<Id>,
+        user: Option<Id<User>>,
         limit: Count,
-        at: Option<f64>,
+        at: Option<Float<At>>,
     ) -> PyResult<PyResults> {
         let candidates = id_list(py, candidates)?;
         let mut terms: Vec<(String, f64)> = Vec::with_capacity(rank_by.len());
         for (k, v) in rank_by.iter() {
-            terms.push((k.extract()?, v.extract()?));
+            let name: String = k.extract()?;
+            let of = || format!("the coefficient of {name:?} is ");
+            let coefficient = float(v.as_borrowed(), "rank_by", of)?;
+            terms.push((name, coefficient));
         }
-        let at = timestamp(py, at)?;
+        let at = timestamp(py, at.map(|t| t.0))?;
         let results = self.detached(py, move |db| {
             let refs: Vec<(&str, f64)> = terms.iter().map(|(s, c)| (s.as_str(), *c)).collect();
             let mut q = Retrieve::builder()
@@ -301,10 +326,18 @@ impl PyDb {
     }
 
     /// `flush()` as an awaitable, run on tokio's blocking pool.
-    fn flush_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let db = self.handle(py)?;
+    fn flush_async<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        // A closed Db raises here, at the call, like every other method.
+        slf.get().with(py, |_| Ok(()))?;
+        let this = slf.clone().unbind();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let joined = tokio::task::spawn_blocking(move || db.flush()).await;
+            let joined = tokio::task::spawn_blocking(move || {
+                this.get()
+                    .slot_detached(|s| open(s)?.flush())
+                    .and_then(|r| r)
+            })
+            .await;
             Python::attach(|py| {
                 logging::deliver(py);
                 match joined {
@@ -332,12 +365,12 @@ impl PyDb {
 
     #[getter]
     fn closed(&self, py: Python<'_>) -> PyResult<bool> {
-        Ok(self.guard(py)?.is_none())
+        self.slot(py, |s| s.is_none()).py_err(py)
     }
 
     /// Syncs, releases the data directory and reports a failed final sync. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let Some(db) = self.guard(py)?.take() else {
+        let Some(db) = self.slot(py, Option::take).py_err(py)? else {
             return Ok(());
         };
         let closed = py.detach(move || db.close());
@@ -361,9 +394,9 @@ impl PyDb {
             None => "ephemeral".to_owned(),
         };
         let state = match self
-            .guard(py)
+            .slot(py, |s| s.as_ref().map(TidalDb::events_applied))
             .ok()
-            .and_then(|g| g.as_ref().map(|db| db.events_applied()))
+            .flatten()
         {
             Some(Ok(n)) => format!("events_applied={n}"),
             Some(Err(_)) => "unavailable".to_owned(),

@@ -1,17 +1,23 @@
 //! Core `tracing` events → `log` records → Python `logging`, via pyo3-log.
 //!
-//! pyo3-log attaches to the interpreter for every record. That is a deadlock when the record
-//! is emitted by a thread that holds the core's lock without holding the interpreter: the
-//! Batched flusher thread, or a bulk call running under `py.detach`. Meanwhile a Python
-//! thread that holds the interpreter may be waiting for that very lock. So a record from a
-//! thread that is not attached is queued, and delivered by the next binding call that is
-//! attached; records from attached threads go straight through.
+//! A record is never handed to Python where it is emitted. The core logs while it holds its
+//! lock (and the bindings hold the Db lock around it), on any thread: the caller's, the
+//! Batched flusher, a bulk call running detached. Python logging handlers may release the
+//! interpreter (a file write does), another Python thread then runs and waits for that lock
+//! while holding the interpreter, and the first thread can never get the interpreter back:
+//! a deadlock. So every record is queued, and each binding call delivers the queue at its
+//! end, after it has released every lock. Records from background threads therefore
+//! arrive with the next binding call on any thread.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use pyo3::prelude::*;
+
+/// Records held at most between two deliveries; later ones are counted and dropped, so that
+/// a process that stops calling tidaldb does not grow the queue without bound.
+const MAX_QUEUED: usize = 10_000;
 
 struct Queued {
     level: Level,
@@ -25,29 +31,21 @@ struct Queued {
 struct Bridge {
     python: pyo3_log::Logger,
     queue: Mutex<Vec<Queued>>,
-    /// Lets the hot path check for queued records with one relaxed load, no lock.
+    /// Lets the hot path check for queued records with one load, no lock.
     pending: AtomicBool,
+    dropped: AtomicU64,
 }
 
 static BRIDGE: OnceLock<&'static Bridge> = OnceLock::new();
 
-fn attached() -> bool {
-    // SAFETY: PyGILState_Check may be called from any thread at any time; it only reads the
-    // calling thread's state.
-    unsafe { pyo3::ffi::PyGILState_Check() != 0 }
-}
-
 impl Log for Bridge {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        // Filters by level only; it does not call into Python.
         self.python.enabled(metadata)
     }
 
     fn log(&self, record: &Record<'_>) {
         if !self.enabled(record.metadata()) {
-            return;
-        }
-        if attached() {
-            self.python.log(record);
             return;
         }
         let queued = Queued {
@@ -58,8 +56,14 @@ impl Log for Bridge {
             file: record.file().map(str::to_owned),
             line: record.line(),
         };
+        // The queue lock is only ever held for a push or a swap, never while waiting for
+        // anything else, so taking it here cannot deadlock.
         if let Ok(mut q) = self.queue.lock() {
-            q.push(queued);
+            if q.len() < MAX_QUEUED {
+                q.push(queued);
+            } else {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
             self.pending.store(true, Ordering::Release);
         }
     }
@@ -68,14 +72,17 @@ impl Log for Bridge {
 }
 
 impl Bridge {
-    fn deliver(&self, _py: Python<'_>) {
+    fn deliver(&self, py: Python<'_>) {
         let drained = match self.queue.lock() {
-            Ok(mut q) => std::mem::take(&mut *q),
+            Ok(mut q) => {
+                self.pending.store(false, Ordering::Release);
+                std::mem::take(&mut *q)
+            }
             Err(_) => return,
         };
-        self.pending.store(false, Ordering::Release);
         for r in drained {
-            self.python.log(
+            self.emit(
+                py,
                 &Record::builder()
                     .level(r.level)
                     .target(&r.target)
@@ -85,6 +92,29 @@ impl Bridge {
                     .line(r.line)
                     .build(),
             );
+        }
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            self.emit(
+                py,
+                &Record::builder()
+                    .level(Level::Warn)
+                    .target(module_path!())
+                    .args(format_args!(
+                        "{dropped} log records were dropped: more than {MAX_QUEUED} arrived \
+                         between two tidaldb calls"
+                    ))
+                    .build(),
+            );
+        }
+    }
+
+    /// Hands one record to Python. A handler that raises must not leave its exception set
+    /// behind the binding call's own result, so it is reported as unraisable instead.
+    fn emit(&self, py: Python<'_>, record: &Record<'_>) {
+        self.python.log(record);
+        if let Some(e) = PyErr::take(py) {
+            e.write_unraisable(py, None);
         }
     }
 }
@@ -102,6 +132,7 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
         python,
         queue: Mutex::new(Vec::new()),
         pending: AtomicBool::new(false),
+        dropped: AtomicU64::new(0),
     }));
     if log::set_logger(bridge).is_ok() {
         log::set_max_level(LevelFilter::Debug);
@@ -110,7 +141,8 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
-/// Delivers records queued by unattached threads. Cheap when there are none.
+/// Delivers queued records. Call it attached, at the end of a binding call, with no Rust
+/// lock held. Cheap when there are none.
 #[inline]
 pub fn deliver(py: Python<'_>) {
     if let Some(bridge) = BRIDGE.get().filter(|b| b.pending.load(Ordering::Acquire)) {

@@ -175,7 +175,10 @@ pub fn read(path: &Path, expected_lsn: u64, schema: &std::sync::Arc<Schema>) -> 
         });
     }
     if !body.vv.is_well_formed() {
-        return Err(corruption(HEADER_LEN as u64, "the version vector is not sorted by origin"));
+        return Err(corruption(
+            HEADER_LEN as u64,
+            "the version vector is not sorted by origin",
+        ));
     }
     if body.signals.len() != schema.signals().len() {
         return Err(corruption(

@@ -1,0 +1,107 @@
+"""Several Python threads on one Db: bulk calls read their inputs as of the call, and a call
+that has to wait for the Db waits with the interpreter released."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+import tidaldb
+from conftest import T0
+
+#: Entities 1..VERSIONS hold a permanent score equal to their id (weights go up to 1e6).
+VERSIONS = 1_000_000
+N = 4_000_000
+
+
+def permanent_db() -> tidaldb.Db:
+    db = tidaldb.Db(tidaldb.Schema().signal("points"))
+    ids = np.arange(1, VERSIONS + 1, dtype=np.uint64)
+    db.signals("points", ids, ids.astype(np.float64), np.full(VERSIONS, T0))
+    return db
+
+
+def while_writing(array: np.ndarray, call: Callable[[], object]) -> object:
+    """Runs `call` while another thread keeps writing versions v = 1, 2, 3, ... into `array`:
+    2v into the first element, then 2v - 1 into the last. At any instant the first element
+    is even and the larger. A call that copies the array at one instant sees that too; one
+    that reads the array while the writer runs sees the last element newer and larger."""
+    done = threading.Event()
+
+    def writer() -> None:
+        v = 0
+        while not done.is_set() and 2 * v < VERSIONS - 2:
+            v += 1
+            array[0] = 2 * v
+            array[-1] = 2 * v - 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        return call()
+    finally:
+        done.set()
+        thread.join()
+
+
+def test_bulk_calls_read_their_inputs_as_of_the_call() -> None:
+    with permanent_db() as db:
+        for _ in range(3):
+            items = np.zeros(N, dtype=np.uint64)  # entity 0 scores 0
+            out = while_writing(items, lambda: db.scores("points", items, at=T0))
+            assert isinstance(out, np.ndarray)
+            assert out[0] >= out[-1], "scores read items[-1] after the call had started"
+
+            cands = np.zeros(N, dtype=np.uint64)
+            res = while_writing(cands, lambda: db.retrieve(cands, {"points": 1.0}, limit=1, at=T0))
+            assert isinstance(res, tidaldb.Results)
+            assert res[0].item % 2 == 0, "retrieve read candidates[-1] after the call had started"
+
+    for _ in range(3):
+        with tidaldb.Db(tidaldb.Schema().signal("points")) as db:
+            items = np.full(N, 3, dtype=np.uint64)
+            items[0], items[-1] = 1, 2
+            weights = np.ones(N)
+            while_writing(weights, lambda: db.signals("points", items, weights))
+            first, last = db.score("points", 1), db.score("points", 2)
+            assert first >= last, "signals read weights[-1] after the call had started"
+
+
+def test_a_call_waiting_for_a_busy_db_releases_the_interpreter() -> None:
+    """While one thread runs a long bulk call, another calls `score`, which has to wait for
+    it; a third thread keeps running all along (waiting attached would stall it)."""
+    rng = np.random.default_rng(5)
+    items = rng.integers(0, 100_000, 2_000_000).astype(np.uint64)
+    weights = np.ones(len(items))
+    ts = np.full(len(items), T0)
+    with tidaldb.Db(tidaldb.Schema().signal("view", half_life="1h", windows=["1h", "24h"])) as db:
+        span: list[float] = []
+        done = threading.Event()
+
+        def ingest() -> None:
+            start = time.perf_counter()
+            db.signals("view", items, weights, ts)
+            span.extend([start, time.perf_counter()])
+            done.set()
+
+        def read() -> None:
+            while not done.is_set():
+                db.score("view", 1, at=T0)
+                db.closed  # noqa: B018  (the getter takes the Db lock too)
+
+        workers = [threading.Thread(target=ingest), threading.Thread(target=read)]
+        ticks: list[float] = []
+        for w in workers:
+            w.start()
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+        for w in workers:
+            w.join()
+    start, end = span
+    during = [t for t in ticks if start <= t <= end]
+    gaps = np.diff([start, *during, end])
+    assert end - start > 0.05, "the call is long enough to tell"
+    assert gaps.max() < (end - start) / 2, (gaps.max(), end - start)
