@@ -12,7 +12,7 @@ mod windows;
 pub use hidden::HiddenSet;
 pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
 pub use slots::EntitySlots;
-pub use windows::{MICROS_PER_UNIT, WindowReading, WindowSet};
+pub use windows::{MICROS_PER_UNIT, WindowGap, WindowReading, WindowSet};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -239,6 +239,44 @@ impl Ledger {
         }
     }
 
+    /// `decay_score` of many entities, handed to `each(index, score)` in order; the batch
+    /// path resolves every entity first and prefetches the states it reads next.
+    pub fn decay_scores_with(
+        &self,
+        signal: SignalIdx,
+        entities: &[EntityId],
+        at: Timestamp,
+        mut each: impl FnMut(usize, f64),
+    ) -> Result<()> {
+        let mut overflowed = None;
+        self.signal_ledger(signal)?
+            .scores_with(entities, at.as_nanos(), |i, score| {
+                if !score.is_finite() && overflowed.is_none() {
+                    overflowed = Some(i);
+                }
+                each(i, score)
+            })
+            .map_err(|i| TidalError::BeforeRetainedHistory {
+                what: format!(
+                    "the linear score of {:?} for entity {}",
+                    self.signal_name(signal),
+                    entities[i]
+                ),
+                at_ns: at.as_nanos(),
+            })?;
+        match overflowed {
+            None => Ok(()),
+            Some(i) => Err(TidalError::ReadOverflow {
+                what: format!(
+                    "the score of {:?} for entity {}",
+                    self.signal_name(signal),
+                    entities[i]
+                ),
+                at_ns: at.as_nanos(),
+            }),
+        }
+    }
+
     pub fn window(
         &self,
         signal: SignalIdx,
@@ -255,10 +293,12 @@ impl Ledger {
                 known: known.join(", "),
             });
         }
-        ledger.window(entity, window, at.as_nanos()).ok_or_else(|| {
-            TidalError::BeforeRetainedHistory {
-                what: format!("the {window} window of {:?}", self.signal_name(signal)),
-                at_ns: at.as_nanos(),
+        ledger.window(entity, window, at.as_nanos()).map_err(|gap| {
+            let what = format!("the {window} window of {:?}", self.signal_name(signal));
+            let at_ns = at.as_nanos();
+            match gap {
+                WindowGap::Pruned => TidalError::BeforeRetainedHistory { what, at_ns },
+                WindowGap::Overflow => TidalError::ReadOverflow { what, at_ns },
             }
         })
     }

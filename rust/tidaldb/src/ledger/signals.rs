@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::slots::{EntitySlots, prefetch};
-use super::windows::{WindowReading, WindowSet, to_micros};
+use super::windows::{WindowGap, WindowReading, WindowSet, to_micros};
 use crate::crdt::{CrdtSignalState, HalfLife, LinearState};
 use crate::error::{Result, TidalError};
 use crate::schema::{DecaySpec, EntityId, NodeId, SignalDef, Window};
@@ -183,11 +183,16 @@ impl SignalLedger {
     }
 
     #[inline]
-    fn prefetch_slot(&self, slot: usize) {
+    fn prefetch_state(&self, slot: usize) {
         match &self.states {
             States::Exp { states, .. } => states.get(slot).map(prefetch),
             States::Linear { states, .. } => states.get(slot).map(prefetch),
         };
+    }
+
+    #[inline]
+    fn prefetch_slot(&self, slot: usize) {
+        self.prefetch_state(slot);
         if let Some(w) = self.window_sets.get(slot) {
             prefetch(w);
         }
@@ -205,16 +210,47 @@ impl SignalLedger {
         }
     }
 
-    /// `None` when the window needs history that was dropped. Only signals that declare
-    /// windows keep window state, so the caller checks `has_window` first.
-    pub fn window(&self, entity: EntityId, window: Window, at: i64) -> Option<WindowReading> {
+    /// Scores of many entities at `at`, handed to `each(index, score)` in order. Slots are
+    /// resolved first and states prefetched ahead, as in `apply_run`. `Err(index)` names
+    /// the first entity whose linear history no longer reaches back to `at`.
+    pub fn scores_with(
+        &self,
+        entities: &[EntityId],
+        at: i64,
+        mut each: impl FnMut(usize, f64),
+    ) -> Result<(), usize> {
+        let slots: Vec<Option<usize>> = entities.iter().map(|e| self.slots.find(*e)).collect();
+        for (i, slot) in slots.iter().enumerate() {
+            if let Some(Some(ahead)) = slots.get(i + PREFETCH_AHEAD) {
+                self.prefetch_state(*ahead);
+            }
+            let score = match (slot, &self.states) {
+                (None, _) => 0.0,
+                (Some(s), States::Exp { half_life, states }) => states[*s].read(at, *half_life),
+                (Some(s), States::Linear { lifetime, states }) => {
+                    states[*s].read(at, *lifetime).ok_or(i)?
+                }
+            };
+            each(i, score);
+        }
+        Ok(())
+    }
+
+    /// Only signals that declare windows keep window state, so the caller checks
+    /// `has_window` first.
+    pub fn window(
+        &self,
+        entity: EntityId,
+        window: Window,
+        at: i64,
+    ) -> Result<WindowReading, WindowGap> {
         match self
             .slots
             .find(entity)
             .and_then(|s| self.window_sets.get(s))
         {
             Some(w) => w.read(&self.windows, window, at),
-            None => Some(WindowReading::default()),
+            None => Ok(WindowReading::default()),
         }
     }
 

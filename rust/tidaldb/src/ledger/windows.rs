@@ -5,6 +5,7 @@
 //! same buckets whatever the interleaving of origins.
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::slots::prefetch;
 use crate::schema::Window;
@@ -12,25 +13,28 @@ use crate::schema::Window;
 /// Fixed-point resolution of window weight sums: one millionth.
 pub const MICROS_PER_UNIT: f64 = 1e6;
 
-/// Weights are at most 1e6, so one event is at most 1e12 millionths; an `i128` sum of
-/// those cannot overflow in any plausible lifetime of a database, so plain addition is
-/// exact and order-independent.
-pub fn to_micros(weight: f64) -> i128 {
-    (weight * MICROS_PER_UNIT).round() as i128
+/// Weights are at most 1e6, so one event is at most 1e12 millionths.
+pub fn to_micros(weight: f64) -> i64 {
+    (weight * MICROS_PER_UNIT).round() as i64
 }
 
+/// 16 bytes. An `i64` of millionths holds over nine million events of the largest weight
+/// in one granule of one entity; past that the set is marked overflowed and its bounded
+/// windows refuse reads rather than wrap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Bucket {
     granule: u32,
-    count: u64,
-    micros: i128,
+    count: u32,
+    micros: i64,
 }
 
-impl Bucket {
-    fn bump(&mut self, micros: i128) {
-        self.count += 1;
-        self.micros += micros;
-    }
+/// Why a window read has no exact answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowGap {
+    /// It needs granules that were dropped as too old.
+    Pruned,
+    /// A bucket's integer sum overflowed.
+    Overflow,
 }
 
 /// What a window read returns: the event count and the weight sum.
@@ -47,15 +51,19 @@ const MAX_RINGS: usize = 4;
 ///
 /// Each bounded window is a ring of its non-empty granules, newest last, at most `n` of
 /// them; the rings sit one after another in a single vector so that an update touches one
-/// allocation. Granules more than `n` behind a ring's newest are dropped, and
+/// allocation. In-order events append to their ring and drop its oldest granules from the
+/// front; only late events search. Granules more than `n` behind a ring's newest are dropped, and
 /// `pruned_through[r]` is one past the newest dropped granule, so that a read needing a
 /// dropped granule says so instead of answering wrongly. All of it depends only on the set
 /// of events, not on their order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowSet {
-    buckets: Vec<Bucket>,
+    /// Inline room for two buckets: the long tail of rarely touched entities (one or two
+    /// live granules) then costs no second allocation, nor the cache miss of reaching it.
+    buckets: SmallVec<[Bucket; 2]>,
     lens: [u8; MAX_RINGS],
     pruned_through: [u32; MAX_RINGS],
+    overflowed: bool,
     all_count: u64,
     all_micros: i128,
 }
@@ -96,28 +104,54 @@ impl WindowSet {
 
     /// `windows` is the signal's window list; bounded windows map to rings in order.
     #[inline]
-    pub fn add(&mut self, windows: &[Window], ts: i64, micros: i128) {
+    pub fn add(&mut self, windows: &[Window], ts: i64, micros: i64) {
         self.all_count += 1;
-        self.all_micros += micros;
+        self.all_micros += micros as i128;
         let bounded = windows.iter().filter_map(|w| w.granulation());
         for (ring, (g, n)) in bounded.enumerate().take(MAX_RINGS) {
             self.add_to_ring(ring, granule_of(ts, g), n, micros);
         }
     }
 
-    fn add_to_ring(&mut self, ring: usize, granule: u32, n: u32, micros: i128) {
+    fn add_to_ring(&mut self, ring: usize, granule: u32, n: u32, micros: i64) {
         let range = self.range(ring);
-        let newest = match self.buckets[range.clone()].last_mut() {
-            Some(last) if last.granule == granule => return last.bump(micros),
-            Some(last) => last.granule,
-            None => granule,
-        };
+        match self.buckets[range.clone()].last().map(|b| b.granule) {
+            Some(newest) if newest == granule => self.bump(range.end - 1, micros),
+            Some(newest) if granule < newest => self.add_late(ring, granule, n, newest, micros),
+            _ => {
+                let bucket = Bucket {
+                    granule,
+                    count: 1,
+                    micros,
+                };
+                self.buckets.insert(range.end, bucket);
+                self.lens[ring] += 1;
+                // Granules that fell out of the window sit at the front of the ring.
+                let lo = (granule + 1).saturating_sub(n);
+                let ring_now = range.start..range.end + 1;
+                let dead = self.buckets[ring_now]
+                    .iter()
+                    .take_while(|b| b.granule < lo)
+                    .count();
+                if dead > 0 {
+                    let newest_dead = self.buckets[range.start + dead - 1].granule;
+                    self.pruned_through[ring] = self.pruned_through[ring].max(newest_dead + 1);
+                    self.buckets.drain(range.start..range.start + dead);
+                    self.lens[ring] -= dead as u8;
+                }
+            }
+        }
+    }
+
+    /// An event older than the ring's newest granule: counted if still in the window.
+    fn add_late(&mut self, ring: usize, granule: u32, n: u32, newest: u32, micros: i64) {
         if granule.saturating_add(n) <= newest {
             self.pruned_through[ring] = self.pruned_through[ring].max(granule + 1);
             return;
         }
+        let range = self.range(ring);
         match self.buckets[range.clone()].binary_search_by_key(&granule, |b| b.granule) {
-            Ok(i) => self.buckets[range.start + i].bump(micros),
+            Ok(i) => self.bump(range.start + i, micros),
             Err(i) => {
                 let bucket = Bucket {
                     granule,
@@ -128,41 +162,54 @@ impl WindowSet {
                 self.lens[ring] += 1;
             }
         }
-        if granule > newest {
-            let range = self.range(ring);
-            let dead = self.buckets[range.clone()]
-                .partition_point(|b| b.granule.saturating_add(n) <= granule);
-            if dead > 0 {
-                let newest_dead = self.buckets[range.start + dead - 1].granule;
-                self.pruned_through[ring] = self.pruned_through[ring].max(newest_dead + 1);
-                self.buckets.drain(range.start..range.start + dead);
-                self.lens[ring] -= dead as u8;
+    }
+
+    fn bump(&mut self, at: usize, micros: i64) {
+        let b = &mut self.buckets[at];
+        match (b.count.checked_add(1), b.micros.checked_add(micros)) {
+            (Some(count), Some(sum)) => {
+                b.count = count;
+                b.micros = sum;
             }
+            _ => self.overflowed = true,
         }
     }
 
-    /// `None` if the read needs history this set no longer keeps.
-    pub fn read(&self, windows: &[Window], window: Window, at: i64) -> Option<WindowReading> {
+    /// The count and weight sum of `window` at `at`, or why there is no exact answer.
+    pub fn read(
+        &self,
+        windows: &[Window],
+        window: Window,
+        at: i64,
+    ) -> Result<WindowReading, WindowGap> {
         let Some((g, n)) = window.granulation() else {
-            return Some(WindowReading {
+            return Ok(WindowReading {
                 count: self.all_count,
                 weight_sum: self.all_micros as f64 / MICROS_PER_UNIT,
             });
         };
-        let ring = windows
+        if self.overflowed {
+            return Err(WindowGap::Overflow);
+        }
+        let Some(ring) = windows
             .iter()
             .filter(|w| w.granulation().is_some())
-            .position(|w| *w == window)?;
+            .position(|w| *w == window)
+        else {
+            return Ok(WindowReading::default());
+        };
         let at = granule_of(at, g);
         let lo = (at + 1).saturating_sub(n);
         if self.pruned_through[ring] > lo {
-            return None;
+            return Err(WindowGap::Pruned);
         }
         let (count, micros) = self.buckets[self.range(ring)]
             .iter()
             .filter(|b| (lo..=at).contains(&b.granule))
-            .fold((0u64, 0i128), |(c, m), b| (c + b.count, m + b.micros));
-        Some(WindowReading {
+            .fold((0u64, 0i128), |(c, m), b| {
+                (c + b.count as u64, m + b.micros as i128)
+            });
+        Ok(WindowReading {
             count,
             weight_sum: micros as f64 / MICROS_PER_UNIT,
         })
@@ -193,7 +240,7 @@ mod tests {
         );
         assert_eq!(s.read(&w, Window::AllTime, 0).unwrap().count, 90);
         assert!(
-            s.read(&w, Window::OneHour, 40 * MIN).is_none(),
+            s.read(&w, Window::OneHour, 40 * MIN) == Err(WindowGap::Pruned),
             "minute 0 was dropped"
         );
     }
@@ -216,6 +263,17 @@ mod tests {
             !s.is_well_formed(&[Window::OneHour]),
             "a ring for a window the signal lacks"
         );
+    }
+
+    #[test]
+    fn an_overflowing_bucket_refuses_bounded_reads_but_not_all_time() {
+        let w = [Window::OneHour];
+        let mut s = WindowSet::default();
+        s.add(&w, 0, 1);
+        s.buckets[0].micros = i64::MAX - 5;
+        s.add(&w, 0, 10);
+        assert_eq!(s.read(&w, Window::OneHour, 0), Err(WindowGap::Overflow));
+        assert_eq!(s.read(&w, Window::AllTime, 0).unwrap().count, 2);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 
 use crate::error::{Result, TidalError};
 use crate::ledger::Ledger;
-use crate::schema::{ShardId, SignalIdx, Timestamp};
+use crate::schema::{EntityId, ShardId, SignalIdx, Timestamp};
 
 /// Best first: higher score, then lower item id.
 fn rank(a: &ScoredItem, b: &ScoredItem) -> Ordering {
@@ -27,29 +27,37 @@ pub fn execute(ledger: &Ledger, q: &Retrieve, now: Timestamp, shard: ShardId) ->
         .map(|(name, c)| Ok((ledger.schema().resolve(name)?, *c)))
         .collect::<Result<_>>()?;
     let hidden_for_user = q.user.and_then(|u| ledger.hidden().for_user(u));
-
-    let mut scored = Vec::with_capacity(q.candidates.len());
-    let mut hidden_filtered = 0;
-    for &item in &q.candidates {
-        if hidden_for_user
-            .and_then(|regs| regs.get(&item))
+    let is_hidden = |item: &EntityId| {
+        hidden_for_user
+            .and_then(|regs| regs.get(item))
             .is_some_and(|r| r.is_hidden())
-        {
-            hidden_filtered += 1;
-            continue;
-        }
-        let mut score = 0.0;
-        for &(signal, coefficient) in &terms {
-            score += coefficient * ledger.decay_score(signal, item, at)?;
-        }
-        if !score.is_finite() {
-            return Err(TidalError::ReadOverflow {
-                what: format!("the ranking score of item {item}"),
-                at_ns: at.as_nanos(),
-            });
-        }
-        scored.push(ScoredItem { item, score });
+    };
+    let kept: Vec<EntityId> = q
+        .candidates
+        .iter()
+        .copied()
+        .filter(|c| !is_hidden(c))
+        .collect();
+    let hidden_filtered = q.candidates.len() - kept.len();
+
+    // One pass per ranking term over all kept candidates, so each pass can prefetch.
+    let mut totals = vec![0.0f64; kept.len()];
+    for &(signal, coefficient) in &terms {
+        ledger.decay_scores_with(signal, &kept, at, |i, score| {
+            totals[i] += coefficient * score
+        })?;
     }
+    if let Some(i) = totals.iter().position(|t| !t.is_finite()) {
+        return Err(TidalError::ReadOverflow {
+            what: format!("the ranking score of item {}", kept[i]),
+            at_ns: at.as_nanos(),
+        });
+    }
+    let mut scored: Vec<ScoredItem> = kept
+        .into_iter()
+        .zip(totals)
+        .map(|(item, score)| ScoredItem { item, score })
+        .collect();
     let after_filter = scored.len();
     top_k(&mut scored, q.limit);
     Ok(Results {

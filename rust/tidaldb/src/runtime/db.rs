@@ -251,11 +251,9 @@ impl TidalDb {
             });
         }
         let st = self.lock()?;
-        let ledger = st.node.ledger();
-        for (slot, e) in out.iter_mut().zip(entities) {
-            *slot = ledger.decay_score(signal, *e, at)?;
-        }
-        Ok(())
+        st.node
+            .ledger()
+            .decay_scores_with(signal, entities, at, |i, score| out[i] = score)
     }
 
     pub fn read_windowed_count(
