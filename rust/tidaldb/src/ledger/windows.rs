@@ -51,8 +51,9 @@ const MAX_RINGS: usize = 4;
 ///
 /// Each bounded window is a ring of its non-empty granules, newest last, at most `n` of
 /// them; the rings sit one after another in a single vector so that an update touches one
-/// allocation. In-order events append to their ring and drop its oldest granules from the
-/// front; only late events search. Granules more than `n` behind a ring's newest are dropped, and
+/// allocation (finest window last, so that its frequent appends shift nothing). In-order
+/// events append to their ring and drop its oldest granules from the front; only late
+/// events search. Granules more than `n` behind a ring's newest are dropped, and
 /// `pruned_through[r]` is one past the newest dropped granule, so that a read needing a
 /// dropped granule says so instead of answering wrongly. All of it depends only on the set
 /// of events, not on their order.
@@ -74,8 +75,10 @@ fn granule_of(ts: i64, granule_ns: i64) -> u32 {
 }
 
 impl WindowSet {
+    /// Rings are laid out last ring first, so the finest window (ring 0), which gains a
+    /// granule most often, sits at the end of the vector and grows without shifting others.
     fn range(&self, ring: usize) -> std::ops::Range<usize> {
-        let start: usize = self.lens[..ring].iter().map(|l| *l as usize).sum();
+        let start: usize = self.lens[ring + 1..].iter().map(|l| *l as usize).sum();
         start..start + self.lens[ring] as usize
     }
 
@@ -257,7 +260,8 @@ mod tests {
         bad_lens.lens[0] += 1;
         assert!(!bad_lens.is_well_formed(&w));
         let mut unsorted = s.clone();
-        unsorted.buckets.swap(0, 1);
+        let last = unsorted.buckets.len() - 1;
+        unsorted.buckets.swap(last - 1, last);
         assert!(!unsorted.is_well_formed(&w));
         assert!(
             !s.is_well_formed(&[Window::OneHour]),
