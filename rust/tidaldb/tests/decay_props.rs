@@ -321,3 +321,30 @@ fn duplicates_are_dropped_and_gaps_wait() {
         7.0
     );
 }
+
+#[test]
+fn the_gap_buffer_is_bounded() {
+    let schema = schema(HOUR as u64, HOUR as u64);
+    let mut l = Ledger::new(schema);
+    let template = events(&[(1, 0, 1.0, T0)], SignalIdx(2))[0];
+    // seq 1 never arrives, so everything after it waits
+    for seq in 2..(2 + (1u64 << 20)) {
+        let mut e = template;
+        e.id.seq = seq;
+        assert_eq!(l.apply(&e).unwrap(), tidaldb::ledger::Applied::Buffered);
+    }
+    let mut one_more = template;
+    one_more.id.seq = 3 + (1u64 << 20);
+    assert!(matches!(
+        l.apply(&one_more),
+        Err(tidaldb::TidalError::Unavailable(_))
+    ));
+    // filling the gap drains the buffer
+    let mut first = template;
+    first.id.seq = 1;
+    assert_eq!(
+        l.apply(&first).unwrap(),
+        tidaldb::ledger::Applied::Now { unblocked: 1 << 20 }
+    );
+    assert_eq!(l.pending_len(), 0);
+}

@@ -119,7 +119,7 @@ fn a_torn_last_batch_is_truncated_at_every_cut_point() {
         write_workload(&db, 20);
     }
     let seg = only_segment(dir.path());
-    let scanned = scan_segment(&seg, true).unwrap();
+    let scanned = scan_segment(&seg, 1, true).unwrap();
     let whole = fs::read(&seg).unwrap();
     let last = scanned.batches.last().unwrap();
     let last_len = 64 + last.header.payload_len as usize;
@@ -170,17 +170,13 @@ fn a_flipped_byte_in_the_middle_is_corruption_naming_file_and_offset() {
     let seg = only_segment(dir.path());
     let original = fs::read(&seg).unwrap();
     let batch_len = 64
-        + scan_segment(&seg, true).unwrap().batches[0]
+        + scan_segment(&seg, 1, true).unwrap().batches[0]
             .header
             .payload_len as usize;
-    // a payload byte of batch 10, the seq of batch 11, the payload length of batch 5 (it
-    // must not pass for a torn tail and cut the log short), and a byte of the last batch
-    for at in [
-        10 * batch_len + 70,
-        11 * batch_len + 9,
-        5 * batch_len + 28,
-        original.len() - 3,
-    ] {
+    // a payload byte of batch 10, the seq of batch 11, and the payload length of batch 5
+    // (it must not pass for a torn tail and cut the log short): later commit groups
+    // follow each, so each was synced and the damage is corruption
+    for at in [10 * batch_len + 70, 11 * batch_len + 9, 5 * batch_len + 28] {
         let mut bytes = original.clone();
         bytes[at] ^= 0x40;
         fs::write(&seg, &bytes).unwrap();
@@ -192,8 +188,18 @@ fn a_flipped_byte_in_the_middle_is_corruption_naming_file_and_offset() {
             other => panic!("flip at {at}: expected Corruption, got {other:?}"),
         }
     }
-    fs::write(&seg, &original).unwrap();
-    assert!(open(dir.path()).is_ok());
+    // damage in the last commit group, with nothing synced after it, is what a crash
+    // during that group's append leaves: the group is cut off, the rest survives
+    let mut bytes = original.clone();
+    let last = original.len() - 3;
+    bytes[last] ^= 0x40;
+    fs::write(&seg, &bytes).unwrap();
+    let db = open(dir.path()).unwrap();
+    assert_eq!(db.events_applied().unwrap(), 40);
+    assert_eq!(
+        db.recovery_report().torn_bytes_truncated as usize,
+        original.len() - last / batch_len * batch_len
+    );
 }
 
 #[test]
@@ -374,34 +380,45 @@ fn reopening_with_another_schema_or_twice_is_refused() {
     assert!(matches!(err, TidalError::SchemaMismatch { .. }), "{err}");
 }
 
-/// Writes 20 single-signal batches, then one batch of 100 (about 6 KB, so it spans
-/// several 512-byte sectors). Returns the segment and where the last batch starts.
-fn log_with_a_big_last_batch(dir: &Path) -> (PathBuf, usize) {
+/// Writes 20 single-event commit groups, then one group of `big` events under `Batched`
+/// (past 8 MiB it spans two batches), then `after` more single-event groups. Returns the
+/// segment and where the big group starts.
+fn log_with_a_big_group(dir: &Path, big: usize, after: u64) -> (PathBuf, usize) {
     {
         let db = open(dir).unwrap();
         write_workload(&db, 10);
-        let ids: Vec<EntityId> = (0..100).map(EntityId).collect();
-        let times: Vec<Timestamp> = (0..100).map(|i| ts(T0 + i * SEC)).collect();
-        db.signal_batch("view", &ids, &[1.0; 100], Some(&times))
-            .unwrap();
     }
-    let seg = only_segment(dir);
-    let last = scan_segment(&seg, true)
-        .unwrap()
-        .batches
-        .last()
-        .unwrap()
-        .offset as usize;
-    (seg, last)
+    let start = fs::metadata(only_segment(dir)).unwrap().len() as usize;
+    {
+        let db = TidalDb::builder()
+            .with_data_dir(dir)
+            .with_schema(schema())
+            .durability(Durability::Batched {
+                max_batch: usize::MAX,
+                max_delay: Duration::from_secs(3600),
+            })
+            .open()
+            .unwrap();
+        let ids: Vec<EntityId> = (0..big as u64).map(|i| EntityId(i % 1000)).collect();
+        let times: Vec<Timestamp> = (0..big as i64).map(|i| ts(T0 + i * 1000)).collect();
+        db.signal_batch("view", &ids, &vec![1.0; big], Some(&times))
+            .unwrap();
+        db.flush().unwrap();
+        for i in 0..after {
+            db.signal("count", EntityId(i), 1.0, Some(ts(T0))).unwrap();
+            db.flush().unwrap();
+        }
+    }
+    (only_segment(dir), start)
 }
 
 #[test]
-fn a_zero_filled_tail_is_a_torn_write_but_a_hole_of_zeros_is_corruption() {
-    // the file was extended but its last pages never written: whole sectors of zeros
+fn the_unsynced_last_group_may_be_torn_anywhere_but_a_synced_group_may_not() {
+    // a file extended with zeros that never received its data
     let dir = tempfile::tempdir().unwrap();
-    let (seg, last) = log_with_a_big_last_batch(dir.path());
+    let (seg, start) = log_with_a_big_group(dir.path(), 100, 0);
     let mut bytes = fs::read(&seg).unwrap();
-    let sector = (last + 64).div_ceil(512) * 512;
+    let sector = (start + 64).div_ceil(512) * 512;
     bytes[sector..].fill(0);
     bytes.extend_from_slice(&[0u8; 4096]);
     fs::write(&seg, &bytes).unwrap();
@@ -409,31 +426,44 @@ fn a_zero_filled_tail_is_a_torn_write_but_a_hole_of_zeros_is_corruption() {
     assert_eq!(
         db.events_applied().unwrap(),
         21,
-        "the torn batch of 100 is dropped"
+        "the torn group of 100 is cut off"
     );
-    assert_eq!(fs::metadata(&seg).unwrap().len() as usize, last);
+    assert_eq!(fs::metadata(&seg).unwrap().len() as usize, start);
+    drop(db);
 
-    // a hole of zeros with data after it is not what a torn append leaves
+    // zeros appended after the last whole batch
     let dir = tempfile::tempdir().unwrap();
-    let (seg, last) = log_with_a_big_last_batch(dir.path());
-    let mut bytes = fs::read(&seg).unwrap();
-    let sector = (last + 64).div_ceil(512) * 512;
-    bytes[sector..sector + 512].fill(0);
-    fs::write(&seg, &bytes).unwrap();
-    assert!(matches!(
-        open(dir.path()),
-        Err(TidalError::Corruption { .. })
-    ));
-
-    // a run of zeros appended after the last whole batch
-    let dir = tempfile::tempdir().unwrap();
-    let (seg, _) = log_with_a_big_last_batch(dir.path());
+    let (seg, _) = log_with_a_big_group(dir.path(), 100, 0);
     let whole = fs::metadata(&seg).unwrap().len();
     let mut bytes = fs::read(&seg).unwrap();
     bytes.extend_from_slice(&[0u8; 100]);
     fs::write(&seg, &bytes).unwrap();
     assert_eq!(open(dir.path()).unwrap().events_applied().unwrap(), 121);
     assert_eq!(fs::metadata(&seg).unwrap().len(), whole);
+
+    // pages of the last group written back out of order: a hole in its first batch while
+    // its second batch landed whole; the group was never synced, so all of it goes
+    let dir = tempfile::tempdir().unwrap();
+    let (seg, start) = log_with_a_big_group(dir.path(), 200_000, 0);
+    let batches = scan_segment(&seg, 1, true).unwrap().batches;
+    assert_eq!(batches.len(), 23, "the big group spans two batches");
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[start + 4096..start + 8192].fill(0);
+    fs::write(&seg, &bytes).unwrap();
+    let db = open(dir.path()).unwrap();
+    assert_eq!(db.events_applied().unwrap(), 21);
+    drop(db);
+
+    // the same hole when a later group was synced after it: that is corruption
+    let dir = tempfile::tempdir().unwrap();
+    let (seg, start) = log_with_a_big_group(dir.path(), 100, 1);
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[start + 200..start + 300].fill(0);
+    fs::write(&seg, &bytes).unwrap();
+    match open(dir.path()) {
+        Err(TidalError::Corruption { offset, .. }) => assert_eq!(offset as usize, start),
+        other => panic!("expected Corruption, got {other:?}"),
+    }
 }
 
 #[test]

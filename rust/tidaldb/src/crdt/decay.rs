@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::schema::NodeId;
+use crate::schema::{NodeId, Timestamp};
 
 /// `2^x` computed by the pure-Rust `libm`, so that every machine produces the same bits.
 #[inline]
@@ -98,7 +98,12 @@ impl CrdtSignalState {
 
     /// Checks what `add` maintains, for state read back from a snapshot.
     pub fn is_well_formed(&self) -> bool {
+        let valid_time = 0..=Timestamp::MAX_NANOS;
         self.partials.windows(2).all(|p| p[0].origin < p[1].origin)
+            && self
+                .partials
+                .iter()
+                .all(|p| p.acc.sum.is_finite() && valid_time.contains(&p.acc.t_ref))
     }
 }
 
@@ -159,7 +164,9 @@ impl LinearState {
             && self
                 .events
                 .iter()
-                .all(|(t, w)| *t <= self.newest && w.is_finite())
+                .all(|(t, w)| (0..=self.newest).contains(t) && w.is_finite())
+            && (0..=Timestamp::MAX_NANOS).contains(&self.newest)
+            && (0..=Timestamp::MAX_NANOS.saturating_mul(2)).contains(&self.horizon)
     }
 }
 

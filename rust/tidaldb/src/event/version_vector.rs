@@ -36,6 +36,7 @@ impl VersionVector {
     /// Sorted by origin without repeats, as `advance` keeps it; for vectors read from disk.
     pub fn is_well_formed(&self) -> bool {
         self.entries.windows(2).all(|p| p[0].0 < p[1].0)
+            && self.entries.iter().all(|(_, seq)| *seq <= 1 << 62)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (NodeId, u64)> + '_ {

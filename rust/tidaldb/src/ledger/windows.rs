@@ -18,9 +18,10 @@ pub fn to_micros(weight: f64) -> i64 {
     (weight * MICROS_PER_UNIT).round() as i64
 }
 
-/// 16 bytes. An `i64` of millionths holds over nine million events of the largest weight
-/// in one granule of one entity; past that the set is marked overflowed and its bounded
-/// windows refuse reads rather than wrap.
+/// 16 bytes. An `i64` of millionths holds any `MAX_EXACT_EVENTS` events, whatever their
+/// weights and order; a bucket with more refuses reads rather than answer wrongly. Whether
+/// it has more depends only on its count, so replicas agree on it, and its sum wraps
+/// (wrapping addition is order-independent too) so that nothing panics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Bucket {
     granule: u32,
@@ -44,6 +45,10 @@ pub struct WindowReading {
     pub weight_sum: f64,
 }
 
+/// Events one bucket can sum exactly: `MAX_EXACT_EVENTS × 1e12` (the largest weight in
+/// millionths) fits in an `i64`.
+const MAX_EXACT_EVENTS: u32 = (i64::MAX / 1_000_000_000_000) as u32;
+
 /// At most this many bounded windows per signal (1h, 24h, 7d, 30d).
 const MAX_RINGS: usize = 4;
 
@@ -64,10 +69,12 @@ pub struct WindowSet {
     buckets: SmallVec<[Bucket; 2]>,
     lens: [u8; MAX_RINGS],
     pruned_through: [u32; MAX_RINGS],
-    overflowed: bool,
     all_count: u64,
     all_micros: i128,
 }
+
+/// The granule of the latest valid timestamp at the finest granularity (one minute).
+const MAX_GRANULE: u32 = (crate::schema::Timestamp::MAX_NANOS / 60_000_000_000) as u32;
 
 fn granule_of(ts: i64, granule_ns: i64) -> u32 {
     // ts is at most 2^62 ns and granules are at least a minute, so this fits in u32.
@@ -91,7 +98,11 @@ impl WindowSet {
             .map(|(_, n)| n)
             .collect();
         let tiled = self.lens.iter().map(|l| *l as usize).sum::<usize>() == self.buckets.len();
+        let in_range = self.buckets.iter().all(|b| b.granule <= MAX_GRANULE)
+            && self.pruned_through.iter().all(|p| *p <= MAX_GRANULE + 1)
+            && self.all_count <= 1 << 62;
         tiled
+            && in_range
             && (0..MAX_RINGS).all(|r| {
                 let ring = &self.buckets[self.range(r)];
                 let limit = bounded.get(r).copied().unwrap_or(0) as usize;
@@ -169,13 +180,8 @@ impl WindowSet {
 
     fn bump(&mut self, at: usize, micros: i64) {
         let b = &mut self.buckets[at];
-        match (b.count.checked_add(1), b.micros.checked_add(micros)) {
-            (Some(count), Some(sum)) => {
-                b.count = count;
-                b.micros = sum;
-            }
-            _ => self.overflowed = true,
-        }
+        b.count = b.count.saturating_add(1);
+        b.micros = b.micros.wrapping_add(micros);
     }
 
     /// The count and weight sum of `window` at `at`, or why there is no exact answer.
@@ -191,9 +197,6 @@ impl WindowSet {
                 weight_sum: self.all_micros as f64 / MICROS_PER_UNIT,
             });
         };
-        if self.overflowed {
-            return Err(WindowGap::Overflow);
-        }
         let Some(ring) = windows
             .iter()
             .filter(|w| w.granulation().is_some())
@@ -206,12 +209,17 @@ impl WindowSet {
         if self.pruned_through[ring] > lo {
             return Err(WindowGap::Pruned);
         }
-        let (count, micros) = self.buckets[self.range(ring)]
-            .iter()
-            .filter(|b| (lo..=at).contains(&b.granule))
-            .fold((0u64, 0i128), |(c, m), b| {
-                (c + b.count as u64, m + b.micros as i128)
-            });
+        let in_window = || {
+            self.buckets[self.range(ring)]
+                .iter()
+                .filter(|b| (lo..=at).contains(&b.granule))
+        };
+        if in_window().any(|b| b.count > MAX_EXACT_EVENTS) {
+            return Err(WindowGap::Overflow);
+        }
+        let (count, micros) = in_window().fold((0u64, 0i128), |(c, m), b| {
+            (c + b.count as u64, m + b.micros as i128)
+        });
         Ok(WindowReading {
             count,
             weight_sum: micros as f64 / MICROS_PER_UNIT,
@@ -270,14 +278,17 @@ mod tests {
     }
 
     #[test]
-    fn an_overflowing_bucket_refuses_bounded_reads_but_not_all_time() {
+    fn a_bucket_too_full_to_sum_exactly_refuses_reads_but_not_all_time() {
         let w = [Window::OneHour];
         let mut s = WindowSet::default();
         s.add(&w, 0, 1);
-        s.buckets[0].micros = i64::MAX - 5;
+        s.buckets[0].count = MAX_EXACT_EVENTS;
         s.add(&w, 0, 10);
         assert_eq!(s.read(&w, Window::OneHour, 0), Err(WindowGap::Overflow));
         assert_eq!(s.read(&w, Window::AllTime, 0).unwrap().count, 2);
+        // a read whose window no longer includes the full bucket is exact again
+        s.add(&w, 90 * MIN, 1);
+        assert_eq!(s.read(&w, Window::OneHour, 90 * MIN).unwrap().count, 1);
     }
 
     #[test]

@@ -42,7 +42,8 @@ pub fn execute(ledger: &Ledger, q: &Retrieve, now: Timestamp, shard: ShardId) ->
 
     // One pass per ranking term over all kept candidates, so each pass can prefetch.
     let mut totals = vec![0.0f64; kept.len()];
-    for &(signal, coefficient) in &terms {
+    // A zero coefficient contributes nothing, so its signal is not read (nor can it overflow).
+    for &(signal, coefficient) in terms.iter().filter(|(_, c)| *c != 0.0) {
         ledger.decay_scores_with(signal, &kept, at, |i, score| {
             totals[i] += coefficient * score
         })?;

@@ -129,14 +129,13 @@ impl TidalDb {
     /// Syncs every write, releases the data directory (another process may open it as soon
     /// as this returns), and makes every later call on any clone fail with `Unavailable`.
     /// Dropping the last handle closes too, but only `close` reports a failed final sync.
-    /// After a failed write nothing more is synced: that write was reported as failed.
+    /// If a write failed earlier, `close` returns that failure: under `Batched` it may be
+    /// the only report of writes that were acknowledged but never reached the disk.
     pub fn close(&self) -> Result<()> {
         let mut st = self.lock()?;
-        let synced = if st.failed.is_some() {
-            Ok(())
-        } else {
-            st.commit()
-        };
+        // After a failure this reports it (a batched write may have been lost), and syncs
+        // nothing more.
+        let synced = st.commit();
         st.disk = None;
         st.closed = true;
         synced
@@ -361,7 +360,8 @@ impl State {
         Ok(())
     }
 
-    fn commit(&mut self) -> Result<()> {
+    /// Syncs the WAL; a failure is recorded, so every later write and commit refuses.
+    fn sync_wal(&mut self) -> Result<()> {
         if self.failed.is_some() {
             return self.check_writable();
         }
@@ -374,21 +374,31 @@ impl State {
             return Err(e);
         }
         disk.oldest_pending = None;
-        if disk.snapshot_every > 0 && disk.since_snapshot >= disk.snapshot_every {
-            // The writes are durable already; a failed snapshot only means a longer replay,
-            // so it is logged and retried after another interval, never reported as a
-            // failed write (a caller would retry it and count it twice).
-            if let Err(e) = self.snapshot() {
-                tracing::error!(error = %e, "automatic snapshot failed; will retry");
-                if let Some(disk) = self.disk.as_mut() {
-                    disk.since_snapshot = 0;
-                }
+        Ok(())
+    }
+
+    /// Syncs the WAL, then takes an automatic snapshot if one is due.
+    fn commit(&mut self) -> Result<()> {
+        self.sync_wal()?;
+        let due = self
+            .disk
+            .as_ref()
+            .is_some_and(|d| d.snapshot_every > 0 && d.since_snapshot >= d.snapshot_every);
+        // The writes are durable already; a failed snapshot only means a longer replay, so
+        // it is logged and retried after another interval, never reported as a failed
+        // write (a caller would retry it and count it twice).
+        if due && let Err(e) = self.snapshot() {
+            tracing::error!(error = %e, "automatic snapshot failed; will retry");
+            if let Some(disk) = self.disk.as_mut() {
+                disk.since_snapshot = 0;
             }
         }
         Ok(())
     }
 
     fn snapshot(&mut self) -> Result<u64> {
+        // Pending batched writes go through the one path that records a failure.
+        self.sync_wal()?;
         let clock = self.node.clock();
         let Some(disk) = self.disk.as_mut() else {
             return Ok(0);

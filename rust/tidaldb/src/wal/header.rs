@@ -12,12 +12,14 @@
 //!     32    8 timestamp (ns since the epoch, when the batch was written)
 //!     40    4 crc32c of the header (bytes 40..48 zeroed) followed by the payload
 //!     44    4 crc32c of the header alone (bytes 44..48 zeroed); zero in v1
-//!     48   12 reserved, zero
+//!     48    8 first seq of the commit group the batch was synced with (zero in v1)
+//!     56    4 reserved, zero
 //!     60    2 shard id   (zero in v1)
 //!     62    2 region id  (zero in v1)
 //! ```
 //! All integers are little-endian. The header's own checksum means a damaged length field
-//! is detected before it is trusted, so damage can never pass for a short, torn batch.
+//! is detected before it is trusted. The commit group tells recovery whether damage can be
+//! an interrupted append: only the last group, the one not yet synced, can be torn.
 
 use crate::schema::{RegionId, ShardId};
 
@@ -36,6 +38,8 @@ pub struct BatchHeader {
     pub payload_len: u32,
     pub timestamp_ns: u64,
     pub checksum: u32,
+    /// The first seq of the group of batches written and synced together.
+    pub group_first: u64,
     pub shard: ShardId,
     pub region: RegionId,
 }
@@ -77,6 +81,7 @@ impl BatchHeader {
         b[24..28].copy_from_slice(&self.event_count.to_le_bytes());
         b[28..32].copy_from_slice(&self.payload_len.to_le_bytes());
         b[32..40].copy_from_slice(&self.timestamp_ns.to_le_bytes());
+        b[48..56].copy_from_slice(&self.group_first.to_le_bytes());
         b[60..62].copy_from_slice(&self.shard.0.to_le_bytes());
         b[62..64].copy_from_slice(&self.region.0.to_le_bytes());
         b
@@ -97,11 +102,13 @@ impl BatchHeader {
             return Err(HeaderError::BadMagic);
         }
         let version = u16_at(b, 4);
-        if version != 1 && version != FORMAT_VERSION {
-            return Err(HeaderError::UnknownVersion(version));
-        }
-        if version >= FORMAT_VERSION && header_checksum(b) != u32_at(b, HEADER_CHECKSUM_AT) {
-            return Err(HeaderError::BadHeaderChecksum);
+        let checksum_ok = header_checksum(b) == u32_at(b, HEADER_CHECKSUM_AT);
+        match version {
+            1 => {}
+            FORMAT_VERSION if checksum_ok => {}
+            // A newer writer keeps the header checksum; without it, this is damage.
+            v if v > FORMAT_VERSION && checksum_ok => return Err(HeaderError::UnknownVersion(v)),
+            _ => return Err(HeaderError::BadHeaderChecksum),
         }
         // v1 headers have zeros where v2 keeps the shard and region: they read as 0 / 0.
         Ok(BatchHeader {
@@ -112,6 +119,7 @@ impl BatchHeader {
             payload_len: u32_at(b, 28),
             timestamp_ns: u64_at(b, 32),
             checksum: u32_at(b, CHECKSUM_AT),
+            group_first: u64_at(b, 48),
             shard: ShardId(u16_at(b, 60)),
             region: RegionId(u16_at(b, 62)),
         })
@@ -124,9 +132,11 @@ impl BatchHeader {
     }
 
     /// A header for `payload`, with its checksums filled in.
+    #[allow(clippy::too_many_arguments)]
     pub fn seal(
         first_seq: u64,
         event_count: u32,
+        group_first: u64,
         payload: &[u8],
         timestamp_ns: u64,
         shard: ShardId,
@@ -140,6 +150,7 @@ impl BatchHeader {
             payload_len: payload.len() as u32,
             timestamp_ns,
             checksum: 0,
+            group_first,
             shard,
             region,
         };
@@ -154,7 +165,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_keeps_shard_and_region_in_the_last_four_bytes() {
-        let h = BatchHeader::seal(10, 3, b"abc", 99, ShardId(7), RegionId(2));
+        let h = BatchHeader::seal(10, 3, 10, b"abc", 99, ShardId(7), RegionId(2));
         let b = h.encode();
         assert_eq!(&b[60..64], &[7, 0, 2, 0]);
         assert_eq!(BatchHeader::decode(&b).unwrap(), h);
@@ -165,7 +176,7 @@ mod tests {
 
     #[test]
     fn any_flipped_header_bit_is_detected() {
-        let b = BatchHeader::seal(10, 3, b"abc", 99, ShardId(7), RegionId(2)).encode();
+        let b = BatchHeader::seal(10, 3, 10, b"abc", 99, ShardId(7), RegionId(2)).encode();
         for byte in 0..HEADER_LEN {
             for bit in 0..8 {
                 let mut damaged = b;
@@ -180,8 +191,9 @@ mod tests {
 
     #[test]
     fn v1_headers_read_as_shard_zero_region_zero() {
-        let mut h = BatchHeader::seal(1, 1, b"x", 0, ShardId(0), RegionId(0));
+        let mut h = BatchHeader::seal(1, 1, 0, b"x", 0, ShardId(0), RegionId(0));
         h.version = 1;
+        h.group_first = 0;
         h.checksum = h.compute_checksum(b"x");
         let mut b = h.encode();
         assert_eq!(&b[44..48], &[0, 0, 0, 0], "v1 has no header checksum");
@@ -191,7 +203,17 @@ mod tests {
             (1, ShardId(0), RegionId(0))
         );
         b[4..6].copy_from_slice(&9u16.to_le_bytes());
-        assert_eq!(BatchHeader::decode(&b), Err(HeaderError::UnknownVersion(9)));
+        assert_eq!(
+            BatchHeader::decode(&b),
+            Err(HeaderError::BadHeaderChecksum),
+            "damage, not a version"
+        );
+        let mut newer = BatchHeader::seal(1, 1, 1, b"x", 0, ShardId(0), RegionId(0));
+        newer.version = 3;
+        assert_eq!(
+            BatchHeader::decode(&newer.encode()),
+            Err(HeaderError::UnknownVersion(3))
+        );
         b[0] = b'X';
         assert_eq!(BatchHeader::decode(&b), Err(HeaderError::BadMagic));
     }

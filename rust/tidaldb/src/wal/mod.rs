@@ -3,11 +3,13 @@
 
 mod codec;
 mod header;
+mod recovery;
 mod segment;
 pub mod snapshot;
 
 pub use codec::{Reader, decode_event, encode_event};
 pub use header::{BatchHeader, FORMAT_VERSION, HEADER_LEN, HeaderError};
+pub use recovery::RecoveryReport;
 pub use segment::{list_segments, scan_segment, segment_name, sync_dir};
 
 use std::fs;
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use segment::{SegmentWriter, truncate_to};
+use segment::SegmentWriter;
 
 use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
@@ -58,16 +60,6 @@ impl Default for WalConfig {
 /// A batch payload is sealed once it passes this size, so headers stay within `u32`.
 const MAX_BATCH_PAYLOAD: usize = 8 << 20;
 
-/// What recovery found and did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RecoveryReport {
-    /// The log position the snapshot covered, 0 without one.
-    pub snapshot_lsn: u64,
-    pub events_replayed: u64,
-    /// Bytes of a torn last batch that were cut off.
-    pub torn_bytes_truncated: u64,
-}
-
 /// The open log of one (tenant, shard).
 #[derive(Debug)]
 pub struct Wal {
@@ -82,6 +74,11 @@ pub struct Wal {
     /// Whole batches (header + payload) sealed but not yet written, and their events.
     sealed: Vec<u8>,
     sealed_events: usize,
+    /// The first seq of the commit group being sealed, stamped into each of its batches.
+    group_first: Option<u64>,
+    /// Set by a failed write or sync: memory is then ahead of the file, so nothing more
+    /// may be appended behind the gap. Reopening recovers.
+    failed: Option<String>,
 }
 
 impl Wal {
@@ -91,99 +88,25 @@ impl Wal {
         dir: &Path,
         cfg: WalConfig,
         schema: &Arc<Schema>,
-        mut on_batch: impl FnMut(&mut Ledger, &[Event]) -> Result<()>,
+        on_batch: impl FnMut(&mut Ledger, &[Event]) -> Result<()>,
     ) -> Result<(Wal, Ledger, HlcTimestamp, RecoveryReport)> {
         fs::create_dir_all(dir).map_err(TidalError::io(format!("creating {}", dir.display())))?;
-        let mut report = RecoveryReport::default();
-        let snapshots = snapshot::list_snapshots(dir, cfg.shard)?;
-        let (mut ledger, mut clock) = match snapshots.last() {
-            Some((lsn, path)) => {
-                let restored = snapshot::read(path, *lsn, schema)?;
-                report.snapshot_lsn = restored.lsn;
-                (restored.ledger, restored.clock)
-            }
-            None => (Ledger::new(schema.clone()), HlcTimestamp::default()),
-        };
-
-        let segments = list_segments(dir, cfg.shard)?;
-        let mut expected = match segments.first() {
-            Some((first, path)) if *first > report.snapshot_lsn + 1 => {
-                return Err(TidalError::Corruption {
-                    path: path.clone(),
-                    offset: 0,
-                    detail: format!(
-                        "the log starts at seq {first} but the snapshot covers only through {}; \
-                         a segment is missing",
-                        report.snapshot_lsn
-                    ),
-                });
-            }
-            Some((first, _)) => *first,
-            None => report.snapshot_lsn + 1,
-        };
-        for (i, (first, path)) in segments.iter().enumerate() {
-            let last_segment = i + 1 == segments.len();
-            let scanned = scan_segment(path, last_segment)?;
-            let corruption = |offset: u64, detail: String| TidalError::Corruption {
-                path: path.clone(),
-                offset,
-                detail,
-            };
-            let gap = |expected: u64, found: u64, offset: u64| {
-                corruption(
-                    offset,
-                    format!("expected log seq {expected}, found {found}: records are missing"),
-                )
-            };
-            if *first != expected {
-                return Err(gap(expected, *first, 0));
-            }
-            for batch in &scanned.batches {
-                if batch.header.first_seq != expected {
-                    return Err(gap(expected, batch.header.first_seq, batch.offset));
-                }
-                // Records at or below the snapshot's position are already in the ledger.
-                let skip = (report.snapshot_lsn + 1).saturating_sub(expected) as usize;
-                let fresh = &batch.events[skip.min(batch.events.len())..];
-                if !fresh.is_empty() {
-                    // The checksum passed, so a record the ledger refuses was written wrong.
-                    on_batch(&mut ledger, fresh).map_err(|e| {
-                        corruption(batch.offset, format!("a logged record is invalid: {e}"))
-                    })?;
-                    for e in fresh {
-                        clock = clock.max(e.hlc);
-                    }
-                    report.events_replayed += fresh.len() as u64;
-                }
-                expected += batch.events.len() as u64;
-            }
-            if scanned.torn_bytes > 0 {
-                tracing::warn!(
-                    path = %path.display(),
-                    offset = scanned.valid_len,
-                    bytes = scanned.torn_bytes,
-                    "truncating a torn batch at the end of the log (a crash during append)"
-                );
-                truncate_to(path, scanned.valid_len)?;
-                report.torn_bytes_truncated = scanned.torn_bytes;
-            }
-        }
-        let writer = match segments.last() {
-            Some((first, _)) => SegmentWriter::create(dir, cfg.shard, *first)?,
-            None => SegmentWriter::create(dir, cfg.shard, expected)?,
-        };
+        let r = recovery::recover(dir, &cfg, schema, on_batch)?;
+        let writer = SegmentWriter::create(dir, cfg.shard, r.tail_segment.unwrap_or(r.next_lsn))?;
         let wal = Wal {
             dir: dir.to_path_buf(),
             cfg,
             writer,
-            next_lsn: expected,
+            next_lsn: r.next_lsn,
             pending: Vec::new(),
             pending_events: 0,
-            pending_first_lsn: expected,
+            pending_first_lsn: r.next_lsn,
             sealed: Vec::new(),
             sealed_events: 0,
+            group_first: None,
+            failed: None,
         };
-        Ok((wal, ledger, clock, report))
+        Ok((wal, r.ledger, r.clock, r.report))
     }
 
     pub fn dir(&self) -> &Path {
@@ -213,9 +136,11 @@ impl Wal {
         if self.pending_events == 0 {
             return;
         }
+        let group_first = *self.group_first.get_or_insert(self.pending_first_lsn);
         let header = BatchHeader::seal(
             self.pending_first_lsn,
             self.pending_events,
+            group_first,
             &self.pending,
             Timestamp::now().as_nanos() as u64,
             self.cfg.shard,
@@ -228,20 +153,31 @@ impl Wal {
         self.pending_events = 0;
     }
 
-    /// Writes every pending batch with one write and one sync: group commit. The batches
-    /// are handed over either way: after an error they are not retried, because the caller
-    /// was told they failed (the driver then refuses further writes).
+    /// Writes every pending batch with one write and one sync: group commit. After a
+    /// failure the batches are dropped, never retried (the caller was told they failed),
+    /// and every later commit fails too, so that nothing lands behind the gap.
     pub fn commit(&mut self) -> Result<()> {
+        if let Some(why) = &self.failed {
+            return Err(TidalError::Unavailable(format!(
+                "an earlier WAL write failed ({why}); reopen the database to recover from its log"
+            )));
+        }
         self.seal();
+        self.group_first = None;
         if self.sealed.is_empty() {
             return Ok(());
         }
         let batches = std::mem::take(&mut self.sealed);
         self.sealed_events = 0;
-        self.writer.write(&batches)?;
-        self.writer.sync()?;
-        if self.writer.len >= self.cfg.segment_bytes {
-            self.roll()?;
+        if let Err(e) = self.writer.write(&batches).and_then(|_| self.writer.sync()) {
+            self.failed = Some(e.to_string());
+            return Err(e);
+        }
+        if self.writer.len >= self.cfg.segment_bytes
+            && let Err(e) = self.roll()
+        {
+            // The batches are durable; the segment just grows until a later roll works.
+            tracing::warn!(error = %e, "could not start a new segment; will retry");
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::codec::{Reader, decode_event};
-use super::header::{BatchHeader, HEADER_LEN, HeaderError};
+use super::header::{BatchHeader, HEADER_LEN, HeaderError, MAGIC};
 use crate::error::{Result, TidalError};
 use crate::event::Event;
 use crate::schema::ShardId;
@@ -124,32 +124,30 @@ enum Damage {
     PayloadPastEnd,
     /// The header does not parse or fails its checksum.
     Header(String),
-    /// A valid header whose payload fails its checksum; `end` is where the batch would end.
-    Payload { end: usize, detail: String },
+    /// A valid header whose payload fails its checksum.
+    Payload(String),
     /// Checksums pass but the records do not decode: never a torn write.
     Records { at: usize, detail: String },
 }
 
-/// Where the run of zero bytes that ends the file starts (the length if there is none).
-fn zero_tail_start(bytes: &[u8]) -> usize {
-    bytes.len() - bytes.iter().rev().take_while(|b| **b == 0).count()
-}
-
-/// True when damage at `at` is what an interrupted append leaves: a short batch, a
-/// payload cut off by the end of the file, or a file extended with zeros that never
-/// received its data (zero from a sector boundary to the end). Anything else, a flipped
-/// bit or a hole of zeros followed by data, is corruption.
-fn is_torn(bytes: &[u8], at: usize, damage: &Damage) -> bool {
-    const SECTOR: usize = 512;
-    let zeros = zero_tail_start(bytes);
-    match damage {
-        Damage::Short | Damage::PayloadPastEnd => true,
-        _ if zeros <= at => true,
-        Damage::Header(_) => zeros < at + HEADER_LEN,
-        // Everything from some sector boundary inside the batch onwards is zero.
-        Damage::Payload { end, .. } => zeros.div_ceil(SECTOR) * SECTOR < *end,
-        Damage::Records { .. } => false,
+/// True when some whole, valid batch after `from` belongs to a commit group that started
+/// after seq `expected`. Groups are synced one after another, so such a batch proves that
+/// the group holding `expected` was synced, and damage in it is not an interrupted append.
+fn a_later_group_follows(bytes: &[u8], from: usize, expected: u64) -> bool {
+    let mut at = from;
+    while let Some(found) = bytes
+        .get(at..)
+        .and_then(|rest| rest.windows(4).position(|w| w == MAGIC))
+    {
+        let candidate = at + found;
+        if let Ok(batch) = parse_batch(bytes, candidate)
+            && batch.header.group_first > expected
+        {
+            return true;
+        }
+        at = candidate + 1;
     }
+    false
 }
 
 fn parse_batch(bytes: &[u8], at: usize) -> Result<ScannedBatch, Damage> {
@@ -172,13 +170,10 @@ fn parse_batch(bytes: &[u8], at: usize) -> Result<ScannedBatch, Damage> {
     let payload = rest.get(HEADER_LEN..end).ok_or(Damage::PayloadPastEnd)?;
     let actual = header.compute_checksum(payload);
     if actual != header.checksum {
-        return Err(Damage::Payload {
-            end: at + end,
-            detail: format!(
-                "batch checksum mismatch (stored {:#010x}, computed {actual:#010x})",
-                header.checksum
-            ),
-        });
+        return Err(Damage::Payload(format!(
+            "batch checksum mismatch (stored {:#010x}, computed {actual:#010x})",
+            header.checksum
+        )));
     }
     let mut reader = Reader::new(payload);
     let mut events = Vec::with_capacity((header.event_count as usize).min(payload.len() / 32 + 1));
@@ -207,38 +202,52 @@ fn parse_batch(bytes: &[u8], at: usize) -> Result<ScannedBatch, Damage> {
     })
 }
 
-/// Reads every batch of a segment. In the last segment, the damage an interrupted append
-/// leaves is reported as a torn tail (the caller truncates it); anything else, and any
-/// damage in an earlier segment, is corruption naming the file and offset. Nothing is
-/// ever skipped.
-pub fn scan_segment(path: &Path, is_last: bool) -> Result<ScannedSegment> {
+/// Reads every batch of a segment whose first record has seq `first_seq`.
+///
+/// In the last segment, damage is an interrupted append (a torn tail, which the caller
+/// cuts off) when nothing after it was synced later: no valid batch of a later commit
+/// group follows. That covers a short batch, a file extended with zeros, and pages of the
+/// last, unsynced group written back out of order. Any other damage, and any damage in an
+/// earlier segment, is corruption naming the file and offset; nothing is ever skipped.
+pub fn scan_segment(path: &Path, first_seq: u64, is_last: bool) -> Result<ScannedSegment> {
     let bytes = fs::read(path).map_err(TidalError::io(format!("reading {}", path.display())))?;
     let mut batches = Vec::new();
     let mut at = 0usize;
+    let mut expected = first_seq;
     while at < bytes.len() {
-        match parse_batch(&bytes, at) {
+        let damage = match parse_batch(&bytes, at) {
             Ok(batch) => {
                 at += HEADER_LEN + batch.header.payload_len as usize;
+                expected += batch.events.len() as u64;
                 batches.push(batch);
+                continue;
             }
-            Err(damage) if is_last && is_torn(&bytes, at, &damage) => break,
-            Err(damage) => {
-                let (offset, detail) = match damage {
-                    Damage::Short => (at, "an incomplete batch header".to_owned()),
-                    Damage::PayloadPastEnd => (
-                        at,
-                        "a batch whose payload runs past the end of the file".to_owned(),
-                    ),
-                    Damage::Header(d) | Damage::Payload { detail: d, .. } => (at, d),
-                    Damage::Records { at, detail } => (at, detail),
-                };
-                return Err(TidalError::Corruption {
-                    path: path.to_path_buf(),
-                    offset: offset as u64,
-                    detail,
-                });
-            }
+            Err(damage) => damage,
+        };
+        let torn = is_last
+            && !matches!(damage, Damage::Records { .. })
+            && !a_later_group_follows(&bytes, at + 1, expected);
+        if torn {
+            break;
         }
+        let (offset, detail) = match damage {
+            Damage::Short => (at, "an incomplete batch header".to_owned()),
+            Damage::PayloadPastEnd => (
+                at,
+                "a batch whose payload runs past the end of the file".to_owned(),
+            ),
+            Damage::Header(d) | Damage::Payload(d) => (at, d),
+            Damage::Records { at, detail } => (at, detail),
+        };
+        return Err(TidalError::Corruption {
+            path: path.to_path_buf(),
+            offset: offset as u64,
+            detail: if is_last {
+                format!("{detail}; a later commit group follows, so this is not a torn write")
+            } else {
+                detail
+            },
+        });
     }
     Ok(ScannedSegment {
         batches,

@@ -14,7 +14,7 @@ use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
 use crate::event::VersionVector;
 use crate::ledger::{HiddenSet, Ledger, SignalLedger, SignalParts, SignalPartsRef};
-use crate::schema::{Schema, ShardId};
+use crate::schema::{Schema, ShardId, Timestamp};
 
 const MAGIC: [u8; 4] = *b"TSNP";
 const VERSION: u16 = 1;
@@ -177,7 +177,13 @@ pub fn read(path: &Path, expected_lsn: u64, schema: &std::sync::Arc<Schema>) -> 
     if !body.vv.is_well_formed() {
         return Err(corruption(
             HEADER_LEN as u64,
-            "the version vector is not sorted by origin",
+            "the version vector is malformed",
+        ));
+    }
+    if body.clock.wall_ns > Timestamp::MAX_NANOS as u64 {
+        return Err(corruption(
+            HEADER_LEN as u64,
+            "the clock is past the largest valid time",
         ));
     }
     if body.signals.len() != schema.signals().len() {
