@@ -82,6 +82,21 @@ pub fn list_snapshots(dir: &Path, shard: ShardId) -> Result<Vec<(u64, PathBuf)>>
     Ok(out)
 }
 
+/// The file bytes: the 32-byte header, checksummed together with the payload, then it.
+fn frame(lsn: u64, payload: &[u8]) -> Vec<u8> {
+    let mut header = [0u8; HEADER_LEN];
+    header[0..4].copy_from_slice(&MAGIC);
+    header[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    header[8..16].copy_from_slice(&lsn.to_le_bytes());
+    header[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    let crc = checksum(&header, payload);
+    header[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+    let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
 /// Writes a snapshot of `ledger` covering the log through `lsn`, atomically.
 pub fn write(
     dir: &Path,
@@ -105,20 +120,10 @@ pub fn write(
         name: "snapshot",
         reason: format!("the ledger could not be encoded: {e}"),
     })?;
-    let mut header = [0u8; HEADER_LEN];
-    header[0..4].copy_from_slice(&MAGIC);
-    header[4..6].copy_from_slice(&VERSION.to_le_bytes());
-    header[8..16].copy_from_slice(&lsn.to_le_bytes());
-    header[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-    let crc = checksum(&header, &payload);
-    header[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
-
+    let bytes = frame(lsn, &payload);
     let tmp = dir.join("snapshot.tmp");
     let path = dir.join(snapshot_name(shard, lsn));
     let io = |what: &str| TidalError::io(format!("{what} {}", tmp.display()));
-    let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
-    bytes.extend_from_slice(&header);
-    bytes.extend_from_slice(&payload);
     fs::write(&tmp, &bytes).map_err(io("writing"))?;
     fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
@@ -204,4 +209,117 @@ pub fn read(path: &Path, expected_lsn: u64, schema: &std::sync::Arc<Schema>) -> 
         ledger: Ledger::from_parts(schema.clone(), signals, body.hidden, body.vv),
         clock: body.clock,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crdt::{ExpAccumulator, LinearState, Partial};
+    use crate::ledger::WindowSet;
+    use crate::schema::{DecaySpec, EntityId, EntityKind, NodeId};
+
+    /// Field for field a snapshot body, but with every value the test's to choose.
+    #[derive(Serialize)]
+    struct Body<'a> {
+        schema: &'a Schema,
+        vv: VersionVector,
+        clock: HlcTimestamp,
+        hidden: HiddenSet,
+        signals: Vec<Parts>,
+    }
+    #[derive(Serialize)]
+    struct Parts {
+        keys: Vec<EntityId>,
+        exp: Vec<State>,
+        linear: Vec<LinearState>,
+        window_sets: Vec<WindowSet>,
+    }
+    #[derive(Serialize)]
+    struct State {
+        partials: Vec<Partial>,
+    }
+
+    fn body(schema: &Schema) -> Body<'_> {
+        let mut vv = VersionVector::new();
+        vv.advance(NodeId(0), 2);
+        let partial = |t_ref| Partial {
+            origin: NodeId(0),
+            acc: ExpAccumulator { sum: 1.0, t_ref },
+        };
+        Body {
+            schema,
+            vv,
+            clock: HlcTimestamp::default(),
+            hidden: HiddenSet::default(),
+            signals: vec![Parts {
+                keys: vec![EntityId(1), EntityId(2)],
+                exp: vec![
+                    State {
+                        partials: vec![partial(5)],
+                    },
+                    State {
+                        partials: vec![partial(6)],
+                    },
+                ],
+                linear: vec![],
+                window_sets: vec![],
+            }],
+        }
+    }
+
+    /// Each impossible value is refused with `Corruption`, though the checksum is valid.
+    #[test]
+    fn a_checksummed_snapshot_with_impossible_state_is_corruption() {
+        let schema = std::sync::Arc::new(
+            Schema::builder()
+                .signal("v", EntityKind::Item, DecaySpec::Permanent)
+                .add()
+                .build()
+                .unwrap(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snap");
+        let write =
+            |b: &Body<'_>| fs::write(&path, frame(2, &postcard::to_stdvec(b).unwrap())).unwrap();
+
+        write(&body(&schema));
+        assert!(read(&path, 2, &schema).is_ok(), "the unmodified body reads");
+
+        let mut bad_time = body(&schema);
+        bad_time.signals[0].exp[0].partials[0].acc.t_ref = -5;
+        let mut duplicate_key = body(&schema);
+        duplicate_key.signals[0].keys[1] = EntityId(1);
+        let mut huge_seq = body(&schema);
+        huge_seq.vv.advance(NodeId(3), u64::MAX);
+        let mut future_clock = body(&schema);
+        future_clock.clock.wall_ns = u64::MAX;
+        let mut unsorted = body(&schema);
+        unsorted.signals[0].exp[0].partials = vec![
+            Partial {
+                origin: NodeId(2),
+                acc: ExpAccumulator::default(),
+            },
+            Partial {
+                origin: NodeId(1),
+                acc: ExpAccumulator::default(),
+            },
+        ];
+        let mut missing_state = body(&schema);
+        missing_state.signals[0].exp.pop();
+        for (what, b) in [
+            ("negative t_ref", bad_time),
+            ("duplicate key", duplicate_key),
+            ("seq past 2^62", huge_seq),
+            ("clock past 2^62", future_clock),
+            ("unsorted partials", unsorted),
+            ("a key without state", missing_state),
+        ] {
+            write(&b);
+            let err = read(&path, 2, &schema).err();
+            assert!(
+                matches!(err, Some(TidalError::Corruption { .. })),
+                "{what}: {err:?}"
+            );
+        }
+    }
 }
