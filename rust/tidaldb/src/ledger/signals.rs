@@ -173,11 +173,6 @@ impl SignalLedger {
             if let Some(&ahead) = slots.get(i + PREFETCH_AHEAD) {
                 self.prefetch_slot(ahead);
             }
-            if let Some(&near) = slots.get(i + PREFETCH_AHEAD / 2)
-                && let Some(w) = self.window_sets.get(near)
-            {
-                w.prefetch_buckets();
-            }
             self.apply_at(slots[i], origin, weight, ts);
         }
     }
@@ -194,7 +189,7 @@ impl SignalLedger {
     fn prefetch_slot(&self, slot: usize) {
         self.prefetch_state(slot);
         if let Some(w) = self.window_sets.get(slot) {
-            prefetch(w);
+            w.prefetch();
         }
     }
 

@@ -5,7 +5,6 @@
 //! same buckets whatever the interleaving of origins.
 
 use serde::{Deserialize, Serialize};
-use smallvec::SmallVec;
 
 use super::slots::prefetch;
 use crate::schema::Window;
@@ -22,7 +21,7 @@ pub fn to_micros(weight: f64) -> i64 {
 /// weights and order; a bucket with more refuses reads rather than answer wrongly. Whether
 /// it has more depends only on its count, so replicas agree on it, and its sum wraps
 /// (wrapping addition is order-independent too) so that nothing panics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Bucket {
     granule: u32,
     count: u32,
@@ -54,19 +53,20 @@ const MAX_RINGS: usize = 4;
 
 /// All windows of one (entity, signal).
 ///
-/// Each bounded window is a ring of its non-empty granules, newest last, at most `n` of
-/// them; the rings sit one after another in a single vector so that an update touches one
-/// allocation (finest window last, so that its frequent appends shift nothing). In-order
-/// events append to their ring and drop its oldest granules from the front; only late
-/// events search. Granules more than `n` behind a ring's newest are dropped, and
+/// Each bounded window is a ring of its non-empty granules, at most `n` of them. The newest
+/// granule of each ring (its head) is kept inline, so the usual update, one more event in
+/// the current granule, touches no other memory. The older granules of every ring sit one
+/// ring after another in one vector, finest window last so that its frequent appends shift
+/// nothing. Granules more than `n` behind a ring's newest are dropped, and
 /// `pruned_through[r]` is one past the newest dropped granule, so that a read needing a
 /// dropped granule says so instead of answering wrongly. All of it depends only on the set
 /// of events, not on their order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowSet {
-    /// Inline room for two buckets: the long tail of rarely touched entities (one or two
-    /// live granules) then costs no second allocation, nor the cache miss of reaching it.
-    buckets: SmallVec<[Bucket; 2]>,
+    /// The newest granule of each ring; a count of zero means the ring is empty.
+    heads: [Bucket; MAX_RINGS],
+    /// Every ring's older granules, ascending within a ring; `lens[r]` of them for ring `r`.
+    older: Vec<Bucket>,
     lens: [u8; MAX_RINGS],
     pruned_through: [u32; MAX_RINGS],
     all_count: u64,
@@ -81,39 +81,62 @@ fn granule_of(ts: i64, granule_ns: i64) -> u32 {
     (ts / granule_ns) as u32
 }
 
+impl Bucket {
+    fn first(granule: u32, micros: i64) -> Self {
+        Bucket {
+            granule,
+            count: 1,
+            micros,
+        }
+    }
+
+    fn bump(&mut self, micros: i64) {
+        self.count = self.count.saturating_add(1);
+        self.micros = self.micros.wrapping_add(micros);
+    }
+}
+
 impl WindowSet {
-    /// Rings are laid out last ring first, so the finest window (ring 0), which gains a
-    /// granule most often, sits at the end of the vector and grows without shifting others.
+    /// Where ring `r`'s older granules sit in `older` (rings laid out last ring first).
     fn range(&self, ring: usize) -> std::ops::Range<usize> {
         let start: usize = self.lens[ring + 1..].iter().map(|l| *l as usize).sum();
         start..start + self.lens[ring] as usize
     }
 
     /// Checks what `add` maintains, for state read back from a snapshot: the rings tile
-    /// the bucket vector, each is strictly ascending and no longer than its window.
+    /// the vector, each is strictly ascending, older than its head, in range, and no
+    /// longer than its window.
     pub fn is_well_formed(&self, windows: &[Window]) -> bool {
         let bounded: Vec<u32> = windows
             .iter()
             .filter_map(|w| w.granulation())
             .map(|(_, n)| n)
             .collect();
-        let tiled = self.lens.iter().map(|l| *l as usize).sum::<usize>() == self.buckets.len();
-        let in_range = self.buckets.iter().all(|b| b.granule <= MAX_GRANULE)
-            && self.pruned_through.iter().all(|p| *p <= MAX_GRANULE + 1)
-            && self.all_count <= 1 << 62;
+        let tiled = self.lens.iter().map(|l| *l as usize).sum::<usize>() == self.older.len();
         tiled
-            && in_range
+            && self.all_count <= 1 << 62
             && (0..MAX_RINGS).all(|r| {
-                let ring = &self.buckets[self.range(r)];
+                let head = self.heads[r];
+                let ring = &self.older[self.range(r)];
                 let limit = bounded.get(r).copied().unwrap_or(0) as usize;
-                ring.len() <= limit && ring.windows(2).all(|b| b[0].granule < b[1].granule)
+                let in_range = |b: &Bucket| b.granule <= MAX_GRANULE && b.count > 0;
+                self.pruned_through[r] <= MAX_GRANULE + 1
+                    && if head.count == 0 {
+                        head == Bucket::default() && ring.is_empty()
+                    } else {
+                        in_range(&head)
+                            && ring.len() < limit
+                            && ring.iter().all(in_range)
+                            && ring.windows(2).all(|b| b[0].granule < b[1].granule)
+                            && ring.last().is_none_or(|b| b.granule < head.granule)
+                    }
             })
     }
 
-    pub fn prefetch_buckets(&self) {
-        if let Some(first) = self.buckets.first() {
-            prefetch(first);
-        }
+    /// Prefetches the inline part (the heads and the counters); the rest is rarely needed.
+    pub fn prefetch(&self) {
+        prefetch(&self.heads);
+        prefetch(&self.all_count);
     }
 
     /// `windows` is the signal's window list; bounded windows map to rings in order.
@@ -127,33 +150,38 @@ impl WindowSet {
         }
     }
 
+    #[inline]
     fn add_to_ring(&mut self, ring: usize, granule: u32, n: u32, micros: i64) {
+        let head = &mut self.heads[ring];
+        if head.count == 0 {
+            *head = Bucket::first(granule, micros);
+        } else if granule == head.granule {
+            head.bump(micros);
+        } else if granule > head.granule {
+            // The old head becomes the newest of the ring's older granules.
+            let previous = std::mem::replace(head, Bucket::first(granule, micros));
+            let end = self.range(ring).end;
+            self.older.insert(end, previous);
+            self.lens[ring] += 1;
+            self.prune(ring, (granule + 1).saturating_sub(n));
+        } else {
+            let newest = head.granule;
+            self.add_late(ring, granule, n, newest, micros);
+        }
+    }
+
+    /// Drops ring `ring`'s older granules below `lo`; they sit at the front of the ring.
+    fn prune(&mut self, ring: usize, lo: u32) {
         let range = self.range(ring);
-        match self.buckets[range.clone()].last().map(|b| b.granule) {
-            Some(newest) if newest == granule => self.bump(range.end - 1, micros),
-            Some(newest) if granule < newest => self.add_late(ring, granule, n, newest, micros),
-            _ => {
-                let bucket = Bucket {
-                    granule,
-                    count: 1,
-                    micros,
-                };
-                self.buckets.insert(range.end, bucket);
-                self.lens[ring] += 1;
-                // Granules that fell out of the window sit at the front of the ring.
-                let lo = (granule + 1).saturating_sub(n);
-                let ring_now = range.start..range.end + 1;
-                let dead = self.buckets[ring_now]
-                    .iter()
-                    .take_while(|b| b.granule < lo)
-                    .count();
-                if dead > 0 {
-                    let newest_dead = self.buckets[range.start + dead - 1].granule;
-                    self.pruned_through[ring] = self.pruned_through[ring].max(newest_dead + 1);
-                    self.buckets.drain(range.start..range.start + dead);
-                    self.lens[ring] -= dead as u8;
-                }
-            }
+        let dead = self.older[range.clone()]
+            .iter()
+            .take_while(|b| b.granule < lo)
+            .count();
+        if dead > 0 {
+            let newest_dead = self.older[range.start + dead - 1].granule;
+            self.pruned_through[ring] = self.pruned_through[ring].max(newest_dead + 1);
+            self.older.drain(range.start..range.start + dead);
+            self.lens[ring] -= dead as u8;
         }
     }
 
@@ -164,24 +192,14 @@ impl WindowSet {
             return;
         }
         let range = self.range(ring);
-        match self.buckets[range.clone()].binary_search_by_key(&granule, |b| b.granule) {
-            Ok(i) => self.bump(range.start + i, micros),
+        match self.older[range.clone()].binary_search_by_key(&granule, |b| b.granule) {
+            Ok(i) => self.older[range.start + i].bump(micros),
             Err(i) => {
-                let bucket = Bucket {
-                    granule,
-                    count: 1,
-                    micros,
-                };
-                self.buckets.insert(range.start + i, bucket);
+                self.older
+                    .insert(range.start + i, Bucket::first(granule, micros));
                 self.lens[ring] += 1;
             }
         }
-    }
-
-    fn bump(&mut self, at: usize, micros: i64) {
-        let b = &mut self.buckets[at];
-        b.count = b.count.saturating_add(1);
-        b.micros = b.micros.wrapping_add(micros);
     }
 
     /// The count and weight sum of `window` at `at`, or why there is no exact answer.
@@ -209,9 +227,11 @@ impl WindowSet {
         if self.pruned_through[ring] > lo {
             return Err(WindowGap::Pruned);
         }
+        let head = &self.heads[ring];
         let in_window = || {
-            self.buckets[self.range(ring)]
+            self.older[self.range(ring)]
                 .iter()
+                .chain((head.count > 0).then_some(head))
                 .filter(|b| (lo..=at).contains(&b.granule))
         };
         if in_window().any(|b| b.count > MAX_EXACT_EVENTS) {
@@ -268,9 +288,15 @@ mod tests {
         bad_lens.lens[0] += 1;
         assert!(!bad_lens.is_well_formed(&w));
         let mut unsorted = s.clone();
-        let last = unsorted.buckets.len() - 1;
-        unsorted.buckets.swap(last - 1, last);
+        let last = unsorted.older.len() - 1;
+        unsorted.older.swap(last - 1, last);
         assert!(!unsorted.is_well_formed(&w));
+        let mut stale_head = s.clone();
+        stale_head.heads[0].granule = 0;
+        assert!(
+            !stale_head.is_well_formed(&w),
+            "the head must be the newest granule"
+        );
         assert!(
             !s.is_well_formed(&[Window::OneHour]),
             "a ring for a window the signal lacks"
@@ -282,7 +308,7 @@ mod tests {
         let w = [Window::OneHour];
         let mut s = WindowSet::default();
         s.add(&w, 0, 1);
-        s.buckets[0].count = MAX_EXACT_EVENTS;
+        s.heads[0].count = MAX_EXACT_EVENTS;
         s.add(&w, 0, 10);
         assert_eq!(s.read(&w, Window::OneHour, 0), Err(WindowGap::Overflow));
         assert_eq!(s.read(&w, Window::AllTime, 0).unwrap().count, 2);
