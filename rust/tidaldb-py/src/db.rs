@@ -102,6 +102,20 @@ impl PyDb {
         logging::deliver(py);
         out.py_err(py)
     }
+
+    /// The count and weight sum of one window as of `at` (now when `None`).
+    fn window_reading(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        item: Id<Item>,
+        window: &str,
+        at: Option<Float<At>>,
+    ) -> PyResult<tidaldb::ledger::WindowReading> {
+        let window = Window::parse(window).py_err(py)?;
+        let at = timestamp_or_now(py, at.map(|t| t.0))?;
+        self.with(py, |db| db.read_window_at(item.0, name, window, at))
+    }
 }
 
 #[pymethods]
@@ -230,11 +244,7 @@ impl PyDb {
         window: &str,
         at: Option<Float<At>>,
     ) -> PyResult<u64> {
-        let window = Window::parse(window).py_err(py)?;
-        let at = timestamp_or_now(py, at.map(|t| t.0))?;
-        self.with(py, |db| {
-            db.read_window_at(item.0, name, window, at).map(|r| r.count)
-        })
+        Ok(self.window_reading(py, name, item, window, at)?.count)
     }
 
     /// Sum of the weights counted in `window` as of `at`.
@@ -247,12 +257,7 @@ impl PyDb {
         window: &str,
         at: Option<Float<At>>,
     ) -> PyResult<f64> {
-        let window = Window::parse(window).py_err(py)?;
-        let at = timestamp_or_now(py, at.map(|t| t.0))?;
-        self.with(py, |db| {
-            db.read_window_at(item.0, name, window, at)
-                .map(|r| r.weight_sum)
-        })
+        Ok(self.window_reading(py, name, item, window, at)?.weight_sum)
     }
 
     /// Weight per hour over the signal's shortest window, as of `at`.

@@ -60,12 +60,7 @@ fn child(dir: &Path, mode: &str) {
         // batched writes that fit, then a batch that does not, flushed by `snapshot`
         "snapshot" => {
             let db = open(dir, batched(Duration::from_secs(3600))).unwrap();
-            db.signal_batch("count", &ids(0, 20), &[1.0; 20], None)
-                .unwrap();
-            db.flush().unwrap();
-            println!("synced 20");
-            db.signal_batch("count", &ids(20, 400), &[1.0; 400], None)
-                .unwrap();
+            sync_20_then_buffer_400(&db);
             let err = db.snapshot().unwrap_err();
             assert!(matches!(err, TidalError::Io { .. }), "{err}");
             refuses_everything_after(&db);
@@ -73,12 +68,7 @@ fn child(dir: &Path, mode: &str) {
         // the flusher thread hits the limit; nobody is waiting for it
         "flusher" => {
             let db = open(dir, batched(Duration::from_millis(5))).unwrap();
-            db.signal_batch("count", &ids(0, 20), &[1.0; 20], None)
-                .unwrap();
-            db.flush().unwrap();
-            println!("synced 20");
-            db.signal_batch("count", &ids(20, 400), &[1.0; 400], None)
-                .unwrap();
+            sync_20_then_buffer_400(&db);
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             while db.signal("count", EntityId(9999), 1.0, None).is_ok() {
                 assert!(
@@ -92,6 +82,16 @@ fn child(dir: &Path, mode: &str) {
         other => panic!("unknown mode {other}"),
     }
     println!("child done");
+}
+
+/// 20 events that fit under the limit, synced; then 400 that do not, only buffered.
+fn sync_20_then_buffer_400(db: &TidalDb) {
+    db.signal_batch("count", &ids(0, 20), &[1.0; 20], None)
+        .unwrap();
+    db.flush().unwrap();
+    println!("synced 20");
+    db.signal_batch("count", &ids(20, 400), &[1.0; 400], None)
+        .unwrap();
 }
 
 fn ids(from: u64, n: u64) -> Vec<EntityId> {
