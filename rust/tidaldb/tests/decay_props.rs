@@ -13,12 +13,14 @@ use proptest::prelude::*;
 use tidaldb::crdt::HlcTimestamp;
 use tidaldb::ledger::Ledger;
 use tidaldb::schema::SignalIdx;
+
+mod common;
+use common::{SplitMix, T0, ts};
 use tidaldb::{
     DecaySpec, EntityId, EntityKind, Event, EventBody, EventId, NodeId, Schema, TenantId,
     Timestamp, Window,
 };
 
-const T0: i64 = 1_700_000_000_000_000_000;
 const HOUR: i64 = 3_600_000_000_000;
 const MINUTE: i64 = 60_000_000_000;
 
@@ -105,10 +107,6 @@ fn signed_events() -> impl Strategy<Value = Vec<(u16, u64, f64, i64)>> {
             .map(|(o, e, w, t)| (o, e, if w == 0.0 { 1.0 } else { w }, t))
             .collect()
     })
-}
-
-fn ts(ns: i64) -> Timestamp {
-    Timestamp::from_nanos(ns).unwrap()
 }
 
 proptest! {
@@ -280,21 +278,13 @@ proptest! {
     }
 }
 
-/// The events with some duplicated, in a deterministic Fisher-Yates shuffle driven by a
-/// splitmix64 stream.
+/// The events with some duplicated, in a deterministic Fisher-Yates shuffle.
 fn permuted(evs: &[Event], seed: u64) -> Vec<Event> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mut rng = SplitMix(seed);
     // every fifth event is delivered twice, as a retry would
     let mut out: Vec<Event> = evs.iter().chain(evs.iter().step_by(5)).copied().collect();
     for i in (1..out.len()).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
+        let j = rng.below(i as u64 + 1) as usize;
         out.swap(i, j);
     }
     out

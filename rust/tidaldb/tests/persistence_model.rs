@@ -9,9 +9,11 @@
 
 use std::time::Duration;
 
-use tidaldb::{DecaySpec, Durability, EntityId, EntityKind, Schema, TidalDb, Timestamp, Window};
+use tidaldb::{DecaySpec, Durability, EntityId, EntityKind, Schema, TidalDb, Window};
 
-const T0: i64 = 1_700_000_000_000_000_000;
+mod common;
+use common::{SplitMix, T0, ts};
+
 const MINUTE: i64 = 60_000_000_000;
 
 fn schema() -> Schema {
@@ -40,25 +42,6 @@ fn schema() -> Schema {
         .unwrap()
 }
 
-/// splitmix64: small, seedable, and the same everywhere.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn ts(ns: i64) -> Timestamp {
-    Timestamp::from_nanos(ns).unwrap()
-}
-
 /// Every read the schedule can affect, as exact bits (an error reads as a marker).
 fn fingerprint(db: &TidalDb, at: i64) -> Vec<u64> {
     let mut out = Vec::new();
@@ -83,7 +66,7 @@ fn fingerprint(db: &TidalDb, at: i64) -> Vec<u64> {
 }
 
 fn run(seed: u64) {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix(seed);
     let dir = tempfile::tempdir().unwrap();
     let durability = if rng.below(2) == 0 {
         Durability::Immediate

@@ -5,16 +5,14 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+mod common;
+use common::{T0, ts};
+
 use tidaldb::{
     DecaySpec, EntityId, EntityKind, Retrieve, Schema, TidalDb, TidalError, Timestamp, Window,
 };
 
-const T0: i64 = 1_700_000_000_000_000_000;
 const HOUR: i64 = 3_600_000_000_000;
-
-fn ts(ns: i64) -> Timestamp {
-    Timestamp::from_nanos(ns).unwrap()
-}
 
 fn db() -> TidalDb {
     let schema = Schema::builder()

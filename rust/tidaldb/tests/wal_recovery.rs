@@ -6,12 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tidaldb::wal::{list_segments, scan_segment};
+
+mod common;
+use common::{T0, ts};
 use tidaldb::{
     DecaySpec, Durability, EntityId, EntityKind, Schema, ShardId, TidalDb, TidalError, Timestamp,
     Window,
 };
 
-const T0: i64 = 1_700_000_000_000_000_000;
 const SEC: i64 = 1_000_000_000;
 
 fn schema() -> Schema {
@@ -37,10 +39,6 @@ fn open(dir: &Path) -> Result<TidalDb, TidalError> {
         .with_data_dir(dir)
         .with_schema(schema())
         .open()
-}
-
-fn ts(ns: i64) -> Timestamp {
-    Timestamp::from_nanos(ns).unwrap()
 }
 
 /// Writes `n` signals (one batch each under Immediate) and a hide; returns nothing, the

@@ -144,19 +144,10 @@ impl Ledger {
         }
         let mut runs: Vec<Vec<(EntityId, f64, i64)>> = vec![Vec::new(); self.signals.len()];
         for e in events {
-            match e.body {
-                EventBody::Signal {
-                    signal,
-                    entity,
-                    weight,
-                    ts,
-                } => {
-                    if let Some(run) = runs.get_mut(signal.0 as usize) {
-                        run.push((entity, weight, ts.as_nanos()));
-                    }
-                }
-                EventBody::Hide { user, item } => self.hidden.hide(user, item, e.hlc),
-                EventBody::Unhide { user, item } => self.hidden.unhide(user, item, e.hlc),
+            if let Some((signal, entity, weight, ts)) = self.apply_hides(e)
+                && let Some(run) = runs.get_mut(signal.0 as usize)
+            {
+                run.push((entity, weight, ts));
             }
         }
         for (ledger, run) in self.signals.iter_mut().zip(&runs) {
@@ -185,21 +176,34 @@ impl Ledger {
         Ok(())
     }
 
+    /// Applies a hide or unhide; hands a signal's parts back to the caller, which applies
+    /// it one at a time or gathers a run.
     #[inline]
-    fn apply_in_order(&mut self, event: &Event) {
+    fn apply_hides(&mut self, event: &Event) -> Option<(SignalIdx, EntityId, f64, i64)> {
         match event.body {
             EventBody::Signal {
                 signal,
                 entity,
                 weight,
                 ts,
-            } => {
-                if let Some(s) = self.signals.get_mut(signal.0 as usize) {
-                    s.apply(event.id.origin, entity, weight, ts.as_nanos());
-                }
+            } => Some((signal, entity, weight, ts.as_nanos())),
+            EventBody::Hide { user, item } => {
+                self.hidden.hide(user, item, event.hlc);
+                None
             }
-            EventBody::Hide { user, item } => self.hidden.hide(user, item, event.hlc),
-            EventBody::Unhide { user, item } => self.hidden.unhide(user, item, event.hlc),
+            EventBody::Unhide { user, item } => {
+                self.hidden.unhide(user, item, event.hlc);
+                None
+            }
+        }
+    }
+
+    #[inline]
+    fn apply_in_order(&mut self, event: &Event) {
+        if let Some((signal, entity, weight, ts)) = self.apply_hides(event)
+            && let Some(s) = self.signals.get_mut(signal.0 as usize)
+        {
+            s.apply(event.id.origin, entity, weight, ts);
         }
         self.vv.advance(event.id.origin, event.id.seq);
     }

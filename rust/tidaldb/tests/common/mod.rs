@@ -1,0 +1,29 @@
+//! Helpers shared by the integration suites: a fixed start time and a seedable generator.
+
+#![allow(dead_code)] // each suite uses its own subset
+
+use tidaldb::Timestamp;
+
+/// 2023-11-14, in nanoseconds: well in the past, so no write is refused as future.
+pub const T0: i64 = 1_700_000_000_000_000_000;
+
+pub fn ts(ns: i64) -> Timestamp {
+    Timestamp::from_nanos(ns).unwrap()
+}
+
+/// splitmix64: small, seedable, and the same on every machine, so a failing seed replays.
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
