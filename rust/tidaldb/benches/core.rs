@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use tidaldb::ledger::Ledger;
-use tidaldb::node::{ClientOp, Node, NodeConfig};
+use tidaldb::node::{ClientOp, Input, Node, NodeConfig, Outputs, WriteConcern, WriteRequest};
 use tidaldb::schema::SignalIdx;
 use tidaldb::{
     DecaySpec, Durability, EntityId, EntityKind, Retrieve, Schema, TidalDb, Timestamp, Window,
@@ -146,6 +146,7 @@ fn ingest(c: &mut Criterion) {
         // Time only moves forward across rounds and samples, one millisecond per event, and
         // the node's clock is the event's time, as it would be for live traffic.
         let mut clock = T0;
+        let mut out = Outputs::default();
         bench_batch(c, "ingest", name, BATCH, |_| {
             for i in 0..BATCH {
                 clock += 1_000_000;
@@ -156,7 +157,15 @@ fn ingest(c: &mut Criterion) {
                     weight: weights[i],
                     ts: Some(now),
                 };
-                black_box(node.write(now, op).unwrap());
+                out.clear();
+                let request = WriteRequest {
+                    id: i as u64,
+                    ops: &[op],
+                    concern: WriteConcern::Local,
+                    tag: None,
+                };
+                node.handle(now, Input::Write(request), &mut out);
+                black_box(&out.replies);
             }
         });
     }

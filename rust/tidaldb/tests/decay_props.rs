@@ -69,6 +69,7 @@ fn events(raw: &[(u16, u64, f64, i64)], signal: SignalIdx) -> Vec<Event> {
                     node_id: origin,
                 },
                 tenant: TenantId::DEFAULT,
+                client: None,
                 body: EventBody::Signal {
                     signal,
                     entity: EntityId(entity),

@@ -1,9 +1,14 @@
-//! Pure data types with merge laws: the clock, decay accumulators, the hide register.
+//! Pure data types with merge laws: the clock, decay accumulators, the hide register, and
+//! the general-purpose PN counter and last-writer-wins register.
 
+mod counter;
 mod decay;
 mod hard_negative;
 mod hlc;
+mod lww;
 
+pub use counter::PNCounter;
 pub use decay::{CrdtSignalState, ExpAccumulator, HalfLife, LinearState, Partial};
 pub use hard_negative::HideRegister;
 pub use hlc::{HlcTimestamp, HybridClock};
+pub use lww::LWWRegister;

@@ -30,7 +30,7 @@ impl fmt::Display for TenantId {
 }
 
 /// `seq` is dense per (tenant, origin): 1, 2, 3, ...
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct EventId {
     pub origin: NodeId,
     pub seq: u64,
@@ -54,10 +54,36 @@ pub enum EventBody {
     },
 }
 
+/// A client-chosen key that names one logical write, so that a retry of it (to the same
+/// replica or, after a failover, to another) is applied once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IdempotencyKey(pub u64);
+
+/// A client session: its writes carry rising [`SessionSeqNo`]s, so one high-water mark per
+/// session recognises every retry without remembering each write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SessionId(pub u64);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SessionSeqNo(pub u64);
+
+/// How a client names a write for deduplication. It travels inside the event, so every
+/// replica learns it when it applies the event, and a retry after a failover is caught.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ClientTag {
+    Key(IdempotencyKey),
+    Session {
+        session: SessionId,
+        seq: SessionSeqNo,
+    },
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Event {
     pub id: EventId,
     pub hlc: HlcTimestamp,
     pub tenant: TenantId,
     pub body: EventBody,
+    /// Set when the client named the write for deduplication.
+    pub client: Option<ClientTag>,
 }

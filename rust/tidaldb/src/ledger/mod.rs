@@ -4,11 +4,13 @@
 //! duplicate and is dropped, a seq beyond the next one waits until the gap fills. That makes
 //! application exactly-once under retries, duplicates, reordering and restarts.
 
+mod clients;
 mod hidden;
 mod signals;
 mod slots;
 mod windows;
 
+pub use clients::{ClientTable, DEFAULT_CLIENT_CAPACITY, IdempotencyStore};
 pub use hidden::HiddenSet;
 pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
 pub use slots::EntitySlots;
@@ -61,6 +63,7 @@ pub struct Ledger {
     schema: Arc<Schema>,
     signals: Vec<SignalLedger>,
     hidden: HiddenSet,
+    clients: ClientTable,
     vv: VersionVector,
     /// Events that arrived ahead of a gap, keyed so that one origin's run is contiguous.
     pending: BTreeMap<(NodeId, u64), Event>,
@@ -73,6 +76,7 @@ impl Ledger {
             schema,
             signals,
             hidden: HiddenSet::default(),
+            clients: ClientTable::default(),
             vv: VersionVector::new(),
             pending: BTreeMap::new(),
         }
@@ -93,6 +97,17 @@ impl Ledger {
     /// Applies one event exactly once. Invalid events (a signal index outside the schema,
     /// a bad weight) are refused before anything changes.
     pub fn apply(&mut self, event: &Event) -> Result<Applied> {
+        self.apply_collect(event, None)
+    }
+
+    /// Like [`Ledger::apply`], and pushes onto `applied` every event that took effect:
+    /// this one and the buffered successors it unblocked, in the order applied. A replica
+    /// persists and forwards exactly those.
+    pub fn apply_collect(
+        &mut self,
+        event: &Event,
+        mut applied: Option<&mut Vec<Event>>,
+    ) -> Result<Applied> {
         self.check(&event.body)?;
         let origin = event.id.origin;
         let next = self.vv.get(origin) + 1;
@@ -111,12 +126,24 @@ impl Ledger {
             return Ok(Applied::Buffered);
         }
         self.apply_in_order(event);
+        if let Some(out) = applied.as_deref_mut() {
+            out.push(*event);
+        }
+        let unblocked = self.drain_pending(origin, applied);
+        Ok(Applied::Now { unblocked })
+    }
+
+    /// Applies the buffered events of `origin` that now follow its version vector.
+    fn drain_pending(&mut self, origin: NodeId, mut applied: Option<&mut Vec<Event>>) -> usize {
         let mut unblocked = 0;
         while let Some(e) = self.pending.remove(&(origin, self.vv.get(origin) + 1)) {
             self.apply_in_order(&e);
+            if let Some(out) = applied.as_deref_mut() {
+                out.push(e);
+            }
             unblocked += 1;
         }
-        Ok(Applied::Now { unblocked })
+        unblocked
     }
 
     /// Applies many events. When they are one origin's next events in seq order (a local
@@ -124,6 +151,15 @@ impl Ledger {
     /// is bit-identical to applying them one by one, because each entity's events keep
     /// their order. Anything else falls back to `apply` per event.
     pub fn apply_batch(&mut self, events: &[Event]) -> Result<()> {
+        self.apply_batch_collect(events, None)
+    }
+
+    /// [`Ledger::apply_batch`] that reports what took effect, like [`Ledger::apply_collect`].
+    pub fn apply_batch_collect(
+        &mut self,
+        events: &[Event],
+        mut applied: Option<&mut Vec<Event>>,
+    ) -> Result<()> {
         for e in events {
             self.check(&e.body)?;
         }
@@ -138,12 +174,15 @@ impl Ledger {
             .all(|(i, e)| e.id.origin == origin && e.id.seq == start + i as u64);
         if !contiguous {
             for e in events {
-                self.apply(e)?;
+                self.apply_collect(e, applied.as_deref_mut())?;
             }
             return Ok(());
         }
         let mut runs: Vec<Vec<(EntityId, f64, i64)>> = vec![Vec::new(); self.signals.len()];
         for e in events {
+            if let Some(tag) = e.client {
+                self.clients.record(tag, e.id);
+            }
             if let Some((signal, entity, weight, ts)) = self.apply_hides(e)
                 && let Some(run) = runs.get_mut(signal.0 as usize)
             {
@@ -157,13 +196,14 @@ impl Ledger {
         }
         let last = start + events.len() as u64 - 1;
         self.vv.advance(origin, last);
+        if let Some(out) = applied.as_deref_mut() {
+            out.extend_from_slice(events);
+        }
         if !self.pending.is_empty() {
             // Buffered copies of events this batch just applied are duplicates now.
             self.pending
                 .retain(|&(o, seq), _| o != origin || seq > last);
-            while let Some(e) = self.pending.remove(&(origin, self.vv.get(origin) + 1)) {
-                self.apply_in_order(&e);
-            }
+            self.drain_pending(origin, applied);
         }
         Ok(())
     }
@@ -200,6 +240,9 @@ impl Ledger {
 
     #[inline]
     fn apply_in_order(&mut self, event: &Event) {
+        if let Some(tag) = event.client {
+            self.clients.record(tag, event.id);
+        }
         if let Some((signal, entity, weight, ts)) = self.apply_hides(event)
             && let Some(s) = self.signals.get_mut(signal.0 as usize)
         {
@@ -337,6 +380,11 @@ impl Ledger {
         &self.hidden
     }
 
+    /// The idempotency keys and session high-water marks of applied events.
+    pub fn clients(&self) -> &ClientTable {
+        &self.clients
+    }
+
     pub fn signal_ledgers(&self) -> &[SignalLedger] {
         &self.signals
     }
@@ -346,12 +394,14 @@ impl Ledger {
         schema: Arc<Schema>,
         signals: Vec<SignalLedger>,
         hidden: HiddenSet,
+        clients: ClientTable,
         vv: VersionVector,
     ) -> Self {
         Ledger {
             schema,
             signals,
             hidden,
+            clients,
             vv,
             pending: BTreeMap::new(),
         }

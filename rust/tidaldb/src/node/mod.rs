@@ -1,53 +1,81 @@
-//! The sans-IO replica: admission, stamping and applying events. It never reads a clock,
-//! spawns a thread or touches a file; drivers hand it the time and persist what it returns.
+//! The sans-IO replica: `node.handle(now, input, &mut outputs)`.
+//!
+//! A node admits client writes, stamps and applies them, keeps the log its peers still
+//! need, replicates, reconciles and follows the control plane's leadership orders. It never
+//! reads a clock, spawns a thread or touches a file or socket: drivers hand it the time and
+//! carry out its [`Outputs`]. The simulator and the tokio runtime run this same code.
+
+mod admission;
+mod lag;
+mod log;
+mod protocol;
+mod reconcile;
+mod replication;
+pub mod routing;
+
+pub use admission::ClientOp;
+pub use lag::{LagReading, ReplicationLagGauge, events_behind};
+pub use log::{DEFAULT_MAX_RETAINED, RetainedLog};
+pub use protocol::{
+    ControlCommand, Input, Message, NodeReport, Outputs, RequestId, WriteAck, WriteConcern,
+    WriteRequest,
+};
+pub use reconcile::{LogRange, ReconcilePlan, ReconciliationEngine};
+pub use routing::{NodeRole, RangeTable, RoutingStrategy, ShardRouter};
 
 use std::time::Duration;
 
 use crate::crdt::{HlcTimestamp, HybridClock};
 use crate::error::{Result, TidalError};
-use crate::event::{Event, EventBody, EventId, TenantId};
-use crate::ledger::{Applied, Ledger, validate_weight};
-use crate::schema::{EntityId, NodeId, SignalIdx, Timestamp};
+use crate::event::{ClientTag, Event, EventId, TenantId, VersionVector};
+use crate::ledger::Ledger;
+use crate::schema::{NodeId, RegionId, ShardId, Timestamp};
 
-/// A write as a client asks for it, before it has an id.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ClientOp {
-    /// `ts = None` stamps the event with the node's current time.
-    Signal {
-        signal: SignalIdx,
-        entity: EntityId,
-        weight: f64,
-        ts: Option<Timestamp>,
-    },
-    Hide {
-        user: EntityId,
-        item: EntityId,
-    },
-    Unhide {
-        user: EntityId,
-        item: EntityId,
-    },
-}
+use replication::{Awaiting, Peer};
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct NodeConfig {
     pub id: NodeId,
+    pub region: RegionId,
+    pub shard: ShardId,
+    pub role: NodeRole,
     pub tenant: TenantId,
+    /// The other replicas of this shard.
+    pub peers: Vec<NodeId>,
     /// How far ahead of the local clock a remote HLC may be before it is refused.
     pub max_clock_drift: Duration,
-    /// How far ahead of the node's clock a client-given event timestamp may be. Scores read
-    /// before an event grow back exponentially, so an event dated years ahead would make
-    /// its entity's score overflow; a little skew between machines is fine.
+    /// How far ahead of the node's clock a client-given event timestamp may be.
     pub max_future_skew: Duration,
+    /// How often the node tells its peers (and the control plane) its version vector.
+    pub heartbeat_interval: Duration,
+    /// A peer silent this long counts as unreachable: no eager pushes go to it, queries
+    /// report it, and hearing from it again starts a reconciliation.
+    pub peer_timeout: Duration,
+    /// How long an unacknowledged push, or a gap a peer reports, may last before the node
+    /// ships the events again (retransmission, and forwarding of other origins' events).
+    pub repair_after: Duration,
+    /// Bound on the retained log (see [`RetainedLog`]).
+    pub max_retained: usize,
+    /// Events per replication frame at most.
+    pub max_frame_events: usize,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
             id: NodeId(0),
+            region: RegionId(0),
+            shard: ShardId(0),
+            role: NodeRole::Single,
             tenant: TenantId::DEFAULT,
+            peers: Vec::new(),
             max_clock_drift: HybridClock::DEFAULT_MAX_DRIFT,
             max_future_skew: Duration::from_secs(300),
+            heartbeat_interval: Duration::from_millis(50),
+            peer_timeout: Duration::from_millis(500),
+            repair_after: Duration::from_millis(200),
+            max_retained: DEFAULT_MAX_RETAINED,
+            max_frame_events: 1 << 16,
         }
     }
 }
@@ -57,18 +85,66 @@ pub struct Node {
     cfg: NodeConfig,
     clock: HybridClock,
     ledger: Ledger,
+    log: RetainedLog,
+    peers: Vec<Peer>,
+    term: u64,
+    role: NodeRole,
+    /// What the driver has confirmed durable; only this much of our own events leaves the
+    /// node, so a crash that loses the unsynced tail never reuses a seq a peer has seen.
+    durable: VersionVector,
+    awaiting: Vec<Awaiting>,
+    last_heartbeat: Option<Timestamp>,
+    lag: ReplicationLagGauge,
 }
 
 impl Node {
     /// A node over a (possibly recovered) ledger; `clock_floor` is the newest HLC in it.
+    /// Everything in `ledger` counts as durable.
     pub fn new(cfg: NodeConfig, ledger: Ledger, clock_floor: HlcTimestamp) -> Self {
         let mut clock = HybridClock::new(cfg.id, cfg.max_clock_drift);
         clock.observe(clock_floor);
-        Node { cfg, clock, ledger }
+        let peers = cfg
+            .peers
+            .iter()
+            .filter(|p| **p != cfg.id)
+            .map(|p| Peer::new(*p))
+            .collect();
+        Node {
+            log: RetainedLog::new(cfg.max_retained),
+            durable: ledger.version_vector().clone(),
+            role: cfg.role,
+            term: 0,
+            peers,
+            clock,
+            ledger,
+            awaiting: Vec::new(),
+            last_heartbeat: None,
+            lag: ReplicationLagGauge::new(),
+            cfg,
+        }
+    }
+
+    /// Restarts in `term` (the last one this node knew) as a follower: the control plane
+    /// decides whether it leads again. `retained` is the tail of its log that peers may
+    /// lack; reconciliation with every peer starts on the first tick.
+    pub fn rejoin(&mut self, term: u64, retained: &[Event]) {
+        self.term = term;
+        if self.role == NodeRole::Leader {
+            self.role = NodeRole::Follower;
+        }
+        if !self.peers.is_empty() {
+            for e in retained {
+                self.log.push(e);
+            }
+        }
     }
 
     pub fn id(&self) -> NodeId {
         self.cfg.id
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.cfg
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -79,102 +155,173 @@ impl Node {
         self.clock.last()
     }
 
-    /// Validates a client write; on success the event is stamped, applied, and returned
-    /// for the driver to persist. On error nothing has changed.
-    #[inline]
-    pub fn write(&mut self, now: Timestamp, op: ClientOp) -> Result<Event> {
-        let body = self.admit(now, op)?;
-        Ok(self.stamp_and_apply(now, body))
+    pub fn term(&self) -> u64 {
+        self.term
     }
 
-    /// Validates every op first, then stamps and applies them all: a batch is written whole
-    /// or not at all. Returns the events for the driver to persist.
-    pub fn write_all(&mut self, now: Timestamp, ops: &[ClientOp]) -> Result<Vec<Event>> {
-        let mut events = Vec::with_capacity(ops.len());
-        let first_seq = self.ledger.version_vector().get(self.cfg.id) + 1;
-        for (i, op) in ops.iter().enumerate() {
-            let body = self.admit(now, *op)?;
-            events.push(Event {
-                id: EventId {
-                    origin: self.cfg.id,
-                    seq: first_seq + i as u64,
-                },
-                hlc: HlcTimestamp::default(),
-                tenant: self.cfg.tenant,
-                body,
-            });
-        }
-        for e in &mut events {
-            e.hlc = self.clock.now(now);
-        }
-        self.ledger.apply_batch(&events)?;
-        Ok(events)
+    pub fn role(&self) -> NodeRole {
+        self.role
     }
 
-    fn admit(&self, now: Timestamp, op: ClientOp) -> Result<EventBody> {
-        Ok(match op {
-            ClientOp::Signal {
-                signal,
-                entity,
-                weight,
-                ts,
-            } => {
-                self.ledger.schema().checked(signal)?;
-                EventBody::Signal {
-                    signal,
-                    entity,
-                    weight: validate_weight(weight)?,
-                    ts: self.check_not_future(now, ts.unwrap_or(now))?,
+    pub fn durable(&self) -> &VersionVector {
+        &self.durable
+    }
+
+    pub fn retained_log(&self) -> &RetainedLog {
+        &self.log
+    }
+
+    /// Lag of each peer as this node last measured it (on its heartbeats).
+    pub fn lag_gauge(&self) -> &ReplicationLagGauge {
+        &self.lag
+    }
+
+    /// Peers not heard from within `peer_timeout` as of `now`.
+    pub fn unreachable_peers(&self, now: Timestamp) -> Vec<NodeId> {
+        self.peers
+            .iter()
+            .filter(|p| !p.reachable(now, self.cfg.peer_timeout))
+            .map(|p| p.id)
+            .collect()
+    }
+
+    /// A peer's durable version vector as last reported to this node.
+    pub fn peer_vv(&self, peer: NodeId) -> Option<&VersionVector> {
+        self.peers.iter().find(|p| p.id == peer).map(|p| &p.acked)
+    }
+
+    /// Replicated writes still waiting for acknowledgements.
+    pub fn awaiting_replication(&self) -> usize {
+        self.awaiting.len()
+    }
+
+    /// The state machine's one entry point. Outputs are appended to `out`, which the
+    /// driver drains (see [`Outputs`] for the order in which to carry them out).
+    pub fn handle(&mut self, now: Timestamp, input: Input<'_>, out: &mut Outputs) {
+        match input {
+            Input::Write(req) => match self.on_write(now, &req, out) {
+                Ok(Some(ack)) => out.replies.push((req.id, Ok(ack))),
+                Ok(None) => {}
+                Err(e) => out.replies.push((req.id, Err(e))),
+            },
+            Input::Peer { from, msg } => self.on_message(now, from, msg, out),
+            Input::Tick => self.on_tick(now, out),
+            Input::Synced => self.on_synced(now, out),
+            Input::Control(ControlCommand::SetRole { term, role }) => {
+                if term >= self.term {
+                    self.term = term;
+                    self.role = role;
                 }
             }
-            ClientOp::Hide { user, item } => EventBody::Hide { user, item },
-            ClientOp::Unhide { user, item } => EventBody::Unhide { user, item },
-        })
+        }
     }
 
-    fn check_not_future(&self, now: Timestamp, ts: Timestamp) -> Result<Timestamp> {
-        let ahead = ts.as_nanos() - now.as_nanos();
-        let max = i64::try_from(self.cfg.max_future_skew.as_nanos()).unwrap_or(i64::MAX);
-        if ahead > max {
-            return Err(TidalError::TimestampInFuture {
-                ts_ns: ts.as_nanos(),
-                ahead_ns: ahead,
-                max_skew_ns: max,
+    /// Validates, stamps and applies a client write. `Ok(None)` means the reply waits for
+    /// replicas to acknowledge. On error nothing has changed.
+    fn on_write(
+        &mut self,
+        now: Timestamp,
+        req: &WriteRequest<'_>,
+        out: &mut Outputs,
+    ) -> Result<Option<WriteAck>> {
+        if let WriteConcern::Replicated(k) = req.concern
+            && usize::from(k) > self.peers.len()
+        {
+            return Err(TidalError::InvalidArgument {
+                name: "write_concern",
+                reason: format!(
+                    "Replicated({k}) needs {k} other replicas; this shard has {}",
+                    self.peers.len()
+                ),
             });
         }
-        Ok(ts)
+        if let Some(original) = req
+            .tag
+            .and_then(|t| self.ledger.clients().already_applied(t))
+        {
+            return Ok(Some(WriteAck::Duplicate { original }));
+        }
+        let first = EventId {
+            origin: self.cfg.id,
+            seq: self.ledger.version_vector().get(self.cfg.id) + 1,
+        };
+        let before = out.persist.len();
+        self.stamp_and_apply(now, req.ops, req.tag, &mut out.persist)?;
+        if !self.peers.is_empty() {
+            for e in &out.persist[before..] {
+                self.log.push(e);
+            }
+        }
+        let count = req.ops.len();
+        match req.concern {
+            WriteConcern::Replicated(k) if k > 0 && count > 0 => {
+                self.awaiting.push(Awaiting {
+                    req: req.id,
+                    first,
+                    count,
+                    k,
+                });
+                Ok(None)
+            }
+            _ => Ok(Some(WriteAck::Applied { first, count })),
+        }
     }
 
-    #[inline]
-    fn stamp_and_apply(&mut self, now: Timestamp, body: EventBody) -> Event {
-        let seq = self.ledger.version_vector().get(self.cfg.id) + 1;
-        let event = Event {
+    /// Validates every op first, then stamps and applies them all: a request is written
+    /// whole or not at all. The new events are appended to `events`.
+    fn stamp_and_apply(
+        &mut self,
+        now: Timestamp,
+        ops: &[ClientOp],
+        tag: Option<ClientTag>,
+        events: &mut Vec<Event>,
+    ) -> Result<()> {
+        let skew = self.cfg.max_future_skew;
+        if let [op] = ops {
+            // The common single write, without a temporary vector.
+            let body = admission::admit(&self.ledger, skew, now, *op)?;
+            let event = self.next_event(now, 0, body, tag);
+            // Admission validated the body, and the seq is the next in order, so this applies.
+            let _ = self.ledger.apply(&event);
+            events.push(event);
+            return Ok(());
+        }
+        let start = events.len();
+        for (i, op) in ops.iter().enumerate() {
+            match admission::admit(&self.ledger, skew, now, *op) {
+                Ok(body) => {
+                    let event = self.next_event(now, i as u64, body, tag.filter(|_| i == 0));
+                    events.push(event);
+                }
+                Err(e) => {
+                    events.truncate(start);
+                    return Err(e);
+                }
+            }
+        }
+        if let Err(e) = self.ledger.apply_batch(&events[start..]) {
+            events.truncate(start);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn next_event(
+        &mut self,
+        now: Timestamp,
+        offset: u64,
+        body: crate::event::EventBody,
+        client: Option<ClientTag>,
+    ) -> Event {
+        Event {
             id: EventId {
                 origin: self.cfg.id,
-                seq,
+                seq: self.ledger.version_vector().get(self.cfg.id) + 1 + offset,
             },
             hlc: self.clock.now(now),
             tenant: self.cfg.tenant,
             body,
-        };
-        // Admission validated the body, and the seq is the next in order, so this applies.
-        let _ = self.ledger.apply(&event);
-        event
-    }
-
-    /// Applies an event from another replica (or a replay). Its HLC advances our clock, so
-    /// that our later hides and unhides order after it.
-    pub fn apply_remote(&mut self, now: Timestamp, event: &Event) -> Result<Applied> {
-        if event.tenant != self.cfg.tenant {
-            return Err(TidalError::InvalidArgument {
-                name: "tenant",
-                reason: format!(
-                    "event of tenant {} sent to a node of tenant {}",
-                    event.tenant, self.cfg.tenant
-                ),
-            });
+            client,
         }
-        self.clock.update(event.hlc, now)?;
-        self.ledger.apply(event)
     }
 }

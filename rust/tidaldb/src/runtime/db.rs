@@ -10,7 +10,7 @@ use super::layout::{DirLock, check_or_record_schema, default_wal_dir};
 use crate::error::{Result, TidalError};
 use crate::event::{Event, EventId};
 use crate::ledger::{Ledger, WindowReading};
-use crate::node::{ClientOp, Node};
+use crate::node::{ClientOp, Input, Node, Outputs, WriteAck, WriteConcern, WriteRequest};
 use crate::query::{self, Results, Retrieve};
 use crate::schema::{EntityId, Schema, ShardId, SignalIdx, Timestamp, Window};
 use crate::wal::{Durability, RecoveryReport, Wal};
@@ -30,6 +30,8 @@ struct Disk {
 #[derive(Debug)]
 struct State {
     node: Node,
+    /// The node's output buffers, reused from call to call.
+    out: Outputs,
     disk: Option<Disk>,
     /// Set when a WAL write failed: memory may now be ahead of disk, so no further write
     /// may be acknowledged until the database is reopened and recovers from its log.
@@ -58,7 +60,11 @@ impl TidalDb {
     pub(crate) fn open_with(b: TidalDbBuilder, schema: Arc<Schema>) -> Result<TidalDb> {
         let (node, disk, recovery) = match &b.data_dir {
             None => (
-                Node::new(b.node, Ledger::new(schema.clone()), Default::default()),
+                Node::new(
+                    b.node.clone(),
+                    Ledger::new(schema.clone()),
+                    Default::default(),
+                ),
                 None,
                 RecoveryReport::default(),
             ),
@@ -84,12 +90,13 @@ impl TidalDb {
                     snapshot_every: b.snapshot_every.unwrap_or(DEFAULT_SNAPSHOT_EVERY),
                     _lock: lock,
                 };
-                (Node::new(b.node, ledger, clock), Some(disk), report)
+                (Node::new(b.node.clone(), ledger, clock), Some(disk), report)
             }
         };
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 node,
+                out: Outputs::default(),
                 disk,
                 failed: None,
                 closed: false,
@@ -205,18 +212,11 @@ impl TidalDb {
     }
 
     fn write(&self, op: ClientOp) -> Result<EventId> {
-        let mut st = self.lock()?;
-        st.check_writable()?;
-        let event = st.node.write(Timestamp::now(), op)?;
-        st.persist(std::slice::from_ref(&event))?;
-        Ok(event.id)
+        Ok(self.lock()?.submit(&[op])?.event_id())
     }
 
     fn write_many(&self, ops: &[ClientOp]) -> Result<()> {
-        let mut st = self.lock()?;
-        st.check_writable()?;
-        let events = st.node.write_all(Timestamp::now(), ops)?;
-        st.persist(&events)
+        self.lock()?.submit(ops).map(|_| ())
     }
 
     /// The decayed score of `entity` on `signal` now.
@@ -326,6 +326,31 @@ impl TidalDb {
 }
 
 impl State {
+    /// Runs one client write through the node, persists what it applied, and returns the
+    /// node's reply.
+    fn submit(&mut self, ops: &[ClientOp]) -> Result<WriteAck> {
+        self.check_writable()?;
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        let request = WriteRequest {
+            id: 0,
+            ops,
+            concern: WriteConcern::Local,
+            tag: None,
+        };
+        self.node
+            .handle(Timestamp::now(), Input::Write(request), &mut out);
+        let reply = out.replies.pop().map(|(_, r)| r);
+        let persisted = self.persist(&out.persist);
+        self.out = out;
+        persisted?;
+        reply.unwrap_or_else(|| {
+            Err(TidalError::Unavailable(
+                "the node did not answer a local write".into(),
+            ))
+        })
+    }
+
     fn check_writable(&self) -> Result<()> {
         match &self.failed {
             Some(why) => Err(TidalError::Unavailable(format!(
@@ -374,6 +399,10 @@ impl State {
             return Err(e);
         }
         disk.oldest_pending = None;
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        self.node.handle(Timestamp::now(), Input::Synced, &mut out);
+        self.out = out;
         Ok(())
     }
 

@@ -2,12 +2,18 @@
 //! the payload is checksummed as a whole, so the codec only has to be unambiguous.
 
 use crate::crdt::HlcTimestamp;
-use crate::event::{Event, EventBody, EventId, TenantId};
+use crate::event::{
+    ClientTag, Event, EventBody, EventId, IdempotencyKey, SessionId, SessionSeqNo, TenantId,
+};
 use crate::schema::{EntityId, NodeId, SignalIdx, Timestamp};
 
 const TAG_SIGNAL: u8 = 1;
 const TAG_HIDE: u8 = 2;
 const TAG_UNHIDE: u8 = 3;
+/// Or'ed into the record tag when a client tag follows the body.
+const FLAG_CLIENT: u8 = 0x80;
+const CLIENT_KEY: u8 = 1;
+const CLIENT_SESSION: u8 = 2;
 
 pub fn encode_event(e: &Event, out: &mut Vec<u8>) {
     out.extend_from_slice(&e.id.origin.0.to_le_bytes());
@@ -16,6 +22,7 @@ pub fn encode_event(e: &Event, out: &mut Vec<u8>) {
     out.extend_from_slice(&e.hlc.logical.to_le_bytes());
     out.extend_from_slice(&e.hlc.node_id.to_le_bytes());
     out.extend_from_slice(&e.tenant.0.to_le_bytes());
+    let flag = if e.client.is_some() { FLAG_CLIENT } else { 0 };
     match e.body {
         EventBody::Signal {
             signal,
@@ -23,20 +30,33 @@ pub fn encode_event(e: &Event, out: &mut Vec<u8>) {
             weight,
             ts,
         } => {
-            out.push(TAG_SIGNAL);
+            out.push(TAG_SIGNAL | flag);
             out.extend_from_slice(&signal.0.to_le_bytes());
             out.extend_from_slice(&entity.0.to_le_bytes());
             out.extend_from_slice(&weight.to_bits().to_le_bytes());
             out.extend_from_slice(&ts.as_nanos().to_le_bytes());
         }
         EventBody::Hide { user, item } | EventBody::Unhide { user, item } => {
-            out.push(if matches!(e.body, EventBody::Hide { .. }) {
+            let tag = if matches!(e.body, EventBody::Hide { .. }) {
                 TAG_HIDE
             } else {
                 TAG_UNHIDE
-            });
+            };
+            out.push(tag | flag);
             out.extend_from_slice(&user.0.to_le_bytes());
             out.extend_from_slice(&item.0.to_le_bytes());
+        }
+    }
+    match e.client {
+        None => {}
+        Some(ClientTag::Key(key)) => {
+            out.push(CLIENT_KEY);
+            out.extend_from_slice(&key.0.to_le_bytes());
+        }
+        Some(ClientTag::Session { session, seq }) => {
+            out.push(CLIENT_SESSION);
+            out.extend_from_slice(&session.0.to_le_bytes());
+            out.extend_from_slice(&seq.0.to_le_bytes());
         }
     }
 }
@@ -92,7 +112,8 @@ pub fn decode_event(r: &mut Reader<'_>) -> Result<Event, String> {
         node_id: r.u16()?,
     };
     let tenant = TenantId(r.u64()?);
-    let body = match r.u8()? {
+    let tag = r.u8()?;
+    let body = match tag & !FLAG_CLIENT {
         TAG_SIGNAL => {
             let signal = SignalIdx(r.u16()?);
             let entity = EntityId(r.u64()?);
@@ -113,12 +134,25 @@ pub fn decode_event(r: &mut Reader<'_>) -> Result<Event, String> {
             user: EntityId(r.u64()?),
             item: EntityId(r.u64()?),
         },
-        tag => return Err(format!("unknown record tag {tag}")),
+        _ => return Err(format!("unknown record tag {tag}")),
+    };
+    let client = if tag & FLAG_CLIENT == 0 {
+        None
+    } else {
+        Some(match r.u8()? {
+            CLIENT_KEY => ClientTag::Key(IdempotencyKey(r.u64()?)),
+            CLIENT_SESSION => ClientTag::Session {
+                session: SessionId(r.u64()?),
+                seq: SessionSeqNo(r.u64()?),
+            },
+            kind => return Err(format!("unknown client tag kind {kind}")),
+        })
     };
     Ok(Event {
         id: EventId { origin, seq },
         hlc,
         tenant,
         body,
+        client,
     })
 }

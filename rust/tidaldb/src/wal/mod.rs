@@ -2,12 +2,14 @@
 //! with group commit, recovery and snapshots.
 
 mod codec;
+mod frame;
 mod header;
 mod recovery;
 mod segment;
 pub mod snapshot;
 
 pub use codec::{Reader, decode_event, encode_event};
+pub use frame::{decode_frame, encode_frame};
 pub use header::{BatchHeader, FORMAT_VERSION, HEADER_LEN, HeaderError};
 pub use recovery::RecoveryReport;
 pub use segment::{list_segments, scan_segment, segment_name, sync_dir};

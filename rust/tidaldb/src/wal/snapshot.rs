@@ -13,11 +13,14 @@ use super::segment::sync_dir;
 use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
 use crate::event::VersionVector;
-use crate::ledger::{HiddenSet, Ledger, SignalLedger, SignalParts, SignalPartsRef};
+use crate::ledger::{ClientTable, HiddenSet, Ledger, SignalLedger, SignalParts, SignalPartsRef};
 use crate::schema::{Schema, ShardId, Timestamp};
 
 const MAGIC: [u8; 4] = *b"TSNP";
-const VERSION: u16 = 1;
+/// Version 2 added the client table (idempotency keys and sessions) at the end; version 1
+/// files still read, with an empty table.
+pub const CURRENT_VERSION: u16 = 2;
+const VERSION: u16 = CURRENT_VERSION;
 const HEADER_LEN: usize = 32;
 const CRC_AT: usize = 24;
 /// Log positions stay far below this; a larger one in a file is damage, not history.
@@ -37,11 +40,23 @@ struct SnapshotRef<'a> {
     clock: HlcTimestamp,
     hidden: &'a HiddenSet,
     signals: Vec<SignalPartsRef<'a>>,
+    clients: &'a ClientTable,
 }
 
 /// Field for field the same as [`SnapshotRef`]: postcard is positional.
 #[derive(Deserialize)]
 struct SnapshotOwned {
+    schema: Schema,
+    vv: VersionVector,
+    clock: HlcTimestamp,
+    hidden: HiddenSet,
+    signals: Vec<SignalParts>,
+    clients: ClientTable,
+}
+
+/// The version 1 body: [`SnapshotOwned`] without the client table.
+#[derive(Deserialize)]
+struct SnapshotV1 {
     schema: Schema,
     vv: VersionVector,
     clock: HlcTimestamp,
@@ -97,14 +112,8 @@ fn frame(lsn: u64, payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// Writes a snapshot of `ledger` covering the log through `lsn`, atomically.
-pub fn write(
-    dir: &Path,
-    shard: ShardId,
-    lsn: u64,
-    ledger: &Ledger,
-    clock: HlcTimestamp,
-) -> Result<PathBuf> {
+/// The ledger's whole state as bytes, for a snapshot file or a full resync of a peer.
+pub fn encode_state(ledger: &Ledger, clock: HlcTimestamp) -> Result<Vec<u8>> {
     let body = SnapshotRef {
         schema: ledger.schema(),
         vv: ledger.version_vector(),
@@ -115,11 +124,23 @@ pub fn write(
             .iter()
             .map(SignalLedger::parts)
             .collect(),
+        clients: ledger.clients(),
     };
-    let payload = postcard::to_stdvec(&body).map_err(|e| TidalError::InvalidArgument {
+    postcard::to_stdvec(&body).map_err(|e| TidalError::InvalidArgument {
         name: "snapshot",
         reason: format!("the ledger could not be encoded: {e}"),
-    })?;
+    })
+}
+
+/// Writes a snapshot of `ledger` covering the log through `lsn`, atomically.
+pub fn write(
+    dir: &Path,
+    shard: ShardId,
+    lsn: u64,
+    ledger: &Ledger,
+    clock: HlcTimestamp,
+) -> Result<PathBuf> {
+    let payload = encode_state(ledger, clock)?;
     let bytes = frame(lsn, &payload);
     let tmp = dir.join("snapshot.tmp");
     let path = dir.join(snapshot_name(shard, lsn));
@@ -158,7 +179,8 @@ pub fn read(path: &Path, expected_lsn: u64, schema: &std::sync::Arc<Schema>) -> 
         x.copy_from_slice(&header[at..at + 8]);
         u64::from_le_bytes(x)
     };
-    if u16::from_le_bytes([header[4], header[5]]) != VERSION {
+    let version = u16::from_le_bytes([header[4], header[5]]);
+    if version != VERSION && version != 1 {
         return Err(corruption(4, "unknown snapshot version; upgrade tidaldb"));
     }
     let lsn = u64_at(8);
@@ -171,31 +193,62 @@ pub fn read(path: &Path, expected_lsn: u64, schema: &std::sync::Arc<Schema>) -> 
     if u64_at(16) != payload.len() as u64 {
         return Err(corruption(16, "payload length differs from the file's"));
     }
-    let body: SnapshotOwned = postcard::from_bytes(payload)
-        .map_err(|e| corruption(HEADER_LEN as u64, &format!("snapshot does not decode: {e}")))?;
+    let (ledger, clock) = decode_state(payload, version, schema).map_err(|e| match e {
+        TidalError::Corruption { detail, .. } => corruption(HEADER_LEN as u64, &detail),
+        TidalError::SchemaMismatch { detail, .. } => TidalError::SchemaMismatch {
+            path: path.to_path_buf(),
+            detail,
+        },
+        other => other,
+    })?;
+    Ok(Restored { lsn, ledger, clock })
+}
+
+/// Rebuilds a ledger from [`encode_state`]'s bytes, checking every invariant the ledger
+/// keeps: the bytes may come from a damaged file or a peer. Errors carry no path; the
+/// caller says where the bytes came from.
+pub fn decode_state(
+    payload: &[u8],
+    version: u16,
+    schema: &std::sync::Arc<Schema>,
+) -> Result<(Ledger, HlcTimestamp)> {
+    let corruption = |detail: &str| TidalError::Corruption {
+        path: PathBuf::new(),
+        offset: 0,
+        detail: detail.to_owned(),
+    };
+    let body: SnapshotOwned = if version == 1 {
+        let v1: SnapshotV1 = postcard::from_bytes(payload)
+            .map_err(|e| corruption(&format!("snapshot does not decode: {e}")))?;
+        SnapshotOwned {
+            schema: v1.schema,
+            vv: v1.vv,
+            clock: v1.clock,
+            hidden: v1.hidden,
+            signals: v1.signals,
+            clients: ClientTable::default(),
+        }
+    } else {
+        postcard::from_bytes(payload)
+            .map_err(|e| corruption(&format!("snapshot does not decode: {e}")))?
+    };
     if body.schema != **schema {
         return Err(TidalError::SchemaMismatch {
-            path: path.to_path_buf(),
+            path: PathBuf::new(),
             detail: "the snapshot was taken under another schema".into(),
         });
     }
     if !body.vv.is_well_formed() {
-        return Err(corruption(
-            HEADER_LEN as u64,
-            "the version vector is malformed",
-        ));
+        return Err(corruption("the version vector is malformed"));
     }
     if body.clock.wall_ns > Timestamp::MAX_NANOS as u64 {
-        return Err(corruption(
-            HEADER_LEN as u64,
-            "the clock is past the largest valid time",
-        ));
+        return Err(corruption("the clock is past the largest valid time"));
     }
     if body.signals.len() != schema.signals().len() {
-        return Err(corruption(
-            HEADER_LEN as u64,
-            "snapshot holds a different number of signals",
-        ));
+        return Err(corruption("snapshot holds a different number of signals"));
+    }
+    if !body.clients.is_well_formed() {
+        return Err(corruption("the client table is malformed"));
     }
     let signals = schema
         .signals()
@@ -203,12 +256,9 @@ pub fn read(path: &Path, expected_lsn: u64, schema: &std::sync::Arc<Schema>) -> 
         .zip(body.signals)
         .map(|(def, parts)| SignalLedger::from_parts(def, parts))
         .collect::<Result<Vec<_>>>()
-        .map_err(|e| corruption(HEADER_LEN as u64, &e.to_string()))?;
-    Ok(Restored {
-        lsn,
-        ledger: Ledger::from_parts(schema.clone(), signals, body.hidden, body.vv),
-        clock: body.clock,
-    })
+        .map_err(|e| corruption(&e.to_string()))?;
+    let ledger = Ledger::from_parts(schema.clone(), signals, body.hidden, body.clients, body.vv);
+    Ok((ledger, body.clock))
 }
 
 #[cfg(test)]
@@ -226,6 +276,7 @@ mod tests {
         clock: HlcTimestamp,
         hidden: HiddenSet,
         signals: Vec<Parts>,
+        clients: ClientTable,
     }
     #[derive(Serialize)]
     struct Parts {
@@ -264,6 +315,7 @@ mod tests {
                 linear: vec![],
                 window_sets: vec![],
             }],
+            clients: ClientTable::default(),
         }
     }
 

@@ -1,0 +1,70 @@
+//! Admission: a client's write checked and turned into an event body before it can reach
+//! the log. Whatever fails here has changed nothing.
+
+use std::time::Duration;
+
+use crate::error::{Result, TidalError};
+use crate::event::EventBody;
+use crate::ledger::{Ledger, validate_weight};
+use crate::schema::{EntityId, SignalIdx, Timestamp};
+
+/// A write as a client asks for it, before it has an id.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ClientOp {
+    /// `ts = None` stamps the event with the node's current time.
+    Signal {
+        signal: SignalIdx,
+        entity: EntityId,
+        weight: f64,
+        ts: Option<Timestamp>,
+    },
+    Hide {
+        user: EntityId,
+        item: EntityId,
+    },
+    Unhide {
+        user: EntityId,
+        item: EntityId,
+    },
+}
+
+pub(super) fn admit(
+    ledger: &Ledger,
+    max_future_skew: Duration,
+    now: Timestamp,
+    op: ClientOp,
+) -> Result<EventBody> {
+    Ok(match op {
+        ClientOp::Signal {
+            signal,
+            entity,
+            weight,
+            ts,
+        } => {
+            ledger.schema().checked(signal)?;
+            EventBody::Signal {
+                signal,
+                entity,
+                weight: validate_weight(weight)?,
+                ts: check_not_future(max_future_skew, now, ts.unwrap_or(now))?,
+            }
+        }
+        ClientOp::Hide { user, item } => EventBody::Hide { user, item },
+        ClientOp::Unhide { user, item } => EventBody::Unhide { user, item },
+    })
+}
+
+/// Scores read before an event grow back exponentially, so an event dated years ahead
+/// would make its entity's score overflow; a little skew between machines is fine.
+fn check_not_future(max_skew: Duration, now: Timestamp, ts: Timestamp) -> Result<Timestamp> {
+    let ahead = ts.as_nanos() - now.as_nanos();
+    let max = i64::try_from(max_skew.as_nanos()).unwrap_or(i64::MAX);
+    if ahead > max {
+        return Err(TidalError::TimestampInFuture {
+            ts_ns: ts.as_nanos(),
+            ahead_ns: ahead,
+            max_skew_ns: max,
+        });
+    }
+    Ok(ts)
+}

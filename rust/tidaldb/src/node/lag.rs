@@ -1,0 +1,130 @@
+//! Replication lag: how far a replica is behind, in events and in time.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::event::VersionVector;
+use crate::schema::{NodeId, Timestamp};
+
+/// One replica's lag as last measured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LagReading {
+    /// Events the reference has that the replica lacks, summed over origins.
+    pub events: u64,
+    /// How long the oldest of those has existed; zero when `events` is zero.
+    pub oldest_age: Duration,
+    /// When this was measured.
+    pub measured_at_ns: i64,
+}
+
+/// Lag per replica against a reference version vector (the leader's, or the union of
+/// every live replica's).
+#[derive(Clone, Debug, Default)]
+pub struct ReplicationLagGauge {
+    readings: Vec<(NodeId, LagReading, Option<Timestamp>)>,
+}
+
+/// Events in `reference` missing from `replica`.
+pub fn events_behind(reference: &VersionVector, replica: &VersionVector) -> u64 {
+    reference
+        .iter()
+        .map(|(o, seq)| seq.saturating_sub(replica.get(o)))
+        .sum()
+}
+
+impl ReplicationLagGauge {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `replica`'s state at `now`. `oldest_unapplied` is the time of the oldest
+    /// event it lacks, when the caller knows it (a leader looks it up in its log); without
+    /// it the age counts from when the replica was first seen behind.
+    pub fn record(
+        &mut self,
+        replica: NodeId,
+        reference: &VersionVector,
+        replica_vv: &VersionVector,
+        oldest_unapplied: Option<Timestamp>,
+        now: Timestamp,
+    ) {
+        let events = events_behind(reference, replica_vv);
+        let i = match self.readings.binary_search_by_key(&replica, |(n, ..)| *n) {
+            Ok(i) => i,
+            Err(i) => {
+                self.readings
+                    .insert(i, (replica, LagReading::default(), None));
+                i
+            }
+        };
+        let (_, reading, behind_since) = &mut self.readings[i];
+        *behind_since = if events == 0 {
+            None
+        } else {
+            Some(oldest_unapplied.unwrap_or(behind_since.unwrap_or(now)))
+        };
+        let age_ns = behind_since.map_or(0, |t| (now.as_nanos() - t.as_nanos()).max(0));
+        *reading = LagReading {
+            events,
+            oldest_age: Duration::from_nanos(age_ns as u64),
+            measured_at_ns: now.as_nanos(),
+        };
+    }
+
+    pub fn lag(&self, replica: NodeId) -> Option<LagReading> {
+        self.readings
+            .binary_search_by_key(&replica, |(n, ..)| *n)
+            .ok()
+            .map(|i| self.readings[i].1)
+    }
+
+    pub fn readings(&self) -> impl Iterator<Item = (NodeId, LagReading)> + '_ {
+        self.readings.iter().map(|(n, r, _)| (*n, *r))
+    }
+
+    pub fn forget(&mut self, replica: NodeId) {
+        self.readings.retain(|(n, ..)| *n != replica);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vv(entries: &[(u16, u64)]) -> VersionVector {
+        let mut v = VersionVector::new();
+        for &(o, s) in entries {
+            v.advance(NodeId(o), s);
+        }
+        v
+    }
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_nanos(ms * 1_000_000).unwrap()
+    }
+
+    #[test]
+    fn counts_missing_events_and_ages_from_the_oldest_or_first_seen() {
+        let mut g = ReplicationLagGauge::new();
+        let reference = vv(&[(0, 10), (1, 4)]);
+        g.record(NodeId(2), &reference, &vv(&[(0, 7), (1, 5)]), None, at(100));
+        g.record(NodeId(2), &reference, &vv(&[(0, 8), (1, 5)]), None, at(150));
+        let r = g.lag(NodeId(2)).unwrap();
+        assert_eq!(r.events, 2);
+        assert_eq!(
+            r.oldest_age,
+            Duration::from_millis(50),
+            "behind since 100 ms"
+        );
+        g.record(NodeId(3), &reference, &vv(&[(0, 9)]), Some(at(20)), at(150));
+        assert_eq!(
+            g.lag(NodeId(3)).unwrap().oldest_age,
+            Duration::from_millis(130)
+        );
+        g.record(NodeId(2), &reference, &reference, None, at(160));
+        assert_eq!(g.lag(NodeId(2)).unwrap().events, 0);
+        assert_eq!(g.lag(NodeId(2)).unwrap().oldest_age, Duration::ZERO);
+        assert!(g.lag(NodeId(9)).is_none());
+    }
+}

@@ -1,0 +1,202 @@
+//! The retained log: the applied events some peer may still need, per origin.
+//!
+//! Events from one origin are applied in seq order, so each origin's retained events are one
+//! contiguous run `first..=last`. The run is trimmed from the front once every peer has
+//! acknowledged it, and also when the log passes its bound: a peer that falls further
+//! behind than that gets a snapshot instead of events.
+
+use std::collections::VecDeque;
+
+use crate::event::{Event, VersionVector};
+use crate::schema::NodeId;
+
+/// The default bound on retained events, summed over origins (about 100 MB).
+pub const DEFAULT_MAX_RETAINED: usize = 1 << 20;
+
+#[derive(Clone, Debug, Default)]
+struct OriginRun {
+    /// Seq of `events[0]`.
+    first: u64,
+    events: VecDeque<Event>,
+}
+
+impl OriginRun {
+    fn last(&self) -> u64 {
+        self.first + self.events.len() as u64 - 1
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RetainedLog {
+    runs: Vec<(NodeId, OriginRun)>,
+    max_retained: usize,
+    len: usize,
+    /// Highest seq per origin trimmed away while a peer still lacked it.
+    forced_trims: u64,
+}
+
+impl RetainedLog {
+    pub fn new(max_retained: usize) -> Self {
+        RetainedLog {
+            runs: Vec::new(),
+            max_retained,
+            len: 0,
+            forced_trims: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Events trimmed by the bound although some peer had not acknowledged them.
+    pub fn forced_trims(&self) -> u64 {
+        self.forced_trims
+    }
+
+    fn run_mut(&mut self, origin: NodeId) -> &mut OriginRun {
+        let i = match self.runs.binary_search_by_key(&origin, |(o, _)| *o) {
+            Ok(i) => i,
+            Err(i) => {
+                self.runs.insert(i, (origin, OriginRun::default()));
+                i
+            }
+        };
+        &mut self.runs[i].1
+    }
+
+    fn run(&self, origin: NodeId) -> Option<&OriginRun> {
+        self.runs
+            .binary_search_by_key(&origin, |(o, _)| *o)
+            .ok()
+            .map(|i| &self.runs[i].1)
+    }
+
+    /// Appends an event just applied. Events of one origin arrive in seq order; one that
+    /// does not continue its run (after a snapshot install) starts the run afresh.
+    pub fn push(&mut self, event: &Event) {
+        let run = self.run_mut(event.id.origin);
+        let continues = !run.events.is_empty() && event.id.seq == run.last() + 1;
+        if !continues {
+            let dropped = run.events.len();
+            run.events.clear();
+            run.first = event.id.seq;
+            self.len -= dropped;
+        }
+        let run = self.run_mut(event.id.origin);
+        run.events.push_back(*event);
+        self.len += 1;
+    }
+
+    /// The first seq of `origin` still retained; `None` when nothing is.
+    pub fn first_retained(&self, origin: NodeId) -> Option<u64> {
+        self.run(origin)
+            .filter(|r| !r.events.is_empty())
+            .map(|r| r.first)
+    }
+
+    /// True when every event of `origin` after `after` up to `upto` is still here.
+    pub fn covers(&self, origin: NodeId, after: u64, upto: u64) -> bool {
+        if upto <= after {
+            return true;
+        }
+        self.run(origin)
+            .is_some_and(|r| !r.events.is_empty() && r.first <= after + 1 && r.last() >= upto)
+    }
+
+    /// The events of `origin` with seq in `after+1 ..= upto`, as far as retained.
+    pub fn range(&self, origin: NodeId, after: u64, upto: u64) -> impl Iterator<Item = &Event> {
+        let slice = self.run(origin).map(|r| {
+            let from = (after + 1).saturating_sub(r.first) as usize;
+            let to = (upto + 1).saturating_sub(r.first) as usize;
+            let from = from.min(r.events.len());
+            r.events.range(from..to.clamp(from, r.events.len()))
+        });
+        slice.into_iter().flatten()
+    }
+
+    /// The event of `origin` with `seq`, if retained.
+    pub fn get(&self, origin: NodeId, seq: u64) -> Option<&Event> {
+        self.range(origin, seq.saturating_sub(1), seq).next()
+    }
+
+    /// Drops what every peer has (`acked_by_all`), then the oldest events beyond the bound.
+    pub fn trim(&mut self, acked_by_all: &VersionVector) {
+        for (origin, run) in &mut self.runs {
+            let upto = acked_by_all.get(*origin);
+            while run.first <= upto && run.events.pop_front().is_some() {
+                run.first += 1;
+                self.len -= 1;
+            }
+        }
+        while self.len > self.max_retained {
+            // Trim the longest run first: it belongs to the origin furthest ahead.
+            let Some((_, run)) = self.runs.iter_mut().max_by_key(|(_, r)| r.events.len()) else {
+                break;
+            };
+            let excess = (self.len - self.max_retained).min(run.events.len());
+            run.events.drain(..excess);
+            run.first += excess as u64;
+            self.len -= excess;
+            self.forced_trims += excess as u64;
+        }
+    }
+
+    /// Forgets everything, e.g. after a snapshot replaced the state.
+    pub fn clear(&mut self) {
+        self.runs.clear();
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crdt::HlcTimestamp;
+    use crate::event::{EventBody, EventId, TenantId};
+    use crate::schema::EntityId;
+
+    fn ev(origin: u16, seq: u64) -> Event {
+        Event {
+            id: EventId {
+                origin: NodeId(origin),
+                seq,
+            },
+            hlc: HlcTimestamp::default(),
+            tenant: TenantId::DEFAULT,
+            body: EventBody::Hide {
+                user: EntityId(1),
+                item: EntityId(seq),
+            },
+            client: None,
+        }
+    }
+
+    #[test]
+    fn keeps_what_some_peer_lacks_up_to_the_bound() {
+        let mut log = RetainedLog::new(5);
+        for seq in 1..=4 {
+            log.push(&ev(1, seq));
+            log.push(&ev(2, seq));
+        }
+        assert_eq!(log.len(), 8);
+        let mut acked = VersionVector::new();
+        acked.advance(NodeId(1), 2);
+        log.trim(&acked);
+        // 6 left after the acks; the bound of 5 forces one more from the longest run.
+        assert_eq!(log.len(), 5);
+        assert_eq!(log.first_retained(NodeId(1)), Some(3));
+        assert_eq!(log.first_retained(NodeId(2)), Some(2));
+        assert_eq!(log.forced_trims(), 1);
+        assert!(log.covers(NodeId(2), 1, 4));
+        assert!(!log.covers(NodeId(2), 0, 4), "seq 1 was trimmed");
+        let seqs: Vec<u64> = log.range(NodeId(2), 2, 3).map(|e| e.id.seq).collect();
+        assert_eq!(seqs, vec![3]);
+        assert_eq!(log.get(NodeId(1), 4).map(|e| e.id.seq), Some(4));
+        assert!(log.get(NodeId(1), 2).is_none());
+    }
+}

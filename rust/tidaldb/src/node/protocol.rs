@@ -1,0 +1,178 @@
+//! What goes into a [`Node`](super::Node) and what comes out: the whole contract between the
+//! state machine and the two drivers (the simulator and the tokio runtime).
+
+use std::sync::Arc;
+
+use super::admission::ClientOp;
+use super::routing::NodeRole;
+use crate::error::Result;
+use crate::event::{ClientTag, Event, EventId, VersionVector};
+use crate::schema::NodeId;
+
+/// The driver's name for a client write, echoed in its reply.
+pub type RequestId = u64;
+
+/// When a write is acknowledged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum WriteConcern {
+    /// After the local log append: fast, but lost if this replica dies before shipping it.
+    #[default]
+    Local,
+    /// After this many *other* replicas have made the write durable, so it survives the
+    /// loss of this one.
+    Replicated(u8),
+}
+
+/// One client request: the ops are validated together and written whole or not at all.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteRequest<'a> {
+    pub id: RequestId,
+    pub ops: &'a [ClientOp],
+    pub concern: WriteConcern,
+    /// Names the request for deduplication; recorded on its first event.
+    pub tag: Option<ClientTag>,
+}
+
+/// Orders from the control plane, which alone decides leadership.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlCommand {
+    /// Take `role` in `term`. Ignored when the node already knows a later term.
+    SetRole { term: u64, role: NodeRole },
+}
+
+#[derive(Clone, Debug)]
+pub enum Input<'a> {
+    Write(WriteRequest<'a>),
+    Peer {
+        from: NodeId,
+        msg: Message,
+    },
+    /// Time passed; the node sends heartbeats and repairs replication when due.
+    Tick,
+    /// Everything the node asked to persist so far is durable.
+    Synced,
+    Control(ControlCommand),
+}
+
+/// A message between replicas. Every message carries the sender's term; one from an
+/// earlier term than the receiver's is fenced off (answered with [`Message::Fenced`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Message {
+    /// Events the receiver lacks, as a BatchHeader-v2 frame (see `wal::encode_frame`).
+    Push {
+        term: u64,
+        frame: Arc<[u8]>,
+    },
+    /// The receiver's durable version vector, sent once pushed events are durable.
+    Ack {
+        term: u64,
+        vv: VersionVector,
+    },
+    Heartbeat {
+        term: u64,
+        vv: VersionVector,
+        role: NodeRole,
+    },
+    /// "Ship me what I lack": sent on rejoin, on reconnect and on explicit reconciliation.
+    SyncRequest {
+        term: u64,
+        vv: VersionVector,
+    },
+    /// A full resync: the sender's whole state (see `wal::snapshot::encode_state`), sent
+    /// when the events the receiver lacks have left the sender's log.
+    Snapshot {
+        term: u64,
+        vv: VersionVector,
+        state: Arc<[u8]>,
+    },
+    Fenced {
+        term: u64,
+    },
+}
+
+impl Message {
+    pub fn term(&self) -> u64 {
+        match self {
+            Message::Push { term, .. }
+            | Message::Ack { term, .. }
+            | Message::Heartbeat { term, .. }
+            | Message::SyncRequest { term, .. }
+            | Message::Snapshot { term, .. }
+            | Message::Fenced { term } => *term,
+        }
+    }
+
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Push { .. } => "push",
+            Message::Ack { .. } => "ack",
+            Message::Heartbeat { .. } => "heartbeat",
+            Message::SyncRequest { .. } => "sync-request",
+            Message::Snapshot { .. } => "snapshot",
+            Message::Fenced { .. } => "fenced",
+        }
+    }
+}
+
+/// How a write was acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteAck {
+    /// Applied as `count` events from `first` on (seqs are consecutive).
+    Applied { first: EventId, count: usize },
+    /// A retry of a write already applied as `original`; nothing was written.
+    Duplicate { original: EventId },
+}
+
+impl WriteAck {
+    /// The event that carries the write, new or original.
+    pub fn event_id(&self) -> EventId {
+        match self {
+            WriteAck::Applied { first, .. } => *first,
+            WriteAck::Duplicate { original } => *original,
+        }
+    }
+}
+
+/// What a node tells the control plane on every heartbeat.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeReport {
+    pub node: NodeId,
+    pub term: u64,
+    pub role: NodeRole,
+    /// Applied events; equal to the durable ones once the driver has synced.
+    pub vv: VersionVector,
+}
+
+/// Everything one `handle` call asks of the driver, in the order it must be done:
+/// 1. append `persist` to the log (and, if `install_snapshot`, first replace the stored
+///    state with a snapshot of the node's ledger);
+/// 2. send `messages`; 3. deliver `replies`; 4. forward `reports` to the control plane.
+///
+/// Buffers are reused across calls: the driver drains them and hands them back.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    pub install_snapshot: bool,
+    pub persist: Vec<Event>,
+    pub messages: Vec<(NodeId, Message)>,
+    pub replies: Vec<(RequestId, Result<WriteAck>)>,
+    pub reports: Vec<NodeReport>,
+}
+
+impl Outputs {
+    pub fn clear(&mut self) {
+        self.install_snapshot = false;
+        self.persist.clear();
+        self.messages.clear();
+        self.replies.clear();
+        self.reports.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.install_snapshot
+            && self.persist.is_empty()
+            && self.messages.is_empty()
+            && self.replies.is_empty()
+            && self.reports.is_empty()
+    }
+}
