@@ -15,6 +15,7 @@ static INVALID_ARGUMENT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static NOT_FOUND: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static CORRUPTION: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static UNAVAILABLE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static TIMEOUT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 const MODULE: &str = "tidaldb.exceptions";
 
@@ -28,6 +29,7 @@ pub fn to_py(py: Python<'_>, err: TidalError) -> PyErr {
         // An I/O failure means the database cannot serve the call; the message names the
         // file and the operation, which is what the caller needs to act on it.
         ErrorKind::Io | ErrorKind::Unavailable => (&UNAVAILABLE, "Unavailable"),
+        ErrorKind::Timeout => (&TIMEOUT, "Timeout"),
     };
     let message = err.to_string();
     match cell.import(py, MODULE, name) {

@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Io,
     /// The database can no longer accept writes (a WAL write failed, or it was closed).
     Unavailable,
+    /// A deadline passed before the operation completed (convergence, a replicated write).
+    Timeout,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +122,12 @@ pub enum TidalError {
 
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+
+    #[error("timed out: {0}")]
+    Timeout(String),
+
+    #[error("not found: {0}")]
+    NotFound(String),
 }
 
 impl TidalError {
@@ -143,6 +151,8 @@ impl TidalError {
             Corruption { .. } => ErrorKind::Corruption,
             Io { .. } => ErrorKind::Io,
             Unavailable(_) => ErrorKind::Unavailable,
+            Timeout(_) => ErrorKind::Timeout,
+            NotFound(_) => ErrorKind::NotFound,
         }
     }
 

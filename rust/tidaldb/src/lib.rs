@@ -20,6 +20,7 @@
 //! # Ok::<(), tidaldb::TidalError>(())
 //! ```
 
+pub mod control;
 pub mod crdt;
 pub mod error;
 pub mod event;
@@ -28,11 +29,12 @@ pub mod node;
 pub mod query;
 pub mod runtime;
 pub mod schema;
+pub mod sim;
 pub mod wal;
 
 pub use error::{ErrorKind, Result, TidalError};
 pub use event::{Event, EventBody, EventId, TenantId, VersionVector};
-pub use query::{QueryStats, Results, Retrieve, ScoredItem};
+pub use query::{QueryStats, ReplicaAddr, Results, Retrieve, ScoredItem};
 pub use runtime::{TidalDb, TidalDbBuilder};
 pub use schema::{
     DecaySpec, EntityId, EntityKind, NodeId, RegionId, Schema, SchemaBuilder, ShardId, SignalDef,

@@ -207,6 +207,7 @@ impl Node {
             Input::Peer { from, msg } => self.on_message(now, from, msg, out),
             Input::Tick => self.on_tick(now, out),
             Input::Synced => self.on_synced(now, out),
+            Input::Reconcile => self.reconcile_all(now, out),
             Input::Control(ControlCommand::SetRole { term, role }) => {
                 if term >= self.term {
                     self.term = term;

@@ -51,6 +51,9 @@ pub enum Input<'a> {
     Tick,
     /// Everything the node asked to persist so far is durable.
     Synced,
+    /// Exchange version vectors with every peer now and ship what each lacks, as after a
+    /// partition heals.
+    Reconcile,
     Control(ControlCommand),
 }
 

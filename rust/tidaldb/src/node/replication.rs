@@ -13,7 +13,7 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use super::reconcile::{LogRange, ReconcilePlan, ReconciliationEngine};
-use super::{Input, Message, Node, NodeReport, NodeRole, Outputs, RequestId, WriteAck};
+use super::{Message, Node, NodeReport, NodeRole, Outputs, RequestId, WriteAck};
 use crate::event::{EventId, VersionVector};
 use crate::schema::{NodeId, Timestamp};
 use crate::wal::{decode_frame, encode_frame, snapshot};
@@ -501,7 +501,7 @@ impl Node {
 
     /// Asks every peer for what this node lacks and ships them what they lack: the
     /// explicit reconciliation after a partition heals.
-    pub fn reconcile_all(&mut self, now: Timestamp, out: &mut Outputs) {
+    pub(super) fn reconcile_all(&mut self, now: Timestamp, out: &mut Outputs) {
         for i in 0..self.peers.len() {
             let to = self.peers[i].id;
             out.messages.push((
@@ -512,18 +512,6 @@ impl Node {
                 },
             ));
             self.reconcile_with(now, i, out);
-        }
-    }
-
-    /// Handles a batch of inputs in order; a convenience for drivers and tests.
-    pub fn handle_all<'a>(
-        &mut self,
-        now: Timestamp,
-        inputs: impl IntoIterator<Item = Input<'a>>,
-        out: &mut Outputs,
-    ) {
-        for input in inputs {
-            self.handle(now, input, out);
         }
     }
 }

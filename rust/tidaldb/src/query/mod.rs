@@ -3,7 +3,7 @@
 mod results;
 mod retrieve;
 
-pub use results::{QueryStats, Results, ScoredItem};
+pub use results::{QueryStats, ReplicaAddr, Results, ScoredItem};
 pub use retrieve::{Retrieve, RetrieveBuilder};
 
 use std::cmp::Ordering;
@@ -71,6 +71,7 @@ pub fn execute(ledger: &Ledger, q: &Retrieve, now: Timestamp, shard: ShardId) ->
             degraded: false,
             shards_reached: vec![shard],
             shards_unreachable: Vec::new(),
+            replicas_unreachable: Vec::new(),
         },
         items: scored,
     })

@@ -2,7 +2,14 @@
 
 use std::time::Duration;
 
-use crate::schema::{EntityId, ShardId};
+use crate::schema::{EntityId, RegionId, ShardId};
+
+/// One replica of one shard: the shard's copy in one region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReplicaAddr {
+    pub region: RegionId,
+    pub shard: ShardId,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScoredItem {
@@ -22,6 +29,9 @@ pub struct QueryStats {
     pub degraded: bool,
     pub shards_reached: Vec<ShardId>,
     pub shards_unreachable: Vec<ShardId>,
+    /// Replicas the answering nodes could not hear from: their writes since the partition
+    /// may be missing from the answer.
+    pub replicas_unreachable: Vec<ReplicaAddr>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

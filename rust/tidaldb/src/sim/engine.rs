@@ -1,0 +1,391 @@
+//! The simulation loop: a virtual clock, one queue of scheduled happenings (message
+//! deliveries and the periodic tick), and the driver that carries out each node's outputs.
+//! Single-threaded and seeded, so a run is a pure function of its configuration.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+
+use super::disk::SimDisk;
+use super::network::Network;
+use super::rng::SimRng;
+use crate::control::ControlPlane;
+use crate::crdt::HlcTimestamp;
+use crate::error::{Result, TidalError};
+use crate::event::ClientTag;
+use crate::ledger::Ledger;
+use crate::node::{
+    ClientOp, Input, Message, Node, NodeConfig, Outputs, RequestId, WriteAck, WriteConcern,
+    WriteRequest,
+};
+use crate::schema::{NodeId, RegionId, Schema, ShardId, Timestamp};
+use crate::wal::snapshot;
+
+/// When a simulated node syncs its disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SimDurability {
+    /// After every handled input that wrote something.
+    #[default]
+    Immediate,
+    /// Every so often, on the tick; a crash can lose what was written since.
+    Every(Duration),
+}
+
+#[derive(Clone, Debug)]
+enum Happening {
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        msg: Message,
+    },
+    Tick,
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    at: i64,
+    seq: u64,
+    what: Happening,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// One simulated machine: its configuration, its disk, and its node while it is up.
+#[derive(Debug)]
+pub(crate) struct SimNode {
+    pub cfg: NodeConfig,
+    pub node: Option<Node>,
+    pub disk: SimDisk,
+    last_sync: i64,
+}
+
+/// Counters for a run, for tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+    pub messages_dropped: u64,
+    pub events_lost_in_crashes: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Sim {
+    pub now: Timestamp,
+    pub rng: SimRng,
+    pub net: Network,
+    pub nodes: Vec<SimNode>,
+    pub control: ControlPlane,
+    pub schema: Arc<Schema>,
+    pub durability: SimDurability,
+    pub tick_every: Duration,
+    pub stats: SimStats,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    seq: u64,
+    replies: FxHashMap<RequestId, Result<WriteAck>>,
+    next_request: RequestId,
+    spare: Vec<Outputs>,
+}
+
+impl Sim {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        start: Timestamp,
+        seed: u64,
+        net: Network,
+        configs: Vec<NodeConfig>,
+        control: ControlPlane,
+        schema: Arc<Schema>,
+        durability: SimDurability,
+        tick_every: Duration,
+    ) -> Self {
+        let nodes = configs
+            .into_iter()
+            .map(|cfg| SimNode {
+                node: Some(Node::new(
+                    cfg.clone(),
+                    Ledger::new(schema.clone()),
+                    HlcTimestamp::default(),
+                )),
+                cfg,
+                disk: SimDisk::default(),
+                last_sync: start.as_nanos(),
+            })
+            .collect();
+        let mut sim = Sim {
+            now: start,
+            rng: SimRng::new(seed),
+            net,
+            nodes,
+            control,
+            schema,
+            durability,
+            tick_every: tick_every.max(Duration::from_micros(100)),
+            stats: SimStats::default(),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            replies: FxHashMap::default(),
+            next_request: 1,
+            spare: Vec::new(),
+        };
+        sim.schedule(Duration::ZERO, Happening::Tick);
+        sim
+    }
+
+    fn schedule(&mut self, after: Duration, what: Happening) {
+        self.seq += 1;
+        let at = self.now.as_nanos().saturating_add(after.as_nanos() as i64);
+        self.queue.push(Reverse(Scheduled {
+            at,
+            seq: self.seq,
+            what,
+        }));
+    }
+
+    pub fn region_of(&self, node: NodeId) -> RegionId {
+        self.nodes
+            .get(node.0 as usize)
+            .map_or(RegionId(u16::MAX), |n| n.cfg.region)
+    }
+
+    /// Runs the next happening; false when nothing is scheduled (never, while ticking).
+    pub fn step(&mut self) -> bool {
+        let Some(Reverse(next)) = self.queue.pop() else {
+            return false;
+        };
+        if let Ok(t) = Timestamp::from_nanos(next.at.max(self.now.as_nanos())) {
+            self.now = t;
+        }
+        match next.what {
+            Happening::Deliver { from, to, msg } => self.deliver(from, to, msg),
+            Happening::Tick => self.tick(),
+        }
+        true
+    }
+
+    /// Runs every happening due up to `deadline`, then sets the clock to it.
+    pub fn run_until(&mut self, deadline: Timestamp) {
+        while self
+            .queue
+            .peek()
+            .is_some_and(|Reverse(s)| s.at <= deadline.as_nanos())
+        {
+            self.step();
+        }
+        self.now = self.now.max(deadline);
+    }
+
+    fn deliver(&mut self, from: NodeId, to: NodeId, msg: Message) {
+        let up = self
+            .nodes
+            .get(to.0 as usize)
+            .is_some_and(|n| n.node.is_some());
+        // A partition cut while the message was in flight drops it too.
+        if !up || self.net.blocked(self.region_of(from), self.region_of(to)) {
+            self.stats.messages_dropped += 1;
+            return;
+        }
+        self.stats.messages_delivered += 1;
+        self.drive(to, Input::Peer { from, msg });
+    }
+
+    fn tick(&mut self) {
+        let now = self.now.as_nanos();
+        for i in 0..self.nodes.len() {
+            let id = NodeId(i as u16);
+            if self.nodes[i].node.is_none() {
+                continue;
+            }
+            self.drive(id, Input::Tick);
+            if let SimDurability::Every(every) = self.durability
+                && now - self.nodes[i].last_sync >= every.as_nanos() as i64
+            {
+                self.nodes[i].last_sync = now;
+                if self.nodes[i].disk.has_unsynced() {
+                    self.nodes[i].disk.sync();
+                    self.drive(id, Input::Synced);
+                }
+            }
+        }
+        for (node, cmd) in self.control.tick(self.now) {
+            self.drive(node, Input::Control(cmd));
+        }
+        self.schedule(self.tick_every, Happening::Tick);
+    }
+
+    /// Hands one input to a node that is up, and carries out what it asks for.
+    pub fn drive(&mut self, id: NodeId, input: Input<'_>) {
+        let mut out = self.spare.pop().unwrap_or_default();
+        out.clear();
+        let now = self.now;
+        let Some(sim_node) = self.nodes.get_mut(id.0 as usize) else {
+            return;
+        };
+        let Some(node) = sim_node.node.as_mut() else {
+            self.spare.push(out);
+            return;
+        };
+        node.handle(now, input, &mut out);
+        if out.install_snapshot {
+            match snapshot::encode_state(node.ledger(), node.clock()) {
+                Ok(state) => sim_node.disk.install_snapshot(state),
+                Err(e) => tracing::error!(node = id.0, error = %e, "could not store a snapshot"),
+            }
+        }
+        sim_node.disk.append(&out.persist);
+        sim_node.disk.term = node.term();
+        let wrote = !out.persist.is_empty() || out.install_snapshot;
+        let sync_now = wrote && self.durability == SimDurability::Immediate;
+        if sync_now {
+            sim_node.disk.sync();
+        }
+        for (to, msg) in out.messages.drain(..) {
+            self.send(id, to, msg);
+        }
+        for (req, result) in out.replies.drain(..) {
+            self.replies.insert(req, result);
+        }
+        for report in out.reports.drain(..) {
+            self.control.observe(now, report);
+        }
+        self.spare.push(out);
+        if sync_now {
+            self.drive(id, Input::Synced);
+        }
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, msg: Message) {
+        self.stats.messages_sent += 1;
+        let (rf, rt) = (self.region_of(from), self.region_of(to));
+        let delays = self.net.delays(&mut self.rng, rf, rt);
+        if delays.is_empty() {
+            self.stats.messages_dropped += 1;
+        }
+        for delay in delays {
+            self.schedule(
+                delay,
+                Happening::Deliver {
+                    from,
+                    to,
+                    msg: msg.clone(),
+                },
+            );
+        }
+    }
+
+    /// A client write to one node. Waits (in virtual time, up to `timeout`) for the reply
+    /// when the write concern asks for replicas.
+    pub fn submit(
+        &mut self,
+        node: NodeId,
+        ops: &[ClientOp],
+        concern: WriteConcern,
+        tag: Option<ClientTag>,
+        timeout: Duration,
+    ) -> Result<WriteAck> {
+        if self.nodes.get(node.0 as usize).is_none_or(|n| n.node.is_none()) {
+            return Err(TidalError::Unavailable(format!(
+                "node {} is down; restart it or write to another replica",
+                node.0
+            )));
+        }
+        let id = self.next_request;
+        self.next_request += 1;
+        let request = WriteRequest {
+            id,
+            ops,
+            concern,
+            tag,
+        };
+        self.drive(node, Input::Write(request));
+        let deadline = self.now.as_nanos().saturating_add(timeout.as_nanos() as i64);
+        loop {
+            if let Some(reply) = self.replies.remove(&id) {
+                return reply;
+            }
+            if self.now.as_nanos() >= deadline || !self.step() {
+                return Err(TidalError::Timeout(format!(
+                    "a {concern:?} write to node {} was not acknowledged within {timeout:?} \
+                     of virtual time; it may still be applied",
+                    node.0
+                )));
+            }
+        }
+    }
+
+    pub fn node(&self, id: NodeId) -> Result<&Node> {
+        self.nodes
+            .get(id.0 as usize)
+            .and_then(|n| n.node.as_ref())
+            .ok_or_else(|| TidalError::Unavailable(format!("node {} is down", id.0)))
+    }
+
+    pub fn node_at(&self, region: RegionId, shard: ShardId) -> Result<NodeId> {
+        self.nodes
+            .iter()
+            .position(|n| n.cfg.region == region && n.cfg.shard == shard)
+            .map(|i| NodeId(i as u16))
+            .ok_or_else(|| TidalError::NotFound(format!(
+                "no replica of shard {} in region {}",
+                shard.0, region.0
+            )))
+    }
+
+    /// Stops a node. Its unsynced tail is lost when `lose_unsynced`. Returns the events lost.
+    pub fn crash(&mut self, id: NodeId, lose_unsynced: bool) -> Result<usize> {
+        let n = self
+            .nodes
+            .get_mut(id.0 as usize)
+            .ok_or_else(|| TidalError::NotFound(format!("no node {}", id.0)))?;
+        if n.node.take().is_none() {
+            return Err(TidalError::Unavailable(format!("node {} is already down", id.0)));
+        }
+        let lost = n.disk.crash(lose_unsynced);
+        self.stats.events_lost_in_crashes += lost as u64;
+        tracing::info!(node = id.0, lost, "node crashed");
+        Ok(lost)
+    }
+
+    /// Starts a crashed node from its disk; it rejoins as a follower and catches up.
+    pub fn restart(&mut self, id: NodeId) -> Result<()> {
+        let schema = self.schema.clone();
+        let n = self
+            .nodes
+            .get_mut(id.0 as usize)
+            .ok_or_else(|| TidalError::NotFound(format!("no node {}", id.0)))?;
+        if n.node.is_some() {
+            return Err(TidalError::Unavailable(format!("node {} is already up", id.0)));
+        }
+        let (mut ledger, mut floor) = match &n.disk.snapshot {
+            Some(state) => snapshot::decode_state(state, snapshot::CURRENT_VERSION, &schema)?,
+            None => (Ledger::new(schema), HlcTimestamp::default()),
+        };
+        ledger.apply_batch(&n.disk.synced)?;
+        if let Some(newest) = n.disk.synced.iter().map(|e| e.hlc).max() {
+            floor = floor.max(newest);
+        }
+        let mut node = Node::new(n.cfg.clone(), ledger, floor);
+        node.rejoin(n.disk.term, &n.disk.synced);
+        n.node = Some(node);
+        n.last_sync = self.now.as_nanos();
+        tracing::info!(node = id.0, "node restarted");
+        Ok(())
+    }
+}

@@ -1,0 +1,18 @@
+//! The deterministic simulator: a virtual clock, a seeded network with latency, jitter,
+//! loss and duplication, partitions, and crashes that lose the unsynced tail. It drives the
+//! same sans-IO [`Node`](crate::node::Node) as the tokio runtime, so what it tests is what
+//! runs. A run is reproducible bit for bit from [`ClusterConfig::seed`].
+
+mod cluster;
+mod disk;
+mod engine;
+mod faults;
+mod network;
+mod rng;
+
+pub use cluster::{ClusterConfig, DEFAULT_START_NS, SimNodeRef, SimulatedCluster, Timing};
+pub use disk::SimDisk;
+pub use engine::{SimDurability, SimStats};
+pub use faults::{NetworkPartition, ShardCrash};
+pub use network::{LinkConfig, PartitionId};
+pub use rng::SimRng;
