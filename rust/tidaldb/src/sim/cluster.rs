@@ -523,6 +523,16 @@ impl SimNodeRef {
         self.cluster.with_node(self.id, |n, _| Ok(n.term()))
     }
 
+    /// What this replica has made durable (its disk would survive a crash with it).
+    pub fn durable(&self) -> Result<VersionVector> {
+        self.cluster.with_node(self.id, |n, _| Ok(n.durable().clone()))
+    }
+
+    pub fn version_vector(&self) -> Result<VersionVector> {
+        self.cluster
+            .with_node(self.id, |n, _| Ok(n.ledger().version_vector().clone()))
+    }
+
     /// Events applied, summed over origins.
     pub fn applied_seqno(&self) -> Result<u64> {
         self.cluster
