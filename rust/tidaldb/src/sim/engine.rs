@@ -84,6 +84,8 @@ pub struct SimStats {
     pub messages_delivered: u64,
     pub messages_dropped: u64,
     pub events_lost_in_crashes: u64,
+    /// Full resyncs: a node replaced its state with a peer's snapshot.
+    pub snapshots_installed: u64,
 }
 
 #[derive(Debug)]
@@ -244,6 +246,7 @@ impl Sim {
         };
         node.handle(now, input, &mut out);
         if out.install_snapshot {
+            self.stats.snapshots_installed += 1;
             match snapshot::encode_state(node.ledger(), node.clock()) {
                 Ok(state) => sim_node.disk.install_snapshot(state),
                 Err(e) => tracing::error!(node = id.0, error = %e, "could not store a snapshot"),
