@@ -7,16 +7,16 @@ use std::time::Duration;
 use super::engine::{Sim, SimDurability, SimStats};
 use super::faults::NetworkPartition;
 use super::network::{LinkConfig, Network};
+use super::node_ref::SimNodeRef;
 use crate::control::{ControlPlane, Replica};
 use crate::error::{Result, TidalError};
 use crate::event::{ClientTag, VersionVector};
-use crate::ledger::WindowReading;
 use crate::node::{
     ClientOp, Input, Node, NodeConfig, NodeRole, RoutingStrategy, ShardRouter, WriteAck,
     WriteConcern,
 };
 use crate::query::{self, ReplicaAddr, Results, Retrieve};
-use crate::schema::{EntityId, NodeId, RegionId, Schema, ShardId, Timestamp, Window};
+use crate::schema::{EntityId, NodeId, RegionId, Schema, ShardId, Timestamp};
 
 /// Protocol timings, all in virtual time.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -180,7 +180,9 @@ impl SimulatedCluster {
     pub(super) fn lock(&self) -> MutexGuard<'_, Sim> {
         // The simulator never panics while holding its lock in normal operation; if a test
         // panicked mid-step, its state is still the best evidence there is.
-        self.sim.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.sim
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn config(&self) -> &ClusterConfig {
@@ -278,18 +280,21 @@ impl SimulatedCluster {
     }
 
     pub fn handle(&self, id: NodeId) -> SimNodeRef {
-        SimNodeRef {
-            cluster: self.clone(),
-            id,
-        }
+        SimNodeRef::new(self.clone(), id)
     }
 
     /// Writes to the leader of `entity`'s shard with the configured write concern, stamped
     /// with the virtual time now.
     pub fn write_signal(&self, signal: &str, entity: EntityId, weight: f64) -> Result<WriteAck> {
         let leader = self.leader_of(self.shard_of(entity))?;
-        self.handle(leader)
-            .write_signal(signal, entity, weight, None, self.config.write_concern, None)
+        self.handle(leader).write_signal(
+            signal,
+            entity,
+            weight,
+            None,
+            self.config.write_concern,
+            None,
+        )
     }
 
     /// Runs one client write on `node`, waiting for replicas as `concern` asks.
@@ -304,13 +309,22 @@ impl SimulatedCluster {
             .submit(node, ops, concern, tag, self.config.write_timeout)
     }
 
-    fn with_node<T>(&self, id: NodeId, f: impl FnOnce(&Node, Timestamp) -> Result<T>) -> Result<T> {
+    pub(super) fn with_node<T>(
+        &self,
+        id: NodeId,
+        f: impl FnOnce(&Node, Timestamp) -> Result<T>,
+    ) -> Result<T> {
         let sim = self.lock();
         f(sim.node(id)?, sim.now)
     }
 
     /// The decayed score of `entity` now, read in `region`.
-    pub fn read_decay_score(&self, region: RegionId, entity: EntityId, signal: &str) -> Result<f64> {
+    pub fn read_decay_score(
+        &self,
+        region: RegionId,
+        entity: EntityId,
+        signal: &str,
+    ) -> Result<f64> {
         let id = self.node_for(region, entity)?;
         self.handle(id).read_decay_score(entity, signal, None)
     }
@@ -413,7 +427,9 @@ impl SimulatedCluster {
         let step = self.config.timing.tick;
         loop {
             if self.is_converged() {
-                return Ok(Duration::from_nanos((self.now().as_nanos() - start.as_nanos()) as u64));
+                return Ok(Duration::from_nanos(
+                    (self.now().as_nanos() - start.as_nanos()) as u64,
+                ));
             }
             let waited = self.now().as_nanos() - start.as_nanos();
             if waited >= timeout.as_nanos() as i64 {
@@ -462,7 +478,11 @@ impl SimulatedCluster {
     }
 
     /// Drops messages from `from` to `to` only.
-    pub fn inject_one_way_partition(&self, from: RegionId, to: RegionId) -> Result<NetworkPartition> {
+    pub fn inject_one_way_partition(
+        &self,
+        from: RegionId,
+        to: RegionId,
+    ) -> Result<NetworkPartition> {
         self.partition(from, to, true)
     }
 
@@ -477,6 +497,11 @@ impl SimulatedCluster {
         }
         let id = self.lock().net.partition(a, b, one_way);
         Ok(NetworkPartition::new(Arc::downgrade(&self.sim), id))
+    }
+
+    /// True while any partition is in place.
+    pub fn is_partitioned(&self) -> bool {
+        self.lock().net.is_partitioned()
     }
 
     pub fn heal_all_partitions(&self) {
@@ -496,112 +521,5 @@ impl SimulatedCluster {
 
     pub fn is_up(&self, id: NodeId) -> bool {
         self.lock().node(id).is_ok()
-    }
-}
-
-/// A handle on one replica of a [`SimulatedCluster`].
-#[derive(Clone, Debug)]
-pub struct SimNodeRef {
-    cluster: SimulatedCluster,
-    id: NodeId,
-}
-
-impl SimNodeRef {
-    pub fn id(&self) -> NodeId {
-        self.id
-    }
-
-    pub fn region(&self) -> RegionId {
-        self.cluster.lock().region_of(self.id)
-    }
-
-    pub fn role(&self) -> Result<NodeRole> {
-        self.cluster.with_node(self.id, |n, _| Ok(n.role()))
-    }
-
-    pub fn term(&self) -> Result<u64> {
-        self.cluster.with_node(self.id, |n, _| Ok(n.term()))
-    }
-
-    /// What this replica has made durable (its disk would survive a crash with it).
-    pub fn durable(&self) -> Result<VersionVector> {
-        self.cluster.with_node(self.id, |n, _| Ok(n.durable().clone()))
-    }
-
-    pub fn version_vector(&self) -> Result<VersionVector> {
-        self.cluster
-            .with_node(self.id, |n, _| Ok(n.ledger().version_vector().clone()))
-    }
-
-    /// Events applied, summed over origins.
-    pub fn applied_seqno(&self) -> Result<u64> {
-        self.cluster
-            .with_node(self.id, |n, _| Ok(n.ledger().version_vector().sum()))
-    }
-
-    pub fn write_signal(
-        &self,
-        signal: &str,
-        entity: EntityId,
-        weight: f64,
-        ts: Option<Timestamp>,
-        concern: WriteConcern,
-        tag: Option<ClientTag>,
-    ) -> Result<WriteAck> {
-        let signal = self.cluster.config.schema.resolve(signal)?;
-        let op = ClientOp::Signal {
-            signal,
-            entity,
-            weight,
-            ts,
-        };
-        self.cluster.submit(self.id, &[op], concern, tag)
-    }
-
-    /// A local signal write stamped with the virtual time now.
-    pub fn signal(&self, signal: &str, entity: EntityId, weight: f64) -> Result<WriteAck> {
-        self.write_signal(signal, entity, weight, None, WriteConcern::Local, None)
-    }
-
-    pub fn hide_item(&self, user: EntityId, item: EntityId) -> Result<WriteAck> {
-        let op = ClientOp::Hide { user, item };
-        self.cluster.submit(self.id, &[op], WriteConcern::Local, None)
-    }
-
-    pub fn unhide_item(&self, user: EntityId, item: EntityId) -> Result<WriteAck> {
-        let op = ClientOp::Unhide { user, item };
-        self.cluster.submit(self.id, &[op], WriteConcern::Local, None)
-    }
-
-    /// The decayed score at `at` (default: the virtual time now).
-    pub fn read_decay_score(&self, entity: EntityId, signal: &str, at: Option<Timestamp>) -> Result<f64> {
-        let signal = self.cluster.config.schema.resolve(signal)?;
-        self.cluster
-            .with_node(self.id, |n, now| n.ledger().decay_score(signal, entity, at.unwrap_or(now)))
-    }
-
-    pub fn read_window(&self, entity: EntityId, signal: &str, window: Window) -> Result<WindowReading> {
-        let signal = self.cluster.config.schema.resolve(signal)?;
-        self.cluster
-            .with_node(self.id, |n, now| n.ledger().window(signal, entity, window, now))
-    }
-
-    pub fn is_hidden(&self, user: EntityId, item: EntityId) -> Result<bool> {
-        self.cluster
-            .with_node(self.id, |n, _| Ok(n.ledger().is_hidden(user, item)))
-    }
-
-    /// A query answered by this replica alone (its shard's candidates only).
-    pub fn retrieve(&self, q: &Retrieve) -> Result<Results> {
-        let sim = self.cluster.lock();
-        let node = sim.node(self.id)?;
-        let shard = node.config().shard;
-        let mut r = query::execute(node.ledger(), q, sim.now, shard)?;
-        for peer in node.unreachable_peers(sim.now) {
-            let region = sim.region_of(peer);
-            r.stats.replicas_unreachable.push(ReplicaAddr { region, shard });
-        }
-        r.stats.degraded = !r.stats.replicas_unreachable.is_empty();
-        Ok(r)
     }
 }

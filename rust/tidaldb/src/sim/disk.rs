@@ -36,7 +36,11 @@ impl SimDisk {
     /// A crash: the unsynced tail survives only if `lose_unsynced` is false (the process
     /// died but the machine's page cache was written out).
     pub fn crash(&mut self, lose_unsynced: bool) -> usize {
-        let lost = if lose_unsynced { self.unsynced.len() } else { 0 };
+        let lost = if lose_unsynced {
+            self.unsynced.len()
+        } else {
+            0
+        };
         if lose_unsynced {
             self.unsynced.clear();
         } else {

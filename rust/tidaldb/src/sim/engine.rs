@@ -303,7 +303,11 @@ impl Sim {
         tag: Option<ClientTag>,
         timeout: Duration,
     ) -> Result<WriteAck> {
-        if self.nodes.get(node.0 as usize).is_none_or(|n| n.node.is_none()) {
+        if self
+            .nodes
+            .get(node.0 as usize)
+            .is_none_or(|n| n.node.is_none())
+        {
             return Err(TidalError::Unavailable(format!(
                 "node {} is down; restart it or write to another replica",
                 node.0
@@ -318,7 +322,10 @@ impl Sim {
             tag,
         };
         self.drive(node, Input::Write(request));
-        let deadline = self.now.as_nanos().saturating_add(timeout.as_nanos() as i64);
+        let deadline = self
+            .now
+            .as_nanos()
+            .saturating_add(timeout.as_nanos() as i64);
         loop {
             if let Some(reply) = self.replies.remove(&id) {
                 return reply;
@@ -345,10 +352,12 @@ impl Sim {
             .iter()
             .position(|n| n.cfg.region == region && n.cfg.shard == shard)
             .map(|i| NodeId(i as u16))
-            .ok_or_else(|| TidalError::NotFound(format!(
-                "no replica of shard {} in region {}",
-                shard.0, region.0
-            )))
+            .ok_or_else(|| {
+                TidalError::NotFound(format!(
+                    "no replica of shard {} in region {}",
+                    shard.0, region.0
+                ))
+            })
     }
 
     /// Stops a node. Its unsynced tail is lost when `lose_unsynced`. Returns the events lost.
@@ -358,7 +367,10 @@ impl Sim {
             .get_mut(id.0 as usize)
             .ok_or_else(|| TidalError::NotFound(format!("no node {}", id.0)))?;
         if n.node.take().is_none() {
-            return Err(TidalError::Unavailable(format!("node {} is already down", id.0)));
+            return Err(TidalError::Unavailable(format!(
+                "node {} is already down",
+                id.0
+            )));
         }
         let lost = n.disk.crash(lose_unsynced);
         self.stats.events_lost_in_crashes += lost as u64;
@@ -374,7 +386,10 @@ impl Sim {
             .get_mut(id.0 as usize)
             .ok_or_else(|| TidalError::NotFound(format!("no node {}", id.0)))?;
         if n.node.is_some() {
-            return Err(TidalError::Unavailable(format!("node {} is already up", id.0)));
+            return Err(TidalError::Unavailable(format!(
+                "node {} is already up",
+                id.0
+            )));
         }
         let (mut ledger, mut floor) = match &n.disk.snapshot {
             Some(state) => snapshot::decode_state(state, snapshot::CURRENT_VERSION, &schema)?,

@@ -8,11 +8,13 @@ mod disk;
 mod engine;
 mod faults;
 mod network;
+mod node_ref;
 mod rng;
 
-pub use cluster::{ClusterConfig, DEFAULT_START_NS, SimNodeRef, SimulatedCluster, Timing};
+pub use cluster::{ClusterConfig, DEFAULT_START_NS, SimulatedCluster, Timing};
 pub use disk::SimDisk;
 pub use engine::{SimDurability, SimStats};
 pub use faults::{NetworkPartition, ShardCrash};
 pub use network::{LinkConfig, PartitionId};
+pub use node_ref::SimNodeRef;
 pub use rng::SimRng;

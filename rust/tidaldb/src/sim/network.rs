@@ -81,12 +81,21 @@ impl Network {
 
     /// The delays after which copies of one message arrive: none if it is lost (or the
     /// link is cut), two if it is duplicated.
-    pub fn delays(&self, rng: &mut SimRng, from: RegionId, to: RegionId) -> SmallVec<[Duration; 2]> {
+    pub fn delays(
+        &self,
+        rng: &mut SimRng,
+        from: RegionId,
+        to: RegionId,
+    ) -> SmallVec<[Duration; 2]> {
         let mut out = SmallVec::new();
         if self.blocked(from, to) || rng.chance(self.link.loss) {
             return out;
         }
-        let copies = if rng.chance(self.link.duplicate) { 2 } else { 1 };
+        let copies = if rng.chance(self.link.duplicate) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let jitter = self.link.jitter.as_nanos() as u64;
             let offset = rng.below(2 * jitter + 1) as i128 - jitter as i128;

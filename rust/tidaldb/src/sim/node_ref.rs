@@ -1,0 +1,137 @@
+//! `SimNodeRef`: one replica of a simulated cluster, with the embedded database's API.
+
+use super::cluster::SimulatedCluster;
+use crate::error::Result;
+use crate::event::{ClientTag, VersionVector};
+use crate::ledger::WindowReading;
+use crate::node::{ClientOp, NodeRole, WriteAck, WriteConcern};
+use crate::query::{self, ReplicaAddr, Results, Retrieve};
+use crate::schema::{EntityId, NodeId, RegionId, Timestamp, Window};
+
+/// A handle on one replica of a [`SimulatedCluster`].
+#[derive(Clone, Debug)]
+pub struct SimNodeRef {
+    cluster: SimulatedCluster,
+    id: NodeId,
+}
+
+impl SimNodeRef {
+    pub(super) fn new(cluster: SimulatedCluster, id: NodeId) -> Self {
+        SimNodeRef { cluster, id }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub fn region(&self) -> RegionId {
+        self.cluster.lock().region_of(self.id)
+    }
+
+    pub fn role(&self) -> Result<NodeRole> {
+        self.cluster.with_node(self.id, |n, _| Ok(n.role()))
+    }
+
+    pub fn term(&self) -> Result<u64> {
+        self.cluster.with_node(self.id, |n, _| Ok(n.term()))
+    }
+
+    /// What this replica has made durable (its disk would survive a crash with it).
+    pub fn durable(&self) -> Result<VersionVector> {
+        self.cluster
+            .with_node(self.id, |n, _| Ok(n.durable().clone()))
+    }
+
+    pub fn version_vector(&self) -> Result<VersionVector> {
+        self.cluster
+            .with_node(self.id, |n, _| Ok(n.ledger().version_vector().clone()))
+    }
+
+    /// Events applied, summed over origins.
+    pub fn applied_seqno(&self) -> Result<u64> {
+        self.cluster
+            .with_node(self.id, |n, _| Ok(n.ledger().version_vector().sum()))
+    }
+
+    pub fn write_signal(
+        &self,
+        signal: &str,
+        entity: EntityId,
+        weight: f64,
+        ts: Option<Timestamp>,
+        concern: WriteConcern,
+        tag: Option<ClientTag>,
+    ) -> Result<WriteAck> {
+        let signal = self.cluster.config().schema.resolve(signal)?;
+        let op = ClientOp::Signal {
+            signal,
+            entity,
+            weight,
+            ts,
+        };
+        self.cluster.submit(self.id, &[op], concern, tag)
+    }
+
+    /// A local signal write stamped with the virtual time now.
+    pub fn signal(&self, signal: &str, entity: EntityId, weight: f64) -> Result<WriteAck> {
+        self.write_signal(signal, entity, weight, None, WriteConcern::Local, None)
+    }
+
+    pub fn hide_item(&self, user: EntityId, item: EntityId) -> Result<WriteAck> {
+        let op = ClientOp::Hide { user, item };
+        self.cluster
+            .submit(self.id, &[op], WriteConcern::Local, None)
+    }
+
+    pub fn unhide_item(&self, user: EntityId, item: EntityId) -> Result<WriteAck> {
+        let op = ClientOp::Unhide { user, item };
+        self.cluster
+            .submit(self.id, &[op], WriteConcern::Local, None)
+    }
+
+    /// The decayed score at `at` (default: the virtual time now).
+    pub fn read_decay_score(
+        &self,
+        entity: EntityId,
+        signal: &str,
+        at: Option<Timestamp>,
+    ) -> Result<f64> {
+        let signal = self.cluster.config().schema.resolve(signal)?;
+        self.cluster.with_node(self.id, |n, now| {
+            n.ledger().decay_score(signal, entity, at.unwrap_or(now))
+        })
+    }
+
+    pub fn read_window(
+        &self,
+        entity: EntityId,
+        signal: &str,
+        window: Window,
+    ) -> Result<WindowReading> {
+        let signal = self.cluster.config().schema.resolve(signal)?;
+        self.cluster.with_node(self.id, |n, now| {
+            n.ledger().window(signal, entity, window, now)
+        })
+    }
+
+    pub fn is_hidden(&self, user: EntityId, item: EntityId) -> Result<bool> {
+        self.cluster
+            .with_node(self.id, |n, _| Ok(n.ledger().is_hidden(user, item)))
+    }
+
+    /// A query answered by this replica alone (its shard's candidates only).
+    pub fn retrieve(&self, q: &Retrieve) -> Result<Results> {
+        let sim = self.cluster.lock();
+        let node = sim.node(self.id)?;
+        let shard = node.config().shard;
+        let mut r = query::execute(node.ledger(), q, sim.now, shard)?;
+        for peer in node.unreachable_peers(sim.now) {
+            let region = sim.region_of(peer);
+            r.stats
+                .replicas_unreachable
+                .push(ReplicaAddr { region, shard });
+        }
+        r.stats.degraded = !r.stats.replicas_unreachable.is_empty();
+        Ok(r)
+    }
+}
