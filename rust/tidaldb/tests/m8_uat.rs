@@ -92,7 +92,9 @@ fn uat_step1_cross_region_replication() -> Result<()> {
     let times = write_views(&cluster, item, 25)?;
 
     let took = cluster.await_full_convergence(Duration::from_secs(2))?;
-    println!("step 1: converged {took:?} (virtual) after the last write, default 20 ms ± 5 ms links");
+    println!(
+        "step 1: converged {took:?} (virtual) after the last write, default 20 ms ± 5 ms links"
+    );
     assert!(
         took < Duration::from_millis(500),
         "convergence took {took:?}, far more than a few round trips"
@@ -105,7 +107,12 @@ fn uat_step1_cross_region_replication() -> Result<()> {
 
     let cp = cluster.control_plane();
     for region in [RegionId(1), RegionId(2)] {
-        assert_eq!(cp.lag_seqno(region, ShardId(0)), 0, "region {} lags", region.0);
+        assert_eq!(
+            cp.lag_seqno(region, ShardId(0)),
+            0,
+            "region {} lags",
+            region.0
+        );
     }
     for region in REGIONS {
         assert_eq!(cluster.applied_seqno(region)?, 25);
@@ -118,8 +125,12 @@ fn uat_step1_cross_region_replication() -> Result<()> {
 fn await_failover(cluster: &SimulatedCluster, limit: Duration) -> Duration {
     let crashed_at = cluster.now();
     while !cluster.has_leader() {
-        let waited = Duration::from_nanos((cluster.now().as_nanos() - crashed_at.as_nanos()) as u64);
-        assert!(waited <= limit, "no new leader within {limit:?} of virtual time");
+        let waited =
+            Duration::from_nanos((cluster.now().as_nanos() - crashed_at.as_nanos()) as u64);
+        assert!(
+            waited <= limit,
+            "no new leader within {limit:?} of virtual time"
+        );
         cluster.run_for(Duration::from_millis(10));
     }
     Duration::from_nanos((cluster.now().as_nanos() - crashed_at.as_nanos()) as u64)
@@ -143,7 +154,11 @@ fn uat_step2_shard_crash_and_failover() -> Result<()> {
     assert!(leader.term()? >= 2, "promotion bumps the term");
     assert!(leader.applied_seqno()? >= pre_crash);
     let score = leader.read_decay_score(item, "view", None)?;
-    assert_close(score, analytical(&times, cluster.now()), "promoted leader's score");
+    assert_close(
+        score,
+        analytical(&times, cluster.now()),
+        "promoted leader's score",
+    );
 
     // The old leader restarts, rejoins as a follower in the new term, and catches up.
     crash.restart()?;
@@ -179,7 +194,9 @@ fn uat_step2_replicated_writes_survive_the_leader_losing_its_tail() -> Result<()
     let crash = ShardCrash::crash(ShardId(0), &cluster, true)?;
     await_failover(&cluster, Duration::from_secs(10));
     let leader = cluster.leader()?;
-    let held = cluster.version_vector(leader.region(), ShardId(0))?.get(old_leader);
+    let held = cluster
+        .version_vector(leader.region(), ShardId(0))?
+        .get(old_leader);
     assert_eq!(
         held, last_acked,
         "every acknowledged Replicated(1) write is on the promoted leader (lost {} on the crashed disk)",
@@ -200,14 +217,28 @@ fn uat_step3_degraded_query_during_partition() -> Result<()> {
     // Long enough for us-east to notice that ap-south went silent.
     cluster.run_for(cluster.config().timing.peer_timeout * 2);
 
-    let q = Retrieve::builder().candidates([item]).rank_by(&[("view", 1.0)]).build()?;
+    let q = Retrieve::builder()
+        .candidates([item])
+        .rank_by(&[("view", 1.0)])
+        .build()?;
     let results = cluster.leader()?.retrieve(&q)?;
-    assert_eq!(results.items.len(), 1, "the query succeeds with 2 of 3 regions");
-    assert_close(results.items[0].score, analytical(&times, cluster.now()), "degraded answer");
+    assert_eq!(
+        results.items.len(),
+        1,
+        "the query succeeds with 2 of 3 regions"
+    );
+    assert_close(
+        results.items[0].score,
+        analytical(&times, cluster.now()),
+        "degraded answer",
+    );
     assert!(results.stats.degraded, "the answer must say it is degraded");
     assert_eq!(
         results.stats.replicas_unreachable,
-        vec![ReplicaAddr { region: RegionId(2), shard: ShardId(0) }],
+        vec![ReplicaAddr {
+            region: RegionId(2),
+            shard: ShardId(0)
+        }],
         "the partitioned replica is named"
     );
     assert_eq!(results.stats.shards_reached, vec![ShardId(0)]);
@@ -251,7 +282,12 @@ fn uat_step4_partition_heal_reconciliation() -> Result<()> {
         .build()?;
     for region in REGIONS {
         let node = cluster.node(region)?;
-        assert_eq!(node.read_window(item, "view", Window::OneHour)?.count, 80, "no double counting in region {}", region.0);
+        assert_eq!(
+            node.read_window(item, "view", Window::OneHour)?.count,
+            80,
+            "no double counting in region {}",
+            region.0
+        );
         assert!(node.is_hidden(user, item)?);
         assert!(
             cluster.retrieve(region, &q)?.items.is_empty(),

@@ -115,7 +115,14 @@ fn a_stale_term_is_fenced_and_its_events_are_applied_only_after_the_sender_catch
         role: NodeRole::Leader,
     };
     let mut fenced = Outputs::default();
-    b.handle(now, Input::Peer { from: a.id(), msg: stale }, &mut fenced);
+    b.handle(
+        now,
+        Input::Peer {
+            from: a.id(),
+            msg: stale,
+        },
+        &mut fenced,
+    );
     assert!(
         fenced
             .messages
@@ -130,16 +137,29 @@ fn a_stale_term_is_fenced_and_its_events_are_applied_only_after_the_sender_catch
     let mut writes = Outputs::default();
     write(&mut a, now, 7, &mut writes);
     let pushes: Vec<_> = writes.messages.clone();
-    assert!(pushes.iter().any(|(_, m)| matches!(m, Message::Push { .. })));
+    assert!(
+        pushes
+            .iter()
+            .any(|(_, m)| matches!(m, Message::Push { .. }))
+    );
     deliver(&mut writes, &a, &mut b, now);
-    let once = b.ledger().decay_score(schema().resolve("view").unwrap(), EntityId(7), now).unwrap();
+    let once = b
+        .ledger()
+        .decay_score(schema().resolve("view").unwrap(), EntityId(7), now)
+        .unwrap();
     let mut again = Outputs {
         messages: pushes,
         ..Outputs::default()
     };
     let replies = deliver(&mut again, &a, &mut b, now);
-    assert!(replies.persist.is_empty(), "a duplicate push persists nothing");
-    let twice = b.ledger().decay_score(schema().resolve("view").unwrap(), EntityId(7), now).unwrap();
+    assert!(
+        replies.persist.is_empty(),
+        "a duplicate push persists nothing"
+    );
+    let twice = b
+        .ledger()
+        .decay_score(schema().resolve("view").unwrap(), EntityId(7), now)
+        .unwrap();
     assert_eq!(once, 1.0);
     assert_eq!(once, twice);
 }
@@ -161,18 +181,29 @@ fn a_reconciliation_plan_applied_twice_changes_nothing() {
     assert_eq!(events.len(), 20);
     let mut b = Ledger::new(schema());
     b.apply_batch(&events).unwrap();
-    let once = (b.version_vector().clone(), format!("{:?}", b.signal_ledgers()));
+    let once = (
+        b.version_vector().clone(),
+        format!("{:?}", b.signal_ledgers()),
+    );
     b.apply_batch(&events).unwrap();
     for e in events.iter().rev() {
         b.apply(e).unwrap();
     }
-    assert_eq!(once, (b.version_vector().clone(), format!("{:?}", b.signal_ledgers())));
+    assert_eq!(
+        once,
+        (
+            b.version_vector().clone(),
+            format!("{:?}", b.signal_ledgers())
+        )
+    );
     let at = Timestamp::from_nanos(T0 + 1_000_000_000).unwrap();
     for entity in 0..3 {
         let signal = schema().resolve("view").unwrap();
         assert_eq!(
             b.decay_score(signal, EntityId(entity), at).unwrap(),
-            a.ledger().decay_score(signal, EntityId(entity), at).unwrap()
+            a.ledger()
+                .decay_score(signal, EntityId(entity), at)
+                .unwrap()
         );
     }
 }

@@ -22,8 +22,7 @@ use tidaldb::sim::{
     ClusterConfig, LinkConfig, NetworkPartition, SimDurability, SimRng, SimulatedCluster,
 };
 use tidaldb::{
-    DecaySpec, EntityId, EntityKind, NodeId, RegionId, Retrieve, Schema, ShardId, Timestamp,
-    Window,
+    DecaySpec, EntityId, EntityKind, NodeId, RegionId, Retrieve, Schema, ShardId, Timestamp, Window,
 };
 
 const HALF_LIFE_NS: f64 = 3600.0 * 1e9;
@@ -108,7 +107,10 @@ impl Run {
         let regions = self.regions();
         let region = regions[self.rng.below(regions.len() as u64) as usize];
         let entity = EntityId(self.rng.below(ENTITIES));
-        let node_id = self.cluster.node_for(region, entity).map_err(|e| e.to_string())?;
+        let node_id = self
+            .cluster
+            .node_for(region, entity)
+            .map_err(|e| e.to_string())?;
         let node = self.cluster.handle(node_id);
         let Ok(vv) = node.version_vector() else {
             return Ok(()); // down
@@ -121,7 +123,8 @@ impl Run {
         let late = Duration::from_millis(self.rng.below(600_000));
         let now = self.cluster.now();
         let ts = if self.rng.chance(0.3) {
-            Timestamp::from_nanos(now.as_nanos() - late.as_nanos() as i64).map_err(|e| e.to_string())?
+            Timestamp::from_nanos(now.as_nanos() - late.as_nanos() as i64)
+                .map_err(|e| e.to_string())?
         } else {
             now
         };
@@ -192,13 +195,21 @@ impl Run {
     fn crash(&mut self) -> Result<(), String> {
         let regions = self.regions();
         let region = regions[self.rng.below(regions.len() as u64) as usize];
-        let shard = ShardId(self.rng.below(u64::from(self.cluster.config().shards_per_region)) as u16);
-        let id = self.cluster.node_id(region, shard).map_err(|e| e.to_string())?;
+        let shard = ShardId(
+            self.rng
+                .below(u64::from(self.cluster.config().shards_per_region)) as u16,
+        );
+        let id = self
+            .cluster
+            .node_id(region, shard)
+            .map_err(|e| e.to_string())?;
         let Ok(durable) = self.cluster.handle(id).durable() else {
             return Ok(());
         };
         let lose = self.rng.chance(0.5);
-        self.cluster.crash(region, shard, lose).map_err(|e| e.to_string())?;
+        self.cluster
+            .crash(region, shard, lose)
+            .map_err(|e| e.to_string())?;
         self.coverage.crashes += 1;
         if lose {
             let lost: Vec<EventId> = self
@@ -211,7 +222,9 @@ impl Run {
             for e in lost {
                 let w = self.issued.remove(&e);
                 if let Some(w) = w.filter(|w| w.replicated && w.acked) {
-                    return Err(format!("acknowledged replicated write {e:?} {w:?} was lost in a crash"));
+                    return Err(format!(
+                        "acknowledged replicated write {e:?} {w:?} was lost in a crash"
+                    ));
                 }
             }
         }
@@ -264,9 +277,12 @@ impl Run {
                 84..=86 => self.partitions.clear(),
                 87..=90 => self.crash()?,
                 91..=95 => self.restart_any(),
-                _ => self.cluster.run_for(Duration::from_millis(self.rng.below(400))),
+                _ => self
+                    .cluster
+                    .run_for(Duration::from_millis(self.rng.below(400))),
             }
-            self.cluster.run_for(Duration::from_millis(self.rng.below(15)));
+            self.cluster
+                .run_for(Duration::from_millis(self.rng.below(15)));
         }
         Ok(())
     }
@@ -290,9 +306,15 @@ impl Run {
         let regions = self.regions();
         // The events held are exactly the writes issued and not lost.
         for s in 0..shards {
-            let vv = self.cluster.version_vector(regions[0], ShardId(s)).map_err(|e| e.to_string())?;
+            let vv = self
+                .cluster
+                .version_vector(regions[0], ShardId(s))
+                .map_err(|e| e.to_string())?;
             for r in &regions {
-                let id = self.cluster.node_id(*r, ShardId(s)).map_err(|e| e.to_string())?;
+                let id = self
+                    .cluster
+                    .node_id(*r, ShardId(s))
+                    .map_err(|e| e.to_string())?;
                 let expected = self.issued.keys().filter(|e| e.origin == id).count() as u64;
                 if vv.get(id) != expected {
                     return Err(format!(
@@ -311,25 +333,47 @@ impl Run {
                 .collect();
             let expected: f64 = writes
                 .iter()
-                .map(|w| w.weight * (-((at.as_nanos() - w.ts.as_nanos()) as f64) / HALF_LIFE_NS).exp2())
+                .map(|w| {
+                    w.weight * (-((at.as_nanos() - w.ts.as_nanos()) as f64) / HALF_LIFE_NS).exp2()
+                })
                 .sum();
             let magnitude: f64 = writes
                 .iter()
-                .map(|w| w.weight.abs() * (-((at.as_nanos() - w.ts.as_nanos()) as f64) / HALF_LIFE_NS).exp2())
+                .map(|w| {
+                    w.weight.abs()
+                        * (-((at.as_nanos() - w.ts.as_nanos()) as f64) / HALF_LIFE_NS).exp2()
+                })
                 .sum();
             let mut first: Option<f64> = None;
             for r in &regions {
-                let node = self.cluster.handle(self.cluster.node_for(*r, entity).map_err(|e| e.to_string())?);
-                let score = node.read_decay_score(entity, "view", Some(at)).map_err(|e| e.to_string())?;
+                let node = self.cluster.handle(
+                    self.cluster
+                        .node_for(*r, entity)
+                        .map_err(|e| e.to_string())?,
+                );
+                let score = node
+                    .read_decay_score(entity, "view", Some(at))
+                    .map_err(|e| e.to_string())?;
                 if *first.get_or_insert(score) != score {
-                    return Err(format!("entity {entity}: region {} reads {score}, another {first:?}", r.0));
+                    return Err(format!(
+                        "entity {entity}: region {} reads {score}, another {first:?}",
+                        r.0
+                    ));
                 }
                 if (score - expected).abs() > 1e-9 * magnitude.max(1e-300) + 1e-12 {
-                    return Err(format!("entity {entity}: score {score}, analytical {expected}"));
+                    return Err(format!(
+                        "entity {entity}: score {score}, analytical {expected}"
+                    ));
                 }
-                let count = node.read_window(entity, "view", Window::AllTime).map_err(|e| e.to_string())?.count;
+                let count = node
+                    .read_window(entity, "view", Window::AllTime)
+                    .map_err(|e| e.to_string())?
+                    .count;
                 if count != writes.len() as u64 {
-                    return Err(format!("entity {entity}: all-time count {count}, {} writes", writes.len()));
+                    return Err(format!(
+                        "entity {entity}: all-time count {count}, {} writes",
+                        writes.len()
+                    ));
                 }
             }
         }
@@ -343,14 +387,24 @@ impl Run {
                 .map_err(|e| e.to_string())?;
             let mut seen = None;
             for r in &regions {
-                let node = self.cluster.handle(self.cluster.node_for(*r, item).map_err(|e| e.to_string())?);
+                let node = self
+                    .cluster
+                    .handle(self.cluster.node_for(*r, item).map_err(|e| e.to_string())?);
                 let hidden = node.is_hidden(user, item).map_err(|e| e.to_string())?;
                 if *seen.get_or_insert(hidden) != hidden {
                     return Err(format!("({user}, {item}) hidden in some regions only"));
                 }
-                let returned = !self.cluster.retrieve(*r, &q).map_err(|e| e.to_string())?.items.is_empty();
+                let returned = !self
+                    .cluster
+                    .retrieve(*r, &q)
+                    .map_err(|e| e.to_string())?
+                    .items
+                    .is_empty();
                 if hidden && returned {
-                    return Err(format!("hidden item {item} returned to {user} in region {}", r.0));
+                    return Err(format!(
+                        "hidden item {item} returned to {user} in region {}",
+                        r.0
+                    ));
                 }
             }
         }
@@ -410,8 +464,14 @@ fn random_schedules_converge_to_the_acknowledged_writes() {
     if many {
         // The schedules must really exercise the faults, or passing proves little.
         assert!(total.crashes > 0 && total.writes_lost > 0, "{total:?}");
-        assert!(total.partitions > 0 && total.messages_dropped > 0, "{total:?}");
-        assert!(total.replicated_acked > 0 && total.unacknowledged > 0, "{total:?}");
+        assert!(
+            total.partitions > 0 && total.messages_dropped > 0,
+            "{total:?}"
+        );
+        assert!(
+            total.replicated_acked > 0 && total.unacknowledged > 0,
+            "{total:?}"
+        );
     }
 }
 
@@ -433,7 +493,12 @@ fn a_seed_replays_bit_for_bit() {
         let vv: Vec<_> = run
             .regions()
             .iter()
-            .map(|r| run.cluster.version_vector(*r, ShardId(0)).map(|v| v.iter().collect::<Vec<_>>()).ok())
+            .map(|r| {
+                run.cluster
+                    .version_vector(*r, ShardId(0))
+                    .map(|v| v.iter().collect::<Vec<_>>())
+                    .ok()
+            })
             .collect();
         (stats, vv, run.cluster.now(), run.issued.len())
     };

@@ -29,7 +29,12 @@ const REGIONS: [RegionId; 3] = [RegionId(0), RegionId(1), RegionId(2)];
 fn counts(cluster: &SimulatedCluster, item: EntityId) -> Result<Vec<u64>> {
     REGIONS
         .iter()
-        .map(|r| Ok(cluster.node(*r)?.read_window(item, "view", Window::AllTime)?.count))
+        .map(|r| {
+            Ok(cluster
+                .node(*r)?
+                .read_window(item, "view", Window::AllTime)?
+                .count)
+        })
         .collect()
 }
 
@@ -61,10 +66,18 @@ fn an_idempotency_key_sent_three_times_across_a_failover_counts_once() -> Result
     })?;
     let item = EntityId(1);
     let key = Some(ClientTag::Key(IdempotencyKey(0xfeed)));
-    let first = cluster
-        .leader()?
-        .write_signal("view", item, 1.0, None, WriteConcern::Replicated(2), key)?;
-    let WriteAck::Applied { first: original, .. } = first else {
+    let first = cluster.leader()?.write_signal(
+        "view",
+        item,
+        1.0,
+        None,
+        WriteConcern::Replicated(2),
+        key,
+    )?;
+    let WriteAck::Applied {
+        first: original, ..
+    } = first
+    else {
         panic!("the first send applies, got {first:?}")
     };
 
@@ -73,22 +86,30 @@ fn an_idempotency_key_sent_three_times_across_a_failover_counts_once() -> Result
     while !cluster.has_leader() {
         cluster.run_for(Duration::from_millis(10));
     }
-    let retry = cluster
-        .leader()?
-        .write_signal("view", item, 1.0, None, WriteConcern::Local, key)?;
+    let retry =
+        cluster
+            .leader()?
+            .write_signal("view", item, 1.0, None, WriteConcern::Local, key)?;
     assert_eq!(retry, WriteAck::Duplicate { original });
     // And once more, on the other survivor.
     let other = REGIONS
         .iter()
         .map(|r| cluster.node(*r))
-        .find(|n| n.as_ref().is_ok_and(|n| n.role().is_ok_and(|r| r != tidaldb::node::NodeRole::Leader)))
+        .find(|n| {
+            n.as_ref()
+                .is_ok_and(|n| n.role().is_ok_and(|r| r != tidaldb::node::NodeRole::Leader))
+        })
         .expect("a follower is up")?;
     let third = other.write_signal("view", item, 1.0, None, WriteConcern::Local, key)?;
     assert_eq!(third, WriteAck::Duplicate { original });
 
     cluster.restart(RegionId(0), ShardId(0))?;
     cluster.await_full_convergence(Duration::from_secs(5))?;
-    assert_eq!(counts(&cluster, item)?, vec![1, 1, 1], "counted once everywhere");
+    assert_eq!(
+        counts(&cluster, item)?,
+        vec![1, 1, 1],
+        "counted once everywhere"
+    );
     Ok(())
 }
 

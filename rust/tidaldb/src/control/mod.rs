@@ -60,7 +60,11 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     /// `leaders` names each shard's first leader; every shard starts in term 1.
-    pub fn new(replicas: Vec<Replica>, leaders: &[(ShardId, NodeId)], election_timeout: Duration) -> Self {
+    pub fn new(
+        replicas: Vec<Replica>,
+        leaders: &[(ShardId, NodeId)],
+        election_timeout: Duration,
+    ) -> Self {
         let mut shards: Vec<ShardLeadership> = replicas
             .iter()
             .map(|r| r.shard)
@@ -112,11 +116,17 @@ impl ControlPlane {
     }
 
     pub fn leader_of(&self, shard: ShardId) -> Option<NodeId> {
-        self.shards.iter().find(|s| s.shard == shard).and_then(|s| s.leader)
+        self.shards
+            .iter()
+            .find(|s| s.shard == shard)
+            .and_then(|s| s.leader)
     }
 
     pub fn term_of(&self, shard: ShardId) -> u64 {
-        self.shards.iter().find(|s| s.shard == shard).map_or(0, |s| s.term)
+        self.shards
+            .iter()
+            .find(|s| s.shard == shard)
+            .map_or(0, |s| s.term)
     }
 
     fn healthy(&self, m: &Member, now: Timestamp) -> bool {
@@ -136,8 +146,15 @@ impl ControlPlane {
     /// replicas have reported.
     pub fn observe(&mut self, now: Timestamp, report: NodeReport) {
         self.started.get_or_insert(now);
-        let Some(i) = self.members.iter().position(|m| m.replica.node == report.node) else {
-            tracing::warn!(node = report.node.0, "report from a node outside the topology");
+        let Some(i) = self
+            .members
+            .iter()
+            .position(|m| m.replica.node == report.node)
+        else {
+            tracing::warn!(
+                node = report.node.0,
+                "report from a node outside the topology"
+            );
             return;
         };
         self.members[i].last_heard = Some(now);
@@ -146,7 +163,8 @@ impl ControlPlane {
         let reference = self.shard_union(shard, now);
         for m in self.members.iter().filter(|m| m.replica.shard == shard) {
             if let Some(r) = &m.last_report {
-                self.lag.record(m.replica.node, &reference, &r.vv, None, now);
+                self.lag
+                    .record(m.replica.node, &reference, &r.vv, None, now);
             }
         }
     }
@@ -190,7 +208,8 @@ impl ControlPlane {
                 .leader
                 .and_then(|n| self.member(n))
                 .is_some_and(|m| self.healthy(m, now));
-            let grace_over = now.as_nanos() - started.as_nanos() > self.election_timeout.as_nanos() as i64;
+            let grace_over =
+                now.as_nanos() - started.as_nanos() > self.election_timeout.as_nanos() as i64;
             if !leader_ok && grace_over {
                 self.elect(s, now);
             }
@@ -225,8 +244,18 @@ impl ControlPlane {
                 let term = self.shards[s].term + 1;
                 self.shards[s].term = term;
                 self.shards[s].leader = Some(node);
-                tracing::info!(shard = shard.0, node = node.0, term, "promoted a new leader");
-                self.decisions.push(Decision::Promote { shard, node, term, at_ns });
+                tracing::info!(
+                    shard = shard.0,
+                    node = node.0,
+                    term,
+                    "promoted a new leader"
+                );
+                self.decisions.push(Decision::Promote {
+                    shard,
+                    node,
+                    term,
+                    at_ns,
+                });
             }
             None => {
                 if self.shards[s].leader.take().is_some() {
@@ -248,15 +277,28 @@ mod tests {
     fn report(node: u16, term: u64, role: NodeRole, applied: u64) -> NodeReport {
         let mut vv = VersionVector::new();
         vv.advance(NodeId(0), applied);
-        NodeReport { node: NodeId(node), term, role, vv }
+        NodeReport {
+            node: NodeId(node),
+            term,
+            role,
+            vv,
+        }
     }
 
     #[test]
     fn promotes_the_most_caught_up_healthy_replica_after_the_timeout() {
         let replicas = (0..3)
-            .map(|i| Replica { node: NodeId(i), region: RegionId(i), shard: ShardId(0) })
+            .map(|i| Replica {
+                node: NodeId(i),
+                region: RegionId(i),
+                shard: ShardId(0),
+            })
             .collect();
-        let mut cp = ControlPlane::new(replicas, &[(ShardId(0), NodeId(0))], Duration::from_millis(500));
+        let mut cp = ControlPlane::new(
+            replicas,
+            &[(ShardId(0), NodeId(0))],
+            Duration::from_millis(500),
+        );
         cp.observe(at(0), report(0, 1, NodeRole::Leader, 10));
         cp.observe(at(0), report(1, 1, NodeRole::Follower, 8));
         cp.observe(at(0), report(2, 1, NodeRole::Follower, 9));
@@ -268,11 +310,30 @@ mod tests {
             cp.observe(at(t), report(2, 1, NodeRole::Follower, 9));
         }
         let commands = cp.tick(at(900));
-        assert_eq!(cp.leader_of(ShardId(0)), Some(NodeId(2)), "highest VV sum wins");
+        assert_eq!(
+            cp.leader_of(ShardId(0)),
+            Some(NodeId(2)),
+            "highest VV sum wins"
+        );
         assert_eq!(cp.term_of(ShardId(0)), 2);
-        assert!(commands.contains(&(NodeId(2), ControlCommand::SetRole { term: 2, role: NodeRole::Leader })));
-        assert!(commands.contains(&(NodeId(1), ControlCommand::SetRole { term: 2, role: NodeRole::Follower })));
-        assert!(!commands.iter().any(|(n, _)| *n == NodeId(0)), "a silent node gets no orders");
+        assert!(commands.contains(&(
+            NodeId(2),
+            ControlCommand::SetRole {
+                term: 2,
+                role: NodeRole::Leader
+            }
+        )));
+        assert!(commands.contains(&(
+            NodeId(1),
+            ControlCommand::SetRole {
+                term: 2,
+                role: NodeRole::Follower
+            }
+        )));
+        assert!(
+            !commands.iter().any(|(n, _)| *n == NodeId(0)),
+            "a silent node gets no orders"
+        );
         assert!(cp.has_live_leader(ShardId(0), at(900)));
     }
 }

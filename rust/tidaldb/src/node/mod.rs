@@ -208,6 +208,7 @@ impl Node {
             Input::Tick => self.on_tick(now, out),
             Input::Synced => self.on_synced(now, out),
             Input::Reconcile => self.reconcile_all(now, out),
+            Input::Cancel(req) => self.awaiting.retain(|w| w.req != req),
             Input::Control(ControlCommand::SetRole { term, role }) => {
                 if term >= self.term {
                     self.term = term;

@@ -55,6 +55,9 @@ pub enum Input<'a> {
     /// partition heals.
     Reconcile,
     Control(ControlCommand),
+    /// The client stopped waiting for this replicated write (it timed out). The write stays
+    /// applied and keeps replicating; only the pending reply is dropped.
+    Cancel(RequestId),
 }
 
 /// A message between replicas. Every message carries the sender's term; one from an

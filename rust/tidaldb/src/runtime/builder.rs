@@ -1,9 +1,13 @@
-//! Opening a [`TidalDb`]: ephemeral or on disk, with a schema and a durability policy.
+//! Opening a [`TidalDb`]: ephemeral or on disk, with a schema and a durability policy,
+//! alone or as one replica of a group.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::db::TidalDb;
+use super::transport::{Inbox, Transport};
 use crate::error::{Result, TidalError};
 use crate::node::NodeConfig;
 use crate::schema::{NodeId, Schema};
@@ -18,6 +22,22 @@ pub struct TidalDbBuilder {
     pub(crate) node: NodeConfig,
     pub(crate) wal: WalConfig,
     pub(crate) snapshot_every: Option<u64>,
+    pub(crate) transport: Option<TransportSlot>,
+    pub(crate) replication_timeout: Option<Duration>,
+}
+
+/// A transport and the inbox it fills, until `open` hands them to the driver.
+pub(crate) struct TransportSlot {
+    pub transport: Arc<dyn Transport>,
+    pub inbox: Inbox,
+}
+
+impl fmt::Debug for TransportSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportSlot")
+            .field("local_id", &self.transport.local_id())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Events between automatic snapshots: bounds replay at restart to about a second.
@@ -59,6 +79,29 @@ impl TidalDbBuilder {
         self
     }
 
+    /// Makes this database one replica of a group: its id, region, shard, role, peers and
+    /// protocol timings. Replaces whatever `node_id` or `max_future_skew` set before.
+    /// A group needs a transport as well (see [`with_transport`](Self::with_transport)).
+    pub fn with_cluster(mut self, node: NodeConfig) -> Self {
+        self.node = node;
+        self
+    }
+
+    /// How this replica reaches its peers and hears from them. `open` then spawns the
+    /// driver task on the current tokio runtime, so it must be called from within one
+    /// (with its timer enabled).
+    pub fn with_transport(mut self, transport: Arc<dyn Transport>, inbox: Inbox) -> Self {
+        self.transport = Some(TransportSlot { transport, inbox });
+        self
+    }
+
+    /// How long a `Replicated(k)` write waits for its acknowledgements
+    /// (default [`DEFAULT_REPLICATION_TIMEOUT`](super::DEFAULT_REPLICATION_TIMEOUT)).
+    pub fn replication_timeout(mut self, timeout: Duration) -> Self {
+        self.replication_timeout = Some(timeout);
+        self
+    }
+
     /// Take a snapshot after this many events (`0` turns automatic snapshots off).
     pub fn snapshot_every(mut self, events: u64) -> Self {
         self.snapshot_every = Some(events);
@@ -94,6 +137,47 @@ impl TidalDbBuilder {
                 reason: "Batched needs max_batch >= 1 and a non-zero max_delay".into(),
             });
         }
+        self.check_cluster()?;
         TidalDb::open_with(self, schema)
+    }
+
+    fn check_cluster(&self) -> Result<()> {
+        let peers = self.node.peers.iter().any(|p| *p != self.node.id);
+        match &self.transport {
+            None if peers => Err(TidalError::InvalidArgument {
+                name: "transport",
+                reason: format!(
+                    "node {} lists peers {:?} but has no way to reach them; \
+                     add .with_transport(transport, inbox)",
+                    self.node.id.0, self.node.peers
+                ),
+            }),
+            Some(slot) if slot.transport.local_id() != self.node.id => {
+                Err(TidalError::InvalidArgument {
+                    name: "transport",
+                    reason: format!(
+                        "the transport sends as node {} but this database is node {}; \
+                         connect the transport with the node's own id",
+                        slot.transport.local_id().0,
+                        self.node.id.0
+                    ),
+                })
+            }
+            Some(_) if self.node.heartbeat_interval.is_zero() => Err(TidalError::InvalidArgument {
+                name: "heartbeat_interval",
+                reason: "a replica needs a non-zero heartbeat interval".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The runtime the driver task will run on: the caller's.
+    pub(crate) fn driver_runtime(&self) -> Result<tokio::runtime::Handle> {
+        tokio::runtime::Handle::try_current().map_err(|_| TidalError::InvalidArgument {
+            name: "transport",
+            reason: "a replicated database runs its driver on tokio; call .open() from \
+                     within a tokio runtime (e.g. inside #[tokio::main] or Runtime::enter)"
+                .into(),
+        })
     }
 }

@@ -1,50 +1,28 @@
 //! `TidalDb`: the embedded database. It drives one sans-IO [`Node`] with the real clock,
-//! and persists what the node applies to the WAL according to the durability policy.
+//! persists what the node applies to the WAL according to the durability policy and, when
+//! it has peers, replicates through a [`Transport`](super::Transport).
 
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::thread;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+
 use super::builder::{DEFAULT_SNAPSHOT_EVERY, TidalDbBuilder};
+use super::driver::{spawn_driver, spawn_flusher};
 use super::layout::{DirLock, check_or_record_schema, default_wal_dir};
+use super::state::{Disk, Net, Shared, State, Submitted};
 use crate::error::{Result, TidalError};
-use crate::event::{Event, EventId};
+use crate::event::EventId;
 use crate::ledger::{Ledger, WindowReading};
-use crate::node::{ClientOp, Input, Node, Outputs, WriteAck, WriteConcern, WriteRequest};
+use crate::node::{ClientOp, Input, Node, Outputs, RequestId, WriteAck, WriteConcern};
 use crate::query::{self, Results, Retrieve};
-use crate::schema::{EntityId, Schema, ShardId, SignalIdx, Timestamp, Window};
+use crate::schema::{EntityId, NodeId, Schema, SignalIdx, Timestamp, Window};
 use crate::wal::{Durability, RecoveryReport, Wal};
 
-/// The durable half of an open database.
-#[derive(Debug)]
-struct Disk {
-    wal: Wal,
-    durability: Durability,
-    /// When the oldest uncommitted event was appended (Batched only).
-    oldest_pending: Option<Instant>,
-    since_snapshot: u64,
-    snapshot_every: u64,
-    _lock: DirLock,
-}
-
-#[derive(Debug)]
-struct State {
-    node: Node,
-    /// The node's output buffers, reused from call to call.
-    out: Outputs,
-    disk: Option<Disk>,
-    /// Set when a WAL write failed: memory may now be ahead of disk, so no further write
-    /// may be acknowledged until the database is reopened and recovers from its log.
-    failed: Option<String>,
-    closed: bool,
-}
-
-#[derive(Debug)]
-struct Shared {
-    state: Mutex<State>,
-    schema: Arc<Schema>,
-    recovery: RecoveryReport,
-}
+/// How long a `Replicated(k)` write waits for its acknowledgements unless the builder says
+/// otherwise: long enough to ride out a retransmission or two, short enough that a caller
+/// hears of a partition while it can still act.
+pub const DEFAULT_REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A handle to an open database; clones share it. It is `Send + Sync`.
 #[derive(Clone, Debug)]
@@ -57,7 +35,12 @@ impl TidalDb {
         TidalDbBuilder::default()
     }
 
-    pub(crate) fn open_with(b: TidalDbBuilder, schema: Arc<Schema>) -> Result<TidalDb> {
+    pub(crate) fn open_with(mut b: TidalDbBuilder, schema: Arc<Schema>) -> Result<TidalDb> {
+        // Checked before the directory is touched, so a refused open leaves nothing behind.
+        let network = match b.transport.take() {
+            Some(slot) => Some((slot, b.driver_runtime()?)),
+            None => None,
+        };
         let (node, disk, recovery) = match &b.data_dir {
             None => (
                 Node::new(
@@ -93,21 +76,23 @@ impl TidalDb {
                 (Node::new(b.node.clone(), ledger, clock), Some(disk), report)
             }
         };
+        let net = network
+            .as_ref()
+            .map(|(slot, _)| Net(slot.transport.clone()));
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                node,
-                out: Outputs::default(),
-                disk,
-                failed: None,
-                closed: false,
-            }),
+            state: Mutex::new(State::new(node, disk, net)),
             schema,
             recovery,
+            stop: Arc::new(Notify::new()),
+            replication_timeout: b.replication_timeout.unwrap_or(DEFAULT_REPLICATION_TIMEOUT),
         });
         if let Durability::Batched { max_delay, .. } = b.durability
             && b.data_dir.is_some()
         {
             spawn_flusher(Arc::downgrade(&shared), max_delay);
+        }
+        if let Some((slot, runtime)) = network {
+            spawn_driver(&runtime, &shared, slot.inbox, b.node.heartbeat_interval);
         }
         Ok(TidalDb { shared })
     }
@@ -145,6 +130,10 @@ impl TidalDb {
         let synced = st.commit();
         st.disk = None;
         st.closed = true;
+        // Pending `Replicated(k)` callers hear `Unavailable` at once rather than time out.
+        st.waiters.clear();
+        st.net = None;
+        self.shared.stop.notify_one();
         synced
     }
 
@@ -211,12 +200,89 @@ impl TidalDb {
         self.write(ClientOp::Unhide { user, item })
     }
 
+    /// Records one signal under a write concern. `Local` returns as [`signal`](Self::signal)
+    /// does; `Replicated(k)` returns once `k` other replicas hold the event durably, so it
+    /// survives the loss of this one.
+    ///
+    /// A `Replicated(k)` write waits at most the builder's `replication_timeout`
+    /// ([`DEFAULT_REPLICATION_TIMEOUT`] unless set) and must be awaited on a tokio runtime.
+    /// On timeout it fails with `Timeout`, but the write is *not* undone: it stays
+    /// applied here and keeps replicating, so a blind retry would count it twice.
+    pub async fn signal_with(
+        &self,
+        name: &str,
+        entity: EntityId,
+        weight: f64,
+        ts: Option<Timestamp>,
+        concern: WriteConcern,
+    ) -> Result<EventId> {
+        let signal = self.resolve(name)?;
+        let op = ClientOp::Signal {
+            signal,
+            entity,
+            weight,
+            ts,
+        };
+        self.write_with(&[op], concern)
+            .await
+            .map(|ack| ack.event_id())
+    }
+
+    /// Writes `ops` as one request (whole or not at all) under a write concern; see
+    /// [`signal_with`](Self::signal_with) for what `Replicated(k)` waits for.
+    pub async fn write_with(&self, ops: &[ClientOp], concern: WriteConcern) -> Result<WriteAck> {
+        let k = match concern {
+            WriteConcern::Replicated(k) if k > 0 => k,
+            _ => return self.write_local(ops),
+        };
+        // Refused before anything is written: waiting needs tokio's timer.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(TidalError::InvalidArgument {
+                name: "write_concern",
+                reason: "a Replicated(k) write is awaited on a tokio runtime; call it from one"
+                    .into(),
+            });
+        }
+        let submitted = self.lock()?.submit(ops, concern)?;
+        let (id, rx) = match submitted {
+            Submitted::Done(ack) => return Ok(ack),
+            Submitted::Waiting(id, rx) => (id, rx),
+        };
+        let _forget = ForgetWaiter {
+            shared: &self.shared,
+            id,
+        };
+        let timeout = self.shared.replication_timeout;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Err(TidalError::Unavailable(format!(
+                "the database closed before {k} replicas acknowledged the write; it is \
+                 applied here, and durable as the durability policy says"
+            ))),
+            Err(_) => Err(TidalError::Timeout(format!(
+                "Replicated({k}): fewer than {k} other replicas acknowledged the write within \
+                 {timeout:?} (unreachable: {:?}); it is applied here and keeps replicating, so \
+                 do not retry it blindly: that would count it twice",
+                self.unreachable_peers().unwrap_or_default()
+            ))),
+        }
+    }
+
     fn write(&self, op: ClientOp) -> Result<EventId> {
-        Ok(self.lock()?.submit(&[op])?.event_id())
+        self.write_local(&[op]).map(|ack| ack.event_id())
     }
 
     fn write_many(&self, ops: &[ClientOp]) -> Result<()> {
-        self.lock()?.submit(ops).map(|_| ())
+        self.write_local(ops).map(drop)
+    }
+
+    fn write_local(&self, ops: &[ClientOp]) -> Result<WriteAck> {
+        match self.lock()?.submit(ops, WriteConcern::Local)? {
+            Submitted::Done(ack) => Ok(ack),
+            Submitted::Waiting(..) => Err(TidalError::Unavailable(
+                "the node held back the reply to a local write".into(),
+            )),
+        }
     }
 
     /// The decayed score of `entity` on `signal` now.
@@ -296,14 +362,31 @@ impl TidalDb {
     }
 
     /// Scores the candidates, removes the user's hidden items and returns the top `limit`.
+    ///
+    /// The answer always comes from this replica, which holds its whole shard, so
+    /// `shards_reached` is this node's shard. When some replica of the shard has not been
+    /// heard within `peer_timeout`, this one may lack writes made there: `degraded` is set
+    /// and the answer stands for what reached this replica. Every peer of a node is a
+    /// replica of the same shard, so no *shard* is ever unreachable here and
+    /// `shards_unreachable` stays empty; which replicas were silent is in
+    /// [`unreachable_peers`](Self::unreachable_peers).
     pub fn retrieve(&self, q: &Retrieve) -> Result<Results> {
         let started = Instant::now();
         let mut results = {
             let st = self.lock()?;
-            query::execute(st.node.ledger(), q, Timestamp::now(), ShardId(0))?
+            let now = Timestamp::now();
+            let mut r = query::execute(st.node.ledger(), q, now, st.node.config().shard)?;
+            r.stats.degraded = !st.node.unreachable_peers(now).is_empty();
+            r
         };
         results.stats.elapsed = started.elapsed();
         Ok(results)
+    }
+
+    /// Peers (replicas of this shard) not heard from within `peer_timeout`: queries here
+    /// may miss their latest writes, and `Replicated(k)` writes may wait on them.
+    pub fn unreachable_peers(&self) -> Result<Vec<NodeId>> {
+        Ok(self.lock()?.node.unreachable_peers(Timestamp::now()))
     }
 
     /// Syncs every acknowledged write to disk now (a no-op when ephemeral).
@@ -325,165 +408,24 @@ impl TidalDb {
     }
 }
 
-impl State {
-    /// Runs one client write through the node, persists what it applied, and returns the
-    /// node's reply.
-    fn submit(&mut self, ops: &[ClientOp]) -> Result<WriteAck> {
-        self.check_writable()?;
-        let mut out = std::mem::take(&mut self.out);
-        out.clear();
-        let request = WriteRequest {
-            id: 0,
-            ops,
-            concern: WriteConcern::Local,
-            tag: None,
-        };
-        self.node
-            .handle(Timestamp::now(), Input::Write(request), &mut out);
-        let reply = out.replies.pop().map(|(_, r)| r);
-        let persisted = self.persist(&out.persist);
-        self.out = out;
-        persisted?;
-        reply.unwrap_or_else(|| {
-            Err(TidalError::Unavailable(
-                "the node did not answer a local write".into(),
-            ))
-        })
-    }
-
-    fn check_writable(&self) -> Result<()> {
-        match &self.failed {
-            Some(why) => Err(TidalError::Unavailable(format!(
-                "an earlier WAL write failed ({why}); reopen the database to recover from its log"
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    /// Appends applied events to the log and commits as the durability policy says.
-    fn persist(&mut self, events: &[Event]) -> Result<()> {
-        let Some(disk) = self.disk.as_mut() else {
-            return Ok(());
-        };
-        for e in events {
-            disk.wal.append(e);
-        }
-        disk.since_snapshot += events.len() as u64;
-        let due = match disk.durability {
-            Durability::Immediate => true,
-            Durability::Batched {
-                max_batch,
-                max_delay,
-            } => {
-                let oldest = *disk.oldest_pending.get_or_insert_with(Instant::now);
-                disk.wal.uncommitted() >= max_batch || oldest.elapsed() >= max_delay
-            }
-        };
-        if due {
-            self.commit()?;
-        }
-        Ok(())
-    }
-
-    /// Syncs the WAL; a failure is recorded, so every later write and commit refuses.
-    fn sync_wal(&mut self) -> Result<()> {
-        if self.failed.is_some() {
-            return self.check_writable();
-        }
-        let Some(disk) = self.disk.as_mut() else {
-            return Ok(());
-        };
-        if let Err(e) = disk.wal.commit() {
-            self.failed = Some(e.to_string());
-            tracing::error!(error = %e, "WAL commit failed; refusing further writes");
-            return Err(e);
-        }
-        disk.oldest_pending = None;
-        let mut out = std::mem::take(&mut self.out);
-        out.clear();
-        self.node.handle(Timestamp::now(), Input::Synced, &mut out);
-        self.out = out;
-        Ok(())
-    }
-
-    /// Syncs the WAL, then takes an automatic snapshot if one is due.
-    fn commit(&mut self) -> Result<()> {
-        self.sync_wal()?;
-        let due = self
-            .disk
-            .as_ref()
-            .is_some_and(|d| d.snapshot_every > 0 && d.since_snapshot >= d.snapshot_every);
-        // The writes are durable already; a failed snapshot only means a longer replay, so
-        // it is logged and retried after another interval, never reported as a failed
-        // write (a caller would retry it and count it twice).
-        if due && let Err(e) = self.snapshot() {
-            tracing::error!(error = %e, "automatic snapshot failed; will retry");
-            if let Some(disk) = self.disk.as_mut() {
-                disk.since_snapshot = 0;
-            }
-        }
-        Ok(())
-    }
-
-    fn snapshot(&mut self) -> Result<u64> {
-        // Pending batched writes go through the one path that records a failure.
-        self.sync_wal()?;
-        let clock = self.node.clock();
-        let Some(disk) = self.disk.as_mut() else {
-            return Ok(0);
-        };
-        let lsn = disk.wal.snapshot(self.node.ledger(), clock)?;
-        disk.since_snapshot = 0;
-        tracing::debug!(lsn, "snapshot written");
-        Ok(lsn)
-    }
+/// Removes a `Replicated(k)` caller's waiter when it stops waiting (answered, timed out or
+/// cancelled), so abandoned waits do not pile up.
+struct ForgetWaiter<'a> {
+    shared: &'a Shared,
+    id: RequestId,
 }
 
-impl Drop for Shared {
+impl Drop for ForgetWaiter<'_> {
     fn drop(&mut self) {
-        if let Ok(state) = self.state.get_mut()
-            && state.failed.is_none()
-            && let Err(e) = state.commit()
+        if let Ok(mut st) = self.shared.state.lock()
+            && st.waiters.remove(&self.id).is_some()
         {
-            tracing::error!(error = %e, "final WAL commit at close failed");
+            // Still waiting: the caller gave up, so the node may drop the pending reply.
+            st.node.handle(
+                Timestamp::now(),
+                Input::Cancel(self.id),
+                &mut Outputs::default(),
+            );
         }
-    }
-}
-
-/// Commits batched writes once the oldest has waited `max_delay`, even when no further
-/// write arrives to trigger it: it sleeps until the oldest pending write falls due, so no
-/// write waits more than 1.25 × `max_delay`. Holds only a weak handle, so it ends with the database.
-fn spawn_flusher(shared: Weak<Shared>, max_delay: Duration) {
-    let floor = Duration::from_micros(100);
-    let spawned = thread::Builder::new()
-        .name("tidaldb-flusher".into())
-        .spawn(move || {
-            let mut wait = max_delay;
-            loop {
-                thread::sleep(wait.max(floor));
-                let Some(shared) = shared.upgrade() else {
-                    return;
-                };
-                let Ok(mut st) = shared.state.lock() else {
-                    return;
-                };
-                if st.closed {
-                    return;
-                }
-                let oldest = st.disk.as_ref().and_then(|d| d.oldest_pending);
-                wait = match oldest {
-                    Some(t) if t.elapsed() >= max_delay => {
-                        // A failure is recorded in the state and reported to the next caller.
-                        let _ = st.commit();
-                        max_delay
-                    }
-                    Some(t) => max_delay.saturating_sub(t.elapsed()),
-                    // Idle: look again soon, so a write arriving now waits at most 1.25 x.
-                    None => max_delay / 4,
-                };
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "could not start the flusher thread; batches commit on the next write");
     }
 }

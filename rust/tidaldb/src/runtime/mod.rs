@@ -1,9 +1,16 @@
-//! The production driver: the real clock and real files around the sans-IO node.
+//! The production driver: the real clock, real files and a real network around the
+//! sans-IO node.
 
 mod builder;
 mod db;
+mod driver;
 mod layout;
+mod state;
+mod transport;
 
 pub use builder::{DEFAULT_SNAPSHOT_EVERY, TidalDbBuilder};
-pub use db::TidalDb;
+pub use db::{DEFAULT_REPLICATION_TIMEOUT, TidalDb};
 pub use layout::default_wal_dir;
+pub use transport::{
+    InProcessTransport, InProcessTransportFactory, Inbox, PartitionHandle, Transport,
+};

@@ -331,6 +331,7 @@ impl Sim {
                 return reply;
             }
             if self.now.as_nanos() >= deadline || !self.step() {
+                self.drive(node, Input::Cancel(id));
                 return Err(TidalError::Timeout(format!(
                     "a {concern:?} write to node {} was not acknowledged within {timeout:?} \
                      of virtual time; it may still be applied",

@@ -1,0 +1,142 @@
+//! The background work of an open database: the replication driver task, which feeds the
+//! node its peers' messages and its timer, and the batched-durability flusher thread.
+//! Both hold only a weak handle, so they end with the database.
+
+use std::sync::{Arc, Weak};
+use std::thread;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::MissedTickBehavior;
+
+use super::state::{Shared, State};
+use super::transport::Inbox;
+use crate::node::{Input, Message};
+use crate::schema::{NodeId, Timestamp};
+
+/// Messages handled per hold of the lock at most, so client calls are not starved while
+/// a burst is drained; their appends share one commit.
+const MAX_DRAIN: usize = 1024;
+
+/// Spawns the task that drives a replicated database on the current tokio runtime.
+pub(super) fn spawn_driver(
+    runtime: &tokio::runtime::Handle,
+    shared: &Arc<Shared>,
+    inbox: Inbox,
+    every: Duration,
+) {
+    runtime.spawn(drive(
+        Arc::downgrade(shared),
+        shared.stop.clone(),
+        inbox,
+        every,
+    ));
+}
+
+/// Waits for a message or the next tick, then hands it, and every message already queued,
+/// to the node under the lock. Ends on close, or once the last handle is dropped.
+async fn drive(shared: Weak<Shared>, stop: Arc<Notify>, mut inbox: Inbox, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    // After a stall, one tick is enough: the node measures time itself.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut inbox_open = true;
+    loop {
+        let first = tokio::select! {
+            () = stop.notified() => return,
+            m = inbox.recv(), if inbox_open => match m {
+                Some(m) => Some(m),
+                None => {
+                    // No sender is left; keep ticking, so heartbeats and repair go on.
+                    inbox_open = false;
+                    continue;
+                }
+            },
+            _ = ticker.tick() => None,
+        };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let Ok(mut st) = shared.state.lock() else {
+            return;
+        };
+        if st.closed {
+            return;
+        }
+        if !wake(&mut st, first, &mut inbox) {
+            inbox_open = false;
+        }
+    }
+}
+
+/// Runs one wake-up's inputs through the node and commits once for all of them. Returns
+/// false when the inbox turned out to be closed.
+fn wake(st: &mut State, first: Option<(NodeId, Message)>, inbox: &mut Inbox) -> bool {
+    if st.failed.is_some() {
+        // Memory may be ahead of the log: stay silent, so that peers count this replica
+        // unreachable instead of waiting for acknowledgements it can no longer give.
+        return true;
+    }
+    let now = Timestamp::now();
+    let input = match first {
+        Some((from, msg)) => Input::Peer { from, msg },
+        None => Input::Tick,
+    };
+    let mut open = true;
+    // A failure is recorded in the state and reported to the next client call.
+    if st.step(now, input, None).is_ok() {
+        for _ in 0..MAX_DRAIN {
+            match inbox.try_recv() {
+                Ok((from, msg)) => {
+                    if st.step(now, Input::Peer { from, msg }, None).is_err() {
+                        break;
+                    }
+                }
+                Err(closed) => {
+                    open = !closed;
+                    break;
+                }
+            }
+        }
+    }
+    let _ = st.settle();
+    open
+}
+
+/// Commits batched writes once the oldest has waited `max_delay`, even when no further
+/// write arrives to trigger it: it sleeps until the oldest pending write falls due, so no
+/// write waits more than 1.25 × `max_delay`. Its commits feed `Synced` like any other, so
+/// the pushes and acks that batched writes were waiting for go out from here.
+pub(super) fn spawn_flusher(shared: Weak<Shared>, max_delay: Duration) {
+    let floor = Duration::from_micros(100);
+    let spawned = thread::Builder::new()
+        .name("tidaldb-flusher".into())
+        .spawn(move || {
+            let mut wait = max_delay;
+            loop {
+                thread::sleep(wait.max(floor));
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let Ok(mut st) = shared.state.lock() else {
+                    return;
+                };
+                if st.closed {
+                    return;
+                }
+                let oldest = st.disk.as_ref().and_then(|d| d.oldest_pending);
+                wait = match oldest {
+                    Some(t) if t.elapsed() >= max_delay => {
+                        // A failure is recorded in the state and reported to the next caller.
+                        let _ = st.commit();
+                        max_delay
+                    }
+                    Some(t) => max_delay.saturating_sub(t.elapsed()),
+                    // Idle: look again soon, so a write arriving now waits at most 1.25 x.
+                    None => max_delay / 4,
+                };
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "could not start the flusher thread; batches commit on the next write");
+    }
+}

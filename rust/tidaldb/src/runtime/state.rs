@@ -1,0 +1,276 @@
+//! The state behind a [`TidalDb`](super::TidalDb) handle, and the one place that carries
+//! out what the node asks: persist, commit, feed `Synced` back, send, reply.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, oneshot};
+
+use super::layout::DirLock;
+use super::transport::Transport;
+use crate::error::{Result, TidalError};
+use crate::node::{
+    ClientOp, Input, Node, Outputs, RequestId, WriteAck, WriteConcern, WriteRequest,
+};
+use crate::schema::{Schema, Timestamp};
+use crate::wal::{Durability, RecoveryReport, Wal};
+
+/// The durable half of an open database.
+#[derive(Debug)]
+pub(super) struct Disk {
+    pub wal: Wal,
+    pub durability: Durability,
+    /// When the oldest uncommitted event was appended (Batched only).
+    pub oldest_pending: Option<Instant>,
+    pub since_snapshot: u64,
+    pub snapshot_every: u64,
+    pub _lock: DirLock,
+}
+
+/// A transport in a form `State` can derive `Debug` over.
+pub(super) struct Net(pub Arc<dyn Transport>);
+
+impl fmt::Debug for Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("local_id", &self.0.local_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A reply the node gave, or the promise of one (a `Replicated(k)` write).
+pub(super) enum Submitted {
+    Done(WriteAck),
+    Waiting(RequestId, oneshot::Receiver<Result<WriteAck>>),
+}
+
+#[derive(Debug)]
+pub(super) struct State {
+    pub node: Node,
+    /// The node's output buffers, reused from call to call.
+    out: Outputs,
+    pub disk: Option<Disk>,
+    /// Set when a WAL write failed: memory may now be ahead of disk, so no further write
+    /// may be acknowledged until the database is reopened and recovers from its log.
+    pub failed: Option<String>,
+    pub closed: bool,
+    pub net: Option<Net>,
+    /// Something was persisted (or installed) that is not yet committed and confirmed to
+    /// the node with `Synced`; until then the node neither pushes nor acknowledges it.
+    sync_due: bool,
+    /// `Replicated(k)` writes whose callers await the node's reply.
+    pub waiters: HashMap<RequestId, oneshot::Sender<Result<WriteAck>>>,
+    next_request: RequestId,
+}
+
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub state: Mutex<State>,
+    pub schema: Arc<Schema>,
+    pub recovery: RecoveryReport,
+    /// Wakes the driver task to end at once on close or drop, instead of at its next tick.
+    pub stop: Arc<Notify>,
+    pub replication_timeout: Duration,
+}
+
+impl State {
+    pub fn new(node: Node, disk: Option<Disk>, net: Option<Net>) -> State {
+        State {
+            node,
+            out: Outputs::default(),
+            disk,
+            failed: None,
+            closed: false,
+            net,
+            sync_due: false,
+            waiters: HashMap::new(),
+            next_request: 1,
+        }
+    }
+
+    /// Runs one client write through the node and carries out its outputs. A `Local` (or
+    /// refused) write comes back `Done`, applied and, per the durability policy, synced; a
+    /// `Replicated(k)` one is applied locally and registered to wait for its reply.
+    pub fn submit(&mut self, ops: &[ClientOp], concern: WriteConcern) -> Result<Submitted> {
+        self.check_writable()?;
+        let id = self.next_request;
+        self.next_request = self.next_request.wrapping_add(1);
+        let request = WriteRequest {
+            id,
+            ops,
+            concern,
+            tag: None,
+        };
+        let reply = self.step(Timestamp::now(), Input::Write(request), Some(id));
+        // Our own events leave for the peers only once `Synced` says they are durable.
+        let settled = self.settle();
+        let reply = reply?;
+        settled?;
+        match reply {
+            Some(r) => r.map(Submitted::Done),
+            None => {
+                let (tx, rx) = oneshot::channel();
+                self.waiters.insert(id, tx);
+                Ok(Submitted::Waiting(id, rx))
+            }
+        }
+    }
+
+    pub fn check_writable(&self) -> Result<()> {
+        match &self.failed {
+            Some(why) => Err(TidalError::Unavailable(format!(
+                "an earlier WAL write failed ({why}); reopen the database to recover from its log"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands one input to the node and carries out its outputs in the order the contract
+    /// requires: install a snapshot and append to the log, send, reply. Committing (and
+    /// the `Synced` that follows) is left to [`settle`](Self::settle), so that a driver can
+    /// group the commits of many inputs into one sync. Returns the reply to `claim`, if
+    /// the node gave it; every other reply goes to its waiter.
+    pub fn step(
+        &mut self,
+        now: Timestamp,
+        input: Input<'_>,
+        claim: Option<RequestId>,
+    ) -> Result<Option<Result<WriteAck>>> {
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        self.node.handle(now, input, &mut out);
+        let persisted = self.persist(&out);
+        if let Some(net) = &self.net {
+            for (to, msg) in out.messages.drain(..) {
+                net.0.send(to, msg);
+            }
+        }
+        let mut claimed = None;
+        for (id, reply) in out.replies.drain(..) {
+            if Some(id) == claim {
+                claimed = Some(reply);
+            } else if let Some(tx) = self.waiters.remove(&id) {
+                // The waiter may have timed out and gone; the write stands either way.
+                let _ = tx.send(reply);
+            }
+        }
+        self.out = out;
+        persisted.map(|()| claimed)
+    }
+
+    /// Makes what the node applied durable as the policy says: a peer's snapshot replaces
+    /// the stored state, new events are appended, and a commit is marked due.
+    fn persist(&mut self, out: &Outputs) -> Result<()> {
+        if out.persist.is_empty() && !out.install_snapshot {
+            return Ok(());
+        }
+        let Some(disk) = self.disk.as_mut() else {
+            // Memory is all there is, so applied is durable; the node still needs telling.
+            self.sync_due = true;
+            return Ok(());
+        };
+        for e in &out.persist {
+            disk.wal.append(e);
+        }
+        disk.since_snapshot += out.persist.len() as u64;
+        if out.install_snapshot {
+            // The node's ledger now holds state no log record describes; until a snapshot
+            // of it is on disk, memory is ahead of the log. The snapshot covers the events
+            // appended just above, which the ledger already includes.
+            let clock = self.node.clock();
+            if let Err(e) = disk.wal.snapshot(self.node.ledger(), clock) {
+                return Err(self.fail(e));
+            }
+            disk.since_snapshot = 0;
+            disk.oldest_pending = None;
+            self.sync_due = true;
+            return Ok(());
+        }
+        self.sync_due |= match disk.durability {
+            Durability::Immediate => true,
+            Durability::Batched {
+                max_batch,
+                max_delay,
+            } => {
+                let oldest = *disk.oldest_pending.get_or_insert_with(Instant::now);
+                disk.wal.uncommitted() >= max_batch || oldest.elapsed() >= max_delay
+            }
+        };
+        Ok(())
+    }
+
+    /// Commits if something persisted asks for it now (see [`persist`](Self::persist)).
+    pub fn settle(&mut self) -> Result<()> {
+        if self.sync_due {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, e: TidalError) -> TidalError {
+        self.failed = Some(e.to_string());
+        tracing::error!(error = %e, "WAL write failed; refusing further writes");
+        e
+    }
+
+    /// Syncs the WAL, then tells the node and sends what that releases (pushes of our own
+    /// events, acks of pushed ones). A failure is recorded, so every later write refuses.
+    pub fn sync_wal(&mut self) -> Result<()> {
+        self.check_writable()?;
+        if let Some(disk) = self.disk.as_mut() {
+            if let Err(e) = disk.wal.commit() {
+                return Err(self.fail(e));
+            }
+            disk.oldest_pending = None;
+        }
+        self.sync_due = false;
+        self.step(Timestamp::now(), Input::Synced, None).map(drop)
+    }
+
+    /// Syncs the WAL, then takes an automatic snapshot if one is due.
+    pub fn commit(&mut self) -> Result<()> {
+        self.sync_wal()?;
+        let due = self
+            .disk
+            .as_ref()
+            .is_some_and(|d| d.snapshot_every > 0 && d.since_snapshot >= d.snapshot_every);
+        // The writes are durable already; a failed snapshot only means a longer replay, so
+        // it is logged and retried after another interval, never reported as a failed
+        // write (a caller would retry it and count it twice).
+        if due && let Err(e) = self.snapshot() {
+            tracing::error!(error = %e, "automatic snapshot failed; will retry");
+            if let Some(disk) = self.disk.as_mut() {
+                disk.since_snapshot = 0;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn snapshot(&mut self) -> Result<u64> {
+        // Pending batched writes go through the one path that records a failure.
+        self.sync_wal()?;
+        let clock = self.node.clock();
+        let Some(disk) = self.disk.as_mut() else {
+            return Ok(0);
+        };
+        let lsn = disk.wal.snapshot(self.node.ledger(), clock)?;
+        disk.since_snapshot = 0;
+        tracing::debug!(lsn, "snapshot written");
+        Ok(lsn)
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+        if let Ok(state) = self.state.get_mut()
+            && state.failed.is_none()
+            && !state.closed
+            && let Err(e) = state.commit()
+        {
+            tracing::error!(error = %e, "final WAL commit at close failed");
+        }
+    }
+}
