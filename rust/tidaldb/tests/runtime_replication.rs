@@ -11,10 +11,7 @@ use common::{T0, ts};
 
 use tidaldb::node::{NodeConfig, NodeRole, WriteConcern};
 use tidaldb::runtime::{InProcessTransportFactory, PartitionHandle};
-use tidaldb::{
-    DecaySpec, Durability, EntityId, EntityKind, NodeId, Retrieve, Schema, TidalDb, TidalError,
-    Timestamp,
-};
+use tidaldb::{Durability, EntityId, NodeId, Retrieve, Schema, TidalDb, TidalError, Timestamp};
 
 const SEC: i64 = 1_000_000_000;
 const HALF_LIFE_S: f64 = 3600.0;
@@ -23,14 +20,7 @@ const ENTITIES: u64 = 3;
 const CONVERGE_WITHIN: Duration = Duration::from_secs(10);
 
 fn schema() -> Schema {
-    Schema::builder()
-        .signal(
-            "view",
-            EntityKind::Item,
-            DecaySpec::Exponential {
-                half_life: Duration::from_secs_f64(HALF_LIFE_S),
-            },
-        )
+    common::view_signal(Duration::from_secs_f64(HALF_LIFE_S))
         .add()
         .build()
         .unwrap()

@@ -13,6 +13,8 @@
 //! tidaldb --test sim_random`. Replay one: `TIDALDB_SIM_SEED=<n> cargo test -p tidaldb
 //! --test sim_random -- --nocapture`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -21,22 +23,13 @@ use tidaldb::node::{WriteAck, WriteConcern};
 use tidaldb::sim::{
     ClusterConfig, LinkConfig, NetworkPartition, SimDurability, SimRng, SimulatedCluster,
 };
-use tidaldb::{
-    DecaySpec, EntityId, EntityKind, NodeId, RegionId, Retrieve, Schema, ShardId, Timestamp, Window,
-};
+use tidaldb::{EntityId, NodeId, RegionId, Retrieve, Schema, ShardId, Timestamp, Window};
 
 const HALF_LIFE_NS: f64 = 3600.0 * 1e9;
 const ENTITIES: u64 = 6;
 
 fn schema() -> Schema {
-    Schema::builder()
-        .signal(
-            "view",
-            EntityKind::Item,
-            DecaySpec::Exponential {
-                half_life: Duration::from_secs(3600),
-            },
-        )
+    common::view_signal(Duration::from_secs(3600))
         .windows(&[Window::OneHour])
         .add()
         .build()

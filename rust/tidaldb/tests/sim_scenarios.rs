@@ -2,22 +2,17 @@
 //! across a failover, session high-water marks, full resync by snapshot when the log has
 //! been trimmed, and repair across a one-way partition.
 
+mod common;
+
 use std::time::Duration;
 
 use tidaldb::event::{ClientTag, IdempotencyKey, SessionId, SessionSeqNo};
 use tidaldb::node::{WriteAck, WriteConcern};
 use tidaldb::sim::{ClusterConfig, ShardCrash, SimulatedCluster};
-use tidaldb::{DecaySpec, EntityId, EntityKind, RegionId, Result, Schema, ShardId, Window};
+use tidaldb::{EntityId, RegionId, Result, Schema, ShardId, Window};
 
 fn schema() -> Schema {
-    Schema::builder()
-        .signal(
-            "view",
-            EntityKind::Item,
-            DecaySpec::Exponential {
-                half_life: Duration::from_secs(24 * 3600),
-            },
-        )
+    common::view_signal(Duration::from_secs(24 * 3600))
         .windows(&[Window::OneHour])
         .add()
         .build()

@@ -53,19 +53,22 @@ async fn drive(shared: Weak<Shared>, stop: Arc<Notify>, mut inbox: Inbox, every:
             },
             _ = ticker.tick() => None,
         };
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        let Ok(mut st) = shared.state.lock() else {
-            return;
-        };
-        if st.closed {
-            return;
-        }
-        if !wake(&mut st, first, &mut inbox) {
-            inbox_open = false;
+        match with_open_state(&shared, |st| wake(st, first, &mut inbox)) {
+            None => return,
+            Some(open) => inbox_open &= open,
         }
     }
+}
+
+/// Runs `f` on the state while the database is open; `None` once it is closed or dropped,
+/// which ends the background worker that asked.
+fn with_open_state<R>(shared: &Weak<Shared>, f: impl FnOnce(&mut State) -> R) -> Option<R> {
+    let shared = shared.upgrade()?;
+    let mut st = shared.state.lock().ok()?;
+    if st.closed {
+        return None;
+    }
+    Some(f(&mut st))
 }
 
 /// Runs one wake-up's inputs through the node and commits once for all of them. Returns
@@ -114,26 +117,22 @@ pub(super) fn spawn_flusher(shared: Weak<Shared>, max_delay: Duration) {
             let mut wait = max_delay;
             loop {
                 thread::sleep(wait.max(floor));
-                let Some(shared) = shared.upgrade() else {
-                    return;
-                };
-                let Ok(mut st) = shared.state.lock() else {
-                    return;
-                };
-                if st.closed {
-                    return;
-                }
-                let oldest = st.disk.as_ref().and_then(|d| d.oldest_pending);
-                wait = match oldest {
-                    Some(t) if t.elapsed() >= max_delay => {
-                        // A failure is recorded in the state and reported to the next caller.
-                        let _ = st.commit();
-                        max_delay
+                let next = with_open_state(&shared, |st| {
+                    match st.disk.as_ref().and_then(|d| d.oldest_pending) {
+                        Some(t) if t.elapsed() >= max_delay => {
+                            // A failure is recorded in the state and reported to the next caller.
+                            let _ = st.commit();
+                            max_delay
+                        }
+                        Some(t) => max_delay.saturating_sub(t.elapsed()),
+                        // Idle: look again soon, so a write arriving now waits at most 1.25 x.
+                        None => max_delay / 4,
                     }
-                    Some(t) => max_delay.saturating_sub(t.elapsed()),
-                    // Idle: look again soon, so a write arriving now waits at most 1.25 x.
-                    None => max_delay / 4,
+                });
+                let Some(next) = next else {
+                    return;
                 };
+                wait = next;
             }
         });
     if let Err(e) = spawned {

@@ -2,7 +2,10 @@
 
 #![allow(dead_code)] // each suite uses its own subset
 
-use tidaldb::Timestamp;
+use std::time::Duration;
+
+use tidaldb::schema::SignalBuilder;
+use tidaldb::{DecaySpec, EntityKind, Schema, Timestamp};
 
 /// 2023-11-14, in nanoseconds: well in the past, so no write is refused as future.
 pub const T0: i64 = 1_700_000_000_000_000_000;
@@ -26,4 +29,14 @@ impl SplitMix {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+}
+
+/// A schema under construction whose first signal is an exponentially decaying item
+/// signal "view"; add windows, more signals, then `.add().build()`.
+pub fn view_signal(half_life: Duration) -> SignalBuilder {
+    Schema::builder().signal(
+        "view",
+        EntityKind::Item,
+        DecaySpec::Exponential { half_life },
+    )
 }
