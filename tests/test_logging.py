@@ -72,7 +72,7 @@ def test_logging_from_a_detached_thread_holding_the_core_lock_does_not_deadlock(
     run = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.rstrip().endswith("finished")
-    assert "tidaldb.runtime.db snapshot written" in run.stdout
+    assert "tidaldb.runtime.state snapshot written" in run.stdout
 
 
 def run_script(script: str, timeout: float = 120) -> str:
@@ -128,7 +128,7 @@ def test_a_record_logged_under_the_lock_while_another_thread_waits_does_not_dead
     holding the interpreter. Records are now delivered after the lock is released, and a
     caller that finds the Db busy waits detached."""
     out = run_script(CONTENDED)
-    assert out.count("tidaldb.runtime.db snapshot written") >= 2, out
+    assert out.count("tidaldb.runtime.state snapshot written") >= 2, out
     assert "tidaldb.runtime.db opened tidaldb" in out
 
 

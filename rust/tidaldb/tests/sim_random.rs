@@ -18,7 +18,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tidaldb::event::EventId;
+use tidaldb::event::{ClientTag, EventId, IdempotencyKey};
 use tidaldb::node::{WriteAck, WriteConcern};
 use tidaldb::sim::{
     ClusterConfig, LinkConfig, NetworkPartition, SimDurability, SimRng, SimulatedCluster,
@@ -44,8 +44,9 @@ struct Issued {
     entity: EntityId,
     weight: f64,
     ts: Timestamp,
-    replicated: bool,
-    acked: bool,
+    /// Acknowledged under `Replicated(k)` (directly, or a retry of it was): no crash may
+    /// lose it.
+    must_survive: bool,
 }
 
 /// What the schedules exercised, summed over seeds: evidence the faults really happened.
@@ -54,6 +55,8 @@ struct Coverage {
     writes: u64,
     replicated_acked: u64,
     unacknowledged: u64,
+    duplicates: u64,
+    snapshots_installed: u64,
     crashes: u64,
     writes_lost: u64,
     partitions: u64,
@@ -87,6 +90,13 @@ fn random_config(seed: u64, rng: &mut SimRng) -> ClusterConfig {
             SimDurability::Every(Duration::from_millis(5 + rng.below(30)))
         },
         write_timeout: Duration::from_secs(2),
+        // A quarter of the runs keep a tiny log, so peers fall behind it and are resynced
+        // by snapshot.
+        max_retained: if rng.chance(0.25) {
+            16 + rng.below(64) as usize
+        } else {
+            tidaldb::node::DEFAULT_MAX_RETAINED
+        },
         ..ClusterConfig::new(schema())
     }
 }
@@ -126,26 +136,52 @@ impl Run {
             1 => WriteConcern::Replicated(2),
             _ => WriteConcern::Local,
         };
-        let reply = node.write_signal("view", entity, weight, Some(ts), concern, None);
+        // Some writes carry an idempotency key from a small pool, so retries happen.
+        let tag = self
+            .rng
+            .chance(0.15)
+            .then(|| ClientTag::Key(IdempotencyKey(self.rng.below(20))));
+        let reply = node.write_signal("view", entity, weight, Some(ts), concern, tag);
+        // A new event exists iff the node assigned the predicted seq.
+        let created = node
+            .version_vector()
+            .map_err(|e| e.to_string())?
+            .get(node_id)
+            >= id.seq;
+        let replicated = concern != WriteConcern::Local;
         let acked = match reply {
-            Ok(WriteAck::Applied { first, .. }) if first == id => true,
-            Ok(other) => return Err(format!("write {id:?} was acknowledged as {other:?}")),
+            Ok(WriteAck::Applied { first, .. }) if first == id && created => true,
+            Ok(WriteAck::Duplicate { original }) if !created && tag.is_some() => {
+                let Some(w) = self.issued.get_mut(&original) else {
+                    return Err(format!("a retry was matched to {original:?}, never issued"));
+                };
+                // Acknowledged as replicated: the original must now survive any crash.
+                w.must_survive |= replicated;
+                self.coverage.duplicates += 1;
+                return Ok(());
+            }
+            Ok(other) => {
+                return Err(format!(
+                    "write {id:?} (created: {created}) was acknowledged as {other:?}"
+                ));
+            }
             Err(_) => false,
         };
         self.coverage.writes += 1;
-        self.coverage.replicated_acked += u64::from(acked && concern != WriteConcern::Local);
+        self.coverage.replicated_acked += u64::from(acked && replicated);
         self.coverage.unacknowledged += u64::from(!acked);
-        self.issued.insert(
-            id,
-            Issued {
-                is_signal: true,
-                entity,
-                weight,
-                ts,
-                replicated: concern != WriteConcern::Local,
-                acked,
-            },
-        );
+        if created {
+            self.issued.insert(
+                id,
+                Issued {
+                    is_signal: true,
+                    entity,
+                    weight,
+                    ts,
+                    must_survive: acked && replicated,
+                },
+            );
+        }
         Ok(())
     }
 
@@ -176,8 +212,7 @@ impl Run {
                 entity: item,
                 weight: 0.0,
                 ts: self.cluster.now(),
-                replicated: false,
-                acked: true,
+                must_survive: false,
             };
             self.issued.insert(id, issued);
             self.users.push((user, item));
@@ -214,7 +249,7 @@ impl Run {
             self.coverage.writes_lost += lost.len() as u64;
             for e in lost {
                 let w = self.issued.remove(&e);
-                if let Some(w) = w.filter(|w| w.replicated && w.acked) {
+                if let Some(w) = w.filter(|w| w.must_survive) {
                     return Err(format!(
                         "acknowledged replicated write {e:?} {w:?} was lost in a crash"
                     ));
@@ -425,6 +460,8 @@ fn run_seed(seed: u64, total: &mut Coverage) -> Result<(), String> {
     let c = &run.coverage;
     total.writes += c.writes;
     total.replicated_acked += c.replicated_acked;
+    total.duplicates += c.duplicates;
+    total.snapshots_installed += run.cluster.stats().snapshots_installed;
     total.unacknowledged += c.unacknowledged;
     total.crashes += c.crashes;
     total.writes_lost += c.writes_lost;
@@ -459,6 +496,10 @@ fn random_schedules_converge_to_the_acknowledged_writes() {
         assert!(total.crashes > 0 && total.writes_lost > 0, "{total:?}");
         assert!(
             total.partitions > 0 && total.messages_dropped > 0,
+            "{total:?}"
+        );
+        assert!(
+            total.duplicates > 0 && total.snapshots_installed > 0,
             "{total:?}"
         );
         assert!(

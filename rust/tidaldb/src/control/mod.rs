@@ -130,9 +130,12 @@ impl ControlPlane {
     }
 
     fn healthy(&self, m: &Member, now: Timestamp) -> bool {
-        m.last_heard.is_some_and(|t| {
-            now.as_nanos() - t.as_nanos() <= self.election_timeout.as_nanos() as i64
-        })
+        Self::heard_within(m, now, self.election_timeout)
+    }
+
+    fn heard_within(m: &Member, now: Timestamp, within: Duration) -> bool {
+        m.last_heard
+            .is_some_and(|t| now.as_nanos() - t.as_nanos() <= within.as_nanos() as i64)
     }
 
     /// True when `shard` has a leader that has reported within the election timeout.
@@ -231,10 +234,13 @@ impl ControlPlane {
 
     fn elect(&mut self, s: usize, now: Timestamp) {
         let shard = self.shards[s].shard;
+        // A candidate must have reported recently, not merely within the timeout that
+        // declared the leader dead: a replica that died since must not be promoted.
+        let fresh = self.election_timeout / 5;
         let candidate = self
             .members
             .iter()
-            .filter(|m| m.replica.shard == shard && self.healthy(m, now))
+            .filter(|m| m.replica.shard == shard && Self::heard_within(m, now, fresh))
             .filter_map(|m| m.last_report.as_ref().map(|r| (r.vv.sum(), m.replica.node)))
             .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
             .map(|(_, node)| node);

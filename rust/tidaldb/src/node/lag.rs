@@ -18,11 +18,23 @@ pub struct LagReading {
     pub measured_at_ns: i64,
 }
 
+/// Reference vectors a replica was seen behind, oldest first, for when no event times are
+/// known: the oldest one it still does not cover is the first report of its oldest missing
+/// event, which dates that event to within the interval between reports. Bounded; when
+/// full, newer checkpoints are skipped, which can only overstate the age.
+const MAX_CHECKPOINTS: usize = 64;
+
+#[derive(Clone, Debug, Default)]
+struct Tracked {
+    reading: LagReading,
+    checkpoints: std::collections::VecDeque<(Timestamp, VersionVector)>,
+}
+
 /// Lag per replica against a reference version vector (the leader's, or the union of
 /// every live replica's).
 #[derive(Clone, Debug, Default)]
 pub struct ReplicationLagGauge {
-    readings: Vec<(NodeId, LagReading, Option<Timestamp>)>,
+    readings: Vec<(NodeId, Tracked)>,
 }
 
 /// Events in `reference` missing from `replica`.
@@ -40,7 +52,8 @@ impl ReplicationLagGauge {
 
     /// Records `replica`'s state at `now`. `oldest_unapplied` is the time of the oldest
     /// event it lacks, when the caller knows it (a leader looks it up in its log); without
-    /// it the age counts from when the replica was first seen behind.
+    /// it the age counts from the oldest report of `reference` the replica has not caught
+    /// up with.
     pub fn record(
         &mut self,
         replica: NodeId,
@@ -50,22 +63,37 @@ impl ReplicationLagGauge {
         now: Timestamp,
     ) {
         let events = events_behind(reference, replica_vv);
-        let i = match self.readings.binary_search_by_key(&replica, |(n, ..)| *n) {
+        let i = match self.readings.binary_search_by_key(&replica, |(n, _)| *n) {
             Ok(i) => i,
             Err(i) => {
-                self.readings
-                    .insert(i, (replica, LagReading::default(), None));
+                self.readings.insert(i, (replica, Tracked::default()));
                 i
             }
         };
-        let (_, reading, behind_since) = &mut self.readings[i];
-        *behind_since = if events == 0 {
-            None
-        } else {
-            Some(oldest_unapplied.unwrap_or(behind_since.unwrap_or(now)))
+        let tracked = &mut self.readings[i].1;
+        while tracked
+            .checkpoints
+            .front()
+            .is_some_and(|(_, seen)| replica_vv.dominates(seen))
+        {
+            tracked.checkpoints.pop_front();
+        }
+        if events > 0
+            && tracked.checkpoints.len() < MAX_CHECKPOINTS
+            && tracked
+                .checkpoints
+                .back()
+                .is_none_or(|(_, seen)| seen != reference)
+        {
+            tracked.checkpoints.push_back((now, reference.clone()));
+        }
+        let since = match oldest_unapplied {
+            Some(t) if events > 0 => Some(t),
+            _ if events > 0 => tracked.checkpoints.front().map(|(t, _)| *t),
+            _ => None,
         };
-        let age_ns = behind_since.map_or(0, |t| (now.as_nanos() - t.as_nanos()).max(0));
-        *reading = LagReading {
+        let age_ns = since.map_or(0, |t| (now.as_nanos() - t.as_nanos()).max(0));
+        tracked.reading = LagReading {
             events,
             oldest_age: Duration::from_nanos(age_ns as u64),
             measured_at_ns: now.as_nanos(),
@@ -74,17 +102,17 @@ impl ReplicationLagGauge {
 
     pub fn lag(&self, replica: NodeId) -> Option<LagReading> {
         self.readings
-            .binary_search_by_key(&replica, |(n, ..)| *n)
+            .binary_search_by_key(&replica, |(n, _)| *n)
             .ok()
-            .map(|i| self.readings[i].1)
+            .map(|i| self.readings[i].1.reading)
     }
 
     pub fn readings(&self) -> impl Iterator<Item = (NodeId, LagReading)> + '_ {
-        self.readings.iter().map(|(n, r, _)| (*n, *r))
+        self.readings.iter().map(|(n, t)| (*n, t.reading))
     }
 
     pub fn forget(&mut self, replica: NodeId) {
-        self.readings.retain(|(n, ..)| *n != replica);
+        self.readings.retain(|(n, _)| *n != replica);
     }
 }
 
@@ -126,5 +154,24 @@ mod tests {
         assert_eq!(g.lag(NodeId(2)).unwrap().events, 0);
         assert_eq!(g.lag(NodeId(2)).unwrap().oldest_age, Duration::ZERO);
         assert!(g.lag(NodeId(9)).is_none());
+    }
+
+    /// Under steady writes a replica is always a little behind; its age is how far behind,
+    /// not how long it has been writing.
+    #[test]
+    fn the_age_under_steady_writes_stays_at_the_delay() {
+        let mut g = ReplicationLagGauge::new();
+        // Every 50 ms the reference gains 10 events; the replica has what the reference
+        // had 100 ms before.
+        for step in 2..200 {
+            let reference = vv(&[(0, step * 10)]);
+            let replica = vv(&[(0, (step - 2) * 10)]);
+            g.record(NodeId(1), &reference, &replica, None, at(step as i64 * 50));
+        }
+        let r = g.lag(NodeId(1)).unwrap();
+        assert_eq!(r.events, 20);
+        // The oldest missing event appeared between 50 and 100 ms ago; the first report
+        // that showed it was 50 ms ago.
+        assert_eq!(r.oldest_age, Duration::from_millis(50));
     }
 }

@@ -3,7 +3,9 @@
 //! Events from one origin are applied in seq order, so each origin's retained events are one
 //! contiguous run `first..=last`. The run is trimmed from the front once every peer has
 //! acknowledged it, and also when the log passes its bound: a peer that falls further
-//! behind than that gets a snapshot instead of events.
+//! behind than that gets a snapshot instead of events. The node's own events are exempt
+//! from the bound: no other replica can supply them, and installing a peer's snapshot
+//! replays them on top of it, so they stay until every peer has acknowledged them.
 
 use std::collections::VecDeque;
 
@@ -124,8 +126,9 @@ impl RetainedLog {
         self.range(origin, seq.saturating_sub(1), seq).next()
     }
 
-    /// Drops what every peer has (`acked_by_all`), then the oldest events beyond the bound.
-    pub fn trim(&mut self, acked_by_all: &VersionVector) {
+    /// Drops what every peer has (`acked_by_all`), then the oldest events beyond the bound,
+    /// never those of `own`.
+    pub fn trim(&mut self, acked_by_all: &VersionVector, own: NodeId) {
         for (origin, run) in &mut self.runs {
             let upto = acked_by_all.get(*origin);
             while run.first <= upto && run.events.pop_front().is_some() {
@@ -135,7 +138,12 @@ impl RetainedLog {
         }
         while self.len > self.max_retained {
             // Trim the longest run first: it belongs to the origin furthest ahead.
-            let Some((_, run)) = self.runs.iter_mut().max_by_key(|(_, r)| r.events.len()) else {
+            let Some((_, run)) = self
+                .runs
+                .iter_mut()
+                .filter(|(origin, r)| *origin != own && !r.events.is_empty())
+                .max_by_key(|(_, r)| r.events.len())
+            else {
                 break;
             };
             let excess = (self.len - self.max_retained).min(run.events.len());
@@ -186,7 +194,7 @@ mod tests {
         assert_eq!(log.len(), 8);
         let mut acked = VersionVector::new();
         acked.advance(NodeId(1), 2);
-        log.trim(&acked);
+        log.trim(&acked, NodeId(9));
         // 6 left after the acks; the bound of 5 forces one more from the longest run.
         assert_eq!(log.len(), 5);
         assert_eq!(log.first_retained(NodeId(1)), Some(3));
@@ -198,5 +206,16 @@ mod tests {
         assert_eq!(seqs, vec![3]);
         assert_eq!(log.get(NodeId(1), 4).map(|e| e.id.seq), Some(4));
         assert!(log.get(NodeId(1), 2).is_none());
+
+        // The node's own events are never trimmed by the bound.
+        log.trim(&VersionVector::new(), NodeId(2));
+        log.push(&ev(2, 5));
+        log.trim(&VersionVector::new(), NodeId(2));
+        assert_eq!(log.first_retained(NodeId(2)), Some(2));
+        assert_eq!(
+            log.first_retained(NodeId(1)),
+            Some(4),
+            "origin 1 gives way instead"
+        );
     }
 }

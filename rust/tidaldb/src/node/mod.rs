@@ -6,12 +6,14 @@
 //! carry out its [`Outputs`]. The simulator and the tokio runtime run this same code.
 
 mod admission;
+mod inbound;
 mod lag;
 mod log;
 mod protocol;
 mod reconcile;
 mod replication;
 pub mod routing;
+mod shipping;
 
 pub use admission::ClientOp;
 pub use lag::{LagReading, ReplicationLagGauge, events_behind};
@@ -31,6 +33,7 @@ use crate::event::{ClientTag, Event, EventId, TenantId, VersionVector};
 use crate::ledger::Ledger;
 use crate::schema::{NodeId, RegionId, ShardId, Timestamp};
 
+use inbound::EarlyRuns;
 use replication::{Awaiting, Peer};
 
 #[derive(Clone, Debug)]
@@ -93,6 +96,8 @@ pub struct Node {
     /// node, so a crash that loses the unsynced tail never reuses a seq a peer has seen.
     durable: VersionVector,
     awaiting: Vec<Awaiting>,
+    /// Pushed runs that arrived ahead of a gap.
+    early: EarlyRuns,
     last_heartbeat: Option<Timestamp>,
     lag: ReplicationLagGauge,
 }
@@ -118,6 +123,7 @@ impl Node {
             clock,
             ledger,
             awaiting: Vec::new(),
+            early: EarlyRuns::default(),
             last_heartbeat: None,
             lag: ReplicationLagGauge::new(),
             cfg,
@@ -190,6 +196,11 @@ impl Node {
         self.peers.iter().find(|p| p.id == peer).map(|p| &p.acked)
     }
 
+    /// Pushed events held because they arrived ahead of a gap.
+    pub fn early_events(&self) -> usize {
+        self.early.len()
+    }
+
     /// Replicated writes still waiting for acknowledgements.
     pub fn awaiting_replication(&self) -> usize {
         self.awaiting.len()
@@ -241,7 +252,23 @@ impl Node {
             .tag
             .and_then(|t| self.ledger.clients().already_applied(t))
         {
-            return Ok(Some(WriteAck::Duplicate { original }));
+            // A retry is acknowledged as the original would have been: under
+            // `Replicated(k)`, only once k other replicas hold the original.
+            let ack = WriteAck::Duplicate { original };
+            return Ok(match req.concern {
+                WriteConcern::Replicated(k) if k > 0 => {
+                    self.awaiting.push(Awaiting {
+                        req: req.id,
+                        first: original,
+                        count: 1,
+                        k,
+                        ack,
+                    });
+                    self.release_replicated(out);
+                    None
+                }
+                _ => Some(ack),
+            });
         }
         let first = EventId {
             origin: self.cfg.id,
@@ -262,6 +289,7 @@ impl Node {
                     first,
                     count,
                     k,
+                    ack: WriteAck::Applied { first, count },
                 });
                 Ok(None)
             }

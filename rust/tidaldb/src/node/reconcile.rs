@@ -160,7 +160,7 @@ mod tests {
             .collect();
         assert_eq!(ids, vec![(1, 3), (1, 4), (1, 5), (2, 1), (2, 2), (2, 3)]);
 
-        log.trim(&vv(&[(1, 3)]));
+        log.trim(&vv(&[(1, 3)]), NodeId(9));
         assert!(matches!(
             ReconciliationEngine::plan(&mine, &log, &vv(&[(1, 2)])),
             ReconcilePlan::Snapshot { .. }

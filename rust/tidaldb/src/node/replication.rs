@@ -8,15 +8,12 @@
 //!   cannot hear their origin, as under a one-way partition).
 //! - A peer heard again after a silence, or asking explicitly, gets a reconciliation plan.
 
-use std::sync::Arc;
-
 use smallvec::SmallVec;
 
-use super::reconcile::{LogRange, ReconcilePlan, ReconciliationEngine};
+use super::reconcile::LogRange;
 use super::{Message, Node, NodeReport, NodeRole, Outputs, RequestId, WriteAck};
 use crate::event::{EventId, VersionVector};
 use crate::schema::{NodeId, Timestamp};
-use crate::wal::{decode_frame, encode_frame, snapshot};
 
 /// What this node knows about one peer.
 #[derive(Debug)]
@@ -25,16 +22,17 @@ pub(super) struct Peer {
     /// The peer's durable version vector as last reported; reports only raise it, because
     /// a peer never loses what it has made durable.
     pub acked: VersionVector,
-    /// Our own events pushed to the peer so far (acknowledged or not).
-    sent_own: u64,
+    /// Events shipped to the peer so far, per origin, acknowledged or not: what is in
+    /// flight is not shipped again until `repair_after` passes without progress.
+    pub sent: VersionVector,
     last_heard: Option<Timestamp>,
-    /// When the acknowledged own seq last moved, or nothing was outstanding.
-    last_progress: Option<Timestamp>,
+    /// When the acknowledgements last advanced, or nothing was outstanding.
+    pub last_progress: Option<Timestamp>,
     /// Per other origin: since when the peer has reported lacking events we have.
     lacking: SmallVec<[(NodeId, Timestamp); 4]>,
     /// A received push is acknowledged once it is durable.
-    ack_owed: bool,
-    last_snapshot_sent: Option<Timestamp>,
+    pub ack_owed: bool,
+    pub last_snapshot_sent: Option<Timestamp>,
 }
 
 impl Peer {
@@ -42,13 +40,24 @@ impl Peer {
         Peer {
             id,
             acked: VersionVector::new(),
-            sent_own: 0,
+            sent: VersionVector::new(),
             last_heard: None,
             last_progress: None,
             lacking: SmallVec::new(),
             ack_owed: false,
             last_snapshot_sent: None,
         }
+    }
+
+    /// True while something shipped is not yet acknowledged.
+    pub fn outstanding(&self) -> bool {
+        self.sent.iter().any(|(o, s)| s > self.acked.get(o))
+    }
+
+    /// Where shipping `origin`'s events to this peer resumes: past what it acknowledged
+    /// and past what is in flight.
+    pub fn ship_after(&self, origin: NodeId) -> u64 {
+        self.sent.get(origin).max(self.acked.get(origin))
     }
 
     pub fn reachable(&self, now: Timestamp, timeout: std::time::Duration) -> bool {
@@ -61,17 +70,20 @@ impl Peer {
 #[derive(Debug)]
 pub(super) struct Awaiting {
     pub req: RequestId,
+    /// The events that must be held: `count` from `first`, of `first.origin`.
     pub first: EventId,
     pub count: usize,
     pub k: u8,
+    /// The reply once they are.
+    pub ack: WriteAck,
 }
 
-fn elapsed_ns(now: Timestamp, since: Timestamp) -> i64 {
+pub(super) fn elapsed_ns(now: Timestamp, since: Timestamp) -> i64 {
     now.as_nanos() - since.as_nanos()
 }
 
 impl Node {
-    fn peer_index(&self, id: NodeId) -> Option<usize> {
+    pub(super) fn peer_index(&self, id: NodeId) -> Option<usize> {
         self.peers.iter().position(|p| p.id == id)
     }
 
@@ -92,7 +104,6 @@ impl Node {
             return;
         };
         let was_reachable = self.peers[i].reachable(now, self.cfg.peer_timeout);
-        self.peers[i].last_heard = Some(now);
         let term = msg.term();
         if term < self.term {
             if !matches!(msg, Message::Fenced { .. }) {
@@ -109,6 +120,9 @@ impl Node {
             }
             return;
         }
+        // Only a current message counts as hearing from the peer: a fenced one must not
+        // make the next look like a continuing conversation (it starts a reconciliation).
+        self.peers[i].last_heard = Some(now);
         if term > self.term {
             self.term = term;
             if self.role == NodeRole::Leader {
@@ -144,81 +158,24 @@ impl Node {
         }
     }
 
-    fn on_push(&mut self, now: Timestamp, i: usize, frame: &[u8], out: &mut Outputs) {
-        let from = self.peers[i].id;
-        let events = match decode_frame(frame) {
-            Ok((_, events)) => events,
-            Err(e) => {
-                tracing::warn!(node = self.cfg.id.0, from = from.0, error = %e, "damaged push dropped; the sender will retransmit");
-                return;
-            }
-        };
-        if let Some(e) = events.iter().find(|e| e.tenant != self.cfg.tenant) {
-            tracing::warn!(node = self.cfg.id.0, from = from.0, tenant = %e.tenant, "push of another tenant dropped");
-            return;
-        }
-        if let Some(newest) = events.iter().map(|e| e.hlc).max()
-            && let Err(e) = self.clock.update(newest, now)
-        {
-            tracing::warn!(node = self.cfg.id.0, from = from.0, error = %e, "push refused");
-            return;
-        }
-        let before = out.persist.len();
-        for run in events.chunk_by(|a, b| a.id.origin == b.id.origin && b.id.seq == a.id.seq + 1) {
-            let next = self.ledger.version_vector().get(run[0].id.origin) + 1;
-            let fresh = run
-                .iter()
-                .position(|e| e.id.seq >= next)
-                .map_or(&[][..], |p| &run[p..]);
-            if let Err(e) = self
-                .ledger
-                .apply_batch_collect(fresh, Some(&mut out.persist))
-            {
-                tracing::warn!(node = self.cfg.id.0, from = from.0, error = %e, "invalid events in a push; the rest of it dropped");
-                break;
-            }
-        }
-        for e in &out.persist[before..] {
-            self.log.push(e);
-        }
-        if out.persist.len() > before {
-            self.peers[i].ack_owed = true;
-        } else {
-            out.messages.push((
-                from,
-                Message::Ack {
-                    term: self.term,
-                    vv: self.durable.clone(),
-                },
-            ));
-        }
-    }
-
     fn on_peer_vv(&mut self, now: Timestamp, i: usize, vv: &VersionVector, out: &mut Outputs) {
-        let me = self.cfg.id;
         let peer = &mut self.peers[i];
-        if vv.get(me) > peer.acked.get(me) || peer.acked.get(me) >= peer.sent_own {
+        let before = peer.acked.sum();
+        peer.acked.merge(vv);
+        if peer.acked.sum() > before || !peer.outstanding() {
             peer.last_progress = Some(now);
         }
-        peer.acked.merge(vv);
         self.release_replicated(out);
     }
 
     /// Replies to `Replicated(k)` writes that `k` peers now hold durably.
-    fn release_replicated(&mut self, out: &mut Outputs) {
-        let me = self.cfg.id;
+    pub(super) fn release_replicated(&mut self, out: &mut Outputs) {
         let peers = &self.peers;
         self.awaiting.retain(|w| {
-            let last = w.first.seq + w.count as u64 - 1;
-            let holders = peers.iter().filter(|p| p.acked.get(me) >= last).count();
+            let (origin, last) = (w.first.origin, w.first.seq + w.count as u64 - 1);
+            let holders = peers.iter().filter(|p| p.acked.get(origin) >= last).count();
             if holders >= usize::from(w.k) {
-                out.replies.push((
-                    w.req,
-                    Ok(WriteAck::Applied {
-                        first: w.first,
-                        count: w.count,
-                    }),
-                ));
+                out.replies.push((w.req, Ok(w.ack)));
                 false
             } else {
                 true
@@ -237,146 +194,10 @@ impl Node {
             }
             // Eager push of our own durable events, to peers we can hear.
             let peer = &self.peers[i];
-            if peer.reachable(now, self.cfg.peer_timeout) && peer.sent_own < self.durable.get(me) {
+            if peer.reachable(now, self.cfg.peer_timeout)
+                && peer.ship_after(me) < self.durable.get(me)
+            {
                 self.push_own(now, i, out);
-            }
-        }
-    }
-
-    fn push_own(&mut self, now: Timestamp, i: usize, out: &mut Outputs) {
-        let me = self.cfg.id;
-        let range = LogRange {
-            origin: me,
-            after: self.peers[i].sent_own.max(self.peers[i].acked.get(me)),
-            upto: self.durable.get(me),
-        };
-        if range.is_empty() {
-            return;
-        }
-        if !self.log.covers(me, range.after, range.upto) {
-            self.send_snapshot(now, i, out);
-            return;
-        }
-        self.ship(now, self.peers[i].id, &[range], out);
-        if self.peers[i].acked.get(me) >= self.peers[i].sent_own {
-            self.peers[i].last_progress = Some(now);
-        }
-        self.peers[i].sent_own = range.upto;
-    }
-
-    /// Sends the events of `ranges` in frames of at most `max_frame_events`.
-    fn ship(&self, now: Timestamp, to: NodeId, ranges: &[LogRange], out: &mut Outputs) {
-        let events = ReconciliationEngine::gather(&self.log, ranges);
-        for chunk in events.chunks(self.cfg.max_frame_events.max(1)) {
-            let frame = encode_frame(
-                chunk,
-                self.cfg.shard,
-                self.cfg.region,
-                now.as_nanos() as u64,
-            );
-            out.messages.push((
-                to,
-                Message::Push {
-                    term: self.term,
-                    frame: Arc::from(frame),
-                },
-            ));
-        }
-    }
-
-    /// Ships everything the peer lacks, per its last report: events from the log, or the
-    /// whole state when they have left it. Our own events go only as far as they are durable.
-    fn reconcile_with(&mut self, now: Timestamp, i: usize, out: &mut Outputs) {
-        let me = self.cfg.id;
-        let mut mine = self.ledger.version_vector().clone();
-        let own_durable = self.durable.get(me);
-        let mut capped = VersionVector::new();
-        for (o, seq) in mine.iter() {
-            capped.advance(o, if o == me { seq.min(own_durable) } else { seq });
-        }
-        mine = capped;
-        match ReconciliationEngine::plan(&mine, &self.log, &self.peers[i].acked) {
-            ReconcilePlan::UpToDate => {}
-            ReconcilePlan::Ranges(ranges) => {
-                self.ship(now, self.peers[i].id, &ranges, out);
-                let own = mine.get(me);
-                let peer = &mut self.peers[i];
-                peer.sent_own = peer.sent_own.max(own);
-            }
-            ReconcilePlan::Snapshot { .. } => self.send_snapshot(now, i, out),
-        }
-    }
-
-    fn send_snapshot(&mut self, now: Timestamp, i: usize, out: &mut Outputs) {
-        let me = self.cfg.id;
-        let recent = self.peers[i]
-            .last_snapshot_sent
-            .is_some_and(|t| elapsed_ns(now, t) < self.cfg.repair_after.as_nanos() as i64);
-        // A snapshot holds every applied event; ours must be durable before they leave.
-        if recent || self.durable.get(me) < self.ledger.version_vector().get(me) {
-            return;
-        }
-        match snapshot::encode_state(&self.ledger, self.clock.last()) {
-            Ok(state) => {
-                let vv = self.ledger.version_vector().clone();
-                let peer = &mut self.peers[i];
-                peer.last_snapshot_sent = Some(now);
-                peer.sent_own = peer.sent_own.max(vv.get(me));
-                tracing::info!(
-                    node = me.0,
-                    to = peer.id.0,
-                    bytes = state.len(),
-                    "shipping a snapshot: the peer lacks events no longer in the log"
-                );
-                out.messages.push((
-                    peer.id,
-                    Message::Snapshot {
-                        term: self.term,
-                        vv,
-                        state: Arc::from(state),
-                    },
-                ));
-            }
-            Err(e) => {
-                tracing::error!(node = me.0, error = %e, "could not encode a snapshot for a peer")
-            }
-        }
-    }
-
-    fn on_snapshot(&mut self, now: Timestamp, i: usize, state: &[u8], out: &mut Outputs) {
-        let from = self.peers[i].id;
-        let installed =
-            snapshot::decode_state(state, snapshot::CURRENT_VERSION, self.ledger.schema())
-                .and_then(|(ledger, clock)| {
-                    if self
-                        .ledger
-                        .version_vector()
-                        .dominates(ledger.version_vector())
-                    {
-                        return Ok(false);
-                    }
-                    let rebuilt = ReconciliationEngine::rebuild(
-                        ledger,
-                        self.ledger.version_vector(),
-                        &self.log,
-                    )?;
-                    self.clock.update(clock, now)?;
-                    self.ledger = rebuilt;
-                    Ok(true)
-                });
-        match installed {
-            Ok(true) => {
-                tracing::info!(
-                    node = self.cfg.id.0,
-                    from = from.0,
-                    "installed a peer's snapshot"
-                );
-                out.install_snapshot = true;
-                self.peers[i].ack_owed = true;
-            }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(node = self.cfg.id.0, from = from.0, error = %e, "peer snapshot not installed")
             }
         }
     }
@@ -408,8 +229,9 @@ impl Node {
             });
         }
         if let Some(all) = acked_by_all {
-            self.log.trim(&all);
+            self.log.trim(&all, self.cfg.id);
         }
+        self.early.purge(self.ledger.version_vector());
     }
 
     fn heartbeat(&mut self, now: Timestamp, out: &mut Outputs) {
@@ -448,16 +270,16 @@ impl Node {
         let me = self.cfg.id;
         let grace = self.cfg.repair_after.as_nanos() as i64;
         let peer = &mut self.peers[i];
-        // Our own events: a push (or its ack) was lost.
-        if peer.acked.get(me) < peer.sent_own
+        // Shipped but unacknowledged for too long: presume it lost and ship it again.
+        if peer.outstanding()
             && peer
                 .last_progress
                 .is_none_or(|t| elapsed_ns(now, t) >= grace)
         {
-            peer.sent_own = peer.acked.get(me);
+            peer.sent = peer.acked.clone();
             peer.last_progress = Some(now);
         }
-        if peer.sent_own < self.durable.get(me) {
+        if peer.ship_after(me) < self.durable.get(me) {
             self.push_own(now, i, out);
         }
         // Other origins' events the peer has lacked for a while: forward them.
@@ -478,25 +300,14 @@ impl Node {
                     peer.lacking[k].1 = now;
                     overdue.push(LogRange {
                         origin: o,
-                        after: peer.acked.get(o),
+                        after: peer.ship_after(o),
                         upto: seq,
                     });
                 }
                 _ => {}
             }
         }
-        if overdue.is_empty() {
-            return;
-        }
-        if overdue
-            .iter()
-            .all(|r| self.log.covers(r.origin, r.after, r.upto))
-        {
-            let to = self.peers[i].id;
-            self.ship(now, to, &overdue, out);
-        } else {
-            self.send_snapshot(now, i, out);
-        }
+        self.ship_ranges(now, i, &overdue, out);
     }
 
     /// Asks every peer for what this node lacks and ships them what they lack: the

@@ -414,6 +414,7 @@ impl SimulatedCluster {
                 .all(|w| w[0].ledger().version_vector() == w[1].ledger().version_vector())
                 && live.iter().all(|n| {
                     n.ledger().pending_len() == 0
+                        && n.early_events() == 0
                         && n.durable() == n.ledger().version_vector()
                         && sim.control.lag_for(n.id()).events == 0
                 })

@@ -26,11 +26,12 @@ impl SimDisk {
         !self.unsynced.is_empty()
     }
 
-    /// Replaces everything with a snapshot of the node's whole state, durably.
+    /// Stores a snapshot of the node's whole state, durably. The log is kept: a restart
+    /// replays it over the snapshot (what the snapshot covers is skipped as duplicate),
+    /// and the node's own events in it are what its peers may still need.
     pub fn install_snapshot(&mut self, state: Vec<u8>) {
         self.snapshot = Some(state);
-        self.synced.clear();
-        self.unsynced.clear();
+        self.sync();
     }
 
     /// A crash: the unsynced tail survives only if `lose_unsynced` is false (the process

@@ -255,7 +255,10 @@ impl Sim {
         sim_node.disk.append(&out.persist);
         sim_node.disk.term = node.term();
         let wrote = !out.persist.is_empty() || out.install_snapshot;
-        let sync_now = wrote && self.durability == SimDurability::Immediate;
+        // A snapshot install is durable at once (it is written and synced as a whole), so
+        // the node learns it under either policy.
+        let sync_now =
+            (wrote && self.durability == SimDurability::Immediate) || out.install_snapshot;
         if sync_now {
             sim_node.disk.sync();
         }
