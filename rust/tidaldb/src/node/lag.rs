@@ -19,15 +19,17 @@ pub struct LagReading {
 }
 
 /// Reference vectors a replica was seen behind, oldest first, for when no event times are
-/// known: the oldest one it still does not cover is the first report of its oldest missing
-/// event, which dates that event to within the interval between reports. Bounded; when
-/// full, newer checkpoints are skipped, which can only overstate the age.
+/// known. Every event the replica lacks appeared after the newest checkpoint it covers, so
+/// the time since that checkpoint bounds the age from above, to within the interval between
+/// reports. Bounded; when full, newer checkpoints are skipped, which can only overstate it.
 const MAX_CHECKPOINTS: usize = 64;
 
 #[derive(Clone, Debug, Default)]
 struct Tracked {
     reading: LagReading,
     checkpoints: std::collections::VecDeque<(Timestamp, VersionVector)>,
+    /// When the replica last covered everything the reference had.
+    caught_up_at: Option<Timestamp>,
 }
 
 /// Lag per replica against a reference version vector (the leader's, or the union of
@@ -52,8 +54,7 @@ impl ReplicationLagGauge {
 
     /// Records `replica`'s state at `now`. `oldest_unapplied` is the time of the oldest
     /// event it lacks, when the caller knows it (a leader looks it up in its log); without
-    /// it the age counts from the oldest report of `reference` the replica has not caught
-    /// up with.
+    /// it the age counts from the newest report of `reference` that the replica covers.
     pub fn record(
         &mut self,
         replica: NodeId,
@@ -71,15 +72,17 @@ impl ReplicationLagGauge {
             }
         };
         let tracked = &mut self.readings[i].1;
-        while tracked
-            .checkpoints
-            .front()
-            .is_some_and(|(_, seen)| replica_vv.dominates(seen))
-        {
+        while let Some((at, seen)) = tracked.checkpoints.front() {
+            if !replica_vv.dominates(seen) {
+                break;
+            }
+            tracked.caught_up_at = Some(*at);
             tracked.checkpoints.pop_front();
         }
-        if events > 0
-            && tracked.checkpoints.len() < MAX_CHECKPOINTS
+        if events == 0 {
+            tracked.caught_up_at = Some(now);
+            tracked.checkpoints.clear();
+        } else if tracked.checkpoints.len() < MAX_CHECKPOINTS
             && tracked
                 .checkpoints
                 .back()
@@ -88,9 +91,11 @@ impl ReplicationLagGauge {
             tracked.checkpoints.push_back((now, reference.clone()));
         }
         let since = match oldest_unapplied {
-            Some(t) if events > 0 => Some(t),
-            _ if events > 0 => tracked.checkpoints.front().map(|(t, _)| *t),
-            _ => None,
+            _ if events == 0 => None,
+            Some(t) => Some(t),
+            None => tracked
+                .caught_up_at
+                .or(tracked.checkpoints.front().map(|(t, _)| *t)),
         };
         let age_ns = since.map_or(0, |t| (now.as_nanos() - t.as_nanos()).max(0));
         tracked.reading = LagReading {
@@ -170,8 +175,8 @@ mod tests {
         }
         let r = g.lag(NodeId(1)).unwrap();
         assert_eq!(r.events, 20);
-        // The oldest missing event appeared between 50 and 100 ms ago; the first report
-        // that showed it was 50 ms ago.
-        assert_eq!(r.oldest_age, Duration::from_millis(50));
+        // The oldest missing event appeared between 50 and 100 ms ago: after the reference
+        // of 100 ms ago, which the replica covers.
+        assert_eq!(r.oldest_age, Duration::from_millis(100));
     }
 }

@@ -57,7 +57,8 @@ pub struct NodeConfig {
     /// How long an unacknowledged push, or a gap a peer reports, may last before the node
     /// ships the events again (retransmission, and forwarding of other origins' events).
     pub repair_after: Duration,
-    /// Bound on the retained log (see [`RetainedLog`]).
+    /// Bound on the retained log (see [`RetainedLog`]); the node's own unacknowledged
+    /// events are kept beyond it.
     pub max_retained: usize,
     /// Events per replication frame at most.
     pub max_frame_events: usize,
