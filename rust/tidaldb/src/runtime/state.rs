@@ -167,8 +167,9 @@ impl State {
             return Ok(());
         }
         let Some(disk) = self.disk.as_mut() else {
-            // Memory is all there is, so applied is durable; the node still needs telling.
-            self.sync_due = true;
+            // Memory is all there is, so applied is durable; a replicating node still needs
+            // telling (that is when it pushes), a lone one has no use for it.
+            self.sync_due = self.net.is_some();
             return Ok(());
         };
         for e in &out.persist {
@@ -226,6 +227,10 @@ impl State {
             disk.oldest_pending = None;
         }
         self.sync_due = false;
+        if self.net.is_none() {
+            // Durability only matters to a node for what it ships; a lone node ships nothing.
+            return Ok(());
+        }
         self.step(Timestamp::now(), Input::Synced, None).map(drop)
     }
 
