@@ -15,7 +15,11 @@ use std::fmt::Debug;
 
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use tidaldb::crdt::{HideRegister, HlcTimestamp, LWWRegister, PNCounter};
+use smallvec::SmallVec;
+use tidaldb::crdt::{
+    CrdtSignalState, ExpAccumulator, HalfLife, HideRegister, HlcTimestamp, LWWRegister, PNCounter,
+    Partial, Seq48,
+};
 use tidaldb::{NodeId, VersionVector};
 
 /// The one operation the laws are about, so each law is written once for all four types.
@@ -34,6 +38,11 @@ impl Merge for LWWRegister<u64> {
     }
 }
 impl Merge for HideRegister {
+    fn merge_from(&mut self, other: &Self) {
+        self.merge(other)
+    }
+}
+impl Merge for CrdtSignalState {
     fn merge_from(&mut self, other: &Self) {
         self.merge(other)
     }
@@ -143,6 +152,44 @@ fn vv() -> impl Strategy<Value = VersionVector> {
 }
 
 /// Per-replica operation lists, with an order in which to merge the replicas.
+/// Any state, including ones no replica could produce: a partial per origin (0..3) or
+/// none, with small progress, sums and times, so equal progress with different values
+/// (which merge must still order) is common.
+fn signal_state() -> impl Strategy<Value = CrdtSignalState> {
+    prop::collection::vec(
+        prop::option::of((0u64..4, prop::sample::select(vec![0.5, 1.0, 2.0]), 0i64..3)),
+        3,
+    )
+    .prop_map(|slots| {
+        let partials: SmallVec<[Partial; 2]> = slots
+            .into_iter()
+            .enumerate()
+            .filter_map(|(o, slot)| {
+                slot.map(|(through, sum, t_ref)| Partial {
+                    origin: NodeId(o as u16),
+                    through: Seq48::new(through),
+                    acc: ExpAccumulator { sum, t_ref },
+                })
+            })
+            .collect();
+        CrdtSignalState::from_partials(partials)
+    })
+}
+
+const H: HalfLife = HalfLife(1e9);
+
+/// The state of a replica that applied the first `upto[o]` events of each origin `o`'s
+/// stream, in seq order.
+fn replica_state(streams: &[Vec<(f64, i64)>], upto: &[usize]) -> CrdtSignalState {
+    let mut s = CrdtSignalState::default();
+    for (o, stream) in streams.iter().enumerate() {
+        for (k, &(w, t)) in stream.iter().take(upto[o]).enumerate() {
+            s.add(NodeId(o as u16), k as u64 + 1, w, t, H);
+        }
+    }
+    s
+}
+
 fn replicas_in_order<T: Debug + Clone>(
     per_replica: impl Strategy<Value = T>,
 ) -> impl Strategy<Value = (Vec<T>, Vec<usize>)> {
@@ -209,6 +256,25 @@ proptest! {
 
     #[test]
     fn hide_register_merge_is_idempotent(a in hide(), b in hide()) {
+        idempotent(&a, &b)?;
+    }
+
+    #[test]
+    fn signal_state_merge_is_commutative(a in signal_state(), b in signal_state()) {
+        commutative(&a, &b)?;
+    }
+
+    #[test]
+    fn signal_state_merge_is_associative(
+        a in signal_state(),
+        b in signal_state(),
+        c in signal_state(),
+    ) {
+        associative(&a, &b, &c)?;
+    }
+
+    #[test]
+    fn signal_state_merge_is_idempotent(a in signal_state(), b in signal_state()) {
         idempotent(&a, &b)?;
     }
 
@@ -297,5 +363,28 @@ proptest! {
         for o in 0..6u16 {
             prop_assert_eq!(all.get(NodeId(o)), expected.get(&o).copied().unwrap_or(0));
         }
+    }
+
+    /// Replicas that applied different prefixes of each origin's stream merge into the
+    /// state of a replica that applied the longest prefix of each, bit for bit: no event
+    /// is counted twice, none is lost.
+    #[test]
+    fn signal_states_merge_to_the_replica_that_applied_both(
+        streams in prop::collection::vec(
+            prop::collection::vec((-4.0f64..4.0, 0i64..5_000_000_000), 0..8),
+            3,
+        ),
+        cuts in prop::collection::vec((0usize..9, 0usize..9), 3),
+    ) {
+        let upto = |pick: fn(&(usize, usize)) -> usize| -> Vec<usize> {
+            cuts.iter().zip(&streams).map(|(c, s)| pick(c).min(s.len())).collect()
+        };
+        let (a_upto, b_upto) = (upto(|c| c.0), upto(|c| c.1));
+        let both: Vec<usize> = a_upto.iter().zip(&b_upto).map(|(a, b)| *a.max(b)).collect();
+        let mut merged = replica_state(&streams, &a_upto);
+        merged.merge(&replica_state(&streams, &b_upto));
+        let expected = replica_state(&streams, &both);
+        prop_assert_eq!(merged.read(7_000_000_000, H), expected.read(7_000_000_000, H));
+        prop_assert_eq!(merged, expected);
     }
 }

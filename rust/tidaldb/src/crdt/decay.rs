@@ -45,11 +45,42 @@ impl ExpAccumulator {
     }
 }
 
+/// A sequence number in 48 bits and 2-byte alignment, so that it shares a word with the
+/// origin and a [`Partial`] stays 24 bytes. Saturates at 2^48 - 1 (281 trillion events).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Seq48([u16; 3]);
+
+impl Seq48 {
+    pub const MAX: u64 = (1 << 48) - 1;
+
+    pub fn new(seq: u64) -> Self {
+        let s = seq.min(Self::MAX);
+        Seq48([(s >> 32) as u16, (s >> 16) as u16, s as u16])
+    }
+
+    pub fn get(self) -> u64 {
+        let [hi, mid, lo] = self.0;
+        (u64::from(hi) << 32) | (u64::from(mid) << 16) | u64::from(lo)
+    }
+}
+
 /// One origin's share of a signal state.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Partial {
     pub origin: NodeId,
+    /// The seq of the newest of `origin`'s events added: how far into that origin's log
+    /// this partial reaches. Replicas add one origin's events in seq order, so of two
+    /// partials of one origin, the one that reaches further contains the other.
+    pub through: Seq48,
     pub acc: ExpAccumulator,
+}
+
+impl Partial {
+    /// The order `merge` keeps the maximum of: progress first, then the value's bits, so
+    /// that merging is a join even for partials no replica could have produced.
+    fn rank(&self) -> (Seq48, u64, i64) {
+        (self.through, self.acc.sum.to_bits(), self.acc.t_ref)
+    }
 }
 
 /// The decay state of one (entity, signal): one accumulator per origin, sorted by origin.
@@ -64,8 +95,9 @@ pub struct CrdtSignalState {
 }
 
 impl CrdtSignalState {
+    /// Adds `origin`'s event number `seq`, of weight `w` at time `t`.
     #[inline]
-    pub fn add(&mut self, origin: NodeId, w: f64, t: i64, h: HalfLife) {
+    pub fn add(&mut self, origin: NodeId, seq: u64, w: f64, t: i64, h: HalfLife) {
         let slot = match self.partials.iter().position(|p| p.origin >= origin) {
             Some(i) if self.partials[i].origin == origin => i,
             Some(i) => {
@@ -77,19 +109,61 @@ impl CrdtSignalState {
                 self.partials.len() - 1
             }
         };
-        self.partials[slot].acc.add(w, t, h);
+        let p = &mut self.partials[slot];
+        p.acc.add(w, t, h);
+        p.through = p.through.max(Seq48::new(seq));
     }
 
     fn fresh(origin: NodeId, t: i64) -> Partial {
         Partial {
             origin,
+            through: Seq48::default(),
             acc: ExpAccumulator { sum: 0.0, t_ref: t },
         }
+    }
+
+    /// The state-based merge: per origin, the partial that reaches further into that
+    /// origin's log (it contains the other). Two replicas' states merge to the state of a
+    /// replica that applied both sets of events, bit for bit. Commutative, associative
+    /// and idempotent: per origin it keeps the maximum under one total order.
+    pub fn merge(&mut self, other: &CrdtSignalState) {
+        let mut merged: SmallVec<[Partial; 2]> = SmallVec::new();
+        let (a, b) = (&self.partials, &other.partials);
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            let next = match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) if x.origin == y.origin => {
+                    i += 1;
+                    j += 1;
+                    if y.rank() > x.rank() { *y } else { *x }
+                }
+                (Some(x), Some(y)) if x.origin < y.origin => {
+                    i += 1;
+                    *x
+                }
+                (Some(x), None) => {
+                    i += 1;
+                    *x
+                }
+                (_, Some(y)) => {
+                    j += 1;
+                    *y
+                }
+                (None, None) => break,
+            };
+            merged.push(next);
+        }
+        self.partials = merged;
     }
 
     #[inline]
     pub fn read(&self, t: i64, h: HalfLife) -> f64 {
         self.partials.iter().map(|p| p.acc.read(t, h)).sum()
+    }
+
+    /// A state from its partials, for decoding; `is_well_formed` checks them.
+    pub fn from_partials(partials: SmallVec<[Partial; 2]>) -> Self {
+        CrdtSignalState { partials }
     }
 
     pub fn partials(&self) -> &[Partial] {
@@ -179,7 +253,7 @@ mod tests {
     #[test]
     fn one_half_life_halves_the_score() {
         let mut s = CrdtSignalState::default();
-        s.add(NodeId(0), 8.0, 0, H);
+        s.add(NodeId(0), 1, 8.0, 0, H);
         assert_eq!(s.read(1_000_000_000, H), 4.0);
         assert_eq!(s.read(3_000_000_000, H), 1.0);
     }
@@ -188,19 +262,29 @@ mod tests {
     fn permanent_is_a_plain_sum() {
         let never = HalfLife(f64::INFINITY);
         let mut s = CrdtSignalState::default();
-        s.add(NodeId(0), 1.5, 100, never);
-        s.add(NodeId(0), 2.5, 50, never);
+        s.add(NodeId(0), 1, 1.5, 100, never);
+        s.add(NodeId(0), 2, 2.5, 50, never);
         assert_eq!(s.read(1 << 60, never), 4.0);
     }
 
     #[test]
     fn partials_stay_sorted_by_origin() {
         let mut s = CrdtSignalState::default();
-        for o in [3, 1, 2, 1] {
-            s.add(NodeId(o), 1.0, 0, H);
+        for (seq, o) in [3, 1, 2, 1].into_iter().enumerate() {
+            s.add(NodeId(o), seq as u64 + 1, 1.0, 0, H);
         }
         let origins: Vec<u16> = s.partials().iter().map(|p| p.origin.0).collect();
         assert_eq!(origins, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn seq48_round_trips_and_saturates() {
+        for seq in [0, 1, 65_535, 65_536, 1 << 32, Seq48::MAX] {
+            assert_eq!(Seq48::new(seq).get(), seq);
+        }
+        assert_eq!(Seq48::new(u64::MAX).get(), Seq48::MAX);
+        assert!(Seq48::new(70_000) > Seq48::new(65_536));
+        assert_eq!(std::mem::size_of::<Partial>(), 24);
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod hlc;
 mod lww;
 
 pub use counter::PNCounter;
-pub use decay::{CrdtSignalState, ExpAccumulator, HalfLife, LinearState, Partial};
+pub use decay::{CrdtSignalState, ExpAccumulator, HalfLife, LinearState, Partial, Seq48};
 pub use hard_negative::HideRegister;
 pub use hlc::{HlcTimestamp, HybridClock};
 pub use lww::LWWRegister;

@@ -178,7 +178,7 @@ impl Ledger {
             }
             return Ok(());
         }
-        let mut runs: Vec<Vec<(EntityId, f64, i64)>> = vec![Vec::new(); self.signals.len()];
+        let mut runs: Vec<Vec<(EntityId, f64, i64, u64)>> = vec![Vec::new(); self.signals.len()];
         for e in events {
             if let Some(tag) = e.client {
                 self.clients.record(tag, e.id);
@@ -186,7 +186,7 @@ impl Ledger {
             if let Some((signal, entity, weight, ts)) = self.apply_hides(e)
                 && let Some(run) = runs.get_mut(signal.0 as usize)
             {
-                run.push((entity, weight, ts));
+                run.push((entity, weight, ts, e.id.seq));
             }
         }
         for (ledger, run) in self.signals.iter_mut().zip(&runs) {
@@ -246,7 +246,7 @@ impl Ledger {
         if let Some((signal, entity, weight, ts)) = self.apply_hides(event)
             && let Some(s) = self.signals.get_mut(signal.0 as usize)
         {
-            s.apply(event.id.origin, entity, weight, ts);
+            s.apply(event.id, entity, weight, ts);
         }
         self.vv.advance(event.id.origin, event.id.seq);
     }

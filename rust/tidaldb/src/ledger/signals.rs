@@ -7,6 +7,7 @@ use super::slots::{EntitySlots, prefetch};
 use super::windows::{WindowGap, WindowReading, WindowSet, to_micros};
 use crate::crdt::{CrdtSignalState, HalfLife, LinearState};
 use crate::error::{Result, TidalError};
+use crate::event::EventId;
 use crate::schema::{DecaySpec, EntityId, NodeId, SignalDef, Window};
 
 /// Per-slot decay state, together with the parameter it decays by. A signal's states are
@@ -149,9 +150,11 @@ impl SignalLedger {
     }
 
     #[inline]
-    fn apply_at(&mut self, slot: usize, origin: NodeId, weight: f64, ts: i64) {
+    fn apply_at(&mut self, slot: usize, id: EventId, weight: f64, ts: i64) {
         match &mut self.states {
-            States::Exp { half_life, states } => states[slot].add(origin, weight, ts, *half_life),
+            States::Exp { half_life, states } => {
+                states[slot].add(id.origin, id.seq, weight, ts, *half_life)
+            }
             States::Linear { lifetime, states } => states[slot].add(weight, ts, *lifetime),
         }
         if let Some(w) = self.window_sets.get_mut(slot) {
@@ -160,20 +163,21 @@ impl SignalLedger {
     }
 
     #[inline]
-    pub fn apply(&mut self, origin: NodeId, entity: EntityId, weight: f64, ts: i64) {
+    pub fn apply(&mut self, id: EventId, entity: EntityId, weight: f64, ts: i64) {
         let slot = self.slot_for_write(entity);
-        self.apply_at(slot, origin, weight, ts);
+        self.apply_at(slot, id, weight, ts);
     }
 
     /// Applies a run of one origin's events in order. Same result as `apply` one by one,
     /// but it resolves every slot first, then prefetches the states a few events ahead.
-    pub fn apply_run(&mut self, origin: NodeId, run: &[(EntityId, f64, i64)]) {
+    /// Each item is `(entity, weight, ts, seq)`.
+    pub fn apply_run(&mut self, origin: NodeId, run: &[(EntityId, f64, i64, u64)]) {
         let slots: Vec<usize> = run.iter().map(|r| self.slot_for_write(r.0)).collect();
-        for (i, &(_, weight, ts)) in run.iter().enumerate() {
+        for (i, &(_, weight, ts, seq)) in run.iter().enumerate() {
             if let Some(&ahead) = slots.get(i + PREFETCH_AHEAD) {
                 self.prefetch_slot(ahead);
             }
-            self.apply_at(slots[i], origin, weight, ts);
+            self.apply_at(slots[i], EventId { origin, seq }, weight, ts);
         }
     }
 

@@ -7,6 +7,7 @@ mod header;
 mod recovery;
 mod segment;
 pub mod snapshot;
+mod snapshot_v1;
 
 pub use codec::{Reader, decode_event, encode_event};
 pub use frame::{decode_frame, encode_frame};

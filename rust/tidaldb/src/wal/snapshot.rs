@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::segment::sync_dir;
+use super::snapshot_v1::SnapshotV1;
 use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
 use crate::event::VersionVector;
@@ -17,8 +18,8 @@ use crate::ledger::{ClientTable, HiddenSet, Ledger, SignalLedger, SignalParts, S
 use crate::schema::{Schema, ShardId, Timestamp};
 
 const MAGIC: [u8; 4] = *b"TSNP";
-/// Version 2 added the client table (idempotency keys and sessions) at the end; version 1
-/// files still read, with an empty table.
+/// Version 2 added the client table (idempotency keys and sessions) at the end and each
+/// decay partial's progress marker; version 1 files still read (see `snapshot_v1`).
 pub const CURRENT_VERSION: u16 = 2;
 const VERSION: u16 = CURRENT_VERSION;
 const HEADER_LEN: usize = 32;
@@ -52,16 +53,6 @@ struct SnapshotOwned {
     hidden: HiddenSet,
     signals: Vec<SignalParts>,
     clients: ClientTable,
-}
-
-/// The version 1 body: [`SnapshotOwned`] without the client table.
-#[derive(Deserialize)]
-struct SnapshotV1 {
-    schema: Schema,
-    vv: VersionVector,
-    clock: HlcTimestamp,
-    hidden: HiddenSet,
-    signals: Vec<SignalParts>,
 }
 
 /// A ledger restored from a snapshot, with the log position it covers.
@@ -99,9 +90,13 @@ pub fn list_snapshots(dir: &Path, shard: ShardId) -> Result<Vec<(u64, PathBuf)>>
 
 /// The file bytes: the 32-byte header, checksummed together with the payload, then it.
 fn frame(lsn: u64, payload: &[u8]) -> Vec<u8> {
+    frame_version(VERSION, lsn, payload)
+}
+
+fn frame_version(version: u16, lsn: u64, payload: &[u8]) -> Vec<u8> {
     let mut header = [0u8; HEADER_LEN];
     header[0..4].copy_from_slice(&MAGIC);
-    header[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    header[4..6].copy_from_slice(&version.to_le_bytes());
     header[8..16].copy_from_slice(&lsn.to_le_bytes());
     header[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
     let crc = checksum(&header, payload);
@@ -218,15 +213,16 @@ pub fn decode_state(
         detail: detail.to_owned(),
     };
     let body: SnapshotOwned = if version == 1 {
-        let v1: SnapshotV1 = postcard::from_bytes(payload)
+        let mut v1: SnapshotV1 = postcard::from_bytes(payload)
             .map_err(|e| corruption(&format!("snapshot does not decode: {e}")))?;
+        let signals = v1.take_signals();
         SnapshotOwned {
             schema: v1.schema,
             vv: v1.vv,
             clock: v1.clock,
             hidden: v1.hidden,
-            signals: v1.signals,
             clients: ClientTable::default(),
+            signals,
         }
     } else {
         postcard::from_bytes(payload)
@@ -264,7 +260,7 @@ pub fn decode_state(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crdt::{ExpAccumulator, LinearState, Partial};
+    use crate::crdt::{ExpAccumulator, LinearState, Partial, Seq48};
     use crate::ledger::WindowSet;
     use crate::schema::{DecaySpec, EntityId, EntityKind, NodeId};
 
@@ -295,6 +291,7 @@ mod tests {
         vv.advance(NodeId(0), 2);
         let partial = |t_ref| Partial {
             origin: NodeId(0),
+            through: Seq48::new(1),
             acc: ExpAccumulator { sum: 1.0, t_ref },
         };
         Body {
@@ -349,10 +346,12 @@ mod tests {
         unsorted.signals[0].exp[0].partials = vec![
             Partial {
                 origin: NodeId(2),
+                through: Seq48::new(1),
                 acc: ExpAccumulator::default(),
             },
             Partial {
                 origin: NodeId(1),
+                through: Seq48::new(1),
                 acc: ExpAccumulator::default(),
             },
         ];
@@ -373,5 +372,79 @@ mod tests {
                 "{what}: {err:?}"
             );
         }
+    }
+
+    /// Files written before version 2 (no client table, partials without progress) still
+    /// read, with the same scores.
+    #[test]
+    fn a_version_1_snapshot_still_reads() {
+        #[derive(Serialize)]
+        struct PartialV1 {
+            origin: NodeId,
+            acc: ExpAccumulator,
+        }
+        #[derive(Serialize)]
+        struct StateV1 {
+            partials: Vec<PartialV1>,
+        }
+        #[derive(Serialize)]
+        struct PartsV1 {
+            keys: Vec<EntityId>,
+            exp: Vec<StateV1>,
+            linear: Vec<LinearState>,
+            window_sets: Vec<WindowSet>,
+        }
+        #[derive(Serialize)]
+        struct BodyV1<'a> {
+            schema: &'a Schema,
+            vv: VersionVector,
+            clock: HlcTimestamp,
+            hidden: HiddenSet,
+            signals: Vec<PartsV1>,
+        }
+        let schema = std::sync::Arc::new(
+            Schema::builder()
+                .signal("v", EntityKind::Item, DecaySpec::Permanent)
+                .add()
+                .build()
+                .unwrap(),
+        );
+        let mut vv = VersionVector::new();
+        vv.advance(NodeId(0), 1);
+        let body = BodyV1 {
+            schema: &schema,
+            vv,
+            clock: HlcTimestamp::default(),
+            hidden: HiddenSet::default(),
+            signals: vec![PartsV1 {
+                keys: vec![EntityId(7)],
+                exp: vec![StateV1 {
+                    partials: vec![PartialV1 {
+                        origin: NodeId(0),
+                        acc: ExpAccumulator {
+                            sum: 2.5,
+                            t_ref: 10,
+                        },
+                    }],
+                }],
+                linear: vec![],
+                window_sets: vec![],
+            }],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snap");
+        fs::write(
+            &path,
+            frame_version(1, 1, &postcard::to_stdvec(&body).unwrap()),
+        )
+        .unwrap();
+        let restored = read(&path, 1, &schema).unwrap();
+        let at = Timestamp::from_nanos(100).unwrap();
+        let score = restored
+            .ledger
+            .decay_score(schema.resolve("v").unwrap(), EntityId(7), at)
+            .unwrap();
+        assert_eq!(score, 2.5);
+        assert!(restored.ledger.clients().keys().is_empty());
     }
 }
