@@ -6,6 +6,7 @@
 //! carry out its [`Outputs`]. The simulator and the tokio runtime run this same code.
 
 mod admission;
+mod in_flight;
 mod inbound;
 mod lag;
 mod log;

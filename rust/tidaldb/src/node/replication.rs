@@ -10,6 +10,7 @@
 
 use smallvec::SmallVec;
 
+use super::in_flight::InFlight;
 use super::reconcile::LogRange;
 use super::{Message, Node, NodeReport, NodeRole, Outputs, RequestId, WriteAck};
 use crate::event::{EventId, VersionVector};
@@ -22,12 +23,9 @@ pub(super) struct Peer {
     /// The peer's durable version vector as last reported; reports only raise it, because
     /// a peer never loses what it has made durable.
     pub acked: VersionVector,
-    /// Events shipped to the peer so far, per origin, acknowledged or not: what is in
-    /// flight is not shipped again until `repair_after` passes without progress.
-    pub sent: VersionVector,
+    /// What is shipped and not yet acknowledged, per origin.
+    pub in_flight: InFlight,
     last_heard: Option<Timestamp>,
-    /// When the acknowledgements last advanced, or nothing was outstanding.
-    pub last_progress: Option<Timestamp>,
     /// Per other origin: since when the peer has reported lacking events we have.
     lacking: SmallVec<[(NodeId, Timestamp); 4]>,
     /// A received push is acknowledged once it is durable.
@@ -40,24 +38,18 @@ impl Peer {
         Peer {
             id,
             acked: VersionVector::new(),
-            sent: VersionVector::new(),
+            in_flight: InFlight::default(),
             last_heard: None,
-            last_progress: None,
             lacking: SmallVec::new(),
             ack_owed: false,
             last_snapshot_sent: None,
         }
     }
 
-    /// True while something shipped is not yet acknowledged.
-    pub fn outstanding(&self) -> bool {
-        self.sent.iter().any(|(o, s)| s > self.acked.get(o))
-    }
-
     /// Where shipping `origin`'s events to this peer resumes: past what it acknowledged
     /// and past what is in flight.
     pub fn ship_after(&self, origin: NodeId) -> u64 {
-        self.sent.get(origin).max(self.acked.get(origin))
+        self.in_flight.ship_after(origin, &self.acked)
     }
 
     pub fn reachable(&self, now: Timestamp, timeout: std::time::Duration) -> bool {
@@ -160,11 +152,9 @@ impl Node {
 
     fn on_peer_vv(&mut self, now: Timestamp, i: usize, vv: &VersionVector, out: &mut Outputs) {
         let peer = &mut self.peers[i];
-        let before = peer.acked.sum();
+        let before = peer.acked.clone();
         peer.acked.merge(vv);
-        if peer.acked.sum() > before || !peer.outstanding() {
-            peer.last_progress = Some(now);
-        }
+        peer.in_flight.acknowledged(&before, &peer.acked, now);
         self.release_replicated(out);
     }
 
@@ -271,14 +261,8 @@ impl Node {
         let grace = self.cfg.repair_after.as_nanos() as i64;
         let peer = &mut self.peers[i];
         // Shipped but unacknowledged for too long: presume it lost and ship it again.
-        if peer.outstanding()
-            && peer
-                .last_progress
-                .is_none_or(|t| elapsed_ns(now, t) >= grace)
-        {
-            peer.sent = peer.acked.clone();
-            peer.last_progress = Some(now);
-        }
+        peer.in_flight
+            .expire(&peer.acked, now, self.cfg.repair_after);
         if peer.ship_after(me) < self.durable.get(me) {
             self.push_own(now, i, out);
         }

@@ -1,9 +1,8 @@
 //! Shipping events to a peer: eager pushes of our own events, reconciliation plans, and
 //! full resyncs by snapshot, sent and received.
 //!
-//! Each peer's `sent` vector remembers what is in flight, so that overlapping requests (a
-//! reconnect, an explicit reconciliation, a forward) do not ship the same events twice;
-//! `repair` forgets it when no acknowledgement arrives within `repair_after`.
+//! Each peer's [`InFlight`](super::in_flight::InFlight) remembers what is in flight, so that
+//! overlapping requests do not ship the same events twice.
 
 use std::sync::Arc;
 
@@ -50,11 +49,8 @@ impl Node {
             return;
         }
         let peer = &mut self.peers[i];
-        if !peer.outstanding() {
-            peer.last_progress = Some(now);
-        }
         for r in &ranges {
-            peer.sent.advance(r.origin, r.upto);
+            peer.in_flight.shipped(r.origin, r.upto, &peer.acked, now);
         }
         let to = peer.id;
         let events = ReconciliationEngine::gather(&self.log, &ranges);
@@ -129,11 +125,10 @@ impl Node {
         };
         let vv = self.ledger.version_vector().clone();
         let peer = &mut self.peers[i];
-        if !peer.outstanding() {
-            peer.last_progress = Some(now);
-        }
         peer.last_snapshot_sent = Some(now);
-        peer.sent.merge(&vv);
+        for (origin, seq) in vv.iter() {
+            peer.in_flight.shipped(origin, seq, &peer.acked, now);
+        }
         tracing::info!(
             node = me.0,
             to = peer.id.0,
