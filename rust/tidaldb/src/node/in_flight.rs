@@ -89,17 +89,10 @@ impl InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::test_support::vv;
 
     fn at(ms: i64) -> Timestamp {
         Timestamp::from_nanos(ms * 1_000_000).unwrap()
-    }
-
-    fn vv(entries: &[(u16, u64)]) -> VersionVector {
-        let mut v = VersionVector::new();
-        for &(o, s) in entries {
-            v.advance(NodeId(o), s);
-        }
-        v
     }
 
     #[test]

@@ -149,25 +149,10 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crdt::HlcTimestamp;
-    use crate::event::{EventBody, EventId, TenantId};
-    use crate::schema::EntityId;
+    use crate::node::test_support::event;
 
     fn run(origin: u16, seqs: std::ops::RangeInclusive<u64>) -> Vec<Event> {
-        seqs.map(|seq| Event {
-            id: EventId {
-                origin: NodeId(origin),
-                seq,
-            },
-            hlc: HlcTimestamp::default(),
-            tenant: TenantId::DEFAULT,
-            body: EventBody::Hide {
-                user: EntityId(1),
-                item: EntityId(seq),
-            },
-            client: None,
-        })
-        .collect()
+        seqs.map(|seq| event(origin, seq)).collect()
     }
 
     #[test]

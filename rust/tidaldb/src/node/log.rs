@@ -164,25 +164,7 @@ impl RetainedLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crdt::HlcTimestamp;
-    use crate::event::{EventBody, EventId, TenantId};
-    use crate::schema::EntityId;
-
-    fn ev(origin: u16, seq: u64) -> Event {
-        Event {
-            id: EventId {
-                origin: NodeId(origin),
-                seq,
-            },
-            hlc: HlcTimestamp::default(),
-            tenant: TenantId::DEFAULT,
-            body: EventBody::Hide {
-                user: EntityId(1),
-                item: EntityId(seq),
-            },
-            client: None,
-        }
-    }
+    use crate::node::test_support::event as ev;
 
     #[test]
     fn keeps_what_some_peer_lacks_up_to_the_bound() {

@@ -15,6 +15,8 @@ mod reconcile;
 mod replication;
 pub mod routing;
 mod shipping;
+#[cfg(test)]
+mod test_support;
 
 pub use admission::ClientOp;
 pub use lag::{LagReading, ReplicationLagGauge, events_behind};

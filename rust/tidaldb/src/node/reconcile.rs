@@ -43,15 +43,7 @@ pub struct ReconciliationEngine;
 impl ReconciliationEngine {
     /// What a replica at `mine` with `log` must ship to a peer at `theirs`.
     pub fn plan(mine: &VersionVector, log: &RetainedLog, theirs: &VersionVector) -> ReconcilePlan {
-        let missing: Vec<LogRange> = mine
-            .iter()
-            .map(|(origin, upto)| LogRange {
-                origin,
-                after: theirs.get(origin),
-                upto,
-            })
-            .filter(|r| !r.is_empty())
-            .collect();
+        let missing = Self::missing(mine, theirs);
         if missing.is_empty() {
             ReconcilePlan::UpToDate
         } else if missing
@@ -62,6 +54,18 @@ impl ReconciliationEngine {
         } else {
             ReconcilePlan::Snapshot { missing }
         }
+    }
+
+    /// The ranges of events in `mine` that `theirs` lacks.
+    pub fn missing(mine: &VersionVector, theirs: &VersionVector) -> Vec<LogRange> {
+        mine.iter()
+            .map(|(origin, upto)| LogRange {
+                origin,
+                after: theirs.get(origin),
+                upto,
+            })
+            .filter(|r| !r.is_empty())
+            .collect()
     }
 
     /// The events of `ranges`, in origin then seq order.
@@ -77,16 +81,7 @@ impl ReconciliationEngine {
     /// has that it lacks (from `log`). Refused, with nothing changed, when some of those
     /// have already left this replica's log; the peer must then pull from us instead.
     pub fn rebuild(snapshot: Ledger, mine: &VersionVector, log: &RetainedLog) -> Result<Ledger> {
-        let theirs = snapshot.version_vector().clone();
-        let ours: Vec<LogRange> = mine
-            .iter()
-            .map(|(origin, upto)| LogRange {
-                origin,
-                after: theirs.get(origin),
-                upto,
-            })
-            .filter(|r| !r.is_empty())
-            .collect();
+        let ours = Self::missing(mine, snapshot.version_vector());
         if let Some(r) = ours.iter().find(|r| !log.covers(r.origin, r.after, r.upto)) {
             return Err(TidalError::Unavailable(format!(
                 "cannot install the peer's snapshot: events {}..={} of origin {} are in neither \
@@ -108,33 +103,7 @@ impl ReconciliationEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crdt::HlcTimestamp;
-    use crate::event::{EventBody, EventId, TenantId};
-    use crate::schema::EntityId;
-
-    fn ev(origin: u16, seq: u64) -> Event {
-        Event {
-            id: EventId {
-                origin: NodeId(origin),
-                seq,
-            },
-            hlc: HlcTimestamp::default(),
-            tenant: TenantId::DEFAULT,
-            body: EventBody::Hide {
-                user: EntityId(1),
-                item: EntityId(seq),
-            },
-            client: None,
-        }
-    }
-
-    fn vv(entries: &[(u16, u64)]) -> VersionVector {
-        let mut v = VersionVector::new();
-        for &(o, s) in entries {
-            v.advance(NodeId(o), s);
-        }
-        v
-    }
+    use crate::node::test_support::{event as ev, vv};
 
     #[test]
     fn ships_exactly_the_missing_ranges_or_asks_for_a_snapshot() {
