@@ -95,13 +95,8 @@ fn two_writers_past_the_log_bound_still_converge_after_a_partition() -> Result<(
     cluster.run_for(Duration::from_secs(1));
     drop(cut);
     cluster.reconcile_all();
-    let r = cluster.await_full_convergence(Duration::from_secs(20));
-    eprintln!(
-        "{}; snapshots installed {}",
-        cluster.divergence_report(),
-        cluster.stats().snapshots_installed
-    );
-    r?;
+    // The error names each replica's version vector if they never converge.
+    cluster.await_full_convergence(Duration::from_secs(20))?;
     Ok(())
 }
 
@@ -125,17 +120,17 @@ fn a_snapshot_install_under_periodic_sync_is_durable_at_once() -> Result<()> {
         cluster.run_for(Duration::from_millis(2));
     }
     cluster.run_for(Duration::from_secs(1));
+    // With the leader down, region 1 must supply the leader's events from a 64-event log:
+    // region 2 gets a snapshot.
+    cluster.crash(RegionId(0), ShardId(0), false)?;
     drop(cut);
-    let r = cluster.await_full_convergence(Duration::from_secs(10));
-    let south = cluster.node(RegionId(2))?;
-    eprintln!(
-        "south vv {:?} durable {:?}; {}; snapshots {}",
-        south.version_vector()?.iter().collect::<Vec<_>>(),
-        south.durable()?.iter().collect::<Vec<_>>(),
-        cluster.divergence_report(),
-        cluster.stats().snapshots_installed
+    cluster.await_full_convergence(Duration::from_secs(10))?;
+    assert!(
+        cluster.stats().snapshots_installed >= 1,
+        "the path under test was taken"
     );
-    r?;
+    let south = cluster.node(RegionId(2))?;
+    assert_eq!(south.durable()?, south.version_vector()?);
     Ok(())
 }
 
@@ -163,7 +158,6 @@ fn the_control_plane_does_not_promote_a_replica_that_went_down() -> Result<()> {
     cluster.crash(RegionId(1), ShardId(0), false)?; // the best follower, 400 ms later
     cluster.run_for(Duration::from_millis(300));
     let decisions = cluster.control_plane().decisions().to_vec();
-    eprintln!("{decisions:?}");
     drop(cut);
     let n1 = cluster.node_id(RegionId(1), ShardId(0))?;
     let promoted_down = decisions
