@@ -71,6 +71,8 @@ struct Run {
     issued: BTreeMap<EventId, Issued>,
     partitions: Vec<NetworkPartition>,
     users: Vec<(EntityId, EntityId)>,
+    /// Writes use `Local` only (the steady phase: replicated waits would pause the load).
+    local_only: bool,
 }
 
 fn random_config(seed: u64, rng: &mut SimRng) -> ClusterConfig {
@@ -131,7 +133,11 @@ impl Run {
         } else {
             now
         };
-        let concern = match self.rng.below(5) {
+        let concern = match if self.local_only {
+            4
+        } else {
+            self.rng.below(5)
+        } {
             0 => WriteConcern::Replicated(1),
             1 => WriteConcern::Replicated(2),
             _ => WriteConcern::Local,
@@ -315,12 +321,68 @@ impl Run {
         Ok(())
     }
 
-    fn quiesce(&mut self) -> Result<(), String> {
+    fn heal_and_restart_all(&mut self) {
         self.partitions.clear();
         self.cluster.heal_all_partitions();
-        for _ in 0..6 {
+        let nodes = self.regions().len() * usize::from(self.cluster.config().shards_per_region);
+        for _ in 0..nodes {
             self.restart_any();
         }
+    }
+
+    /// Liveness under load: partitions healed and every replica up, but links still lossy
+    /// and writes flowing on every replica, with no pause for repair to hide behind. Every
+    /// event its origin had made durable 2 s before the end must by then be everywhere.
+    fn steady(&mut self) -> Result<(), String> {
+        const STEPS: usize = 250;
+        const MARK_AT: usize = 150; // 2 s (100 steps of 20 ms) before the end
+        self.heal_and_restart_all();
+        self.local_only = true;
+        let mut mark: Vec<(RegionId, ShardId, NodeId, u64)> = Vec::new();
+        for step in 0..STEPS {
+            if step == MARK_AT {
+                for r in self.regions() {
+                    for s in 0..self.cluster.config().shards_per_region {
+                        let id = self
+                            .cluster
+                            .node_id(r, ShardId(s))
+                            .map_err(|e| e.to_string())?;
+                        let durable = self
+                            .cluster
+                            .handle(id)
+                            .durable()
+                            .map_err(|e| e.to_string())?;
+                        mark.push((r, ShardId(s), id, durable.get(id)));
+                    }
+                }
+            }
+            self.write()?;
+            self.cluster.run_for(Duration::from_millis(20));
+        }
+        self.local_only = false;
+        for &(_, shard, origin, seq) in &mark {
+            for r in self.regions() {
+                let held = self
+                    .cluster
+                    .version_vector(r, shard)
+                    .map_err(|e| e.to_string())?
+                    .get(origin);
+                if held < seq {
+                    return Err(format!(
+                        "under steady load, region {} holds {held} of origin {}'s events; {seq} \
+                         were durable 2 s earlier ({})",
+                        r.0,
+                        origin.0,
+                        self.cluster.divergence_report()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn quiesce(&mut self) -> Result<(), String> {
+        self.heal_and_restart_all();
         self.cluster.reconcile_all();
         self.cluster
             .await_full_convergence(Duration::from_secs(60))
@@ -452,9 +514,11 @@ fn run_seed(seed: u64, total: &mut Coverage) -> Result<(), String> {
         issued: BTreeMap::new(),
         partitions: Vec::new(),
         users: Vec::new(),
+        local_only: false,
     };
     let actions = 60 + run.rng.below(120) as usize;
     run.schedule(actions)?;
+    run.steady()?;
     run.quiesce()?;
     run.check()?;
     let c = &run.coverage;
@@ -521,6 +585,7 @@ fn a_seed_replays_bit_for_bit() {
             issued: BTreeMap::new(),
             partitions: Vec::new(),
             users: Vec::new(),
+            local_only: false,
         };
         run.schedule(80).expect("schedule runs");
         let stats = run.cluster.stats();
