@@ -77,7 +77,7 @@ struct Run {
 
 fn random_config(seed: u64, rng: &mut SimRng) -> ClusterConfig {
     let latency = Duration::from_millis(1 + rng.below(60));
-    ClusterConfig {
+    let mut config = ClusterConfig {
         seed,
         shards_per_region: 1 + rng.below(2) as u16,
         links: LinkConfig {
@@ -92,15 +92,15 @@ fn random_config(seed: u64, rng: &mut SimRng) -> ClusterConfig {
             SimDurability::Every(Duration::from_millis(5 + rng.below(30)))
         },
         write_timeout: Duration::from_secs(2),
-        // A quarter of the runs keep a tiny log, so peers fall behind it and are resynced
-        // by snapshot.
-        max_retained: if rng.chance(0.25) {
-            16 + rng.below(64) as usize
-        } else {
-            tidaldb::node::DEFAULT_MAX_RETAINED
-        },
         ..ClusterConfig::new(schema())
+    };
+    // A quarter of the runs keep a tiny log, so peers fall behind it and are resynced by
+    // snapshot; their own events too.
+    if rng.chance(0.25) {
+        config.max_retained = 16 + rng.below(64) as usize;
+        config.max_retained_own = config.max_retained;
     }
+    config
 }
 
 impl Run {

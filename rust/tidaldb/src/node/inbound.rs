@@ -71,6 +71,12 @@ impl EarlyRuns {
     pub fn len(&self) -> usize {
         self.len
     }
+
+    fn origins(&self) -> Vec<NodeId> {
+        let mut origins: Vec<NodeId> = self.runs.keys().map(|(o, _)| *o).collect();
+        origins.dedup();
+        origins
+    }
 }
 
 impl Node {
@@ -136,6 +142,11 @@ impl Node {
             return Ok(());
         }
         self.ledger.apply_batch_collect(fresh, Some(applied))?;
+        self.drain_origin(origin, applied)
+    }
+
+    /// Applies the held runs of `origin` that now continue its version vector.
+    fn drain_origin(&mut self, origin: NodeId, applied: &mut Vec<Event>) -> Result<()> {
         loop {
             let next = self.ledger.version_vector().get(origin) + 1;
             let Some(held) = self.early.take_from(origin, next) else {
@@ -143,6 +154,15 @@ impl Node {
             };
             self.ledger.apply_batch_collect(&held, Some(applied))?;
         }
+    }
+
+    /// Applies every held run that now continues its origin (after the version vector
+    /// jumped, as a snapshot install makes it).
+    pub(super) fn drain_early(&mut self, applied: &mut Vec<Event>) -> Result<()> {
+        for origin in self.early.origins() {
+            self.drain_origin(origin, applied)?;
+        }
+        Ok(())
     }
 }
 

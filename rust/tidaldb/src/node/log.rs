@@ -3,17 +3,23 @@
 //! Events from one origin are applied in seq order, so each origin's retained events are one
 //! contiguous run `first..=last`. The run is trimmed from the front once every peer has
 //! acknowledged it, and also when the log passes its bound: a peer that falls further
-//! behind than that gets a snapshot instead of events. The node's own events are exempt
-//! from the bound: no other replica can supply them, and installing a peer's snapshot
-//! replays them on top of it, so they stay until every peer has acknowledged them.
+//! behind than that gets a snapshot instead of events. The node's own events have a
+//! separate, larger bound: no other replica can supply them, and installing a peer's
+//! snapshot replays them on top of it. (Two replicas that both trim their own unshared
+//! events, each writing more than that bound during one partition, cannot resync each
+//! other; the refusal is logged. A state merge of windows would lift this.)
 
 use std::collections::VecDeque;
 
 use crate::event::{Event, VersionVector};
 use crate::schema::NodeId;
 
-/// The default bound on retained events, summed over origins (about 100 MB).
+/// The default bound on retained events relayed from other origins (about 100 MB).
 pub const DEFAULT_MAX_RETAINED: usize = 1 << 20;
+
+/// The default bound on the node's own retained events (about 400 MB): at 25K writes/s,
+/// a peer may be away for almost three minutes before it needs a snapshot.
+pub const DEFAULT_MAX_RETAINED_OWN: usize = 1 << 22;
 
 #[derive(Clone, Debug, Default)]
 struct OriginRun {
@@ -32,16 +38,19 @@ impl OriginRun {
 pub struct RetainedLog {
     runs: Vec<(NodeId, OriginRun)>,
     max_retained: usize,
+    max_own: usize,
     len: usize,
     /// Highest seq per origin trimmed away while a peer still lacked it.
     forced_trims: u64,
 }
 
 impl RetainedLog {
-    pub fn new(max_retained: usize) -> Self {
+    /// `max_retained` bounds relayed events, `max_own` the node's own.
+    pub fn new(max_retained: usize, max_own: usize) -> Self {
         RetainedLog {
             runs: Vec::new(),
             max_retained,
+            max_own,
             len: 0,
             forced_trims: 0,
         }
@@ -126,8 +135,9 @@ impl RetainedLog {
         self.range(origin, seq.saturating_sub(1), seq).next()
     }
 
-    /// Drops what every peer has (`acked_by_all`), then the oldest events beyond the bound,
-    /// never those of `own`.
+    /// Drops what every peer has (`acked_by_all`), then the oldest events beyond the
+    /// bounds: relayed events (longest run first) beyond `max_retained`, and `own`'s
+    /// beyond `max_own`.
     pub fn trim(&mut self, acked_by_all: &VersionVector, own: NodeId) {
         for (origin, run) in &mut self.runs {
             let upto = acked_by_all.get(*origin);
@@ -136,8 +146,9 @@ impl RetainedLog {
                 self.len -= 1;
             }
         }
-        while self.len > self.max_retained {
-            // Trim the longest run first: it belongs to the origin furthest ahead.
+        let own_len = self.run(own).map_or(0, |r| r.events.len());
+        while self.len - own_len > self.max_retained {
+            // The longest run belongs to the origin furthest ahead.
             let Some((_, run)) = self
                 .runs
                 .iter_mut()
@@ -146,11 +157,27 @@ impl RetainedLog {
             else {
                 break;
             };
-            let excess = (self.len - self.max_retained).min(run.events.len());
+            let excess = (self.len - own_len - self.max_retained).min(run.events.len());
             run.events.drain(..excess);
             run.first += excess as u64;
             self.len -= excess;
             self.forced_trims += excess as u64;
+        }
+        if own_len > self.max_own {
+            let excess = own_len - self.max_own;
+            tracing::warn!(
+                node = own.0,
+                excess,
+                "a peer has not acknowledged this node's events for a long time; the oldest \
+                 leave the log, so that peer will need a snapshot"
+            );
+            if let Ok(i) = self.runs.binary_search_by_key(&own, |(o, _)| *o) {
+                let run = &mut self.runs[i].1;
+                run.events.drain(..excess);
+                run.first += excess as u64;
+                self.len -= excess;
+                self.forced_trims += excess as u64;
+            }
         }
     }
 
@@ -168,7 +195,7 @@ mod tests {
 
     #[test]
     fn keeps_what_some_peer_lacks_up_to_the_bound() {
-        let mut log = RetainedLog::new(5);
+        let mut log = RetainedLog::new(5, 3);
         for seq in 1..=4 {
             log.push(&ev(1, seq));
             log.push(&ev(2, seq));
@@ -189,15 +216,12 @@ mod tests {
         assert_eq!(log.get(NodeId(1), 4).map(|e| e.id.seq), Some(4));
         assert!(log.get(NodeId(1), 2).is_none());
 
-        // The node's own events are never trimmed by the bound.
-        log.trim(&VersionVector::new(), NodeId(2));
+        // The node's own events have their own bound (3 here) and do not count against
+        // the relayed events' bound.
         log.push(&ev(2, 5));
         log.trim(&VersionVector::new(), NodeId(2));
-        assert_eq!(log.first_retained(NodeId(2)), Some(2));
-        assert_eq!(
-            log.first_retained(NodeId(1)),
-            Some(4),
-            "origin 1 gives way instead"
-        );
+        assert_eq!(log.first_retained(NodeId(2)), Some(3), "own: 3..=5 kept");
+        assert_eq!(log.first_retained(NodeId(1)), Some(3), "relayed: within 5");
+        assert_eq!(log.len(), 5);
     }
 }

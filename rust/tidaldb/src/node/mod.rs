@@ -20,7 +20,7 @@ mod test_support;
 
 pub use admission::ClientOp;
 pub use lag::{LagReading, ReplicationLagGauge, events_behind};
-pub use log::{DEFAULT_MAX_RETAINED, RetainedLog};
+pub use log::{DEFAULT_MAX_RETAINED, DEFAULT_MAX_RETAINED_OWN, RetainedLog};
 pub use protocol::{
     ControlCommand, Input, Message, NodeReport, Outputs, RequestId, WriteAck, WriteConcern,
     WriteRequest,
@@ -60,9 +60,10 @@ pub struct NodeConfig {
     /// How long an unacknowledged push, or a gap a peer reports, may last before the node
     /// ships the events again (retransmission, and forwarding of other origins' events).
     pub repair_after: Duration,
-    /// Bound on the retained log (see [`RetainedLog`]); the node's own unacknowledged
-    /// events are kept beyond it.
+    /// Bound on the retained log's events relayed from other origins (see [`RetainedLog`]).
     pub max_retained: usize,
+    /// Bound on the retained log's own events, which no other replica can supply.
+    pub max_retained_own: usize,
     /// Events per replication frame at most.
     pub max_frame_events: usize,
 }
@@ -82,6 +83,7 @@ impl Default for NodeConfig {
             peer_timeout: Duration::from_millis(500),
             repair_after: Duration::from_millis(200),
             max_retained: DEFAULT_MAX_RETAINED,
+            max_retained_own: DEFAULT_MAX_RETAINED_OWN,
             max_frame_events: 1 << 16,
         }
     }
@@ -119,7 +121,7 @@ impl Node {
             .map(|p| Peer::new(*p))
             .collect();
         Node {
-            log: RetainedLog::new(cfg.max_retained),
+            log: RetainedLog::new(cfg.max_retained, cfg.max_retained_own),
             durable: ledger.version_vector().clone(),
             role: cfg.role,
             term: 0,

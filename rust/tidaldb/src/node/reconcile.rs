@@ -107,7 +107,7 @@ mod tests {
 
     #[test]
     fn ships_exactly_the_missing_ranges_or_asks_for_a_snapshot() {
-        let mut log = RetainedLog::new(100);
+        let mut log = RetainedLog::new(100, 100);
         for seq in 1..=5 {
             log.push(&ev(1, seq));
         }

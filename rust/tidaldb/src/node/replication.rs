@@ -235,14 +235,20 @@ impl Node {
                     role: self.role,
                 },
             ));
-            let oldest = self
+            // The time of the oldest event the peer lacks, if the log still holds every
+            // origin's next one; otherwise the gauge estimates it from its reports.
+            let lacking: Vec<Option<u64>> = self
                 .ledger
                 .version_vector()
                 .iter()
                 .filter(|(o, seq)| p.acked.get(*o) < *seq)
-                .filter_map(|(o, _)| self.log.get(o, p.acked.get(o) + 1))
-                .map(|e| e.hlc.wall_ns)
-                .min()
+                .map(|(o, _)| self.log.get(o, p.acked.get(o) + 1).map(|e| e.hlc.wall_ns))
+                .collect();
+            let oldest = lacking
+                .iter()
+                .copied()
+                .collect::<Option<Vec<u64>>>()
+                .and_then(|times| times.into_iter().min())
                 .and_then(|ns| Timestamp::from_nanos(ns as i64).ok());
             self.lag
                 .record(p.id, self.ledger.version_vector(), &p.acked, oldest, now);

@@ -184,6 +184,14 @@ impl Node {
                 );
                 out.install_snapshot = true;
                 self.peers[i].ack_owed = true;
+                // Runs held for a gap the snapshot filled can apply now.
+                let before = out.persist.len();
+                if let Err(e) = self.drain_early(&mut out.persist) {
+                    tracing::warn!(node = self.cfg.id.0, error = %e, "held events refused after a snapshot install");
+                }
+                for e in &out.persist[before..] {
+                    self.log.push(e);
+                }
             }
             Ok(false) => {}
             Err(e) => {

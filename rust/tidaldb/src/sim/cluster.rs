@@ -56,8 +56,10 @@ pub struct ClusterConfig {
     /// The concern of `write_signal`.
     pub write_concern: WriteConcern,
     pub timing: Timing,
-    /// Bound on each node's retained log.
+    /// Bound on each node's retained log of relayed events.
     pub max_retained: usize,
+    /// Bound on each node's retained log of its own events.
+    pub max_retained_own: usize,
     /// Virtual time at the start of the run.
     pub start: Timestamp,
     /// How long a replicated write waits for its acknowledgements (virtual time).
@@ -81,6 +83,7 @@ impl ClusterConfig {
             write_concern: WriteConcern::Local,
             timing: Timing::default(),
             max_retained: crate::node::DEFAULT_MAX_RETAINED,
+            max_retained_own: crate::node::DEFAULT_MAX_RETAINED_OWN,
             start: Timestamp::from_nanos(DEFAULT_START_NS).unwrap_or(Timestamp::EPOCH),
             write_timeout: Duration::from_secs(5),
         }
@@ -155,6 +158,7 @@ impl SimulatedCluster {
                     peer_timeout: config.timing.peer_timeout,
                     repair_after: config.timing.repair_after,
                     max_retained: config.max_retained,
+                    max_retained_own: config.max_retained_own,
                     ..NodeConfig::default()
                 });
             }
