@@ -104,6 +104,21 @@ fn random_config(seed: u64, rng: &mut SimRng) -> ClusterConfig {
 }
 
 impl Run {
+    /// A run of `seed`: its cluster and schedule both come from the seed alone.
+    fn new(seed: u64) -> Result<Run, String> {
+        let mut rng = SimRng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xA5A5);
+        let config = random_config(seed, &mut rng);
+        Ok(Run {
+            coverage: Coverage::default(),
+            cluster: SimulatedCluster::build(config).map_err(|e| e.to_string())?,
+            rng,
+            issued: BTreeMap::new(),
+            partitions: Vec::new(),
+            users: Vec::new(),
+            local_only: false,
+        })
+    }
+
     fn regions(&self) -> Vec<RegionId> {
         self.cluster.regions().to_vec()
     }
@@ -503,19 +518,8 @@ impl Run {
 }
 
 fn run_seed(seed: u64, total: &mut Coverage) -> Result<(), String> {
-    let mut rng = SimRng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xA5A5);
-    let config = random_config(seed, &mut rng);
-    let cluster = SimulatedCluster::build(config).map_err(|e| e.to_string())?;
-    let start = cluster.now();
-    let mut run = Run {
-        coverage: Coverage::default(),
-        cluster,
-        rng,
-        issued: BTreeMap::new(),
-        partitions: Vec::new(),
-        users: Vec::new(),
-        local_only: false,
-    };
+    let mut run = Run::new(seed)?;
+    let start = run.cluster.now();
     let actions = 60 + run.rng.below(120) as usize;
     run.schedule(actions)?;
     run.steady()?;
@@ -576,17 +580,7 @@ fn random_schedules_converge_to_the_acknowledged_writes() {
 #[test]
 fn a_seed_replays_bit_for_bit() {
     let fingerprint = |seed| {
-        let mut rng = SimRng::new(seed);
-        let cluster = SimulatedCluster::build(random_config(seed, &mut rng)).expect("builds");
-        let mut run = Run {
-            coverage: Coverage::default(),
-            cluster,
-            rng,
-            issued: BTreeMap::new(),
-            partitions: Vec::new(),
-            users: Vec::new(),
-            local_only: false,
-        };
+        let mut run = Run::new(seed).expect("builds");
         run.schedule(80).expect("schedule runs");
         let stats = run.cluster.stats();
         let vv: Vec<_> = run
