@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use common::{T0, ts};
 use tidaldb::ledger::Ledger;
+use tidaldb::node::PeerAddr;
 use tidaldb::node::{
     ClientOp, ControlCommand, Input, Message, Node, NodeConfig, NodeRole, Outputs, ReconcilePlan,
     ReconciliationEngine, WriteAck, WriteConcern, WriteRequest,
 };
-use tidaldb::{DecaySpec, EntityId, EntityKind, NodeId, Schema, Timestamp};
+use tidaldb::{DecaySpec, EntityId, EntityKind, NodeId, RegionId, Schema, Timestamp};
 
 fn schema() -> Arc<Schema> {
     Arc::new(
@@ -33,7 +34,10 @@ fn schema() -> Arc<Schema> {
 fn node(id: u16, peers: &[u16]) -> Node {
     let cfg = NodeConfig {
         id: NodeId(id),
-        peers: peers.iter().map(|p| NodeId(*p)).collect(),
+        peers: peers
+            .iter()
+            .map(|p| PeerAddr::new(NodeId(*p), RegionId(*p)))
+            .collect(),
         role: NodeRole::Follower,
         ..NodeConfig::default()
     };

@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{T0, ts};
 
-use tidaldb::node::{NodeConfig, NodeRole, WriteConcern};
+use tidaldb::node::{NodeConfig, NodeRole, PeerAddr, WriteConcern};
 use tidaldb::runtime::{InProcessTransportFactory, PartitionHandle};
-use tidaldb::{Durability, EntityId, NodeId, Retrieve, Schema, TidalDb, TidalError, Timestamp};
+use tidaldb::{
+    Durability, EntityId, NodeId, RegionId, Retrieve, Schema, TidalDb, TidalError, Timestamp,
+};
 
 const SEC: i64 = 1_000_000_000;
 const HALF_LIFE_S: f64 = 3600.0;
@@ -34,7 +36,9 @@ fn config(id: u16) -> NodeConfig {
         } else {
             NodeRole::Follower
         },
-        peers: (0..3).map(NodeId).collect(),
+        peers: (0..3)
+            .map(|n| PeerAddr::new(NodeId(n), RegionId(n)))
+            .collect(),
         heartbeat_interval: Duration::from_millis(20),
         peer_timeout: Duration::from_millis(250),
         repair_after: Duration::from_millis(100),
@@ -237,6 +241,8 @@ async fn batched_followers_converge_bit_identically() {
     followers_converge_bit_identically(Storage::Disk(batched)).await;
 }
 
+/// Whether `db`'s queries say they are degraded; a degraded answer must name the replicas
+/// it could not hear, and only then is it degraded.
 fn degraded(db: &TidalDb) -> bool {
     let q = Retrieve::builder()
         .candidates((0..ENTITIES).map(EntityId))
@@ -247,6 +253,7 @@ fn degraded(db: &TidalDb) -> bool {
     let r = db.retrieve(&q).unwrap();
     assert_eq!(r.stats.shards_reached, vec![tidaldb::ShardId(0)]);
     assert!(r.stats.shards_unreachable.is_empty());
+    assert_eq!(r.stats.degraded, !r.stats.replicas_unreachable.is_empty());
     r.stats.degraded
 }
 
@@ -286,6 +293,18 @@ async fn a_partitioned_follower_is_degraded_and_catches_up_on_heal() {
         c.dbs[2].events_applied().unwrap(),
         100,
         "an isolated replica received writes"
+    );
+    let q = Retrieve::builder()
+        .candidates([EntityId(0)])
+        .rank_by(&[("view", 1.0)])
+        .build()
+        .unwrap();
+    let unreachable = c.dbs[2].retrieve(&q).unwrap().stats.replicas_unreachable;
+    let regions: Vec<u16> = unreachable.iter().map(|r| r.region.0).collect();
+    assert_eq!(
+        regions,
+        vec![0, 1],
+        "the isolated node names both replicas it cannot hear"
     );
     assert!(c.net.dropped() > 0);
     assert_scores(&c, &[1], 200);

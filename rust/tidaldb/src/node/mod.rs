@@ -34,10 +34,25 @@ use crate::crdt::{HlcTimestamp, HybridClock};
 use crate::error::{Result, TidalError};
 use crate::event::{ClientTag, Event, EventId, TenantId, VersionVector};
 use crate::ledger::Ledger;
+use crate::query::ReplicaAddr;
 use crate::schema::{NodeId, RegionId, ShardId, Timestamp};
 
 use inbound::EarlyRuns;
 use replication::{Awaiting, Peer};
+
+/// Another replica of this node's shard: its id, and the region it lives in (which names
+/// it in degraded queries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr {
+    pub node: NodeId,
+    pub region: RegionId,
+}
+
+impl PeerAddr {
+    pub fn new(node: NodeId, region: RegionId) -> Self {
+        PeerAddr { node, region }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -47,7 +62,7 @@ pub struct NodeConfig {
     pub role: NodeRole,
     pub tenant: TenantId,
     /// The other replicas of this shard.
-    pub peers: Vec<NodeId>,
+    pub peers: Vec<PeerAddr>,
     /// How far ahead of the local clock a remote HLC may be before it is refused.
     pub max_clock_drift: Duration,
     /// How far ahead of the node's clock a client-given event timestamp may be.
@@ -117,8 +132,8 @@ impl Node {
         let peers = cfg
             .peers
             .iter()
-            .filter(|p| **p != cfg.id)
-            .map(|p| Peer::new(*p))
+            .filter(|p| p.node != cfg.id)
+            .map(|p| Peer::new(p.node, p.region))
             .collect();
         Node {
             log: RetainedLog::new(cfg.max_retained, cfg.max_retained_own),
@@ -194,6 +209,19 @@ impl Node {
             .iter()
             .filter(|p| !p.reachable(now, self.cfg.peer_timeout))
             .map(|p| p.id)
+            .collect()
+    }
+
+    /// The replicas not heard from within `peer_timeout`, named for query stats: the
+    /// writes they took since may be missing here.
+    pub fn unreachable_replicas(&self, now: Timestamp) -> Vec<ReplicaAddr> {
+        self.peers
+            .iter()
+            .filter(|p| !p.reachable(now, self.cfg.peer_timeout))
+            .map(|p| ReplicaAddr {
+                region: p.region,
+                shard: self.cfg.shard,
+            })
             .collect()
     }
 

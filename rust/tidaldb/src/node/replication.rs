@@ -14,12 +14,13 @@ use super::in_flight::InFlight;
 use super::reconcile::LogRange;
 use super::{Message, Node, NodeReport, NodeRole, Outputs, RequestId, WriteAck};
 use crate::event::{EventId, VersionVector};
-use crate::schema::{NodeId, Timestamp};
+use crate::schema::{NodeId, RegionId, Timestamp};
 
 /// What this node knows about one peer.
 #[derive(Debug)]
 pub(super) struct Peer {
     pub id: NodeId,
+    pub region: RegionId,
     /// The peer's durable version vector as last reported; reports only raise it, because
     /// a peer never loses what it has made durable.
     pub acked: VersionVector,
@@ -34,9 +35,10 @@ pub(super) struct Peer {
 }
 
 impl Peer {
-    pub fn new(id: NodeId) -> Self {
+    pub fn new(id: NodeId, region: RegionId) -> Self {
         Peer {
             id,
+            region,
             acked: VersionVector::new(),
             in_flight: InFlight::default(),
             last_heard: None,

@@ -142,7 +142,7 @@ impl TidalDbBuilder {
     }
 
     fn check_cluster(&self) -> Result<()> {
-        let peers = self.node.peers.iter().any(|p| *p != self.node.id);
+        let peers = self.node.peers.iter().any(|p| p.node != self.node.id);
         match &self.transport {
             None if peers => Err(TidalError::InvalidArgument {
                 name: "transport",

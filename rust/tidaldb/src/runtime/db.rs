@@ -376,7 +376,8 @@ impl TidalDb {
             let st = self.lock()?;
             let now = Timestamp::now();
             let mut r = query::execute(st.node.ledger(), q, now, st.node.config().shard)?;
-            r.stats.degraded = !st.node.unreachable_peers(now).is_empty();
+            r.stats.replicas_unreachable = st.node.unreachable_replicas(now);
+            r.stats.degraded = !r.stats.replicas_unreachable.is_empty();
             r
         };
         results.stats.elapsed = started.elapsed();

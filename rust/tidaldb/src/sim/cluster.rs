@@ -12,10 +12,10 @@ use crate::control::{ControlPlane, Replica};
 use crate::error::{Result, TidalError};
 use crate::event::{ClientTag, VersionVector};
 use crate::node::{
-    ClientOp, Input, Node, NodeConfig, NodeRole, RoutingStrategy, ShardRouter, WriteAck,
+    ClientOp, Input, Node, NodeConfig, NodeRole, PeerAddr, RoutingStrategy, ShardRouter, WriteAck,
     WriteConcern,
 };
-use crate::query::{self, ReplicaAddr, Results, Retrieve};
+use crate::query::{self, Results, Retrieve};
 use crate::schema::{EntityId, NodeId, RegionId, Schema, ShardId, Timestamp};
 
 /// Protocol timings, all in virtual time.
@@ -152,7 +152,7 @@ impl SimulatedCluster {
                     },
                     peers: (0..regions.len())
                         .filter(|&o| o != r)
-                        .map(|o| id_of(o, s))
+                        .map(|o| PeerAddr::new(id_of(o, s), regions[o]))
                         .collect(),
                     heartbeat_interval: config.timing.heartbeat_interval,
                     peer_timeout: config.timing.peer_timeout,
@@ -368,12 +368,8 @@ impl SimulatedCluster {
             st.candidates_after_filter += r.stats.candidates_after_filter;
             st.hidden_filtered += r.stats.hidden_filtered;
             st.shards_reached.push(shard);
-            for peer in node.unreachable_peers(sim.now) {
-                st.replicas_unreachable.push(ReplicaAddr {
-                    region: sim.region_of(peer),
-                    shard,
-                });
-            }
+            st.replicas_unreachable
+                .extend(node.unreachable_replicas(sim.now));
         }
         query::top_k(&mut merged.items, q.limit());
         let st = &mut merged.stats;

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::event::{ClientTag, VersionVector};
 use crate::ledger::WindowReading;
 use crate::node::{ClientOp, NodeRole, WriteAck, WriteConcern};
-use crate::query::{self, ReplicaAddr, Results, Retrieve};
+use crate::query::{self, Results, Retrieve};
 use crate::schema::{EntityId, NodeId, RegionId, Timestamp, Window};
 
 /// A handle on one replica of a [`SimulatedCluster`].
@@ -125,12 +125,7 @@ impl SimNodeRef {
         let node = sim.node(self.id)?;
         let shard = node.config().shard;
         let mut r = query::execute(node.ledger(), q, sim.now, shard)?;
-        for peer in node.unreachable_peers(sim.now) {
-            let region = sim.region_of(peer);
-            r.stats
-                .replicas_unreachable
-                .push(ReplicaAddr { region, shard });
-        }
+        r.stats.replicas_unreachable = node.unreachable_replicas(sim.now);
         r.stats.degraded = !r.stats.replicas_unreachable.is_empty();
         Ok(r)
     }
