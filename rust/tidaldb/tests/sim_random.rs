@@ -10,7 +10,8 @@
 //!   window count equals their number.
 //!
 //! `make test` runs 200 seeds. More: `TIDALDB_SIM_SEEDS=10000 cargo test --release -p
-//! tidaldb --test sim_random`. Replay one: `TIDALDB_SIM_SEED=<n> cargo test -p tidaldb
+//! tidaldb --test sim_random`; add `TIDALDB_SIM_STRESS=1` for harsher links (20-30% loss,
+//! duplication, early repair) and up to 3 shards. Replay one: `TIDALDB_SIM_SEED=<n> cargo test -p tidaldb
 //! --test sim_random -- --nocapture`.
 
 mod common;
@@ -101,6 +102,14 @@ fn random_config(seed: u64, rng: &mut SimRng) -> ClusterConfig {
     if rng.chance(0.25) {
         config.max_retained = 16 + rng.below(64) as usize;
         config.max_retained_own = 4 * config.max_retained;
+    }
+    if std::env::var_os("TIDALDB_SIM_STRESS").is_some() {
+        // Harsher than the default mix: very lossy, duplicating links, up to 3 shards, and
+        // repair that fires before acknowledgements can arrive.
+        config.shards_per_region = 1 + rng.below(3) as u16;
+        config.links.loss = [0.2, 0.25, 0.3][rng.below(3) as usize];
+        config.links.duplicate = [0.05, 0.2][rng.below(2) as usize];
+        config.timing.repair_after = Duration::from_millis(20 + rng.below(100));
     }
     config
 }
