@@ -7,6 +7,8 @@
 //!
 //! Every run is reproducible: the cluster seed is fixed per test.
 
+mod common;
+
 use std::time::Duration;
 
 use tidaldb::node::{WriteAck, WriteConcern};
@@ -20,14 +22,7 @@ const VIEW_HALF_LIFE_NS: f64 = 7.0 * 24.0 * 3600.0 * 1e9;
 const REGIONS: [RegionId; 3] = [RegionId(0), RegionId(1), RegionId(2)];
 
 fn m8_schema() -> Schema {
-    Schema::builder()
-        .signal(
-            "view",
-            EntityKind::Item,
-            DecaySpec::Exponential {
-                half_life: Duration::from_secs(7 * 24 * 3600),
-            },
-        )
+    common::view_signal(Duration::from_secs(7 * 24 * 3600))
         .windows(&[Window::OneHour, Window::TwentyFourHours])
         .add()
         .signal(

@@ -13,18 +13,11 @@ use tidaldb::node::{
     ClientOp, ControlCommand, Input, Message, Node, NodeConfig, NodeRole, Outputs, ReconcilePlan,
     ReconciliationEngine, WriteAck, WriteConcern, WriteRequest,
 };
-use tidaldb::{DecaySpec, EntityId, EntityKind, NodeId, RegionId, Schema, Timestamp};
+use tidaldb::{EntityId, NodeId, RegionId, Schema, Timestamp};
 
 fn schema() -> Arc<Schema> {
     Arc::new(
-        Schema::builder()
-            .signal(
-                "view",
-                EntityKind::Item,
-                DecaySpec::Exponential {
-                    half_life: Duration::from_secs(3600),
-                },
-            )
+        common::view_signal(Duration::from_secs(3600))
             .add()
             .build()
             .unwrap(),

@@ -15,14 +15,7 @@ use tidaldb::{
 const HOUR: i64 = 3_600_000_000_000;
 
 fn db() -> TidalDb {
-    let schema = Schema::builder()
-        .signal(
-            "view",
-            EntityKind::Item,
-            DecaySpec::Exponential {
-                half_life: Duration::from_secs(6 * 3600),
-            },
-        )
+    let schema = common::view_signal(Duration::from_secs(6 * 3600))
         .windows(&[Window::OneHour, Window::TwentyFourHours])
         .velocity(true)
         .add()

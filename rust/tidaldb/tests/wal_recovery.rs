@@ -17,14 +17,7 @@ use tidaldb::{
 const SEC: i64 = 1_000_000_000;
 
 fn schema() -> Schema {
-    Schema::builder()
-        .signal(
-            "view",
-            EntityKind::Item,
-            DecaySpec::Exponential {
-                half_life: Duration::from_secs(3600),
-            },
-        )
+    common::view_signal(Duration::from_secs(3600))
         .windows(&[Window::OneHour, Window::TwentyFourHours])
         .velocity(true)
         .add()
