@@ -14,6 +14,7 @@ seconds as floats. Rust ``tracing`` events arrive on the ``logging`` logger ``ti
 from __future__ import annotations
 
 from tidaldb.exceptions import (
+    Conflict,
     Corruption,
     InvalidArgument,
     NotFound,
@@ -41,5 +42,6 @@ __all__ = [
     "ReadOnly",
     "QuotaExceeded",
     "Timeout",
+    "Conflict",
     "__version__",
 ]

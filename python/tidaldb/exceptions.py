@@ -17,6 +17,7 @@ __all__ = [
     "ReadOnly",
     "QuotaExceeded",
     "Timeout",
+    "Conflict",
 ]
 
 
@@ -59,3 +60,8 @@ class QuotaExceeded(TidalError):
 
 class Timeout(TidalError, TimeoutError):
     """The operation did not complete in time."""
+
+
+class Conflict(TidalError):
+    """The request conflicts with the cluster's state: a tenant registered twice, or a
+    second migration of a tenant that is already migrating."""

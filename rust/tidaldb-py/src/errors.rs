@@ -16,6 +16,8 @@ static NOT_FOUND: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static CORRUPTION: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static UNAVAILABLE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static TIMEOUT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static QUOTA_EXCEEDED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static CONFLICT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 const MODULE: &str = "tidaldb.exceptions";
 
@@ -30,6 +32,8 @@ pub fn to_py(py: Python<'_>, err: TidalError) -> PyErr {
         // file and the operation, which is what the caller needs to act on it.
         ErrorKind::Io | ErrorKind::Unavailable => (&UNAVAILABLE, "Unavailable"),
         ErrorKind::Timeout => (&TIMEOUT, "Timeout"),
+        ErrorKind::QuotaExceeded => (&QUOTA_EXCEEDED, "QuotaExceeded"),
+        ErrorKind::Conflict => (&CONFLICT, "Conflict"),
     };
     let message = err.to_string();
     match cell.import(py, MODULE, name) {

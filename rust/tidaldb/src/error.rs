@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::event::TenantId;
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = TidalError> = std::result::Result<T, E>;
 
@@ -24,6 +26,11 @@ pub enum ErrorKind {
     Unavailable,
     /// A deadline passed before the operation completed (convergence, a replicated write).
     Timeout,
+    /// A tenant's quota would be exceeded; nothing was written.
+    QuotaExceeded,
+    /// The request conflicts with the cluster's state (a tenant registered twice, a second
+    /// migration of a tenant that is migrating).
+    Conflict,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +135,18 @@ pub enum TidalError {
 
     #[error("not found: {0}")]
     NotFound(String),
+
+    #[error("{0}")]
+    QuotaExceeded(crate::tenancy::QuotaBreach),
+
+    #[error("invalid configuration of tenant {tenant}: {reason}")]
+    InvalidTenantConfig { tenant: TenantId, reason: String },
+
+    #[error("unknown tenant {0}; register it first")]
+    UnknownTenant(TenantId),
+
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 impl TidalError {
@@ -152,7 +171,10 @@ impl TidalError {
             Io { .. } => ErrorKind::Io,
             Unavailable(_) => ErrorKind::Unavailable,
             Timeout(_) => ErrorKind::Timeout,
-            NotFound(_) => ErrorKind::NotFound,
+            NotFound(_) | UnknownTenant(_) => ErrorKind::NotFound,
+            QuotaExceeded(_) => ErrorKind::QuotaExceeded,
+            InvalidTenantConfig { .. } => ErrorKind::InvalidArgument,
+            Conflict(_) => ErrorKind::Conflict,
         }
     }
 

@@ -30,6 +30,7 @@ pub mod query;
 pub mod runtime;
 pub mod schema;
 pub mod sim;
+pub mod tenancy;
 pub mod wal;
 
 pub use error::{ErrorKind, Result, TidalError};

@@ -67,6 +67,9 @@ pub struct Ledger {
     vv: VersionVector,
     /// Events that arrived ahead of a gap, keyed so that one origin's run is contiguous.
     pending: BTreeMap<(NodeId, u64), Event>,
+    /// Distinct entities over all signals, kept only when there is more than one signal
+    /// (with one, it is that signal's entity count).
+    distinct_entities: u64,
 }
 
 impl Ledger {
@@ -79,6 +82,7 @@ impl Ledger {
             clients: ClientTable::default(),
             vv: VersionVector::new(),
             pending: BTreeMap::new(),
+            distinct_entities: 0,
         }
     }
 
@@ -189,9 +193,15 @@ impl Ledger {
                 run.push((entity, weight, ts, e.id.seq));
             }
         }
-        for (ledger, run) in self.signals.iter_mut().zip(&runs) {
-            if !run.is_empty() {
+        for (i, run) in runs.iter().enumerate() {
+            if let Some(ledger) = self.signals.get_mut(i)
+                && !run.is_empty()
+            {
+                let before = ledger.entity_count();
                 ledger.apply_run(origin, run);
+                if ledger.entity_count() > before {
+                    self.count_new_entities(i, before);
+                }
             }
         }
         let last = start + events.len() as u64 - 1;
@@ -246,7 +256,11 @@ impl Ledger {
         if let Some((signal, entity, weight, ts)) = self.apply_hides(event)
             && let Some(s) = self.signals.get_mut(signal.0 as usize)
         {
+            let before = s.entity_count();
             s.apply(event.id, entity, weight, ts);
+            if s.entity_count() > before {
+                self.count_new_entities(signal.0 as usize, before);
+            }
         }
         self.vv.advance(event.id.origin, event.id.seq);
     }
@@ -404,6 +418,67 @@ impl Ledger {
             clients,
             vv,
             pending: BTreeMap::new(),
+            distinct_entities: 0,
         }
+        .with_distinct_entities_counted()
+    }
+
+    fn with_distinct_entities_counted(mut self) -> Self {
+        if self.signals.len() > 1 {
+            let all: rustc_hash::FxHashSet<EntityId> = self
+                .signals
+                .iter()
+                .flat_map(|s| s.entities().iter().copied())
+                .collect();
+            self.distinct_entities = all.len() as u64;
+        }
+        self
+    }
+
+    /// Distinct entities that carry any signal: what the `max_entities` quota counts.
+    pub fn distinct_entities(&self) -> u64 {
+        match self.signals.as_slice() {
+            [one] => one.entity_count() as u64,
+            _ => self.distinct_entities,
+        }
+    }
+
+    /// True when some signal has an event for `entity`.
+    pub fn holds_entity(&self, entity: EntityId) -> bool {
+        self.signals.iter().any(|s| s.holds(entity))
+    }
+
+    /// Counts the entities signal `signal` created since it held `before`, that no other
+    /// signal holds. Called after each signal's events, so an entity is counted once.
+    fn count_new_entities(&mut self, signal: usize, before: usize) {
+        if self.signals.len() < 2 {
+            return;
+        }
+        let Some(created) = self.signals.get(signal).map(|s| &s.entities()[before..]) else {
+            return;
+        };
+        let fresh = created
+            .iter()
+            .filter(|e| {
+                self.signals
+                    .iter()
+                    .enumerate()
+                    .all(|(i, s)| i == signal || !s.holds(**e))
+            })
+            .count();
+        self.distinct_entities += fresh as u64;
+    }
+
+    /// Applied events of `signal`, over every entity. Only windowed signals keep counts.
+    pub fn total_signal_count(&self, signal: SignalIdx) -> Result<u64> {
+        self.signal_ledger(signal)?
+            .total_count()
+            .ok_or_else(|| TidalError::InvalidArgument {
+                name: "signal",
+                reason: format!(
+                    "signal {:?} declares no windows, so it keeps no event counts",
+                    self.signal_name(signal)
+                ),
+            })
     }
 }

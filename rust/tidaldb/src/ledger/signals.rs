@@ -265,4 +265,29 @@ impl SignalLedger {
     pub fn entity_count(&self) -> usize {
         self.slots.len()
     }
+
+    pub fn holds(&self, entity: EntityId) -> bool {
+        self.slots.find(entity).is_some()
+    }
+
+    /// Entities in the order their slots were created: `entities()[n..]` are the ones
+    /// created since the count was `n`.
+    pub fn entities(&self) -> &[EntityId] {
+        self.slots.keys()
+    }
+
+    /// Applied events over every entity, from the all-time window totals; `None` when
+    /// the signal keeps no windows.
+    pub fn total_count(&self) -> Option<u64> {
+        if self.windows.is_empty() {
+            return None;
+        }
+        Some(
+            self.window_sets
+                .iter()
+                .filter_map(|w| w.read(&self.windows, Window::AllTime, 0).ok())
+                .map(|r| r.count)
+                .sum(),
+        )
+    }
 }

@@ -7,6 +7,7 @@ use crate::error::{Result, TidalError};
 use crate::event::EventBody;
 use crate::ledger::{Ledger, validate_weight};
 use crate::schema::{EntityId, SignalIdx, Timestamp};
+use crate::tenancy::{TenantQuotas, TenantUsage};
 
 /// A write as a client asks for it, before it has an id.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -67,4 +68,34 @@ fn check_not_future(max_skew: Duration, now: Timestamp, ts: Timestamp) -> Result
         });
     }
     Ok(ts)
+}
+
+/// The tenant's quotas for a write of `ops`, all of them already admitted. Runs before
+/// anything is stamped, so a refused write leaves no event, no seq and no token spent on
+/// a write that a hard cap refuses.
+pub(super) fn check_quotas(
+    quotas: &TenantQuotas,
+    ledger: &Ledger,
+    now: Timestamp,
+    ops: &[ClientOp],
+) -> Result<()> {
+    let usage = TenantUsage {
+        entities: ledger.distinct_entities(),
+        events: ledger.version_vector().sum(),
+    };
+    let new_entities = if quotas.limits_entities() {
+        let mut fresh: smallvec::SmallVec<[EntityId; 8]> = smallvec::SmallVec::new();
+        for op in ops {
+            if let ClientOp::Signal { entity, .. } = op
+                && !ledger.holds_entity(*entity)
+                && !fresh.contains(entity)
+            {
+                fresh.push(*entity);
+            }
+        }
+        fresh.len() as u64
+    } else {
+        0
+    };
+    quotas.admit(now, usage, ops.len() as u64, new_entities)
 }

@@ -28,6 +28,7 @@ pub use protocol::{
 pub use reconcile::{LogRange, ReconcilePlan, ReconciliationEngine};
 pub use routing::{NodeRole, RangeTable, RoutingStrategy, ShardRouter};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::crdt::{HlcTimestamp, HybridClock};
@@ -36,6 +37,7 @@ use crate::event::{ClientTag, Event, EventId, TenantId, VersionVector};
 use crate::ledger::Ledger;
 use crate::query::ReplicaAddr;
 use crate::schema::{NodeId, RegionId, ShardId, Timestamp};
+use crate::tenancy::TenantQuotas;
 
 use inbound::EarlyRuns;
 use replication::{Awaiting, Peer};
@@ -81,6 +83,8 @@ pub struct NodeConfig {
     pub max_retained_own: usize,
     /// Events per replication frame at most.
     pub max_frame_events: usize,
+    /// The tenant's quotas, checked at admission; `None` admits without limits.
+    pub quotas: Option<Arc<TenantQuotas>>,
 }
 
 impl Default for NodeConfig {
@@ -100,6 +104,7 @@ impl Default for NodeConfig {
             max_retained: DEFAULT_MAX_RETAINED,
             max_retained_own: DEFAULT_MAX_RETAINED_OWN,
             max_frame_events: 1 << 16,
+            quotas: None,
         }
     }
 }
@@ -344,6 +349,9 @@ impl Node {
         if let [op] = ops {
             // The common single write, without a temporary vector.
             let body = admission::admit(&self.ledger, skew, now, *op)?;
+            if let Some(q) = &self.cfg.quotas {
+                admission::check_quotas(q, &self.ledger, now, ops)?;
+            }
             let event = self.next_event(now, 0, body, tag);
             // Admission validated the body, and the seq is the next in order, so this applies.
             let _ = self.ledger.apply(&event);
@@ -351,6 +359,13 @@ impl Node {
             return Ok(());
         }
         let start = events.len();
+        if let Some(q) = &self.cfg.quotas {
+            // Every op must be valid before the quota spends anything on the batch.
+            for op in ops {
+                admission::admit(&self.ledger, skew, now, *op)?;
+            }
+            admission::check_quotas(q, &self.ledger, now, ops)?;
+        }
         for (i, op) in ops.iter().enumerate() {
             match admission::admit(&self.ledger, skew, now, *op) {
                 Ok(body) => {
