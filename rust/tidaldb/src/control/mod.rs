@@ -1,24 +1,101 @@
-//! The control plane: topology, the leader of each shard, health and lag.
+//! The control plane: topology, tenants and their placement, the leader of each replica
+//! group, drained hosts, migrations, and health.
 //!
-//! It is a deterministic state machine. Nodes report to it on every heartbeat; `tick`
-//! decides failovers and answers with [`ControlCommand`]s for the driver to deliver. Every
-//! decision is appended to a command log, the seam where a consensus engine will later
-//! replicate the control plane across machines.
+//! It is a deterministic state machine over [`Command`]s. Everything that changes its
+//! state (a tenant registered, a replica added or removed, a leader promoted, a host
+//! drained, a migration step) is a command, validated and then appended to the command
+//! log, so replaying the log onto the initial control plane rebuilds the same state: the
+//! seam where a consensus engine will later replicate it across machines. Heartbeat
+//! reports are observations, not commands: they feed health, lag and elections.
 
+mod election;
+mod health;
+mod migration;
+
+pub use health::{ClusterHealth, RegionHealth, RegionStatus, ReplicaHealth, TenantStatus};
+pub use migration::{MigrationRecord, MigrationState};
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::event::VersionVector;
-use crate::node::{ControlCommand, LagReading, NodeReport, NodeRole, ReplicationLagGauge};
+use crate::error::{Result, TidalError};
+use crate::event::{TenantId, VersionVector};
+use crate::node::{LagReading, NodeReport, ReplicationLagGauge};
 use crate::schema::{NodeId, RegionId, ShardId, Timestamp};
+use crate::tenancy::{ClusterTopology, ShardAssignment, TenantConfig, TenantRouter};
 
-/// One replica in the topology.
+/// One replica: a tenant's copy of a shard, on the host `(region, shard)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Replica {
     pub node: NodeId,
     pub region: RegionId,
     pub shard: ShardId,
+    pub tenant: TenantId,
+}
+
+impl Replica {
+    pub fn host(&self) -> ShardAssignment {
+        ShardAssignment {
+            shard_id: self.shard,
+            region_id: self.region,
+        }
+    }
+
+    pub fn group(&self) -> GroupId {
+        GroupId {
+            tenant: self.tenant,
+            shard: self.shard,
+        }
+    }
+}
+
+/// A replica group: every copy of one tenant's shard. Leadership and terms are per group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct GroupId {
+    pub tenant: TenantId,
+    pub shard: ShardId,
+}
+
+/// Everything that changes the control plane's state.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum Command {
+    RegisterTenant(TenantConfig),
+    /// A replica joins its group; `lead` makes it the leader of a group that has none.
+    AddReplica {
+        replica: Replica,
+        lead: bool,
+    },
+    RemoveReplica(NodeId),
+    /// `node` leads its group in the next term.
+    Promote {
+        group: GroupId,
+        node: NodeId,
+    },
+    /// The group has no replica fit to lead.
+    Demote {
+        group: GroupId,
+    },
+    /// Stop routing to a host and move its leaderships away.
+    Drain(ShardAssignment),
+    Rejoin(ShardAssignment),
+    BeginMigration {
+        tenant: TenantId,
+        source: ShardAssignment,
+        target: ShardAssignment,
+    },
+    AdvanceMigration {
+        tenant: TenantId,
+        to: MigrationState,
+        target_node: Option<NodeId>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LoggedCommand {
+    pub at_ns: i64,
+    pub command: Command,
 }
 
 /// A decision the control plane made, in the order made.
@@ -39,11 +116,14 @@ struct Member {
     replica: Replica,
     last_heard: Option<Timestamp>,
     last_report: Option<NodeReport>,
+    /// Events per second over the last full second of reports.
+    throughput: f64,
+    rate_mark: Option<(Timestamp, u64)>,
 }
 
-#[derive(Clone, Debug)]
-struct ShardLeadership {
-    shard: ShardId,
+#[derive(Clone, Debug, Serialize)]
+struct Leadership {
+    group: GroupId,
     leader: Option<NodeId>,
     term: u64,
 }
@@ -51,51 +131,257 @@ struct ShardLeadership {
 #[derive(Clone, Debug)]
 pub struct ControlPlane {
     members: Vec<Member>,
-    shards: Vec<ShardLeadership>,
+    groups: Vec<Leadership>,
     election_timeout: Duration,
     lag: ReplicationLagGauge,
     decisions: Vec<Decision>,
     started: Option<Timestamp>,
+    router: TenantRouter,
+    drained: BTreeSet<ShardAssignment>,
+    migrations: BTreeMap<TenantId, MigrationRecord>,
+    log: Vec<LoggedCommand>,
 }
 
 impl ControlPlane {
-    /// `leaders` names each shard's first leader; every shard starts in term 1.
+    /// The default tenant's `replicas` (every host of the topology), and each shard's
+    /// first leader; every group starts in term 1.
     pub fn new(
         replicas: Vec<Replica>,
         leaders: &[(ShardId, NodeId)],
         election_timeout: Duration,
     ) -> Self {
-        let mut shards: Vec<ShardLeadership> = replicas
-            .iter()
-            .map(|r| r.shard)
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .map(|shard| ShardLeadership {
-                shard,
-                leader: leaders.iter().find(|(s, _)| *s == shard).map(|(_, n)| *n),
-                term: 1,
-            })
-            .collect();
-        shards.sort_by_key(|s| s.shard);
-        ControlPlane {
-            members: replicas
-                .into_iter()
-                .map(|replica| Member {
-                    replica,
-                    last_heard: None,
-                    last_report: None,
-                })
-                .collect(),
-            shards,
+        let mut hosts: Vec<ShardAssignment> = replicas.iter().map(Replica::host).collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        let mut router = TenantRouter::new(ClusterTopology { shards: hosts });
+        if let Err(e) = router.register_tenant(TenantConfig::default_tenant()) {
+            tracing::error!(error = %e, "the default tenant could not be placed");
+        }
+        let mut cp = ControlPlane {
+            members: Vec::new(),
+            groups: Vec::new(),
             election_timeout,
             lag: ReplicationLagGauge::new(),
             decisions: Vec::new(),
             started: None,
+            router,
+            drained: BTreeSet::new(),
+            migrations: BTreeMap::new(),
+            log: Vec::new(),
+        };
+        for replica in replicas {
+            let lead = leaders.contains(&(replica.shard, replica.node));
+            cp.add_replica(replica, lead);
         }
+        cp
+    }
+
+    /// Validates and carries out `command`, then logs it. A refused command changes
+    /// nothing and is not logged.
+    pub fn apply(&mut self, now: Timestamp, command: Command) -> Result<()> {
+        match &command {
+            Command::RegisterTenant(cfg) => self.router.register_tenant(cfg.clone())?,
+            Command::AddReplica { replica, lead } => {
+                if self.members.iter().any(|m| m.replica.node == replica.node) {
+                    return Err(TidalError::Conflict(format!(
+                        "node {} is already a replica",
+                        replica.node.0
+                    )));
+                }
+                self.add_replica(*replica, *lead);
+            }
+            Command::RemoveReplica(node) => {
+                let Some(i) = self.members.iter().position(|m| m.replica.node == *node) else {
+                    return Err(TidalError::NotFound(format!("no replica {}", node.0)));
+                };
+                let group = self.members[i].replica.group();
+                self.members.remove(i);
+                if let Some(g) = self.group_mut(group)
+                    && g.leader == Some(*node)
+                {
+                    g.leader = None;
+                }
+            }
+            Command::Promote { group, node } => {
+                let member = self.member(*node).map(|m| m.replica.group());
+                if member != Some(*group) {
+                    return Err(TidalError::InvalidArgument {
+                        name: "node",
+                        reason: format!("node {} is not a replica of {group:?}", node.0),
+                    });
+                }
+                if let Some(g) = self.group_mut(*group) {
+                    g.term += 1;
+                    g.leader = Some(*node);
+                }
+            }
+            Command::Demote { group } => {
+                if let Some(g) = self.group_mut(*group) {
+                    g.leader = None;
+                }
+            }
+            Command::Drain(host) | Command::Rejoin(host) => {
+                if !self.router.topology().contains(*host) {
+                    return Err(TidalError::NotFound(format!(
+                        "no host of shard {} in region {}",
+                        host.shard_id.0, host.region_id.0
+                    )));
+                }
+                if matches!(command, Command::Drain(_)) {
+                    self.drained.insert(*host);
+                } else {
+                    self.drained.remove(host);
+                }
+            }
+            Command::BeginMigration {
+                tenant,
+                source,
+                target,
+            } => self.begin_migration(*tenant, *source, *target)?,
+            Command::AdvanceMigration {
+                tenant,
+                to,
+                target_node,
+            } => self.advance_migration(now, *tenant, *to, *target_node)?,
+        }
+        self.log.push(LoggedCommand {
+            at_ns: now.as_nanos(),
+            command,
+        });
+        Ok(())
+    }
+
+    fn add_replica(&mut self, replica: Replica, lead: bool) {
+        self.members.push(Member {
+            replica,
+            last_heard: None,
+            last_report: None,
+            throughput: 0.0,
+            rate_mark: None,
+        });
+        let group = replica.group();
+        match self.group_mut(group) {
+            Some(g) => {
+                if lead && g.leader.is_none() {
+                    g.leader = Some(replica.node);
+                }
+            }
+            None => {
+                self.groups.push(Leadership {
+                    group,
+                    leader: lead.then_some(replica.node),
+                    term: 1,
+                });
+                self.groups.sort_by_key(|g| g.group);
+            }
+        }
+    }
+
+    fn begin_migration(
+        &mut self,
+        tenant: TenantId,
+        source: ShardAssignment,
+        target: ShardAssignment,
+    ) -> Result<()> {
+        if let Some(m) = self.migrations.get(&tenant).filter(|m| m.is_running()) {
+            return Err(TidalError::Conflict(format!(
+                "tenant {tenant} is already migrating (state {}); finish it first",
+                m.state.name()
+            )));
+        }
+        let placement = self.router.placement(tenant)?;
+        if source == target {
+            return Err(TidalError::InvalidArgument {
+                name: "target",
+                reason: format!(
+                    "tenant {tenant} would migrate to the shard it is on (shard {} in region {})",
+                    source.shard_id.0, source.region_id.0
+                ),
+            });
+        }
+        if !placement.contains(&source) {
+            return Err(TidalError::InvalidArgument {
+                name: "source",
+                reason: format!(
+                    "tenant {tenant} has no replica on shard {} in region {}",
+                    source.shard_id.0, source.region_id.0
+                ),
+            });
+        }
+        if placement.contains(&target) || !self.router.topology().contains(target) {
+            return Err(TidalError::InvalidArgument {
+                name: "target",
+                reason: format!(
+                    "shard {} in region {} is not a free host for tenant {tenant}",
+                    target.shard_id.0, target.region_id.0
+                ),
+            });
+        }
+        self.migrations.insert(
+            tenant,
+            MigrationRecord {
+                tenant,
+                source,
+                target,
+                state: MigrationState::Idle,
+                target_node: None,
+                finalized_at_ns: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn advance_migration(
+        &mut self,
+        now: Timestamp,
+        tenant: TenantId,
+        to: MigrationState,
+        target_node: Option<NodeId>,
+    ) -> Result<()> {
+        let m = self
+            .migrations
+            .get_mut(&tenant)
+            .ok_or_else(|| TidalError::NotFound(format!("tenant {tenant} has no migration")))?;
+        let moved = m.advance(to)?;
+        if target_node.is_some() {
+            m.target_node = target_node;
+        }
+        if !(moved && to == MigrationState::Finalizing) {
+            return Ok(());
+        }
+        m.finalized_at_ns = Some(now.as_nanos());
+        let (source, target, target_node) = (m.source, m.target, m.target_node);
+        self.router.relocate(tenant, source, target)?;
+        // The target takes over the source's leadership.
+        if let Some(src) = self.replica_on(tenant, source).map(|r| r.node)
+            && let Some(dst) = target_node
+            && let Some(g) = self.groups.iter_mut().find(|g| g.leader == Some(src))
+        {
+            g.term += 1;
+            g.leader = Some(dst);
+        }
+        Ok(())
+    }
+
+    fn group_mut(&mut self, group: GroupId) -> Option<&mut Leadership> {
+        self.groups.iter_mut().find(|g| g.group == group)
+    }
+
+    fn group(&self, group: GroupId) -> Option<&Leadership> {
+        self.groups.iter().find(|g| g.group == group)
     }
 
     pub fn election_timeout(&self) -> Duration {
         self.election_timeout
+    }
+
+    /// Every command applied so far, in order.
+    pub fn command_log(&self) -> &[LoggedCommand] {
+        &self.log
+    }
+
+    pub fn router(&self) -> &TenantRouter {
+        &self.router
     }
 
     pub fn replicas(&self) -> impl Iterator<Item = Replica> + '_ {
@@ -106,8 +392,22 @@ impl ControlPlane {
         self.member(node).map(|m| m.replica)
     }
 
+    /// The tenant's replica on `host`.
+    pub fn replica_on(&self, tenant: TenantId, host: ShardAssignment) -> Option<Replica> {
+        self.replicas()
+            .find(|r| r.tenant == tenant && r.host() == host)
+    }
+
     fn member(&self, node: NodeId) -> Option<&Member> {
         self.members.iter().find(|m| m.replica.node == node)
+    }
+
+    pub fn is_drained(&self, host: ShardAssignment) -> bool {
+        self.drained.contains(&host)
+    }
+
+    pub fn migration(&self, tenant: TenantId) -> Option<&MigrationRecord> {
+        self.migrations.get(&tenant)
     }
 
     /// Every decision so far.
@@ -115,18 +415,24 @@ impl ControlPlane {
         &self.decisions
     }
 
+    /// The default tenant's leader of `shard`.
     pub fn leader_of(&self, shard: ShardId) -> Option<NodeId> {
-        self.shards
-            .iter()
-            .find(|s| s.shard == shard)
-            .and_then(|s| s.leader)
+        self.leader_of_group(GroupId {
+            tenant: TenantId::DEFAULT,
+            shard,
+        })
+    }
+
+    pub fn leader_of_group(&self, group: GroupId) -> Option<NodeId> {
+        self.group(group).and_then(|g| g.leader)
     }
 
     pub fn term_of(&self, shard: ShardId) -> u64 {
-        self.shards
-            .iter()
-            .find(|s| s.shard == shard)
-            .map_or(0, |s| s.term)
+        self.group(GroupId {
+            tenant: TenantId::DEFAULT,
+            shard,
+        })
+        .map_or(0, |g| g.term)
     }
 
     fn healthy(&self, m: &Member, now: Timestamp) -> bool {
@@ -138,14 +444,15 @@ impl ControlPlane {
             .is_some_and(|t| now.as_nanos() - t.as_nanos() <= within.as_nanos() as i64)
     }
 
-    /// True when `shard` has a leader that has reported within the election timeout.
+    /// True when the default tenant's `shard` has a leader that reported within the
+    /// election timeout.
     pub fn has_live_leader(&self, shard: ShardId, now: Timestamp) -> bool {
         self.leader_of(shard)
             .and_then(|n| self.member(n))
             .is_some_and(|m| self.healthy(m, now))
     }
 
-    /// A node's heartbeat. Lag is measured against the union of what the shard's healthy
+    /// A node's heartbeat. Lag is measured against the union of what its group's healthy
     /// replicas have reported.
     pub fn observe(&mut self, now: Timestamp, report: NodeReport) {
         self.started.get_or_insert(now);
@@ -154,17 +461,28 @@ impl ControlPlane {
             .iter()
             .position(|m| m.replica.node == report.node)
         else {
-            tracing::warn!(
+            tracing::debug!(
                 node = report.node.0,
                 "report from a node outside the topology"
             );
             return;
         };
-        self.members[i].last_heard = Some(now);
-        self.members[i].last_report = Some(report);
-        let shard = self.members[i].replica.shard;
-        let reference = self.shard_union(shard, now);
-        for m in self.members.iter().filter(|m| m.replica.shard == shard) {
+        let sum = report.vv.sum();
+        let m = &mut self.members[i];
+        match m.rate_mark {
+            Some((at, mark)) if now.as_nanos() - at.as_nanos() >= 1_000_000_000 => {
+                let secs = (now.as_nanos() - at.as_nanos()) as f64 / 1e9;
+                m.throughput = sum.saturating_sub(mark) as f64 / secs;
+                m.rate_mark = Some((now, sum));
+            }
+            Some(_) => {}
+            None => m.rate_mark = Some((now, sum)),
+        }
+        m.last_heard = Some(now);
+        m.last_report = Some(report);
+        let group = m.replica.group();
+        let reference = self.group_union(group, now);
+        for m in self.members.iter().filter(|m| m.replica.group() == group) {
             if let Some(r) = &m.last_report {
                 self.lag
                     .record(m.replica.node, &reference, &r.vv, None, now);
@@ -172,10 +490,10 @@ impl ControlPlane {
         }
     }
 
-    fn shard_union(&self, shard: ShardId, now: Timestamp) -> VersionVector {
+    fn group_union(&self, group: GroupId, now: Timestamp) -> VersionVector {
         let mut union = VersionVector::new();
         for m in &self.members {
-            if m.replica.shard == shard
+            if m.replica.group() == group
                 && self.healthy(m, now)
                 && let Some(r) = &m.last_report
             {
@@ -190,156 +508,15 @@ impl ControlPlane {
         self.lag.lag(node).unwrap_or_default()
     }
 
-    /// Events the replica of `shard` in `region` lags behind, as of the last reports.
+    /// Events the default tenant's replica of `shard` in `region` lags behind.
     pub fn lag_seqno(&self, region: RegionId, shard: ShardId) -> u64 {
         self.members
             .iter()
-            .find(|m| m.replica.region == region && m.replica.shard == shard)
-            .map_or(0, |m| self.lag_for(m.replica.node).events)
-    }
-
-    /// Failover and membership repair. A shard whose leader has been silent for the
-    /// election timeout gets the most caught-up healthy replica (highest version vector
-    /// sum, ties to the lowest NodeId) as leader, in a new term. Replicas that report a
-    /// stale term or a wrong role are told their place.
-    pub fn tick(&mut self, now: Timestamp) -> Vec<(NodeId, ControlCommand)> {
-        let started = *self.started.get_or_insert(now);
-        let mut commands = Vec::new();
-        for s in 0..self.shards.len() {
-            let shard = self.shards[s].shard;
-            let leader_ok = self.shards[s]
-                .leader
-                .and_then(|n| self.member(n))
-                .is_some_and(|m| self.healthy(m, now));
-            let grace_over =
-                now.as_nanos() - started.as_nanos() > self.election_timeout.as_nanos() as i64;
-            if !leader_ok && grace_over {
-                self.elect(s, now);
-            }
-            let (term, leader) = (self.shards[s].term, self.shards[s].leader);
-            for m in self.members.iter().filter(|m| m.replica.shard == shard) {
-                let Some(r) = &m.last_report else { continue };
-                let role = if Some(m.replica.node) == leader {
-                    NodeRole::Leader
-                } else {
-                    NodeRole::Follower
-                };
-                if self.healthy(m, now) && (r.term != term || r.role != role) {
-                    commands.push((m.replica.node, ControlCommand::SetRole { term, role }));
-                }
-            }
-        }
-        commands
-    }
-
-    fn elect(&mut self, s: usize, now: Timestamp) {
-        let shard = self.shards[s].shard;
-        // A candidate must have reported recently, not merely within the timeout that
-        // declared the leader dead: a replica that died since must not be promoted.
-        let fresh = self.election_timeout / 5;
-        let candidate = self
-            .members
-            .iter()
-            .filter(|m| m.replica.shard == shard && Self::heard_within(m, now, fresh))
-            .filter_map(|m| m.last_report.as_ref().map(|r| (r.vv.sum(), m.replica.node)))
-            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
-            .map(|(_, node)| node);
-        let at_ns = now.as_nanos();
-        match candidate {
-            Some(node) => {
-                let term = self.shards[s].term + 1;
-                self.shards[s].term = term;
-                self.shards[s].leader = Some(node);
-                tracing::info!(
-                    shard = shard.0,
-                    node = node.0,
-                    term,
-                    "promoted a new leader"
-                );
-                self.decisions.push(Decision::Promote {
-                    shard,
-                    node,
-                    term,
-                    at_ns,
-                });
-            }
-            None => {
-                if self.shards[s].leader.take().is_some() {
-                    self.decisions.push(Decision::Leaderless { shard, at_ns });
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(ms: i64) -> Timestamp {
-        Timestamp::from_nanos(ms * 1_000_000).unwrap()
-    }
-
-    fn report(node: u16, term: u64, role: NodeRole, applied: u64) -> NodeReport {
-        let mut vv = VersionVector::new();
-        vv.advance(NodeId(0), applied);
-        NodeReport {
-            node: NodeId(node),
-            term,
-            role,
-            vv,
-        }
-    }
-
-    #[test]
-    fn promotes_the_most_caught_up_healthy_replica_after_the_timeout() {
-        let replicas = (0..3)
-            .map(|i| Replica {
-                node: NodeId(i),
-                region: RegionId(i),
-                shard: ShardId(0),
+            .find(|m| {
+                m.replica.tenant == TenantId::DEFAULT
+                    && m.replica.region == region
+                    && m.replica.shard == shard
             })
-            .collect();
-        let mut cp = ControlPlane::new(
-            replicas,
-            &[(ShardId(0), NodeId(0))],
-            Duration::from_millis(500),
-        );
-        cp.observe(at(0), report(0, 1, NodeRole::Leader, 10));
-        cp.observe(at(0), report(1, 1, NodeRole::Follower, 8));
-        cp.observe(at(0), report(2, 1, NodeRole::Follower, 9));
-        assert_eq!(cp.lag_for(NodeId(1)).events, 2);
-        assert!(cp.tick(at(100)).is_empty());
-        // Node 0 falls silent; 1 and 2 keep reporting.
-        for t in [300, 600, 900] {
-            cp.observe(at(t), report(1, 1, NodeRole::Follower, 8));
-            cp.observe(at(t), report(2, 1, NodeRole::Follower, 9));
-        }
-        let commands = cp.tick(at(900));
-        assert_eq!(
-            cp.leader_of(ShardId(0)),
-            Some(NodeId(2)),
-            "highest VV sum wins"
-        );
-        assert_eq!(cp.term_of(ShardId(0)), 2);
-        assert!(commands.contains(&(
-            NodeId(2),
-            ControlCommand::SetRole {
-                term: 2,
-                role: NodeRole::Leader
-            }
-        )));
-        assert!(commands.contains(&(
-            NodeId(1),
-            ControlCommand::SetRole {
-                term: 2,
-                role: NodeRole::Follower
-            }
-        )));
-        assert!(
-            !commands.iter().any(|(n, _)| *n == NodeId(0)),
-            "a silent node gets no orders"
-        );
-        assert!(cp.has_live_leader(ShardId(0), at(900)));
+            .map_or(0, |m| self.lag_for(m.replica.node).events)
     }
 }

@@ -171,6 +171,25 @@ impl Node {
         }
     }
 
+    /// A new replica joins the group (a migration's target). Hearing from it starts a
+    /// reconciliation, which ships it our log, or a snapshot when the log was trimmed.
+    pub fn add_peer(&mut self, peer: PeerAddr) {
+        if peer.node != self.cfg.id && !self.peers.iter().any(|p| p.id == peer.node) {
+            self.peers.push(Peer::new(peer.node, peer.region));
+            self.cfg.peers.push(peer);
+        }
+    }
+
+    /// A replica leaves the group (a migration's source, once collected).
+    pub fn remove_peer(&mut self, node: NodeId) {
+        self.peers.retain(|p| p.id != node);
+        self.cfg.peers.retain(|p| p.node != node);
+    }
+
+    pub fn peers(&self) -> &[PeerAddr] {
+        &self.cfg.peers
+    }
+
     pub fn id(&self) -> NodeId {
         self.cfg.id
     }

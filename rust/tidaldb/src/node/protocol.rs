@@ -148,6 +148,8 @@ pub struct NodeReport {
     pub role: NodeRole,
     /// Applied events; equal to the durable ones once the driver has synced.
     pub vv: VersionVector,
+    /// Distinct entities in the ledger, for health reporting.
+    pub entities: u64,
 }
 
 /// Everything one `handle` call asks of the driver, in the order it must be done:

@@ -260,6 +260,7 @@ impl Node {
             term: self.term,
             role: self.role,
             vv,
+            entities: self.ledger.distinct_entities(),
         });
     }
 

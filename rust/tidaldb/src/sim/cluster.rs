@@ -90,6 +90,30 @@ impl ClusterConfig {
     }
 }
 
+/// A node's configuration from the cluster's timings and log bounds.
+pub(super) fn replica_config(
+    config: &ClusterConfig,
+    id: NodeId,
+    region: RegionId,
+    shard: ShardId,
+    role: NodeRole,
+    peers: Vec<PeerAddr>,
+) -> NodeConfig {
+    NodeConfig {
+        id,
+        region,
+        shard,
+        role,
+        peers,
+        heartbeat_interval: config.timing.heartbeat_interval,
+        peer_timeout: config.timing.peer_timeout,
+        repair_after: config.timing.repair_after,
+        max_retained: config.max_retained,
+        max_retained_own: config.max_retained_own,
+        ..NodeConfig::default()
+    }
+}
+
 /// A simulated cluster. Clones share it; every method takes `&self`.
 #[derive(Clone, Debug)]
 pub struct SimulatedCluster {
@@ -140,27 +164,18 @@ impl SimulatedCluster {
                     node: id,
                     region,
                     shard: ShardId(s),
+                    tenant: crate::event::TenantId::DEFAULT,
                 });
-                configs.push(NodeConfig {
-                    id,
-                    region,
-                    shard: ShardId(s),
-                    role: if leads {
-                        NodeRole::Leader
-                    } else {
-                        NodeRole::Follower
-                    },
-                    peers: (0..regions.len())
-                        .filter(|&o| o != r)
-                        .map(|o| PeerAddr::new(id_of(o, s), regions[o]))
-                        .collect(),
-                    heartbeat_interval: config.timing.heartbeat_interval,
-                    peer_timeout: config.timing.peer_timeout,
-                    repair_after: config.timing.repair_after,
-                    max_retained: config.max_retained,
-                    max_retained_own: config.max_retained_own,
-                    ..NodeConfig::default()
-                });
+                let role = if leads {
+                    NodeRole::Leader
+                } else {
+                    NodeRole::Follower
+                };
+                let peers = (0..regions.len())
+                    .filter(|&o| o != r)
+                    .map(|o| PeerAddr::new(id_of(o, s), regions[o]))
+                    .collect();
+                configs.push(replica_config(&config, id, region, ShardId(s), role, peers));
             }
         }
         let control = ControlPlane::new(replicas, &leaders, config.timing.election_timeout);
@@ -509,15 +524,31 @@ impl SimulatedCluster {
         self.lock().net.heal_all();
     }
 
-    /// Crashes the replica of `shard` in `region`; returns the events its disk lost.
+    /// Crashes the host of `shard` in `region`: every tenant's replica on it. Returns the
+    /// events their disks lost.
     pub fn crash(&self, region: RegionId, shard: ShardId, lose_unsynced: bool) -> Result<usize> {
         let id = self.node_id(region, shard)?;
-        self.lock().crash(id, lose_unsynced)
+        let mut sim = self.lock();
+        let mut lost = sim.crash(id, lose_unsynced)?;
+        for other in sim.nodes_on(region, shard) {
+            if other != id && sim.node(other).is_ok() {
+                lost += sim.crash(other, lose_unsynced)?;
+            }
+        }
+        Ok(lost)
     }
 
+    /// Restarts the host of `shard` in `region`: every tenant's replica on it.
     pub fn restart(&self, region: RegionId, shard: ShardId) -> Result<()> {
         let id = self.node_id(region, shard)?;
-        self.lock().restart(id)
+        let mut sim = self.lock();
+        sim.restart(id)?;
+        for other in sim.nodes_on(region, shard) {
+            if other != id && sim.node(other).is_err() {
+                sim.restart(other)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn is_up(&self, id: NodeId) -> bool {

@@ -75,6 +75,8 @@ pub(crate) struct SimNode {
     pub node: Option<Node>,
     pub disk: SimDisk,
     last_sync: i64,
+    /// Collected after a migration: down for good, its disk wiped.
+    pub retired: bool,
 }
 
 /// Counters for a run, for tests and benchmarks.
@@ -129,6 +131,7 @@ impl Sim {
                 cfg,
                 disk: SimDisk::default(),
                 last_sync: start.as_nanos(),
+                retired: false,
             })
             .collect();
         let mut sim = Sim {
@@ -351,10 +354,56 @@ impl Sim {
             .ok_or_else(|| TidalError::Unavailable(format!("node {} is down", id.0)))
     }
 
+    /// A new, empty node (a tenant's replica); its id is the next free one.
+    pub fn add_node(&mut self, cfg: NodeConfig) -> NodeId {
+        let id = cfg.id;
+        self.nodes.push(SimNode {
+            node: Some(Node::new(
+                cfg.clone(),
+                Ledger::new(self.schema.clone()),
+                HlcTimestamp::default(),
+            )),
+            cfg,
+            disk: SimDisk::default(),
+            last_sync: self.now.as_nanos(),
+            retired: false,
+        });
+        id
+    }
+
+    pub fn next_node_id(&self) -> NodeId {
+        NodeId(self.nodes.len() as u16)
+    }
+
+    /// Stops a node for good and wipes its disk: its data is collected.
+    pub fn retire(&mut self, id: NodeId) {
+        if let Some(n) = self.nodes.get_mut(id.0 as usize) {
+            n.node = None;
+            n.disk = SimDisk::default();
+            n.retired = true;
+        }
+    }
+
+    /// Every live (not retired) node on the host `(region, shard)`, of any tenant.
+    pub fn nodes_on(&self, region: RegionId, shard: ShardId) -> Vec<NodeId> {
+        (0..self.nodes.len())
+            .filter(|&i| {
+                let n = &self.nodes[i];
+                !n.retired && n.cfg.region == region && n.cfg.shard == shard
+            })
+            .map(|i| NodeId(i as u16))
+            .collect()
+    }
+
+    /// The default tenant's replica of `shard` in `region`.
     pub fn node_at(&self, region: RegionId, shard: ShardId) -> Result<NodeId> {
         self.nodes
             .iter()
-            .position(|n| n.cfg.region == region && n.cfg.shard == shard)
+            .position(|n| {
+                n.cfg.region == region
+                    && n.cfg.shard == shard
+                    && n.cfg.tenant == crate::event::TenantId::DEFAULT
+            })
             .map(|i| NodeId(i as u16))
             .ok_or_else(|| {
                 TidalError::NotFound(format!(
@@ -389,9 +438,9 @@ impl Sim {
             .nodes
             .get_mut(id.0 as usize)
             .ok_or_else(|| TidalError::NotFound(format!("no node {}", id.0)))?;
-        if n.node.is_some() {
+        if n.node.is_some() || n.retired {
             return Err(TidalError::Unavailable(format!(
-                "node {} is already up",
+                "node {} is already up, or was collected",
                 id.0
             )));
         }

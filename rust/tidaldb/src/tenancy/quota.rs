@@ -204,6 +204,11 @@ impl TenantQuotas {
         })
     }
 
+    /// The rate limiter admission spends from; `None` when the rate is unlimited.
+    pub fn rate_limiter(&self) -> Option<&Arc<TenantRateLimiter>> {
+        self.rate.as_ref()
+    }
+
     /// True when admission must count the new entities a write brings.
     pub fn limits_entities(&self) -> bool {
         self.max_entities.is_some()

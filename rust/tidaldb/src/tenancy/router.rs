@@ -52,14 +52,14 @@ impl ClusterTopology {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct TenantEntry {
     config: TenantConfig,
     placement: Vec<ShardAssignment>,
     limiter: Option<Arc<TenantRateLimiter>>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct TenantRouter {
     topology: ClusterTopology,
     tenants: BTreeMap<TenantId, TenantEntry>,
