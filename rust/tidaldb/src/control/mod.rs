@@ -11,6 +11,8 @@
 mod election;
 mod health;
 mod migration;
+#[cfg(test)]
+mod tests;
 
 pub use health::{ClusterHealth, RegionHealth, RegionStatus, ReplicaHealth, TenantStatus};
 pub use migration::{MigrationRecord, MigrationState};

@@ -78,6 +78,15 @@ impl SimulatedCluster {
         );
         cfg.tenant = config.tenant_id;
         cfg.quotas = Some(Arc::new(TenantQuotas::new(config)?));
+        let host_up = sim
+            .node_at(host.region_id, host.shard_id)
+            .is_ok_and(|n| sim.node(n).is_ok());
+        if !host_up {
+            return Err(TidalError::Unavailable(format!(
+                "the host of shard {} in region {} is down; restart it first",
+                host.shard_id.0, host.region_id.0
+            )));
+        }
         let now = sim.now;
         sim.control.apply(
             now,

@@ -1,0 +1,132 @@
+//! The control plane as a state machine: replaying its command log rebuilds its state.
+
+use std::time::Duration;
+
+use super::*;
+use crate::tenancy::TenantConfig;
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_nanos(1_000_000_000 + ms * 1_000_000).unwrap()
+}
+
+fn fresh() -> ControlPlane {
+    let replicas = (0..3)
+        .map(|i| Replica {
+            node: NodeId(i),
+            region: RegionId(i),
+            shard: ShardId(0),
+            tenant: TenantId::DEFAULT,
+        })
+        .collect();
+    ControlPlane::new(
+        replicas,
+        &[(ShardId(0), NodeId(0))],
+        Duration::from_millis(500),
+    )
+}
+
+fn host(region: u16) -> ShardAssignment {
+    ShardAssignment {
+        shard_id: ShardId(0),
+        region_id: RegionId(region),
+    }
+}
+
+#[test]
+fn replaying_the_command_log_rebuilds_the_same_state() {
+    let mut cp = fresh();
+    let t = TenantId(5);
+    let mut cfg = TenantConfig::new(t, "five");
+    cfg.required_regions = vec![RegionId(0)];
+    let commands = vec![
+        Command::RegisterTenant(cfg),
+        Command::AddReplica {
+            replica: Replica {
+                node: NodeId(3),
+                region: RegionId(0),
+                shard: ShardId(0),
+                tenant: t,
+            },
+            lead: true,
+        },
+        Command::Drain(host(1)),
+        Command::BeginMigration {
+            tenant: t,
+            source: host(0),
+            target: host(2),
+        },
+        Command::AdvanceMigration {
+            tenant: t,
+            to: MigrationState::PreparingTarget,
+            target_node: Some(NodeId(4)),
+        },
+        Command::AddReplica {
+            replica: Replica {
+                node: NodeId(4),
+                region: RegionId(2),
+                shard: ShardId(0),
+                tenant: t,
+            },
+            lead: false,
+        },
+        Command::AdvanceMigration {
+            tenant: t,
+            to: MigrationState::DualWrite,
+            target_node: None,
+        },
+        Command::AdvanceMigration {
+            tenant: t,
+            to: MigrationState::Finalizing,
+            target_node: None,
+        },
+        Command::Rejoin(host(1)),
+        Command::Promote {
+            group: GroupId {
+                tenant: TenantId::DEFAULT,
+                shard: ShardId(0),
+            },
+            node: NodeId(2),
+        },
+    ];
+    for (i, c) in commands.into_iter().enumerate() {
+        cp.apply(at(i as i64), c).unwrap();
+    }
+    // Refused commands leave no trace in the log.
+    assert!(cp.apply(at(20), Command::Drain(host(9))).is_err());
+    assert!(
+        cp.apply(
+            at(21),
+            Command::BeginMigration {
+                tenant: t,
+                source: host(2),
+                target: host(2)
+            }
+        )
+        .is_err()
+    );
+    assert_eq!(cp.command_log().len(), 10);
+    // Finalizing moved the tenant and its leadership to the target, in a new term.
+    let group = GroupId {
+        tenant: t,
+        shard: ShardId(0),
+    };
+    assert_eq!(cp.leader_of_group(group), Some(NodeId(4)));
+    assert_eq!(cp.router().placement(t).unwrap(), &[host(2)]);
+    assert_eq!(cp.leader_of(ShardId(0)), Some(NodeId(2)));
+    assert_eq!(cp.term_of(ShardId(0)), 2);
+
+    let mut replayed = fresh();
+    for logged in cp.command_log() {
+        replayed
+            .apply(
+                Timestamp::from_nanos(logged.at_ns).unwrap(),
+                logged.command.clone(),
+            )
+            .unwrap();
+    }
+    assert_eq!(
+        replayed.health(at(30)).to_json(),
+        cp.health(at(30)).to_json()
+    );
+    assert_eq!(replayed.command_log(), cp.command_log());
+}
