@@ -54,11 +54,7 @@ fn noisy_run(seed: u64, a_rate: u64) -> Result<(Duration, u64, u64)> {
     let (mut a_ok, mut a_refused) = (0u64, 0u64);
     let mut pending: Vec<(EventId, i64)> = Vec::new();
     let mut lags: Vec<i64> = Vec::new();
-    let a_every = if a_rate == 0 {
-        u64::MAX
-    } else {
-        100_000 / a_rate
-    };
+    let a_every = 100_000u64.checked_div(a_rate).unwrap_or(u64::MAX);
     // One virtual second of load: A every `a_every` ticks, B once a millisecond; then
     // until B's last writes have replicated.
     for step in 0..200_000u64 {
