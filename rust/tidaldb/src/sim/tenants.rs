@@ -25,8 +25,6 @@ impl SimulatedCluster {
             ));
         }
         let tenant = config.tenant_id;
-        let quotas = TenantQuotas::new(&config)?;
-        drop(quotas);
         let mut sim = self.lock();
         let now = sim.now;
         sim.control
