@@ -350,3 +350,44 @@ fn health_reports_regions_replicas_and_tenants_as_json() -> Result<()> {
     assert_eq!(h.region(RegionId(0)), Some(RegionHealth::Healthy));
     Ok(())
 }
+
+#[test]
+fn tenants_keep_serving_through_a_rolling_upgrade() -> Result<()> {
+    use tidaldb::sim::RollingUpgradeCoordinator;
+    let c = cluster_with(8, 1);
+    c.register_tenant(TenantConfig::new(A, "everywhere"))?;
+    c.register_tenant(TenantConfig {
+        required_regions: vec![RegionId(1)],
+        ..TenantConfig::new(B, "region one only")
+    })?;
+    let coordinator = RollingUpgradeCoordinator::new(&c);
+    let mut acked = [0u64; 2];
+    let mut write_both = |c: &SimulatedCluster| -> Result<()> {
+        for (i, t) in [A, B].into_iter().enumerate() {
+            c.signal_for_tenant(t, "view", EntityId(1), 1.0, None)?;
+            acked[i] += 1;
+            c.tenant_score(t, EntityId(1), "view")?;
+        }
+        c.run_for(Duration::from_millis(5));
+        Ok(())
+    };
+    for r in [RegionId(0), RegionId(1), RegionId(2)] {
+        coordinator.drain(r, ShardId(0))?;
+        // Drained but still up: even the single-replica tenant B is served.
+        write_both(&c)?;
+        coordinator.upgrade(r, ShardId(0))?;
+        write_both(&c)?;
+        coordinator.rejoin(r, ShardId(0))?;
+        write_both(&c)?;
+    }
+    c.run_for(Duration::from_millis(500));
+    for r in [RegionId(0), RegionId(1), RegionId(2)] {
+        assert_eq!(c.total_signal_count_for_tenant(r, A, "view")?, acked[0]);
+    }
+    assert_eq!(
+        c.total_signal_count_for_tenant(RegionId(1), B, "view")?,
+        acked[1]
+    );
+    assert_eq!(acked, [9, 9]);
+    Ok(())
+}

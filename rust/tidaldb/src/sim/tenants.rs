@@ -111,8 +111,8 @@ impl SimulatedCluster {
     }
 
     /// The replica that serves `entity` of `tenant` now: the group's leader if it is up
-    /// and not drained, else another up replica, the migration's target last (it may
-    /// still be catching up).
+    /// and not drained, else another up replica: drained ones last, and a migration's
+    /// target after the others (it may still be catching up).
     fn serving_replica(&self, sim: &Sim, tenant: TenantId, entity: EntityId) -> Result<NodeId> {
         self.check_tenant(sim, tenant)?;
         let home = sim.control.router().route(tenant, entity)?;
@@ -125,23 +125,27 @@ impl SimulatedCluster {
             .migration(tenant)
             .filter(|m| m.state < MigrationState::Finalizing)
             .and_then(|m| m.target_node);
-        let usable = |n: NodeId| {
-            sim.node(n).is_ok()
-                && sim
-                    .control
-                    .replica(n)
-                    .is_some_and(|r| !sim.control.is_drained(r.host()))
+        let drained = |n: NodeId| {
+            sim.control
+                .replica(n)
+                .is_some_and(|r| sim.control.is_drained(r.host()))
         };
-        if let Some(leader) = sim.control.leader_of_group(group).filter(|n| usable(*n)) {
+        if let Some(leader) = sim
+            .control
+            .leader_of_group(group)
+            .filter(|n| sim.node(*n).is_ok() && !drained(*n))
+        {
             return Ok(leader);
         }
+        // A drained replica still serves when it is the only one up (a tenant with a
+        // single replica, during its host's upgrade window).
         let mut members: Vec<NodeId> = sim
             .control
             .replicas()
-            .filter(|r| r.group() == group && usable(r.node))
+            .filter(|r| r.group() == group && sim.node(r.node).is_ok())
             .map(|r| r.node)
             .collect();
-        members.sort_by_key(|n| (Some(*n) == target, *n));
+        members.sort_by_key(|n| (drained(*n), Some(*n) == target, *n));
         members.first().copied().ok_or_else(|| {
             TidalError::Unavailable(format!(
                 "no replica of tenant {tenant}'s shard {} is up; restart one",
