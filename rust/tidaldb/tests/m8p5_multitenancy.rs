@@ -13,19 +13,13 @@ use std::time::Duration;
 
 use tidaldb::control::MigrationState;
 use tidaldb::sim::{ClusterConfig, RollingUpgradeCoordinator, SimulatedCluster};
-use tidaldb::tenancy::{
-    ClusterTopology, Quota, ShardAssignment, TenantConfig, TenantId, TenantRouter,
-};
+use tidaldb::tenancy::{ClusterTopology, Quota, TenantConfig, TenantId, TenantRouter};
 use tidaldb::{EntityId, RegionId, Result, Schema, ShardId, TidalError, Timestamp, Window};
 
 const HALF_LIFE_NS: f64 = 3600.0 * 1e9;
 
 fn schema() -> Schema {
-    common::view_signal(Duration::from_secs(3600))
-        .windows(&[Window::OneHour])
-        .add()
-        .build()
-        .expect("valid schema")
+    common::hourly_view_schema()
 }
 
 fn cluster(seed: u64) -> SimulatedCluster {
@@ -37,14 +31,7 @@ fn cluster(seed: u64) -> SimulatedCluster {
 }
 
 fn three_shard_topology() -> ClusterTopology {
-    ClusterTopology {
-        shards: (0..3)
-            .map(|i| ShardAssignment {
-                shard_id: ShardId(i),
-                region_id: RegionId(i),
-            })
-            .collect(),
-    }
+    ClusterTopology::one_shard_per_region(3)
 }
 
 fn tenant(id: u64, label: &str) -> TenantConfig {

@@ -29,11 +29,7 @@ enum Victim {
 }
 
 fn schema() -> Schema {
-    common::view_signal(Duration::from_secs(3600))
-        .windows(&[Window::OneHour])
-        .add()
-        .build()
-        .expect("valid schema")
+    common::hourly_view_schema()
 }
 
 struct Run {

@@ -15,11 +15,7 @@ const A: TenantId = TenantId(1);
 const B: TenantId = TenantId(2);
 
 fn schema() -> Schema {
-    common::view_signal(Duration::from_secs(3600))
-        .windows(&[Window::OneHour])
-        .add()
-        .build()
-        .expect("valid schema")
+    common::hourly_view_schema()
 }
 
 fn cluster_with(seed: u64, shards: u16) -> SimulatedCluster {

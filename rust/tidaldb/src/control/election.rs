@@ -84,11 +84,9 @@ impl ControlPlane {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::Replica;
-    use crate::event::{TenantId, VersionVector};
+    use crate::event::VersionVector;
     use crate::node::NodeReport;
-    use crate::schema::{RegionId, ShardId};
-    use std::time::Duration;
+    use crate::schema::ShardId;
 
     fn at(ms: i64) -> Timestamp {
         Timestamp::from_nanos(ms * 1_000_000).unwrap()
@@ -108,19 +106,7 @@ mod tests {
 
     #[test]
     fn promotes_the_most_caught_up_healthy_replica_after_the_timeout() {
-        let replicas = (0..3)
-            .map(|i| Replica {
-                node: NodeId(i),
-                region: RegionId(i),
-                shard: ShardId(0),
-                tenant: TenantId::DEFAULT,
-            })
-            .collect();
-        let mut cp = ControlPlane::new(
-            replicas,
-            &[(ShardId(0), NodeId(0))],
-            Duration::from_millis(500),
-        );
+        let mut cp = crate::control::tests::three_region_plane();
         cp.observe(at(0), report(0, 1, NodeRole::Leader, 10));
         cp.observe(at(0), report(1, 1, NodeRole::Follower, 8));
         cp.observe(at(0), report(2, 1, NodeRole::Follower, 9));

@@ -9,7 +9,8 @@ fn at(ms: i64) -> Timestamp {
     Timestamp::from_nanos(1_000_000_000 + ms * 1_000_000).unwrap()
 }
 
-fn fresh() -> ControlPlane {
+/// The default tenant on three regions, one shard, led from region 0.
+pub(super) fn three_region_plane() -> ControlPlane {
     let replicas = (0..3)
         .map(|i| Replica {
             node: NodeId(i),
@@ -34,7 +35,7 @@ fn host(region: u16) -> ShardAssignment {
 
 #[test]
 fn replaying_the_command_log_rebuilds_the_same_state() {
-    let mut cp = fresh();
+    let mut cp = three_region_plane();
     let t = TenantId(5);
     let mut cfg = TenantConfig::new(t, "five");
     cfg.required_regions = vec![RegionId(0)];
@@ -115,7 +116,7 @@ fn replaying_the_command_log_rebuilds_the_same_state() {
     assert_eq!(cp.leader_of(ShardId(0)), Some(NodeId(2)));
     assert_eq!(cp.term_of(ShardId(0)), 2);
 
-    let mut replayed = fresh();
+    let mut replayed = three_region_plane();
     for logged in cp.command_log() {
         replayed
             .apply(

@@ -43,6 +43,18 @@ impl ClusterTopology {
         ClusterTopology { shards }
     }
 
+    /// `n` shards, shard `i` alone in region `i` (the layout of the seed's tests).
+    pub fn one_shard_per_region(n: u16) -> Self {
+        ClusterTopology {
+            shards: (0..n)
+                .map(|i| ShardAssignment {
+                    shard_id: ShardId(i),
+                    region_id: RegionId(i),
+                })
+                .collect(),
+        }
+    }
+
     pub fn contains(&self, a: ShardAssignment) -> bool {
         self.shards.contains(&a)
     }
@@ -240,14 +252,7 @@ mod tests {
     use super::*;
 
     fn three_shards() -> ClusterTopology {
-        ClusterTopology {
-            shards: (0..3)
-                .map(|i| ShardAssignment {
-                    shard_id: ShardId(i),
-                    region_id: RegionId(i),
-                })
-                .collect(),
-        }
+        ClusterTopology::one_shard_per_region(3)
     }
 
     #[test]

@@ -40,3 +40,13 @@ pub fn view_signal(half_life: Duration) -> SignalBuilder {
         DecaySpec::Exponential { half_life },
     )
 }
+
+/// One "view" signal with a one-hour half-life and a one-hour window (so it keeps counts):
+/// the schema of the tenancy suites.
+pub fn hourly_view_schema() -> Schema {
+    view_signal(Duration::from_secs(3600))
+        .windows(&[tidaldb::Window::OneHour])
+        .add()
+        .build()
+        .expect("valid schema")
+}
