@@ -13,7 +13,7 @@ use std::time::Duration;
 use tidaldb::control::MigrationState;
 use tidaldb::sim::{ClusterConfig, SimulatedCluster, TenantMigration};
 use tidaldb::tenancy::{TenantConfig, TenantId};
-use tidaldb::{EntityId, RegionId, Result, Schema, ShardId, TidalError, Timestamp, Window};
+use tidaldb::{EntityId, RegionId, Result, Schema, ShardId, TidalError, Timestamp};
 
 const T: TenantId = TenantId(9);
 const ITEM: EntityId = EntityId(77);

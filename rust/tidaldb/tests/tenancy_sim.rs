@@ -9,7 +9,7 @@ use tidaldb::control::{MigrationState, RegionHealth};
 use tidaldb::event::EventId;
 use tidaldb::sim::{ClusterConfig, SimulatedCluster};
 use tidaldb::tenancy::{EVENT_STORAGE_BYTES, Quota, TenantConfig, TenantId};
-use tidaldb::{EntityId, RegionId, Result, Schema, ShardId, TidalError, Window};
+use tidaldb::{EntityId, RegionId, Result, Schema, ShardId, TidalError};
 
 const A: TenantId = TenantId(1);
 const B: TenantId = TenantId(2);
