@@ -387,3 +387,32 @@ fn tenants_keep_serving_through_a_rolling_upgrade() -> Result<()> {
     assert_eq!(acked, [9, 9]);
     Ok(())
 }
+
+#[test]
+fn rate_limiter_for_is_the_limiter_a_replica_admits_with() -> Result<()> {
+    let c = cluster_with(9, 1);
+    c.register_tenant(TenantConfig {
+        max_signals_per_sec: Some(10),
+        ..TenantConfig::new(A, "limited")
+    })?;
+    c.register_tenant(TenantConfig::new(B, "unlimited"))?;
+    let item = EntityId(1);
+    for _ in 0..20 {
+        c.signal_for_tenant(A, "view", item, 1.0, None)?;
+    }
+    assert_eq!(
+        quota_of(c.signal_for_tenant(A, "view", item, 1.0, None)),
+        Quota::SignalsPerSec
+    );
+    // The home replica (region 0) spent its burst; region 1's replica has its own.
+    let home = c.rate_limiter_for(A, RegionId(0), item)?.expect("a rate");
+    assert!(home.try_acquire_n_at(c.now(), 1).is_err());
+    let other = c.rate_limiter_for(A, RegionId(1), item)?.expect("a rate");
+    assert!(other.try_acquire_n_at(c.now(), 20).is_ok());
+    assert!(c.rate_limiter_for(B, RegionId(0), item)?.is_none());
+    assert!(matches!(
+        c.rate_limiter_for(TenantId(77), RegionId(0), item),
+        Err(TidalError::UnknownTenant(_))
+    ));
+    Ok(())
+}

@@ -1,6 +1,7 @@
-//! `TidalDb`: the embedded database. It drives one sans-IO [`Node`] with the real clock,
-//! persists what the node applies to the WAL according to the durability policy and, when
-//! it has peers, replicates through a [`Transport`](super::Transport).
+//! `TidalDb`: the embedded database. It drives one sans-IO [`Node`] per tenant with the
+//! real clock, persists what each node applies to its tenant's WAL according to the
+//! durability policy and, when it has peers, replicates the default tenant through a
+//! [`Transport`](super::Transport). The per-tenant API is in `tenants.rs`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -10,14 +11,15 @@ use tokio::sync::Notify;
 use super::builder::{DEFAULT_SNAPSHOT_EVERY, TidalDbBuilder};
 use super::driver::{spawn_driver, spawn_flusher};
 use super::layout::{DirLock, check_or_record_schema, default_wal_dir};
-use super::state::{Disk, Net, Shared, State, Submitted};
+use super::state::{LogPolicy, Net, Shared, State, Submitted, open_log};
+use super::tenants::{TenantEnv, TenantSet};
 use crate::error::{Result, TidalError};
 use crate::event::EventId;
-use crate::ledger::{Ledger, WindowReading};
+use crate::ledger::WindowReading;
 use crate::node::{ClientOp, Input, Node, Outputs, RequestId, WriteAck, WriteConcern};
 use crate::query::{self, Results, Retrieve};
 use crate::schema::{EntityId, NodeId, Schema, SignalIdx, Timestamp, Window};
-use crate::wal::{Durability, RecoveryReport, Wal};
+use crate::wal::{Durability, RecoveryReport};
 
 /// How long a `Replicated(k)` write waits for its acknowledgements unless the builder says
 /// otherwise: long enough to ride out a retransmission or two, short enough that a caller
@@ -27,7 +29,7 @@ pub const DEFAULT_REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// A handle to an open database; clones share it. It is `Send + Sync`.
 #[derive(Clone, Debug)]
 pub struct TidalDb {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl TidalDb {
@@ -41,45 +43,46 @@ impl TidalDb {
             Some(slot) => Some((slot, b.driver_runtime()?)),
             None => None,
         };
-        let (node, disk, recovery) = match &b.data_dir {
-            None => (
-                Node::new(
-                    b.node.clone(),
-                    Ledger::new(schema.clone()),
-                    Default::default(),
-                ),
-                None,
-                RecoveryReport::default(),
-            ),
+        let policy = LogPolicy {
+            wal: b.wal,
+            durability: b.durability,
+            snapshot_every: b.snapshot_every.unwrap_or(DEFAULT_SNAPSHOT_EVERY),
+        };
+        let log = match &b.data_dir {
+            None => open_log(&schema, None, &policy, None)?,
             Some(dir) => {
                 let lock = DirLock::acquire(dir)?;
                 check_or_record_schema(dir, &schema)?;
-                let (wal, ledger, clock, report) =
-                    Wal::open(&default_wal_dir(dir), b.wal, &schema, |ledger, events| {
-                        ledger.apply_batch(events)
-                    })?;
+                let log = open_log(&schema, Some(&default_wal_dir(dir)), &policy, Some(lock))?;
                 tracing::info!(
                     dir = %dir.display(),
-                    snapshot_lsn = report.snapshot_lsn,
-                    replayed = report.events_replayed,
-                    torn_bytes = report.torn_bytes_truncated,
+                    snapshot_lsn = log.report.snapshot_lsn,
+                    replayed = log.report.events_replayed,
+                    torn_bytes = log.report.torn_bytes_truncated,
                     "opened tidaldb"
                 );
-                let disk = Disk {
-                    wal,
-                    durability: b.durability,
-                    oldest_pending: None,
-                    since_snapshot: report.events_replayed,
-                    snapshot_every: b.snapshot_every.unwrap_or(DEFAULT_SNAPSHOT_EVERY),
-                    _lock: lock,
-                };
-                (Node::new(b.node.clone(), ledger, clock), Some(disk), report)
+                log
             }
         };
+        let (node, disk, recovery) = (
+            Node::new(b.node.clone(), log.ledger, log.clock),
+            log.disk,
+            log.report,
+        );
+        // After the default tenant's log, which holds the directory lock.
+        let tenants = TenantSet::open(
+            schema.clone(),
+            TenantEnv {
+                data_dir: b.data_dir.clone(),
+                policy,
+                node: b.node.clone(),
+            },
+        )?;
         let net = network
             .as_ref()
             .map(|(slot, _)| Net(slot.transport.clone()));
         let shared = Arc::new(Shared {
+            tenants,
             state: Mutex::new(State::new(node, disk, net)),
             schema,
             recovery,
@@ -106,7 +109,8 @@ impl TidalDb {
         &self.shared.recovery
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, State>> {
+    /// The default tenant's state, while the database is open.
+    pub(super) fn lock(&self) -> Result<MutexGuard<'_, State>> {
         let st = self.shared.state.lock().map_err(|_| {
             TidalError::Unavailable(
                 "a thread panicked while holding the database; reopen it".into(),
@@ -118,13 +122,16 @@ impl TidalDb {
         Ok(st)
     }
 
-    /// Syncs every write, releases the data directory (another process may open it as soon
-    /// as this returns), and makes every later call on any clone fail with `Unavailable`.
-    /// Dropping the last handle closes too, but only `close` reports a failed final sync.
-    /// If a write failed earlier, `close` returns that failure: under `Batched` it may be
-    /// the only report of writes that were acknowledged but never reached the disk.
+    /// Syncs every write of every tenant, releases the data directory (another process may
+    /// open it as soon as this returns), and makes every later call on any clone fail with
+    /// `Unavailable`. Dropping the last handle closes too, but only `close` reports a
+    /// failed final sync. If a write failed earlier, `close` returns that failure: under
+    /// `Batched` it may be the only report of writes that were acknowledged but never
+    /// reached the disk.
     pub fn close(&self) -> Result<()> {
         let mut st = self.lock()?;
+        // The other tenants first: the default tenant's log holds the directory lock.
+        let tenants_synced = self.shared.tenants.close();
         // After a failure this reports it (a batched write may have been lost), and syncs
         // nothing more.
         let synced = st.commit();
@@ -134,10 +141,10 @@ impl TidalDb {
         st.waiters.clear();
         st.net = None;
         self.shared.stop.notify_one();
-        synced
+        synced.and(tenants_synced)
     }
 
-    fn resolve(&self, name: &str) -> Result<SignalIdx> {
+    pub(super) fn resolve(&self, name: &str) -> Result<SignalIdx> {
         self.shared.schema.resolve(name)
     }
 
@@ -390,12 +397,15 @@ impl TidalDb {
         Ok(self.lock()?.node.unreachable_peers(Timestamp::now()))
     }
 
-    /// Syncs every acknowledged write to disk now (a no-op when ephemeral).
+    /// Syncs every acknowledged write of every tenant to disk now (a no-op when
+    /// ephemeral).
     pub fn flush(&self) -> Result<()> {
-        self.lock()?.commit()
+        let synced = self.lock()?.commit();
+        synced.and(self.shared.tenants.flush())
     }
 
-    /// Writes a snapshot now, so that the next open replays nothing before it.
+    /// Writes a snapshot of the default tenant's log now, so that the next open replays
+    /// nothing before it. (Other tenants snapshot automatically, every `snapshot_every`.)
     /// Returns the log position it covers; 0 when ephemeral.
     pub fn snapshot(&self) -> Result<u64> {
         let mut st = self.lock()?;

@@ -106,9 +106,10 @@ fn wake(st: &mut State, first: Option<(NodeId, Message)>, inbox: &mut Inbox) -> 
 }
 
 /// Commits batched writes once the oldest has waited `max_delay`, even when no further
-/// write arrives to trigger it: it sleeps until the oldest pending write falls due, so no
-/// write waits more than 1.25 × `max_delay`. Its commits feed `Synced` like any other, so
-/// the pushes and acks that batched writes were waiting for go out from here.
+/// write arrives to trigger it: it sleeps until the oldest pending write of any tenant
+/// falls due, so no write waits more than 1.25 × `max_delay`. Its commits feed `Synced`
+/// like any other, so the pushes and acks that batched writes were waiting for go out
+/// from here.
 pub(super) fn spawn_flusher(shared: Weak<Shared>, max_delay: Duration) {
     let floor = Duration::from_micros(100);
     let spawned = thread::Builder::new()
@@ -117,25 +118,37 @@ pub(super) fn spawn_flusher(shared: Weak<Shared>, max_delay: Duration) {
             let mut wait = max_delay;
             loop {
                 thread::sleep(wait.max(floor));
-                let next = with_open_state(&shared, |st| {
-                    match st.disk.as_ref().and_then(|d| d.oldest_pending) {
-                        Some(t) if t.elapsed() >= max_delay => {
-                            // A failure is recorded in the state and reported to the next caller.
-                            let _ = st.commit();
-                            max_delay
-                        }
-                        Some(t) => max_delay.saturating_sub(t.elapsed()),
-                        // Idle: look again soon, so a write arriving now waits at most 1.25 x.
-                        None => max_delay / 4,
-                    }
-                });
-                let Some(next) = next else {
+                let Some(mut next) = with_open_state(&shared, |st| flush_if_due(st, max_delay))
+                else {
                     return;
                 };
+                // The other tenants, one at a time: each has its own lock and log.
+                let tenants = shared.upgrade().and_then(|s| {
+                    s.tenants
+                        .for_each_open(|st| next = next.min(flush_if_due(st, max_delay)))
+                });
+                if tenants.is_none() {
+                    return;
+                }
                 wait = next;
             }
         });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "could not start the flusher thread; batches commit on the next write");
+    }
+}
+
+/// Commits the state's batch if its oldest write has waited `max_delay`; returns how long
+/// until it should look again.
+fn flush_if_due(st: &mut State, max_delay: Duration) -> Duration {
+    match st.disk.as_ref().and_then(|d| d.oldest_pending) {
+        Some(t) if t.elapsed() >= max_delay => {
+            // A failure is recorded in the state and reported to the next caller.
+            let _ = st.commit();
+            max_delay
+        }
+        Some(t) => max_delay.saturating_sub(t.elapsed()),
+        // Idle: look again soon, so a write arriving now waits at most 1.25 x.
+        None => max_delay / 4,
     }
 }

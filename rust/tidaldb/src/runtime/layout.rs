@@ -1,11 +1,26 @@
 //! Where a data directory keeps things, and guarding it against a second opener.
+//!
+//! ```text
+//! {data_dir}/LOCK                      held while open
+//! {data_dir}/schema.json
+//! {data_dir}/wal/                      the default tenant's log
+//! {data_dir}/tenants/{id}/tenant.json  a registered tenant's config
+//! {data_dir}/tenants/{id}/wal/         its log
+//! ```
 
 use std::fs::{self, File};
+use std::io::ErrorKind as IoKind;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, TidalError};
+use crate::event::TenantId;
 use crate::schema::Schema;
+use crate::tenancy::{TenantConfig, tenant_wal_dir};
 use crate::wal;
+
+/// A registered tenant's config inside its directory.
+pub const TENANT_CONFIG_FILE: &str = "tenant.json";
+const TENANT_CONFIG_TMP: &str = "tenant.json.tmp";
 
 /// The default tenant's log: `{data_dir}/wal/`.
 pub fn default_wal_dir(data_dir: &Path) -> PathBuf {
@@ -55,15 +70,10 @@ pub fn check_or_record_schema(data_dir: &Path, schema: &Schema) -> Result<()> {
             }
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.kind() == IoKind::NotFound => {
             let json = serde_json::to_vec_pretty(schema)
                 .map_err(|e| TidalError::InvalidSchema(e.to_string()))?;
-            let tmp = data_dir.join("schema.json.tmp");
-            fs::write(&tmp, json)
-                .and_then(|_| File::open(&tmp)?.sync_all())
-                .and_then(|_| fs::rename(&tmp, &path))
-                .map_err(TidalError::io(format!("writing {}", path.display())))?;
-            wal::sync_dir(data_dir)
+            write_atomically(data_dir, "schema.json", &json)
         }
         Err(e) => Err(TidalError::Io {
             context: format!("reading {}", path.display()),
@@ -84,4 +94,272 @@ fn describe_difference(stored: &Schema, given: &Schema) -> String {
         a.len(),
         b.len()
     )
+}
+
+/// Writes `{dir}/{name}` so that a crash leaves either the old file or the whole new one:
+/// a temporary file, synced, renamed over it, and the directory synced.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    fs::write(&tmp, bytes)
+        .and_then(|_| File::open(&tmp)?.sync_all())
+        .and_then(|_| fs::rename(&tmp, &path))
+        .map_err(TidalError::io(format!("writing {}", path.display())))?;
+    wal::sync_dir(dir)
+}
+
+/// `{data_dir}/tenants/`, the parent of every registered tenant's directory.
+pub fn tenants_root(data_dir: &Path) -> PathBuf {
+    data_dir.join("tenants")
+}
+
+/// `{data_dir}/tenants/{id}/`: the tenant's WAL directory's parent, so the two can never
+/// disagree.
+pub fn tenant_dir(data_dir: &Path, tenant: TenantId) -> PathBuf {
+    let wal = tenant_wal_dir(data_dir, tenant);
+    wal.parent().map_or(wal.clone(), Path::to_path_buf)
+}
+
+/// The tenant a directory under `tenants/` belongs to, if its name is one `tenant_dir`
+/// would write: a decimal `u64` without sign, spaces or leading zeros, and not 0 (the
+/// default tenant lives in `{data_dir}/wal/`). Anything else was not put there by us.
+pub fn parse_tenant_dir_name(name: &str) -> Option<TenantId> {
+    let canonical =
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) && !name.starts_with('0');
+    if !canonical {
+        return None;
+    }
+    name.parse::<u64>().ok().map(TenantId)
+}
+
+fn corrupt(path: PathBuf, offset: u64, detail: String) -> TidalError {
+    TidalError::Corruption {
+        path,
+        offset,
+        detail,
+    }
+}
+
+/// True when `path` is a directory itself, not a symbolic link to one: a link could point
+/// a tenant's log outside the data directory.
+fn is_real_dir(path: &Path) -> Result<bool> {
+    match fs::symlink_metadata(path) {
+        Ok(m) => Ok(m.file_type().is_dir()),
+        Err(e) if e.kind() == IoKind::NotFound => Ok(false),
+        Err(e) => Err(TidalError::Io {
+            context: format!("inspecting {}", path.display()),
+            source: e,
+        }),
+    }
+}
+
+/// Reads the config of every registered tenant, in id order.
+///
+/// `tenants/` holds only what registration put there, so anything else (a name that is
+/// not a canonical tenant id, a file, a symbolic link, a missing, unparsable or
+/// mismatched `tenant.json`) is reported as `Corruption` naming the path, rather than
+/// skipped: skipping would silently drop a tenant's data from the database. The one
+/// exception is the trace of a registration interrupted before its config was renamed
+/// into place (a directory holding nothing or only `tenant.json.tmp`): that registration
+/// was never acknowledged and no write can have reached it, so it is removed.
+pub fn load_tenant_configs(data_dir: &Path) -> Result<Vec<TenantConfig>> {
+    let root = tenants_root(data_dir);
+    if fs::symlink_metadata(&root).is_err_and(|e| e.kind() == IoKind::NotFound) {
+        return Ok(Vec::new());
+    }
+    if !is_real_dir(&root)? {
+        return Err(corrupt(
+            root,
+            0,
+            "tenants/ must be a directory (not a file or a symbolic link); move it away".into(),
+        ));
+    }
+    let entries =
+        fs::read_dir(&root).map_err(TidalError::io(format!("listing {}", root.display())))?;
+    let mut configs = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(TidalError::io(format!("listing {}", root.display())))?;
+        let path = entry.path();
+        let id = entry.file_name().to_str().and_then(parse_tenant_dir_name);
+        let Some(id) = id else {
+            return Err(corrupt(
+                path,
+                0,
+                "tenants/ holds only directories named by a tenant id (a decimal number \
+                 without leading zeros, not 0); this was not created by tidaldb, move it away"
+                    .into(),
+            ));
+        };
+        if !is_real_dir(&path)? {
+            return Err(corrupt(
+                path,
+                0,
+                format!("tenant {id}'s entry must be a directory, not a file or symbolic link"),
+            ));
+        }
+        if let Some(cfg) = read_tenant_config(&path, id)? {
+            configs.push(cfg);
+        }
+    }
+    configs.sort_by_key(|c| c.tenant_id);
+    Ok(configs)
+}
+
+/// The config in one tenant's directory; `None` for an interrupted registration, which is
+/// removed.
+fn read_tenant_config(dir: &Path, id: TenantId) -> Result<Option<TenantConfig>> {
+    let path = dir.join(TENANT_CONFIG_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == IoKind::NotFound => {
+            if is_interrupted_registration(dir)? {
+                tracing::warn!(dir = %dir.display(), "removing a tenant registration that was interrupted before it completed");
+                fs::remove_dir_all(dir)
+                    .map_err(TidalError::io(format!("removing {}", dir.display())))?;
+                return Ok(None);
+            }
+            return Err(corrupt(
+                path,
+                0,
+                format!("tenant {id}'s directory has data but no tenant.json; restore the file"),
+            ));
+        }
+        Err(e) => {
+            return Err(TidalError::Io {
+                context: format!("reading {}", path.display()),
+                source: e,
+            });
+        }
+    };
+    let cfg: TenantConfig = serde_json::from_slice(&bytes).map_err(|e| {
+        corrupt(
+            path.clone(),
+            e.column() as u64,
+            format!("tenant.json does not parse: {e}"),
+        )
+    })?;
+    if cfg.tenant_id != id {
+        return Err(corrupt(
+            path,
+            0,
+            format!(
+                "tenant.json is for tenant {} but lives in tenant {id}'s directory",
+                cfg.tenant_id
+            ),
+        ));
+    }
+    cfg.validate()
+        .map_err(|e| corrupt(path, 0, format!("the stored config is invalid: {e}")))?;
+    Ok(Some(cfg))
+}
+
+/// A tenant directory with nothing in it, or only the temporary config file.
+fn is_interrupted_registration(dir: &Path) -> Result<bool> {
+    let entries =
+        fs::read_dir(dir).map_err(TidalError::io(format!("listing {}", dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(TidalError::io(format!("listing {}", dir.display())))?;
+        if entry.file_name() != TENANT_CONFIG_TMP {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Creates `{data_dir}/tenants/{id}/` and writes the tenant's config into it atomically,
+/// every new directory entry synced. This is the registration's commit point: the
+/// tenant's log is created only after it. An existing directory is a `Conflict`, and a
+/// failure removes what this call created.
+pub fn create_tenant_dir(data_dir: &Path, cfg: &TenantConfig) -> Result<PathBuf> {
+    let root = tenants_root(data_dir);
+    if !is_real_dir(&root)? {
+        fs::create_dir(&root).map_err(TidalError::io(format!("creating {}", root.display())))?;
+        wal::sync_dir(data_dir)?;
+    }
+    let dir = tenant_dir(data_dir, cfg.tenant_id);
+    match fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == IoKind::AlreadyExists => {
+            return Err(TidalError::Conflict(format!(
+                "{} exists already, but tenant {} is not registered; move it away",
+                dir.display(),
+                cfg.tenant_id
+            )));
+        }
+        Err(e) => {
+            return Err(TidalError::Io {
+                context: format!("creating {}", dir.display()),
+                source: e,
+            });
+        }
+    }
+    let written = serde_json::to_vec_pretty(cfg)
+        .map_err(|e| TidalError::InvalidTenantConfig {
+            tenant: cfg.tenant_id,
+            reason: format!("the config does not serialize: {e}"),
+        })
+        .and_then(|json| {
+            wal::sync_dir(&root)?;
+            write_atomically(&dir, TENANT_CONFIG_FILE, &json)
+        });
+    if let Err(e) = written {
+        remove_tenant_dir(&dir);
+        return Err(e);
+    }
+    Ok(dir)
+}
+
+/// Undoes [`create_tenant_dir`] after a later step of registration failed. Best effort:
+/// a directory left behind only makes the tenant reappear, empty, at the next open.
+pub fn remove_tenant_dir(dir: &Path) {
+    if let Err(e) = fs::remove_dir_all(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not remove the directory of a failed tenant registration");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_canonical_nonzero_decimal_ids_name_tenant_dirs() {
+        assert_eq!(parse_tenant_dir_name("1"), Some(TenantId(1)));
+        assert_eq!(parse_tenant_dir_name("42"), Some(TenantId(42)));
+        assert_eq!(
+            parse_tenant_dir_name(&u64::MAX.to_string()),
+            Some(TenantId(u64::MAX))
+        );
+        for bad in [
+            "",
+            "0",
+            "00",
+            "007",
+            "+7",
+            "-1",
+            " 7",
+            "7 ",
+            "abc",
+            "..",
+            ".",
+            "1e3",
+            "0x10",
+            "18446744073709551616",
+            "٣",
+        ] {
+            assert_eq!(parse_tenant_dir_name(bad), None, "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn a_tenant_dir_is_its_wal_dirs_parent_and_names_round_trip() {
+        let root = Path::new("/data");
+        for id in [1, 42, u64::MAX] {
+            let t = TenantId(id);
+            let dir = tenant_dir(root, t);
+            assert_eq!(dir.join("wal"), tenant_wal_dir(root, t));
+            assert_eq!(dir.parent(), Some(tenants_root(root).as_path()));
+            let name = dir.file_name().and_then(|n| n.to_str()).unwrap();
+            assert_eq!(parse_tenant_dir_name(name), Some(t));
+        }
+    }
 }

@@ -6,6 +6,7 @@ mod db;
 mod driver;
 mod layout;
 mod state;
+mod tenants;
 mod transport;
 
 pub use builder::{DEFAULT_SNAPSHOT_EVERY, TidalDbBuilder};

@@ -3,19 +3,23 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
 
 use super::layout::DirLock;
+use super::tenants::TenantSet;
 use super::transport::Transport;
+use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
+use crate::ledger::Ledger;
 use crate::node::{
     ClientOp, Input, Node, Outputs, RequestId, WriteAck, WriteConcern, WriteRequest,
 };
 use crate::schema::{Schema, Timestamp};
-use crate::wal::{Durability, RecoveryReport, Wal};
+use crate::wal::{Durability, RecoveryReport, Wal, WalConfig};
 
 /// The durable half of an open database.
 #[derive(Debug)]
@@ -26,7 +30,61 @@ pub(super) struct Disk {
     pub oldest_pending: Option<Instant>,
     pub since_snapshot: u64,
     pub snapshot_every: u64,
-    pub _lock: DirLock,
+    /// The data directory's lock, held by the default tenant's log. Other tenants' logs
+    /// live under the same directory and hold `None`: one lock guards them all.
+    pub _lock: Option<DirLock>,
+}
+
+/// How every log of a database is written: the same policy for each tenant.
+#[derive(Clone, Debug)]
+pub(super) struct LogPolicy {
+    pub wal: WalConfig,
+    pub durability: Durability,
+    pub snapshot_every: u64,
+}
+
+/// A log opened and replayed, ready to become a [`State`].
+pub(super) struct OpenedLog {
+    pub ledger: Ledger,
+    pub clock: HlcTimestamp,
+    pub disk: Option<Disk>,
+    pub report: RecoveryReport,
+}
+
+/// Opens the log in `wal_dir` and replays it, or starts an empty in-memory ledger when
+/// there is no directory (an ephemeral database). The default tenant and every other
+/// tenant recover through this one path, so they recover alike.
+pub(super) fn open_log(
+    schema: &Arc<Schema>,
+    wal_dir: Option<&Path>,
+    policy: &LogPolicy,
+    lock: Option<DirLock>,
+) -> Result<OpenedLog> {
+    let Some(dir) = wal_dir else {
+        return Ok(OpenedLog {
+            ledger: Ledger::new(schema.clone()),
+            clock: HlcTimestamp::default(),
+            disk: None,
+            report: RecoveryReport::default(),
+        });
+    };
+    let (wal, ledger, clock, report) = Wal::open(dir, policy.wal, schema, |ledger, events| {
+        ledger.apply_batch(events)
+    })?;
+    let disk = Disk {
+        wal,
+        durability: policy.durability,
+        oldest_pending: None,
+        since_snapshot: report.events_replayed,
+        snapshot_every: policy.snapshot_every,
+        _lock: lock,
+    };
+    Ok(OpenedLog {
+        ledger,
+        clock,
+        disk: Some(disk),
+        report,
+    })
 }
 
 /// A transport in a form `State` can derive `Debug` over.
@@ -67,6 +125,10 @@ pub(super) struct State {
 
 #[derive(Debug)]
 pub(super) struct Shared {
+    /// Every tenant but the default one. Declared first so that their logs are closed
+    /// before the default tenant's, which holds the directory lock.
+    pub tenants: TenantSet,
+    /// The default tenant's state.
     pub state: Mutex<State>,
     pub schema: Arc<Schema>,
     pub recovery: RecoveryReport,
@@ -267,15 +329,26 @@ impl State {
     }
 }
 
+impl State {
+    /// The final commit of a state dropped without `close`: nobody is left to hear of a
+    /// failure, so it is logged.
+    pub fn commit_at_drop(&mut self) {
+        if self.failed.is_none()
+            && !self.closed
+            && let Err(e) = self.commit()
+        {
+            tracing::error!(error = %e, tenant = %self.node.config().tenant, "final WAL commit at close failed");
+        }
+    }
+}
+
 impl Drop for Shared {
     fn drop(&mut self) {
         self.stop.notify_one();
-        if let Ok(state) = self.state.get_mut()
-            && state.failed.is_none()
-            && !state.closed
-            && let Err(e) = state.commit()
-        {
-            tracing::error!(error = %e, "final WAL commit at close failed");
+        // The tenants first: the default tenant's log holds the directory lock.
+        self.tenants.commit_all_on_drop();
+        if let Ok(state) = self.state.get_mut() {
+            state.commit_at_drop();
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::error::{Result, TidalError};
 use crate::event::{EventId, TenantId};
 use crate::node::{ClientOp, NodeRole, PeerAddr, WriteAck};
 use crate::schema::{EntityId, NodeId, RegionId, Timestamp};
-use crate::tenancy::{ShardAssignment, TenantConfig, TenantQuotas};
+use crate::tenancy::{ShardAssignment, TenantConfig, TenantQuotas, TenantRateLimiter};
 
 impl SimulatedCluster {
     /// Registers a tenant and starts its replicas. Quotas and residency are checked
@@ -269,6 +269,35 @@ impl SimulatedCluster {
             total += sim.node(r.node)?.ledger().total_signal_count(signal)?;
         }
         Ok(total)
+    }
+
+    /// The rate limiter that `tenant`'s replica of `entity`'s shard in `region` admits
+    /// with: each replica limits what it admits, as a separate machine would. `None` when
+    /// the tenant's rate is unlimited.
+    pub fn rate_limiter_for(
+        &self,
+        tenant: TenantId,
+        region: RegionId,
+        entity: EntityId,
+    ) -> Result<Option<Arc<TenantRateLimiter>>> {
+        let sim = self.lock();
+        self.check_tenant(&sim, tenant)?;
+        let shard = sim.control.router().route(tenant, entity)?.shard_id;
+        let host = ShardAssignment {
+            shard_id: shard,
+            region_id: region,
+        };
+        let replica = sim.control.replica_on(tenant, host).ok_or_else(|| {
+            TidalError::NotFound(format!(
+                "tenant {tenant} has no replica of shard {} in region {}",
+                shard.0, region.0
+            ))
+        })?;
+        Ok(sim
+            .nodes
+            .get(replica.node.0 as usize)
+            .and_then(|n| n.cfg.quotas.as_ref())
+            .and_then(|q| q.rate_limiter().cloned()))
     }
 
     /// The ids of `tenant`'s live replicas, and the hosts they are on.
