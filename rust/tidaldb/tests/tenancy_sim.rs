@@ -220,6 +220,14 @@ fn bad_tenant_input_gets_specific_errors() -> Result<()> {
         c.register_tenant(TenantConfig::new(TenantId::DEFAULT, "default")),
         Err(TidalError::Conflict(_))
     ));
+    // A host that is down refuses the registration, which leaves nothing behind.
+    c.crash(RegionId(0), ShardId(0), false)?;
+    assert!(matches!(
+        c.register_tenant(TenantConfig::new(A, "a")),
+        Err(TidalError::Unavailable(_))
+    ));
+    assert!(c.tenant_replicas(A).is_empty());
+    c.restart(RegionId(0), ShardId(0))?;
     c.register_tenant(TenantConfig {
         required_regions: vec![RegionId(0)],
         ..TenantConfig::new(A, "a")

@@ -26,10 +26,24 @@ impl SimulatedCluster {
         }
         let tenant = config.tenant_id;
         let mut sim = self.lock();
+        // Place it on a copy of the router first: every host must be up before anything
+        // is registered, so a refusal leaves no half-placed tenant behind.
+        let mut trial = sim.control.router().clone();
+        trial.register_tenant(config.clone())?;
+        let placement = trial.placement(tenant)?.to_vec();
+        if let Some(down) = placement.iter().find(|h| {
+            !sim.node_at(h.region_id, h.shard_id)
+                .is_ok_and(|n| sim.node(n).is_ok())
+        }) {
+            return Err(TidalError::Unavailable(format!(
+                "the host of shard {} in region {} is down; restart it before registering \
+                 tenant {tenant}",
+                down.shard_id.0, down.region_id.0
+            )));
+        }
         let now = sim.now;
         sim.control
             .apply(now, Command::RegisterTenant(config.clone()))?;
-        let placement = sim.control.router().placement(tenant)?.to_vec();
         let first = sim.next_node_id().0;
         let ids: Vec<NodeId> = (0..placement.len())
             .map(|i| NodeId(first + i as u16))
