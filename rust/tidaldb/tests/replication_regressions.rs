@@ -169,3 +169,42 @@ fn the_control_plane_does_not_promote_a_replica_that_went_down() -> Result<()> {
     );
     Ok(())
 }
+
+/// Found by the drain benchmark: when leadership moves, the old leader's pushes still in
+/// flight arrive in an older term and are refused (`Fenced`). The sender used to wait for
+/// `repair_after` (200 ms) before shipping them again, so draining a leader under load
+/// took a repair round; it now re-sends at once, once per term.
+#[test]
+fn pushes_refused_by_a_new_term_are_resent_without_waiting_for_repair() -> Result<()> {
+    use tidaldb::sim::RollingUpgradeCoordinator;
+    let cluster = SimulatedCluster::build(ClusterConfig {
+        seed: 21,
+        ..ClusterConfig::new(schema())
+    })?;
+    cluster.run_for(Duration::from_millis(300));
+    let mut coordinator = RollingUpgradeCoordinator::new(&cluster);
+    coordinator.step_timeout = Duration::from_millis(150);
+    // Writes in flight on every link when the leader's host is drained.
+    for i in 0..10 {
+        for e in 0..50 {
+            cluster.write_signal("view", EntityId(e), 1.0)?;
+        }
+        cluster.run_for(Duration::from_millis(2 + i % 3));
+    }
+    coordinator.drain(RegionId(0), ShardId(0))?;
+    assert_ne!(
+        cluster.leader_of(ShardId(0))?,
+        cluster.node_id(RegionId(0), ShardId(0))?
+    );
+    for r in [RegionId(1), RegionId(2)] {
+        let total: u64 = (0..50)
+            .map(|e| count(&cluster, r, EntityId(e)).unwrap_or(0))
+            .sum();
+        assert_eq!(
+            total, 500,
+            "region {} holds every write of the old leader",
+            r.0
+        );
+    }
+    Ok(())
+}

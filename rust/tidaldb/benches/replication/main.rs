@@ -12,17 +12,27 @@
 //!    convergence, against single-node ingest. Once with the divergence inside the retained
 //!    log (peers ship ranges) and once with the leader down and a smaller log on the relay
 //!    (a snapshot is shipped).
+//! 5. Migration: a tenant holding 1M events moved from region 0 to region 2 (prepare,
+//!    dual write, finalize, collect the source), wall time against single-node ingest;
+//!    once as a lone replica (its target is seeded by a snapshot) and once replicated in
+//!    regions 0 and 1.
+//! 6. Drain: 25K signals/s on the default tenant, drain a follower's or the leader's host
+//!    while the load goes on, virtual time until the host's lag is 0 (its events are on
+//!    every other replica and it leads nothing), against the link latency and the
+//!    heartbeat interval, over 20 seeds.
 //!
 //! Wall figures are the median of a few runs; virtual figures are exact for their seeds.
 //! Sections 1 and 4 are repeated over links without jitter as a diagnostic: the default
 //! links reorder frames sent at the same instant, and frames that arrive ahead of a gap
 //! take the ledger's per-event buffering path. Name sections to run only those:
-//! `cargo bench -p tidaldb --bench replication -- apply lag failover reconcile`.
+//! `cargo bench -p tidaldb --bench replication -- apply lag failover reconcile migrate drain`.
 
 mod apply;
 mod common;
+mod drain;
 mod failover;
 mod lag;
+mod migrate;
 mod reconcile;
 
 use std::time::{Duration, Instant};
@@ -76,8 +86,8 @@ fn row(
     }
 }
 
-/// Sections named on the command line (`apply`, `lag`, `failover`, `reconcile`) run alone;
-/// with none named, all run.
+/// Sections named on the command line (`apply`, `lag`, `failover`, `reconcile`, `migrate`,
+/// `drain`) run alone; with none named, all run.
 fn wanted(section: &str) -> bool {
     let named: Vec<String> = std::env::args()
         .skip(1)
@@ -111,6 +121,12 @@ fn main() {
     }
     if wanted("reconcile") {
         reconcile::section_reconcile(&workload, &ops, &minority, &mut rows);
+    }
+    if wanted("migrate") {
+        migrate::section_migrate(&workload, &ops, &mut rows);
+    }
+    if wanted("drain") {
+        drain::section_drain(view, &mut rows);
     }
 
     println!(

@@ -32,6 +32,8 @@ pub(super) struct Peer {
     /// A received push is acknowledged once it is durable.
     pub ack_owed: bool,
     pub last_snapshot_sent: Option<Timestamp>,
+    /// The term in which we last re-sent everything in flight after a `Fenced`.
+    resent_for_term: u64,
 }
 
 impl Peer {
@@ -45,6 +47,7 @@ impl Peer {
             lacking: SmallVec::new(),
             ack_owed: false,
             last_snapshot_sent: None,
+            resent_for_term: 0,
         }
     }
 
@@ -148,7 +151,25 @@ impl Node {
                 self.reconcile_with(now, i, out);
             }
             Message::Snapshot { state, .. } => self.on_snapshot(now, i, &state, out),
-            Message::Fenced { .. } => {}
+            Message::Fenced { .. } => self.on_fenced(now, i, out),
+        }
+    }
+
+    /// The peer refused what we sent in an older term. Everything in flight to it then
+    /// was dropped, so ship it again now, in our current term, rather than waiting for
+    /// `repair_after`: a leader handover would otherwise stall that long. Once per term,
+    /// because one refusal arrives for every frame that was in flight.
+    fn on_fenced(&mut self, now: Timestamp, i: usize, out: &mut Outputs) {
+        let me = self.cfg.id;
+        let peer = &mut self.peers[i];
+        if peer.resent_for_term >= self.term {
+            return;
+        }
+        peer.resent_for_term = self.term;
+        peer.in_flight
+            .expire(&peer.acked, now, std::time::Duration::ZERO);
+        if peer.ship_after(me) < self.durable.get(me) {
+            self.push_own(now, i, out);
         }
     }
 
