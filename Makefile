@@ -47,7 +47,7 @@ test: rust-check
 	$(MAKE) --no-print-directory python-check
 
 bench: $(EXT_STAMP)
-	$(CARGO) bench -p tidaldb --bench core --bench replication
+	$(CARGO) bench -p tidaldb --bench core --bench replication --bench tenancy
 	$(PY) bench/bench_python.py
 
 clean:
