@@ -116,6 +116,28 @@ impl SimulatedCluster {
         Ok(())
     }
 
+    /// `tenant`'s replica in `region` of the shard that holds `entity`.
+    fn replica_in(
+        &self,
+        sim: &Sim,
+        tenant: TenantId,
+        region: RegionId,
+        entity: EntityId,
+    ) -> Result<Replica> {
+        self.check_tenant(sim, tenant)?;
+        let shard = sim.control.router().route(tenant, entity)?.shard_id;
+        let host = ShardAssignment {
+            shard_id: shard,
+            region_id: region,
+        };
+        sim.control.replica_on(tenant, host).ok_or_else(|| {
+            TidalError::NotFound(format!(
+                "tenant {tenant} has no replica of shard {} in region {}",
+                shard.0, region.0
+            ))
+        })
+    }
+
     fn check_tenant(&self, sim: &Sim, tenant: TenantId) -> Result<()> {
         if sim.control.router().is_registered(tenant) {
             Ok(())
@@ -246,18 +268,7 @@ impl SimulatedCluster {
     ) -> Result<f64> {
         let signal = self.config().schema.resolve(signal)?;
         let sim = self.lock();
-        self.check_tenant(&sim, tenant)?;
-        let shard = sim.control.router().route(tenant, entity)?.shard_id;
-        let host = ShardAssignment {
-            shard_id: shard,
-            region_id: region,
-        };
-        let replica = sim.control.replica_on(tenant, host).ok_or_else(|| {
-            TidalError::NotFound(format!(
-                "tenant {tenant} has no replica of shard {} in region {}",
-                shard.0, region.0
-            ))
-        })?;
+        let replica = self.replica_in(&sim, tenant, region, entity)?;
         sim.node(replica.node)?
             .ledger()
             .decay_score(signal, entity, sim.now)
@@ -295,18 +306,7 @@ impl SimulatedCluster {
         entity: EntityId,
     ) -> Result<Option<Arc<TenantRateLimiter>>> {
         let sim = self.lock();
-        self.check_tenant(&sim, tenant)?;
-        let shard = sim.control.router().route(tenant, entity)?.shard_id;
-        let host = ShardAssignment {
-            shard_id: shard,
-            region_id: region,
-        };
-        let replica = sim.control.replica_on(tenant, host).ok_or_else(|| {
-            TidalError::NotFound(format!(
-                "tenant {tenant} has no replica of shard {} in region {}",
-                shard.0, region.0
-            ))
-        })?;
+        let replica = self.replica_in(&sim, tenant, region, entity)?;
         Ok(sim
             .nodes
             .get(replica.node.0 as usize)
