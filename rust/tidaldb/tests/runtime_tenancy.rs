@@ -10,12 +10,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{SplitMix, T0, ts, view_signal};
+use common::{SplitMix, T0, ts};
 use tidaldb::tenancy::{EVENT_STORAGE_BYTES, Quota, QuotaBreach, TenantConfig};
 use tidaldb::wal::list_segments;
 use tidaldb::{
     Durability, EntityId, RegionId, Schema, ShardId, TenantId, TidalDb, TidalError, Timestamp,
-    Window,
 };
 
 #[path = "runtime_tenancy/files.rs"]
@@ -26,11 +25,7 @@ mod quotas;
 const HOUR_NS: i64 = 3_600_000_000_000;
 
 fn schema() -> Schema {
-    view_signal(Duration::from_secs(3600))
-        .windows(&[Window::OneHour])
-        .add()
-        .build()
-        .unwrap()
+    common::hourly_view_schema()
 }
 
 fn open(dir: &Path) -> TidalDb {
