@@ -413,17 +413,21 @@ impl SimulatedCluster {
         self.lock().step()
     }
 
-    /// True when, in every shard, the replicas that are up hold the same events with
-    /// nothing buffered, and the control plane sees no lag among them.
+    /// True when, in every replica group (each tenant's copies of each shard), the
+    /// replicas that are up hold the same events with nothing buffered, and the control
+    /// plane sees no lag among them.
     pub fn is_converged(&self) -> bool {
         let sim = self.lock();
-        (0..self.config.shards_per_region).all(|s| {
-            let live: Vec<&Node> = self
-                .config
-                .regions
-                .iter()
-                .filter_map(|r| sim.node_at(*r, ShardId(s)).ok())
-                .filter_map(|id| sim.node(id).ok())
+        let mut groups: Vec<crate::control::GroupId> =
+            sim.control.replicas().map(|r| r.group()).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        groups.into_iter().all(|g| {
+            let live: Vec<&Node> = sim
+                .control
+                .replicas()
+                .filter(|r| r.group() == g)
+                .filter_map(|r| sim.node(r.node).ok())
                 .collect();
             live.windows(2)
                 .all(|w| w[0].ledger().version_vector() == w[1].ledger().version_vector())
@@ -473,8 +477,8 @@ impl SimulatedCluster {
                 ),
             };
             parts.push(format!(
-                "node {i} (region {}, shard {}): {state}",
-                n.cfg.region.0, n.cfg.shard.0
+                "node {i} (tenant {}, region {}, shard {}): {state}",
+                n.cfg.tenant, n.cfg.region.0, n.cfg.shard.0
             ));
         }
         parts.join("; ")
