@@ -19,7 +19,9 @@ impl ControlPlane {
             let group = self.groups[g].group;
             let leader = self.groups[g].leader.and_then(|n| self.member(n));
             let leader_ok = leader.is_some_and(|m| self.healthy(m, now));
-            let leader_drained = leader.is_some_and(|m| self.is_drained(m.replica.host()));
+            let leader_drained = leader.is_some_and(|m| {
+                self.is_drained(m.replica.host()) || self.is_sidelined(m.replica.node)
+            });
             if (!leader_ok && grace_over) || leader_drained {
                 self.elect(group, now, leader_drained);
             }
@@ -48,7 +50,7 @@ impl ControlPlane {
             .members
             .iter()
             .filter(|m| m.replica.group() == group && Self::heard_within(m, now, fresh))
-            .filter(|m| !self.is_drained(m.replica.host()))
+            .filter(|m| !self.is_drained(m.replica.host()) && !self.is_sidelined(m.replica.node))
             .filter_map(|m| m.last_report.as_ref().map(|r| (r.vv.sum(), m.replica.node)))
             .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
             .map(|(_, node)| node);

@@ -97,7 +97,12 @@ impl ControlPlane {
                     },
                     drained: self.is_drained(r.host()),
                     entity_count: m.last_report.as_ref().map_or(0, |rep| rep.entities),
-                    signal_throughput: m.throughput,
+                    // A silent replica applies nothing, whatever its last reports said.
+                    signal_throughput: if self.healthy(m, now) {
+                        m.throughput
+                    } else {
+                        0.0
+                    },
                     replication_lag_events: lag.events,
                     replication_lag_ms: lag.oldest_age.as_secs_f64() * 1e3,
                     disk_bytes: events.saturating_mul(EVENT_STORAGE_BYTES),

@@ -184,12 +184,7 @@ impl ControlPlane {
         match &command {
             Command::RegisterTenant(cfg) => self.router.register_tenant(cfg.clone())?,
             Command::AddReplica { replica, lead } => {
-                if self.members.iter().any(|m| m.replica.node == replica.node) {
-                    return Err(TidalError::Conflict(format!(
-                        "node {} is already a replica",
-                        replica.node.0
-                    )));
-                }
+                self.check_new_replica(replica)?;
                 self.add_replica(*replica, *lead);
             }
             Command::RemoveReplica(node) => {
@@ -253,6 +248,47 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// A replica may join only its registered tenant, on a host of the tenant's placement
+    /// or on the target of the tenant's running migration.
+    fn check_new_replica(&self, replica: &Replica) -> Result<()> {
+        if self.members.iter().any(|m| m.replica.node == replica.node) {
+            return Err(TidalError::Conflict(format!(
+                "node {} is already a replica",
+                replica.node.0
+            )));
+        }
+        let host = replica.host();
+        let placed = self.router.placement(replica.tenant)?.contains(&host);
+        let migrating_there = self
+            .migration(replica.tenant)
+            .is_some_and(|m| m.is_running() && m.target == host);
+        if !(placed || migrating_there) {
+            return Err(TidalError::InvalidArgument {
+                name: "replica",
+                reason: format!(
+                    "tenant {} is not placed on shard {} in region {}, and is not migrating there",
+                    replica.tenant, host.shard_id.0, host.region_id.0
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// True for a replica the control plane must not route to or elect: the source of a
+    /// finalized migration (it is about to be collected), and the target of one not yet
+    /// finalized (it may still be catching up).
+    pub fn is_sidelined(&self, node: NodeId) -> bool {
+        let Some(r) = self.replica(node) else {
+            return false;
+        };
+        self.migration(r.tenant).is_some_and(|m| {
+            (m.state >= MigrationState::Finalizing
+                && m.state < MigrationState::Complete
+                && m.source == r.host())
+                || (m.state < MigrationState::Finalizing && m.target_node == Some(node))
+        })
+    }
+
     fn add_replica(&mut self, replica: Replica, lead: bool) {
         self.members.push(Member {
             replica,
@@ -292,6 +328,17 @@ impl ControlPlane {
             )));
         }
         let placement = self.router.placement(tenant)?;
+        if source.shard_id != target.shard_id {
+            return Err(TidalError::InvalidArgument {
+                name: "target",
+                reason: format!(
+                    "a migration moves tenant {tenant}'s replica of shard {} to another region; \
+                     moving it to shard {} would need a split of the key space, which is not \
+                     supported",
+                    source.shard_id.0, target.shard_id.0
+                ),
+            });
+        }
         if source == target {
             return Err(TidalError::InvalidArgument {
                 name: "target",
@@ -340,6 +387,29 @@ impl ControlPlane {
         to: MigrationState,
         target_node: Option<NodeId>,
     ) -> Result<()> {
+        let (target_host, named) = self
+            .migrations
+            .get(&tenant)
+            .map(|m| (m.target, m.target_node))
+            .ok_or_else(|| TidalError::NotFound(format!("tenant {tenant} has no migration")))?;
+        if let Some(node) = target_node {
+            // The target is named once, when preparation starts, and must be this tenant's
+            // replica on the target host.
+            let fits = self.members.iter().any(|x| {
+                x.replica.node == node
+                    && x.replica.tenant == tenant
+                    && x.replica.host() == target_host
+            });
+            if to != MigrationState::PreparingTarget || named.is_some() || !fits {
+                return Err(TidalError::InvalidArgument {
+                    name: "target_node",
+                    reason: format!(
+                        "node {} cannot become tenant {tenant}'s migration target now",
+                        node.0
+                    ),
+                });
+            }
+        }
         let m = self
             .migrations
             .get_mut(&tenant)

@@ -56,11 +56,6 @@ fn replaying_the_command_log_rebuilds_the_same_state() -> Result<()> {
             source: host(0),
             target: host(2),
         },
-        Command::AdvanceMigration {
-            tenant: t,
-            to: MigrationState::PreparingTarget,
-            target_node: Some(NodeId(4)),
-        },
         Command::AddReplica {
             replica: Replica {
                 node: NodeId(4),
@@ -69,6 +64,11 @@ fn replaying_the_command_log_rebuilds_the_same_state() -> Result<()> {
                 tenant: t,
             },
             lead: false,
+        },
+        Command::AdvanceMigration {
+            tenant: t,
+            to: MigrationState::PreparingTarget,
+            target_node: Some(NodeId(4)),
         },
         Command::AdvanceMigration {
             tenant: t,
@@ -125,5 +125,70 @@ fn replaying_the_command_log_rebuilds_the_same_state() -> Result<()> {
         cp.health(at(30)).to_json()
     );
     assert_eq!(replayed.command_log(), cp.command_log());
+    Ok(())
+}
+
+#[test]
+fn replicas_and_migration_targets_are_validated() -> Result<()> {
+    let mut cp = three_region_plane();
+    let t = TenantId(5);
+    let mut cfg = TenantConfig::new(t, "five");
+    cfg.required_regions = vec![RegionId(0)];
+    cp.apply(at(0), Command::RegisterTenant(cfg))?;
+    let replica = |node: u16, region: u16, tenant: TenantId| Command::AddReplica {
+        replica: Replica {
+            node: NodeId(node),
+            region: RegionId(region),
+            shard: ShardId(0),
+            tenant,
+        },
+        lead: false,
+    };
+    // An unknown tenant, a host outside the tenant's placement, a node id in use.
+    assert!(matches!(
+        cp.apply(at(1), replica(3, 0, TenantId(6))),
+        Err(TidalError::UnknownTenant(_))
+    ));
+    assert!(matches!(
+        cp.apply(at(1), replica(3, 1, t)),
+        Err(TidalError::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        cp.apply(at(1), replica(1, 0, t)),
+        Err(TidalError::Conflict(_))
+    ));
+    cp.apply(at(1), replica(3, 0, t))?;
+    cp.apply(
+        at(2),
+        Command::BeginMigration {
+            tenant: t,
+            source: host(0),
+            target: host(2),
+        },
+    )?;
+    cp.apply(at(3), replica(4, 2, t))?;
+    let advance = |to, target_node| Command::AdvanceMigration {
+        tenant: t,
+        to,
+        target_node,
+    };
+    // The target must be this tenant's replica on the target host, named once, when
+    // preparation starts.
+    for wrong in [NodeId(1), NodeId(3), NodeId(9)] {
+        assert!(
+            cp.apply(at(4), advance(MigrationState::PreparingTarget, Some(wrong)))
+                .is_err()
+        );
+    }
+    cp.apply(
+        at(4),
+        advance(MigrationState::PreparingTarget, Some(NodeId(4))),
+    )?;
+    assert!(
+        cp.apply(at(5), advance(MigrationState::DualWrite, Some(NodeId(1))))
+            .is_err()
+    );
+    cp.apply(at(5), advance(MigrationState::DualWrite, None))?;
+    assert_eq!(cp.migration(t).and_then(|m| m.target_node), Some(NodeId(4)));
     Ok(())
 }

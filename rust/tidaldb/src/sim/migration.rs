@@ -129,7 +129,7 @@ impl TenantMigration {
             None => self.create_target(&mut sim, &m)?,
         };
         let source = self.source_node(&sim, &m)?;
-        let mark = durable_of(&sim, source)?;
+        let mark = applied_of(&sim, source)?;
         wait_for(&mut sim, self.step_timeout, |sim| {
             sim.node(target).is_ok_and(|t| t.durable().dominates(&mark))
         })
@@ -199,8 +199,8 @@ impl TenantMigration {
         }
     }
 
-    /// Switches reads and writes to the target once its version vector covers the
-    /// source's.
+    /// Switches reads and writes to the target once it holds durably everything the
+    /// source has applied. From then on the source is neither routed to nor elected.
     pub fn finalize(&self) -> Result<()> {
         let m = self.record()?;
         match m.state {
@@ -219,18 +219,32 @@ impl TenantMigration {
         let target = m.target_node.ok_or_else(|| {
             TidalError::Conflict("the migration record has no target replica".into())
         })?;
-        wait_for(&mut sim, self.step_timeout, |sim| {
-            match (sim.node(source), sim.node(target)) {
-                (Ok(s), Ok(t)) => t.durable().dominates(s.durable()),
-                _ => false,
-            }
-        })
-        .map_err(|e| self.stalled("finalize", e))?;
+        self.await_target_covers_source(&mut sim, source, target, "finalize")?;
         self.advance(&mut sim, MigrationState::Finalizing, None)
     }
 
+    /// Waits until the target holds durably everything the source has applied.
+    fn await_target_covers_source(
+        &self,
+        sim: &mut Sim,
+        source: NodeId,
+        target: NodeId,
+        step: &str,
+    ) -> Result<()> {
+        applied_of(sim, source)?;
+        wait_for(sim, self.step_timeout, |sim| {
+            match (sim.node(source), sim.node(target)) {
+                (Ok(s), Ok(t)) => t.durable().dominates(s.ledger().version_vector()),
+                _ => false,
+            }
+        })
+        .map_err(|e| self.stalled(step, e))
+    }
+
     /// Removes the source's copy once `grace` of virtual time has passed since the
-    /// switch (running the simulation until then).
+    /// switch (running the simulation until then), and only once the target holds
+    /// everything the source has: a source that is down is not collected, since its disk
+    /// may hold what nobody else does.
     pub fn gc_source(&self, grace: Duration) -> Result<()> {
         let m = self.record()?;
         match m.state {
@@ -255,6 +269,10 @@ impl TenantMigration {
             .replica_on(self.tenant, m.source)
             .map(|r| r.node)
         {
+            let target = m.target_node.ok_or_else(|| {
+                TidalError::Conflict("the migration record has no target replica".into())
+            })?;
+            self.await_target_covers_source(&mut sim, source, target, "gc_source")?;
             for sn in sim.nodes.iter_mut() {
                 sn.cfg.peers.retain(|p| p.node != source);
                 if let Some(node) = sn.node.as_mut() {
@@ -269,11 +287,16 @@ impl TenantMigration {
     }
 }
 
-fn durable_of(sim: &Sim, node: NodeId) -> Result<VersionVector> {
-    sim.node(node).map(|n| n.durable().clone()).map_err(|_| {
-        TidalError::Unavailable(format!(
-            "the migration's source replica (node {}) is down; restart it and retry",
-            node.0
-        ))
-    })
+/// Everything `node` has applied: acknowledged writes included, synced or not. Marks are
+/// taken from this, not from what is durable, or an acknowledged write still in the
+/// source's unsynced tail could be left behind.
+fn applied_of(sim: &Sim, node: NodeId) -> Result<VersionVector> {
+    sim.node(node)
+        .map(|n| n.ledger().version_vector().clone())
+        .map_err(|_| {
+            TidalError::Unavailable(format!(
+                "the migration's source replica (node {}) is down; restart it and retry",
+                node.0
+            ))
+        })
 }

@@ -166,10 +166,12 @@ impl SimulatedCluster {
                 .replica(n)
                 .is_some_and(|r| sim.control.is_drained(r.host()))
         };
+        // A finalized migration's source is about to be collected: nothing goes to it.
+        let retiring = |n: NodeId| sim.control.is_sidelined(n) && Some(n) != target;
         if let Some(leader) = sim
             .control
             .leader_of_group(group)
-            .filter(|n| sim.node(*n).is_ok() && !drained(*n))
+            .filter(|n| sim.node(*n).is_ok() && !drained(*n) && !retiring(*n))
         {
             return Ok(leader);
         }
@@ -178,7 +180,7 @@ impl SimulatedCluster {
         let mut members: Vec<NodeId> = sim
             .control
             .replicas()
-            .filter(|r| r.group() == group && sim.node(r.node).is_ok())
+            .filter(|r| r.group() == group && sim.node(r.node).is_ok() && !retiring(r.node))
             .map(|r| r.node)
             .collect();
         members.sort_by_key(|n| (drained(*n), Some(*n) == target, *n));

@@ -70,7 +70,9 @@ impl RollingUpgradeCoordinator {
         wait_for(&mut sim, self.step_timeout, |sim| {
             nodes.iter().all(|&n| {
                 let Ok(node) = sim.node(n) else { return true };
-                let own = node.durable().get(n);
+                // Applied, not durable: an acknowledged write in the unsynced tail exists
+                // only here until it is synced and shipped.
+                let own = node.ledger().version_vector().get(n);
                 let peers = up_peers(sim, n);
                 let moved = peers.is_empty()
                     || sim
