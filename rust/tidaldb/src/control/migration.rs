@@ -16,7 +16,8 @@ pub enum MigrationState {
     Idle,
     /// The target replica exists and is catching up from the source's log or snapshot.
     PreparingTarget,
-    /// Every acknowledged write of the tenant is on both source and target.
+    /// A write of the tenant is acknowledged once both source and target hold it, when
+    /// both are up; one that is down catches up by reconciliation when it restarts.
     DualWrite,
     /// Reads and writes go to the target; the source is kept until `gc_source`.
     Finalizing,

@@ -32,8 +32,9 @@ pub struct TenantMigration {
 }
 
 impl SimulatedCluster {
-    /// Starts moving `tenant`'s replica of `from_shard` (its home replica of that shard)
-    /// to the host of `to_shard` in `to_region`.
+    /// Starts moving `tenant`'s home replica of `from_shard` to the host of the same
+    /// shard in `to_region`. `to_shard` must equal `from_shard`: moving data between
+    /// shards would split the key space, which migrations do not do.
     pub fn begin_tenant_migration(
         &self,
         tenant: TenantId,
