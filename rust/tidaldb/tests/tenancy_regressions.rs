@@ -135,3 +135,33 @@ fn drain_waits_for_the_drained_hosts_unsynced_acknowledged_writes() -> Result<()
     assert_eq!(c.applied_seqno(RegionId(1))?, 20);
     Ok(())
 }
+
+/// A dual write cut off from the other side times out although it was applied; a retry
+/// with the same idempotency key is recognised, so the write counts once.
+#[test]
+fn a_timed_out_dual_write_retried_with_its_key_counts_once() -> Result<()> {
+    use tidaldb::event::{ClientTag, IdempotencyKey};
+    use tidaldb::node::WriteAck;
+    let c = cluster(4, 1, SimDurability::Immediate)?;
+    let mut acked = write(&c, 10);
+    let m = c.begin_tenant_migration(T, ShardId(0), ShardId(0), RegionId(2))?;
+    m.prepare_target()?;
+    m.enter_dual_write()?;
+    let key = Some(ClientTag::Key(IdempotencyKey(7)));
+    let cut = c.inject_partition(RegionId(0), RegionId(2))?;
+    assert!(matches!(
+        c.signal_for_tenant_tagged(T, "view", ITEM, 1.0, None, key),
+        Err(TidalError::Timeout(_))
+    ));
+    drop(cut);
+    let retry = c.signal_for_tenant_tagged(T, "view", ITEM, 1.0, None, key)?;
+    assert!(matches!(retry, WriteAck::Duplicate { .. }), "{retry:?}");
+    acked += 1;
+    m.finalize()?;
+    m.gc_source(Duration::ZERO)?;
+    assert_eq!(
+        c.total_signal_count_for_tenant(RegionId(2), T, "view")?,
+        acked
+    );
+    Ok(())
+}

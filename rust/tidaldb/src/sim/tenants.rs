@@ -10,7 +10,7 @@ use super::cluster::replica_config;
 use super::engine::Sim;
 use crate::control::{Command, GroupId, MigrationState, Replica};
 use crate::error::{Result, TidalError};
-use crate::event::{EventId, TenantId};
+use crate::event::{ClientTag, EventId, TenantId};
 use crate::node::{ClientOp, NodeRole, PeerAddr, WriteAck};
 use crate::schema::{EntityId, NodeId, RegionId, Timestamp};
 use crate::tenancy::{ShardAssignment, TenantConfig, TenantQuotas, TenantRateLimiter};
@@ -203,6 +203,21 @@ impl SimulatedCluster {
         weight: f64,
         ts: Option<Timestamp>,
     ) -> Result<WriteAck> {
+        self.signal_for_tenant_tagged(tenant, signal, entity, weight, ts, None)
+    }
+
+    /// [`SimulatedCluster::signal_for_tenant`] with a client tag (an idempotency key or a
+    /// session sequence number), so that retrying a write that timed out cannot count it
+    /// twice: the retry is answered `Duplicate` with the original event.
+    pub fn signal_for_tenant_tagged(
+        &self,
+        tenant: TenantId,
+        signal: &str,
+        entity: EntityId,
+        weight: f64,
+        ts: Option<Timestamp>,
+        tag: Option<ClientTag>,
+    ) -> Result<WriteAck> {
         let signal = self.config().schema.resolve(signal)?;
         let op = ClientOp::Signal {
             signal,
@@ -214,7 +229,7 @@ impl SimulatedCluster {
             let sim = self.lock();
             self.serving_replica(&sim, tenant, entity)?
         };
-        let ack = self.submit(node, &[op], self.config().write_concern, None)?;
+        let ack = self.submit(node, &[op], self.config().write_concern, tag)?;
         self.await_dual_write(tenant, node, ack)?;
         Ok(ack)
     }
