@@ -166,8 +166,23 @@ fn entity_and_storage_quotas_refuse_and_write_nothing() -> Result<()> {
         quota_of(c.signal_for_tenant(A, "view", EntityId(3), 1.0, None)),
         Quota::Entities
     );
+    // Batches at the cap: known entities pass; one new entity refuses the whole batch.
+    let home = c.tenant_replicas(A)[0].0;
+    let view = c.config().schema.resolve("view")?;
+    let op = |e: u64| tidaldb::node::ClientOp::Signal {
+        signal: view,
+        entity: EntityId(e),
+        weight: 1.0,
+        ts: None,
+    };
+    let local = tidaldb::node::WriteConcern::Local;
+    assert_eq!(
+        quota_of(c.submit(home, &[op(0), op(5), op(1)], local, None)),
+        Quota::Entities
+    );
+    c.submit(home, &[op(0), op(1), op(0)], local, None)?;
     // Known entities still take writes, up to the storage quota of 10 events.
-    for _ in 0..7 {
+    for _ in 0..4 {
         c.signal_for_tenant(A, "view", EntityId(0), 1.0, None)?;
     }
     assert_eq!(

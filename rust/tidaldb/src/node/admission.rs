@@ -83,7 +83,12 @@ pub(super) fn check_quotas(
         entities: ledger.distinct_entities(),
         events: ledger.version_vector().sum(),
     };
-    let new_entities = if quotas.limits_entities() {
+    // Only near the cap is it worth looking up which entities are new: if every op
+    // brought one, would the cap still hold?
+    let near_cap = quotas
+        .max_entities()
+        .is_some_and(|max| usage.entities.saturating_add(ops.len() as u64) > max);
+    let new_entities = if near_cap {
         let mut fresh: smallvec::SmallVec<[EntityId; 8]> = smallvec::SmallVec::new();
         for op in ops {
             if let ClientOp::Signal { entity, .. } = op

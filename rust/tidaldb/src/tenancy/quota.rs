@@ -209,9 +209,9 @@ impl TenantQuotas {
         self.rate.as_ref()
     }
 
-    /// True when admission must count the new entities a write brings.
-    pub fn limits_entities(&self) -> bool {
-        self.max_entities.is_some()
+    /// The cap on distinct entities, if any.
+    pub fn max_entities(&self) -> Option<u64> {
+        self.max_entities
     }
 
     /// Admits `events` events bringing `new_entities` entities the tenant has not seen.
