@@ -21,6 +21,8 @@ use crate::wal;
 /// A registered tenant's config inside its directory.
 pub const TENANT_CONFIG_FILE: &str = "tenant.json";
 const TENANT_CONFIG_TMP: &str = "tenant.json.tmp";
+/// A tenant's log directory inside its own: `tenants/{id}/wal/`.
+const TENANT_WAL_DIR: &str = "wal";
 
 /// The default tenant's log: `{data_dir}/wal/`.
 pub fn default_wal_dir(data_dir: &Path) -> PathBuf {
@@ -209,6 +211,23 @@ pub fn load_tenant_configs(data_dir: &Path) -> Result<Vec<TenantConfig>> {
 /// removed.
 fn read_tenant_config(dir: &Path, id: TenantId) -> Result<Option<TenantConfig>> {
     let path = dir.join(TENANT_CONFIG_FILE);
+    // Neither the config nor the log may be a symbolic link: either could lead outside
+    // the data directory.
+    if fs::symlink_metadata(&path).is_ok_and(|m| !m.file_type().is_file()) {
+        return Err(corrupt(
+            path,
+            0,
+            format!("tenant {id}'s tenant.json must be a regular file, not a link or directory"),
+        ));
+    }
+    let wal_dir = dir.join(TENANT_WAL_DIR);
+    if fs::symlink_metadata(&wal_dir).is_ok() && !is_real_dir(&wal_dir)? {
+        return Err(corrupt(
+            wal_dir,
+            0,
+            format!("tenant {id}'s wal must be a directory, not a file or symbolic link"),
+        ));
+    }
     let bytes = match fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == IoKind::NotFound => {
@@ -309,11 +328,29 @@ pub fn create_tenant_dir(data_dir: &Path, cfg: &TenantConfig) -> Result<PathBuf>
     Ok(dir)
 }
 
-/// Undoes [`create_tenant_dir`] after a later step of registration failed. Best effort:
-/// a directory left behind only makes the tenant reappear, empty, at the next open.
+/// Undoes [`create_tenant_dir`] (and the log opened after it) when a later step of
+/// registration failed. It removes in the reverse order of creation, the commit point
+/// (`tenant.json`) last but one, so that whatever an error or a crash part-way leaves
+/// behind is a state [`load_tenant_configs`] accepts: the whole tenant, empty, or nothing.
+/// Best effort: each failure is logged.
 pub fn remove_tenant_dir(dir: &Path) {
-    if let Err(e) = fs::remove_dir_all(dir) {
-        tracing::warn!(dir = %dir.display(), error = %e, "could not remove the directory of a failed tenant registration");
+    if let Err(e) = undo_tenant_dir(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not undo a tenant registration");
+    }
+}
+
+fn undo_tenant_dir(dir: &Path) -> std::io::Result<()> {
+    let missing_is_fine = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() != IoKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    missing_is_fine(fs::remove_dir_all(dir.join(TENANT_WAL_DIR)))?;
+    missing_is_fine(fs::remove_file(dir.join(TENANT_CONFIG_FILE)))?;
+    fs::File::open(dir)?.sync_all()?;
+    fs::remove_dir_all(dir)?;
+    match dir.parent() {
+        Some(parent) => fs::File::open(parent)?.sync_all(),
+        None => Ok(()),
     }
 }
 

@@ -47,6 +47,8 @@ struct TenantSlot {
 struct Registry {
     router: TenantRouter,
     slots: BTreeMap<TenantId, TenantSlot>,
+    /// Ids whose registration is writing its files, outside the lock.
+    reserved: std::collections::BTreeSet<TenantId>,
     /// Set by `close`: no tenant is registered, written or read after it.
     closed: bool,
 }
@@ -81,6 +83,7 @@ impl TenantSet {
         let mut registry = Registry {
             router: TenantRouter::new(topology),
             slots: BTreeMap::new(),
+            reserved: std::collections::BTreeSet::new(),
             closed: false,
         };
         let stored = match &env.data_dir {
@@ -131,34 +134,70 @@ impl TenantSet {
             });
         }
         config.validate()?;
+        // Reserve the id under the lock, do the file work without it (several fsyncs, which
+        // would otherwise stall every tenant's writes), then publish under the lock again.
+        {
+            let mut reg = self.registry.write().map_err(poisoned)?;
+            if reg.closed {
+                return Err(closed());
+            }
+            if reg.router.is_registered(tenant) || reg.reserved.contains(&tenant) {
+                return Err(TidalError::Conflict(format!(
+                    "tenant {tenant} is already registered; tenants are registered once"
+                )));
+            }
+            // The residency check, on a scratch router, before anything touches the disk.
+            TenantRouter::new(reg.router.topology().clone()).register_tenant(config.clone())?;
+            reg.reserved.insert(tenant);
+        }
+        let created = self.create_tenant(&config);
         let mut reg = self.registry.write().map_err(poisoned)?;
-        if reg.closed {
-            return Err(closed());
-        }
-        if reg.router.is_registered(tenant) {
-            return Err(TidalError::Conflict(format!(
-                "tenant {tenant} is already registered; tenants are registered once"
-            )));
-        }
-        // The residency check, on a scratch router, before anything touches the disk.
-        TenantRouter::new(reg.router.topology().clone()).register_tenant(config.clone())?;
-        let dir = match &self.env.data_dir {
-            Some(data_dir) => Some(create_tenant_dir(data_dir, &config)?),
-            None => None,
-        };
+        reg.reserved.remove(&tenant);
+        let (dir, log) = created?;
         let undo = |e: TidalError| {
             if let Some(dir) = &dir {
                 remove_tenant_dir(dir);
             }
             e
         };
-        let log = open_tenant_log(&self.env, &self.schema, tenant).map_err(undo)?;
-        reg.router.register_tenant(config).map_err(undo)?;
+        if reg.closed {
+            drop(log);
+            return Err(undo(closed()));
+        }
+        if let Err(e) = reg.router.register_tenant(config) {
+            drop(log);
+            return Err(undo(e));
+        }
         // Cannot fail: the tenant was just registered with a validated config.
         let slot = tenant_slot(&self.env, &reg.router, tenant, log)?;
         reg.slots.insert(tenant, slot);
         tracing::info!(%tenant, "registered tenant");
         Ok(())
+    }
+
+    /// The file work of a registration: the directory and config (the commit point), then
+    /// the log. A failure removes what was created.
+    fn create_tenant(&self, config: &TenantConfig) -> Result<(Option<PathBuf>, OpenedLog)> {
+        let dir = match &self.env.data_dir {
+            Some(data_dir) => Some(create_tenant_dir(data_dir, config)?),
+            None => None,
+        };
+        let opened = open_tenant_log(&self.env, &self.schema, config.tenant_id).and_then(|log| {
+            // The log's directory entry must survive a power cut too.
+            if let Some(dir) = &dir {
+                crate::wal::sync_dir(dir)?;
+            }
+            Ok(log)
+        });
+        match opened {
+            Ok(log) => Ok((dir, log)),
+            Err(e) => {
+                if let Some(dir) = &dir {
+                    remove_tenant_dir(dir);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Runs `f` on a registered tenant's state.

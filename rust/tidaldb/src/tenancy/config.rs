@@ -59,8 +59,14 @@ impl TenantConfig {
         if self.max_entities == Some(0) {
             return bad("max_entities must be at least 1 (or None for unlimited)".into());
         }
-        if self.max_storage_bytes == Some(0) {
-            return bad("max_storage_bytes must be at least 1 (or None for unlimited)".into());
+        if self
+            .max_storage_bytes
+            .is_some_and(|b| b < super::EVENT_STORAGE_BYTES)
+        {
+            return bad(format!(
+                "max_storage_bytes must be at least {} (one event), or None for unlimited",
+                super::EVENT_STORAGE_BYTES
+            ));
         }
         let mut regions = self.required_regions.clone();
         regions.sort_unstable();
@@ -99,6 +105,7 @@ mod tests {
             Box::new(|c| c.max_signals_per_sec = Some(0)),
             Box::new(|c| c.max_entities = Some(0)),
             Box::new(|c| c.max_storage_bytes = Some(0)),
+            Box::new(|c| c.max_storage_bytes = Some(63)),
             Box::new(|c| c.required_regions = vec![RegionId(1), RegionId(1)]),
             Box::new(|c| c.label = String::new()),
             Box::new(|c| c.label = "x".repeat(MAX_LABEL_BYTES + 1)),
