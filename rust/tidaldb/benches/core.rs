@@ -4,6 +4,9 @@
 //! Criterion does the sampling; every benchmark also records its mean time per element so
 //! that the summary table at the end can print the ratios.
 
+#[path = "shared/schema.rs"]
+mod shared_schema;
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Mutex;
@@ -13,9 +16,7 @@ use criterion::{Criterion, Throughput};
 use tidaldb::ledger::Ledger;
 use tidaldb::node::{ClientOp, Input, Node, NodeConfig, Outputs, WriteConcern, WriteRequest};
 use tidaldb::schema::SignalIdx;
-use tidaldb::{
-    DecaySpec, Durability, EntityId, EntityKind, Retrieve, Schema, TidalDb, Timestamp, Window,
-};
+use tidaldb::{DecaySpec, Durability, EntityId, EntityKind, Retrieve, Schema, TidalDb, Timestamp};
 
 const ENTITIES: u64 = 100_000;
 const BATCH: usize = 100_000;
@@ -51,15 +52,7 @@ fn figure(name: &str) -> f64 {
 }
 
 fn schema() -> Schema {
-    Schema::builder()
-        .signal(
-            "view",
-            EntityKind::Item,
-            DecaySpec::Exponential {
-                half_life: Duration::from_secs(7 * 86_400),
-            },
-        )
-        .windows(&[Window::OneHour, Window::TwentyFourHours])
+    shared_schema::view_signal()
         .add()
         .signal(
             "like",

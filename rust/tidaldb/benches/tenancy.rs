@@ -16,17 +16,18 @@
 //! comparison are measured in turn within each round, starting with a different one each
 //! round, so drift and warm caches favour none of them.
 
+#[path = "shared/schema.rs"]
+mod shared_schema;
+
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tidaldb::ledger::Ledger;
 use tidaldb::node::{ClientOp, Input, Node, NodeConfig, Outputs, WriteConcern, WriteRequest};
 use tidaldb::schema::SignalIdx;
 use tidaldb::tenancy::{TenantConfig, TenantQuotas};
-use tidaldb::{
-    DecaySpec, EntityId, EntityKind, Schema, TenantId, TidalDb, TidalError, Timestamp, Window,
-};
+use tidaldb::{EntityId, Schema, TenantId, TidalDb, TidalError, Timestamp};
 
 const WRITES: usize = 200_000;
 const RUNS: usize = 15;
@@ -36,15 +37,7 @@ const T0: i64 = 1_700_000_000_000_000_000;
 const REFUSAL_TARGET_NS: f64 = 1_000.0;
 
 fn schema() -> Schema {
-    Schema::builder()
-        .signal(
-            "view",
-            EntityKind::Item,
-            DecaySpec::Exponential {
-                half_life: Duration::from_secs(7 * 86_400),
-            },
-        )
-        .windows(&[Window::OneHour, Window::TwentyFourHours])
+    shared_schema::view_signal()
         .add()
         .build()
         .expect("the benchmark schema is valid")

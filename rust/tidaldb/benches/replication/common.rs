@@ -1,25 +1,19 @@
 //! Shared helpers: the schema, the workload, statistics, cluster config and the single-node baseline.
 
+use crate::shared_schema;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use tidaldb::node::ClientOp;
 use tidaldb::schema::SignalIdx;
 use tidaldb::sim::{ClusterConfig, DEFAULT_START_NS, LinkConfig, SimulatedCluster};
-use tidaldb::{DecaySpec, EntityId, EntityKind, Schema, TidalDb, Timestamp, Window};
+use tidaldb::{EntityId, Schema, TidalDb, Timestamp};
 
 use crate::{BATCH, ENTITIES, REGIONS, S0};
 
 pub(crate) fn schema() -> Schema {
-    Schema::builder()
-        .signal(
-            "view",
-            EntityKind::Item,
-            DecaySpec::Exponential {
-                half_life: Duration::from_secs(7 * 86_400),
-            },
-        )
-        .windows(&[Window::OneHour, Window::TwentyFourHours])
+    shared_schema::view_signal()
         .add()
         .build()
         .expect("the benchmark schema is valid")

@@ -34,6 +34,8 @@ mod failover;
 mod lag;
 mod migrate;
 mod reconcile;
+#[path = "../shared/schema.rs"]
+mod shared_schema;
 
 use std::time::{Duration, Instant};
 
