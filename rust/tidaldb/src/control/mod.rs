@@ -274,19 +274,28 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// True for a replica the control plane must not route to or elect: the source of a
-    /// finalized migration (it is about to be collected), and the target of one not yet
-    /// finalized (it may still be catching up).
-    pub fn is_sidelined(&self, node: NodeId) -> bool {
-        let Some(r) = self.replica(node) else {
-            return false;
-        };
-        self.migration(r.tenant).is_some_and(|m| {
-            (m.state >= MigrationState::Finalizing
-                && m.state < MigrationState::Complete
-                && m.source == r.host())
-                || (m.state < MigrationState::Finalizing && m.target_node == Some(node))
+    /// True for the source of a finalized migration: it is about to be collected, so
+    /// nothing is routed to it and it is never elected.
+    pub fn is_retiring(&self, node: NodeId) -> bool {
+        self.replica(node).is_some_and(|r| {
+            self.migration(r.tenant)
+                .is_some_and(|m| m.state == MigrationState::Finalizing && m.source == r.host())
         })
+    }
+
+    /// True for the target of a migration not yet finalized: it may still be catching up,
+    /// so it is not elected, and serves only when no other replica of its group can.
+    pub fn is_catching_up(&self, node: NodeId) -> bool {
+        self.replica(node).is_some_and(|r| {
+            self.migration(r.tenant).is_some_and(|m| {
+                m.state < MigrationState::Finalizing && m.target_node == Some(node)
+            })
+        })
+    }
+
+    /// A replica an election must pass over.
+    pub(super) fn is_sidelined(&self, node: NodeId) -> bool {
+        self.is_retiring(node) || self.is_catching_up(node)
     }
 
     fn add_replica(&mut self, replica: Replica, lead: bool) {

@@ -147,8 +147,9 @@ impl SimulatedCluster {
     }
 
     /// The replica that serves `entity` of `tenant` now: the group's leader if it is up
-    /// and not drained, else another up replica: drained ones last, and a migration's
-    /// target after the others (it may still be catching up).
+    /// and not drained, else another up replica: drained ones and a migration's target
+    /// that may still be catching up come last. A finalized migration's source, about to
+    /// be collected, gets nothing.
     fn serving_replica(&self, sim: &Sim, tenant: TenantId, entity: EntityId) -> Result<NodeId> {
         self.check_tenant(sim, tenant)?;
         let home = sim.control.router().route(tenant, entity)?;
@@ -156,18 +157,12 @@ impl SimulatedCluster {
             tenant,
             shard: home.shard_id,
         };
-        let target = sim
-            .control
-            .migration(tenant)
-            .filter(|m| m.state < MigrationState::Finalizing)
-            .and_then(|m| m.target_node);
         let drained = |n: NodeId| {
             sim.control
                 .replica(n)
                 .is_some_and(|r| sim.control.is_drained(r.host()))
         };
-        // A finalized migration's source is about to be collected: nothing goes to it.
-        let retiring = |n: NodeId| sim.control.is_sidelined(n) && Some(n) != target;
+        let retiring = |n: NodeId| sim.control.is_retiring(n);
         if let Some(leader) = sim
             .control
             .leader_of_group(group)
@@ -183,7 +178,7 @@ impl SimulatedCluster {
             .filter(|r| r.group() == group && sim.node(r.node).is_ok() && !retiring(r.node))
             .map(|r| r.node)
             .collect();
-        members.sort_by_key(|n| (drained(*n), Some(*n) == target, *n));
+        members.sort_by_key(|n| (drained(*n), sim.control.is_catching_up(*n), *n));
         members.first().copied().ok_or_else(|| {
             TidalError::Unavailable(format!(
                 "no replica of tenant {tenant}'s shard {} is up; restart one",
