@@ -378,13 +378,6 @@ impl Node {
             return Ok(());
         }
         let start = events.len();
-        if let Some(q) = &self.cfg.quotas {
-            // Every op must be valid before the quota spends anything on the batch.
-            for op in ops {
-                admission::admit(&self.ledger, skew, now, *op)?;
-            }
-            admission::check_quotas(q, &self.ledger, now, ops)?;
-        }
         for (i, op) in ops.iter().enumerate() {
             match admission::admit(&self.ledger, skew, now, *op) {
                 Ok(body) => {
@@ -396,6 +389,13 @@ impl Node {
                     return Err(e);
                 }
             }
+        }
+        // Every op was valid; only now may the quotas spend anything on the batch.
+        if let Some(q) = &self.cfg.quotas
+            && let Err(e) = admission::check_quotas(q, &self.ledger, now, ops)
+        {
+            events.truncate(start);
+            return Err(e);
         }
         if let Err(e) = self.ledger.apply_batch(&events[start..]) {
             events.truncate(start);
