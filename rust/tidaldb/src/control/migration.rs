@@ -1,11 +1,14 @@
-//! A tenant migration's record in the control plane: where it moves from and to, and how
-//! far it has got. The record is the source of truth a resumed driver continues from.
+//! A tenant migration in the control plane: its record (where it moves from and to, how
+//! far it has got), and the rules that start and advance it. The record is the source of
+//! truth a resumed driver continues from.
 
 use serde::Serialize;
 
+use super::ControlPlane;
+
 use crate::error::{Result, TidalError};
 use crate::event::TenantId;
-use crate::schema::NodeId;
+use crate::schema::{NodeId, Timestamp};
 use crate::tenancy::ShardAssignment;
 
 /// The steps of a migration, in order. Each is entered once its predecessor is done;
@@ -81,6 +84,152 @@ impl MigrationRecord {
         }
         self.state = to;
         Ok(true)
+    }
+}
+
+impl ControlPlane {
+    /// True for the source of a finalized migration: it is about to be collected, so
+    /// nothing is routed to it and it is never elected.
+    pub fn is_retiring(&self, node: NodeId) -> bool {
+        self.replica(node).is_some_and(|r| {
+            self.migration(r.tenant)
+                .is_some_and(|m| m.state == MigrationState::Finalizing && m.source == r.host())
+        })
+    }
+
+    /// True for the target of a migration not yet finalized: it may still be catching up,
+    /// so it is not elected, and serves only when no other replica of its group can.
+    pub fn is_catching_up(&self, node: NodeId) -> bool {
+        self.replica(node).is_some_and(|r| {
+            self.migration(r.tenant).is_some_and(|m| {
+                m.state < MigrationState::Finalizing && m.target_node == Some(node)
+            })
+        })
+    }
+
+    /// A replica an election must pass over.
+    pub(super) fn is_sidelined(&self, node: NodeId) -> bool {
+        self.is_retiring(node) || self.is_catching_up(node)
+    }
+
+    pub(super) fn begin_migration(
+        &mut self,
+        tenant: TenantId,
+        source: ShardAssignment,
+        target: ShardAssignment,
+    ) -> Result<()> {
+        if let Some(m) = self.migrations.get(&tenant).filter(|m| m.is_running()) {
+            return Err(TidalError::Conflict(format!(
+                "tenant {tenant} is already migrating (state {}); finish it first",
+                m.state.name()
+            )));
+        }
+        let placement = self.router.placement(tenant)?;
+        if source.shard_id != target.shard_id {
+            return Err(TidalError::InvalidArgument {
+                name: "target",
+                reason: format!(
+                    "a migration moves tenant {tenant}'s replica of shard {} to another region; \
+                     moving it to shard {} would need a split of the key space, which is not \
+                     supported",
+                    source.shard_id.0, target.shard_id.0
+                ),
+            });
+        }
+        if source == target {
+            return Err(TidalError::InvalidArgument {
+                name: "target",
+                reason: format!(
+                    "tenant {tenant} would migrate to the shard it is on (shard {} in region {})",
+                    source.shard_id.0, source.region_id.0
+                ),
+            });
+        }
+        if !placement.contains(&source) {
+            return Err(TidalError::InvalidArgument {
+                name: "source",
+                reason: format!(
+                    "tenant {tenant} has no replica on shard {} in region {}",
+                    source.shard_id.0, source.region_id.0
+                ),
+            });
+        }
+        if placement.contains(&target) || !self.router.topology().contains(target) {
+            return Err(TidalError::InvalidArgument {
+                name: "target",
+                reason: format!(
+                    "shard {} in region {} is not a free host for tenant {tenant}",
+                    target.shard_id.0, target.region_id.0
+                ),
+            });
+        }
+        self.migrations.insert(
+            tenant,
+            MigrationRecord {
+                tenant,
+                source,
+                target,
+                state: MigrationState::Idle,
+                target_node: None,
+                finalized_at_ns: None,
+            },
+        );
+        Ok(())
+    }
+
+    pub(super) fn advance_migration(
+        &mut self,
+        now: Timestamp,
+        tenant: TenantId,
+        to: MigrationState,
+        target_node: Option<NodeId>,
+    ) -> Result<()> {
+        let (target_host, named) = self
+            .migrations
+            .get(&tenant)
+            .map(|m| (m.target, m.target_node))
+            .ok_or_else(|| TidalError::NotFound(format!("tenant {tenant} has no migration")))?;
+        if let Some(node) = target_node {
+            // The target is named once, when preparation starts, and must be this tenant's
+            // replica on the target host.
+            let fits = self.members.iter().any(|x| {
+                x.replica.node == node
+                    && x.replica.tenant == tenant
+                    && x.replica.host() == target_host
+            });
+            if to != MigrationState::PreparingTarget || named.is_some() || !fits {
+                return Err(TidalError::InvalidArgument {
+                    name: "target_node",
+                    reason: format!(
+                        "node {} cannot become tenant {tenant}'s migration target now",
+                        node.0
+                    ),
+                });
+            }
+        }
+        let m = self
+            .migrations
+            .get_mut(&tenant)
+            .ok_or_else(|| TidalError::NotFound(format!("tenant {tenant} has no migration")))?;
+        let moved = m.advance(to)?;
+        if target_node.is_some() {
+            m.target_node = target_node;
+        }
+        if !(moved && to == MigrationState::Finalizing) {
+            return Ok(());
+        }
+        m.finalized_at_ns = Some(now.as_nanos());
+        let (source, target, target_node) = (m.source, m.target, m.target_node);
+        self.router.relocate(tenant, source, target)?;
+        // The target takes over the source's leadership.
+        if let Some(src) = self.replica_on(tenant, source).map(|r| r.node)
+            && let Some(dst) = target_node
+            && let Some(g) = self.groups.iter_mut().find(|g| g.leader == Some(src))
+        {
+            g.term += 1;
+            g.leader = Some(dst);
+        }
+        Ok(())
     }
 }
 
