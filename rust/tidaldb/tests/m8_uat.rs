@@ -13,6 +13,8 @@ mod common;
 
 use std::time::Duration;
 
+use common::assert_close;
+
 use tidaldb::node::{WriteAck, WriteConcern};
 use tidaldb::sim::{ClusterConfig, ShardCrash, SimDurability, SimulatedCluster};
 use tidaldb::{
@@ -20,11 +22,11 @@ use tidaldb::{
 };
 use tidaldb::{RegionId, Result};
 
-const VIEW_HALF_LIFE_NS: f64 = 7.0 * 24.0 * 3600.0 * 1e9;
+const VIEW_HALF_LIFE: Duration = Duration::from_secs(7 * 24 * 3600);
 const REGIONS: [RegionId; 3] = [RegionId(0), RegionId(1), RegionId(2)];
 
 fn m8_schema() -> Schema {
-    common::view_signal(Duration::from_secs(7 * 24 * 3600))
+    common::view_signal(VIEW_HALF_LIFE)
         .windows(&[Window::OneHour, Window::TwentyFourHours])
         .add()
         .signal(
@@ -44,22 +46,6 @@ fn three_region_config(seed: u64) -> ClusterConfig {
         seed,
         ..ClusterConfig::new(m8_schema())
     }
-}
-
-/// The analytical `Σ w·2^(-(at - t_i)/h)` for unit weights at `times`.
-fn analytical(times: &[Timestamp], at: Timestamp) -> f64 {
-    times
-        .iter()
-        .map(|t| (-((at.as_nanos() - t.as_nanos()) as f64) / VIEW_HALF_LIFE_NS).exp2())
-        .sum()
-}
-
-fn assert_close(actual: f64, expected: f64, what: &str) {
-    let rel = ((actual - expected) / expected).abs();
-    assert!(
-        rel <= 1e-9,
-        "{what}: {actual} differs from the analytical {expected} by {rel:e} (relative)"
-    );
 }
 
 /// Scores of `item` in every region, read at the same virtual instant.
@@ -376,4 +362,9 @@ fn uat_step5_tenant_migration() -> Result<()> {
             .is_err()
     );
     Ok(())
+}
+
+/// The analytical score of unit views written at `times`, read at `at`.
+fn analytical(times: &[Timestamp], at: Timestamp) -> f64 {
+    common::unit_decay_sum(times, at, VIEW_HALF_LIFE)
 }

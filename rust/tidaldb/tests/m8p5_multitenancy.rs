@@ -11,12 +11,12 @@ mod common;
 
 use std::time::Duration;
 
+use common::assert_close;
+
 use tidaldb::control::MigrationState;
 use tidaldb::sim::{ClusterConfig, RollingUpgradeCoordinator, SimulatedCluster};
 use tidaldb::tenancy::{ClusterTopology, Quota, TenantConfig, TenantId, TenantRouter};
 use tidaldb::{EntityId, RegionId, Result, Schema, ShardId, TidalError, Timestamp, Window};
-
-const HALF_LIFE_NS: f64 = 3600.0 * 1e9;
 
 fn schema() -> Schema {
     common::hourly_view_schema()
@@ -40,19 +40,6 @@ fn tenant(id: u64, label: &str) -> TenantConfig {
 
 fn at(ms: i64) -> Timestamp {
     common::ts(common::T0 + ms * 1_000_000)
-}
-
-/// Σ 2^(-(now - t_i)/h) for unit weights written at `times`.
-fn analytical(times: &[Timestamp], now: Timestamp) -> f64 {
-    times
-        .iter()
-        .map(|t| (-((now.as_nanos() - t.as_nanos()) as f64) / HALF_LIFE_NS).exp2())
-        .sum()
-}
-
-fn assert_close(actual: f64, expected: f64, what: &str) {
-    let rel = ((actual - expected) / expected.max(f64::MIN_POSITIVE)).abs();
-    assert!(rel <= 1e-9, "{what}: {actual} vs analytical {expected}");
 }
 
 #[test]
@@ -282,4 +269,9 @@ fn upgrade_all_restarts_every_host_and_loses_nothing() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The analytical score of unit views written at `times` (the schema's 1 h half-life).
+fn analytical(times: &[Timestamp], now: Timestamp) -> f64 {
+    common::unit_decay_sum(times, now, Duration::from_secs(3600))
 }

@@ -19,7 +19,6 @@ const T: TenantId = TenantId(9);
 const ITEM: EntityId = EntityId(77);
 const SOURCE: RegionId = RegionId(0);
 const TARGET: RegionId = RegionId(2);
-const HALF_LIFE_NS: f64 = 3600.0 * 1e9;
 
 #[derive(Clone, Copy, Debug)]
 enum Victim {
@@ -125,17 +124,9 @@ fn crash_during(state: MigrationState, victim: Victim, seed: u64) -> Result<()> 
         run.refused
     );
     assert_eq!(c.total_signal_count_for_tenant(SOURCE, T, "view")?, 0);
-    let now = c.now();
-    let analytical: f64 = run
-        .acked
-        .iter()
-        .map(|t| (-((now.as_nanos() - t.as_nanos()) as f64) / HALF_LIFE_NS).exp2())
-        .sum();
+    let analytical = common::unit_decay_sum(&run.acked, c.now(), Duration::from_secs(3600));
     let score = c.read_score_for_tenant(TARGET, T, ITEM, "view")?;
-    assert!(
-        ((score - analytical) / analytical).abs() <= 1e-9,
-        "score {score} vs analytical {analytical}"
-    );
+    common::assert_close(score, analytical, "the target's score");
     Ok(())
 }
 

@@ -50,3 +50,22 @@ pub fn hourly_view_schema() -> Schema {
         .build()
         .expect("valid schema")
 }
+
+/// The analytical score `Σ 2^(-(at - t_i)/h)` of unit-weight events written at `times`:
+/// the oracle the replicated suites compare every read with.
+pub fn unit_decay_sum(times: &[Timestamp], at: Timestamp, half_life: Duration) -> f64 {
+    let h = half_life.as_nanos() as f64;
+    times
+        .iter()
+        .map(|t| (-((at.as_nanos() - t.as_nanos()) as f64) / h).exp2())
+        .sum()
+}
+
+/// Asserts that `actual` is within 1e-9 (relative) of the analytical `expected`.
+pub fn assert_close(actual: f64, expected: f64, what: &str) {
+    let rel = ((actual - expected) / expected.max(f64::MIN_POSITIVE)).abs();
+    assert!(
+        rel <= 1e-9,
+        "{what}: {actual} differs from the analytical {expected} by {rel:e} (relative)"
+    );
+}
