@@ -45,6 +45,17 @@ fn schema() -> Schema {
 
 /// Quotas that are all checked on every write and never reached by this benchmark:
 /// 100 M signals/s (a write here takes well over 10 ns), 2^40 entities, unbounded bytes.
+/// An ephemeral database with tenant 1 under generous quotas.
+fn db_with_generous_tenant(schema: &Arc<Schema>) -> TidalDb {
+    let db = TidalDb::builder()
+        .ephemeral()
+        .with_schema(schema.as_ref().clone())
+        .open()
+        .expect("an ephemeral database opens");
+    db.register_tenant(generous(1)).expect("registers");
+    db
+}
+
 fn generous(id: u64) -> TenantConfig {
     TenantConfig {
         max_signals_per_sec: Some(100_000_000),
@@ -181,12 +192,7 @@ fn section_admission(ids: &[EntityId], rows: &mut Vec<Row>) {
         target: None,
     });
 
-    let db = TidalDb::builder()
-        .ephemeral()
-        .with_schema(schema.as_ref().clone())
-        .open()
-        .expect("an ephemeral database opens");
-    db.register_tenant(generous(1)).expect("registers");
+    let db = db_with_generous_tenant(&schema);
     db.register_tenant(TenantConfig::new(TenantId(2), "unlimited"))
         .expect("registers");
     let mut clock = T0;
@@ -237,12 +243,7 @@ fn section_throttling(ids: &[EntityId], rows: &mut Vec<Row>) {
         target: Some(REFUSAL_TARGET_NS),
     });
 
-    let db = TidalDb::builder()
-        .ephemeral()
-        .with_schema(schema.as_ref().clone())
-        .open()
-        .expect("an ephemeral database opens");
-    db.register_tenant(generous(1)).expect("registers");
+    let db = db_with_generous_tenant(&schema);
     db.register_tenant(throttled(3)).expect("registers");
     let ts = Some(Timestamp::from_nanos(T0).expect("in range"));
     // The wall clock moves here: one token a second accrues, so a few writes pass.
