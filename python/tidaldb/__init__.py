@@ -25,7 +25,20 @@ from tidaldb.exceptions import (
     Timeout,
     Unavailable,
 )
-from tidaldb._native import Db, QueryStats, Results, Schema, ScoredItem, __version__
+from tidaldb._native import (
+    Cluster,
+    Db,
+    Migration,
+    Partition,
+    QueryStats,
+    Results,
+    Schema,
+    ScoredItem,
+    Tenant,
+    WriteAck,
+    __version__,
+)
+from tidaldb._display import Health
 
 __all__ = [
     "Schema",
@@ -33,6 +46,12 @@ __all__ = [
     "Results",
     "ScoredItem",
     "QueryStats",
+    "Cluster",
+    "Tenant",
+    "Migration",
+    "Partition",
+    "WriteAck",
+    "Health",
     "TidalError",
     "SchemaError",
     "InvalidArgument",

@@ -1,14 +1,28 @@
 """Type stubs for the Rust extension ``tidaldb._native`` (checked by ``mypy.stubtest``)."""
 
 import os
-from collections.abc import Awaitable, Iterable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal, SupportsIndex, final, overload
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Schema", "Db", "Results", "ScoredItem", "QueryStats", "__version__"]
+from tidaldb._display import Health
+
+__all__ = [
+    "Schema",
+    "Db",
+    "Results",
+    "ScoredItem",
+    "QueryStats",
+    "Cluster",
+    "Tenant",
+    "Migration",
+    "Partition",
+    "WriteAck",
+    "__version__",
+]
 
 __version__: str
 
@@ -119,3 +133,223 @@ class Db:
     def close(self) -> None: ...
     def __enter__(self) -> Db: ...
     def __exit__(self, *args: object) -> bool: ...
+
+_Weights = npt.NDArray[np.float64]
+_Times = npt.NDArray[np.float64]
+_MigrationState = Literal["idle", "preparing_target", "dual_write", "finalizing", "complete"]
+
+@final
+class WriteAck:
+    @property
+    def region(self) -> str: ...
+    @property
+    def origin(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def duplicate(self) -> bool: ...
+
+@final
+class Partition:
+    @property
+    def regions(self) -> tuple[str, str]: ...
+    @property
+    def one_way(self) -> bool: ...
+    @property
+    def active(self) -> bool: ...
+    def heal(self) -> None: ...
+    def __enter__(self) -> Partition: ...
+    def __exit__(self, *args: object) -> bool: ...
+
+@final
+class Cluster:
+    def __new__(
+        cls,
+        schema: Schema,
+        regions: Sequence[str] = ("us-east", "eu-west", "ap-south"),
+        shards_per_region: int = 1,
+        seed: int = 0,
+        latency: _Duration = "20ms",
+        jitter: _Duration = "5ms",
+        loss: float = 0.0,
+        write_concern: Literal["local", "majority", "all"] | int = "local",
+        *,
+        durability: Literal["immediate", "periodic"] | str = "immediate",
+    ) -> Cluster: ...
+    @property
+    def regions(self) -> list[str]: ...
+    @property
+    def shards_per_region(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def now(self) -> float: ...
+    @property
+    def leader(self) -> str: ...
+    @property
+    def tenants(self) -> list[Tenant]: ...
+    def write(
+        self,
+        signal: str,
+        item: int,
+        weight: float = 1.0,
+        ts: float | None = None,
+        region: str | None = None,
+        tenant: int | Tenant | None = None,
+        idempotency_key: int | str | bytes | None = None,
+    ) -> WriteAck: ...
+    def write_many(
+        self,
+        signal: str,
+        items: _Ids,
+        weights: _Weights | None = None,
+        ts: _Times | None = None,
+        region: str | None = None,
+        tenant: int | Tenant | None = None,
+    ) -> int: ...
+    def score(
+        self,
+        signal: str,
+        item: int,
+        region: str | None = None,
+        tenant: int | Tenant | None = None,
+        at: float | None = None,
+    ) -> float: ...
+    def scores(
+        self,
+        signal: str,
+        items: _Ids,
+        region: str | None = None,
+        tenant: int | Tenant | None = None,
+        at: float | None = None,
+    ) -> npt.NDArray[np.float64]: ...
+    def window_count(
+        self,
+        signal: str,
+        item: int,
+        window: str,
+        region: str | None = None,
+        tenant: int | Tenant | None = None,
+    ) -> int: ...
+    def total_count(
+        self, signal: str, region: str, tenant: int | Tenant | None = None
+    ) -> int: ...
+    def retrieve(
+        self,
+        candidates: Iterable[int] | _Ids,
+        rank_by: dict[str, float],
+        *,
+        user: int | None = None,
+        limit: int = 10,
+        region: str | None = None,
+        tenant: int | Tenant | None = None,
+        at: float | None = None,
+    ) -> Results: ...
+    def hide(
+        self, user: int, item: int, region: str | None = None, tenant: int | Tenant | None = None
+    ) -> WriteAck: ...
+    def unhide(
+        self, user: int, item: int, region: str | None = None, tenant: int | Tenant | None = None
+    ) -> WriteAck: ...
+    def is_hidden(
+        self, user: int, item: int, region: str | None = None, tenant: int | Tenant | None = None
+    ) -> bool: ...
+    def version_vector(
+        self, region: str, shard: int = 0, tenant: int | Tenant | None = None
+    ) -> dict[int, int]: ...
+    def step(self) -> bool: ...
+    def run_for(self, seconds: _Duration) -> None: ...
+    def await_convergence(self, timeout: _Duration = 30.0) -> float: ...
+    def converged(self, timeout: _Duration = 30.0) -> Awaitable[float]: ...
+    def is_converged(self) -> bool: ...
+    def partition(self, a: str, b: str, one_way: bool = False) -> Partition: ...
+    def heal_all(self) -> None: ...
+    def crash(self, region: str, lose_unsynced: bool = False, shard: int = 0) -> int: ...
+    def restart(self, region: str, shard: int = 0) -> None: ...
+    def is_up(self, region: str, shard: int = 0) -> bool: ...
+    def lag(self, tenant: int | Tenant | None = None) -> dict[str, int]: ...
+    def health(self) -> Health: ...
+    def register_tenant(
+        self,
+        id: int,
+        max_signals_per_sec: int | None = None,
+        max_entities: int | None = None,
+        max_storage_bytes: int | None = None,
+        regions: Sequence[str] | None = None,
+        label: str | None = None,
+    ) -> Tenant: ...
+    def tenant(self, id: int) -> Tenant: ...
+
+@final
+class Tenant:
+    @property
+    def id(self) -> int: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def regions(self) -> list[str]: ...
+    @property
+    def cluster(self) -> Cluster: ...
+    @property
+    def max_signals_per_sec(self) -> int | None: ...
+    @property
+    def max_entities(self) -> int | None: ...
+    @property
+    def max_storage_bytes(self) -> int | None: ...
+    @property
+    def migration(self) -> Migration | None: ...
+    def write(
+        self,
+        signal: str,
+        item: int,
+        weight: float = 1.0,
+        ts: float | None = None,
+        region: str | None = None,
+        idempotency_key: int | str | bytes | None = None,
+    ) -> WriteAck: ...
+    def write_many(
+        self,
+        signal: str,
+        items: _Ids,
+        weights: _Weights | None = None,
+        ts: _Times | None = None,
+        region: str | None = None,
+    ) -> int: ...
+    def score(self, signal: str, item: int, region: str | None = None, at: float | None = None) -> float: ...
+    def scores(
+        self, signal: str, items: _Ids, region: str | None = None, at: float | None = None
+    ) -> npt.NDArray[np.float64]: ...
+    def window_count(self, signal: str, item: int, window: str, region: str | None = None) -> int: ...
+    def total_count(self, signal: str, region: str) -> int: ...
+    def retrieve(
+        self,
+        candidates: Iterable[int] | _Ids,
+        rank_by: dict[str, float],
+        *,
+        user: int | None = None,
+        limit: int = 10,
+        region: str | None = None,
+        at: float | None = None,
+    ) -> Results: ...
+    def hide(self, user: int, item: int, region: str | None = None) -> WriteAck: ...
+    def unhide(self, user: int, item: int, region: str | None = None) -> WriteAck: ...
+    def is_hidden(self, user: int, item: int, region: str | None = None) -> bool: ...
+    def migrate(self, to_region: str, to_shard: int | None = None) -> Migration: ...
+
+@final
+class Migration:
+    @property
+    def tenant(self) -> int: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def state(self) -> _MigrationState: ...
+    def prepare_target(self) -> None: ...
+    def enter_dual_write(self) -> None: ...
+    def finalize(self) -> None: ...
+    def gc_source(self, grace: _Duration = 0.0) -> None: ...
+    def run(self, progress: bool = False, grace: _Duration = 0.0) -> Awaitable[None]: ...

@@ -32,7 +32,19 @@ args!(
     User = "user",
     Weight = "weight",
     Ts = "ts",
-    At = "at"
+    At = "at",
+    Seed = "seed",
+    Shard = "shard",
+    ShardsPerRegion = "shards_per_region",
+    TenantIdArg = "id",
+    MaxSignalsPerSec = "max_signals_per_sec",
+    MaxEntities = "max_entities",
+    MaxStorageBytes = "max_storage_bytes",
+    ToShard = "to_shard",
+    TenantKw = "tenant",
+    IdempotencyArg = "idempotency_key",
+    Loss = "loss",
+    WriteConcernArg = "write_concern",
 );
 
 /// An entity id argument. A negative or too large int is a bad value, not a bad type, so
@@ -119,6 +131,73 @@ pub fn float(
         )),
         Err(e) => Err(e),
     }
+}
+
+/// A non-negative integer argument (a seed, a shard, a quota). A negative or too large
+/// int is a bad value, so it raises `InvalidArgument` naming the argument, not PyO3's
+/// `OverflowError`; a bool raises `TypeError`, as for ids.
+pub struct Natural<A>(pub u64, PhantomData<A>);
+
+impl<'a, 'py, A: Arg> FromPyObject<'a, 'py> for Natural<A> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if obj.is_exact_instance_of::<PyBool>() {
+            return Err(PyTypeError::new_err(format!(
+                "{}: expected an int, got bool ({})",
+                A::NAME,
+                shown(&obj)
+            )));
+        }
+        match obj.extract::<u64>() {
+            Ok(v) => Ok(Natural(v, PhantomData)),
+            Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => Err(invalid(
+                obj.py(),
+                A::NAME,
+                format!(
+                    "{} is out of range; pass an integer in [0, 2**64)",
+                    shown(&obj)
+                ),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl<A: Arg> Natural<A> {
+    pub const fn new(v: u64) -> Self {
+        Natural(v, PhantomData)
+    }
+
+    /// The value as a narrower integer, or `InvalidArgument` naming the argument.
+    pub fn narrow<T: TryFrom<u64>>(&self, py: Python<'_>) -> PyResult<T> {
+        T::try_from(self.0).map_err(|_| {
+            invalid(
+                py,
+                A::NAME,
+                format!("{} is too large for this argument", self.0),
+            )
+        })
+    }
+}
+
+/// A duration argument that is not a schema's decay: seconds as a number, or a string
+/// such as `"20ms"`. Negative, NaN or infinite values raise `InvalidArgument` naming it.
+pub fn duration(
+    py: Python<'_>,
+    what: &'static str,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<Duration> {
+    if let Ok(text) = value.cast::<PyString>() {
+        return parse_duration(what, text.to_cow()?.trim()).py_err(py);
+    }
+    if value.is_exact_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(format!(
+            "{what}: expected seconds (a float) or a string such as \"20ms\", got bool"
+        )));
+    }
+    let secs = float(value.as_borrowed(), what, String::new)?;
+    duration_from_secs(what, secs).py_err(py)
 }
 
 /// A count (such as `limit`): negative values raise `InvalidArgument`, like ids.

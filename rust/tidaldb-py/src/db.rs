@@ -20,14 +20,15 @@ use numpy::PyArray1;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use tidaldb::{Durability, Retrieve, TidalDb, TidalError, Timestamp, Window};
+use tidaldb::{Durability, TidalDb, TidalError, Timestamp, Window};
 
 use crate::convert::{
-    At, Count, Float, Id, Item, Ts, User, Weight, f64_array, float, id_array, id_list, same_length,
-    timestamp, timestamp_or_now,
+    At, Count, Float, Id, Item, Ts, User, Weight, f64_array, id_array, same_length, timestamp,
+    timestamp_or_now,
 };
 use crate::errors::{IntoPyResult, invalid};
 use crate::logging;
+use crate::query_args::QueryArgs;
 use crate::results::PyResults;
 use crate::schema::PySchema;
 
@@ -299,29 +300,8 @@ impl PyDb {
         limit: Count,
         at: Option<Float<At>>,
     ) -> PyResult<PyResults> {
-        let candidates = id_list(py, candidates)?;
-        let mut terms: Vec<(String, f64)> = Vec::with_capacity(rank_by.len());
-        for (k, v) in rank_by.iter() {
-            let name: String = k.extract()?;
-            let of = || format!("the coefficient of {name:?} is ");
-            let coefficient = float(v.as_borrowed(), "rank_by", of)?;
-            terms.push((name, coefficient));
-        }
-        let at = timestamp(py, at.map(|t| t.0))?;
-        let results = self.detached(py, move |db| {
-            let refs: Vec<(&str, f64)> = terms.iter().map(|(s, c)| (s.as_str(), *c)).collect();
-            let mut q = Retrieve::builder()
-                .candidates(candidates)
-                .rank_by(&refs)
-                .limit(limit.0);
-            if let Some(u) = user {
-                q = q.for_user(u.0);
-            }
-            if let Some(t) = at {
-                q = q.at(t);
-            }
-            db.retrieve(&q.build()?)
-        })?;
+        let args = QueryArgs::new(py, candidates, rank_by, user, limit, at)?;
+        let results = self.detached(py, move |db| db.retrieve(&args.build()?))?;
         PyResults::new(py, results)
     }
 

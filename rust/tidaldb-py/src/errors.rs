@@ -8,6 +8,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
+use tidaldb::tenancy::{Quota, QuotaBreach};
 use tidaldb::{ErrorKind, TidalError};
 
 static SCHEMA_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -37,11 +38,35 @@ pub fn to_py(py: Python<'_>, err: TidalError) -> PyErr {
     };
     let message = err.to_string();
     match cell.import(py, MODULE, name) {
-        Ok(class) => PyErr::from_type(class.clone(), message),
+        Ok(class) => {
+            let exc = PyErr::from_type(class.clone(), message);
+            if let TidalError::QuotaExceeded(breach) = &err {
+                describe_breach(py, &exc, breach);
+            }
+            exc
+        }
         // Only reachable if the pure-Python half of the package is broken; still surface the
         // original message rather than the import failure.
         Err(_) => PyRuntimeError::new_err(message),
     }
+}
+
+/// Sets `quota`, `limit`, `retry_after` (seconds, or None) and `tenant` on a
+/// `QuotaExceeded`, so that a caller can back off without parsing the message.
+fn describe_breach(py: Python<'_>, exc: &PyErr, breach: &QuotaBreach) {
+    let value = exc.value(py);
+    let quota = match breach.quota {
+        Quota::SignalsPerSec => "signals_per_sec",
+        Quota::Entities => "entities",
+        Quota::StorageBytes => "storage_bytes",
+    };
+    let retry_after = breach.retry_after.map(|d| d.as_secs_f64());
+    // Setting attributes on a fresh exception instance cannot fail short of memory
+    // exhaustion; the message still carries every figure if it ever did.
+    let _ = value.setattr("quota", quota);
+    let _ = value.setattr("limit", breach.limit);
+    let _ = value.setattr("retry_after", retry_after);
+    let _ = value.setattr("tenant", breach.tenant.0);
 }
 
 /// `Result<T, TidalError>` → `PyResult<T>`, for use with `?`.

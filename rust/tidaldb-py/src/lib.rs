@@ -4,12 +4,20 @@
 //! that Rust and Python users get the same behaviour. The public Python API is re-exported
 //! by `python/tidaldb/__init__.py`, and `_native.pyi` describes it for type checkers.
 
+mod awaitable;
+mod cluster;
+mod cluster_config;
 mod convert;
 mod db;
 mod errors;
+mod handles;
 mod logging;
+mod migration;
+mod query_args;
 mod results;
 mod schema;
+mod scoped;
+mod tenant;
 
 use pyo3::prelude::*;
 
@@ -21,6 +29,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<results::PyResults>()?;
     m.add_class::<results::PyScoredItem>()?;
     m.add_class::<results::PyQueryStats>()?;
+    m.add_class::<cluster::PyCluster>()?;
+    m.add_class::<tenant::PyTenant>()?;
+    m.add_class::<migration::PyMigration>()?;
+    m.add_class::<handles::PyPartition>()?;
+    m.add_class::<handles::PyWriteAck>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -92,7 +92,9 @@ impl Node {
         out: &mut Outputs,
     ) {
         let Some(i) = self.peer_index(from) else {
-            tracing::warn!(
+            // Expected for messages still in flight from a replica that a migration has
+            // just retired; anything else would also show up as lag.
+            tracing::debug!(
                 node = self.cfg.id.0,
                 from = from.0,
                 kind = msg.kind(),

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::client::Scope;
 use super::engine::{Sim, SimDurability, SimStats};
 use super::faults::NetworkPartition;
 use super::network::{LinkConfig, Network};
@@ -15,7 +16,7 @@ use crate::node::{
     ClientOp, Input, Node, NodeConfig, NodeRole, PeerAddr, RoutingStrategy, ShardRouter, WriteAck,
     WriteConcern,
 };
-use crate::query::{self, Results, Retrieve};
+use crate::query::{Results, Retrieve};
 use crate::schema::{EntityId, NodeId, RegionId, Schema, ShardId, Timestamp};
 
 /// Protocol timings, all in virtual time.
@@ -230,7 +231,7 @@ impl SimulatedCluster {
         self.lock().control.clone()
     }
 
-    fn check_region(&self, region: RegionId) -> Result<()> {
+    pub(super) fn check_region(&self, region: RegionId) -> Result<()> {
         if self.config.regions.contains(&region) {
             Ok(())
         } else {
@@ -360,37 +361,10 @@ impl SimulatedCluster {
         Ok(total)
     }
 
-    /// A query answered in `region`: each shard's replica there scores its candidates.
-    /// A replica that is down, or that cannot hear some of its peers, makes the answer
-    /// degraded; the stats name what was and was not reached.
+    /// A query of the default tenant answered in `region`: each shard's replica there
+    /// scores its candidates. See [`SimulatedCluster::retrieve_scoped`].
     pub fn retrieve(&self, region: RegionId, q: &Retrieve) -> Result<Results> {
-        self.check_region(region)?;
-        let sim = self.lock();
-        let mut merged = Results::default();
-        for s in 0..self.config.shards_per_region {
-            let shard = ShardId(s);
-            let id = sim.node_at(region, shard)?;
-            let Ok(node) = sim.node(id) else {
-                merged.stats.shards_unreachable.push(shard);
-                continue;
-            };
-            let mut part = q.clone();
-            part.candidates.retain(|c| self.router.route(*c) == shard);
-            let r = query::execute(node.ledger(), &part, sim.now, shard)?;
-            merged.items.extend(r.items);
-            let st = &mut merged.stats;
-            st.candidates_considered += r.stats.candidates_considered;
-            st.candidates_after_filter += r.stats.candidates_after_filter;
-            st.hidden_filtered += r.stats.hidden_filtered;
-            st.shards_reached.push(shard);
-            st.replicas_unreachable
-                .extend(node.unreachable_replicas(sim.now));
-        }
-        query::top_k(&mut merged.items, q.limit());
-        let st = &mut merged.stats;
-        st.returned = merged.items.len();
-        st.degraded = !st.shards_unreachable.is_empty() || !st.replicas_unreachable.is_empty();
-        Ok(merged)
+        self.retrieve_scoped(Scope::LEADER.in_region(Some(region)), q)
     }
 
     /// The version vector of the replica of `shard` in `region`.

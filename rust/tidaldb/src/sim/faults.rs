@@ -29,6 +29,15 @@ impl NetworkPartition {
     }
 
     pub fn heal(self) {}
+
+    /// True while this partition cuts its regions: false once healed, by this handle or
+    /// by [`SimulatedCluster::heal_all_partitions`], or once the cluster is gone.
+    pub fn is_active(&self) -> bool {
+        self.sim.upgrade().is_some_and(|sim| {
+            let sim = sim.lock().unwrap_or_else(|p| p.into_inner());
+            sim.net.is_active(self.id)
+        })
+    }
 }
 
 impl Drop for NetworkPartition {

@@ -3,6 +3,7 @@
 //! same sans-IO [`Node`](crate::node::Node) as the tokio runtime, so what it tests is what
 //! runs. A run is reproducible bit for bit from [`ClusterConfig::seed`].
 
+mod client;
 mod cluster;
 mod disk;
 mod engine;
@@ -14,6 +15,7 @@ mod rng;
 mod tenants;
 mod upgrade;
 
+pub use client::Scope;
 pub use cluster::{ClusterConfig, DEFAULT_START_NS, SimulatedCluster, Timing};
 pub use disk::SimDisk;
 pub use engine::{SimDurability, SimStats};

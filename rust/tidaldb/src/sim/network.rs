@@ -67,6 +67,11 @@ impl Network {
         self.blocked.retain(|(p, ..)| *p != id);
     }
 
+    /// True while partition `id` is in place (neither healed nor swept by `heal_all`).
+    pub fn is_active(&self, id: PartitionId) -> bool {
+        self.blocked.iter().any(|(p, ..)| *p == id)
+    }
+
     pub fn heal_all(&mut self) {
         self.blocked.clear();
     }

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::SimulatedCluster;
+use super::client::Scope;
 use super::cluster::replica_config;
 use super::engine::Sim;
 use crate::control::{Command, GroupId, MigrationState, Replica};
 use crate::error::{Result, TidalError};
 use crate::event::{ClientTag, EventId, TenantId};
 use crate::node::{ClientOp, NodeRole, PeerAddr, WriteAck};
-use crate::schema::{EntityId, NodeId, RegionId, Timestamp};
+use crate::schema::{EntityId, NodeId, RegionId, ShardId, Timestamp};
 use crate::tenancy::{ShardAssignment, TenantConfig, TenantQuotas, TenantRateLimiter};
 
 impl SimulatedCluster {
@@ -116,29 +117,7 @@ impl SimulatedCluster {
         Ok(())
     }
 
-    /// `tenant`'s replica in `region` of the shard that holds `entity`.
-    fn replica_in(
-        &self,
-        sim: &Sim,
-        tenant: TenantId,
-        region: RegionId,
-        entity: EntityId,
-    ) -> Result<Replica> {
-        self.check_tenant(sim, tenant)?;
-        let shard = sim.control.router().route(tenant, entity)?.shard_id;
-        let host = ShardAssignment {
-            shard_id: shard,
-            region_id: region,
-        };
-        sim.control.replica_on(tenant, host).ok_or_else(|| {
-            TidalError::NotFound(format!(
-                "tenant {tenant} has no replica of shard {} in region {}",
-                shard.0, region.0
-            ))
-        })
-    }
-
-    fn check_tenant(&self, sim: &Sim, tenant: TenantId) -> Result<()> {
+    pub(super) fn check_tenant(&self, sim: &Sim, tenant: TenantId) -> Result<()> {
         if sim.control.router().is_registered(tenant) {
             Ok(())
         } else {
@@ -146,17 +125,18 @@ impl SimulatedCluster {
         }
     }
 
-    /// The replica that serves `entity` of `tenant` now: the group's leader if it is up
+    /// The replica that serves `tenant`'s `shard` now: the group's leader if it is up
     /// and not drained, else another up replica: drained ones and a migration's target
     /// that may still be catching up come last. A finalized migration's source, about to
     /// be collected, gets nothing.
-    fn serving_replica(&self, sim: &Sim, tenant: TenantId, entity: EntityId) -> Result<NodeId> {
+    pub(super) fn serving_replica(
+        &self,
+        sim: &Sim,
+        tenant: TenantId,
+        shard: ShardId,
+    ) -> Result<NodeId> {
         self.check_tenant(sim, tenant)?;
-        let home = sim.control.router().route(tenant, entity)?;
-        let group = GroupId {
-            tenant,
-            shard: home.shard_id,
-        };
+        let group = GroupId { tenant, shard };
         let drained = |n: NodeId| {
             sim.control
                 .replica(n)
@@ -182,7 +162,7 @@ impl SimulatedCluster {
         members.first().copied().ok_or_else(|| {
             TidalError::Unavailable(format!(
                 "no replica of tenant {tenant}'s shard {} is up; restart one",
-                home.shard_id.0
+                shard.0
             ))
         })
     }
@@ -220,17 +200,16 @@ impl SimulatedCluster {
             weight,
             ts,
         };
-        let node = {
-            let sim = self.lock();
-            self.serving_replica(&sim, tenant, entity)?
-        };
-        let ack = self.submit(node, &[op], self.config().write_concern, tag)?;
-        self.await_dual_write(tenant, node, ack)?;
-        Ok(ack)
+        self.write_scoped(Scope::tenant(tenant), entity, &[op], tag)
     }
 
-    fn await_dual_write(&self, tenant: TenantId, written_on: NodeId, ack: WriteAck) -> Result<()> {
-        let id = ack.event_id();
+    /// Waits until the other side of `tenant`'s dual write holds event `id`.
+    pub(super) fn await_dual_write(
+        &self,
+        tenant: TenantId,
+        written_on: NodeId,
+        id: EventId,
+    ) -> Result<()> {
         let mut sim = self.lock();
         let Some(m) = sim
             .control
@@ -262,12 +241,7 @@ impl SimulatedCluster {
 
     /// The decayed score of `tenant`'s `entity`, read from the replica that serves it.
     pub fn tenant_score(&self, tenant: TenantId, entity: EntityId, signal: &str) -> Result<f64> {
-        let signal = self.config().schema.resolve(signal)?;
-        let sim = self.lock();
-        let node = self.serving_replica(&sim, tenant, entity)?;
-        sim.node(node)?
-            .ledger()
-            .decay_score(signal, entity, sim.now)
+        self.tenant_score_in(Scope::tenant(tenant), entity, signal)
     }
 
     /// The decayed score of `tenant`'s `entity` on its replica in `region`.
@@ -278,12 +252,18 @@ impl SimulatedCluster {
         entity: EntityId,
         signal: &str,
     ) -> Result<f64> {
+        self.tenant_score_in(
+            Scope::tenant(tenant).in_region(Some(region)),
+            entity,
+            signal,
+        )
+    }
+
+    fn tenant_score_in(&self, scope: Scope, entity: EntityId, signal: &str) -> Result<f64> {
         let signal = self.config().schema.resolve(signal)?;
-        let sim = self.lock();
-        let replica = self.replica_in(&sim, tenant, region, entity)?;
-        sim.node(replica.node)?
-            .ledger()
-            .decay_score(signal, entity, sim.now)
+        self.read_scoped(scope, entity, |n, now| {
+            n.ledger().decay_score(signal, entity, now)
+        })
     }
 
     /// Events of `signal` that `tenant`'s replicas in `region` hold, over every entity:
@@ -296,7 +276,9 @@ impl SimulatedCluster {
     ) -> Result<u64> {
         let signal = self.config().schema.resolve(signal)?;
         let sim = self.lock();
-        self.check_tenant(&sim, tenant)?;
+        if tenant != TenantId::DEFAULT {
+            self.check_tenant(&sim, tenant)?;
+        }
         let mut total = 0;
         for r in sim
             .control
@@ -318,10 +300,11 @@ impl SimulatedCluster {
         entity: EntityId,
     ) -> Result<Option<Arc<TenantRateLimiter>>> {
         let sim = self.lock();
-        let replica = self.replica_in(&sim, tenant, region, entity)?;
+        let scope = Scope::tenant(tenant).in_region(Some(region));
+        let node = self.node_serving_in(&sim, scope, entity)?;
         Ok(sim
             .nodes
-            .get(replica.node.0 as usize)
+            .get(node.0 as usize)
             .and_then(|n| n.cfg.quotas.as_ref())
             .and_then(|q| q.rate_limiter().cloned()))
     }

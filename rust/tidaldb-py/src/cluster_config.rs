@@ -1,0 +1,146 @@
+//! The arguments of `tidaldb.Cluster(...)`, checked and turned into a `ClusterConfig`.
+
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use tidaldb::RegionId;
+use tidaldb::node::WriteConcern;
+use tidaldb::schema::Schema;
+use tidaldb::sim::{ClusterConfig, LinkConfig, SimDurability};
+
+use crate::convert::{Float, Loss, Natural, Seed, ShardsPerRegion, WriteConcernArg, duration};
+use crate::errors::invalid;
+
+/// What `durability="periodic"` means: every replica syncs every 100 ms of virtual time.
+const PERIODIC_SYNC: Duration = Duration::from_millis(100);
+
+/// The regions a cluster is built with unless the caller names others.
+const DEFAULT_REGIONS: [&str; 3] = ["us-east", "eu-west", "ap-south"];
+
+pub struct ClusterArgs<'a, 'py> {
+    pub regions: Option<Vec<String>>,
+    pub shards_per_region: Natural<ShardsPerRegion>,
+    pub seed: Natural<Seed>,
+    pub latency: Option<&'a Bound<'py, PyAny>>,
+    pub jitter: Option<&'a Bound<'py, PyAny>>,
+    pub loss: Float<Loss>,
+    pub write_concern: Option<&'a Bound<'py, PyAny>>,
+    pub durability: &'a str,
+}
+
+impl ClusterArgs<'_, '_> {
+    /// The simulator's configuration, and the region names in `RegionId` order.
+    pub fn config(self, py: Python<'_>, schema: Schema) -> PyResult<(ClusterConfig, Vec<String>)> {
+        let ClusterArgs {
+            regions,
+            shards_per_region,
+            seed,
+            latency,
+            jitter,
+            loss,
+            write_concern,
+            durability,
+        } = self;
+        let names: Vec<String> =
+            regions.unwrap_or_else(|| DEFAULT_REGIONS.iter().map(|s| s.to_string()).collect());
+        if names.is_empty() || names.len() > 64 {
+            return Err(invalid(py, "regions", "give between 1 and 64 region names"));
+        }
+        for (i, n) in names.iter().enumerate() {
+            if n.is_empty() || names[..i].contains(n) {
+                return Err(invalid(
+                    py,
+                    "regions",
+                    format!("{n:?} is empty or given twice; name each region once"),
+                ));
+            }
+        }
+        let shards: u16 = shards_per_region.narrow(py)?;
+        if shards == 0 {
+            return Err(invalid(py, "shards_per_region", "must be at least 1"));
+        }
+        let loss = loss.0;
+        if !(0.0..=1.0).contains(&loss) {
+            return Err(invalid(
+                py,
+                "loss",
+                format!("{loss} is not a probability; pass a number in [0, 1]"),
+            ));
+        }
+        let latency = match latency {
+            Some(v) => duration(py, "latency", v)?,
+            None => Duration::from_millis(20),
+        };
+        let jitter = match jitter {
+            Some(v) => duration(py, "jitter", v)?,
+            None => Duration::from_millis(5),
+        };
+        let concern = match write_concern {
+            Some(v) => parse_write_concern(py, v, names.len())?,
+            None => WriteConcern::Local,
+        };
+        let durability = match durability {
+            "immediate" => SimDurability::Immediate,
+            "periodic" => SimDurability::Every(PERIODIC_SYNC),
+            other => {
+                return Err(invalid(
+                    py,
+                    "durability",
+                    format!("unknown durability {other:?}; use \"immediate\" or \"periodic\""),
+                ));
+            }
+        };
+        let mut config = ClusterConfig::new(schema);
+        config.regions = (0..names.len()).map(|i| RegionId(i as u16)).collect();
+        config.shards_per_region = shards;
+        config.seed = seed.0;
+        config.links = LinkConfig {
+            latency,
+            jitter,
+            loss,
+            ..LinkConfig::default()
+        };
+        config.write_concern = concern;
+        config.durability = durability;
+        Ok((config, names))
+    }
+}
+
+fn parse_write_concern(
+    py: Python<'_>,
+    value: &Bound<'_, PyAny>,
+    regions: usize,
+) -> PyResult<WriteConcern> {
+    let others = regions.saturating_sub(1);
+    let k = if let Ok(text) = value.extract::<String>() {
+        match text.as_str() {
+            "local" => 0,
+            "majority" => regions / 2,
+            "all" => others,
+            other => {
+                return Err(invalid(
+                    py,
+                    "write_concern",
+                    format!(
+                        "unknown write concern {other:?}; use \"local\", \"majority\", \"all\" \
+                         or the number of other replicas to wait for"
+                    ),
+                ));
+            }
+        }
+    } else {
+        let k: Natural<WriteConcernArg> = value.extract()?;
+        usize::try_from(k.0).unwrap_or(usize::MAX)
+    };
+    if k > others {
+        return Err(invalid(
+            py,
+            "write_concern",
+            format!("{k} other replicas requested, but each shard has only {others}"),
+        ));
+    }
+    Ok(match k {
+        0 => WriteConcern::Local,
+        k => WriteConcern::Replicated(u8::try_from(k).unwrap_or(u8::MAX)),
+    })
+}

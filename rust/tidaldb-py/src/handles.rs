@@ -1,0 +1,137 @@
+//! Small handles that cluster calls return: a write's acknowledgement and a partition.
+
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use tidaldb::node::WriteAck;
+use tidaldb::sim::NetworkPartition;
+
+/// The acknowledgement of a write: which replica appended it, and whether it was new.
+#[pyclass(module = "tidaldb._native", name = "WriteAck", frozen, eq)]
+#[derive(Clone, PartialEq)]
+pub struct PyWriteAck {
+    /// The region of the replica that appended the events (their origin).
+    #[pyo3(get)]
+    region: String,
+    /// The origin replica's node id: with `seq`, the event's id everywhere.
+    #[pyo3(get)]
+    origin: u16,
+    /// The origin's sequence number of the first event written.
+    #[pyo3(get)]
+    seq: u64,
+    /// Events written: 0 for a duplicate.
+    #[pyo3(get)]
+    count: usize,
+    /// True when this retried an idempotency key already applied: nothing was written,
+    /// and `origin`/`seq` name the original event.
+    #[pyo3(get)]
+    duplicate: bool,
+}
+
+impl PyWriteAck {
+    pub fn new(ack: WriteAck, region: String) -> Self {
+        let (first, count, duplicate) = match ack {
+            WriteAck::Applied { first, count } => (first, count, false),
+            WriteAck::Duplicate { original } => (original, 0, true),
+        };
+        PyWriteAck {
+            region,
+            origin: first.origin.0,
+            seq: first.seq,
+            count,
+            duplicate,
+        }
+    }
+}
+
+#[pymethods]
+impl PyWriteAck {
+    fn __repr__(&self) -> String {
+        if self.duplicate {
+            format!(
+                "<tidaldb.WriteAck duplicate of event ({}, {}) from {}>",
+                self.origin, self.seq, self.region
+            )
+        } else {
+            format!(
+                "<tidaldb.WriteAck {} event(s) from ({}, {}) at {}>",
+                self.count, self.origin, self.seq, self.region
+            )
+        }
+    }
+}
+
+/// A network partition in place. `heal()` or leaving its `with` block heals it; so does
+/// `Cluster.heal_all()`. Dropping the handle does not: a partition made in a notebook
+/// cell stays until healed.
+#[pyclass(module = "tidaldb._native", name = "Partition", frozen)]
+pub struct PyPartition {
+    handle: Mutex<Option<NetworkPartition>>,
+    #[pyo3(get)]
+    regions: (String, String),
+    #[pyo3(get)]
+    one_way: bool,
+}
+
+impl PyPartition {
+    pub fn new(handle: NetworkPartition, regions: (String, String), one_way: bool) -> Self {
+        PyPartition {
+            handle: Mutex::new(Some(handle)),
+            regions,
+            one_way,
+        }
+    }
+
+    fn take(&self) -> Option<NetworkPartition> {
+        self.handle.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl Drop for PyPartition {
+    fn drop(&mut self) {
+        // A garbage-collected handle must not heal a partition the user still relies on.
+        if let Some(h) = self.take() {
+            std::mem::forget(h);
+        }
+    }
+}
+
+#[pymethods]
+impl PyPartition {
+    /// True until healed (by this handle or by `heal_all`).
+    #[getter]
+    fn active(&self, py: Python<'_>) -> bool {
+        let guard = self.handle.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(h) => py.detach(|| h.is_active()),
+            None => false,
+        }
+    }
+
+    /// Heals this partition; healing twice does nothing.
+    fn heal(&self, py: Python<'_>) {
+        if let Some(h) = self.take() {
+            py.detach(|| h.heal());
+        }
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
+        self.heal(py);
+        false
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let arrow = if self.one_way { "->" } else { "<->" };
+        let state = if self.active(py) { "active" } else { "healed" };
+        format!(
+            "<tidaldb.Partition {} {arrow} {} {state}>",
+            self.regions.0, self.regions.1
+        )
+    }
+}
