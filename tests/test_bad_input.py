@@ -63,7 +63,7 @@ def test_bad_weights(db: tidaldb.Db, weight: float) -> None:
 @pytest.mark.parametrize("ts", BAD_TIMES, ids=repr)
 def test_timestamps_out_of_range(db: tidaldb.Db, ts: float) -> None:
     msg = writes_nothing(db, InvalidArgument, db.signal, "view", 1, 1.0, ts=ts)
-    assert "timestamp" in msg
+    assert "ts" in msg and ("timestamp" in msg or "not a time" in msg)
     times = np.array([T0, ts])
     writes_nothing(db, InvalidArgument, db.signals, "view", np.array([1, 2], dtype=np.uint64), np.ones(2), times)
     raises_exactly(InvalidArgument, db.score, "view", 1, at=ts)

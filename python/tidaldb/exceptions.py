@@ -55,7 +55,19 @@ class ReadOnly(TidalError):
 
 
 class QuotaExceeded(TidalError):
-    """A tenant's quota (rate, entities, storage) would be exceeded; nothing was written."""
+    """A tenant's quota (rate, entities, storage) would be exceeded; nothing was written.
+
+    Raised by tidaldb, it carries what a caller needs to back off without parsing the
+    message: ``quota`` (``"signals_per_sec"``, ``"entities"`` or ``"storage_bytes"``),
+    ``limit`` (the configured limit), ``retry_after`` (seconds until the write would pass,
+    or None when waiting cannot help: a hard cap, or a batch larger than the burst) and
+    ``tenant`` (the tenant id).
+    """
+
+    quota: str | None = None
+    limit: int | None = None
+    retry_after: float | None = None
+    tenant: int | None = None
 
 
 class Timeout(TidalError, TimeoutError):

@@ -19,11 +19,12 @@ use tidaldb::{RegionId, ShardId, TenantId, TidalError};
 use crate::cluster_config::ClusterArgs;
 use crate::convert::{
     At, Count, Float, Id, Item, Loss, MaxEntities, MaxSignalsPerSec, MaxStorageBytes, Natural,
-    Seed, Shard, ShardsPerRegion, TenantIdArg, TenantKw, Ts, User, Weight, duration,
+    Seed, Shard, ShardsPerRegion, TenantIdArg, TenantKw, Ts, User, Weight, duration, region_names,
 };
 use crate::errors::{IntoPyResult, invalid};
 use crate::handles::{PyPartition, PyWriteAck};
 use crate::logging;
+use crate::names::with_region_names;
 use crate::results::PyResults;
 use crate::schema::PySchema;
 use crate::scoped::Visibility;
@@ -74,7 +75,8 @@ impl PyCluster {
     ) -> PyResult<T> {
         let out = py.detach(|| f(&self.inner));
         logging::deliver(py);
-        out.py_err(py)
+        out.map_err(|e| with_region_names(e, &self.names))
+            .py_err(py)
     }
 
     /// The region called `name`, or `NotFound` listing the cluster's regions.
@@ -153,7 +155,7 @@ impl PyCluster {
     fn new(
         py: Python<'_>,
         schema: PyRef<'_, PySchema>,
-        regions: Option<Vec<String>>,
+        regions: Option<&Bound<'_, PyAny>>,
         shards_per_region: Natural<ShardsPerRegion>,
         seed: Natural<Seed>,
         latency: Option<&Bound<'_, PyAny>>,
@@ -163,7 +165,7 @@ impl PyCluster {
         durability: &str,
     ) -> PyResult<Self> {
         let args = ClusterArgs {
-            regions,
+            regions: regions.map(|r| region_names("regions", r)).transpose()?,
             shards_per_region,
             seed,
             latency,
@@ -439,9 +441,10 @@ impl PyCluster {
         timeout: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let timeout = convergence_timeout(py, timeout)?;
-        let cluster = self.inner.clone();
-        crate::awaitable::blocking(py, move || {
-            Ok(cluster.await_full_convergence(timeout)?.as_secs_f64())
+        let (cluster, names) = (self.inner.clone(), self.names.clone());
+        crate::awaitable::blocking(py, move || match cluster.await_full_convergence(timeout) {
+            Ok(took) => Ok(took.as_secs_f64()),
+            Err(e) => Err(with_region_names(e, &names)),
         })
     }
 
@@ -541,7 +544,7 @@ impl PyCluster {
         max_signals_per_sec: Option<Natural<MaxSignalsPerSec>>,
         max_entities: Option<Natural<MaxEntities>>,
         max_storage_bytes: Option<Natural<MaxStorageBytes>>,
-        regions: Option<Vec<String>>,
+        regions: Option<&Bound<'_, PyAny>>,
         label: Option<String>,
     ) -> PyResult<PyTenant> {
         let py = slf.py();
@@ -552,6 +555,7 @@ impl PyCluster {
         config.max_signals_per_sec = max_signals_per_sec.map(|v| v.narrow(py)).transpose()?;
         config.max_entities = max_entities.map(|v| v.0);
         config.max_storage_bytes = max_storage_bytes.map(|v| v.0);
+        let regions = regions.map(|r| region_names("regions", r)).transpose()?;
         for name in regions.unwrap_or_default() {
             config.required_regions.push(this.region(py, &name)?);
         }

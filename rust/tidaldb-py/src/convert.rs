@@ -79,6 +79,10 @@ fn entity_id(obj: Borrowed<'_, '_, PyAny>, what: &'static str) -> PyResult<Entit
             shown(&obj)
         ))),
         Ok(v) => Ok(EntityId(v)),
+        Err(e) if e.is_instance_of::<PyTypeError>(obj.py()) => Err(PyTypeError::new_err(format!(
+            "{what}: expected an int entity id, got {}",
+            type_name(&obj)
+        ))),
         Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => Err(invalid(
             obj.py(),
             what,
@@ -120,6 +124,10 @@ pub fn float(
 ) -> PyResult<f64> {
     match obj.extract::<f64>() {
         Ok(v) => Ok(v),
+        Err(e) if e.is_instance_of::<PyTypeError>(obj.py()) => Err(PyTypeError::new_err(format!(
+            "{what}: expected a float, got {}",
+            type_name(&obj)
+        ))),
         Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => Err(invalid(
             obj.py(),
             what,
@@ -151,6 +159,9 @@ impl<'a, 'py, A: Arg> FromPyObject<'a, 'py> for Natural<A> {
         }
         match obj.extract::<u64>() {
             Ok(v) => Ok(Natural(v, PhantomData)),
+            Err(e) if e.is_instance_of::<PyTypeError>(obj.py()) => Err(PyTypeError::new_err(
+                format!("{}: expected an int, got {}", A::NAME, type_name(&obj)),
+            )),
             Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => Err(invalid(
                 obj.py(),
                 A::NAME,
@@ -219,18 +230,28 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Count {
     }
 }
 
-/// Unix seconds → `Timestamp`; `None` stays `None` (the core then uses its clock).
+/// Unix seconds → `Timestamp`; `None` stays `None` (the core then uses its clock). A
+/// value no timestamp can hold raises `InvalidArgument` naming the argument.
 #[inline]
-pub fn timestamp(py: Python<'_>, secs: Option<f64>) -> PyResult<Option<Timestamp>> {
-    match secs {
-        None => Ok(None),
-        Some(s) => Timestamp::from_secs_f64(s).map(Some).py_err(py),
+pub fn timestamp<A: Arg>(py: Python<'_>, secs: Option<Float<A>>) -> PyResult<Option<Timestamp>> {
+    let Some(Float(s, _)) = secs else {
+        return Ok(None);
+    };
+    if !s.is_finite() {
+        return Err(invalid(
+            py,
+            A::NAME,
+            format!("{s} is not a time; pass Unix seconds as a finite float"),
+        ));
     }
+    Timestamp::from_secs_f64(s)
+        .map(Some)
+        .map_err(|e| invalid(py, A::NAME, format!("{s} seconds: {e}")))
 }
 
 /// Like [`timestamp`], but `None` is read as now: for core reads that only take a time.
 #[inline]
-pub fn timestamp_or_now(py: Python<'_>, secs: Option<f64>) -> PyResult<Timestamp> {
+pub fn timestamp_or_now<A: Arg>(py: Python<'_>, secs: Option<Float<A>>) -> PyResult<Timestamp> {
     Ok(timestamp(py, secs)?.unwrap_or_else(Timestamp::now))
 }
 
@@ -268,6 +289,12 @@ pub fn decay_duration(
         return Err(negative(format!("{secs} seconds")));
     }
     duration_from_secs(what, secs).py_err(py)
+}
+
+fn type_name(obj: &Borrowed<'_, '_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "another type".to_owned(), |n| n.to_string())
 }
 
 fn shown(obj: &Borrowed<'_, '_, PyAny>) -> String {
@@ -387,4 +414,21 @@ pub fn same_length(py: Python<'_>, what: &'static str, len: usize, items: usize)
             format!("has {len} elements but items has {items}; pass arrays of the same length"),
         ))
     }
+}
+
+/// A list of region names. A lone string is refused: iterating it would give one region
+/// per character, which is never what was meant.
+pub fn region_names(what: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    if obj.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(format!(
+            "{what}: expected a list of region names, got one string; write [{:?}]",
+            obj.str()?.to_cow()?
+        )));
+    }
+    obj.extract::<Vec<String>>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{what}: expected a list of region names (str), got {}",
+            type_name(&obj.as_borrowed())
+        ))
+    })
 }

@@ -114,7 +114,7 @@ impl PyDb {
         at: Option<Float<At>>,
     ) -> PyResult<tidaldb::ledger::WindowReading> {
         let window = Window::parse(window).py_err(py)?;
-        let at = timestamp_or_now(py, at.map(|t| t.0))?;
+        let at = timestamp_or_now(py, at)?;
         self.with(py, |db| db.read_window_at(item.0, name, window, at))
     }
 }
@@ -167,7 +167,7 @@ impl PyDb {
         weight: Float<Weight>,
         ts: Option<Float<Ts>>,
     ) -> PyResult<()> {
-        let ts = timestamp(py, ts.map(|t| t.0))?;
+        let ts = timestamp(py, ts)?;
         self.with(py, |db| db.signal(name, item.0, weight.0, ts).map(|_| ()))
     }
 
@@ -210,7 +210,7 @@ impl PyDb {
         item: Id<Item>,
         at: Option<Float<At>>,
     ) -> PyResult<f64> {
-        let at = timestamp_or_now(py, at.map(|t| t.0))?;
+        let at = timestamp_or_now(py, at)?;
         self.with(py, |db| db.read_decay_score_at(item.0, name, at))
     }
 
@@ -223,7 +223,7 @@ impl PyDb {
         items: &Bound<'py, PyAny>,
         at: Option<Float<At>>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let at = timestamp_or_now(py, at.map(|t| t.0))?;
+        let at = timestamp_or_now(py, at)?;
         // A copy, taken while attached: see `signals`.
         let items = id_array(py, "items", items)?;
         let scores = self.detached(py, move |db| {
@@ -270,7 +270,7 @@ impl PyDb {
         item: Id<Item>,
         at: Option<Float<At>>,
     ) -> PyResult<f64> {
-        let at = timestamp_or_now(py, at.map(|t| t.0))?;
+        let at = timestamp_or_now(py, at)?;
         self.with(py, |db| db.read_velocity_at(item.0, name, at))
     }
 

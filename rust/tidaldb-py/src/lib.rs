@@ -13,6 +13,7 @@ mod errors;
 mod handles;
 mod logging;
 mod migration;
+mod names;
 mod query_args;
 mod results;
 mod schema;

@@ -14,6 +14,7 @@ use tidaldb::{TenantId, TidalError};
 use crate::cluster::PyCluster;
 use crate::convert::duration;
 use crate::errors::IntoPyResult;
+use crate::names::with_region_names;
 
 /// The steps of a migration, in order: `run()` counts its progress in these.
 const STEPS: u64 = 4;
@@ -154,13 +155,16 @@ impl PyMigration {
             py.None()
         };
         let m = self.handle.clone();
+        let names = self.cluster.get().names.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             loop {
-                let step = m.clone();
+                let (step, names) = (m.clone(), names.clone());
                 let joined = tokio::task::spawn_blocking(move || {
-                    let before = step.state()?;
-                    let more = advance(&step, before, grace)?;
-                    Ok::<_, TidalError>((more, step.state()?))
+                    let taken = step.state().and_then(|before| {
+                        let more = advance(&step, before, grace)?;
+                        Ok::<_, TidalError>((more, step.state()?))
+                    });
+                    taken.map_err(|e| with_region_names(e, &names))
                 })
                 .await;
                 let outcome = Python::attach(|py| -> PyResult<bool> {

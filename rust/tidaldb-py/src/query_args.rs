@@ -37,7 +37,7 @@ impl QueryArgs {
             terms,
             user: user.map(|u| u.0),
             limit: limit.0,
-            at: timestamp(py, at.map(|t| t.0))?,
+            at: timestamp(py, at)?,
         })
     }
 

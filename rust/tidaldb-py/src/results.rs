@@ -57,6 +57,10 @@ pub struct PyQueryStats {
     shards_reached: Vec<u16>,
     #[pyo3(get)]
     shards_unreachable: Vec<u16>,
+    /// Regions with a replica the answering replicas could not hear from: the data they
+    /// may hold that the answer lacks. Empty for an embedded `Db`.
+    #[pyo3(get)]
+    regions_unreachable: Vec<String>,
 }
 
 impl From<&QueryStats> for PyQueryStats {
@@ -70,12 +74,13 @@ impl From<&QueryStats> for PyQueryStats {
             degraded: s.degraded,
             shards_reached: s.shards_reached.iter().map(|s| s.0).collect(),
             shards_unreachable: s.shards_unreachable.iter().map(|s| s.0).collect(),
+            regions_unreachable: Vec::new(),
         }
     }
 }
 
 impl PyQueryStats {
-    fn fields(&self) -> [(&'static str, String); 8] {
+    fn fields(&self) -> [(&'static str, String); 9] {
         [
             (
                 "candidates_considered",
@@ -96,6 +101,10 @@ impl PyQueryStats {
             (
                 "shards_unreachable",
                 format!("{:?}", self.shards_unreachable),
+            ),
+            (
+                "regions_unreachable",
+                format!("{:?}", self.regions_unreachable),
             ),
         ]
     }
@@ -132,8 +141,23 @@ pub struct PyResults {
 
 impl PyResults {
     pub fn new(py: Python<'_>, r: Results) -> PyResult<Self> {
+        Self::with_region_names(py, r, &[])
+    }
+
+    /// Results of a cluster query: unreachable replicas are named by their region's name.
+    pub fn with_region_names(py: Python<'_>, r: Results, names: &[String]) -> PyResult<Self> {
+        let mut stats = PyQueryStats::from(&r.stats);
+        for replica in &r.stats.replicas_unreachable {
+            let name = names
+                .get(usize::from(replica.region.0))
+                .cloned()
+                .unwrap_or_else(|| format!("region {}", replica.region.0));
+            if !stats.regions_unreachable.contains(&name) {
+                stats.regions_unreachable.push(name);
+            }
+        }
         Ok(PyResults {
-            stats: Py::new(py, PyQueryStats::from(&r.stats))?,
+            stats: Py::new(py, stats)?,
             items: r.items,
         })
     }

@@ -70,7 +70,7 @@ impl PyCluster {
         ts: Option<Float<Ts>>,
         idempotency: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyWriteAck> {
-        let ts = timestamp(py, ts.map(|t| t.0))?;
+        let ts = timestamp(py, ts)?;
         let tag = idempotency.map(idempotency_key).transpose()?;
         let ack = self.run(py, |c| {
             let op = ClientOp::Signal {
@@ -163,7 +163,7 @@ impl PyCluster {
         item: Id<Item>,
         at: Option<Float<At>>,
     ) -> PyResult<f64> {
-        let at = timestamp(py, at.map(|t| t.0))?;
+        let at = timestamp(py, at)?;
         self.run(py, |c| {
             let signal = c.config().schema.resolve(signal)?;
             c.read_scoped(scope, item.0, |n, now| {
@@ -180,7 +180,7 @@ impl PyCluster {
         items: &Bound<'py, PyAny>,
         at: Option<Float<At>>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let at = timestamp(py, at.map(|t| t.0))?;
+        let at = timestamp(py, at)?;
         let items = id_array(py, "items", items)?;
         let scores = self.run(py, move |c| {
             let mut out = vec![0.0; items.len()];
@@ -233,7 +233,7 @@ impl PyCluster {
     ) -> PyResult<PyResults> {
         let args = QueryArgs::new(py, candidates, rank_by, user, limit, at)?;
         let results = self.run(py, move |c| c.retrieve_scoped(scope, &args.build()?))?;
-        PyResults::new(py, results)
+        PyResults::with_region_names(py, results, &self.names)
     }
 
     pub(crate) fn version_vector_in<'py>(

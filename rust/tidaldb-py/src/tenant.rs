@@ -123,7 +123,17 @@ impl PyTenant {
         shards.sort_unstable();
         shards.dedup();
         let shard = match to_shard {
-            Some(s) => ShardId(s.narrow(py)?),
+            Some(s) => {
+                let s = ShardId(s.narrow(py)?);
+                if !shards.contains(&s) {
+                    return Err(invalid(
+                        py,
+                        "to_shard",
+                        format!("tenant {} keeps no replica of shard {}", self.id.0, s.0),
+                    ));
+                }
+                s
+            }
             None if shards.len() == 1 => shards[0],
             None => {
                 return Err(invalid(

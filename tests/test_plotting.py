@@ -1,0 +1,331 @@
+"""tidaldb.plotting: the timelines against what the simulated cluster must have done, and
+one smoke test per plot.
+
+The collection helpers are checked against expectations that do not come from the code
+under test: a burst of writes is lacked by every other region until the fastest possible
+delivery (latency - jitter) and by nobody once the cluster has converged (the lag is the
+control plane's gauge, which hears of the burst at the first tick); the region that
+took every write reads the analytical decay sum of exactly the acknowledged writes; a
+region cut off reads 0; a crashed leader is absent from the timeline until the cluster
+restarts it. Everything runs on virtual time from fixed seeds, so each test replays exactly.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import tidaldb
+from conftest import assert_close, exp_score
+from tidaldb.plotting import (
+    MIGRATION_STATES,
+    FailoverTimeline,
+    LagTimeline,
+    ScoreTimeline,
+    failover_timeline,
+    lag_timeline,
+    migration_timeline,
+    plot_failover,
+    plot_lag,
+    plot_migration,
+    plot_scores,
+    score_timeline,
+)
+
+REGIONS = ["us-east", "eu-west", "ap-south"]
+HALF_LIFE = 2.0
+
+
+def schema() -> tidaldb.Schema:
+    # A short half-life, so that scores visibly decay over the seconds a test runs.
+    return tidaldb.Schema().signal("view", half_life=HALF_LIFE, windows=["1h"])
+
+
+def make_cluster(seed: int, latency: str = "20ms", jitter: str = "5ms") -> tidaldb.Cluster:
+    return tidaldb.Cluster(schema(), seed=seed, latency=latency, jitter=jitter)
+
+
+def cleared(t: list[float], lag: dict[str, list[int]]) -> float:
+    """The first sample time, after some lag was seen, at which no region lacks anything."""
+    lagging = next(i for i in range(len(t)) if any(series[i] for series in lag.values()))
+    return next(t[i] for i in range(lagging, len(t)) if not any(series[i] for series in lag.values()))
+
+
+# --- lag_timeline ---------------------------------------------------------------------------
+
+
+def test_a_burst_is_lacked_until_the_link_delivers_it_then_by_nobody() -> None:
+    cluster = make_cluster(seed=1, latency="80ms", jitter="5ms")
+    burst = 40
+
+    def drive(i: int) -> None:
+        if i == 0:
+            for k in range(burst):
+                cluster.write("view", k, ts=cluster.now, region="us-east")
+
+    tl = lag_timeline(cluster, 1.0, every=0.01, drive=drive)
+
+    assert len(tl["t"]) == 101
+    # Differences of floats near 1.8e9 (Unix seconds): exact to about 0.2 µs.
+    assert tl["t"] == pytest.approx([i * 0.01 for i in range(101)], abs=1e-6)
+    assert tl["start"] == pytest.approx(1_767_225_600.0)
+    assert set(tl["lag"]) == set(REGIONS)
+    assert tl["lag"]["us-east"] == [0] * 101, "the writer lacks none of its own writes"
+    for region in ("eu-west", "ap-south"):
+        series = tl["lag"][region]
+        # The control plane hears of the burst at the first tick (10 ms), and no message is
+        # delivered sooner than latency - jitter = 75 ms after it is sent.
+        early = [lag for t, lag in zip(tl["t"], series) if 0.01 - 1e-6 <= t < 0.075 - 1e-6]
+        assert early == [burst] * len(early) and len(early) >= 6, (region, series)
+        after = series[1:]
+        assert all(a >= b for a, b in zip(after, after[1:])), f"{region} lag grew: {series}"
+        assert series[-1] == 0, (region, series)
+    assert cluster.is_converged()
+
+
+def test_lag_clears_later_over_slower_links() -> None:
+    took = {}
+    for latency in (0.005, 0.02, 0.08):
+        cluster = make_cluster(seed=2, latency=f"{latency * 1000:g}ms", jitter="1ms")
+
+        def drive(i: int, cluster: tidaldb.Cluster = cluster) -> None:
+            if i == 0:
+                for k in range(10):
+                    cluster.write("view", k, ts=cluster.now, region="us-east")
+
+        tl = lag_timeline(cluster, "500ms", every="5ms", drive=drive)
+        took[latency] = cleared(tl["t"], tl["lag"])
+        # Not before the events can arrive; within a round trip and a few heartbeats (50 ms).
+        assert latency - 0.001 - 1e-6 <= took[latency] <= 2 * (latency + 0.001) + 0.2, took
+    assert took[0.005] < took[0.02] < took[0.08], took
+
+
+def test_the_durations_are_checked() -> None:
+    cluster = make_cluster(seed=0)
+    with pytest.raises(tidaldb.InvalidArgument, match="every"):
+        lag_timeline(cluster, 1.0, every=0.0)
+    with pytest.raises(tidaldb.InvalidArgument, match="seconds"):
+        lag_timeline(cluster, -1.0)
+    with pytest.raises(tidaldb.InvalidArgument, match="every"):
+        lag_timeline(cluster, 1.0, every="10 parsecs")
+    with pytest.raises(TypeError, match="every"):
+        lag_timeline(cluster, 1.0, every=None)  # type: ignore[arg-type]
+    assert cluster.now == 1_767_225_600.0, "a rejected call runs no time"
+    # 0.3 / 0.1 is 2.9999999999999996 in floats: still 3 steps, 4 samples.
+    assert len(lag_timeline(cluster, 0.3, every=0.1)["t"]) == 4
+    assert len(lag_timeline(cluster, 0.0)["t"]) == 1
+
+
+# --- score_timeline -------------------------------------------------------------------------
+
+
+def test_scores_diverge_while_cut_off_and_are_equal_after_heal() -> None:
+    cluster = make_cluster(seed=3)
+    cuts: list[tidaldb.Partition] = []
+    written: list[float] = []
+    heal_at = 40
+
+    def drive(i: int) -> None:
+        if i == 0:
+            cuts.append(cluster.partition("us-east", "eu-west"))
+            cuts.append(cluster.partition("us-east", "ap-south"))
+        if i < 25:
+            written.append(cluster.now)
+            cluster.write("view", 7, ts=cluster.now, region="us-east")
+        if i == heal_at:
+            for cut in cuts:
+                cut.heal()
+
+    tl = score_timeline(cluster, "view", 7, 2.0, every=0.02, drive=drive)
+
+    assert tl["signal"] == "view" and tl["item"] == 7 and len(tl["t"]) == 101
+    for i, t in enumerate(tl["t"]):
+        at = tl["start"] + t
+        # us-east took every write: it reads the decay sum of exactly those written so far.
+        expected = exp_score(((w, 1.0) for w in written if w <= at), at, HALF_LIFE)
+        assert_close(tl["scores"]["us-east"][i], expected)
+        if i < heal_at:
+            assert tl["scores"]["eu-west"][i] == 0.0, "cut off from every write"
+            assert tl["scores"]["ap-south"][i] == 0.0, "cut off from every write"
+    last = [tl["scores"][r][-1] for r in REGIONS]
+    assert last[0] == last[1] == last[2], dict(zip(REGIONS, last))
+    assert_close(last[0], exp_score(((w, 1.0) for w in written), cluster.now, HALF_LIFE))
+
+
+# --- failover_timeline ----------------------------------------------------------------------
+
+
+def test_the_failover_timeline_shows_the_leader_go_and_another_take_over() -> None:
+    cluster = make_cluster(seed=4)
+    cluster.run_for(0.1)  # until the control plane has heard every replica: all Healthy
+    original = cluster.leader
+    crash_at = 10
+
+    def drive(i: int) -> None:
+        if i == crash_at:
+            cluster.crash(original)
+
+    tl = failover_timeline(cluster, 2.0, every=0.01, drive=drive)
+
+    assert tl["regions"] == REGIONS
+    assert tl["leader"][:crash_at] == [original] * crash_at
+    assert all(tl["health"][r][:crash_at] == ["Healthy"] * crash_at for r in REGIONS)
+    after = tl["leader"][crash_at:]
+    assert after[0] is None, "the crashed host cannot lead, and nobody is promoted at once"
+    assert original not in after, "a crashed host never leads"
+    new = after[-1]
+    assert new is not None and new != original, after
+    # Promotion comes after the election timeout (500 ms of silence; the last heartbeat was
+    # at most 50 ms before the crash), and the leader then stays put.
+    promoted = after.index(new)
+    assert 0.45 <= tl["t"][crash_at + promoted] - tl["t"][crash_at] <= 1.0, after
+    assert after[:promoted] == [None] * promoted and after[promoted:] == [new] * (len(after) - promoted)
+    # The control plane judges health by what it hears: the crashed region reads Healthy
+    # until its silence outlasts the timeout, then Offline until it restarts.
+    health = tl["health"][original][crash_at:]
+    offline = health.index("Offline")
+    assert 0.45 <= tl["t"][crash_at + offline] - tl["t"][crash_at] <= 1.0, health
+    assert health[:offline] == ["Healthy"] * offline and set(health[offline:]) == {"Offline"}
+    for other in REGIONS:
+        if other != original:
+            assert set(tl["health"][other]) == {"Healthy"}, other
+
+    def restart(i: int) -> None:
+        if i == 0:
+            cluster.restart(original)
+
+    back = failover_timeline(cluster, 1.0, every=0.1, drive=restart)
+    assert back["health"][original][-1] == "Healthy"
+    assert back["leader"][-1] is not None
+
+
+# --- migration_timeline ---------------------------------------------------------------------
+
+
+def test_the_migration_timeline_records_every_state_in_order() -> None:
+    cluster = make_cluster(seed=5)
+    tenant = cluster.register_tenant(7, regions=["us-east"], label="acme")
+    for k in range(20):
+        tenant.write("view", k, ts=cluster.now)
+    migration = tenant.migrate("eu-west")
+    seen: list[str] = []
+
+    def between(state: str) -> None:
+        seen.append(state)
+        if state == "dual_write":
+            for k in range(5):
+                tenant.write("view", 100 + k, ts=cluster.now)
+            cluster.run_for(0.1)
+
+    began = cluster.now
+    states = migration_timeline(cluster, migration, grace=0.25, between=between)
+
+    assert [s for _, s in states] == list(MIGRATION_STATES)
+    assert seen == list(MIGRATION_STATES[:-1])
+    times = [t for t, _ in states]
+    assert times[0] == began
+    assert times == sorted(times)
+    assert times[3] - times[2] >= 0.1, "the 0.1 s of dual write run by `between`"
+    assert times[4] - times[3] >= 0.25, "gc_source waits out the grace after the switch"
+    assert tenant.total_count("view", "eu-west") == 25
+    assert tenant.total_count("view", "us-east") == 0
+    # A finished migration has nothing left to step.
+    assert migration_timeline(cluster, migration) == [(cluster.now, "complete")]
+
+
+# --- plots ----------------------------------------------------------------------------------
+
+
+def data(values: object) -> list[float]:
+    """A line's x or y data as a plain list (matplotlib keeps what it was given)."""
+    return [float(v) for v in np.asarray(values)]
+
+
+@pytest.fixture
+def plt() -> Iterator[Any]:
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+
+    yield pyplot
+    pyplot.close("all")  # more than 20 open figures would warn, and warnings are errors
+
+
+def test_plot_lag_draws_one_line_per_region(plt: Any) -> None:
+    tl: LagTimeline = {"start": 0.0, "t": [0.0, 0.1, 0.2], "lag": {"a": [3, 1, 0], "b": [0, 0, 0]}}
+    ax = plot_lag(tl)
+    assert len(ax.lines) == 2
+    assert [data(line.get_ydata()) for line in ax.lines] == [[3, 1, 0], [0, 0, 0]]
+    legend = ax.get_legend()
+    assert legend is not None and [t.get_text() for t in legend.get_texts()] == ["a", "b"]
+    _, given = plt.subplots()
+    assert plot_lag(tl, ax=given) is given
+
+
+def test_plot_scores_draws_one_line_per_region(plt: Any) -> None:
+    nan = float("nan")
+    tl: ScoreTimeline = {
+        "start": 0.0,
+        "t": [0.0, 0.5],
+        "signal": "view",
+        "item": 7,
+        "scores": {"a": [1.0, 0.5], "b": [0.0, nan], "c": [0.0, 0.5]},
+    }
+    ax = plot_scores(tl)
+    assert len(ax.lines) == 3
+    assert "7" in ax.get_title()
+
+
+def test_plot_failover_draws_the_leader_over_health_bands(plt: Any) -> None:
+    tl: FailoverTimeline = {
+        "start": 0.0,
+        "t": [0.0, 0.1, 0.2, 0.3],
+        "regions": ["a", "b"],
+        "leader": ["a", None, "b", "b"],
+        "health": {"a": ["Healthy", "Offline", "Offline", "Healthy"], "b": ["Healthy"] * 4},
+    }
+    ax = plot_failover(tl)
+    assert len(ax.lines) == 1
+    # Rows: -1 "no leader", 0 "a", 1 "b"; the last sample is held one step to the right.
+    assert data(ax.lines[0].get_ydata()) == [0, -1, 1, 1, 1]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["no leader", "a", "b"]
+    assert len(ax.collections) == 3 + 1, "one band per run of equal health"
+
+
+def test_plot_migration_draws_the_states_in_order(plt: Any) -> None:
+    states = [
+        (10.0, "idle"),
+        (10.5, "preparing_target"),
+        (10.5, "dual_write"),
+        (11.0, "finalizing"),
+        (12.0, "complete"),
+    ]
+    ax = plot_migration(states)
+    assert len(ax.lines) == 1
+    assert data(ax.lines[0].get_xdata()) == [0.0, 0.5, 0.5, 1.0, 2.0]
+    assert data(ax.lines[0].get_ydata()) == [0, 1, 2, 3, 4]
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(MIGRATION_STATES)
+    with pytest.raises(tidaldb.InvalidArgument, match="paused"):
+        plot_migration([(0.0, "idle"), (1.0, "paused")])
+    with pytest.raises(tidaldb.InvalidArgument, match="states"):
+        plot_migration([])
+
+
+def test_a_missing_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    # None in sys.modules makes the import raise ImportError, as if it were not installed.
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    tl: LagTimeline = {"start": 0.0, "t": [0.0], "lag": {"a": [0]}}
+    with pytest.raises(ImportError, match=r"tidaldb\[notebook\]"):
+        plot_lag(tl)
+
+
+def test_importing_the_module_does_not_import_matplotlib() -> None:
+    code = "import sys, tidaldb.plotting; assert 'matplotlib' not in sys.modules, 'imported'"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
