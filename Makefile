@@ -41,6 +41,8 @@ rust-check:
 python-check: $(EXT_STAMP)
 	$(PY) -m pytest tests
 	$(PY) -m mypy.stubtest tidaldb._native
+	$(PY) -m mypy --strict python/tidaldb examples
+	$(PY) examples/typed_cluster.py
 	$(PY) -m pytest --nbmake notebooks
 
 test: rust-check
@@ -49,6 +51,7 @@ test: rust-check
 bench: $(EXT_STAMP)
 	$(CARGO) bench -p tidaldb --bench core --bench replication --bench tenancy
 	$(PY) bench/bench_python.py
+	$(PY) bench/bench_cluster.py
 
 clean:
 	rm -f $(DEPS_STAMP) $(EXT_STAMP)
