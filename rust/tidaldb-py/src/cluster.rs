@@ -579,7 +579,12 @@ impl PyCluster {
             (
                 c.now(),
                 leader,
-                c.control_plane().router().tenants().count(),
+                // The default tenant is always there; the count is of registered ones.
+                c.control_plane()
+                    .router()
+                    .tenants()
+                    .count()
+                    .saturating_sub(1),
             )
         });
         let start = self.inner.config().start;
