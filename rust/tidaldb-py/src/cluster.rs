@@ -6,20 +6,19 @@
 //! Python thread, including the event loop that is to receive the result.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use numpy::PyArray1;
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use tidaldb::sim::{Scope, SimulatedCluster};
 use tidaldb::tenancy::TenantConfig;
 use tidaldb::{RegionId, ShardId, TenantId, TidalError};
 
-use crate::cluster_config::ClusterArgs;
+use crate::cluster_config::{ClusterArgs, TenantArg, convergence_timeout, tenant_of};
 use crate::convert::{
     At, Count, Float, Id, Item, Loss, MaxEntities, MaxSignalsPerSec, MaxStorageBytes, Natural,
-    Seed, Shard, ShardsPerRegion, TenantIdArg, TenantKw, Ts, User, Weight, duration, region_names,
+    Seed, Shard, ShardsPerRegion, TenantIdArg, Ts, User, Weight, duration, region_names,
 };
 use crate::errors::{IntoPyResult, invalid};
 use crate::handles::{PyPartition, PyWriteAck};
@@ -36,34 +35,6 @@ pub struct PyCluster {
     /// Region names; `RegionId(i)` is `names[i]`.
     pub(crate) names: Arc<[String]>,
     seed: u64,
-}
-
-/// A `tenant=` argument: a `Tenant`, a tenant id, or `None` for the default tenant.
-pub struct TenantArg(pub TenantId);
-
-impl<'a, 'py> FromPyObject<'a, 'py> for TenantArg {
-    type Error = PyErr;
-
-    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        if let Ok(t) = obj.cast::<PyTenant>() {
-            return Ok(TenantArg(t.get().id));
-        }
-        match obj.extract::<Natural<TenantKw>>() {
-            Ok(id) => Ok(TenantArg(TenantId(id.0))),
-            Err(e) if e.is_instance_of::<PyTypeError>(obj.py()) => {
-                Err(PyTypeError::new_err(format!(
-                    "tenant: expected a tidaldb.Tenant or an int tenant id, got {}",
-                    obj.get_type().name()?
-                )))
-            }
-            Err(e) => Err(e),
-        }
-    }
-}
-
-/// The tenant of an optional `tenant=` argument.
-pub fn tenant_of(arg: Option<TenantArg>) -> TenantId {
-    arg.map_or(TenantId::DEFAULT, |t| t.0)
 }
 
 impl PyCluster {
@@ -597,13 +568,6 @@ impl PyCluster {
             self.seed,
             leader.map_or_else(|| "none".to_owned(), |r| self.name(r)),
         )
-    }
-}
-
-fn convergence_timeout(py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Duration> {
-    match timeout {
-        Some(t) => duration(py, "timeout", t),
-        None => Ok(Duration::from_secs(30)),
     }
 }
 

@@ -1,15 +1,20 @@
-//! The arguments of `tidaldb.Cluster(...)`, checked and turned into a `ClusterConfig`.
+//! The arguments of `tidaldb.Cluster(...)`, checked and turned into a `ClusterConfig`, and
+//! the argument types its methods share.
 
 use std::time::Duration;
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use tidaldb::RegionId;
 use tidaldb::node::WriteConcern;
 use tidaldb::schema::Schema;
 use tidaldb::sim::{ClusterConfig, LinkConfig, SimDurability};
+use tidaldb::{RegionId, TenantId};
 
-use crate::convert::{Float, Loss, Natural, Seed, ShardsPerRegion, WriteConcernArg, duration};
+use crate::convert::{
+    Float, Loss, Natural, Seed, ShardsPerRegion, TenantKw, WriteConcernArg, duration,
+};
 use crate::errors::invalid;
+use crate::tenant::PyTenant;
 
 /// What `durability="periodic"` means: every replica syncs every 100 ms of virtual time.
 const PERIODIC_SYNC: Duration = Duration::from_millis(100);
@@ -143,4 +148,42 @@ fn parse_write_concern(
         0 => WriteConcern::Local,
         k => WriteConcern::Replicated(u8::try_from(k).unwrap_or(u8::MAX)),
     })
+}
+
+/// A `tenant=` argument: a `Tenant`, a tenant id, or `None` for the default tenant.
+pub struct TenantArg(pub TenantId);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for TenantArg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok(t) = obj.cast::<PyTenant>() {
+            return Ok(TenantArg(t.get().id));
+        }
+        match obj.extract::<Natural<TenantKw>>() {
+            Ok(id) => Ok(TenantArg(TenantId(id.0))),
+            Err(e) if e.is_instance_of::<PyTypeError>(obj.py()) => {
+                Err(PyTypeError::new_err(format!(
+                    "tenant: expected a tidaldb.Tenant or an int tenant id, got {}",
+                    obj.get_type().name()?
+                )))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The tenant of an optional `tenant=` argument.
+pub fn tenant_of(arg: Option<TenantArg>) -> TenantId {
+    arg.map_or(TenantId::DEFAULT, |t| t.0)
+}
+
+pub fn convergence_timeout(
+    py: Python<'_>,
+    timeout: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Duration> {
+    match timeout {
+        Some(t) => duration(py, "timeout", t),
+        None => Ok(Duration::from_secs(30)),
+    }
 }
