@@ -355,6 +355,12 @@ impl Node {
         }
     }
 
+    /// Checks `op` as admission would at `now`, without writing anything: how a client
+    /// that splits one request over several replicas refuses it before any part lands.
+    pub fn check_op(&self, now: Timestamp, op: ClientOp) -> Result<()> {
+        admission::admit(&self.ledger, self.cfg.max_future_skew, now, op).map(|_| ())
+    }
+
     /// Validates every op first, then stamps and applies them all: a request is written
     /// whole or not at all. The new events are appended to `events`.
     fn stamp_and_apply(

@@ -19,9 +19,11 @@ use crate::tenancy::ShardAssignment;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Scope {
     pub tenant: TenantId,
-    /// `None`: the replica that serves the entity now (its group's leader, or the best
-    /// other replica while the leader is down). `Some`: that region's replica, which
-    /// accepts writes too (active-active) and answers reads from what it holds.
+    /// `None`: the replica that serves the entity now. For the default tenant that is its
+    /// shard's leader (`Unavailable` while none is live); for a registered tenant, its
+    /// group's leader, or the best other replica while the leader is down or drained.
+    /// `Some`: that region's replica, which accepts writes too (active-active) and
+    /// answers reads from what it holds.
     pub region: Option<RegionId>,
 }
 
@@ -154,9 +156,10 @@ impl SimulatedCluster {
     /// `ts` is `None`). Returns how many events were written.
     ///
     /// Everything the cluster can check up front is checked before anything is written:
-    /// lengths, the signal, every weight, and that every serving replica is up. Each
-    /// shard's part is then one client request, written whole or not at all; with several
-    /// shards, a quota that refuses a later part leaves the earlier parts written.
+    /// lengths, the signal, every op as admission checks it (weights, timestamps), and
+    /// that every serving replica is up. Each shard's part is then one client request,
+    /// written whole or not at all; with several shards, a quota that refuses a later part
+    /// leaves the earlier parts written.
     pub fn write_batch(
         &self,
         scope: Scope,
@@ -185,6 +188,7 @@ impl SimulatedCluster {
         }
         let parts = {
             let sim = self.lock();
+            let now = sim.now;
             let mut node_of_shard: BTreeMap<ShardId, NodeId> = BTreeMap::new();
             let mut parts: BTreeMap<NodeId, Vec<ClientOp>> = BTreeMap::new();
             for (i, &entity) in entities.iter().enumerate() {
@@ -198,12 +202,16 @@ impl SimulatedCluster {
                         n
                     }
                 };
-                parts.entry(node).or_default().push(ClientOp::Signal {
+                let op = ClientOp::Signal {
                     signal,
                     entity,
                     weight: weights[i],
                     ts: ts.map(|t| t[i]),
-                });
+                };
+                // Every op passes admission's own checks (weight range, -0.0, future
+                // timestamps) before any shard's part is written.
+                sim.node(node)?.check_op(now, op)?;
+                parts.entry(node).or_default().push(op);
             }
             parts
         };
@@ -240,6 +248,16 @@ impl SimulatedCluster {
         at: Option<Timestamp>,
         out: &mut [f64],
     ) -> Result<()> {
+        if out.len() != entities.len() {
+            return Err(TidalError::InvalidArgument {
+                name: "out",
+                reason: format!(
+                    "room for {} scores, but {} entities",
+                    out.len(),
+                    entities.len()
+                ),
+            });
+        }
         let signal = self.config().schema.resolve(signal)?;
         let sim = self.lock();
         let at = at.unwrap_or(sim.now);
