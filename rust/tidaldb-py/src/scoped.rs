@@ -52,11 +52,21 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 impl PyCluster {
-    /// The region of the replica that appended an event (its origin).
-    fn ack(&self, py: Python<'_>, ack: tidaldb::node::WriteAck) -> PyWriteAck {
-        let origin = ack.event_id().origin;
-        let region = py.detach(|| self.inner.handle(origin).region());
-        PyWriteAck::new(ack, self.name(region))
+    /// One client write of `ops`, acknowledged with the region of the replica that
+    /// appended it (its origin), looked up while the call is still detached.
+    fn submit_in(
+        &self,
+        py: Python<'_>,
+        scope: Scope,
+        entity: tidaldb::EntityId,
+        op: impl FnOnce(&tidaldb::sim::SimulatedCluster) -> Result<ClientOp, tidaldb::TidalError> + Send,
+        tag: Option<ClientTag>,
+    ) -> PyResult<PyWriteAck> {
+        let (ack, region) = self.run(py, |c| {
+            let ack = c.write_scoped(scope, entity, &[op(c)?], tag)?;
+            Ok((ack, c.handle(ack.event_id().origin).region()))
+        })?;
+        Ok(PyWriteAck::new(ack, self.name(region)))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -72,16 +82,15 @@ impl PyCluster {
     ) -> PyResult<PyWriteAck> {
         let ts = timestamp(py, ts)?;
         let tag = idempotency.map(idempotency_key).transpose()?;
-        let ack = self.run(py, |c| {
-            let op = ClientOp::Signal {
+        let op = |c: &tidaldb::sim::SimulatedCluster| {
+            Ok(ClientOp::Signal {
                 signal: c.config().schema.resolve(signal)?,
                 entity: item.0,
                 weight: weight.0,
                 ts,
-            };
-            c.write_scoped(scope, item.0, &[op], tag)
-        })?;
-        Ok(self.ack(py, ack))
+            })
+        };
+        self.submit_in(py, scope, item.0, op, tag)
     }
 
     pub(crate) fn write_many_in(
@@ -137,8 +146,7 @@ impl PyCluster {
             },
         };
         // A hide lives with its item, so that the replica scoring the item filters it.
-        let ack = self.run(py, |c| c.write_scoped(scope, item.0, &[op], None))?;
-        Ok(self.ack(py, ack))
+        self.submit_in(py, scope, item.0, move |_| Ok(op), None)
     }
 
     pub(crate) fn is_hidden_in(
