@@ -160,7 +160,8 @@ def test_bulk_write_arrays(cluster: tidaldb.Cluster) -> None:
         ({"items": ids, "weights": np.array([1.0, np.nan, 1.0])}, InvalidArgument, "weights"),
         ({"items": ids, "weights": np.array([1.0, 1.0, np.inf])}, InvalidArgument, "weights"),
         ({"items": np.array([5, -1, 6], dtype=np.int64)}, InvalidArgument, "items"),
-        ({"items": ids, "ts": np.array([1.7e9, np.nan, 1.7e9])}, InvalidArgument, "timestamp"),
+        ({"items": ids, "ts": np.array([1.7e9, np.nan, 1.7e9])}, InvalidArgument, "ts: element 1 is NaN"),
+        ({"items": ids, "ts": np.array([1.7e9, 1.7e9, -5.0])}, InvalidArgument, "ts: element 2"),
     ]
     for kwargs, cls, names in cases:
         writes_nothing(cluster, cls, names, cluster.write_many, "view", **kwargs)
@@ -184,7 +185,7 @@ def test_durations(cluster: tidaldb.Cluster, bad: Any) -> None:
 
 
 def test_faults_misuse(cluster: tidaldb.Cluster) -> None:
-    raises_exactly(InvalidArgument, "itself", cluster.partition, "us-east", "us-east")
+    raises_exactly(InvalidArgument, "b: \"us-east\" is also a", cluster.partition, "us-east", "us-east")
     raises_exactly(InvalidArgument, "shard", cluster.crash, "us-east", shard=3)
     raises_exactly(InvalidArgument, "shard", cluster.version_vector, "us-east", shard=1)
     p = cluster.partition("us-east", "eu-west")
@@ -207,6 +208,8 @@ def test_tenant_registration(cluster: tidaldb.Cluster) -> None:
     cluster.register_tenant(6)
     raises_exactly(Conflict, "t6", cluster.register_tenant, 6)
     raises_exactly(NotFound, "t77", cluster.tenant, 77)
+    raises_exactly(NotFound, "default tenant", cluster.tenant, 0)
+    raises_exactly(InvalidArgument, "regions", cluster.register_tenant, 8, regions=[])
     raises_exactly(NotFound, "t77", cluster.lag, tenant=77)
 
 
@@ -214,7 +217,7 @@ def test_migration_misuse(cluster: tidaldb.Cluster) -> None:
     tenant = cluster.register_tenant(6, regions=["us-east"])
     raises_exactly(NotFound, "mars", tenant.migrate, "mars")
     raises_exactly(InvalidArgument, "to_shard", tenant.migrate, "ap-south", to_shard=1)
-    raises_exactly(InvalidArgument, "target", tenant.migrate, "us-east")
+    raises_exactly(InvalidArgument, "to_region", tenant.migrate, "us-east")
     migration = tenant.migrate("ap-south")
     raises_exactly(Conflict, "t6", tenant.migrate, "eu-west")
     raises_exactly(Conflict, "t6", migration.finalize)

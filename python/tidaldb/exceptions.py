@@ -22,7 +22,14 @@ __all__ = [
 
 
 class TidalError(Exception):
-    """Base class of every error tidaldb raises."""
+    """Base class of every error tidaldb raises.
+
+    ``written`` is 0 except after a ``write_many`` that a cluster split over several
+    shards (one request each): when a later part fails (a quota, a timeout), the earlier
+    parts stay written, and ``written`` says how many events they held.
+    """
+
+    written: int = 0
 
 
 class SchemaError(TidalError, ValueError):
@@ -55,7 +62,8 @@ class ReadOnly(TidalError):
 
 
 class QuotaExceeded(TidalError):
-    """A tenant's quota (rate, entities, storage) would be exceeded; nothing was written.
+    """A tenant's quota (rate, entities, storage) would be exceeded; nothing of the
+    refused request was written (see ``written`` for a batch split over shards).
 
     Raised by tidaldb, it carries what a caller needs to back off without parsing the
     message: ``quota`` (``"signals_per_sec"``, ``"entities"`` or ``"storage_bytes"``),

@@ -429,6 +429,13 @@ impl PyCluster {
     #[pyo3(signature = (a, b, one_way = false))]
     fn partition(&self, py: Python<'_>, a: &str, b: &str, one_way: bool) -> PyResult<PyPartition> {
         let (ra, rb) = (self.region(py, a)?, self.region(py, b)?);
+        if ra == rb {
+            return Err(invalid(
+                py,
+                "b",
+                format!("{b:?} is also a; a region cannot be partitioned from itself"),
+            ));
+        }
         let handle = self.run(py, |c| {
             if one_way {
                 c.inject_one_way_partition(ra, rb)
@@ -437,6 +444,7 @@ impl PyCluster {
             }
         })?;
         Ok(PyPartition::new(
+            self.inner.clone(),
             handle,
             (a.to_owned(), b.to_owned()),
             one_way,
@@ -527,6 +535,14 @@ impl PyCluster {
         config.max_entities = max_entities.map(|v| v.0);
         config.max_storage_bytes = max_storage_bytes.map(|v| v.0);
         let regions = regions.map(|r| region_names("regions", r)).transpose()?;
+        if regions.as_ref().is_some_and(Vec::is_empty) {
+            return Err(invalid(
+                py,
+                "regions",
+                "an empty list would keep the tenant nowhere; name its regions, or pass None \
+                 for every region",
+            ));
+        }
         for name in regions.unwrap_or_default() {
             config.required_regions.push(this.region(py, &name)?);
         }
@@ -537,6 +553,16 @@ impl PyCluster {
     /// The registered tenant `id`; `NotFound` if there is none.
     fn tenant(slf: &Bound<'_, Self>, id: Natural<TenantIdArg>) -> PyResult<PyTenant> {
         let tenant = TenantId(id.0);
+        if tenant == TenantId::DEFAULT {
+            return Err(crate::errors::to_py(
+                slf.py(),
+                TidalError::NotFound(
+                    "t0 is the default tenant, not a registered one; use the Cluster's own \
+                     methods for it"
+                        .into(),
+                ),
+            ));
+        }
         slf.get().run(slf.py(), |c| {
             c.control_plane().router().config(tenant).map(|_| ())
         })?;

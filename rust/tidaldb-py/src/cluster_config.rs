@@ -7,7 +7,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use tidaldb::node::WriteConcern;
 use tidaldb::schema::Schema;
-use tidaldb::sim::{ClusterConfig, LinkConfig, SimDurability};
+use tidaldb::sim::{ClusterConfig, GroupConcern, LinkConfig, SimDurability};
 use tidaldb::{RegionId, TenantId};
 
 use crate::convert::{
@@ -82,7 +82,7 @@ impl ClusterArgs<'_, '_> {
         };
         let concern = match write_concern {
             Some(v) => parse_write_concern(py, v, names.len())?,
-            None => WriteConcern::Local,
+            None => (WriteConcern::Local, None),
         };
         let durability = match durability {
             "immediate" => SimDurability::Immediate,
@@ -105,49 +105,49 @@ impl ClusterArgs<'_, '_> {
             loss,
             ..LinkConfig::default()
         };
-        config.write_concern = concern;
+        (config.write_concern, config.group_concern) = concern;
         config.durability = durability;
         Ok((config, names))
     }
 }
 
+/// `write_concern`: "local", a fixed number of other replicas, or "majority" / "all" of
+/// the group that serves each write (a tenant kept in one region has no other replica, so
+/// "all" then means the local append).
 fn parse_write_concern(
     py: Python<'_>,
     value: &Bound<'_, PyAny>,
     regions: usize,
-) -> PyResult<WriteConcern> {
+) -> PyResult<(WriteConcern, Option<GroupConcern>)> {
+    if let Ok(text) = value.extract::<String>() {
+        return match text.as_str() {
+            "local" => Ok((WriteConcern::Local, None)),
+            "majority" => Ok((WriteConcern::Local, Some(GroupConcern::Majority))),
+            "all" => Ok((WriteConcern::Local, Some(GroupConcern::All))),
+            other => Err(invalid(
+                py,
+                "write_concern",
+                format!(
+                    "unknown write concern {other:?}; use \"local\", \"majority\", \"all\" \
+                     or the number of other replicas to wait for"
+                ),
+            )),
+        };
+    }
+    let k: Natural<WriteConcernArg> = value.extract()?;
     let others = regions.saturating_sub(1);
-    let k = if let Ok(text) = value.extract::<String>() {
-        match text.as_str() {
-            "local" => 0,
-            "majority" => regions / 2,
-            "all" => others,
-            other => {
-                return Err(invalid(
-                    py,
-                    "write_concern",
-                    format!(
-                        "unknown write concern {other:?}; use \"local\", \"majority\", \"all\" \
-                         or the number of other replicas to wait for"
-                    ),
-                ));
-            }
-        }
-    } else {
-        let k: Natural<WriteConcernArg> = value.extract()?;
-        usize::try_from(k.0).unwrap_or(usize::MAX)
-    };
-    if k > others {
-        return Err(invalid(
+    match u8::try_from(k.0) {
+        Ok(0) => Ok((WriteConcern::Local, None)),
+        Ok(k) if usize::from(k) <= others => Ok((WriteConcern::Replicated(k), None)),
+        _ => Err(invalid(
             py,
             "write_concern",
-            format!("{k} other replicas requested, but each shard has only {others}"),
-        ));
+            format!(
+                "{} other replicas requested, but each shard has only {others}",
+                k.0
+            ),
+        )),
     }
-    Ok(match k {
-        0 => WriteConcern::Local,
-        k => WriteConcern::Replicated(u8::try_from(k).unwrap_or(u8::MAX)),
-    })
 }
 
 /// A `tenant=` argument: a `Tenant`, a tenant id, or `None` for the default tenant.

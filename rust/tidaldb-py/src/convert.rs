@@ -432,3 +432,36 @@ pub fn region_names(what: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<
         ))
     })
 }
+
+/// Unix seconds of a bulk call → timestamps; an element no timestamp can hold raises
+/// `InvalidArgument` naming the argument and the element.
+pub fn timestamps(py: Python<'_>, what: &'static str, secs: &[f64]) -> PyResult<Vec<Timestamp>> {
+    secs.iter()
+        .enumerate()
+        .map(|(i, &s)| {
+            if !s.is_finite() {
+                return Err(invalid(
+                    py,
+                    what,
+                    format!("element {i} is {s}, not a time; pass Unix seconds as finite floats"),
+                ));
+            }
+            Timestamp::from_secs_f64(s)
+                .map_err(|e| invalid(py, what, format!("element {i}, {s} seconds: {e}")))
+        })
+        .collect()
+}
+
+/// The optional `ts` array of a bulk call with `len` items, copied and converted.
+pub fn bulk_times(
+    py: Python<'_>,
+    ts: Option<&Bound<'_, PyAny>>,
+    len: usize,
+) -> PyResult<Option<Vec<Timestamp>>> {
+    let Some(t) = ts else {
+        return Ok(None);
+    };
+    let secs = f64_array(py, "ts", t)?;
+    same_length(py, "ts", secs.len(), len)?;
+    timestamps(py, "ts", &secs).map(Some)
+}

@@ -20,11 +20,11 @@ use numpy::PyArray1;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use tidaldb::{Durability, TidalDb, TidalError, Timestamp, Window};
+use tidaldb::{Durability, TidalDb, TidalError, Window};
 
 use crate::convert::{
-    At, Count, Float, Id, Item, Ts, User, Weight, f64_array, id_array, same_length, timestamp,
-    timestamp_or_now,
+    At, Count, Float, Id, Item, Ts, User, Weight, bulk_times, f64_array, id_array, same_length,
+    timestamp, timestamp_or_now,
 };
 use crate::errors::{IntoPyResult, invalid};
 use crate::logging;
@@ -185,18 +185,8 @@ impl PyDb {
         let items = id_array(py, "items", items)?;
         let weights = f64_array(py, "weights", weights)?;
         same_length(py, "weights", weights.len(), items.len())?;
-        let secs = match ts {
-            None => None,
-            Some(t) => {
-                let secs = f64_array(py, "ts", t)?;
-                same_length(py, "ts", secs.len(), items.len())?;
-                Some(secs)
-            }
-        };
+        let ts = bulk_times(py, ts, items.len())?;
         self.detached(py, move |db| {
-            let ts: Option<Vec<Timestamp>> = secs
-                .map(|s| s.into_iter().map(Timestamp::from_secs_f64).collect())
-                .transpose()?;
             db.signal_batch(name, &items, &weights, ts.as_deref())
         })
     }

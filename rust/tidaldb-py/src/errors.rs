@@ -40,8 +40,20 @@ pub fn to_py(py: Python<'_>, err: TidalError) -> PyErr {
     match cell.import(py, MODULE, name) {
         Ok(class) => {
             let exc = PyErr::from_type(class.clone(), message);
-            if let TidalError::QuotaExceeded(breach) = &err {
+            let (breach, written) = match &err {
+                TidalError::QuotaExceeded(b) => (Some(b), None),
+                TidalError::PartlyWritten { written, cause, .. } => match cause.as_ref() {
+                    TidalError::QuotaExceeded(b) => (Some(b), Some(*written)),
+                    _ => (None, Some(*written)),
+                },
+                _ => (None, None),
+            };
+            if let Some(breach) = breach {
                 describe_breach(py, &exc, breach);
+            }
+            if let Some(written) = written {
+                // See `describe_breach` on why a failure here is ignored.
+                let _ = exc.value(py).setattr("written", written);
             }
             exc
         }

@@ -1,11 +1,9 @@
 //! Small handles that cluster calls return: a write's acknowledgement and a partition.
 
-use std::sync::Mutex;
-
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use tidaldb::node::WriteAck;
-use tidaldb::sim::NetworkPartition;
+use tidaldb::sim::{NetworkPartition, PartitionId, SimulatedCluster};
 
 /// The acknowledgement of a write: which replica appended it, and whether it was new.
 #[pyclass(module = "tidaldb._native", name = "WriteAck", frozen, eq)]
@@ -65,9 +63,13 @@ impl PyWriteAck {
 /// A network partition in place. `heal()` or leaving its `with` block heals it; so does
 /// `Cluster.heal_all()`. Dropping the handle does not: a partition made in a notebook
 /// cell stays until healed.
+///
+/// It holds the partition's id, not a lock: every method detaches and asks the
+/// simulator, so two threads using one handle never wait on each other while attached.
 #[pyclass(module = "tidaldb._native", name = "Partition", frozen)]
 pub struct PyPartition {
-    handle: Mutex<Option<NetworkPartition>>,
+    cluster: SimulatedCluster,
+    id: PartitionId,
     #[pyo3(get)]
     regions: (String, String),
     #[pyo3(get)]
@@ -75,24 +77,17 @@ pub struct PyPartition {
 }
 
 impl PyPartition {
-    pub fn new(handle: NetworkPartition, regions: (String, String), one_way: bool) -> Self {
+    pub fn new(
+        cluster: SimulatedCluster,
+        handle: NetworkPartition,
+        regions: (String, String),
+        one_way: bool,
+    ) -> Self {
         PyPartition {
-            handle: Mutex::new(Some(handle)),
+            cluster,
+            id: handle.keep(),
             regions,
             one_way,
-        }
-    }
-
-    fn take(&self) -> Option<NetworkPartition> {
-        self.handle.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-}
-
-impl Drop for PyPartition {
-    fn drop(&mut self) {
-        // A garbage-collected handle must not heal a partition the user still relies on.
-        if let Some(h) = self.take() {
-            std::mem::forget(h);
         }
     }
 }
@@ -102,18 +97,12 @@ impl PyPartition {
     /// True until healed (by this handle or by `heal_all`).
     #[getter]
     fn active(&self, py: Python<'_>) -> bool {
-        let guard = self.handle.lock().unwrap_or_else(|p| p.into_inner());
-        match guard.as_ref() {
-            Some(h) => py.detach(|| h.is_active()),
-            None => false,
-        }
+        py.detach(|| self.cluster.is_partition_active(self.id))
     }
 
     /// Heals this partition; healing twice does nothing.
     fn heal(&self, py: Python<'_>) {
-        if let Some(h) = self.take() {
-            py.detach(|| h.heal());
-        }
+        py.detach(|| self.cluster.heal_partition(self.id));
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {

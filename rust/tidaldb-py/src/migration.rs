@@ -9,7 +9,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use tidaldb::control::MigrationState;
 use tidaldb::sim::{SimulatedCluster, TenantMigration};
-use tidaldb::{TenantId, TidalError};
+use tidaldb::{RegionId, TenantId, TidalError};
 
 use crate::cluster::PyCluster;
 use crate::convert::duration;
@@ -23,6 +23,11 @@ const STEPS: u64 = 4;
 pub struct PyMigration {
     cluster: Py<PyCluster>,
     handle: TenantMigration,
+    /// Which of the tenant's migrations this is. Once it completes the tenant may begin
+    /// another, and this handle must go on describing its own.
+    number: u64,
+    source: RegionId,
+    target: RegionId,
 }
 
 fn state_name(s: MigrationState) -> &'static str {
@@ -58,20 +63,73 @@ fn advance(m: &TenantMigration, s: MigrationState, grace: Duration) -> Result<bo
     Ok(true)
 }
 
+/// The state of migration `number` of `m`'s tenant: `Complete` once another has begun.
+fn state_of(m: &TenantMigration, number: u64) -> Result<MigrationState, TidalError> {
+    let record = m.record()?;
+    Ok(if record.number == number {
+        record.state
+    } else {
+        MigrationState::Complete
+    })
+}
+
+/// Takes the next step of migration `number`; `(more steps remain, state after)`.
+fn next_step(
+    m: &TenantMigration,
+    number: u64,
+    grace: Duration,
+) -> Result<(bool, MigrationState), TidalError> {
+    let more = advance(m, state_of(m, number)?, grace)?;
+    let now = state_of(m, number)?;
+    Ok((more && now != MigrationState::Complete, now))
+}
+
 impl PyMigration {
     pub fn resume(py: Python<'_>, cluster: Py<PyCluster>, tenant: TenantId) -> PyResult<Self> {
         let sim: SimulatedCluster = cluster.get().inner.clone();
-        let handle = py.detach(|| sim.tenant_migration(tenant)).py_err(py)?;
-        Ok(PyMigration { cluster, handle })
+        let (handle, record) = py
+            .detach(|| {
+                let handle = sim.tenant_migration(tenant)?;
+                let record = handle.record()?;
+                Ok::<_, TidalError>((handle, record))
+            })
+            .py_err(py)?;
+        Ok(PyMigration {
+            cluster,
+            handle,
+            number: record.number,
+            source: record.source.region_id,
+            target: record.target.region_id,
+        })
     }
 
+    /// Runs a step of this migration; refused once a newer one has replaced it.
     fn step(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&TenantMigration) -> Result<(), TidalError> + Send,
     ) -> PyResult<()> {
-        self.cluster.get().run(py, |_| f(&self.handle))
+        self.cluster.get().run(py, |_| {
+            if self.handle.record()?.number != self.number {
+                return Err(TidalError::Conflict(format!(
+                    "this handle is for migration {} of tenant {}, which completed; \
+                     tenant.migration is the one under way",
+                    self.number,
+                    self.handle.tenant()
+                )));
+            }
+            f(&self.handle)
+        })
     }
+}
+
+/// Closes a tqdm bar (or does nothing for `None`).
+fn close_bar(py: Python<'_>, bar: &Py<PyAny>) -> PyResult<()> {
+    let bar = bar.bind(py);
+    if !bar.is_none() {
+        bar.call_method0("close")?;
+    }
+    Ok(())
 }
 
 #[pymethods]
@@ -83,24 +141,25 @@ impl PyMigration {
 
     /// The region the tenant moves from.
     #[getter]
-    fn source(&self, py: Python<'_>) -> PyResult<String> {
-        let record = self.cluster.get().run(py, |_| self.handle.record())?;
-        Ok(self.cluster.get().name(record.source.region_id))
+    fn source(&self) -> String {
+        self.cluster.get().name(self.source)
     }
 
     /// The region the tenant moves to.
     #[getter]
-    fn target(&self, py: Python<'_>) -> PyResult<String> {
-        let record = self.cluster.get().run(py, |_| self.handle.record())?;
-        Ok(self.cluster.get().name(record.target.region_id))
+    fn target(&self) -> String {
+        self.cluster.get().name(self.target)
     }
 
     /// "idle", "preparing_target", "dual_write", "finalizing" or "complete".
     #[getter]
     fn state(&self, py: Python<'_>) -> PyResult<&'static str> {
-        Ok(state_name(
-            self.cluster.get().run(py, |_| self.handle.state())?,
-        ))
+        let number = self.number;
+        let state = self
+            .cluster
+            .get()
+            .run(py, |_| state_of(&self.handle, number))?;
+        Ok(state_name(state))
     }
 
     /// Creates the target replica and waits (in virtual time) until it holds everything
@@ -120,18 +179,15 @@ impl PyMigration {
     }
 
     /// After `grace` (seconds or "5s") of virtual time, deletes the source's copy.
-    #[pyo3(signature = (grace = None),
-        text_signature = "(self, /, grace=0.0)")]
+    #[pyo3(signature = (grace = None), text_signature = "(self, /, grace=0.0)")]
     fn gc_source(&self, py: Python<'_>, grace: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let grace = grace
-            .map(|g| duration(py, "grace", g))
-            .transpose()?
-            .unwrap_or_default();
+        let grace = grace_of(py, grace)?;
         self.step(py, |m| m.gc_source(grace))
     }
 
-    /// Runs every remaining step as an awaitable. With `progress=True` and tqdm installed
-    /// (`pip install tidaldb[notebook]`), a progress bar follows the steps.
+    /// Runs every remaining step as an awaitable that resolves to None. With
+    /// `progress=True` and tqdm installed (`pip install tidaldb[notebook]`), a progress bar
+    /// follows the steps. Like every coroutine-returning call, it needs a running event loop.
     #[pyo3(signature = (progress = false, grace = None),
         text_signature = "(self, /, progress=False, grace=0.0)")]
     fn run<'py>(
@@ -140,17 +196,18 @@ impl PyMigration {
         progress: bool,
         grace: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let grace = grace
-            .map(|g| duration(py, "grace", g))
-            .transpose()?
-            .unwrap_or_default();
+        let grace = grace_of(py, grace)?;
+        let number = self.number;
         let bar = if progress {
-            py.import("tidaldb._display")?
-                .call_method1(
-                    "progress_bar",
-                    (STEPS, format!("migrate t{}", self.handle.tenant().0)),
-                )?
-                .unbind()
+            let done = self
+                .cluster
+                .get()
+                .run(py, |_| state_of(&self.handle, number))?;
+            let desc = format!("migrate t{}", self.handle.tenant().0);
+            let bar = py
+                .import("tidaldb._display")?
+                .call_method1("progress_bar", (STEPS, desc, steps_done(done)))?;
+            bar.unbind()
         } else {
             py.None()
         };
@@ -160,39 +217,27 @@ impl PyMigration {
             loop {
                 let (step, names) = (m.clone(), names.clone());
                 let joined = tokio::task::spawn_blocking(move || {
-                    let taken = step.state().and_then(|before| {
-                        let more = advance(&step, before, grace)?;
-                        Ok::<_, TidalError>((more, step.state()?))
-                    });
-                    taken.map_err(|e| with_region_names(e, &names))
+                    next_step(&step, number, grace).map_err(|e| with_region_names(e, &names))
                 })
                 .await;
                 let outcome = Python::attach(|py| -> PyResult<bool> {
                     crate::logging::deliver(py);
                     let (more, now) = joined.map_err(crate::cluster::task_failed)?.py_err(py)?;
-                    let bar = bar.bind(py);
-                    if !bar.is_none() {
-                        bar.setattr("n", steps_done(now))?;
-                        bar.call_method1("set_postfix_str", (state_name(now),))?;
-                        bar.call_method0("refresh")?;
-                        if !more || now == MigrationState::Complete {
-                            bar.call_method0("close")?;
-                        }
+                    let shown = bar.bind(py);
+                    if !shown.is_none() {
+                        shown.setattr("n", steps_done(now))?;
+                        shown.call_method1("set_postfix_str", (state_name(now),))?;
+                        shown.call_method0("refresh")?;
                     }
-                    Ok(more && now != MigrationState::Complete)
+                    Ok(more)
                 });
                 match outcome {
                     Ok(true) => continue,
-                    Ok(false) => return Ok(()),
-                    Err(e) => {
-                        Python::attach(|py| {
-                            let bar = bar.bind(py);
-                            if !bar.is_none() {
-                                // The bar is cosmetic: failing to close it must not hide `e`.
-                                let _ = bar.call_method0("close");
-                            }
-                        });
-                        return Err(e);
+                    done => {
+                        let closed = Python::attach(|py| close_bar(py, &bar));
+                        // The bar is cosmetic: a failure to close it must not hide a
+                        // failed step.
+                        return done.and(closed).map(|_| None::<()>);
                     }
                 }
             }
@@ -200,19 +245,21 @@ impl PyMigration {
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        let cluster = self.cluster.get();
-        match cluster.run(py, |_| self.handle.record()) {
-            Ok(r) => format!(
-                "<tidaldb.Migration tenant={} {} -> {} state={}>",
-                self.handle.tenant().0,
-                cluster.name(r.source.region_id),
-                cluster.name(r.target.region_id),
-                state_name(r.state)
-            ),
-            Err(_) => format!(
-                "<tidaldb.Migration tenant={} (gone)>",
-                self.handle.tenant().0
-            ),
-        }
+        let state = self
+            .state(py)
+            .map_or_else(|_| "gone".to_owned(), str::to_owned);
+        format!(
+            "<tidaldb.Migration tenant={} {} -> {} state={state}>",
+            self.handle.tenant().0,
+            self.source(),
+            self.target()
+        )
     }
+}
+
+fn grace_of(py: Python<'_>, grace: Option<&Bound<'_, PyAny>>) -> PyResult<Duration> {
+    Ok(grace
+        .map(|g| duration(py, "grace", g))
+        .transpose()?
+        .unwrap_or_default())
 }

@@ -7,12 +7,12 @@ use pyo3::types::{PyBytes, PyDict, PyInt, PyString};
 use tidaldb::event::{ClientTag, IdempotencyKey};
 use tidaldb::node::ClientOp;
 use tidaldb::sim::Scope;
-use tidaldb::{RegionId, ShardId, Timestamp, Window};
+use tidaldb::{RegionId, ShardId, Window};
 
 use crate::cluster::PyCluster;
 use crate::convert::{
-    At, Count, Float, Id, IdempotencyArg, Item, Natural, Shard, Ts, User, Weight, f64_array,
-    id_array, same_length, timestamp,
+    At, Count, Float, Id, IdempotencyArg, Item, Natural, Shard, Ts, User, Weight, bulk_times,
+    f64_array, id_array, same_length, timestamp,
 };
 use crate::errors::{IntoPyResult, invalid};
 use crate::handles::PyWriteAck;
@@ -112,16 +112,7 @@ impl PyCluster {
             }
             None => vec![1.0; items.len()],
         };
-        let ts = match ts {
-            Some(t) => {
-                let secs = f64_array(py, "ts", t)?;
-                same_length(py, "ts", secs.len(), items.len())?;
-                let stamps: Result<Vec<Timestamp>, _> =
-                    secs.into_iter().map(Timestamp::from_secs_f64).collect();
-                Some(stamps.py_err(py)?)
-            }
-            None => None,
-        };
+        let ts = bulk_times(py, ts, items.len())?;
         self.run(py, move |c| {
             c.write_batch(scope, signal, &items, &weights, ts.as_deref())
         })

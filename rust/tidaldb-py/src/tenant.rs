@@ -147,6 +147,19 @@ impl PyTenant {
                 ));
             }
         };
+        if placement
+            .iter()
+            .any(|a| a.shard_id == shard && a.region_id == target)
+        {
+            return Err(invalid(
+                py,
+                "to_region",
+                format!(
+                    "tenant {} already keeps shard {} in {to_region:?}; name another region",
+                    self.id.0, shard.0
+                ),
+            ));
+        }
         cluster.run(py, move |c| {
             c.begin_tenant_migration(id, shard, shard, target)
                 .map(|_| ())

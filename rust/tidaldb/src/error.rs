@@ -147,6 +147,19 @@ pub enum TidalError {
 
     #[error("conflict: {0}")]
     Conflict(String),
+
+    /// A batch split over several replicas (one client request per shard) failed after
+    /// some of its parts were written. The parts are separate requests, so what landed
+    /// stays; retrying the whole batch would write those events again.
+    #[error(
+        "{cause} (the batch was split over its shards: {written} of its {total} events, \
+         on shards written before this one, were written; retry only the rest)"
+    )]
+    PartlyWritten {
+        written: usize,
+        total: usize,
+        cause: Box<TidalError>,
+    },
 }
 
 impl TidalError {
@@ -175,6 +188,7 @@ impl TidalError {
             QuotaExceeded(_) => ErrorKind::QuotaExceeded,
             InvalidTenantConfig { .. } => ErrorKind::InvalidArgument,
             Conflict(_) => ErrorKind::Conflict,
+            PartlyWritten { cause, .. } => cause.kind(),
         }
     }
 

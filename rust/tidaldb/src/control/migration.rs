@@ -61,6 +61,9 @@ pub struct MigrationRecord {
     pub target_node: Option<NodeId>,
     /// When reads and writes switched to the target (virtual or wall ns).
     pub finalized_at_ns: Option<i64>,
+    /// 1 for the tenant's first migration, 2 for the next: tells a handle on a finished
+    /// migration from one on the migration that replaced it.
+    pub number: u64,
 }
 
 impl MigrationRecord {
@@ -163,6 +166,7 @@ impl ControlPlane {
                 ),
             });
         }
+        let number = self.migrations.get(&tenant).map_or(1, |m| m.number + 1);
         self.migrations.insert(
             tenant,
             MigrationRecord {
@@ -172,6 +176,7 @@ impl ControlPlane {
                 state: MigrationState::Idle,
                 target_node: None,
                 finalized_at_ns: None,
+                number,
             },
         );
         Ok(())
@@ -251,6 +256,7 @@ mod tests {
             state: MigrationState::Idle,
             target_node: None,
             finalized_at_ns: None,
+            number: 1,
         };
         assert!(m.advance(MigrationState::DualWrite).is_err());
         assert!(m.advance(MigrationState::PreparingTarget).unwrap());

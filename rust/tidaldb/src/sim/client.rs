@@ -10,7 +10,7 @@ use super::SimulatedCluster;
 use super::engine::Sim;
 use crate::error::{Result, TidalError};
 use crate::event::{ClientTag, EventId, TenantId};
-use crate::node::{ClientOp, Node, WriteAck};
+use crate::node::{ClientOp, Node, WriteAck, WriteConcern};
 use crate::query::{self, Results, Retrieve};
 use crate::schema::{EntityId, NodeId, RegionId, ShardId, Timestamp};
 use crate::tenancy::ShardAssignment;
@@ -145,7 +145,7 @@ impl SimulatedCluster {
         tag: Option<ClientTag>,
     ) -> Result<WriteAck> {
         let node = self.node_serving(scope, entity)?;
-        let ack = self.submit(node, ops, self.config().write_concern, tag)?;
+        let ack = self.submit(node, ops, self.concern_for(node), tag)?;
         if scope.tenant != TenantId::DEFAULT {
             self.await_dual_write(scope.tenant, node, last_event(ack))?;
         }
@@ -158,8 +158,9 @@ impl SimulatedCluster {
     /// Everything the cluster can check up front is checked before anything is written:
     /// lengths, the signal, every op as admission checks it (weights, timestamps), and
     /// that every serving replica is up. Each shard's part is then one client request,
-    /// written whole or not at all; with several shards, a quota that refuses a later part
-    /// leaves the earlier parts written.
+    /// written whole or not at all. With several shards, a quota or a timeout that stops a
+    /// later part leaves the earlier parts written: the error is then
+    /// [`TidalError::PartlyWritten`], which says how many events landed.
     pub fn write_batch(
         &self,
         scope: Scope,
@@ -216,14 +217,41 @@ impl SimulatedCluster {
             parts
         };
         let mut written = 0;
-        for (node, ops) in parts {
-            let ack = self.submit(node, &ops, self.config().write_concern, None)?;
-            if scope.tenant != TenantId::DEFAULT {
-                self.await_dual_write(scope.tenant, node, last_event(ack))?;
+        let partly = |written: usize, cause: TidalError| {
+            if written == 0 {
+                cause
+            } else {
+                TidalError::PartlyWritten {
+                    written,
+                    total: entities.len(),
+                    cause: Box::new(cause),
+                }
             }
+        };
+        for (node, ops) in parts {
+            let ack = self
+                .submit(node, &ops, self.concern_for(node), None)
+                .map_err(|e| partly(written, e))?;
+            // From here on this part is applied, whatever the dual-write wait says.
             written += ops.len();
+            if scope.tenant != TenantId::DEFAULT {
+                self.await_dual_write(scope.tenant, node, last_event(ack))
+                    .map_err(|e| partly(written, e))?;
+            }
         }
         Ok(written)
+    }
+
+    /// The write concern of a client write served by `node`: the configured one, or the
+    /// configured share of `node`'s replica group.
+    pub fn concern_for(&self, node: NodeId) -> WriteConcern {
+        match self.config().group_concern {
+            None => self.config().write_concern,
+            Some(share) => {
+                let peers = self.lock().node(node).map_or(0, |n| n.peers().len());
+                share.for_peers(peers)
+            }
+        }
     }
 
     /// Runs `f` on the replica that serves `entity` for `scope`, with the virtual time now.

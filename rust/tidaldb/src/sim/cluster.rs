@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::client::Scope;
 use super::engine::{Sim, SimDurability, SimStats};
 use super::faults::NetworkPartition;
-use super::network::{LinkConfig, Network};
+use super::network::{LinkConfig, Network, PartitionId};
 use super::node_ref::SimNodeRef;
 use crate::control::{ControlPlane, Replica};
 use crate::error::{Result, TidalError};
@@ -43,6 +43,31 @@ impl Default for Timing {
     }
 }
 
+/// A write concern counted in the replica group that serves each write, so that it
+/// means the same for a tenant kept in one region as for one kept in every region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupConcern {
+    /// A majority of the group's replicas, the writer included: ⌊n/2⌋ others.
+    Majority,
+    /// Every other replica of the group.
+    All,
+}
+
+impl GroupConcern {
+    /// The concern for a group in which the writer has `peers` other replicas.
+    pub fn for_peers(self, peers: usize) -> WriteConcern {
+        let others = match self {
+            GroupConcern::Majority => peers.div_ceil(2),
+            GroupConcern::All => peers,
+        };
+        match u8::try_from(others) {
+            Ok(0) => WriteConcern::Local,
+            Ok(k) => WriteConcern::Replicated(k),
+            Err(_) => WriteConcern::Replicated(u8::MAX),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
     pub regions: Vec<RegionId>,
@@ -54,8 +79,10 @@ pub struct ClusterConfig {
     pub seed: u64,
     pub links: LinkConfig,
     pub durability: SimDurability,
-    /// The concern of `write_signal`.
+    /// The concern of every client write, unless `group_concern` is set.
     pub write_concern: WriteConcern,
+    /// When set, each write waits for this share of the group that serves it instead.
+    pub group_concern: Option<GroupConcern>,
     pub timing: Timing,
     /// Bound on each node's retained log of relayed events.
     pub max_retained: usize,
@@ -82,6 +109,7 @@ impl ClusterConfig {
             links: LinkConfig::default(),
             durability: SimDurability::Immediate,
             write_concern: WriteConcern::Local,
+            group_concern: None,
             timing: Timing::default(),
             max_retained: crate::node::DEFAULT_MAX_RETAINED,
             max_retained_own: crate::node::DEFAULT_MAX_RETAINED_OWN,
@@ -145,6 +173,17 @@ impl SimulatedCluster {
             });
         }
         let shards = config.shards_per_region;
+        if regions.len() * usize::from(shards) > super::engine::MAX_NODES {
+            return Err(TidalError::InvalidArgument {
+                name: "shards_per_region",
+                reason: format!(
+                    "{} regions x {shards} shards is more replicas than the simulator's \
+                     16-bit node ids can name ({})",
+                    regions.len(),
+                    super::engine::MAX_NODES
+                ),
+            });
+        }
         let router = ShardRouter::new(if shards <= 1 {
             RoutingStrategy::Single
         } else {
@@ -312,7 +351,7 @@ impl SimulatedCluster {
             entity,
             weight,
             None,
-            self.config.write_concern,
+            self.concern_for(leader),
             None,
         )
     }
@@ -491,6 +530,16 @@ impl SimulatedCluster {
         }
         let id = self.lock().net.partition(a, b, one_way);
         Ok(NetworkPartition::new(Arc::downgrade(&self.sim), id))
+    }
+
+    /// Heals partition `id`; healing one that is gone does nothing.
+    pub fn heal_partition(&self, id: PartitionId) {
+        self.lock().net.heal(id);
+    }
+
+    /// True while partition `id` is in place.
+    pub fn is_partition_active(&self, id: PartitionId) -> bool {
+        self.lock().net.is_active(id)
     }
 
     /// True while any partition is in place.

@@ -24,6 +24,9 @@ use crate::node::{
 use crate::schema::{NodeId, RegionId, Schema, ShardId, Timestamp};
 use crate::wal::snapshot;
 
+/// Node ids are 16-bit, so a simulation holds at most this many replicas.
+pub const MAX_NODES: usize = u16::MAX as usize + 1;
+
 /// When a simulated node syncs its disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SimDurability {
@@ -371,8 +374,17 @@ impl Sim {
         id
     }
 
-    pub fn next_node_id(&self) -> NodeId {
-        NodeId(self.nodes.len() as u16)
+    /// The id the next `count` new nodes start at: node ids are 16-bit, so a simulation
+    /// holds at most 65,536 replicas, and asking for more is refused, never wrapped.
+    pub fn next_node_ids(&self, count: usize) -> Result<NodeId> {
+        let first = self.nodes.len();
+        if first + count.max(1) > MAX_NODES {
+            return Err(TidalError::Unavailable(format!(
+                "the simulation holds {first} replicas and node ids are 16-bit: there is \
+                 no room for {count} more"
+            )));
+        }
+        Ok(NodeId(first as u16))
     }
 
     /// Stops a node for good and wipes its disk: its data is collected.

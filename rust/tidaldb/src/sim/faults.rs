@@ -30,6 +30,15 @@ impl NetworkPartition {
 
     pub fn heal(self) {}
 
+    /// Gives up the handle and leaves the partition in place, for a caller that holds
+    /// partitions by id (Python's `Partition`, whose lifetime the garbage collector
+    /// decides): heal it with [`SimulatedCluster::heal_partition`].
+    pub fn keep(mut self) -> PartitionId {
+        // A handle that no longer reaches the simulator heals nothing when dropped.
+        self.sim = Weak::new();
+        self.id
+    }
+
     /// True while this partition cuts its regions: false once healed, by this handle or
     /// by [`SimulatedCluster::heal_all_partitions`], or once the cluster is gone.
     pub fn is_active(&self) -> bool {

@@ -139,7 +139,7 @@ impl TenantMigration {
 
     fn create_target(&self, sim: &mut Sim, m: &MigrationRecord) -> Result<NodeId> {
         let config = sim.control.router().config(self.tenant)?.clone();
-        let id = sim.next_node_id();
+        let id = sim.next_node_ids(1)?;
         let group: Vec<(NodeId, RegionId)> = sim
             .control
             .replicas()

@@ -16,7 +16,7 @@ mod tenants;
 mod upgrade;
 
 pub use client::Scope;
-pub use cluster::{ClusterConfig, DEFAULT_START_NS, SimulatedCluster, Timing};
+pub use cluster::{ClusterConfig, DEFAULT_START_NS, GroupConcern, SimulatedCluster, Timing};
 pub use disk::SimDisk;
 pub use engine::{SimDurability, SimStats};
 pub use faults::{NetworkPartition, ShardCrash};

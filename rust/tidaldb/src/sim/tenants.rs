@@ -42,10 +42,10 @@ impl SimulatedCluster {
                 down.shard_id.0, down.region_id.0
             )));
         }
+        let first = sim.next_node_ids(placement.len())?.0;
         let now = sim.now;
         sim.control
             .apply(now, Command::RegisterTenant(config.clone()))?;
-        let first = sim.next_node_id().0;
         let ids: Vec<NodeId> = (0..placement.len())
             .map(|i| NodeId(first + i as u16))
             .collect();

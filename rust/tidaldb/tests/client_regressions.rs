@@ -1,0 +1,68 @@
+//! Regressions of the simulator's client calls (`sim/client.rs`), found by a review of
+//! issue 5; each test failed before its fix.
+
+mod common;
+
+use std::time::Duration;
+
+use tidaldb::sim::{ClusterConfig, Scope, SimulatedCluster};
+use tidaldb::tenancy::{TenantConfig, TenantId};
+use tidaldb::{EntityId, NodeId, RegionId, Result, TidalError};
+
+const T: TenantId = TenantId(1);
+
+// BUG 2 (high): `write_batch` submits one request per shard. A quota breach on a later
+// shard left the earlier shards' parts applied while the `QuotaExceeded` said "nothing was
+// written", so a retry counted them twice. Now the error is `PartlyWritten`, which says how
+// many events landed, keeps the quota breach as its cause, and has the cause's kind.
+#[test]
+fn write_batch_refused_by_a_quota_says_what_was_written() -> Result<()> {
+    let c = SimulatedCluster::build(ClusterConfig {
+        seed: 3,
+        shards_per_region: 2,
+        ..ClusterConfig::new(common::hourly_view_schema())
+    })?;
+    c.register_tenant(TenantConfig {
+        max_entities: Some(10),
+        ..TenantConfig::new(T, "ten entities")
+    })?;
+    let scope = Scope::tenant(T);
+    // Entities grouped by the replica that serves them, in the order write_batch submits
+    // (its parts are keyed by node id).
+    let mut by_node: std::collections::BTreeMap<NodeId, Vec<EntityId>> = Default::default();
+    for e in 0..200 {
+        let e = EntityId(e);
+        by_node
+            .entry(c.node_serving(scope, e)?)
+            .or_default()
+            .push(e);
+    }
+    let parts: Vec<Vec<EntityId>> = by_node.into_values().collect();
+    assert_eq!(parts.len(), 2, "the tenant spans both shards");
+    // The first part fits the quota; the second breaches it.
+    let mut es: Vec<EntityId> = parts[0][..5].to_vec();
+    es.extend_from_slice(&parts[1][..15]);
+    let ws = vec![1.0; es.len()];
+    match c.write_batch(scope, "view", &es, &ws, None) {
+        Err(e @ TidalError::PartlyWritten { .. }) => {
+            assert_eq!(e.kind(), tidaldb::ErrorKind::QuotaExceeded);
+            let TidalError::PartlyWritten {
+                written,
+                total,
+                cause,
+            } = &e
+            else {
+                unreachable!()
+            };
+            assert_eq!((*written, *total), (5, 20), "{e}");
+            assert!(matches!(**cause, TidalError::QuotaExceeded(_)), "{e}");
+        }
+        other => panic!("expected PartlyWritten, got {other:?}"),
+    }
+    c.run_for(Duration::from_secs(1));
+    for r in 0..3 {
+        let held = c.total_signal_count_for_tenant(RegionId(r), T, "view")?;
+        assert_eq!(held, 5, "region {r} holds {held} events; the error said 5");
+    }
+    Ok(())
+}
