@@ -12,10 +12,11 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use tidaldb::sim::{Scope, SimulatedCluster};
-use tidaldb::tenancy::TenantConfig;
 use tidaldb::{RegionId, ShardId, TenantId, TidalError};
 
-use crate::cluster_config::{ClusterArgs, TenantArg, convergence_timeout, tenant_of};
+use crate::cluster_config::{
+    ClusterArgs, TenantArg, convergence_timeout, tenant_config, tenant_of,
+};
 use crate::convert::{
     At, Count, Float, Id, Item, Loss, MaxEntities, MaxSignalsPerSec, MaxStorageBytes, Natural,
     Seed, Shard, ShardsPerRegion, TenantIdArg, Ts, User, Weight, duration, region_names,
@@ -529,23 +530,8 @@ impl PyCluster {
         let py = slf.py();
         let this = slf.get();
         let tenant = TenantId(id.0);
-        let mut config =
-            TenantConfig::new(tenant, label.unwrap_or_else(|| format!("tenant {}", id.0)));
-        config.max_signals_per_sec = max_signals_per_sec.map(|v| v.narrow(py)).transpose()?;
-        config.max_entities = max_entities.map(|v| v.0);
-        config.max_storage_bytes = max_storage_bytes.map(|v| v.0);
-        let regions = regions.map(|r| region_names("regions", r)).transpose()?;
-        if regions.as_ref().is_some_and(Vec::is_empty) {
-            return Err(invalid(
-                py,
-                "regions",
-                "an empty list would keep the tenant nowhere; name its regions, or pass None \
-                 for every region",
-            ));
-        }
-        for name in regions.unwrap_or_default() {
-            config.required_regions.push(this.region(py, &name)?);
-        }
+        let quotas = (max_signals_per_sec, max_entities, max_storage_bytes);
+        let config = tenant_config(py, this, tenant, quotas, regions, label)?;
         this.run(py, move |c| c.register_tenant(config))?;
         Ok(PyTenant::new(slf.clone().unbind(), tenant))
     }

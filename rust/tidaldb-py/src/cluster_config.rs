@@ -10,11 +10,14 @@ use tidaldb::schema::Schema;
 use tidaldb::sim::{ClusterConfig, GroupConcern, LinkConfig, SimDurability};
 use tidaldb::{RegionId, TenantId};
 
+use crate::cluster::PyCluster;
 use crate::convert::{
-    Float, Loss, Natural, Seed, ShardsPerRegion, TenantKw, WriteConcernArg, duration,
+    Float, Loss, MaxEntities, MaxSignalsPerSec, MaxStorageBytes, Natural, Seed, ShardsPerRegion,
+    TenantKw, WriteConcernArg, duration, region_names,
 };
 use crate::errors::invalid;
 use crate::tenant::PyTenant;
+use tidaldb::tenancy::TenantConfig;
 
 /// What `durability="periodic"` means: every replica syncs every 100 ms of virtual time.
 const PERIODIC_SYNC: Duration = Duration::from_millis(100);
@@ -186,4 +189,40 @@ pub fn convergence_timeout(
         Some(t) => duration(py, "timeout", t),
         None => Ok(Duration::from_secs(30)),
     }
+}
+
+/// The quotas of `register_tenant`, in its argument order.
+pub type QuotaArgs = (
+    Option<Natural<MaxSignalsPerSec>>,
+    Option<Natural<MaxEntities>>,
+    Option<Natural<MaxStorageBytes>>,
+);
+
+/// The configuration `register_tenant` asks for; the core validates the rest.
+pub fn tenant_config(
+    py: Python<'_>,
+    cluster: &PyCluster,
+    tenant: TenantId,
+    (rate, entities, storage): QuotaArgs,
+    regions: Option<&Bound<'_, PyAny>>,
+    label: Option<String>,
+) -> PyResult<TenantConfig> {
+    let label = label.unwrap_or_else(|| format!("tenant {}", tenant.0));
+    let mut config = TenantConfig::new(tenant, label);
+    config.max_signals_per_sec = rate.map(|v| v.narrow(py)).transpose()?;
+    config.max_entities = entities.map(|v| v.0);
+    config.max_storage_bytes = storage.map(|v| v.0);
+    let regions = regions.map(|r| region_names("regions", r)).transpose()?;
+    if regions.as_ref().is_some_and(Vec::is_empty) {
+        return Err(invalid(
+            py,
+            "regions",
+            "an empty list would keep the tenant nowhere; name its regions, or pass None for \
+             every region",
+        ));
+    }
+    for name in regions.unwrap_or_default() {
+        config.required_regions.push(cluster.region(py, &name)?);
+    }
+    Ok(config)
 }

@@ -5,9 +5,10 @@ mod common;
 
 use std::time::Duration;
 
+use tidaldb::node::{RoutingStrategy, ShardRouter};
 use tidaldb::sim::{ClusterConfig, Scope, SimulatedCluster};
 use tidaldb::tenancy::{TenantConfig, TenantId};
-use tidaldb::{EntityId, NodeId, RegionId, Result, TidalError};
+use tidaldb::{EntityId, NodeId, RegionId, Result, ShardId, TidalError, Timestamp};
 
 const T: TenantId = TenantId(1);
 
@@ -65,4 +66,53 @@ fn write_batch_refused_by_a_quota_says_what_was_written() -> Result<()> {
         assert_eq!(held, 5, "region {r} holds {held} events; the error said 5");
     }
     Ok(())
+}
+
+// `write_batch` promised that every weight is checked before anything is written, but
+// checked only finiteness up front: a weight the nodes refuse (|w| > 1e6, -0.0) or a
+// timestamp too far ahead, on an entity of a later shard, was refused by that shard's node
+// after earlier shards' parts were written. Now every op passes admission's checks first.
+#[test]
+fn write_batch_refused_by_a_later_shard_writes_nothing() -> Result<()> {
+    let c = SimulatedCluster::build(ClusterConfig {
+        seed: 22,
+        shards_per_region: 2,
+        ..ClusterConfig::new(common::hourly_view_schema())
+    })?;
+    let router = ShardRouter::new(RoutingStrategy::Hash { num_shards: 2 })?;
+    let first = (1..).map(EntityId).find(|e| router.route(*e) == ShardId(0));
+    let second = (1..).map(EntityId).find(|e| router.route(*e) == ShardId(1));
+    let (Some(first), Some(second)) = (first, second) else {
+        panic!("both shards own some entity");
+    };
+    let es = [first, second];
+    let future = c.now().saturating_add(Duration::from_secs(3600));
+    let cases: [(&str, [f64; 2], [Timestamp; 2]); 3] = [
+        ("weight 2e6", [1.0, 2e6], [c.now(); 2]),
+        ("weight -0.0", [1.0, -0.0], [c.now(); 2]),
+        ("a timestamp an hour ahead", [1.0, 1.0], [c.now(), future]),
+    ];
+    let mut partly_written = Vec::new();
+    for (what, ws, ts) in cases {
+        let before = default_vvs(&c);
+        let r = c.write_batch(Scope::LEADER, "view", &es, &ws, Some(&ts));
+        assert!(r.is_err(), "{what}: {r:?}");
+        if default_vvs(&c) != before {
+            partly_written.push(what);
+        }
+    }
+    assert!(
+        partly_written.is_empty(),
+        "refused batches left shard 0's part written: {partly_written:?}"
+    );
+    Ok(())
+}
+
+/// Every default-tenant replica's version vector (`None` while down): what a refused
+/// write must leave exactly as it was.
+fn default_vvs(c: &SimulatedCluster) -> Vec<Option<tidaldb::VersionVector>> {
+    let shards = c.config().shards_per_region;
+    (0..3)
+        .flat_map(|r| (0..shards).map(move |s| c.version_vector(RegionId(r), ShardId(s)).ok()))
+        .collect()
 }

