@@ -106,6 +106,7 @@ def test_unknown_regions_are_not_found_everywhere(cluster: tidaldb.Cluster) -> N
         lambda: cluster.restart("mars"),
         lambda: cluster.is_up("mars"),
         lambda: cluster.register_tenant(5, regions=["mars"]),
+        lambda: cluster.health().region("mars"),
     ):
         raises_exactly(NotFound, "mars", call)
     with pytest.raises(TypeError):

@@ -12,6 +12,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from tidaldb.exceptions import NotFound
+
 __all__ = ["Health", "progress_bar"]
 
 #: Keys whose integer value is a region number in the control plane's JSON.
@@ -72,10 +74,12 @@ class Health(dict[str, Any]):
 
     def region(self, name: str) -> str:
         """The verdict on region ``name``: ``"Healthy"``, ``"Degraded"`` or ``"Offline"``."""
-        for r in self.get("regions", []):
+        regions = self.get("regions", [])
+        for r in regions:
             if r.get("region") == name:
                 return str(r["health"])
-        raise KeyError(name)
+        known = [r.get("region") for r in regions]
+        raise NotFound(f"region {name!r} is not in this cluster; its regions are {known}")
 
     def __repr__(self) -> str:
         verdicts = ", ".join(f"{r['region']}: {r['health']}" for r in self.get("regions", []))

@@ -30,6 +30,10 @@ use crate::schema::PySchema;
 use crate::scoped::Visibility;
 use crate::tenant::PyTenant;
 
+/// A tidaldb cluster on the deterministic simulator: one replica of every shard in every
+/// region, on virtual time that starts at 2026-01-01T00:00:00Z and moves only in `step`,
+/// `run_for`, `await_convergence` / `converged`, replicated write concerns and migration
+/// steps. A run is a function of its `seed`.
 #[pyclass(module = "tidaldb._native", name = "Cluster", frozen)]
 pub struct PyCluster {
     pub(crate) inner: SimulatedCluster,
@@ -156,34 +160,40 @@ impl PyCluster {
         })
     }
 
+    /// The region names, in the order given.
     #[getter]
     fn regions(&self) -> Vec<String> {
         self.names.to_vec()
     }
 
+    /// Shards in each region; every shard has a replica in every region.
     #[getter]
     fn shards_per_region(&self) -> u16 {
         self.inner.config().shards_per_region
     }
 
+    /// The seed the run is a function of.
     #[getter]
     fn seed(&self) -> u64 {
         self.seed
     }
 
-    /// The virtual time now, in Unix seconds.
+    /// The virtual time now, in Unix seconds. A float resolves about 0.25 µs here, so
+    /// pass explicit `ts=`/`at=` when you compare reads with `==`.
     #[getter]
     fn now(&self, py: Python<'_>) -> PyResult<f64> {
         self.run(py, |c| Ok(c.now().as_secs_f64()))
     }
 
-    /// The region of shard 0's leader, as the control plane sees it.
+    /// The region of shard 0's leader, as the control plane sees it; `Unavailable` while
+    /// that leader is down and not yet replaced (the election timeout is 500 ms).
     #[getter]
     fn leader(&self, py: Python<'_>) -> PyResult<String> {
         let region = self.run(py, |c| Ok(c.leader()?.region()))?;
         Ok(self.name(region))
     }
 
+    /// The registered tenants (not the built-in default tenant).
     #[getter]
     fn tenants(slf: &Bound<'_, Self>) -> PyResult<Vec<PyTenant>> {
         let py = slf.py();
@@ -324,6 +334,7 @@ impl PyCluster {
         self.retrieve_in(py, scope, candidates, rank_by, user, limit, at)
     }
 
+    /// Hides `item` from `user` until an unhide with a later clock.
     #[pyo3(signature = (user, item, region = None, tenant = None))]
     fn hide(
         &self,
@@ -337,6 +348,7 @@ impl PyCluster {
         self.visibility_in(py, scope, user, item, Visibility::Hide)
     }
 
+    /// Undoes a hide of `item` for `user`.
     #[pyo3(signature = (user, item, region = None, tenant = None))]
     fn unhide(
         &self,
@@ -350,6 +362,7 @@ impl PyCluster {
         self.visibility_in(py, scope, user, item, Visibility::Unhide)
     }
 
+    /// Whether `item` is hidden from `user`, as the replica read holds it.
     #[pyo3(signature = (user, item, region = None, tenant = None))]
     fn is_hidden(
         &self,
@@ -483,6 +496,7 @@ impl PyCluster {
         self.run(py, |c| c.restart(r, s))
     }
 
+    /// Whether the host of `shard` in `region` is up.
     #[pyo3(signature = (region, shard = Natural::<Shard>::new(0)),
         text_signature = "(self, /, region, shard=0)")]
     fn is_up(&self, py: Python<'_>, region: &str, shard: Natural<Shard>) -> PyResult<bool> {

@@ -55,13 +55,18 @@ impl ClusterArgs<'_, '_> {
             return Err(invalid(py, "regions", "give between 1 and 64 region names"));
         }
         for (i, n) in names.iter().enumerate() {
-            if n.is_empty() || names[..i].contains(n) {
-                return Err(invalid(
-                    py,
-                    "regions",
-                    format!("{n:?} is empty or given twice; name each region once"),
-                ));
-            }
+            let problem = if n.is_empty() {
+                "a region name is empty"
+            } else if names[..i].contains(n) {
+                "is given twice"
+            } else {
+                continue;
+            };
+            return Err(invalid(
+                py,
+                "regions",
+                format!("{n:?}: {problem}; name each region once"),
+            ));
         }
         let shards: u16 = shards_per_region.narrow(py)?;
         if shards == 0 {

@@ -6,6 +6,7 @@ use tidaldb::node::WriteAck;
 use tidaldb::sim::{NetworkPartition, PartitionId, SimulatedCluster};
 
 /// The acknowledgement of a write: which replica appended it, and whether it was new.
+/// `(origin, seq)` is the event's id in every region.
 #[pyclass(module = "tidaldb._native", name = "WriteAck", frozen, eq)]
 #[derive(Clone, PartialEq)]
 pub struct PyWriteAck {
@@ -70,8 +71,10 @@ impl PyWriteAck {
 pub struct PyPartition {
     cluster: SimulatedCluster,
     id: PartitionId,
+    /// The two regions, as `(a, b)`.
     #[pyo3(get)]
     regions: (String, String),
+    /// True when only messages from `a` to `b` are dropped.
     #[pyo3(get)]
     one_way: bool,
 }

@@ -19,6 +19,10 @@ use crate::names::with_region_names;
 /// The steps of a migration, in order: `run()` counts its progress in these.
 const STEPS: u64 = 4;
 
+/// Moves a tenant's replica of a shard to another region in four steps (`prepare_target`,
+/// `enter_dual_write`, `finalize`, `gc_source`), or all of them with `await run()`. Reads
+/// and writes are served throughout; each step is idempotent, and `Tenant.migration`
+/// resumes one after an interruption.
 #[pyclass(module = "tidaldb._native", name = "Migration", frozen)]
 pub struct PyMigration {
     cluster: Py<PyCluster>,
@@ -134,6 +138,7 @@ fn close_bar(py: Python<'_>, bar: &Py<PyAny>) -> PyResult<()> {
 
 #[pymethods]
 impl PyMigration {
+    /// The tenant's id (an int; `cluster.tenant(id)` gives the `Tenant`).
     #[getter]
     fn tenant(&self) -> u64 {
         self.handle.tenant().0

@@ -16,6 +16,9 @@ use crate::migration::PyMigration;
 use crate::results::PyResults;
 use crate::scoped::Visibility;
 
+/// A registered tenant: its own replicas, log, sequence numbers and quotas. Its methods
+/// are the `Cluster`'s with `tenant=` fixed. Get one from `Cluster.register_tenant` or
+/// `Cluster.tenant(id)`.
 #[pyclass(module = "tidaldb._native", name = "Tenant", frozen)]
 pub struct PyTenant {
     cluster: Py<PyCluster>,
@@ -43,17 +46,20 @@ impl PyTenant {
 
 #[pymethods]
 impl PyTenant {
+    /// The tenant id.
     #[getter]
     fn id(&self) -> u64 {
         self.id.0
     }
 
+    /// The human-readable name given at registration.
     #[getter]
     fn label(&self, py: Python<'_>) -> PyResult<String> {
         Ok(self.config(py)?.label)
     }
 
-    /// The regions the tenant's data may live in (all of the cluster's when unrestricted).
+    /// The regions the tenant's data may live in (all of the cluster's when unrestricted):
+    /// its residency, which only a migration changes, to its target.
     #[getter]
     fn regions(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let cluster = self.cluster.get();
@@ -69,21 +75,25 @@ impl PyTenant {
         })
     }
 
+    /// The cluster the tenant lives in.
     #[getter]
     fn cluster(&self, py: Python<'_>) -> Py<PyCluster> {
         self.cluster.clone_ref(py)
     }
 
+    /// Signals per second each replica admits (bursts of twice that pass); None: unlimited.
     #[getter]
     fn max_signals_per_sec(&self, py: Python<'_>) -> PyResult<Option<u32>> {
         Ok(self.config(py)?.max_signals_per_sec)
     }
 
+    /// Distinct entities with signals; None: unlimited.
     #[getter]
     fn max_entities(&self, py: Python<'_>) -> PyResult<Option<u64>> {
         Ok(self.config(py)?.max_entities)
     }
 
+    /// The tenant's log, at 64 bytes an event; None: unlimited.
     #[getter]
     fn max_storage_bytes(&self, py: Python<'_>) -> PyResult<Option<u64>> {
         Ok(self.config(py)?.max_storage_bytes)
@@ -167,6 +177,7 @@ impl PyTenant {
         PyMigration::resume(py, self.cluster.clone_ref(py), self.id)
     }
 
+    /// Writes one signal for this tenant; see `Cluster.write`.
     #[pyo3(signature = (
         signal, item, weight = Float::new(1.0), ts = None, region = None, idempotency_key = None,
     ),
@@ -186,6 +197,7 @@ impl PyTenant {
         (self.cluster.get()).write_in(py, scope, signal, item, weight, ts, idempotency_key)
     }
 
+    /// Writes many signals from numpy arrays; see `Cluster.write_many`.
     #[pyo3(signature = (signal, items, weights = None, ts = None, region = None))]
     fn write_many(
         &self,
@@ -200,6 +212,7 @@ impl PyTenant {
         (self.cluster.get()).write_many_in(py, scope, signal, items, weights, ts)
     }
 
+    /// The decayed score of `item` at `at` (virtual now by default).
     #[pyo3(signature = (signal, item, region = None, at = None))]
     fn score(
         &self,
@@ -213,6 +226,7 @@ impl PyTenant {
         self.cluster.get().score_in(py, scope, signal, item, at)
     }
 
+    /// Decayed scores of many items, as a float64 array.
     #[pyo3(signature = (signal, items, region = None, at = None))]
     fn scores<'py>(
         &self,
@@ -226,6 +240,7 @@ impl PyTenant {
         self.cluster.get().scores_in(py, scope, signal, items, at)
     }
 
+    /// Events of `signal` on `item` in `window`, now.
     #[pyo3(signature = (signal, item, window, region = None))]
     fn window_count(
         &self,
@@ -239,12 +254,14 @@ impl PyTenant {
         (self.cluster.get()).window_count_in(py, scope, signal, item, window)
     }
 
+    /// Events of `signal` that the tenant's replicas in `region` hold (0 where it keeps none).
     fn total_count(&self, py: Python<'_>, signal: &str, region: &str) -> PyResult<u64> {
         let cluster = self.cluster.get();
         let r = cluster.region(py, region)?;
         cluster.total_count_in(py, Scope::tenant(self.id), signal, r)
     }
 
+    /// Top `limit` candidates by `Σ coefficient · score(signal)`, minus the user's hidden items.
     #[pyo3(signature = (candidates, rank_by, *, user = None, limit = Count(10), region = None, at = None),
         text_signature = "(self, /, candidates, rank_by, *, user=None, limit=10, region=None, at=None)")]
     #[allow(clippy::too_many_arguments)]
@@ -262,6 +279,7 @@ impl PyTenant {
         (self.cluster.get()).retrieve_in(py, scope, candidates, rank_by, user, limit, at)
     }
 
+    /// Hides `item` from `user` until an unhide with a later clock.
     #[pyo3(signature = (user, item, region = None))]
     fn hide(
         &self,
@@ -274,6 +292,7 @@ impl PyTenant {
         (self.cluster.get()).visibility_in(py, scope, user, item, Visibility::Hide)
     }
 
+    /// Undoes a hide of `item` for `user`.
     #[pyo3(signature = (user, item, region = None))]
     fn unhide(
         &self,
@@ -286,6 +305,7 @@ impl PyTenant {
         (self.cluster.get()).visibility_in(py, scope, user, item, Visibility::Unhide)
     }
 
+    /// Whether `item` is hidden from `user`.
     #[pyo3(signature = (user, item, region = None))]
     fn is_hidden(
         &self,

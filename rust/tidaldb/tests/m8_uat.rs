@@ -238,7 +238,12 @@ fn uat_step4_partition_heal_reconciliation() -> Result<()> {
     let item = EntityId(4);
     let user = EntityId(100);
 
-    let partition = cluster.inject_partition(RegionId(0), RegionId(2))?;
+    // ap-south is cut off from both others: with one pair cut, eu-west would relay
+    // between the sides while the partition is still in place.
+    let cuts = [
+        cluster.inject_partition(RegionId(0), RegionId(2))?,
+        cluster.inject_partition(RegionId(1), RegionId(2))?,
+    ];
     let mut times = write_views(&cluster, item, 50)?;
     let south = cluster.node(RegionId(2))?;
     for _ in 0..30 {
@@ -247,8 +252,16 @@ fn uat_step4_partition_heal_reconciliation() -> Result<()> {
         cluster.run_for(Duration::from_millis(1));
     }
     south.hide_item(user, item)?;
+    // Far beyond any relay or repair: the sides are still apart, so what follows is a
+    // reconciliation.
+    cluster.run_for(Duration::from_secs(1));
+    for (region, held) in [(0, 50), (1, 50), (2, 30)] {
+        let node = cluster.node(RegionId(region))?;
+        assert_eq!(node.read_window(item, "view", Window::OneHour)?.count, held);
+    }
+    assert!(!cluster.node(RegionId(0))?.is_hidden(user, item)?);
 
-    drop(partition);
+    drop(cuts);
     cluster.reconcile_all();
     let took = cluster.await_full_convergence(Duration::from_secs(5))?;
     println!("step 4: reconciled in {took:?} (virtual)");
