@@ -278,7 +278,13 @@ def test_step5_tenant_migration_with_zero_downtime() -> None:
     read_back(times)
     m.enter_dual_write()
     read_back(times)
-    write_views(tenant, item, 50, after_each=read_back, times=times)
+
+    def read_back_both_sides(times: list[float]) -> None:
+        read_back(times)
+        # A dual write is acknowledged once the target holds it too.
+        assert tenant.total_count("view", "ap-south") == len(times)
+
+    write_views(tenant, item, 50, after_each=read_back_both_sides, times=times)
     cluster.run_for(0.2)
     read_back(times)
     m.finalize()

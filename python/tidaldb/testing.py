@@ -411,6 +411,7 @@ def assert_converged(
 
     Raises AssertionError naming each region that differs and how.
     """
+    __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
     if items is not None and signal is None:
         raise TypeError("assert_converged: items need a signal to read their scores")
     t: tidaldb.Tenant | None

@@ -417,7 +417,8 @@ impl PyCluster {
         self.run(py, |c| Ok(c.await_full_convergence(timeout)?.as_secs_f64()))
     }
 
-    /// `await_convergence` as an awaitable, run on tokio's blocking pool.
+    /// `await_convergence` as an awaitable, run on tokio's blocking pool so the event loop
+    /// stays free; call it inside a coroutine (it needs a running event loop).
     #[pyo3(signature = (timeout = None),
         text_signature = "(self, /, timeout=30.0)")]
     fn converged<'py>(
