@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{T0, ts};
 
-use tidaldb::node::{NodeConfig, NodeRole, PeerAddr, WriteConcern};
+use tidaldb::node::WriteConcern;
 use tidaldb::runtime::{InProcessTransportFactory, PartitionHandle};
-use tidaldb::{
-    Durability, EntityId, NodeId, RegionId, Retrieve, Schema, TidalDb, TidalError, Timestamp,
-};
+use tidaldb::{Durability, EntityId, NodeId, Retrieve, Schema, TidalDb, TidalError, Timestamp};
 
 const SEC: i64 = 1_000_000_000;
 const HALF_LIFE_S: f64 = 3600.0;
@@ -26,24 +24,6 @@ fn schema() -> Schema {
         .add()
         .build()
         .unwrap()
-}
-
-fn config(id: u16) -> NodeConfig {
-    NodeConfig {
-        id: NodeId(id),
-        role: if id == 0 {
-            NodeRole::Leader
-        } else {
-            NodeRole::Follower
-        },
-        peers: (0..3)
-            .map(|n| PeerAddr::new(NodeId(n), RegionId(n)))
-            .collect(),
-        heartbeat_interval: Duration::from_millis(20),
-        peer_timeout: Duration::from_millis(250),
-        repair_after: Duration::from_millis(100),
-        ..NodeConfig::default()
-    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -68,7 +48,7 @@ impl Cluster {
             let (transport, inbox) = net.connect(NodeId(id));
             let b = TidalDb::builder()
                 .with_schema(schema())
-                .with_cluster(config(id))
+                .with_cluster(common::runtime_replica_config(id))
                 .with_transport(Arc::new(transport), inbox)
                 .replication_timeout(replication_timeout);
             let b = match storage {
@@ -404,7 +384,7 @@ fn a_replica_without_a_runtime_or_a_transport_is_refused() {
     let no_runtime = TidalDb::builder()
         .ephemeral()
         .with_schema(schema())
-        .with_cluster(config(0))
+        .with_cluster(common::runtime_replica_config(0))
         .with_transport(Arc::new(transport), inbox)
         .open();
     assert!(
@@ -414,7 +394,7 @@ fn a_replica_without_a_runtime_or_a_transport_is_refused() {
     let no_transport = TidalDb::builder()
         .ephemeral()
         .with_schema(schema())
-        .with_cluster(config(0))
+        .with_cluster(common::runtime_replica_config(0))
         .open();
     assert!(matches!(
         no_transport,
@@ -432,7 +412,7 @@ fn a_replica_without_a_runtime_or_a_transport_is_refused() {
     let mismatched = TidalDb::builder()
         .ephemeral()
         .with_schema(schema())
-        .with_cluster(config(0))
+        .with_cluster(common::runtime_replica_config(0))
         .with_transport(Arc::new(wrong), inbox)
         .open();
     assert!(matches!(

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{T0, assert_close, ts};
 
-use tidaldb::node::{NodeConfig, NodeRole, PeerAddr, WriteConcern};
+use tidaldb::node::WriteConcern;
 use tidaldb::runtime::{InProcessTransportFactory, PartitionHandle};
-use tidaldb::{Durability, EntityId, EventId, NodeId, RegionId, Schema, TidalDb, Window};
+use tidaldb::{Durability, EntityId, EventId, NodeId, Schema, TidalDb, Window};
 
 const SEC: i64 = 1_000_000_000;
 const HALF_LIFE: Duration = Duration::from_secs(3600);
@@ -38,25 +38,6 @@ fn schema() -> Schema {
         .add()
         .build()
         .expect("valid schema")
-}
-
-/// The same configuration at every open: node 0 leads, all three list each other.
-fn config(id: u16) -> NodeConfig {
-    NodeConfig {
-        id: NodeId(id),
-        role: if id == 0 {
-            NodeRole::Leader
-        } else {
-            NodeRole::Follower
-        },
-        peers: (0..REPLICAS)
-            .map(|n| PeerAddr::new(NodeId(n), RegionId(n)))
-            .collect(),
-        heartbeat_interval: Duration::from_millis(20),
-        peer_timeout: Duration::from_millis(250),
-        repair_after: Duration::from_millis(100),
-        ..NodeConfig::default()
-    }
 }
 
 /// Three durable replicas on one in-process network; a closed replica's slot is `None`.
@@ -119,7 +100,7 @@ fn open_replica(net: &InProcessTransportFactory, dir: &tempfile::TempDir, id: u1
         .with_schema(schema())
         .with_data_dir(dir.path())
         .durability(Durability::Immediate)
-        .with_cluster(config(id))
+        .with_cluster(common::runtime_replica_config(id))
         .with_transport(Arc::new(transport), inbox)
         .replication_timeout(Duration::from_secs(2))
         .open()

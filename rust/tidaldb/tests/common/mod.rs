@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use tidaldb::node::{NodeConfig, NodeRole, PeerAddr};
 use tidaldb::schema::SignalBuilder;
-use tidaldb::{DecaySpec, EntityKind, Schema, Timestamp};
+use tidaldb::{DecaySpec, EntityKind, NodeId, RegionId, Schema, Timestamp};
 
 /// 2023-11-14, in nanoseconds: well in the past, so no write is refused as future.
 pub const T0: i64 = 1_700_000_000_000_000_000;
@@ -68,4 +69,24 @@ pub fn assert_close(actual: f64, expected: f64, what: &str) {
         rel <= 1e-9,
         "{what}: {actual} differs from the analytical {expected} by {rel:e} (relative)"
     );
+}
+
+/// Replica `id` of three runtime replicas, one per region, that all list each other: node 0
+/// leads. The same configuration at every open, with timings short enough for tests.
+pub fn runtime_replica_config(id: u16) -> NodeConfig {
+    NodeConfig {
+        id: NodeId(id),
+        role: if id == 0 {
+            NodeRole::Leader
+        } else {
+            NodeRole::Follower
+        },
+        peers: (0..3)
+            .map(|n| PeerAddr::new(NodeId(n), RegionId(n)))
+            .collect(),
+        heartbeat_interval: Duration::from_millis(20),
+        peer_timeout: Duration::from_millis(250),
+        repair_after: Duration::from_millis(100),
+        ..NodeConfig::default()
+    }
 }
