@@ -198,12 +198,14 @@ impl PyCluster {
     fn tenants(slf: &Bound<'_, Self>) -> PyResult<Vec<PyTenant>> {
         let py = slf.py();
         let ids: Vec<TenantId> = slf.get().run(py, |c| {
-            Ok(c.control_plane()
-                .router()
-                .tenants()
-                .map(|t| t.tenant_id)
-                .filter(|t| *t != TenantId::DEFAULT)
-                .collect())
+            Ok(c.with_control(|control, _| {
+                control
+                    .router()
+                    .tenants()
+                    .map(|t| t.tenant_id)
+                    .filter(|t| *t != TenantId::DEFAULT)
+                    .collect()
+            }))
         })?;
         Ok(ids
             .into_iter()
@@ -518,7 +520,9 @@ impl PyCluster {
 
     /// The control plane's health report as a dict (a `Health`, which renders as tables).
     fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let json = self.run(py, |c| Ok(c.control_plane().health(c.now()).to_json()))?;
+        let json = self.run(py, |c| {
+            Ok(c.with_control(|control, now| control.health(now).to_json()))
+        })?;
         let health = py.import("tidaldb._display")?.getattr("Health")?;
         health.call_method1("_from_json", (json, PyTuple::new(py, self.names.iter())?))
     }
@@ -565,7 +569,7 @@ impl PyCluster {
             ));
         }
         slf.get().run(slf.py(), |c| {
-            c.control_plane().router().config(tenant).map(|_| ())
+            c.with_control(|control, _| control.router().config(tenant).map(|_| ()))
         })?;
         Ok(PyTenant::new(slf.clone().unbind(), tenant))
     }
@@ -578,10 +582,7 @@ impl PyCluster {
                 c.now(),
                 leader,
                 // The default tenant is always there; the count is of registered ones.
-                c.control_plane()
-                    .router()
-                    .tenants()
-                    .count()
+                c.with_control(|control, _| control.router().tenants().count())
                     .saturating_sub(1),
             )
         });

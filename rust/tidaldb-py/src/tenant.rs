@@ -39,7 +39,7 @@ impl PyTenant {
     fn config(&self, py: Python<'_>) -> PyResult<TenantConfig> {
         let id = self.id;
         self.cluster.get().run(py, move |c| {
-            Ok(c.control_plane().router().config(id)?.clone())
+            c.with_control(|control, _| Ok(control.router().config(id)?.clone()))
         })
     }
 }
@@ -104,9 +104,11 @@ impl PyTenant {
     fn migration(&self, py: Python<'_>) -> PyResult<Option<PyMigration>> {
         let id = self.id;
         let running = self.cluster.get().run(py, move |c| {
-            Ok(c.control_plane()
-                .migration(id)
-                .is_some_and(|m| m.state != tidaldb::control::MigrationState::Complete))
+            Ok(c.with_control(|control, _| {
+                control
+                    .migration(id)
+                    .is_some_and(|m| m.state != tidaldb::control::MigrationState::Complete)
+            }))
         })?;
         if !running {
             return Ok(None);
@@ -127,7 +129,7 @@ impl PyTenant {
         let target = cluster.region(py, to_region)?;
         let id = self.id;
         let placement = cluster.run(py, move |c| {
-            Ok(c.control_plane().router().placement(id)?.to_vec())
+            c.with_control(|control, _| Ok(control.router().placement(id)?.to_vec()))
         })?;
         let mut shards: Vec<ShardId> = placement.iter().map(|a| a.shard_id).collect();
         shards.sort_unstable();

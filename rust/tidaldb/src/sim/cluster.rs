@@ -265,6 +265,14 @@ impl SimulatedCluster {
         self.lock().stats
     }
 
+    /// Runs `f` on the control plane as it is now, with the virtual time, without copying
+    /// it: a question about one tenant should not clone every tenant's state and the
+    /// whole command log.
+    pub fn with_control<T>(&self, f: impl FnOnce(&ControlPlane, Timestamp) -> T) -> T {
+        let sim = self.lock();
+        f(&sim.control, sim.now)
+    }
+
     /// A copy of the control plane as it is now.
     pub fn control_plane(&self) -> ControlPlane {
         self.lock().control.clone()
