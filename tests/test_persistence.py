@@ -68,7 +68,7 @@ def test_flush_and_flush_async(schema: tidaldb.Schema, data_dir: Path) -> None:
 
         async def go() -> None:
             db.signal("view", 2, 4.0, ts=T0)
-            await db.flush_async()
+            assert await db.flush_async() is None
 
         asyncio.run(go())
         assert db.path == data_dir

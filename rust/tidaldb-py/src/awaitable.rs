@@ -9,7 +9,8 @@ use tidaldb::TidalError;
 use crate::errors::IntoPyResult;
 use crate::logging;
 
-/// An awaitable that runs `work` on the blocking pool and resolves to its result.
+/// An awaitable that runs `work` on the blocking pool and resolves to its result. Work
+/// with no result returns `None::<()>`: a Rust `()` would reach Python as `()`, not None.
 pub fn blocking<'py, T>(
     py: Python<'py>,
     work: impl FnOnce() -> Result<T, TidalError> + Send + 'static,

@@ -17,7 +17,6 @@ use std::sync::{Mutex, TryLockError};
 use std::time::Duration;
 
 use numpy::PyArray1;
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use tidaldb::{Durability, TidalDb, TidalError, Window};
@@ -306,20 +305,10 @@ impl PyDb {
         // A closed Db raises here, at the call, like every other method.
         slf.get().with(py, |_| Ok(()))?;
         let this = slf.clone().unbind();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let joined = tokio::task::spawn_blocking(move || {
-                this.get()
-                    .slot_detached(|s| open(s)?.flush())
-                    .and_then(|r| r)
-            })
-            .await;
-            Python::attach(|py| {
-                logging::deliver(py);
-                match joined {
-                    Ok(r) => r.py_err(py),
-                    Err(e) => Err(PyRuntimeError::new_err(format!("flush task failed: {e}"))),
-                }
-            })
+        crate::awaitable::blocking(py, move || {
+            let flushed = this.get().slot_detached(|s| open(s)?.flush());
+            // `None`, so the awaitable resolves to Python's None rather than `()`.
+            flushed.and_then(|r| r).map(|()| None::<()>)
         })
     }
 
