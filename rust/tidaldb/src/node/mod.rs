@@ -6,6 +6,7 @@
 //! carry out its [`Outputs`]. The simulator and the tokio runtime run this same code.
 
 mod admission;
+mod hard_state;
 mod in_flight;
 mod inbound;
 mod lag;
@@ -19,6 +20,7 @@ mod shipping;
 mod test_support;
 
 pub use admission::ClientOp;
+pub use hard_state::HardState;
 pub use lag::{LagReading, ReplicationLagGauge, events_behind};
 pub use log::{DEFAULT_MAX_RETAINED, DEFAULT_MAX_RETAINED_OWN, RetainedLog};
 pub use protocol::{
@@ -44,7 +46,7 @@ use replication::{Awaiting, Peer};
 
 /// Another replica of this node's shard: its id, and the region it lives in (which names
 /// it in degraded queries).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PeerAddr {
     pub node: NodeId,
     pub region: RegionId,
@@ -156,13 +158,21 @@ impl Node {
         }
     }
 
-    /// Restarts in `term` (the last one this node knew) as a follower: the control plane
-    /// decides whether it leads again. `retained` is the tail of its log that peers may
-    /// lack; reconciliation with every peer starts on the first tick.
-    pub fn rejoin(&mut self, term: u64, retained: &[Event]) {
-        self.term = term;
+    /// Restarts from `state` (the last term and membership the node persisted) as a
+    /// follower: the control plane decides whether it leads again. `retained` is the tail
+    /// of its log that peers may lack; reconciliation with every peer starts on the first
+    /// tick.
+    fn rejoin(&mut self, state: HardState, retained: &[Event]) {
+        self.term = self.term.max(state.term);
         if self.role == NodeRole::Leader {
             self.role = NodeRole::Follower;
+        }
+        if state != HardState::default() {
+            self.cfg.peers.clear();
+            self.peers.clear();
+            for p in state.peers {
+                self.add_peer(p);
+            }
         }
         if !self.peers.is_empty() {
             for e in retained {
@@ -173,7 +183,7 @@ impl Node {
 
     /// A new replica joins the group (a migration's target). Hearing from it starts a
     /// reconciliation, which ships it our log, or a snapshot when the log was trimmed.
-    pub fn add_peer(&mut self, peer: PeerAddr) {
+    fn add_peer(&mut self, peer: PeerAddr) {
         if peer.node != self.cfg.id && !self.peers.iter().any(|p| p.id == peer.node) {
             self.peers.push(Peer::new(peer.node, peer.region));
             self.cfg.peers.push(peer);
@@ -181,9 +191,23 @@ impl Node {
     }
 
     /// A replica leaves the group (a migration's source, once collected).
-    pub fn remove_peer(&mut self, node: NodeId) {
+    fn remove_peer(&mut self, node: NodeId) {
         self.peers.retain(|p| p.id != node);
         self.cfg.peers.retain(|p| p.node != node);
+    }
+
+    /// The term and membership a restart must recover; see [`HardState`].
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            peers: self
+                .cfg
+                .peers
+                .iter()
+                .filter(|p| p.node != self.cfg.id)
+                .copied()
+                .collect(),
+        }
     }
 
     pub fn peers(&self) -> &[PeerAddr] {
@@ -267,6 +291,25 @@ impl Node {
     /// The state machine's one entry point. Outputs are appended to `out`, which the
     /// driver drains (see [`Outputs`] for the order in which to carry them out).
     pub fn handle(&mut self, now: Timestamp, input: Input<'_>, out: &mut Outputs) {
+        let (term, members) = (self.term, self.cfg.peers.len());
+        self.dispatch(now, input, out);
+        // Membership only grows or shrinks by one per input, so a changed count is a
+        // changed membership; a changed term is a changed term.
+        if self.term != term || self.cfg.peers.len() != members {
+            out.hard_state = Some(self.hard_state());
+        }
+    }
+
+    fn dispatch(&mut self, now: Timestamp, input: Input<'_>, out: &mut Outputs) {
+        debug_assert_eq!(
+            self.peers.len(),
+            self.cfg
+                .peers
+                .iter()
+                .filter(|p| p.node != self.cfg.id)
+                .count(),
+            "the peer table and the configured membership name the same replicas"
+        );
         match input {
             Input::Write(req) => match self.on_write(now, &req, out) {
                 Ok(Some(ack)) => out.replies.push((req.id, Ok(ack))),
@@ -284,6 +327,9 @@ impl Node {
                     self.role = role;
                 }
             }
+            Input::Control(ControlCommand::AddPeer(peer)) => self.add_peer(peer),
+            Input::Control(ControlCommand::RemovePeer(node)) => self.remove_peer(node),
+            Input::Rejoin { state, retained } => self.rejoin(state, retained),
         }
     }
 

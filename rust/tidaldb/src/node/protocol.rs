@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+use super::PeerAddr;
 use super::admission::ClientOp;
+use super::hard_state::HardState;
 use super::routing::NodeRole;
 use crate::error::Result;
 use crate::event::{ClientTag, Event, EventId, VersionVector};
@@ -38,6 +40,10 @@ pub struct WriteRequest<'a> {
 pub enum ControlCommand {
     /// Take `role` in `term`. Ignored when the node already knows a later term.
     SetRole { term: u64, role: NodeRole },
+    /// A replica joins the group (a migration's target).
+    AddPeer(PeerAddr),
+    /// A replica leaves the group for good (a migration's collected source).
+    RemovePeer(NodeId),
 }
 
 #[derive(Clone, Debug)]
@@ -55,6 +61,13 @@ pub enum Input<'a> {
     /// partition heals.
     Reconcile,
     Control(ControlCommand),
+    /// The node was restarted from its files: `state` is the hard state it last persisted
+    /// and `retained` the tail of its log that peers may still lack. It comes back as a
+    /// follower in its old term and reconciles with every peer.
+    Rejoin {
+        state: HardState,
+        retained: &'a [Event],
+    },
     /// The client stopped waiting for this replicated write (it timed out). The write stays
     /// applied and keeps replicating; only the pending reply is dropped.
     Cancel(RequestId),
@@ -153,8 +166,8 @@ pub struct NodeReport {
 }
 
 /// Everything one `handle` call asks of the driver, in the order it must be done:
-/// 1. append `persist` to the log (and, if `install_snapshot`, first replace the stored
-///    state with a snapshot of the node's ledger);
+/// 1. store `hard_state` if set; append `persist` to the log (and, if `install_snapshot`,
+///    first replace the stored state with a snapshot of the node's ledger);
 /// 2. send `messages`; 3. deliver `replies`; 4. forward `reports` to the control plane.
 ///
 /// Buffers are reused across calls: the driver drains them and hands them back.
@@ -165,6 +178,9 @@ pub struct Outputs {
     pub messages: Vec<(NodeId, Message)>,
     pub replies: Vec<(RequestId, Result<WriteAck>)>,
     pub reports: Vec<NodeReport>,
+    /// The node's term or membership changed: persist this before sending `messages`, so
+    /// that a restart rejoins with it (see [`HardState`]).
+    pub hard_state: Option<HardState>,
 }
 
 impl Outputs {
@@ -174,6 +190,7 @@ impl Outputs {
         self.messages.clear();
         self.replies.clear();
         self.reports.clear();
+        self.hard_state = None;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -182,5 +199,6 @@ impl Outputs {
             && self.messages.is_empty()
             && self.replies.is_empty()
             && self.reports.is_empty()
+            && self.hard_state.is_none()
     }
 }

@@ -64,11 +64,23 @@ impl TidalDb {
                 log
             }
         };
-        let (node, disk, recovery) = (
-            Node::new(b.node.clone(), log.ledger, log.clock),
-            log.disk,
-            log.report,
-        );
+        let restarting = log.is_restart();
+        let mut node = Node::new(b.node.clone(), log.ledger, log.clock);
+        if restarting && network.is_some() {
+            // As a restarted simulated replica does: a follower in its last term, with
+            // its last membership. The in-memory retained log died with the process.
+            let state = log.hard_state.clone().unwrap_or_default();
+            let mut out = Outputs::default();
+            node.handle(
+                Timestamp::now(),
+                Input::Rejoin {
+                    state,
+                    retained: &[],
+                },
+                &mut out,
+            );
+        }
+        let (disk, recovery) = (log.disk, log.report);
         // After the default tenant's log, which holds the directory lock.
         let tenants = TenantSet::open(
             schema.clone(),

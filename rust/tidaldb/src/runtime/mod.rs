@@ -4,7 +4,9 @@
 mod builder;
 mod db;
 mod driver;
+mod hard_state;
 mod layout;
+mod replica;
 mod state;
 mod tenants;
 mod transport;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
 
+use super::hard_state;
 use super::layout::DirLock;
 use super::tenants::TenantSet;
 use super::transport::Transport;
@@ -16,7 +17,7 @@ use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
 use crate::ledger::Ledger;
 use crate::node::{
-    ClientOp, Input, Node, Outputs, RequestId, WriteAck, WriteConcern, WriteRequest,
+    ClientOp, HardState, Input, Node, Outputs, RequestId, WriteAck, WriteConcern, WriteRequest,
 };
 use crate::schema::{Schema, Timestamp};
 use crate::wal::{Durability, RecoveryReport, Wal, WalConfig};
@@ -49,6 +50,15 @@ pub(super) struct OpenedLog {
     pub clock: HlcTimestamp,
     pub disk: Option<Disk>,
     pub report: RecoveryReport,
+    /// The term and membership the node last stored beside this log, if it ever did.
+    pub hard_state: Option<HardState>,
+}
+
+impl OpenedLog {
+    /// True when the log was written before: the node is restarting, not starting.
+    pub fn is_restart(&self) -> bool {
+        self.hard_state.is_some() || self.report.events_replayed > 0 || self.report.snapshot_lsn > 0
+    }
 }
 
 /// Opens the log in `wal_dir` and replays it, or starts an empty in-memory ledger when
@@ -66,11 +76,13 @@ pub(super) fn open_log(
             clock: HlcTimestamp::default(),
             disk: None,
             report: RecoveryReport::default(),
+            hard_state: None,
         });
     };
     let (wal, ledger, clock, report) = Wal::open(dir, policy.wal, schema, |ledger, events| {
         ledger.apply_batch(events)
     })?;
+    let hard_state = hard_state::read(dir)?;
     let disk = Disk {
         wal,
         durability: policy.durability,
@@ -84,6 +96,7 @@ pub(super) fn open_log(
         clock,
         disk: Some(disk),
         report,
+        hard_state,
     })
 }
 
@@ -203,7 +216,10 @@ impl State {
         let mut out = std::mem::take(&mut self.out);
         out.clear();
         self.node.handle(now, input, &mut out);
-        let persisted = self.persist(&out);
+        // Before anything is sent: a message in a new term must not outlive a crash that
+        // forgets the term.
+        let stored = self.store_hard_state(&mut out);
+        let persisted = stored.and_then(|()| self.persist(&out));
         if let Some(net) = &self.net {
             for (to, msg) in out.messages.drain(..) {
                 net.0.send(to, msg);
@@ -220,6 +236,17 @@ impl State {
         }
         self.out = out;
         persisted.map(|()| claimed)
+    }
+
+    /// Stores a changed term or membership beside the log, durably.
+    fn store_hard_state(&mut self, out: &mut Outputs) -> Result<()> {
+        let (Some(state), Some(disk)) = (out.hard_state.take(), self.disk.as_ref()) else {
+            return Ok(());
+        };
+        match hard_state::write(disk.wal.dir(), &state) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
     }
 
     /// Makes what the node applied durable as the policy says: a peer's snapshot replaces

@@ -2,6 +2,7 @@
 //! was written but not yet synced. A crash may lose that tail, as a real power cut would.
 
 use crate::event::Event;
+use crate::node::HardState;
 
 #[derive(Clone, Debug, Default)]
 pub struct SimDisk {
@@ -9,8 +10,8 @@ pub struct SimDisk {
     pub snapshot: Option<Vec<u8>>,
     pub synced: Vec<Event>,
     pub unsynced: Vec<Event>,
-    /// The last term the node knew: its hard state.
-    pub term: u64,
+    /// The last term and membership the node persisted.
+    pub hard_state: HardState,
 }
 
 impl SimDisk {

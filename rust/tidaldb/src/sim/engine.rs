@@ -258,8 +258,10 @@ impl Sim {
                 Err(e) => tracing::error!(node = id.0, error = %e, "could not store a snapshot"),
             }
         }
+        if let Some(state) = out.hard_state.take() {
+            sim_node.disk.hard_state = state;
+        }
         sim_node.disk.append(&out.persist);
-        sim_node.disk.term = node.term();
         let wrote = !out.persist.is_empty() || out.install_snapshot;
         // A snapshot install is durable at once (it is written and synced as a whole), so
         // the node learns it under either policy.
@@ -464,10 +466,30 @@ impl Sim {
         if let Some(newest) = n.disk.synced.iter().map(|e| e.hlc).max() {
             floor = floor.max(newest);
         }
-        let mut node = Node::new(n.cfg.clone(), ledger, floor);
-        node.rejoin(n.disk.term, &n.disk.synced);
+        let node = Node::new(n.cfg.clone(), ledger, floor);
+        let state = n.disk.hard_state.clone();
         n.node = Some(node);
         n.last_sync = self.now.as_nanos();
+        // The retained tail is the synced log; it is lent to the node, which copies what
+        // its bounds allow.
+        let retained = std::mem::take(&mut n.disk.synced);
+        self.drive(
+            id,
+            Input::Rejoin {
+                state,
+                retained: &retained,
+            },
+        );
+        if let Some(n) = self.nodes.get_mut(id.0 as usize) {
+            n.disk.synced = retained;
+        }
+        let repairs = match self.node(id) {
+            Ok(node) => crate::cluster::membership_repair(&self.control, node),
+            Err(_) => Vec::new(),
+        };
+        for command in repairs {
+            self.drive(id, Input::Control(command));
+        }
         tracing::info!(node = id.0, "node restarted");
         Ok(())
     }

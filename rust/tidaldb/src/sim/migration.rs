@@ -18,7 +18,7 @@ use super::tenants::wait_for;
 use crate::control::{Command, MigrationRecord, MigrationState};
 use crate::error::{Result, TidalError};
 use crate::event::{TenantId, VersionVector};
-use crate::node::{NodeRole, PeerAddr};
+use crate::node::{ControlCommand, Input, NodeRole, PeerAddr};
 use crate::schema::{NodeId, RegionId, ShardId};
 use crate::tenancy::ShardAssignment;
 
@@ -151,13 +151,9 @@ impl TenantMigration {
             .start_replica(sim, &config, id, m.target, NodeRole::Follower, peers, false)?;
         let me = PeerAddr::new(id, m.target.region_id);
         for (n, _) in &group {
-            if let Some(sn) = sim.nodes.get_mut(n.0 as usize) {
-                // The stored config too, so that a restart keeps the new peer.
-                sn.cfg.peers.push(me);
-                if let Some(node) = sn.node.as_mut() {
-                    node.add_peer(me);
-                }
-            }
+            // A replica that is down learns of the new peer when it restarts: the cluster
+            // aligns a restarted replica's membership with its group.
+            sim.drive(*n, Input::Control(ControlCommand::AddPeer(me)));
         }
         self.advance(sim, MigrationState::PreparingTarget, Some(id))?;
         Ok(id)
@@ -274,13 +270,13 @@ impl TenantMigration {
                 TidalError::Conflict("the migration record has no target replica".into())
             })?;
             self.await_target_covers_source(&mut sim, source, target, "gc_source")?;
-            for sn in sim.nodes.iter_mut() {
-                sn.cfg.peers.retain(|p| p.node != source);
-                if let Some(node) = sn.node.as_mut() {
-                    node.remove_peer(source);
-                }
-            }
             sim.retire(source);
+            for i in 0..sim.nodes.len() {
+                sim.drive(
+                    NodeId(i as u16),
+                    Input::Control(ControlCommand::RemovePeer(source)),
+                );
+            }
             let now = sim.now;
             sim.control.apply(now, Command::RemoveReplica(source))?;
         }

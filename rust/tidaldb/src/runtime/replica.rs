@@ -1,0 +1,28 @@
+//! A replicated [`TidalDb`] as the cluster layer sees it: a replica that takes the
+//! control plane's orders and reports its term, role and membership.
+
+use super::TidalDb;
+use crate::error::Result;
+use crate::node::{ControlCommand, HardState, Input, NodeRole};
+use crate::schema::Timestamp;
+
+impl TidalDb {
+    /// Carries out an order of the control plane on the default tenant's replica: a role
+    /// in a term, or a peer joining or leaving the group. A change of term or membership
+    /// is stored beside the log before this returns, so a reopened replica rejoins with it.
+    pub fn apply_control(&self, command: ControlCommand) -> Result<()> {
+        let mut st = self.lock()?;
+        st.check_writable()?;
+        st.step(Timestamp::now(), Input::Control(command), None)?;
+        st.settle()
+    }
+
+    /// The replica's term and membership, as a restart would recover them.
+    pub fn hard_state(&self) -> Result<HardState> {
+        Ok(self.lock()?.node.hard_state())
+    }
+
+    pub fn role(&self) -> Result<NodeRole> {
+        Ok(self.lock()?.node.role())
+    }
+}
