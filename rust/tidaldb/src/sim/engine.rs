@@ -21,7 +21,7 @@ use crate::node::{
     ClientOp, Input, Message, Node, NodeConfig, Outputs, RequestId, WriteAck, WriteConcern,
     WriteRequest,
 };
-use crate::schema::{NodeId, RegionId, Schema, ShardId, Timestamp};
+use crate::schema::{NodeId, RegionId, Schema, Timestamp};
 use crate::wal::snapshot;
 
 /// Node ids are 16-bit, so a simulation holds at most this many replicas.
@@ -398,35 +398,6 @@ impl Sim {
         }
     }
 
-    /// Every live (not retired) node on the host `(region, shard)`, of any tenant.
-    pub fn nodes_on(&self, region: RegionId, shard: ShardId) -> Vec<NodeId> {
-        (0..self.nodes.len())
-            .filter(|&i| {
-                let n = &self.nodes[i];
-                !n.retired && n.cfg.region == region && n.cfg.shard == shard
-            })
-            .map(|i| NodeId(i as u16))
-            .collect()
-    }
-
-    /// The default tenant's replica of `shard` in `region`.
-    pub fn node_at(&self, region: RegionId, shard: ShardId) -> Result<NodeId> {
-        self.nodes
-            .iter()
-            .position(|n| {
-                n.cfg.region == region
-                    && n.cfg.shard == shard
-                    && n.cfg.tenant == crate::event::TenantId::DEFAULT
-            })
-            .map(|i| NodeId(i as u16))
-            .ok_or_else(|| {
-                TidalError::NotFound(format!(
-                    "no replica of shard {} in region {}",
-                    shard.0, region.0
-                ))
-            })
-    }
-
     /// Stops a node. Its unsynced tail is lost when `lose_unsynced`. Returns the events lost.
     pub fn crash(&mut self, id: NodeId, lose_unsynced: bool) -> Result<usize> {
         let n = self
@@ -482,13 +453,6 @@ impl Sim {
         );
         if let Some(n) = self.nodes.get_mut(id.0 as usize) {
             n.disk.synced = retained;
-        }
-        let repairs = match self.node(id) {
-            Ok(node) => crate::cluster::membership_repair(&self.control, node),
-            Err(_) => Vec::new(),
-        };
-        for command in repairs {
-            self.drive(id, Input::Control(command));
         }
         tracing::info!(node = id.0, "node restarted");
         Ok(())

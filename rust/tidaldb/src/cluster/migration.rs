@@ -1,10 +1,9 @@
-//! Zero-downtime tenant migration on the simulated cluster.
+//! Zero-downtime tenant migration, under either driver.
 //!
 //! The control plane's [`MigrationRecord`] is the truth; this handle only drives it. Every
 //! step first finishes whatever the record says is under way, then checks its own
 //! condition, so a step can be retried after a crash of the source, of the target, or of
-//! the caller (drop the handle, and get a new one with
-//! [`SimulatedCluster::tenant_migration`]).
+//! the caller (drop the handle, and get a new one with [`Cluster::tenant_migration`]).
 //!
 //! The target joins the tenant's replica group as one more replica, so the ordinary
 //! replication protocol ships it the source's log, or a snapshot when the log no longer
@@ -12,9 +11,7 @@
 
 use std::time::Duration;
 
-use super::SimulatedCluster;
-use super::engine::Sim;
-use super::tenants::wait_for;
+use super::{Cluster, ClusterDriver, ClusterView};
 use crate::control::{Command, MigrationRecord, MigrationState};
 use crate::error::{Result, TidalError};
 use crate::event::{TenantId, VersionVector};
@@ -24,14 +21,14 @@ use crate::tenancy::ShardAssignment;
 
 /// A handle on one tenant's migration. Cheap; any number may exist.
 #[derive(Clone, Debug)]
-pub struct TenantMigration {
-    cluster: SimulatedCluster,
+pub struct TenantMigration<D> {
+    cluster: Cluster<D>,
     tenant: TenantId,
-    /// How long a step waits for replication (virtual time).
+    /// How long a step waits for replication, in the driver's time.
     pub step_timeout: Duration,
 }
 
-impl SimulatedCluster {
+impl<D: ClusterDriver + Clone> Cluster<D> {
     /// Starts moving `tenant`'s home replica of `from_shard` to the host of the same
     /// shard in `to_region`. `to_shard` must equal `from_shard`: moving data between
     /// shards would split the key space, which migrations do not do.
@@ -41,40 +38,38 @@ impl SimulatedCluster {
         from_shard: ShardId,
         to_shard: ShardId,
         to_region: RegionId,
-    ) -> Result<TenantMigration> {
-        let mut sim = self.lock();
-        let source = sim
-            .control
-            .router()
-            .placement(tenant)?
-            .iter()
-            .find(|a| a.shard_id == from_shard)
-            .copied()
-            .ok_or_else(|| TidalError::InvalidArgument {
-                name: "from_shard",
-                reason: format!("tenant {tenant} has no replica of shard {}", from_shard.0),
-            })?;
+    ) -> Result<TenantMigration<D>> {
+        let source = self.driver.view(|v| {
+            v.control()
+                .router()
+                .placement(tenant)?
+                .iter()
+                .find(|a| a.shard_id == from_shard)
+                .copied()
+                .ok_or_else(|| TidalError::InvalidArgument {
+                    name: "from_shard",
+                    reason: format!("tenant {tenant} has no replica of shard {}", from_shard.0),
+                })
+        })?;
         let target = ShardAssignment {
             shard_id: to_shard,
             region_id: to_region,
         };
-        let now = sim.now;
-        sim.control.apply(
-            now,
-            Command::BeginMigration {
-                tenant,
-                source,
-                target,
-            },
-        )?;
-        drop(sim);
+        self.driver.apply_command(Command::BeginMigration {
+            tenant,
+            source,
+            target,
+        })?;
         self.tenant_migration(tenant)
     }
 
     /// A handle on `tenant`'s migration as the control plane records it: how a driver
     /// that crashed resumes.
-    pub fn tenant_migration(&self, tenant: TenantId) -> Result<TenantMigration> {
-        if self.lock().control.migration(tenant).is_none() {
+    pub fn tenant_migration(&self, tenant: TenantId) -> Result<TenantMigration<D>> {
+        if self
+            .driver
+            .view(|v| v.control().migration(tenant).is_none())
+        {
             return Err(TidalError::NotFound(format!(
                 "tenant {tenant} has no migration"
             )));
@@ -87,17 +82,16 @@ impl SimulatedCluster {
     }
 }
 
-impl TenantMigration {
+impl<D: ClusterDriver> TenantMigration<D> {
     pub fn tenant(&self) -> TenantId {
         self.tenant
     }
 
+    /// The migration as the control plane records it now.
     pub fn record(&self) -> Result<MigrationRecord> {
         self.cluster
-            .lock()
-            .control
-            .migration(self.tenant)
-            .cloned()
+            .driver
+            .view(|v| v.control().migration(self.tenant).cloned())
             .ok_or_else(|| TidalError::NotFound(format!("tenant {} has no migration", self.tenant)))
     }
 
@@ -105,16 +99,14 @@ impl TenantMigration {
         Ok(self.record()?.state)
     }
 
-    fn advance(&self, sim: &mut Sim, to: MigrationState, target: Option<NodeId>) -> Result<()> {
-        let now = sim.now;
-        sim.control.apply(
-            now,
-            Command::AdvanceMigration {
+    fn advance(&self, to: MigrationState, target: Option<NodeId>) -> Result<()> {
+        self.cluster
+            .driver
+            .apply_command(Command::AdvanceMigration {
                 tenant: self.tenant,
                 to,
                 target_node: target,
-            },
-        )
+            })
     }
 
     /// Creates the target replica (once) and waits until it holds everything the source
@@ -124,43 +116,55 @@ impl TenantMigration {
         if m.state >= MigrationState::DualWrite {
             return Ok(());
         }
-        let mut sim = self.cluster.lock();
         let target = match m.target_node {
             Some(t) => t,
-            None => self.create_target(&mut sim, &m)?,
+            None => self.create_target(&m)?,
         };
-        let source = self.source_node(&sim, &m)?;
-        let mark = applied_of(&sim, source)?;
-        wait_for(&mut sim, self.step_timeout, |sim| {
-            sim.node(target).is_ok_and(|t| t.durable().dominates(&mark))
-        })
-        .map_err(|e| self.stalled("prepare_target", e))
+        let mark = self.cluster.driver.view(|v| {
+            let source = self.source_node(v, &m)?;
+            applied_of(v, source)
+        })?;
+        self.cluster
+            .driver
+            .wait_until(self.step_timeout, &mut |v| {
+                v.node(target).is_ok_and(|t| t.durable().dominates(&mark))
+            })
+            .map_err(|e| self.stalled("prepare_target", e))
     }
 
-    fn create_target(&self, sim: &mut Sim, m: &MigrationRecord) -> Result<NodeId> {
-        let config = sim.control.router().config(self.tenant)?.clone();
-        let id = sim.next_node_ids(1)?;
-        let group: Vec<(NodeId, RegionId)> = sim
-            .control
-            .replicas()
-            .filter(|r| r.tenant == self.tenant && r.shard == m.source.shard_id)
-            .map(|r| (r.node, r.region))
-            .collect();
-        let peers = group.iter().map(|(n, r)| PeerAddr::new(*n, *r)).collect();
-        self.cluster
-            .start_replica(sim, &config, id, m.target, NodeRole::Follower, peers, false)?;
+    fn create_target(&self, m: &MigrationRecord) -> Result<NodeId> {
+        let driver = &self.cluster.driver;
+        let (config, group) = driver.view(|v| {
+            let config = v.control().router().config(self.tenant)?.clone();
+            let group: Vec<PeerAddr> = v
+                .control()
+                .replicas()
+                .filter(|r| r.tenant == self.tenant && r.shard == m.source.shard_id)
+                .map(|r| PeerAddr::new(r.node, r.region))
+                .collect();
+            Ok::<_, TidalError>((config, group))
+        })?;
+        let id = driver.next_node_ids(1)?;
+        self.cluster.start_replica(
+            &config,
+            id,
+            m.target,
+            NodeRole::Follower,
+            group.clone(),
+            false,
+        )?;
         let me = PeerAddr::new(id, m.target.region_id);
-        for (n, _) in &group {
+        for member in &group {
             // A replica that is down learns of the new peer when it restarts: the cluster
             // aligns a restarted replica's membership with its group.
-            sim.drive(*n, Input::Control(ControlCommand::AddPeer(me)));
+            driver.input(member.node, Input::Control(ControlCommand::AddPeer(me)));
         }
-        self.advance(sim, MigrationState::PreparingTarget, Some(id))?;
+        self.advance(MigrationState::PreparingTarget, Some(id))?;
         Ok(id)
     }
 
-    fn source_node(&self, sim: &Sim, m: &MigrationRecord) -> Result<NodeId> {
-        sim.control
+    fn source_node(&self, v: &dyn ClusterView, m: &MigrationRecord) -> Result<NodeId> {
+        v.control()
             .replica_on(self.tenant, m.source)
             .map(|r| r.node)
             .ok_or_else(|| {
@@ -189,8 +193,7 @@ impl TenantMigration {
             ))),
             MigrationState::PreparingTarget => {
                 self.prepare_target()?;
-                let mut sim = self.cluster.lock();
-                self.advance(&mut sim, MigrationState::DualWrite, None)
+                self.advance(MigrationState::DualWrite, None)
             }
             _ => Ok(()),
         }
@@ -211,37 +214,30 @@ impl TenantMigration {
             MigrationState::Finalizing | MigrationState::Complete => return Ok(()),
             MigrationState::DualWrite => {}
         }
-        let mut sim = self.cluster.lock();
-        let source = self.source_node(&sim, &m)?;
-        let target = m.target_node.ok_or_else(|| {
-            TidalError::Conflict("the migration record has no target replica".into())
-        })?;
-        self.await_target_covers_source(&mut sim, source, target, "finalize")?;
-        self.advance(&mut sim, MigrationState::Finalizing, None)
+        let source = self.cluster.driver.view(|v| self.source_node(v, &m))?;
+        let target = target_of(&m)?;
+        self.await_target_covers_source(source, target, "finalize")?;
+        self.advance(MigrationState::Finalizing, None)
     }
 
     /// Waits until the target holds durably everything the source has applied.
-    fn await_target_covers_source(
-        &self,
-        sim: &mut Sim,
-        source: NodeId,
-        target: NodeId,
-        step: &str,
-    ) -> Result<()> {
-        applied_of(sim, source)?;
-        wait_for(sim, self.step_timeout, |sim| {
-            match (sim.node(source), sim.node(target)) {
-                (Ok(s), Ok(t)) => t.durable().dominates(s.ledger().version_vector()),
-                _ => false,
-            }
-        })
-        .map_err(|e| self.stalled(step, e))
+    fn await_target_covers_source(&self, source: NodeId, target: NodeId, step: &str) -> Result<()> {
+        self.cluster.driver.view(|v| applied_of(v, source))?;
+        self.cluster
+            .driver
+            .wait_until(
+                self.step_timeout,
+                &mut |v| match (v.node(source), v.node(target)) {
+                    (Ok(s), Ok(t)) => t.durable().dominates(s.ledger().version_vector()),
+                    _ => false,
+                },
+            )
+            .map_err(|e| self.stalled(step, e))
     }
 
-    /// Removes the source's copy once `grace` of virtual time has passed since the
-    /// switch (running the simulation until then), and only once the target holds
-    /// everything the source has: a source that is down is not collected, since its disk
-    /// may hold what nobody else does.
+    /// Removes the source's copy once `grace` has passed since the switch, and only once
+    /// the target holds everything the source has: a source that is down is not
+    /// collected, since its storage may hold what nobody else does.
     pub fn gc_source(&self, grace: Duration) -> Result<()> {
         let m = self.record()?;
         match m.state {
@@ -255,40 +251,44 @@ impl TenantMigration {
                 )));
             }
         }
-        let mut sim = self.cluster.lock();
-        let switched = m.finalized_at_ns.unwrap_or(sim.now.as_nanos());
+        let driver = &self.cluster.driver;
+        let now = driver.view(|v| v.now());
+        let switched = m.finalized_at_ns.unwrap_or(now.as_nanos());
         let due = switched.saturating_add(i64::try_from(grace.as_nanos()).unwrap_or(i64::MAX));
-        if let Ok(due) = crate::schema::Timestamp::from_nanos(due) {
-            sim.run_until(due);
+        let remaining = due.saturating_sub(now.as_nanos());
+        if remaining > 0 {
+            driver.advance(Duration::from_nanos(remaining as u64));
         }
-        if let Some(source) = sim
-            .control
-            .replica_on(self.tenant, m.source)
-            .map(|r| r.node)
-        {
-            let target = m.target_node.ok_or_else(|| {
-                TidalError::Conflict("the migration record has no target replica".into())
-            })?;
-            self.await_target_covers_source(&mut sim, source, target, "gc_source")?;
-            sim.retire(source);
-            for i in 0..sim.nodes.len() {
-                sim.drive(
-                    NodeId(i as u16),
-                    Input::Control(ControlCommand::RemovePeer(source)),
-                );
+        let source = driver.view(|v| {
+            v.control()
+                .replica_on(self.tenant, m.source)
+                .map(|r| r.node)
+        });
+        if let Some(source) = source {
+            let target = target_of(&m)?;
+            self.await_target_covers_source(source, target, "gc_source")?;
+            driver.retire_node(source);
+            let members: Vec<NodeId> =
+                driver.view(|v| v.control().replicas().map(|r| r.node).collect());
+            for n in members {
+                driver.input(n, Input::Control(ControlCommand::RemovePeer(source)));
             }
-            let now = sim.now;
-            sim.control.apply(now, Command::RemoveReplica(source))?;
+            driver.apply_command(Command::RemoveReplica(source))?;
         }
-        self.advance(&mut sim, MigrationState::Complete, None)
+        self.advance(MigrationState::Complete, None)
     }
+}
+
+fn target_of(m: &MigrationRecord) -> Result<NodeId> {
+    m.target_node
+        .ok_or_else(|| TidalError::Conflict("the migration record has no target replica".into()))
 }
 
 /// Everything `node` has applied: acknowledged writes included, synced or not. Marks are
 /// taken from this, not from what is durable, or an acknowledged write still in the
 /// source's unsynced tail could be left behind.
-fn applied_of(sim: &Sim, node: NodeId) -> Result<VersionVector> {
-    sim.node(node)
+fn applied_of(v: &dyn ClusterView, node: NodeId) -> Result<VersionVector> {
+    v.node(node)
         .map(|n| n.ledger().version_vector().clone())
         .map_err(|_| {
             TidalError::Unavailable(format!(

@@ -1,6 +1,7 @@
-//! `SimNodeRef`: one replica of a simulated cluster, with the embedded database's API.
+//! [`NodeRef`]: one replica of a cluster, with the embedded database's API, under either
+//! driver.
 
-use super::cluster::SimulatedCluster;
+use super::{Cluster, ClusterDriver};
 use crate::error::Result;
 use crate::event::{ClientTag, VersionVector};
 use crate::ledger::WindowReading;
@@ -8,16 +9,16 @@ use crate::node::{ClientOp, NodeRole, WriteAck, WriteConcern};
 use crate::query::{self, Results, Retrieve};
 use crate::schema::{EntityId, NodeId, RegionId, Timestamp, Window};
 
-/// A handle on one replica of a [`SimulatedCluster`].
+/// A handle on one replica of a [`Cluster`].
 #[derive(Clone, Debug)]
-pub struct SimNodeRef {
-    cluster: SimulatedCluster,
+pub struct NodeRef<D> {
+    cluster: Cluster<D>,
     id: NodeId,
 }
 
-impl SimNodeRef {
-    pub(super) fn new(cluster: SimulatedCluster, id: NodeId) -> Self {
-        SimNodeRef { cluster, id }
+impl<D: ClusterDriver> NodeRef<D> {
+    pub(super) fn new(cluster: Cluster<D>, id: NodeId) -> Self {
+        NodeRef { cluster, id }
     }
 
     pub fn id(&self) -> NodeId {
@@ -25,7 +26,10 @@ impl SimNodeRef {
     }
 
     pub fn region(&self) -> RegionId {
-        self.cluster.lock().region_of(self.id)
+        self.cluster
+            .driver
+            .view(|v| v.control().replica(self.id).map(|r| r.region))
+            .unwrap_or(RegionId(u16::MAX))
     }
 
     pub fn role(&self) -> Result<NodeRole> {
@@ -62,17 +66,17 @@ impl SimNodeRef {
         concern: WriteConcern,
         tag: Option<ClientTag>,
     ) -> Result<WriteAck> {
-        let signal = self.cluster.config().schema.resolve(signal)?;
+        let signal = self.cluster.layout().schema.resolve(signal)?;
         let op = ClientOp::Signal {
             signal,
             entity,
             weight,
             ts,
         };
-        self.cluster.submit(self.id, &[op], concern, tag)
+        self.cluster.driver.submit(self.id, &[op], concern, tag)
     }
 
-    /// A local signal write stamped with the virtual time now.
+    /// A local signal write stamped with the driver's time now.
     pub fn signal(&self, signal: &str, entity: EntityId, weight: f64) -> Result<WriteAck> {
         self.write_signal(signal, entity, weight, None, WriteConcern::Local, None)
     }
@@ -80,23 +84,25 @@ impl SimNodeRef {
     pub fn hide_item(&self, user: EntityId, item: EntityId) -> Result<WriteAck> {
         let op = ClientOp::Hide { user, item };
         self.cluster
+            .driver
             .submit(self.id, &[op], WriteConcern::Local, None)
     }
 
     pub fn unhide_item(&self, user: EntityId, item: EntityId) -> Result<WriteAck> {
         let op = ClientOp::Unhide { user, item };
         self.cluster
+            .driver
             .submit(self.id, &[op], WriteConcern::Local, None)
     }
 
-    /// The decayed score at `at` (default: the virtual time now).
+    /// The decayed score at `at` (default: the driver's time now).
     pub fn read_decay_score(
         &self,
         entity: EntityId,
         signal: &str,
         at: Option<Timestamp>,
     ) -> Result<f64> {
-        let signal = self.cluster.config().schema.resolve(signal)?;
+        let signal = self.cluster.layout().schema.resolve(signal)?;
         self.cluster.with_node(self.id, |n, now| {
             n.ledger().decay_score(signal, entity, at.unwrap_or(now))
         })
@@ -108,7 +114,7 @@ impl SimNodeRef {
         signal: &str,
         window: Window,
     ) -> Result<WindowReading> {
-        let signal = self.cluster.config().schema.resolve(signal)?;
+        let signal = self.cluster.layout().schema.resolve(signal)?;
         self.cluster.with_node(self.id, |n, now| {
             n.ledger().window(signal, entity, window, now)
         })
@@ -121,12 +127,13 @@ impl SimNodeRef {
 
     /// A query answered by this replica alone (its shard's candidates only).
     pub fn retrieve(&self, q: &Retrieve) -> Result<Results> {
-        let sim = self.cluster.lock();
-        let node = sim.node(self.id)?;
-        let shard = node.config().shard;
-        let mut r = query::execute(node.ledger(), q, sim.now, shard)?;
-        r.stats.replicas_unreachable = node.unreachable_replicas(sim.now);
-        r.stats.degraded = !r.stats.replicas_unreachable.is_empty();
-        Ok(r)
+        self.cluster.driver.view(|v| {
+            let node = v.node(self.id)?;
+            let shard = node.config().shard;
+            let mut r = query::execute(node.ledger(), q, v.now(), shard)?;
+            r.stats.replicas_unreachable = node.unreachable_replicas(v.now());
+            r.stats.degraded = !r.stats.replicas_unreachable.is_empty();
+            Ok(r)
+        })
     }
 }
