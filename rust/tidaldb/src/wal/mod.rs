@@ -4,6 +4,7 @@
 mod codec;
 mod frame;
 mod header;
+mod links;
 mod recovery;
 mod segment;
 pub mod snapshot;
@@ -12,6 +13,7 @@ mod snapshot_v1;
 pub use codec::{Reader, decode_event, encode_event};
 pub use frame::{decode_frame, encode_frame};
 pub use header::{BatchHeader, FORMAT_VERSION, HEADER_LEN, HeaderError, LogMark, WIRE_VERSION};
+pub use links::{refuse_link, refuse_links_in_log_dir};
 pub use recovery::RecoveryReport;
 pub use segment::{list_segments, scan_segment, segment_name, sync_dir};
 
@@ -116,6 +118,7 @@ impl Wal {
         on_batch: impl FnMut(&mut Ledger, &[Event]) -> Result<()>,
     ) -> Result<(Wal, Ledger, HlcTimestamp, RecoveryReport)> {
         let schema_fingerprint = schema_fingerprint(schema)?;
+        refuse_links_in_log_dir(dir)?;
         fs::create_dir_all(dir).map_err(TidalError::io(format!("creating {}", dir.display())))?;
         let r = recovery::recover(dir, &cfg, schema, schema_fingerprint, on_batch)?;
         let writer = SegmentWriter::open(dir, cfg.shard, r.tail_segment.unwrap_or(r.next_lsn))?;
