@@ -40,8 +40,8 @@ pub enum Durability {
     /// `max_delay`. A crash loses the writes not yet synced: normally those of the last
     /// `max_delay`, but longer if the process was stalled (starved of CPU, or busy with a
     /// long call), since no thread can sync while the process does not run. Whatever the
-    /// scheduling, a write call that ends after an earlier write's `max_delay` has passed
-    /// syncs it before returning. `flush()` syncs now.
+    /// scheduling, an accepted write call that ends after an earlier write's `max_delay`
+    /// has passed syncs it before returning. `flush()` syncs now.
     Batched {
         max_batch: usize,
         max_delay: Duration,
