@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use super::builder::{DEFAULT_SNAPSHOT_EVERY, TidalDbBuilder};
 use super::driver::{spawn_driver, spawn_flusher};
-use super::layout::{DirLock, check_or_record_schema, default_wal_dir};
+use super::layout::{DirLock, StoredSchema, check_schema, default_wal_dir, record_schema};
 use super::state::{LogPolicy, Net, Shared, State, Submitted, open_log};
 use super::tenants::{TenantEnv, TenantSet};
 use crate::error::{Result, TidalError};
@@ -52,8 +52,12 @@ impl TidalDb {
             None => open_log(&schema, None, &policy, None)?,
             Some(dir) => {
                 let lock = DirLock::acquire(dir)?;
-                check_or_record_schema(dir, &schema)?;
+                let stored = check_schema(dir, &schema)?;
                 let log = open_log(&schema, Some(&default_wal_dir(dir)), &policy, Some(lock))?;
+                // Only once the log accepted the schema, so a refused one is not recorded.
+                if stored == StoredSchema::Missing {
+                    record_schema(dir, &schema)?;
+                }
                 tracing::info!(
                     dir = %dir.display(),
                     snapshot_lsn = log.report.snapshot_lsn,

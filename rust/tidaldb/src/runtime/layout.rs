@@ -8,7 +8,7 @@
 //! {data_dir}/tenants/{id}/wal/         its log
 //! ```
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind as IoKind;
 use std::path::{Path, PathBuf};
 
@@ -17,6 +17,10 @@ use crate::event::TenantId;
 use crate::schema::Schema;
 use crate::tenancy::{TenantConfig, tenant_wal_dir};
 use crate::wal;
+
+const LOCK_FILE: &str = "LOCK";
+const SCHEMA_FILE: &str = "schema.json";
+const SCHEMA_TMP: &str = "schema.json.tmp";
 
 /// A registered tenant's config inside its directory.
 pub const TENANT_CONFIG_FILE: &str = "tenant.json";
@@ -37,12 +41,20 @@ pub struct DirLock {
 }
 
 impl DirLock {
+    /// Checks the directory, then takes its lock. Nothing is created or written before
+    /// the checks pass: a refused open leaves the file system as it was.
     pub fn acquire(data_dir: &Path) -> Result<Self> {
+        check_data_dir(data_dir)?;
         fs::create_dir_all(data_dir)
             .map_err(TidalError::io(format!("creating {}", data_dir.display())))?;
-        let path = data_dir.join("LOCK");
-        let file =
-            File::create(&path).map_err(TidalError::io(format!("creating {}", path.display())))?;
+        let path = data_dir.join(LOCK_FILE);
+        // Never truncated: the lock is the file's existence and its advisory lock.
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(TidalError::io(format!("creating {}", path.display())))?;
         file.try_lock().map_err(|_| {
             TidalError::Unavailable(format!(
                 "{} is open in another process; close it there first",
@@ -53,9 +65,53 @@ impl DirLock {
     }
 }
 
-/// Checks `schema` against the one the directory was created with, or records it.
-pub fn check_or_record_schema(data_dir: &Path, schema: &Schema) -> Result<()> {
-    let path = data_dir.join("schema.json");
+/// Refuses a data directory path that cannot be one (empty, or an existing file), and any
+/// symbolic link among the entries tidaldb keeps in it (see [`wal::refuse_link`]).
+pub fn check_data_dir(data_dir: &Path) -> Result<()> {
+    if data_dir.as_os_str().is_empty() {
+        return Err(TidalError::InvalidArgument {
+            name: "data_dir",
+            reason: "the path is empty; give the directory to keep the database in \
+                     (\".\" for the current one)"
+                .into(),
+        });
+    }
+    match fs::metadata(data_dir) {
+        Ok(m) if !m.is_dir() => {
+            return Err(TidalError::InvalidArgument {
+                name: "data_dir",
+                reason: format!("{} exists and is not a directory", data_dir.display()),
+            });
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == IoKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(TidalError::Io {
+                context: format!("inspecting {}", data_dir.display()),
+                source: e,
+            });
+        }
+    }
+    for name in [LOCK_FILE, SCHEMA_FILE, SCHEMA_TMP] {
+        wal::refuse_link(&data_dir.join(name))?;
+    }
+    wal::refuse_link(&tenants_root(data_dir))?;
+    wal::refuse_links_in_log_dir(&default_wal_dir(data_dir))
+}
+
+/// Whether `schema.json` holds the schema given, or is missing (a new directory, or one
+/// whose file was lost: then the log's own schema fingerprint decides, see
+/// [`wal::schema_fingerprint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoredSchema {
+    Same,
+    Missing,
+}
+
+/// Checks `schema` against the one the directory was created with. Writes nothing: a
+/// missing record is written by [`record_schema`] once the log has accepted the schema.
+pub fn check_schema(data_dir: &Path, schema: &Schema) -> Result<StoredSchema> {
+    let path = data_dir.join(SCHEMA_FILE);
     match fs::read(&path) {
         Ok(bytes) => {
             let stored: Schema =
@@ -70,18 +126,21 @@ pub fn check_or_record_schema(data_dir: &Path, schema: &Schema) -> Result<()> {
                     detail: describe_difference(&stored, schema),
                 });
             }
-            Ok(())
+            Ok(StoredSchema::Same)
         }
-        Err(e) if e.kind() == IoKind::NotFound => {
-            let json = serde_json::to_vec_pretty(schema)
-                .map_err(|e| TidalError::InvalidSchema(e.to_string()))?;
-            write_atomically(data_dir, "schema.json", &json)
-        }
+        Err(e) if e.kind() == IoKind::NotFound => Ok(StoredSchema::Missing),
         Err(e) => Err(TidalError::Io {
             context: format!("reading {}", path.display()),
             source: e,
         }),
     }
+}
+
+/// Records `schema` as the directory's.
+pub fn record_schema(data_dir: &Path, schema: &Schema) -> Result<()> {
+    let json =
+        serde_json::to_vec_pretty(schema).map_err(|e| TidalError::InvalidSchema(e.to_string()))?;
+    write_atomically(data_dir, SCHEMA_FILE, &json)
 }
 
 fn describe_difference(stored: &Schema, given: &Schema) -> String {

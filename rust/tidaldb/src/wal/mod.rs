@@ -4,6 +4,7 @@
 mod codec;
 mod frame;
 mod header;
+mod links;
 mod recovery;
 mod segment;
 pub mod snapshot;
@@ -11,7 +12,8 @@ mod snapshot_v1;
 
 pub use codec::{Reader, decode_event, encode_event};
 pub use frame::{decode_frame, encode_frame};
-pub use header::{BatchHeader, FORMAT_VERSION, HEADER_LEN, HeaderError};
+pub use header::{BatchHeader, FORMAT_VERSION, HEADER_LEN, HeaderError, LogMark, WIRE_VERSION};
+pub use links::{refuse_link, refuse_links_in_log_dir};
 pub use recovery::RecoveryReport;
 pub use segment::{list_segments, scan_segment, segment_name, sync_dir};
 
@@ -35,7 +37,11 @@ pub enum Durability {
     #[default]
     Immediate,
     /// Writes are synced in groups: once `max_batch` are pending, or the oldest has waited
-    /// `max_delay`. A crash can lose the writes of the last `max_delay`; `flush()` syncs now.
+    /// `max_delay`. A crash loses the writes not yet synced: normally those of the last
+    /// `max_delay`, but longer if the process was stalled (starved of CPU, or busy with a
+    /// long call), since no thread can sync while the process does not run. Whatever the
+    /// scheduling, an accepted write call that ends after an earlier write's `max_delay`
+    /// has passed syncs it before returning. `flush()` syncs now.
     Batched {
         max_batch: usize,
         max_delay: Duration,
@@ -63,6 +69,23 @@ impl Default for WalConfig {
 /// A batch payload is sealed once it passes this size, so headers stay within `u32`.
 const MAX_BATCH_PAYLOAD: usize = 8 << 20;
 
+/// The fingerprint of `schema` stamped into every batch: crc32c of its encoding. An event
+/// names its signal by index, so replaying a log under another schema would relabel it;
+/// recovery refuses a batch whose fingerprint is not the open schema's.
+pub fn schema_fingerprint(schema: &Schema) -> Result<u32> {
+    let bytes = postcard::to_stdvec(schema)
+        .map_err(|e| TidalError::InvalidSchema(format!("the schema does not encode: {e}")))?;
+    Ok(crc32c::crc32c(&bytes))
+}
+
+/// A full batch of the commit group being filled, waiting for its header.
+#[derive(Debug)]
+struct FullBatch {
+    first_lsn: u64,
+    events: u32,
+    payload: Vec<u8>,
+}
+
 /// The open log of one (tenant, shard).
 #[derive(Debug)]
 pub struct Wal {
@@ -74,11 +97,12 @@ pub struct Wal {
     pending: Vec<u8>,
     pending_events: u32,
     pending_first_lsn: u64,
-    /// Whole batches (header + payload) sealed but not yet written, and their events.
-    sealed: Vec<u8>,
-    sealed_events: usize,
-    /// The first seq of the commit group being sealed, stamped into each of its batches.
-    group_first: Option<u64>,
+    /// Earlier full batches of the same commit group. Their headers are written at commit,
+    /// when it is known which batch ends the group.
+    full: Vec<FullBatch>,
+    full_events: usize,
+    /// Stamped into every batch, checked by recovery.
+    schema_fingerprint: u32,
     /// Set by a failed write or sync: memory is then ahead of the file, so nothing more
     /// may be appended behind the gap. Reopening recovers.
     failed: Option<String>,
@@ -93,9 +117,11 @@ impl Wal {
         schema: &Arc<Schema>,
         on_batch: impl FnMut(&mut Ledger, &[Event]) -> Result<()>,
     ) -> Result<(Wal, Ledger, HlcTimestamp, RecoveryReport)> {
+        let schema_fingerprint = schema_fingerprint(schema)?;
+        refuse_links_in_log_dir(dir)?;
         fs::create_dir_all(dir).map_err(TidalError::io(format!("creating {}", dir.display())))?;
-        let r = recovery::recover(dir, &cfg, schema, on_batch)?;
-        let writer = SegmentWriter::create(dir, cfg.shard, r.tail_segment.unwrap_or(r.next_lsn))?;
+        let r = recovery::recover(dir, &cfg, schema, schema_fingerprint, on_batch)?;
+        let writer = SegmentWriter::open(dir, cfg.shard, r.tail_segment.unwrap_or(r.next_lsn))?;
         let wal = Wal {
             dir: dir.to_path_buf(),
             cfg,
@@ -104,9 +130,9 @@ impl Wal {
             pending: Vec::new(),
             pending_events: 0,
             pending_first_lsn: r.next_lsn,
-            sealed: Vec::new(),
-            sealed_events: 0,
-            group_first: None,
+            full: Vec::new(),
+            full_events: 0,
+            schema_fingerprint,
             failed: None,
         };
         Ok((wal, r.ledger, r.clock, r.report))
@@ -126,37 +152,66 @@ impl Wal {
         self.pending_events += 1;
         self.next_lsn += 1;
         if self.pending.len() >= MAX_BATCH_PAYLOAD {
-            self.seal();
+            self.close_batch();
         }
     }
 
     /// Events appended but not yet committed.
     pub fn uncommitted(&self) -> usize {
-        self.pending_events as usize + self.sealed_events
+        self.pending_events as usize + self.full_events
     }
 
-    fn seal(&mut self) {
+    /// Sets the filled batch aside; its header is written at commit.
+    fn close_batch(&mut self) {
         if self.pending_events == 0 {
             return;
         }
-        let group_first = *self.group_first.get_or_insert(self.pending_first_lsn);
-        let header = BatchHeader::seal(
-            self.pending_first_lsn,
-            self.pending_events,
-            group_first,
-            &self.pending,
-            Timestamp::now().as_nanos() as u64,
-            self.cfg.shard,
-            self.cfg.region,
-        );
-        self.sealed.extend_from_slice(&header.encode());
-        self.sealed.extend_from_slice(&self.pending);
-        self.sealed_events += self.pending_events as usize;
-        self.pending.clear();
+        self.full.push(FullBatch {
+            first_lsn: self.pending_first_lsn,
+            events: self.pending_events,
+            payload: std::mem::take(&mut self.pending),
+        });
+        self.full_events += self.pending_events as usize;
         self.pending_events = 0;
     }
 
-    /// Writes every pending batch with one write and one sync: group commit. After a
+    /// The commit group as bytes: every batch behind its header, the last one flagged as
+    /// ending the group, so that recovery can tell a whole group from a cut one.
+    fn seal_group(&mut self) -> Vec<u8> {
+        self.close_batch();
+        let batches = std::mem::take(&mut self.full);
+        self.full_events = 0;
+        let size = batches.iter().map(|b| HEADER_LEN + b.payload.len()).sum();
+        let mut bytes = Vec::with_capacity(size);
+        let now = Timestamp::now().as_nanos() as u64;
+        let group_first = batches.first().map_or(0, |b| b.first_lsn);
+        for (i, batch) in batches.iter().enumerate() {
+            let mark = LogMark {
+                group_first,
+                ends_group: i + 1 == batches.len(),
+                schema: self.schema_fingerprint,
+            };
+            let place = (self.cfg.shard, self.cfg.region);
+            let header = BatchHeader::seal_logged(
+                batch.first_lsn,
+                batch.events,
+                mark,
+                &batch.payload,
+                now,
+                place,
+            );
+            bytes.extend_from_slice(&header.encode());
+            bytes.extend_from_slice(&batch.payload);
+        }
+        // Keep the first buffer's capacity for the next group: it is the largest one.
+        if let Some(first) = batches.into_iter().next() {
+            self.pending = first.payload;
+            self.pending.clear();
+        }
+        bytes
+    }
+
+    /// Writes the commit group (every pending batch) with one write and one sync. After a
     /// failure the batches are dropped, never retried (the caller was told they failed),
     /// and every later commit fails too, so that nothing lands behind the gap.
     pub fn commit(&mut self) -> Result<()> {
@@ -165,13 +220,10 @@ impl Wal {
                 "an earlier WAL write failed ({why}); reopen the database to recover from its log"
             )));
         }
-        self.seal();
-        self.group_first = None;
-        if self.sealed.is_empty() {
+        if self.uncommitted() == 0 {
             return Ok(());
         }
-        let batches = std::mem::take(&mut self.sealed);
-        self.sealed_events = 0;
+        let batches = self.seal_group();
         if let Err(e) = self.writer.write(&batches).and_then(|_| self.writer.sync()) {
             self.failed = Some(e.to_string());
             return Err(e);
@@ -185,8 +237,9 @@ impl Wal {
         Ok(())
     }
 
+    /// Starts a new segment at the next seq; its file appears with the first write.
     fn roll(&mut self) -> Result<()> {
-        self.writer = SegmentWriter::create(&self.dir, self.cfg.shard, self.next_lsn)?;
+        self.writer = SegmentWriter::open(&self.dir, self.cfg.shard, self.next_lsn)?;
         Ok(())
     }
 

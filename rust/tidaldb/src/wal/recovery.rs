@@ -1,10 +1,11 @@
-//! Opening a log: restore the newest snapshot, replay every later batch, cut a torn tail.
+//! Opening a log: restore the newest snapshot, replay every later batch, cut a torn or
+//! unfinished last commit group, and refuse a log written under another schema.
 
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::segment::{list_segments, scan_segment, truncate_to};
+use super::segment::{list_segments, scan_segment, sync_dir, truncate_to};
 use super::{WalConfig, snapshot};
 use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
@@ -18,9 +19,9 @@ pub struct RecoveryReport {
     /// The log position the snapshot covered, 0 without one.
     pub snapshot_lsn: u64,
     pub events_replayed: u64,
-    /// Bytes of a torn last commit group that were cut off.
+    /// Bytes of a torn or unfinished last commit group that were cut off.
     pub torn_bytes_truncated: u64,
-    /// Empty segment files left by an interrupted segment roll, removed.
+    /// Empty segment files left by a crash before a segment's first write, removed.
     pub empty_segments_removed: u64,
 }
 
@@ -38,6 +39,7 @@ pub fn recover(
     dir: &Path,
     cfg: &WalConfig,
     schema: &Arc<Schema>,
+    schema_fingerprint: u32,
     mut on_batch: impl FnMut(&mut Ledger, &[Event]) -> Result<()>,
 ) -> Result<Recovered> {
     let mut report = RecoveryReport::default();
@@ -51,12 +53,13 @@ pub fn recover(
     };
 
     let mut segments = list_segments(dir, cfg.shard)?;
-    // An interrupted roll can leave an empty segment; it holds nothing, so it goes.
+    // A segment's file is created by its first write, so an empty one is the trace of a
+    // crash in between; it holds nothing, so it goes.
     let mut kept = Vec::with_capacity(segments.len());
     for (first, path) in segments.drain(..) {
         let empty = fs::metadata(&path).map(|m| m.len() == 0).unwrap_or(false);
         if empty {
-            tracing::warn!(path = %path.display(), "removing an empty segment left by an interrupted roll");
+            tracing::warn!(path = %path.display(), "removing an empty segment left by a crash before its first write");
             fs::remove_file(&path)
                 .map_err(TidalError::io(format!("removing {}", path.display())))?;
             report.empty_segments_removed += 1;
@@ -80,6 +83,7 @@ pub fn recover(
         Some((first, _)) => *first,
         None => report.snapshot_lsn + 1,
     };
+    let mut tail_segment = None;
     for (i, (first, path)) in kept.iter().enumerate() {
         let corruption = |offset: u64, detail: String| TidalError::Corruption {
             path: path.clone(),
@@ -99,6 +103,18 @@ pub fn recover(
         for batch in &scanned.batches {
             if batch.header.first_seq != expected {
                 return Err(gap(expected, batch.header.first_seq, batch.offset));
+            }
+            if let Some(found) = batch.header.schema()
+                && found != schema_fingerprint
+            {
+                return Err(TidalError::SchemaMismatch {
+                    path: path.clone(),
+                    detail: format!(
+                        "the batch at offset {} was written under the schema with \
+                         fingerprint {found:#010x}, the given one has {schema_fingerprint:#010x}",
+                        batch.offset
+                    ),
+                });
             }
             // Records at or below the snapshot's position are already in the ledger.
             let skip = (report.snapshot_lsn + 1).saturating_sub(expected) as usize;
@@ -122,8 +138,18 @@ pub fn recover(
                 bytes = scanned.torn_bytes,
                 "cutting off the unsynced end of the log (a crash during an append)"
             );
-            truncate_to(path, scanned.valid_len)?;
+            if scanned.valid_len == 0 {
+                // Nothing whole is left: remove the file rather than leave an empty one.
+                fs::remove_file(path)
+                    .map_err(TidalError::io(format!("removing {}", path.display())))?;
+                sync_dir(dir)?;
+            } else {
+                truncate_to(path, scanned.valid_len)?;
+            }
             report.torn_bytes_truncated = scanned.torn_bytes;
+        }
+        if scanned.valid_len > 0 {
+            tail_segment = Some(*first);
         }
     }
     Ok(Recovered {
@@ -131,6 +157,6 @@ pub fn recover(
         clock,
         report,
         next_lsn: expected,
-        tail_segment: kept.last().map(|(first, _)| *first),
+        tail_segment,
     })
 }

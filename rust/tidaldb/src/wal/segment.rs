@@ -49,42 +49,78 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         )))
 }
 
-/// The open tail segment.
+/// The tail segment. Its file is created by the first write, not before, so that opening
+/// and closing a database without writing leaves no empty segment behind: an empty segment
+/// then only ever means a crash between creating the file and writing to it.
 #[derive(Debug)]
 pub struct SegmentWriter {
     pub path: PathBuf,
-    file: File,
+    dir: PathBuf,
+    file: Option<File>,
     pub len: u64,
 }
 
 impl SegmentWriter {
-    pub fn create(dir: &Path, shard: ShardId, first_seq: u64) -> Result<Self> {
+    /// The segment whose first record has seq `first_seq`: opened for appending if it
+    /// exists (the tail recovery kept), otherwise created by the first write.
+    pub fn open(dir: &Path, shard: ShardId, first_seq: u64) -> Result<Self> {
         let path = dir.join(segment_name(shard, first_seq));
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(TidalError::io(format!(
-                "creating segment {}",
-                path.display()
-            )))?;
-        sync_dir(dir)?;
-        let len = file
-            .metadata()
-            .map_err(TidalError::io(format!("reading {}", path.display())))?
-            .len();
-        Ok(SegmentWriter { path, file, len })
+        let (file, len) = match OpenOptions::new().append(true).open(&path) {
+            Ok(file) => {
+                let len = file
+                    .metadata()
+                    .map_err(TidalError::io(format!("reading {}", path.display())))?
+                    .len();
+                (Some(file), len)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, 0),
+            Err(e) => {
+                return Err(TidalError::Io {
+                    context: format!("opening segment {}", path.display()),
+                    source: e,
+                });
+            }
+        };
+        Ok(SegmentWriter {
+            path,
+            dir: dir.to_path_buf(),
+            file,
+            len,
+        })
+    }
+
+    /// The file, created (never following a link: it must not exist yet) and its
+    /// directory entry synced on first use.
+    fn file(&mut self) -> Result<&mut File> {
+        if self.file.is_none() {
+            let file = OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(TidalError::io(format!(
+                    "creating segment {}",
+                    self.path.display()
+                )))?;
+            sync_dir(&self.dir)?;
+            self.file = Some(file);
+        }
+        self.file.as_mut().ok_or_else(|| {
+            TidalError::Unavailable(format!("segment {} is not open", self.path.display()))
+        })
     }
 
     /// Appends `bytes`, or on failure cuts the file back to where it was, so that a failed
     /// batch leaves no partial bytes for a later append to land behind.
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        if let Err(e) = self.file.write_all(bytes) {
-            if let Err(cut) = self.file.set_len(self.len) {
-                tracing::error!(error = %cut, path = %self.path.display(), "could not cut back a failed append");
+        let len = self.len;
+        let path = self.path.clone();
+        let file = self.file()?;
+        if let Err(e) = file.write_all(bytes) {
+            if let Err(cut) = file.set_len(len) {
+                tracing::error!(error = %cut, path = %path.display(), "could not cut back a failed append");
             }
             return Err(TidalError::Io {
-                context: format!("appending to {}", self.path.display()),
+                context: format!("appending to {}", path.display()),
                 source: e,
             });
         }
@@ -92,10 +128,14 @@ impl SegmentWriter {
         Ok(())
     }
 
+    /// Syncs what was written; nothing to do before the first write.
     pub fn sync(&mut self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(TidalError::io(format!("syncing {}", self.path.display())))
+        match &self.file {
+            Some(file) => file
+                .sync_data()
+                .map_err(TidalError::io(format!("syncing {}", self.path.display()))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -249,11 +289,65 @@ pub fn scan_segment(path: &Path, first_seq: u64, is_last: bool) -> Result<Scanne
             },
         });
     }
+    let valid_len = cut_unfinished_group(path, &mut batches, at as u64, is_last)?;
     Ok(ScannedSegment {
         batches,
-        valid_len: at as u64,
-        torn_bytes: (bytes.len() - at) as u64,
+        valid_len,
+        torn_bytes: bytes.len() as u64 - valid_len,
     })
+}
+
+/// Removes the batches of a commit group whose last batch is not on disk, and returns
+/// where the segment's whole groups end.
+///
+/// A group is written with one write and one sync, and acknowledged only after both, so
+/// a group without its last batch was never acknowledged: it is cut whole, whether its
+/// later batches are torn or missing, and nothing of it is replayed. Only the last
+/// segment can hold such a group (a segment is rolled only after a commit); anywhere
+/// else it is corruption.
+fn cut_unfinished_group(
+    path: &Path,
+    batches: &mut Vec<ScannedBatch>,
+    whole_len: u64,
+    is_last: bool,
+) -> Result<u64> {
+    let Some(last) = batches.last() else {
+        return Ok(whole_len);
+    };
+    if last.header.ends_group() {
+        return Ok(whole_len);
+    }
+    let group = last.header.group_first;
+    if !is_last {
+        return Err(TidalError::Corruption {
+            path: path.to_path_buf(),
+            offset: last.offset,
+            detail: format!(
+                "the commit group starting at seq {group} ends without its last batch, \
+                 yet a later segment follows"
+            ),
+        });
+    }
+    let mut cut_at = whole_len;
+    while let Some(batch) = batches.pop_if(|b| b.header.group_first == group) {
+        cut_at = batch.offset;
+        if batch.header.first_seq == group {
+            break;
+        }
+    }
+    // Only one group, the last, can be unfinished: one before it was followed by a sync.
+    if let Some(before) = batches.last().filter(|b| !b.header.ends_group()) {
+        return Err(TidalError::Corruption {
+            path: path.to_path_buf(),
+            offset: before.offset,
+            detail: format!(
+                "the commit group starting at seq {} ends without its last batch, \
+                 yet a later group follows",
+                before.header.group_first
+            ),
+        });
+    }
+    Ok(cut_at)
 }
 
 /// Cuts a torn tail off the last segment, so that new batches follow the last whole one.
