@@ -7,6 +7,7 @@
 //! so every decision here is made by the same code under virtual time and under the wall
 //! clock; the drivers differ only in clock, network and disk.
 
+mod bootstrap;
 mod client;
 mod config;
 mod driver;
@@ -18,6 +19,7 @@ mod routing;
 mod tenants;
 mod upgrade;
 
+pub use bootstrap::{MAX_NODES, initial_replicas, shard_router};
 pub use config::{GroupConcern, Timing};
 pub use driver::{ClusterDriver, ClusterView, Layout};
 pub use membership::membership_repair;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::db::TidalDb;
+use super::state::ReportSink;
 use super::transport::{Inbox, Transport};
 use crate::error::{Result, TidalError};
 use crate::node::NodeConfig;
@@ -24,6 +25,7 @@ pub struct TidalDbBuilder {
     pub(crate) snapshot_every: Option<u64>,
     pub(crate) transport: Option<TransportSlot>,
     pub(crate) replication_timeout: Option<Duration>,
+    pub(crate) reports: Option<ReportSink>,
 }
 
 /// A transport and the inbox it fills, until `open` hands them to the driver.
@@ -97,6 +99,13 @@ impl TidalDbBuilder {
 
     /// How long a `Replicated(k)` write waits for its acknowledgements
     /// (default [`DEFAULT_REPLICATION_TIMEOUT`](super::DEFAULT_REPLICATION_TIMEOUT)).
+    /// Sends the replica's heartbeat reports to `sink`: how a cluster's control plane
+    /// hears its replicas. The sink runs under the replica's lock and must only queue.
+    pub fn report_to(mut self, sink: ReportSink) -> Self {
+        self.reports = Some(sink);
+        self
+    }
+
     pub fn replication_timeout(mut self, timeout: Duration) -> Self {
         self.replication_timeout = Some(timeout);
         self

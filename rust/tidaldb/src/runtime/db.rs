@@ -14,7 +14,7 @@ use super::layout::{DirLock, StoredSchema, check_schema, default_wal_dir, record
 use super::state::{LogPolicy, Net, Shared, State, Submitted, open_log};
 use super::tenants::{TenantEnv, TenantSet};
 use crate::error::{Result, TidalError};
-use crate::event::EventId;
+use crate::event::{ClientTag, EventId};
 use crate::ledger::WindowReading;
 use crate::node::{ClientOp, Input, Node, Outputs, RequestId, WriteAck, WriteConcern};
 use crate::query::{self, Results, Retrieve};
@@ -97,9 +97,11 @@ impl TidalDb {
         let net = network
             .as_ref()
             .map(|(slot, _)| Net(slot.transport.clone()));
+        let mut state = State::new(node, disk, net);
+        state.reports = b.reports.clone();
         let shared = Arc::new(Shared {
             tenants,
-            state: Mutex::new(State::new(node, disk, net)),
+            state: Mutex::new(state),
             schema,
             recovery,
             stop: Arc::new(Notify::new()),
@@ -254,9 +256,20 @@ impl TidalDb {
     /// Writes `ops` as one request (whole or not at all) under a write concern; see
     /// [`signal_with`](Self::signal_with) for what `Replicated(k)` waits for.
     pub async fn write_with(&self, ops: &[ClientOp], concern: WriteConcern) -> Result<WriteAck> {
+        self.write_request(ops, concern, None).await
+    }
+
+    /// [`write_with`](Self::write_with) with an idempotency tag: a retry with the same tag
+    /// is acknowledged as the original and applied once.
+    pub async fn write_request(
+        &self,
+        ops: &[ClientOp],
+        concern: WriteConcern,
+        tag: Option<ClientTag>,
+    ) -> Result<WriteAck> {
         let k = match concern {
             WriteConcern::Replicated(k) if k > 0 => k,
-            _ => return self.write_local(ops),
+            _ => return self.write_local(ops, tag),
         };
         // Refused before anything is written: waiting needs tokio's timer.
         if tokio::runtime::Handle::try_current().is_err() {
@@ -266,7 +279,7 @@ impl TidalDb {
                     .into(),
             });
         }
-        let submitted = self.lock()?.submit(ops, concern)?;
+        let submitted = self.lock()?.submit(ops, concern, tag)?;
         let (id, rx) = match submitted {
             Submitted::Done(ack) => return Ok(ack),
             Submitted::Waiting(id, rx) => (id, rx),
@@ -292,15 +305,15 @@ impl TidalDb {
     }
 
     fn write(&self, op: ClientOp) -> Result<EventId> {
-        self.write_local(&[op]).map(|ack| ack.event_id())
+        self.write_local(&[op], None).map(|ack| ack.event_id())
     }
 
     fn write_many(&self, ops: &[ClientOp]) -> Result<()> {
-        self.write_local(ops).map(drop)
+        self.write_local(ops, None).map(drop)
     }
 
-    fn write_local(&self, ops: &[ClientOp]) -> Result<WriteAck> {
-        match self.lock()?.submit(ops, WriteConcern::Local)? {
+    fn write_local(&self, ops: &[ClientOp], tag: Option<ClientTag>) -> Result<WriteAck> {
+        match self.lock()?.submit(ops, WriteConcern::Local, tag)? {
             Submitted::Done(ack) => Ok(ack),
             Submitted::Waiting(..) => Err(TidalError::Unavailable(
                 "the node held back the reply to a local write".into(),

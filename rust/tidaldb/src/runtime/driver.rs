@@ -200,7 +200,7 @@ mod tests {
             weight: 1.0,
             ts: Some(Timestamp::now()),
         };
-        st.submit(&[op], WriteConcern::Local).unwrap();
+        st.submit(&[op], WriteConcern::Local, None).unwrap();
     }
 
     fn unsynced(st: &State) -> usize {

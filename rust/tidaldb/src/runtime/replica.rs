@@ -25,4 +25,20 @@ impl TidalDb {
     pub fn role(&self) -> Result<NodeRole> {
         Ok(self.lock()?.node.role())
     }
+
+    /// Stops the replica as a process crash would: no final sync, so what the log had
+    /// not committed is lost. Returns how many events that was. Every later call on any
+    /// clone fails with `Unavailable`, and the data directory is released.
+    pub fn halt(&self) -> Result<usize> {
+        let mut st = self.lock()?;
+        let lost = st.disk.as_ref().map_or(0, |d| d.wal.uncommitted());
+        st.disk = None;
+        st.closed = true;
+        st.waiters.clear();
+        st.net = None;
+        drop(st);
+        self.shared.tenants.close_without_sync();
+        self.shared.stop.notify_one();
+        Ok(lost)
+    }
 }

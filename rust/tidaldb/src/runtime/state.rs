@@ -16,8 +16,10 @@ use super::transport::Transport;
 use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
 use crate::ledger::Ledger;
+use crate::event::ClientTag;
 use crate::node::{
-    ClientOp, HardState, Input, Node, Outputs, RequestId, WriteAck, WriteConcern, WriteRequest,
+    ClientOp, HardState, Input, Node, NodeReport, Outputs, RequestId, WriteAck, WriteConcern,
+    WriteRequest,
 };
 use crate::schema::{Schema, Timestamp};
 use crate::wal::{Durability, RecoveryReport, Wal, WalConfig};
@@ -111,6 +113,17 @@ impl fmt::Debug for Net {
     }
 }
 
+/// Receives a replica's reports to the control plane. It is called with the replica's
+/// lock held, so it must only queue the report: never block, never call back in.
+#[derive(Clone)]
+pub struct ReportSink(pub Arc<dyn Fn(NodeReport) + Send + Sync>);
+
+impl fmt::Debug for ReportSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReportSink")
+    }
+}
+
 /// A reply the node gave, or the promise of one (a `Replicated(k)` write).
 pub(super) enum Submitted {
     Done(WriteAck),
@@ -128,6 +141,9 @@ pub(super) struct State {
     pub failed: Option<String>,
     pub closed: bool,
     pub net: Option<Net>,
+    /// Where the node's heartbeat reports go: the control plane of a cluster that hosts
+    /// this replica. A replica outside a cluster has nobody to tell.
+    pub reports: Option<ReportSink>,
     /// Something was persisted (or installed) that is not yet committed and confirmed to
     /// the node with `Synced`; until then the node neither pushes nor acknowledges it.
     sync_due: bool,
@@ -159,6 +175,7 @@ impl State {
             failed: None,
             closed: false,
             net,
+            reports: None,
             sync_due: false,
             waiters: HashMap::new(),
             next_request: 1,
@@ -168,7 +185,12 @@ impl State {
     /// Runs one client write through the node and carries out its outputs. A `Local` (or
     /// refused) write comes back `Done`, applied and, per the durability policy, synced; a
     /// `Replicated(k)` one is applied locally and registered to wait for its reply.
-    pub fn submit(&mut self, ops: &[ClientOp], concern: WriteConcern) -> Result<Submitted> {
+    pub fn submit(
+        &mut self,
+        ops: &[ClientOp],
+        concern: WriteConcern,
+        tag: Option<ClientTag>,
+    ) -> Result<Submitted> {
         self.check_writable()?;
         let id = self.next_request;
         self.next_request = self.next_request.wrapping_add(1);
@@ -176,7 +198,7 @@ impl State {
             id,
             ops,
             concern,
-            tag: None,
+            tag,
         };
         let reply = self.step(Timestamp::now(), Input::Write(request), Some(id));
         // Our own events leave for the peers only once `Synced` says they are durable.
@@ -224,6 +246,10 @@ impl State {
             for (to, msg) in out.messages.drain(..) {
                 net.0.send(to, msg);
             }
+        }
+        match &self.reports {
+            Some(sink) => out.reports.drain(..).for_each(|r| sink.0(r)),
+            None => out.reports.clear(),
         }
         let mut claimed = None;
         for (id, reply) in out.replies.drain(..) {

@@ -304,6 +304,20 @@ impl TenantSet {
     }
 
     /// The final commit of every tenant when the database is dropped without `close`.
+    /// Closes every tenant's log as a crash would: nothing more is synced.
+    pub fn close_without_sync(&self) {
+        let Ok(mut reg) = self.registry.write() else {
+            return;
+        };
+        reg.closed = true;
+        for slot in reg.slots.values() {
+            if let Ok(mut st) = slot.state.lock() {
+                st.disk = None;
+                st.closed = true;
+            }
+        }
+    }
+
     pub fn commit_all_on_drop(&mut self) {
         let Ok(reg) = self.registry.get_mut() else {
             return;
@@ -395,7 +409,7 @@ impl TidalDb {
                 weight,
                 ts,
             };
-            match st.submit(&[op], WriteConcern::Local)? {
+            match st.submit(&[op], WriteConcern::Local, None)? {
                 Submitted::Done(ack) => Ok(ack.event_id()),
                 Submitted::Waiting(..) => Err(TidalError::Unavailable(
                     "the node held back the reply to a local write".into(),

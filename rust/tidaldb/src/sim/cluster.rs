@@ -10,13 +10,14 @@ use std::time::Duration;
 use super::engine::{Sim, SimDurability, SimStats};
 use super::faults::NetworkPartition;
 use super::network::{LinkConfig, Network, PartitionId};
-use crate::cluster::{Cluster, ClusterDriver, ClusterView, GroupConcern, Layout, NodeRef, Timing};
-use crate::control::{Command, ControlPlane, Replica};
+use crate::cluster::{
+    Cluster, ClusterDriver, ClusterView, GroupConcern, Layout, NodeRef, Timing, initial_replicas,
+    shard_router,
+};
+use crate::control::{Command, ControlPlane};
 use crate::error::{Result, TidalError};
 use crate::event::ClientTag;
-use crate::node::{
-    ClientOp, Input, Node, NodeRole, PeerAddr, RoutingStrategy, ShardRouter, WriteAck, WriteConcern,
-};
+use crate::node::{ClientOp, Input, Node, WriteAck, WriteConcern};
 use crate::schema::{NodeId, RegionId, Schema, ShardId, Timestamp};
 
 #[derive(Clone, Debug)]
@@ -191,45 +192,10 @@ pub type SimNodeRef = NodeRef<SimDriver>;
 
 impl Cluster<SimDriver> {
     pub fn build(config: ClusterConfig) -> Result<SimulatedCluster> {
-        let regions = &config.regions;
-        let mut sorted = regions.clone();
-        sorted.sort();
-        sorted.dedup();
-        if regions.is_empty() || sorted.len() != regions.len() {
-            return Err(TidalError::InvalidArgument {
-                name: "regions",
-                reason: "give at least one region, each once".into(),
-            });
-        }
-        if !regions.contains(&config.leader.0) || config.leader.1.0 >= config.shards_per_region {
-            return Err(TidalError::InvalidArgument {
-                name: "leader",
-                reason: format!(
-                    "({}, {}) is not a replica of this cluster",
-                    config.leader.0.0, config.leader.1.0
-                ),
-            });
-        }
-        let shards = config.shards_per_region;
-        if regions.len() * usize::from(shards) > super::engine::MAX_NODES {
-            return Err(TidalError::InvalidArgument {
-                name: "shards_per_region",
-                reason: format!(
-                    "{} regions x {shards} shards is more replicas than the simulator's \
-                     16-bit node ids can name ({})",
-                    regions.len(),
-                    super::engine::MAX_NODES
-                ),
-            });
-        }
-        let router = ShardRouter::new(if shards <= 1 {
-            RoutingStrategy::Single
-        } else {
-            RoutingStrategy::Hash { num_shards: shards }
-        })?;
+        let router = shard_router(&config.regions, config.shards_per_region, config.leader)?;
         let layout = Layout {
             regions: config.regions.clone(),
-            shards_per_region: shards,
+            shards_per_region: config.shards_per_region,
             leader_shard: config.leader.1,
             schema: Arc::new(config.schema.clone()),
             router: Arc::new(router),
@@ -240,36 +206,7 @@ impl Cluster<SimDriver> {
             max_retained_own: config.max_retained_own,
             write_timeout: config.write_timeout,
         };
-        let id_of = |r: usize, s: u16| NodeId((r * usize::from(shards) + usize::from(s)) as u16);
-        let mut configs = Vec::new();
-        let mut replicas = Vec::new();
-        let mut leaders = Vec::new();
-        for (r, &region) in regions.iter().enumerate() {
-            for s in 0..shards {
-                let id = id_of(r, s);
-                let leads = region == config.leader.0;
-                if leads {
-                    leaders.push((ShardId(s), id));
-                }
-                replicas.push(Replica {
-                    node: id,
-                    region,
-                    shard: ShardId(s),
-                    tenant: crate::event::TenantId::DEFAULT,
-                });
-                let role = if leads {
-                    NodeRole::Leader
-                } else {
-                    NodeRole::Follower
-                };
-                let peers = (0..regions.len())
-                    .filter(|&o| o != r)
-                    .map(|o| PeerAddr::new(id_of(o, s), regions[o]))
-                    .collect();
-                configs.push(layout.replica_config(id, region, ShardId(s), role, peers));
-            }
-        }
-        let control = ControlPlane::new(replicas, &leaders, config.timing.election_timeout);
+        let (configs, control) = initial_replicas(&layout, config.leader.0);
         let sim = Sim::new(
             config.start,
             config.seed,

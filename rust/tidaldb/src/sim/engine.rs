@@ -24,8 +24,7 @@ use crate::node::{
 use crate::schema::{NodeId, RegionId, Schema, Timestamp};
 use crate::wal::snapshot;
 
-/// Node ids are 16-bit, so a simulation holds at most this many replicas.
-pub const MAX_NODES: usize = u16::MAX as usize + 1;
+pub use crate::cluster::MAX_NODES;
 
 /// When a simulated node syncs its disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
