@@ -6,6 +6,7 @@ mod db;
 mod driver;
 mod hard_state;
 mod layout;
+mod local_cluster;
 mod replica;
 mod state;
 mod tenants;
@@ -14,6 +15,8 @@ mod transport;
 pub use builder::{DEFAULT_SNAPSHOT_EVERY, TidalDbBuilder};
 pub use db::{DEFAULT_REPLICATION_TIMEOUT, TidalDb};
 pub use layout::default_wal_dir;
+pub use local_cluster::{LocalCluster, LocalClusterConfig, LocalDriver};
+pub use state::ReportSink;
 pub use transport::{
     InProcessTransport, InProcessTransportFactory, Inbox, PartitionHandle, Transport,
 };

@@ -17,6 +17,15 @@ impl TidalDb {
         st.settle()
     }
 
+    /// Exchanges version vectors with every peer now and ships what each lacks, as after
+    /// a partition heals.
+    pub fn reconcile(&self) -> Result<()> {
+        let mut st = self.lock()?;
+        st.check_writable()?;
+        st.step(Timestamp::now(), Input::Reconcile, None)?;
+        st.settle()
+    }
+
     /// The replica's term and membership, as a restart would recover them.
     pub fn hard_state(&self) -> Result<HardState> {
         Ok(self.lock()?.node.hard_state())
