@@ -22,8 +22,8 @@ pub use admission::ClientOp;
 pub use lag::{LagReading, ReplicationLagGauge, events_behind};
 pub use log::{DEFAULT_MAX_RETAINED, DEFAULT_MAX_RETAINED_OWN, RetainedLog};
 pub use protocol::{
-    ControlCommand, Input, Message, NodeReport, Outputs, RequestId, WriteAck, WriteConcern,
-    WriteRequest,
+    ControlCommand, Input, LogRead, Message, NodeReport, Outputs, RequestId, WriteAck,
+    WriteConcern, WriteRequest,
 };
 pub use reconcile::{LogRange, ReconcilePlan, ReconciliationEngine};
 pub use routing::{NodeRole, RangeTable, RoutingStrategy, ShardRouter};
@@ -141,7 +141,7 @@ impl Node {
             .map(|p| Peer::new(p.node, p.region))
             .collect();
         Node {
-            log: RetainedLog::new(cfg.max_retained, cfg.max_retained_own),
+            log: RetainedLog::new(cfg.id, cfg.max_retained, cfg.max_retained_own),
             durable: ledger.version_vector().clone(),
             role: cfg.role,
             term: 0,
@@ -278,6 +278,7 @@ impl Node {
             Input::Synced => self.on_synced(now, out),
             Input::Reconcile => self.reconcile_all(now, out),
             Input::Cancel(req) => self.awaiting.retain(|w| w.req != req),
+            Input::LogRead { read, events } => self.on_log_read(now, read, events, out),
             Input::Control(ControlCommand::SetRole { term, role }) => {
                 if term >= self.term {
                     self.term = term;

@@ -1,7 +1,10 @@
 //! A simulated disk for one node: a snapshot, the synced log after it, and the tail that
 //! was written but not yet synced. A crash may lose that tail, as a real power cut would.
 
+use rustc_hash::FxHashMap;
+
 use crate::event::Event;
+use crate::schema::NodeId;
 
 #[derive(Clone, Debug, Default)]
 pub struct SimDisk {
@@ -11,6 +14,15 @@ pub struct SimDisk {
     pub unsynced: Vec<Event>,
     /// The last term the node knew: its hard state.
     pub term: u64,
+    /// Where each origin's events sit in `synced`, in seq order, for reading them back.
+    by_origin: OriginIndex,
+}
+
+/// Positions in `synced` per origin, extended lazily up to `indexed`.
+#[derive(Clone, Debug, Default)]
+struct OriginIndex {
+    indexed: usize,
+    positions: FxHashMap<NodeId, Vec<usize>>,
 }
 
 impl SimDisk {
@@ -32,6 +44,35 @@ impl SimDisk {
     pub fn install_snapshot(&mut self, state: Vec<u8>) {
         self.snapshot = Some(state);
         self.sync();
+    }
+
+    /// The logged events of `origin` with seq in `after+1 ..= upto`, consecutive from
+    /// `after + 1`, as far as the log holds them: the node reads back what has left its
+    /// in-memory log. The simulated log is never collected, so only events the node
+    /// received in a snapshot (never logged) are missing.
+    pub fn read_origin_range(&mut self, origin: NodeId, after: u64, upto: u64) -> Vec<Event> {
+        let index = &mut self.by_origin;
+        if index.indexed > self.synced.len() {
+            *index = OriginIndex::default();
+        }
+        for (at, e) in self.synced.iter().enumerate().skip(index.indexed) {
+            index.positions.entry(e.id.origin).or_default().push(at);
+        }
+        index.indexed = self.synced.len();
+        let mut out = Vec::new();
+        let mut next = after + 1;
+        let synced = &self.synced;
+        let logged = index.positions.get(&origin).map_or(&[][..], Vec::as_slice);
+        let from = logged.partition_point(|&at| synced[at].id.seq < next);
+        let tail = self.unsynced.iter().filter(|e| e.id.origin == origin);
+        for e in logged[from..].iter().map(|&at| &synced[at]).chain(tail) {
+            if next > upto || e.id.seq != next {
+                break;
+            }
+            out.push(*e);
+            next += 1;
+        }
+        out
     }
 
     /// A crash: the unsynced tail survives only if `lose_unsynced` is false (the process
