@@ -4,6 +4,7 @@
 mod codec;
 mod frame;
 mod header;
+mod read_back;
 mod recovery;
 mod segment;
 pub mod snapshot;
