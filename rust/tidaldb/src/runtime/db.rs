@@ -417,6 +417,18 @@ impl TidalDb {
     pub fn events_applied(&self) -> Result<u64> {
         Ok(self.lock()?.node.ledger().version_vector().sum())
     }
+
+    /// The default tenant's version vector: the highest seq applied from each origin.
+    pub fn version_vector(&self) -> Result<crate::event::VersionVector> {
+        Ok(self.lock()?.node.ledger().version_vector().clone())
+    }
+
+    /// Events in the default tenant's in-memory retained log, and the most it may hold.
+    pub fn retained_log_len(&self) -> Result<(usize, usize)> {
+        let st = self.lock()?;
+        let log = st.node.retained_log();
+        Ok((log.len(), log.bound()))
+    }
 }
 
 /// Removes a `Replicated(k)` caller's waiter when it stops waiting (answered, timed out or
