@@ -54,8 +54,8 @@ fn region_health(cluster: &SimulatedCluster, region: RegionId) -> Option<RegionH
 }
 
 #[test]
-fn two_writers_past_the_retained_bound_and_a_silent_region_converge_after_a_partition()
--> Result<()> {
+fn two_writers_past_the_retained_bound_and_a_silent_region_converge_after_a_partition() -> Result<()>
+{
     let cluster = SimulatedCluster::build(ClusterConfig {
         max_retained: BOUND,
         max_retained_own: BOUND,
@@ -137,7 +137,12 @@ fn two_writers_past_the_retained_bound_and_a_silent_region_converge_after_a_part
         vv
     };
     for r in REGIONS {
-        assert_eq!(cluster.version_vector(r, ShardId(0))?, expected, "region {}", r.0);
+        assert_eq!(
+            cluster.version_vector(r, ShardId(0))?,
+            expected,
+            "region {}",
+            r.0
+        );
     }
     let stats = cluster.stats();
     assert!(

@@ -115,7 +115,10 @@ impl RetainedLog {
         run.events.push_back(*event);
         self.len += 1;
         self.enforce_bounds();
-        debug_assert!(self.len <= self.bound(), "the retained log passed its bound");
+        debug_assert!(
+            self.len <= self.bound(),
+            "the retained log passed its bound"
+        );
     }
 
     fn own_len(&self) -> usize {
@@ -237,7 +240,11 @@ mod tests {
         for seq in 5..=9 {
             log.push(&ev(1, seq));
         }
-        assert_eq!(log.first_retained(NodeId(1)), Some(5), "relayed: 5..=9 kept");
+        assert_eq!(
+            log.first_retained(NodeId(1)),
+            Some(5),
+            "relayed: 5..=9 kept"
+        );
         assert_eq!(log.first_retained(NodeId(2)), Some(2), "own: untouched");
         assert_eq!(log.len(), 8);
         assert!(log.len() <= log.bound());

@@ -104,7 +104,8 @@ impl Node {
         if read.is_empty() {
             return;
         }
-        peer.in_flight.shipped(read.origin, read.upto, &peer.acked, now);
+        peer.in_flight
+            .shipped(read.origin, read.upto, &peer.acked, now);
         out.log_reads.push(read);
     }
 
@@ -126,7 +127,11 @@ impl Node {
             .zip(read.after + 1..=read.upto)
             .take_while(|(e, seq)| e.id.origin == read.origin && e.id.seq == *seq)
             .count();
-        debug_assert_eq!(usable, events.len(), "a log read returned events not asked for");
+        debug_assert_eq!(
+            usable,
+            events.len(),
+            "a log read returned events not asked for"
+        );
         self.send_frames(now, i, &events[..usable], out);
         if usable < read.len() {
             tracing::info!(
@@ -206,12 +211,8 @@ impl Node {
         let recent = self.peers[i]
             .last_snapshot_sent
             .is_some_and(|t| elapsed_ns(now, t) < self.cfg.repair_after.as_nanos() as i64);
-        let holds_theirs = self
-            .ledger
-            .version_vector()
-            .dominates(&self.peers[i].acked);
-        if recent || !holds_theirs || self.durable.get(me) < self.ledger.version_vector().get(me)
-        {
+        let holds_theirs = self.ledger.version_vector().dominates(&self.peers[i].acked);
+        if recent || !holds_theirs || self.durable.get(me) < self.ledger.version_vector().get(me) {
             return;
         }
         let state = match snapshot::encode_state(&self.ledger, self.clock.last()) {

@@ -243,7 +243,14 @@ impl State {
                 }
                 None => Vec::new(),
             };
-            self.step(now, Input::LogRead { read, events: &events }, None)?;
+            self.step(
+                now,
+                Input::LogRead {
+                    read,
+                    events: &events,
+                },
+                None,
+            )?;
         }
         Ok(())
     }

@@ -59,20 +59,16 @@ impl SimDisk {
             index.positions.entry(e.id.origin).or_default().push(at);
         }
         index.indexed = self.synced.len();
-        let mut out = Vec::new();
-        let mut next = after + 1;
         let synced = &self.synced;
         let logged = index.positions.get(&origin).map_or(&[][..], Vec::as_slice);
-        let from = logged.partition_point(|&at| synced[at].id.seq < next);
-        let tail = self.unsynced.iter().filter(|e| e.id.origin == origin);
-        for e in logged[from..].iter().map(|&at| &synced[at]).chain(tail) {
-            if next > upto || e.id.seq != next {
-                break;
-            }
-            out.push(*e);
-            next += 1;
-        }
-        out
+        let from = logged.partition_point(|&at| synced[at].id.seq <= after);
+        let tail = (self.unsynced.iter()).filter(|e| e.id.origin == origin && e.id.seq > after);
+        let events = logged[from..].iter().map(|&at| &synced[at]).chain(tail);
+        (after + 1..=upto)
+            .zip(events)
+            .take_while(|(seq, e)| e.id.seq == *seq)
+            .map(|(_, e)| *e)
+            .collect()
     }
 
     /// A crash: the unsynced tail survives only if `lose_unsynced` is false (the process

@@ -297,7 +297,13 @@ impl Sim {
             };
             let events = n.disk.read_origin_range(read.origin, read.after, read.upto);
             self.stats.events_read_back += events.len() as u64;
-            self.drive(id, Input::LogRead { read, events: &events });
+            self.drive(
+                id,
+                Input::LogRead {
+                    read,
+                    events: &events,
+                },
+            );
         }
     }
 
