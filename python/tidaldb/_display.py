@@ -62,8 +62,9 @@ class Health(dict[str, Any]):
     """The control plane's health report, as a dict with region names.
 
     Keys: ``at_ns`` (virtual time of the report), ``regions`` (each region's verdict:
-    Healthy, Degraded or Offline), ``replicas`` (one row per replica: tenant, shard, region,
-    role, lag, throughput, disk bytes, last heartbeat), ``tenants`` (placement and
+    Healthy, Degraded, Offline, or NeedsResync while a replica there lacks events its peers
+    no longer hold in memory), ``replicas`` (one row per replica: tenant, shard, region,
+    role, lag, whether it needs a resync, throughput, disk bytes, last heartbeat), ``tenants`` (placement and
     migration) and ``drained`` (hosts drained for an upgrade). In Jupyter it renders as
     tables.
     """
@@ -73,7 +74,8 @@ class Health(dict[str, Any]):
         return cls(_named(json.loads(text), regions))
 
     def region(self, name: str) -> str:
-        """The verdict on region ``name``: ``"Healthy"``, ``"Degraded"`` or ``"Offline"``."""
+        """The verdict on region ``name``: ``"Healthy"``, ``"Degraded"``, ``"Offline"`` or
+        ``"NeedsResync"``."""
         regions = self.get("regions", [])
         for r in regions:
             if r.get("region") == name:

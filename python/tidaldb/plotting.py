@@ -73,6 +73,7 @@ MIGRATION_STATES: tuple[str, ...] = (
 HEALTH_COLORS: dict[str, str] = {
     "Healthy": "tab:green",
     "Degraded": "tab:orange",
+    "NeedsResync": "tab:olive",
     "Offline": "tab:red",
 }
 

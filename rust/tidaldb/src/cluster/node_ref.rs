@@ -51,6 +51,14 @@ impl<D: ClusterDriver> NodeRef<D> {
             .with_node(self.id, |n, _| Ok(n.ledger().version_vector().clone()))
     }
 
+    /// Events held in this replica's in-memory retained log, and the most it may hold.
+    pub fn retained_log_len(&self) -> Result<(usize, usize)> {
+        self.cluster.with_node(self.id, |n, _| {
+            let log = n.retained_log();
+            Ok((log.len(), log.bound()))
+        })
+    }
+
     /// Events applied, summed over origins.
     pub fn applied_seqno(&self) -> Result<u64> {
         self.cluster

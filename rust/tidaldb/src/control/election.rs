@@ -103,6 +103,7 @@ mod tests {
             role,
             vv,
             entities: 0,
+            behind_log: Vec::new(),
         }
     }
 

@@ -15,6 +15,10 @@ pub enum RegionHealth {
     Healthy,
     /// Some did, some did not.
     Degraded,
+    /// Every replica reported, but some lack events that have left their peers' in-memory
+    /// logs: they are catching up from the peers' durable logs (or by snapshot), a full
+    /// resync, and are not caught up until it ends.
+    NeedsResync,
     /// None did.
     Offline,
 }
@@ -39,6 +43,9 @@ pub struct ReplicaHealth {
     pub signal_throughput: f64,
     pub replication_lag_events: u64,
     pub replication_lag_ms: f64,
+    /// Some live peer reports this replica lacks events no longer in its in-memory log:
+    /// it needs a resync, and is getting one.
+    pub needs_resync: bool,
     /// The tenant's log on this replica, accounted as the quotas account it.
     pub disk_bytes: u64,
     pub last_heartbeat_ns: Option<i64>,
@@ -77,6 +84,17 @@ impl ClusterHealth {
 }
 
 impl ControlPlane {
+    /// True when a live replica's last report names `node` as lacking events that have
+    /// left that replica's in-memory log.
+    fn needs_resync(&self, node: NodeId, now: Timestamp) -> bool {
+        self.members.iter().any(|m| {
+            self.healthy(m, now)
+                && m.last_report
+                    .as_ref()
+                    .is_some_and(|r| r.behind_log.contains(&node))
+        })
+    }
+
     pub fn health(&self, now: Timestamp) -> ClusterHealth {
         let replicas: Vec<ReplicaHealth> = self
             .members
@@ -105,6 +123,7 @@ impl ControlPlane {
                     },
                     replication_lag_events: lag.events,
                     replication_lag_ms: lag.oldest_age.as_secs_f64() * 1e3,
+                    needs_resync: self.needs_resync(r.node, now),
                     disk_bytes: events.saturating_mul(EVENT_STORAGE_BYTES),
                     last_heartbeat_ns: m.last_heard.map(Timestamp::as_nanos),
                 }
@@ -116,15 +135,17 @@ impl ControlPlane {
         let regions = regions
             .into_iter()
             .map(|region| {
-                let (mut up, mut all) = (0, 0);
+                let (mut up, mut all, mut resync) = (0, 0, false);
                 for m in self.members.iter().filter(|m| m.replica.region == region) {
                     all += 1;
                     up += usize::from(self.healthy(m, now));
+                    resync |= self.needs_resync(m.replica.node, now);
                 }
                 let health = match up {
                     0 => RegionHealth::Offline,
-                    n if n == all => RegionHealth::Healthy,
-                    _ => RegionHealth::Degraded,
+                    n if n < all => RegionHealth::Degraded,
+                    _ if resync => RegionHealth::NeedsResync,
+                    _ => RegionHealth::Healthy,
                 };
                 RegionStatus { region, health }
             })

@@ -1,13 +1,17 @@
-//! The retained log: the applied events some peer may still need, per origin.
+//! The retained log: the applied events some peer may still need, per origin, in memory.
 //!
 //! Events from one origin are applied in seq order, so each origin's retained events are one
 //! contiguous run `first..=last`. The run is trimmed from the front once every peer has
-//! acknowledged it, and also when the log passes its bound: a peer that falls further
-//! behind than that gets a snapshot instead of events. The node's own events have a
-//! separate, larger bound: no other replica can supply them, and installing a peer's
-//! snapshot replays them on top of it. (Two replicas that both trim their own unshared
-//! events, each writing more than that bound during one partition, cannot resync each
-//! other; the refusal is logged. A state merge of windows would lift this.)
+//! acknowledged it, and also whenever the log passes its bound, at every push: relayed
+//! events beyond `max_retained`, the node's own beyond `max_own`. Its memory therefore never
+//! exceeds `max_retained + max_own` events, however long a peer is away.
+//!
+//! Trimming loses nothing. Every applied event is also in the driver's durable log, which
+//! keeps what some peer has not acknowledged (see `Node::needed_by_peers`). A peer that
+//! lacks events no longer here is caught up from there: the node asks its driver to read
+//! them back in bounded chunks (`Outputs::log_reads`) and ships them like any push. Only
+//! when the durable log no longer holds them either (a replica that joined after they were
+//! collected) does the peer get a snapshot of the whole state instead.
 
 use std::collections::VecDeque;
 
@@ -37,23 +41,32 @@ impl OriginRun {
 #[derive(Clone, Debug)]
 pub struct RetainedLog {
     runs: Vec<(NodeId, OriginRun)>,
+    /// The node whose log this is: its events have their own bound.
+    own: NodeId,
     max_retained: usize,
     max_own: usize,
     len: usize,
-    /// Highest seq per origin trimmed away while a peer still lacked it.
+    /// Events trimmed by the bounds although some peer may not have acknowledged them.
     forced_trims: u64,
 }
 
 impl RetainedLog {
-    /// `max_retained` bounds relayed events, `max_own` the node's own.
-    pub fn new(max_retained: usize, max_own: usize) -> Self {
+    /// The log of node `own`: `max_retained` bounds relayed events, `max_own` its own.
+    /// A bound of 0 is taken as 1, so the newest event of each kind is always at hand.
+    pub fn new(own: NodeId, max_retained: usize, max_own: usize) -> Self {
         RetainedLog {
             runs: Vec::new(),
-            max_retained,
-            max_own,
+            own,
+            max_retained: max_retained.max(1),
+            max_own: max_own.max(1),
             len: 0,
             forced_trims: 0,
         }
+    }
+
+    /// The most events the log ever holds.
+    pub fn bound(&self) -> usize {
+        self.max_retained + self.max_own
     }
 
     pub fn len(&self) -> usize {
@@ -64,7 +77,7 @@ impl RetainedLog {
         self.len == 0
     }
 
-    /// Events trimmed by the bound although some peer had not acknowledged them.
+    /// Events trimmed by the bounds although some peer may not have acknowledged them.
     pub fn forced_trims(&self) -> u64 {
         self.forced_trims
     }
@@ -101,6 +114,48 @@ impl RetainedLog {
         let run = self.run_mut(event.id.origin);
         run.events.push_back(*event);
         self.len += 1;
+        self.enforce_bounds();
+        debug_assert!(
+            self.len <= self.bound(),
+            "the retained log passed its bound"
+        );
+    }
+
+    fn own_len(&self) -> usize {
+        self.run(self.own).map_or(0, |r| r.events.len())
+    }
+
+    /// Drops the oldest events beyond the bounds: relayed ones (longest run first, which
+    /// belongs to the origin furthest ahead) beyond `max_retained`, own ones beyond
+    /// `max_own`. They stay readable from the driver's durable log.
+    fn enforce_bounds(&mut self) {
+        let own = self.own;
+        let own_len = self.own_len();
+        while self.len - own_len > self.max_retained {
+            let Some((_, run)) = self
+                .runs
+                .iter_mut()
+                .filter(|(origin, r)| *origin != own && !r.events.is_empty())
+                .max_by_key(|(_, r)| r.events.len())
+            else {
+                break;
+            };
+            let excess = (self.len - own_len - self.max_retained).min(run.events.len());
+            run.events.drain(..excess);
+            run.first += excess as u64;
+            self.len -= excess;
+            self.forced_trims += excess as u64;
+        }
+        if own_len > self.max_own {
+            let excess = own_len - self.max_own;
+            if let Ok(i) = self.runs.binary_search_by_key(&own, |(o, _)| *o) {
+                let run = &mut self.runs[i].1;
+                run.events.drain(..excess);
+                run.first += excess as u64;
+                self.len -= excess;
+                self.forced_trims += excess as u64;
+            }
+        }
     }
 
     /// The first seq of `origin` still retained; `None` when nothing is.
@@ -135,48 +190,13 @@ impl RetainedLog {
         self.range(origin, seq.saturating_sub(1), seq).next()
     }
 
-    /// Drops what every peer has (`acked_by_all`), then the oldest events beyond the
-    /// bounds: relayed events (longest run first) beyond `max_retained`, and `own`'s
-    /// beyond `max_own`.
-    pub fn trim(&mut self, acked_by_all: &VersionVector, own: NodeId) {
+    /// Drops what every peer has (`acked_by_all`).
+    pub fn trim(&mut self, acked_by_all: &VersionVector) {
         for (origin, run) in &mut self.runs {
             let upto = acked_by_all.get(*origin);
             while run.first <= upto && run.events.pop_front().is_some() {
                 run.first += 1;
                 self.len -= 1;
-            }
-        }
-        let own_len = self.run(own).map_or(0, |r| r.events.len());
-        while self.len - own_len > self.max_retained {
-            // The longest run belongs to the origin furthest ahead.
-            let Some((_, run)) = self
-                .runs
-                .iter_mut()
-                .filter(|(origin, r)| *origin != own && !r.events.is_empty())
-                .max_by_key(|(_, r)| r.events.len())
-            else {
-                break;
-            };
-            let excess = (self.len - own_len - self.max_retained).min(run.events.len());
-            run.events.drain(..excess);
-            run.first += excess as u64;
-            self.len -= excess;
-            self.forced_trims += excess as u64;
-        }
-        if own_len > self.max_own {
-            let excess = own_len - self.max_own;
-            tracing::warn!(
-                node = own.0,
-                excess,
-                "a peer has not acknowledged this node's events for a long time; the oldest \
-                 leave the log, so that peer will need a snapshot"
-            );
-            if let Ok(i) = self.runs.binary_search_by_key(&own, |(o, _)| *o) {
-                let run = &mut self.runs[i].1;
-                run.events.drain(..excess);
-                run.first += excess as u64;
-                self.len -= excess;
-                self.forced_trims += excess as u64;
             }
         }
     }
@@ -195,20 +215,20 @@ mod tests {
 
     #[test]
     fn keeps_what_some_peer_lacks_up_to_the_bound() {
-        let mut log = RetainedLog::new(5, 3);
+        let mut log = RetainedLog::new(NodeId(2), 5, 3);
         for seq in 1..=4 {
             log.push(&ev(1, seq));
             log.push(&ev(2, seq));
         }
-        assert_eq!(log.len(), 8);
-        let mut acked = VersionVector::new();
-        acked.advance(NodeId(1), 2);
-        log.trim(&acked, NodeId(9));
-        // 6 left after the acks; the bound of 5 forces one more from the longest run.
-        assert_eq!(log.len(), 5);
-        assert_eq!(log.first_retained(NodeId(1)), Some(3));
+        // Own (origin 2) events are bounded at 3 as they arrive; relayed ones fit in 5.
+        assert_eq!(log.len(), 7);
         assert_eq!(log.first_retained(NodeId(2)), Some(2));
         assert_eq!(log.forced_trims(), 1);
+        let mut acked = VersionVector::new();
+        acked.advance(NodeId(1), 2);
+        log.trim(&acked);
+        assert_eq!(log.len(), 5);
+        assert_eq!(log.first_retained(NodeId(1)), Some(3));
         assert!(log.covers(NodeId(2), 1, 4));
         assert!(!log.covers(NodeId(2), 0, 4), "seq 1 was trimmed");
         let seqs: Vec<u64> = log.range(NodeId(2), 2, 3).map(|e| e.id.seq).collect();
@@ -216,12 +236,17 @@ mod tests {
         assert_eq!(log.get(NodeId(1), 4).map(|e| e.id.seq), Some(4));
         assert!(log.get(NodeId(1), 2).is_none());
 
-        // The node's own events have their own bound (3 here) and do not count against
-        // the relayed events' bound.
-        log.push(&ev(2, 5));
-        log.trim(&VersionVector::new(), NodeId(2));
-        assert_eq!(log.first_retained(NodeId(2)), Some(3), "own: 3..=5 kept");
-        assert_eq!(log.first_retained(NodeId(1)), Some(3), "relayed: within 5");
-        assert_eq!(log.len(), 5);
+        // Relayed events past their bound of 5 leave from the front, at the push.
+        for seq in 5..=9 {
+            log.push(&ev(1, seq));
+        }
+        assert_eq!(
+            log.first_retained(NodeId(1)),
+            Some(5),
+            "relayed: 5..=9 kept"
+        );
+        assert_eq!(log.first_retained(NodeId(2)), Some(2), "own: untouched");
+        assert_eq!(log.len(), 8);
+        assert!(log.len() <= log.bound());
     }
 }

@@ -24,8 +24,8 @@ pub use hard_state::HardState;
 pub use lag::{LagReading, ReplicationLagGauge, events_behind};
 pub use log::{DEFAULT_MAX_RETAINED, DEFAULT_MAX_RETAINED_OWN, RetainedLog};
 pub use protocol::{
-    ControlCommand, Input, Message, NodeReport, Outputs, RequestId, WriteAck, WriteConcern,
-    WriteRequest,
+    ControlCommand, Input, LogRead, Message, NodeReport, Outputs, RequestId, WriteAck,
+    WriteConcern, WriteRequest,
 };
 pub use reconcile::{LogRange, ReconcilePlan, ReconciliationEngine};
 pub use routing::{NodeRole, RangeTable, RoutingStrategy, ShardRouter};
@@ -143,7 +143,7 @@ impl Node {
             .map(|p| Peer::new(p.node, p.region))
             .collect();
         Node {
-            log: RetainedLog::new(cfg.max_retained, cfg.max_retained_own),
+            log: RetainedLog::new(cfg.id, cfg.max_retained, cfg.max_retained_own),
             durable: ledger.version_vector().clone(),
             role: cfg.role,
             term: 0,
@@ -159,10 +159,10 @@ impl Node {
     }
 
     /// Restarts from `state` (the last term and membership the node persisted) as a
-    /// follower: the control plane decides whether it leads again. `retained` is the tail
-    /// of its log that peers may lack; reconciliation with every peer starts on the first
-    /// tick.
-    fn rejoin(&mut self, state: HardState, retained: &[Event]) {
+    /// follower: the control plane decides whether it leads again. Its in-memory log
+    /// died with it; what peers lack is read back from its durable log, and
+    /// reconciliation with every peer starts on the first tick.
+    fn rejoin(&mut self, state: HardState) {
         self.term = self.term.max(state.term);
         if self.role == NodeRole::Leader {
             self.role = NodeRole::Follower;
@@ -172,11 +172,6 @@ impl Node {
             self.peers.clear();
             for p in state.peers {
                 self.add_peer(p);
-            }
-        }
-        if !self.peers.is_empty() {
-            for e in retained {
-                self.log.push(e);
             }
         }
     }
@@ -321,6 +316,7 @@ impl Node {
             Input::Synced => self.on_synced(now, out),
             Input::Reconcile => self.reconcile_all(now, out),
             Input::Cancel(req) => self.awaiting.retain(|w| w.req != req),
+            Input::LogRead { read, events } => self.on_log_read(now, read, events, out),
             Input::Control(ControlCommand::SetRole { term, role }) => {
                 if term >= self.term {
                     self.term = term;
@@ -329,7 +325,7 @@ impl Node {
             }
             Input::Control(ControlCommand::AddPeer(peer)) => self.add_peer(peer),
             Input::Control(ControlCommand::RemovePeer(node)) => self.remove_peer(node),
-            Input::Rejoin { state, retained } => self.rejoin(state, retained),
+            Input::Rejoin(state) => self.rejoin(state),
         }
     }
 

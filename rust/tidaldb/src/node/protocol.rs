@@ -61,16 +61,43 @@ pub enum Input<'a> {
     /// partition heals.
     Reconcile,
     Control(ControlCommand),
-    /// The node was restarted from its files: `state` is the hard state it last persisted
-    /// and `retained` the tail of its log that peers may still lack. It comes back as a
-    /// follower in its old term and reconciles with every peer.
-    Rejoin {
-        state: HardState,
-        retained: &'a [Event],
-    },
+    /// The node was restarted from its files: this is the hard state it last persisted.
+    /// It comes back as a follower in its old term and reconciles with every peer.
+    Rejoin(HardState),
     /// The client stopped waiting for this replicated write (it timed out). The write stays
     /// applied and keeps replicating; only the pending reply is dropped.
     Cancel(RequestId),
+    /// The driver's answer to a [`LogRead`] it was asked for: the events of `read.origin`
+    /// from `read.after + 1` on, read back from the durable log, consecutive and at most
+    /// `read.len()` of them. Fewer than asked (or none) means the log no longer holds the
+    /// rest; the peer then gets a snapshot instead.
+    LogRead {
+        read: LogRead,
+        events: &'a [Event],
+    },
+}
+
+/// A request to the driver: read back the events of `origin` with seq in
+/// `after+1 ..= upto` from the durable log, for shipping to `peer`, and hand them in with
+/// [`Input::LogRead`]. The node asks for these when they have left its bounded in-memory
+/// log; a range never holds more than `max_frame_events` events, so a read is bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogRead {
+    pub peer: NodeId,
+    pub origin: NodeId,
+    pub after: u64,
+    pub upto: u64,
+}
+
+impl LogRead {
+    /// How many events the read asks for.
+    pub fn len(&self) -> usize {
+        self.upto.saturating_sub(self.after) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.upto <= self.after
+    }
 }
 
 /// A message between replicas. Every message carries the sender's term; one from an
@@ -163,12 +190,16 @@ pub struct NodeReport {
     pub vv: VersionVector,
     /// Distinct entities in the ledger, for health reporting.
     pub entities: u64,
+    /// Peers that lack events which have left this node's in-memory log: they catch up
+    /// from its durable log (or a snapshot), and health says they need a resync until then.
+    pub behind_log: Vec<NodeId>,
 }
 
 /// Everything one `handle` call asks of the driver, in the order it must be done:
 /// 1. store `hard_state` if set; append `persist` to the log (and, if `install_snapshot`,
 ///    first replace the stored state with a snapshot of the node's ledger);
-/// 2. send `messages`; 3. deliver `replies`; 4. forward `reports` to the control plane.
+/// 2. send `messages`; 3. deliver `replies`; 4. forward `reports` to the control plane;
+/// 5. carry out `log_reads`, each answered with an [`Input::LogRead`] (at once or later).
 ///
 /// Buffers are reused across calls: the driver drains them and hands them back.
 #[derive(Debug, Default)]
@@ -181,6 +212,7 @@ pub struct Outputs {
     /// The node's term or membership changed: persist this before sending `messages`, so
     /// that a restart rejoins with it (see [`HardState`]).
     pub hard_state: Option<HardState>,
+    pub log_reads: Vec<LogRead>,
 }
 
 impl Outputs {
@@ -191,6 +223,7 @@ impl Outputs {
         self.replies.clear();
         self.reports.clear();
         self.hard_state = None;
+        self.log_reads.clear();
     }
 
     pub fn is_empty(&self) -> bool {
@@ -200,5 +233,6 @@ impl Outputs {
             && self.replies.is_empty()
             && self.reports.is_empty()
             && self.hard_state.is_none()
+            && self.log_reads.is_empty()
     }
 }

@@ -34,8 +34,9 @@ pub enum ReconcilePlan {
     UpToDate,
     /// Ship these ranges from the log.
     Ranges(Vec<LogRange>),
-    /// Some of `missing` has left the log: ship the whole state instead.
-    Snapshot { missing: Vec<LogRange> },
+    /// Some of `missing` has left the in-memory log: read it back from the durable log
+    /// (or, should that not hold it either, ship the whole state).
+    ReadBack { missing: Vec<LogRange> },
 }
 
 pub struct ReconciliationEngine;
@@ -52,7 +53,7 @@ impl ReconciliationEngine {
         {
             ReconcilePlan::Ranges(missing)
         } else {
-            ReconcilePlan::Snapshot { missing }
+            ReconcilePlan::ReadBack { missing }
         }
     }
 
@@ -79,7 +80,8 @@ impl ReconciliationEngine {
 
     /// A full resync: the state a peer shipped at `theirs`, plus the events this replica
     /// has that it lacks (from `log`). Refused, with nothing changed, when some of those
-    /// have already left this replica's log; the peer must then pull from us instead.
+    /// have already left this replica's in-memory log; the sender then needs our events
+    /// first, which we push it from our durable log.
     pub fn rebuild(snapshot: Ledger, mine: &VersionVector, log: &RetainedLog) -> Result<Ledger> {
         let ours = Self::missing(mine, snapshot.version_vector());
         if let Some(r) = ours.iter().find(|r| !log.covers(r.origin, r.after, r.upto)) {
@@ -106,8 +108,8 @@ mod tests {
     use crate::node::test_support::{event as ev, vv};
 
     #[test]
-    fn ships_exactly_the_missing_ranges_or_asks_for_a_snapshot() {
-        let mut log = RetainedLog::new(100, 100);
+    fn ships_exactly_the_missing_ranges_or_reads_them_back() {
+        let mut log = RetainedLog::new(NodeId(9), 100, 100);
         for seq in 1..=5 {
             log.push(&ev(1, seq));
         }
@@ -129,10 +131,10 @@ mod tests {
             .collect();
         assert_eq!(ids, vec![(1, 3), (1, 4), (1, 5), (2, 1), (2, 2), (2, 3)]);
 
-        log.trim(&vv(&[(1, 3)]), NodeId(9));
+        log.trim(&vv(&[(1, 3)]));
         assert!(matches!(
             ReconciliationEngine::plan(&mine, &log, &vv(&[(1, 2)])),
-            ReconcilePlan::Snapshot { .. }
+            ReconcilePlan::ReadBack { .. }
         ));
     }
 }

@@ -26,7 +26,7 @@ pub(super) struct Peer {
     pub acked: VersionVector,
     /// What is shipped and not yet acknowledged, per origin.
     pub in_flight: InFlight,
-    last_heard: Option<Timestamp>,
+    pub last_heard: Option<Timestamp>,
     /// Per other origin: since when the peer has reported lacking events we have.
     lacking: SmallVec<[(NodeId, Timestamp); 4]>,
     /// A received push is acknowledged once it is durable.
@@ -176,10 +176,19 @@ impl Node {
     }
 
     fn on_peer_vv(&mut self, now: Timestamp, i: usize, vv: &VersionVector, out: &mut Outputs) {
+        let me = self.cfg.id;
         let peer = &mut self.peers[i];
         let before = peer.acked.clone();
         peer.acked.merge(vv);
         peer.in_flight.acknowledged(&before, &peer.acked, now);
+        // A peer catching up on our events from the durable log gets the next chunk as
+        // soon as it acknowledges one, rather than on the next tick.
+        let progressed = peer.acked.get(me) > before.get(me);
+        let next = peer.ship_after(me) + 1;
+        let from_disk = self.log.first_retained(me).is_none_or(|f| f > next);
+        if progressed && from_disk && next <= self.durable.get(me) {
+            self.push_own(now, i, out);
+        }
         self.release_replicated(out);
     }
 
@@ -230,6 +239,14 @@ impl Node {
                 self.repair(now, i, out);
             }
         }
+        if let Some(all) = self.acked_by_all() {
+            self.log.trim(&all);
+        }
+        self.early.purge(self.ledger.version_vector());
+    }
+
+    /// What every peer has acknowledged; `None` without peers.
+    fn acked_by_all(&self) -> Option<VersionVector> {
         let mut acked_by_all: Option<VersionVector> = None;
         for p in &self.peers {
             acked_by_all = Some(match acked_by_all {
@@ -243,14 +260,21 @@ impl Node {
                 }
             });
         }
-        if let Some(all) = acked_by_all {
-            self.log.trim(&all, self.cfg.id);
-        }
-        self.early.purge(self.ledger.version_vector());
+        acked_by_all
+    }
+
+    /// Per origin, the highest seq every peer has acknowledged: a driver may drop durable
+    /// log records only up to it, because events past it are what a peer may still have
+    /// to be sent (see [`Outputs::log_reads`]). A peer not heard from since this node
+    /// started counts as having nothing, so after a restart nothing is dropped until every
+    /// peer has reported. Without peers nothing is needed: everything may go.
+    pub fn needed_by_peers(&self) -> Option<VersionVector> {
+        self.acked_by_all()
     }
 
     fn heartbeat(&mut self, now: Timestamp, out: &mut Outputs) {
         let vv = self.durable.clone();
+        let mut behind_log = Vec::new();
         for p in &self.peers {
             out.messages.push((
                 p.id,
@@ -269,6 +293,10 @@ impl Node {
                 .filter(|(o, seq)| p.acked.get(*o) < *seq)
                 .map(|(o, _)| self.log.get(o, p.acked.get(o) + 1).map(|e| e.hlc.wall_ns))
                 .collect();
+            // A peer heard from that lacks events no longer in memory needs a resync.
+            if p.last_heard.is_some() && lacking.iter().any(Option::is_none) {
+                behind_log.push(p.id);
+            }
             let oldest = lacking
                 .iter()
                 .copied()
@@ -284,6 +312,7 @@ impl Node {
             role: self.role,
             vv,
             entities: self.ledger.distinct_entities(),
+            behind_log,
         });
     }
 

@@ -72,17 +72,10 @@ impl TidalDb {
         let mut node = Node::new(b.node.clone(), log.ledger, log.clock);
         if restarting && network.is_some() {
             // As a restarted simulated replica does: a follower in its last term, with
-            // its last membership. The in-memory retained log died with the process.
+            // its last membership.
             let state = log.hard_state.clone().unwrap_or_default();
             let mut out = Outputs::default();
-            node.handle(
-                Timestamp::now(),
-                Input::Rejoin {
-                    state,
-                    retained: &[],
-                },
-                &mut out,
-            );
+            node.handle(Timestamp::now(), Input::Rejoin(state), &mut out);
         }
         let (disk, recovery) = (log.disk, log.report);
         // After the default tenant's log, which holds the directory lock.
@@ -445,6 +438,18 @@ impl TidalDb {
     /// Events applied in total, summed over origins.
     pub fn events_applied(&self) -> Result<u64> {
         Ok(self.lock()?.node.ledger().version_vector().sum())
+    }
+
+    /// The default tenant's version vector: the highest seq applied from each origin.
+    pub fn version_vector(&self) -> Result<crate::event::VersionVector> {
+        Ok(self.lock()?.node.ledger().version_vector().clone())
+    }
+
+    /// Events in the default tenant's in-memory retained log, and the most it may hold.
+    pub fn retained_log_len(&self) -> Result<(usize, usize)> {
+        let st = self.lock()?;
+        let log = st.node.retained_log();
+        Ok((log.len(), log.bound()))
     }
 }
 

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::TidalDb;
 use super::state::{ReportSink, State};
 use super::transport::{InProcessTransportFactory, PartitionHandle};
-use super::TidalDb;
 use crate::cluster::{
     Cluster, ClusterDriver, ClusterView, GroupConcern, Layout, Timing, initial_replicas,
     shard_router,
@@ -250,7 +250,10 @@ impl Inner {
     }
 
     fn shutdown(&self) -> Result<()> {
-        let dbs: Vec<TidalDb> = lock(&self.slots).iter_mut().filter_map(|s| s.db.take()).collect();
+        let dbs: Vec<TidalDb> = lock(&self.slots)
+            .iter_mut()
+            .filter_map(|s| s.db.take())
+            .collect();
         let mut first = Ok(());
         for db in dbs {
             if let Err(e) = db.close()
@@ -372,7 +375,9 @@ impl ClusterDriver for LocalDriver {
     }
 
     fn input(&self, node: NodeId, input: Input<'_>) {
-        let Some(db) = self.inner.db(node) else { return };
+        let Some(db) = self.inner.db(node) else {
+            return;
+        };
         let result = match input {
             Input::Control(command) => db.apply_control(command),
             Input::Reconcile => db.reconcile(),

@@ -15,11 +15,11 @@ use super::tenants::TenantSet;
 use super::transport::Transport;
 use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
-use crate::ledger::Ledger;
 use crate::event::ClientTag;
+use crate::ledger::Ledger;
 use crate::node::{
-    ClientOp, HardState, Input, Node, NodeReport, Outputs, RequestId, WriteAck, WriteConcern,
-    WriteRequest,
+    ClientOp, HardState, Input, LogRead, Node, NodeReport, Outputs, RequestId, WriteAck,
+    WriteConcern, WriteRequest,
 };
 use crate::schema::{Schema, Timestamp};
 use crate::wal::{Durability, RecoveryReport, Wal, WalConfig};
@@ -260,8 +260,41 @@ impl State {
                 let _ = tx.send(reply);
             }
         }
+        let reads = std::mem::take(&mut out.log_reads);
         self.out = out;
-        persisted.map(|()| claimed)
+        persisted?;
+        self.serve_log_reads(now, &reads)?;
+        Ok(claimed)
+    }
+
+    /// Reads back from the WAL the events the node asked for (they have left its
+    /// in-memory log) and hands them in, one bounded chunk per request. Without a WAL
+    /// nothing can be read back, and the node falls back to a snapshot.
+    fn serve_log_reads(&mut self, now: Timestamp, reads: &[LogRead]) -> Result<()> {
+        for &read in reads {
+            let events = match self.disk.as_mut() {
+                Some(disk) => {
+                    // Only committed batches can be read back.
+                    if disk.wal.uncommitted() > 0
+                        && let Err(e) = disk.wal.commit()
+                    {
+                        return Err(self.fail(e));
+                    }
+                    disk.wal
+                        .read_origin_range(read.origin, read.after, read.upto, read.len())?
+                }
+                None => Vec::new(),
+            };
+            self.step(
+                now,
+                Input::LogRead {
+                    read,
+                    events: &events,
+                },
+                None,
+            )?;
+        }
+        Ok(())
     }
 
     /// Stores a changed term or membership beside the log, durably.
@@ -296,7 +329,11 @@ impl State {
             // of it is on disk, memory is ahead of the log. The snapshot covers the events
             // appended just above, which the ledger already includes.
             let clock = self.node.clock();
-            if let Err(e) = disk.wal.snapshot(self.node.ledger(), clock) {
+            let needed = self.node.needed_by_peers();
+            if let Err(e) = disk
+                .wal
+                .snapshot_retaining(self.node.ledger(), clock, needed.as_ref())
+            {
                 return Err(self.fail(e));
             }
             disk.since_snapshot = 0;
@@ -375,7 +412,10 @@ impl State {
         let Some(disk) = self.disk.as_mut() else {
             return Ok(0);
         };
-        let lsn = disk.wal.snapshot(self.node.ledger(), clock)?;
+        let needed = self.node.needed_by_peers();
+        let lsn = disk
+            .wal
+            .snapshot_retaining(self.node.ledger(), clock, needed.as_ref())?;
         disk.since_snapshot = 0;
         tracing::debug!(lsn, "snapshot written");
         Ok(lsn)

@@ -18,8 +18,8 @@ use crate::error::{Result, TidalError};
 use crate::event::ClientTag;
 use crate::ledger::Ledger;
 use crate::node::{
-    ClientOp, Input, Message, Node, NodeConfig, Outputs, RequestId, WriteAck, WriteConcern,
-    WriteRequest,
+    ClientOp, Input, LogRead, Message, Node, NodeConfig, Outputs, RequestId, WriteAck,
+    WriteConcern, WriteRequest,
 };
 use crate::schema::{NodeId, RegionId, Schema, Timestamp};
 use crate::wal::snapshot;
@@ -90,6 +90,9 @@ pub struct SimStats {
     pub events_lost_in_crashes: u64,
     /// Full resyncs: a node replaced its state with a peer's snapshot.
     pub snapshots_installed: u64,
+    /// Events read back from a disk for a peer that lacked them after they had left the
+    /// node's in-memory log.
+    pub events_read_back: u64,
 }
 
 #[derive(Debug)]
@@ -278,9 +281,30 @@ impl Sim {
         for report in out.reports.drain(..) {
             self.control.observe(now, report);
         }
+        let reads = std::mem::take(&mut out.log_reads);
         self.spare.push(out);
+        self.serve_log_reads(id, &reads);
         if sync_now {
             self.drive(id, Input::Synced);
+        }
+    }
+
+    /// Reads back from the node's disk what it asked for and hands it in, one bounded
+    /// chunk (one request) at a time.
+    fn serve_log_reads(&mut self, id: NodeId, reads: &[LogRead]) {
+        for &read in reads {
+            let Some(n) = self.nodes.get_mut(id.0 as usize) else {
+                return;
+            };
+            let events = n.disk.read_origin_range(read.origin, read.after, read.upto);
+            self.stats.events_read_back += events.len() as u64;
+            self.drive(
+                id,
+                Input::LogRead {
+                    read,
+                    events: &events,
+                },
+            );
         }
     }
 
@@ -440,19 +464,7 @@ impl Sim {
         let state = n.disk.hard_state.clone();
         n.node = Some(node);
         n.last_sync = self.now.as_nanos();
-        // The retained tail is the synced log; it is lent to the node, which copies what
-        // its bounds allow.
-        let retained = std::mem::take(&mut n.disk.synced);
-        self.drive(
-            id,
-            Input::Rejoin {
-                state,
-                retained: &retained,
-            },
-        );
-        if let Some(n) = self.nodes.get_mut(id.0 as usize) {
-            n.disk.synced = retained;
-        }
+        self.drive(id, Input::Rejoin(state));
         tracing::info!(node = id.0, "node restarted");
         Ok(())
     }

@@ -5,6 +5,7 @@ mod codec;
 mod frame;
 mod header;
 mod links;
+mod read_back;
 mod recovery;
 mod segment;
 pub mod snapshot;
