@@ -368,7 +368,7 @@ fn tenant_scopes_route_to_the_tenants_own_replicas() -> Result<()> {
 
     // A tenant nobody registered.
     let unknown = Scope::tenant(TenantId(404));
-    let is_unknown = |r: Result<()>| matches!(r, Err(TidalError::UnknownTenant(TenantId(404))));
+    let is_unknown = |r: Result<()>| matches!(r, Err(TidalError::UnknownTenant(404)));
     assert!(is_unknown(c.node_serving(unknown, items[0]).map(|_| ())));
     assert!(is_unknown(read(&c, unknown, items[0]).map(|_| ())));
     assert!(is_unknown(

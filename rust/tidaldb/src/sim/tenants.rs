@@ -121,7 +121,7 @@ impl SimulatedCluster {
         if sim.control.router().is_registered(tenant) {
             Ok(())
         } else {
-            Err(TidalError::UnknownTenant(tenant))
+            Err(TidalError::UnknownTenant(tenant.0))
         }
     }
 
