@@ -177,7 +177,11 @@ fn the_check_finds_an_upward_import() {
     let dir = std::env::temp_dir().join(format!("tidaldb-layering-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(dir.join("schema")).unwrap();
-    fs::write(dir.join("lib.rs"), "pub use sim::{Scope, SimulatedCluster};\n").unwrap();
+    fs::write(
+        dir.join("lib.rs"),
+        "pub use sim::{Scope, SimulatedCluster};\n",
+    )
+    .unwrap();
     fs::write(dir.join("error.rs"), "use crate::event::TenantId;\n").unwrap();
     fs::write(
         dir.join("schema/mod.rs"),
@@ -188,7 +192,10 @@ fn the_check_finds_an_upward_import() {
     let found = violations(&dir);
     let _ = fs::remove_dir_all(&dir);
     assert_eq!(found.len(), 3, "{found:?}");
-    assert!(found[0].ends_with("error.rs:1: error -> event"), "{found:?}");
+    assert!(
+        found[0].ends_with("error.rs:1: error -> event"),
+        "{found:?}"
+    );
     assert!(found[1].ends_with("mod.rs:3: schema -> node"), "{found:?}");
     assert!(found[2].ends_with("mod.rs:4: schema -> sim"), "{found:?}");
 }
