@@ -20,6 +20,7 @@
 //! # Ok::<(), tidaldb::TidalError>(())
 //! ```
 
+pub mod cluster;
 pub mod control;
 pub mod crdt;
 pub mod error;

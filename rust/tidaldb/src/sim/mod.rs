@@ -9,9 +9,11 @@ mod disk;
 mod engine;
 mod faults;
 mod migration;
+mod migration_run;
 mod network;
 mod node_ref;
 mod rng;
+mod settings;
 mod tenants;
 mod upgrade;
 
