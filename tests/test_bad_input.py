@@ -42,7 +42,6 @@ def test_the_hierarchy() -> None:
         tidaldb.NotFound,
         tidaldb.Corruption,
         tidaldb.Unavailable,
-        tidaldb.ReadOnly,
         tidaldb.QuotaExceeded,
         tidaldb.Timeout,
     ):

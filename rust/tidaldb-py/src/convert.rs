@@ -44,7 +44,7 @@ args!(
     TenantKw = "tenant",
     IdempotencyArg = "idempotency_key",
     Loss = "loss",
-    WriteConcernArg = "write_concern",
+    WriteConcernKw = "write_concern",
 );
 
 /// An entity id argument. A negative or too large int is a bad value, not a bad type, so
@@ -464,4 +464,24 @@ pub fn bulk_times(
     let secs = f64_array(py, "ts", t)?;
     same_length(py, "ts", secs.len(), len)?;
     timestamps(py, "ts", &secs).map(Some)
+}
+
+/// Seconds in `value`: a float, or a string such as `"20ms"`, read by the core's parser.
+/// `name` names the argument in the error. Python helpers (`tidaldb.plotting`) use this
+/// so that they accept exactly what the rest of the API accepts.
+#[pyfunction(name = "parse_duration")]
+#[pyo3(signature = (value, name = "duration"))]
+pub fn duration_seconds(py: Python<'_>, value: &Bound<'_, PyAny>, name: &str) -> PyResult<f64> {
+    duration(py, arg_name(name), value).map(|d| d.as_secs_f64())
+}
+
+/// The `'static` name a core error carries, for the argument names Python helpers pass;
+/// any other name is reported as `duration`.
+fn arg_name(name: &str) -> &'static str {
+    const KNOWN: &[&str] = &["seconds", "every", "grace", "timeout", "latency", "jitter"];
+    KNOWN
+        .iter()
+        .find(|k| **k == name)
+        .copied()
+        .unwrap_or("duration")
 }

@@ -40,6 +40,20 @@ fn the_only_shard_is_picked_and_each_step_is_reported_in_order() -> Result<()> {
     assert_eq!(record.source.shard_id, ShardId(0));
     assert_eq!(record.target.region_id, RegionId(2));
 
+    let names: Vec<&str> = TenantMigration::STATES.iter().map(|s| s.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "idle",
+            "preparing_target",
+            "dual_write",
+            "finalizing",
+            "complete"
+        ]
+    );
+    for (i, s) in TenantMigration::STATES.iter().enumerate() {
+        assert_eq!(TenantMigration::steps_done(*s), i as u64);
+    }
     let mut seen = Vec::new();
     m.run_steps(record.number, Duration::ZERO, |s| {
         seen.push((s, TenantMigration::steps_done(s)));

@@ -67,7 +67,16 @@ impl TenantMigration {
     /// the source.
     pub const STEPS: u64 = 4;
 
-    /// Steps already taken once the record is in `state`.
+    /// A migration's states in the order it passes through them.
+    pub const STATES: [MigrationState; 5] = [
+        MigrationState::Idle,
+        MigrationState::PreparingTarget,
+        MigrationState::DualWrite,
+        MigrationState::Finalizing,
+        MigrationState::Complete,
+    ];
+
+    /// Steps already taken once the record is in `state`: its place in [`Self::STATES`].
     pub fn steps_done(state: MigrationState) -> u64 {
         match state {
             MigrationState::Idle => 0,
