@@ -44,8 +44,11 @@ def test_the_hierarchy() -> None:
         tidaldb.Unavailable,
         tidaldb.QuotaExceeded,
         tidaldb.Timeout,
+        tidaldb.Conflict,
     ):
         assert issubclass(cls, tidaldb.TidalError)
+    # Nothing can make a replica read-only, so no such exception is offered.
+    assert not hasattr(tidaldb, "ReadOnly")
 
 
 @pytest.mark.parametrize("weight", BAD_WEIGHTS, ids=repr)

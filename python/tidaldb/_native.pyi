@@ -5,6 +5,8 @@ from collections.abc import Awaitable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal, SupportsIndex, final, overload
 
+from typing_extensions import disjoint_base
+
 import numpy as np
 import numpy.typing as npt
 
@@ -21,6 +23,9 @@ __all__ = [
     "Migration",
     "Partition",
     "WriteAck",
+    "MIGRATION_STATES",
+    "parse_duration",
+    "_Scoped",
     "__version__",
 ]
 
@@ -169,6 +174,7 @@ class Partition:
     def __enter__(self) -> Partition: ...
     def __exit__(self, *args: object) -> bool: ...
 
+@disjoint_base
 class _Scoped:
     """The reads and writes ``Cluster`` and ``Tenant`` share. On a ``Tenant``, ``tenant``
     may only be None or that tenant."""
