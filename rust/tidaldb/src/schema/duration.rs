@@ -66,7 +66,7 @@ pub fn format_duration(d: Duration) -> String {
     ];
     let ns = d.as_nanos();
     for (unit, suffix) in UNITS {
-        if ns >= unit && ns % unit == 0 {
+        if ns >= unit && ns.is_multiple_of(unit) {
             return format!("{}{suffix}", ns / unit);
         }
     }
