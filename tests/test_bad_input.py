@@ -42,11 +42,13 @@ def test_the_hierarchy() -> None:
         tidaldb.NotFound,
         tidaldb.Corruption,
         tidaldb.Unavailable,
-        tidaldb.ReadOnly,
         tidaldb.QuotaExceeded,
         tidaldb.Timeout,
+        tidaldb.Conflict,
     ):
         assert issubclass(cls, tidaldb.TidalError)
+    # Nothing can make a replica read-only, so no such exception is offered.
+    assert not hasattr(tidaldb, "ReadOnly")
 
 
 @pytest.mark.parametrize("weight", BAD_WEIGHTS, ids=repr)

@@ -340,3 +340,22 @@ def test_register_tenant_refusals() -> None:
     with pytest.raises(tidaldb.InvalidArgument, match="id"):
         cluster.register_tenant(-1)
     assert [t.id for t in cluster.tenants] == [5]
+
+
+def test_a_tenant_serves_only_itself() -> None:
+    cluster = make_cluster(seed=3)
+    acme = cluster.register_tenant(1)
+    other = cluster.register_tenant(2)
+    t0 = cluster.now
+    assert isinstance(cluster, tidaldb._native._Scoped)
+    assert isinstance(acme, tidaldb._native._Scoped)
+    acme.write("view", 5, ts=t0, tenant=acme)
+    acme.write("view", 5, ts=t0, tenant=1)
+    with pytest.raises(tidaldb.InvalidArgument, match="tenant"):
+        acme.write("view", 5, ts=t0, tenant=other)
+    with pytest.raises(tidaldb.InvalidArgument, match="tenant"):
+        acme.score("view", 5, tenant=0)
+    # The refused write wrote nothing anywhere.
+    assert acme.score("view", 5, at=t0) == 2.0
+    assert other.score("view", 5, at=t0) == 0.0
+    assert cluster.score("view", 5, at=t0) == 0.0

@@ -121,6 +121,21 @@ def test_the_durations_are_checked() -> None:
     assert len(lag_timeline(cluster, 0.0)["t"]) == 1
 
 
+def test_durations_are_read_by_the_core_parser() -> None:
+    from tidaldb._native import parse_duration
+
+    assert parse_duration("1.5h") == 5400.0
+    assert parse_duration("7d", "seconds") == 7 * 86_400.0
+    assert parse_duration("250ms", "every") == 0.25
+    assert parse_duration(2) == 2.0
+    with pytest.raises(tidaldb.InvalidArgument, match="every"):
+        parse_duration("7y", "every")
+    with pytest.raises(tidaldb.InvalidArgument, match="seconds"):
+        parse_duration(-1.0, "seconds")
+    with pytest.raises(TypeError, match="every"):
+        parse_duration(True, "every")
+
+
 # --- score_timeline -------------------------------------------------------------------------
 
 

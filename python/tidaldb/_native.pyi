@@ -5,6 +5,8 @@ from collections.abc import Awaitable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal, SupportsIndex, final, overload
 
+from typing_extensions import disjoint_base
+
 import numpy as np
 import numpy.typing as npt
 
@@ -21,10 +23,17 @@ __all__ = [
     "Migration",
     "Partition",
     "WriteAck",
+    "MIGRATION_STATES",
+    "parse_duration",
+    "_Scoped",
     "__version__",
 ]
 
 __version__: str
+
+MIGRATION_STATES: tuple[str, ...]
+
+def parse_duration(value: float | str, name: str = "duration") -> float: ...
 
 _Duration = float | str
 _Ids = npt.NDArray[np.uint64] | npt.NDArray[np.int64]
@@ -165,33 +174,11 @@ class Partition:
     def __enter__(self) -> Partition: ...
     def __exit__(self, *args: object) -> bool: ...
 
-@final
-class Cluster:
-    def __new__(
-        cls,
-        schema: Schema,
-        regions: Sequence[str] = ("us-east", "eu-west", "ap-south"),
-        shards_per_region: int = 1,
-        seed: int = 0,
-        latency: _Duration = "20ms",
-        jitter: _Duration = "5ms",
-        loss: float = 0.0,
-        write_concern: Literal["local", "majority", "all"] | int = "local",
-        *,
-        durability: Literal["immediate", "periodic"] | str = "immediate",
-    ) -> Cluster: ...
-    @property
-    def regions(self) -> list[str]: ...
-    @property
-    def shards_per_region(self) -> int: ...
-    @property
-    def seed(self) -> int: ...
-    @property
-    def now(self) -> float: ...
-    @property
-    def leader(self) -> str: ...
-    @property
-    def tenants(self) -> list[Tenant]: ...
+@disjoint_base
+class _Scoped:
+    """The reads and writes ``Cluster`` and ``Tenant`` share. On a ``Tenant``, ``tenant``
+    may only be None or that tenant."""
+
     def write(
         self,
         signal: str,
@@ -258,6 +245,34 @@ class Cluster:
     def is_hidden(
         self, user: int, item: int, region: str | None = None, tenant: int | Tenant | None = None
     ) -> bool: ...
+
+@final
+class Cluster(_Scoped):
+    def __new__(
+        cls,
+        schema: Schema,
+        regions: Sequence[str] = ("us-east", "eu-west", "ap-south"),
+        shards_per_region: int = 1,
+        seed: int = 0,
+        latency: _Duration = "20ms",
+        jitter: _Duration = "5ms",
+        loss: float = 0.0,
+        write_concern: Literal["local", "majority", "all"] | int = "local",
+        *,
+        durability: Literal["immediate", "periodic"] | str = "immediate",
+    ) -> Cluster: ...
+    @property
+    def regions(self) -> list[str]: ...
+    @property
+    def shards_per_region(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def now(self) -> float: ...
+    @property
+    def leader(self) -> str: ...
+    @property
+    def tenants(self) -> list[Tenant]: ...
     def version_vector(
         self, region: str, shard: int = 0, tenant: int | Tenant | None = None
     ) -> dict[int, int]: ...
@@ -285,7 +300,7 @@ class Cluster:
     def tenant(self, id: int) -> Tenant: ...
 
 @final
-class Tenant:
+class Tenant(_Scoped):
     @property
     def id(self) -> int: ...
     @property
@@ -302,42 +317,6 @@ class Tenant:
     def max_storage_bytes(self) -> int | None: ...
     @property
     def migration(self) -> Migration | None: ...
-    def write(
-        self,
-        signal: str,
-        item: int,
-        weight: float = 1.0,
-        ts: float | None = None,
-        region: str | None = None,
-        idempotency_key: int | str | bytes | None = None,
-    ) -> WriteAck: ...
-    def write_many(
-        self,
-        signal: str,
-        items: _Ids,
-        weights: _Weights | None = None,
-        ts: _Times | None = None,
-        region: str | None = None,
-    ) -> int: ...
-    def score(self, signal: str, item: int, region: str | None = None, at: float | None = None) -> float: ...
-    def scores(
-        self, signal: str, items: _Ids, region: str | None = None, at: float | None = None
-    ) -> npt.NDArray[np.float64]: ...
-    def window_count(self, signal: str, item: int, window: str, region: str | None = None) -> int: ...
-    def total_count(self, signal: str, region: str) -> int: ...
-    def retrieve(
-        self,
-        candidates: Iterable[int] | _Ids,
-        rank_by: dict[str, float],
-        *,
-        user: int | None = None,
-        limit: int = 10,
-        region: str | None = None,
-        at: float | None = None,
-    ) -> Results: ...
-    def hide(self, user: int, item: int, region: str | None = None) -> WriteAck: ...
-    def unhide(self, user: int, item: int, region: str | None = None) -> WriteAck: ...
-    def is_hidden(self, user: int, item: int, region: str | None = None) -> bool: ...
     def migrate(self, to_region: str, to_shard: int | None = None) -> Migration: ...
 
 @final

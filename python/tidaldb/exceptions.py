@@ -14,7 +14,6 @@ __all__ = [
     "NotFound",
     "Corruption",
     "Unavailable",
-    "ReadOnly",
     "QuotaExceeded",
     "Timeout",
     "Conflict",
@@ -55,10 +54,6 @@ class Corruption(TidalError):
 
 class Unavailable(TidalError):
     """The database cannot serve the call: it is closed, open elsewhere, or its disk failed."""
-
-
-class ReadOnly(TidalError):
-    """The replica is configured read-only and refuses writes."""
 
 
 class QuotaExceeded(TidalError):

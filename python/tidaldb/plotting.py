@@ -38,6 +38,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, Union
 
+from tidaldb import _native
+from tidaldb._native import parse_duration
 from tidaldb.exceptions import InvalidArgument, Unavailable
 
 if TYPE_CHECKING:
@@ -60,14 +62,8 @@ __all__ = [
     "plot_migration",
 ]
 
-#: A migration's states in the order it passes through them.
-MIGRATION_STATES: tuple[str, ...] = (
-    "idle",
-    "preparing_target",
-    "dual_write",
-    "finalizing",
-    "complete",
-)
+#: A migration's states in the order it passes through them, as the core names them.
+MIGRATION_STATES: tuple[str, ...] = _native.MIGRATION_STATES
 
 #: Fill colour of each region verdict in :func:`plot_failover`.
 HEALTH_COLORS: dict[str, str] = {
@@ -75,18 +71,6 @@ HEALTH_COLORS: dict[str, str] = {
     "Degraded": "tab:orange",
     "NeedsResync": "tab:olive",
     "Offline": "tab:red",
-}
-
-#: The units :func:`_seconds` accepts: the same as the core's duration parser.
-_UNITS: dict[str, float] = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-    "d": 86_400.0,
-    "w": 604_800.0,
 }
 
 #: Seconds as a float, or a string such as ``"20ms"`` (``Union``: the alias is evaluated at run time).
@@ -132,32 +116,12 @@ class FailoverTimeline(TypedDict):
 
 
 def _seconds(name: str, value: Duration) -> float:
-    """``value`` as seconds: a float, or a string such as ``"20ms"``; ``name`` is the argument."""
-    if isinstance(value, str):
-        text = value.strip()
-        split = next((i for i, c in enumerate(text) if c.isalpha()), len(text))
-        number, unit = text[:split], text[split:]
-        if unit not in _UNITS:
-            raise InvalidArgument(
-                f"{name}: {value!r} is not a duration (the unit is not one of "
-                f"{', '.join(_UNITS)}); write e.g. \"10ms\" or \"1.5s\""
-            )
-        try:
-            secs = float(number) * _UNITS[unit]
-        except ValueError:
-            raise InvalidArgument(
-                f"{name}: {value!r} is not a duration (the number does not parse)"
-            ) from None
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        secs = float(value)
-    else:
-        raise TypeError(
-            f"{name} must be seconds (a float) or a string such as \"10ms\", "
-            f"not {type(value).__name__}"
-        )
-    if not math.isfinite(secs) or secs < 0.0:
-        raise InvalidArgument(f"{name}: {secs} seconds is not a finite, non-negative duration")
-    return secs
+    """``value`` as seconds: a float, or a string such as ``"20ms"``; ``name`` is the argument.
+
+    The core's parser reads it, so the plots accept exactly the durations the rest of the
+    API does.
+    """
+    return parse_duration(value, name)
 
 
 def _sample(

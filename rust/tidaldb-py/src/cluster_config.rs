@@ -1,29 +1,17 @@
-//! The arguments of `tidaldb.Cluster(...)`, checked and turned into a `ClusterConfig`, and
-//! the argument types its methods share.
-
-use std::time::Duration;
+//! The arguments of `tidaldb.Cluster(...)` and `register_tenant`, converted from Python
+//! values into the core's option types, which check them and fill in the defaults.
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use tidaldb::node::WriteConcern;
-use tidaldb::schema::Schema;
-use tidaldb::sim::{ClusterConfig, GroupConcern, LinkConfig, SimDurability};
-use tidaldb::{RegionId, TenantId};
+use pyo3::types::PyString;
+use tidaldb::TenantId;
+use tidaldb::cluster::{ClusterOptions, TenantOptions, WriteConcernArg};
 
-use crate::cluster::PyCluster;
 use crate::convert::{
     Float, Loss, MaxEntities, MaxSignalsPerSec, MaxStorageBytes, Natural, Seed, ShardsPerRegion,
-    TenantKw, WriteConcernArg, duration, region_names,
+    TenantIdArg, TenantKw, WriteConcernKw, duration, region_names,
 };
-use crate::errors::invalid;
 use crate::tenant::PyTenant;
-use tidaldb::tenancy::TenantConfig;
-
-/// What `durability="periodic"` means: every replica syncs every 100 ms of virtual time.
-const PERIODIC_SYNC: Duration = Duration::from_millis(100);
-
-/// The regions a cluster is built with unless the caller names others.
-const DEFAULT_REGIONS: [&str; 3] = ["us-east", "eu-west", "ap-south"];
 
 pub struct ClusterArgs<'a, 'py> {
     pub regions: Option<Vec<String>>,
@@ -37,124 +25,30 @@ pub struct ClusterArgs<'a, 'py> {
 }
 
 impl ClusterArgs<'_, '_> {
-    /// The simulator's configuration, and the region names in `RegionId` order.
-    pub fn config(self, py: Python<'_>, schema: Schema) -> PyResult<(ClusterConfig, Vec<String>)> {
-        let ClusterArgs {
-            regions,
-            shards_per_region,
-            seed,
-            latency,
-            jitter,
-            loss,
-            write_concern,
-            durability,
-        } = self;
-        let names: Vec<String> =
-            regions.unwrap_or_else(|| DEFAULT_REGIONS.iter().map(|s| s.to_string()).collect());
-        if names.is_empty() || names.len() > 64 {
-            return Err(invalid(py, "regions", "give between 1 and 64 region names"));
-        }
-        for (i, n) in names.iter().enumerate() {
-            let problem = if n.is_empty() {
-                "a region name is empty"
-            } else if names[..i].contains(n) {
-                "is given twice"
-            } else {
-                continue;
-            };
-            return Err(invalid(
-                py,
-                "regions",
-                format!("{n:?}: {problem}; name each region once"),
-            ));
-        }
-        let shards: u16 = shards_per_region.narrow(py)?;
-        if shards == 0 {
-            return Err(invalid(py, "shards_per_region", "must be at least 1"));
-        }
-        let loss = loss.0;
-        if !(0.0..=1.0).contains(&loss) {
-            return Err(invalid(
-                py,
-                "loss",
-                format!("{loss} is not a probability; pass a number in [0, 1]"),
-            ));
-        }
-        let latency = match latency {
-            Some(v) => duration(py, "latency", v)?,
-            None => Duration::from_millis(20),
-        };
-        let jitter = match jitter {
-            Some(v) => duration(py, "jitter", v)?,
-            None => Duration::from_millis(5),
-        };
-        let concern = match write_concern {
-            Some(v) => parse_write_concern(py, v, names.len())?,
-            None => (WriteConcern::Local, None),
-        };
-        let durability = match durability {
-            "immediate" => SimDurability::Immediate,
-            "periodic" => SimDurability::Every(PERIODIC_SYNC),
-            other => {
-                return Err(invalid(
-                    py,
-                    "durability",
-                    format!("unknown durability {other:?}; use \"immediate\" or \"periodic\""),
-                ));
+    /// The options as the core takes them; it checks them and fills in the defaults.
+    pub fn options(self, py: Python<'_>) -> PyResult<ClusterOptions> {
+        let write_concern = match self.write_concern {
+            None => None,
+            Some(v) if v.is_instance_of::<PyString>() => {
+                Some(WriteConcernArg::Named(v.extract::<String>()?))
             }
-        };
-        let mut config = ClusterConfig::new(schema);
-        config.regions = (0..names.len()).map(|i| RegionId(i as u16)).collect();
-        config.shards_per_region = shards;
-        config.seed = seed.0;
-        config.links = LinkConfig {
-            latency,
-            jitter,
-            loss,
-            ..LinkConfig::default()
-        };
-        (config.write_concern, config.group_concern) = concern;
-        config.durability = durability;
-        Ok((config, names))
-    }
-}
-
-/// `write_concern`: "local", a fixed number of other replicas, or "majority" / "all" of
-/// the group that serves each write (a tenant kept in one region has no other replica, so
-/// "all" then means the local append).
-fn parse_write_concern(
-    py: Python<'_>,
-    value: &Bound<'_, PyAny>,
-    regions: usize,
-) -> PyResult<(WriteConcern, Option<GroupConcern>)> {
-    if let Ok(text) = value.extract::<String>() {
-        return match text.as_str() {
-            "local" => Ok((WriteConcern::Local, None)),
-            "majority" => Ok((WriteConcern::Local, Some(GroupConcern::Majority))),
-            "all" => Ok((WriteConcern::Local, Some(GroupConcern::All))),
-            other => Err(invalid(
-                py,
-                "write_concern",
-                format!(
-                    "unknown write concern {other:?}; use \"local\", \"majority\", \"all\" \
-                     or the number of other replicas to wait for"
-                ),
+            Some(v) => Some(WriteConcernArg::Replicas(
+                v.extract::<Natural<WriteConcernKw>>()?.0,
             )),
         };
-    }
-    let k: Natural<WriteConcernArg> = value.extract()?;
-    let others = regions.saturating_sub(1);
-    match u8::try_from(k.0) {
-        Ok(0) => Ok((WriteConcern::Local, None)),
-        Ok(k) if usize::from(k) <= others => Ok((WriteConcern::Replicated(k), None)),
-        _ => Err(invalid(
-            py,
-            "write_concern",
-            format!(
-                "{} other replicas requested, but each shard has only {others}",
-                k.0
-            ),
-        )),
+        Ok(ClusterOptions {
+            regions: self.regions,
+            shards_per_region: self.shards_per_region.0,
+            seed: self.seed.0,
+            latency: self
+                .latency
+                .map(|v| duration(py, "latency", v))
+                .transpose()?,
+            jitter: self.jitter.map(|v| duration(py, "jitter", v)).transpose()?,
+            loss: self.loss.0,
+            write_concern,
+            durability: Some(self.durability.to_owned()),
+        })
     }
 }
 
@@ -186,16 +80,6 @@ pub fn tenant_of(arg: Option<TenantArg>) -> TenantId {
     arg.map_or(TenantId::DEFAULT, |t| t.0)
 }
 
-pub fn convergence_timeout(
-    py: Python<'_>,
-    timeout: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Duration> {
-    match timeout {
-        Some(t) => duration(py, "timeout", t),
-        None => Ok(Duration::from_secs(30)),
-    }
-}
-
 /// The quotas of `register_tenant`, in its argument order.
 pub type QuotaArgs = (
     Option<Natural<MaxSignalsPerSec>>,
@@ -203,31 +87,19 @@ pub type QuotaArgs = (
     Option<Natural<MaxStorageBytes>>,
 );
 
-/// The configuration `register_tenant` asks for; the core validates the rest.
-pub fn tenant_config(
-    py: Python<'_>,
-    cluster: &PyCluster,
-    tenant: TenantId,
+/// The options `register_tenant` was given, for the core to check.
+pub fn tenant_options(
+    id: Natural<TenantIdArg>,
     (rate, entities, storage): QuotaArgs,
     regions: Option<&Bound<'_, PyAny>>,
     label: Option<String>,
-) -> PyResult<TenantConfig> {
-    let label = label.unwrap_or_else(|| format!("tenant {}", tenant.0));
-    let mut config = TenantConfig::new(tenant, label);
-    config.max_signals_per_sec = rate.map(|v| v.narrow(py)).transpose()?;
-    config.max_entities = entities.map(|v| v.0);
-    config.max_storage_bytes = storage.map(|v| v.0);
-    let regions = regions.map(|r| region_names("regions", r)).transpose()?;
-    if regions.as_ref().is_some_and(Vec::is_empty) {
-        return Err(invalid(
-            py,
-            "regions",
-            "an empty list would keep the tenant nowhere; name its regions, or pass None for \
-             every region",
-        ));
-    }
-    for name in regions.unwrap_or_default() {
-        config.required_regions.push(cluster.region(py, &name)?);
-    }
-    Ok(config)
+) -> PyResult<TenantOptions> {
+    Ok(TenantOptions {
+        id: id.0,
+        max_signals_per_sec: rate.map(|v| v.0),
+        max_entities: entities.map(|v| v.0),
+        max_storage_bytes: storage.map(|v| v.0),
+        regions: regions.map(|r| region_names("regions", r)).transpose()?,
+        label,
+    })
 }

@@ -8,9 +8,9 @@ use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyString};
 use tidaldb::schema::{duration_from_secs, parse_duration};
-use tidaldb::{EntityId, TidalError, Timestamp};
+use tidaldb::{EntityId, Timestamp};
 
-use crate::errors::{IntoPyResult, invalid, to_py};
+use crate::errors::{IntoPyResult, invalid};
 
 /// The name of a Python argument, carried in the type of its converter so that a bad value
 /// is reported under the name the caller used.
@@ -44,7 +44,7 @@ args!(
     TenantKw = "tenant",
     IdempotencyArg = "idempotency_key",
     Loss = "loss",
-    WriteConcernArg = "write_concern",
+    WriteConcernKw = "write_concern",
 );
 
 /// An entity id argument. A negative or too large int is a bad value, not a bad type, so
@@ -255,42 +255,6 @@ pub fn timestamp_or_now<A: Arg>(py: Python<'_>, secs: Option<Float<A>>) -> PyRes
     Ok(timestamp(py, secs)?.unwrap_or_else(Timestamp::now))
 }
 
-/// A half-life or lifetime: seconds as a number, or a string such as `"7d"`.
-///
-/// A negative value is a schema error (the signal's decay is invalid), not a malformed
-/// argument; the core's duration parser cannot say which, because a `Duration` is never
-/// negative, so the sign is checked here.
-pub fn decay_duration(
-    py: Python<'_>,
-    signal: &str,
-    what: &'static str,
-    value: &Bound<'_, PyAny>,
-) -> PyResult<Duration> {
-    let negative = |shown: String| {
-        to_py(
-            py,
-            TidalError::InvalidDecay {
-                signal: signal.to_owned(),
-                reason: format!("the {what} is {shown}; it must be positive"),
-            },
-        )
-    };
-    if let Ok(text) = value.cast::<PyString>() {
-        let text = text.to_cow()?;
-        let trimmed = text.trim();
-        let magnitude = trimmed.strip_prefix('-');
-        if magnitude.is_some_and(|m| parse_duration(what, m).is_ok()) {
-            return Err(negative(format!("{trimmed:?}")));
-        }
-        return parse_duration(what, trimmed).py_err(py);
-    }
-    let secs: f64 = value.extract()?;
-    if secs < 0.0 {
-        return Err(negative(format!("{secs} seconds")));
-    }
-    duration_from_secs(what, secs).py_err(py)
-}
-
 fn type_name(obj: &Borrowed<'_, '_, PyAny>) -> String {
     obj.get_type()
         .name()
@@ -464,4 +428,24 @@ pub fn bulk_times(
     let secs = f64_array(py, "ts", t)?;
     same_length(py, "ts", secs.len(), len)?;
     timestamps(py, "ts", &secs).map(Some)
+}
+
+/// Seconds in `value`: a float, or a string such as `"20ms"`, read by the core's parser.
+/// `name` names the argument in the error. Python helpers (`tidaldb.plotting`) use this
+/// so that they accept exactly what the rest of the API accepts.
+#[pyfunction(name = "parse_duration")]
+#[pyo3(signature = (value, name = "duration"))]
+pub fn duration_seconds(py: Python<'_>, value: &Bound<'_, PyAny>, name: &str) -> PyResult<f64> {
+    duration(py, arg_name(name), value).map(|d| d.as_secs_f64())
+}
+
+/// The `'static` name a core error carries, for the argument names Python helpers pass;
+/// any other name is reported as `duration`.
+fn arg_name(name: &str) -> &'static str {
+    const KNOWN: &[&str] = &["seconds", "every", "grace", "timeout", "latency", "jitter"];
+    KNOWN
+        .iter()
+        .find(|k| **k == name)
+        .copied()
+        .unwrap_or("duration")
 }

@@ -14,35 +14,30 @@
 
 use std::path::PathBuf;
 use std::sync::{Mutex, TryLockError};
-use std::time::Duration;
 
 use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use tidaldb::{Durability, TidalDb, TidalError, Window};
+use tidaldb::cluster::db_durability;
+use tidaldb::{TidalDb, TidalError, Window};
 
 use crate::convert::{
     At, Count, Float, Id, Item, Ts, User, Weight, bulk_times, f64_array, id_array, same_length,
     timestamp, timestamp_or_now,
 };
-use crate::errors::{IntoPyResult, invalid};
+use crate::errors::IntoPyResult;
 use crate::logging;
 use crate::query_args::QueryArgs;
 use crate::results::PyResults;
 use crate::schema::PySchema;
-
-/// What `durability="batched"` means: sync every 4096 writes or 10 ms, whichever is first.
-const BATCHED: Durability = Durability::Batched {
-    max_batch: 4096,
-    max_delay: Duration::from_millis(10),
-};
 
 #[pyclass(module = "tidaldb._native", name = "Db", frozen)]
 pub struct PyDb {
     /// `None` once closed. Dropping the handle releases the data directory.
     db: Mutex<Option<TidalDb>>,
     path: Option<PathBuf>,
-    durability: &'static str,
+    /// The preset's name, as given.
+    durability: String,
 }
 
 fn closed() -> TidalError {
@@ -128,17 +123,7 @@ impl PyDb {
         path: Option<PathBuf>,
         durability: &str,
     ) -> PyResult<Self> {
-        let (mode, name) = match durability {
-            "immediate" => (Durability::Immediate, "immediate"),
-            "batched" => (BATCHED, "batched"),
-            other => {
-                return Err(invalid(
-                    py,
-                    "durability",
-                    format!("unknown durability {other:?}; use \"immediate\" or \"batched\""),
-                ));
-            }
-        };
+        let mode = db_durability(durability).py_err(py)?;
         let schema = schema.core(py)?;
         let builder = match &path {
             Some(p) => TidalDb::builder().with_data_dir(p.clone()),
@@ -149,7 +134,7 @@ impl PyDb {
         Ok(PyDb {
             db: Mutex::new(Some(opened.py_err(py)?)),
             path,
-            durability: name,
+            durability: durability.to_owned(),
         })
     }
 

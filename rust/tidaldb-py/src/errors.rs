@@ -78,7 +78,7 @@ fn describe_breach(py: Python<'_>, exc: &PyErr, breach: &QuotaBreach) {
     let _ = value.setattr("quota", quota);
     let _ = value.setattr("limit", breach.limit);
     let _ = value.setattr("retry_after", retry_after);
-    let _ = value.setattr("tenant", breach.tenant.0);
+    let _ = value.setattr("tenant", breach.tenant);
 }
 
 /// `Result<T, TidalError>` → `PyResult<T>`, for use with `?`.

@@ -1,6 +1,7 @@
 //! `tidaldb._native`: the PyO3 face of the tidaldb core.
 //!
-//! Conversion and error mapping only: every decision about data lives in the core crate, so
+//! Conversion, error mapping, the GIL and the logging bridge only: every decision (option
+//! checks and defaults, presets, names, the migration loop) lives in the core crate, so
 //! that Rust and Python users get the same behaviour. The public Python API is re-exported
 //! by `python/tidaldb/__init__.py`, and `_native.pyi` describes it for type checkers.
 
@@ -13,11 +14,11 @@ mod errors;
 mod handles;
 mod logging;
 mod migration;
-mod names;
 mod query_args;
 mod results;
 mod schema;
 mod scoped;
+mod simulation;
 mod tenant;
 
 use pyo3::prelude::*;
@@ -30,11 +31,18 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<results::PyResults>()?;
     m.add_class::<results::PyScoredItem>()?;
     m.add_class::<results::PyQueryStats>()?;
+    m.add_class::<scoped::PyScoped>()?;
     m.add_class::<cluster::PyCluster>()?;
     m.add_class::<tenant::PyTenant>()?;
     m.add_class::<migration::PyMigration>()?;
     m.add_class::<handles::PyPartition>()?;
     m.add_class::<handles::PyWriteAck>()?;
+    m.add_function(wrap_pyfunction!(convert::duration_seconds, m)?)?;
+    let states = tidaldb::sim::TenantMigration::STATES.map(|s| s.name());
+    m.add(
+        "MIGRATION_STATES",
+        pyo3::types::PyTuple::new(m.py(), states)?,
+    )?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,23 +1,19 @@
 //! `tidaldb.Migration`: a tenant's move to another region, step by step or awaited whole.
 //!
-//! The control plane's record is the truth, so this handle holds only the tenant id: any
-//! number of handles see the same state, and one obtained after an interruption (from
-//! `Tenant.migration`) resumes where the record says.
+//! The control plane's record is the truth, so this handle holds only the tenant id and
+//! the migration's number: any number of handles see the same state, and one obtained
+//! after an interruption (from `Tenant.migration`) resumes where the record says. The
+//! step loop, the state names and the progress count are the core's.
 
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use tidaldb::control::MigrationState;
-use tidaldb::sim::{SimulatedCluster, TenantMigration};
+use tidaldb::sim::TenantMigration;
 use tidaldb::{RegionId, TenantId, TidalError};
 
-use crate::cluster::PyCluster;
 use crate::convert::duration;
-use crate::errors::IntoPyResult;
-use crate::names::with_region_names;
-
-/// The steps of a migration, in order: `run()` counts its progress in these.
-const STEPS: u64 = 4;
+use crate::errors::to_py;
+use crate::simulation::Simulation;
 
 /// Moves a tenant's replica of a shard to another region in four steps (`prepare_target`,
 /// `enter_dual_write`, `finalize`, `gc_source`), or all of them with `await run()`. Reads
@@ -25,7 +21,7 @@ const STEPS: u64 = 4;
 /// resumes one after an interruption.
 #[pyclass(module = "tidaldb._native", name = "Migration", frozen)]
 pub struct PyMigration {
-    cluster: Py<PyCluster>,
+    simulation: Simulation,
     handle: TenantMigration,
     /// Which of the tenant's migrations this is. Once it completes the tenant may begin
     /// another, and this handle must go on describing its own.
@@ -34,72 +30,15 @@ pub struct PyMigration {
     target: RegionId,
 }
 
-fn state_name(s: MigrationState) -> &'static str {
-    match s {
-        MigrationState::Idle => "idle",
-        MigrationState::PreparingTarget => "preparing_target",
-        MigrationState::DualWrite => "dual_write",
-        MigrationState::Finalizing => "finalizing",
-        MigrationState::Complete => "complete",
-    }
-}
-
-/// Steps already taken once the record is in state `s`.
-fn steps_done(s: MigrationState) -> u64 {
-    match s {
-        MigrationState::Idle => 0,
-        MigrationState::PreparingTarget => 1,
-        MigrationState::DualWrite => 2,
-        MigrationState::Finalizing => 3,
-        MigrationState::Complete => 4,
-    }
-}
-
-/// Takes the step that follows state `s`; `false` when the migration is complete.
-fn advance(m: &TenantMigration, s: MigrationState, grace: Duration) -> Result<bool, TidalError> {
-    match s {
-        MigrationState::Idle => m.prepare_target()?,
-        MigrationState::PreparingTarget => m.enter_dual_write()?,
-        MigrationState::DualWrite => m.finalize()?,
-        MigrationState::Finalizing => m.gc_source(grace)?,
-        MigrationState::Complete => return Ok(false),
-    }
-    Ok(true)
-}
-
-/// The state of migration `number` of `m`'s tenant: `Complete` once another has begun.
-fn state_of(m: &TenantMigration, number: u64) -> Result<MigrationState, TidalError> {
-    let record = m.record()?;
-    Ok(if record.number == number {
-        record.state
-    } else {
-        MigrationState::Complete
-    })
-}
-
-/// Takes the next step of migration `number`; `(more steps remain, state after)`.
-fn next_step(
-    m: &TenantMigration,
-    number: u64,
-    grace: Duration,
-) -> Result<(bool, MigrationState), TidalError> {
-    let more = advance(m, state_of(m, number)?, grace)?;
-    let now = state_of(m, number)?;
-    Ok((more && now != MigrationState::Complete, now))
-}
-
 impl PyMigration {
-    pub fn resume(py: Python<'_>, cluster: Py<PyCluster>, tenant: TenantId) -> PyResult<Self> {
-        let sim: SimulatedCluster = cluster.get().inner.clone();
-        let (handle, record) = py
-            .detach(|| {
-                let handle = sim.tenant_migration(tenant)?;
-                let record = handle.record()?;
-                Ok::<_, TidalError>((handle, record))
-            })
-            .py_err(py)?;
+    pub fn resume(py: Python<'_>, simulation: Simulation, tenant: TenantId) -> PyResult<Self> {
+        let (handle, record) = simulation.run(py, |sim| {
+            let handle = sim.tenant_migration(tenant)?;
+            let record = handle.record()?;
+            Ok((handle, record))
+        })?;
         Ok(PyMigration {
-            cluster,
+            simulation,
             handle,
             number: record.number,
             source: record.source.region_id,
@@ -113,18 +52,34 @@ impl PyMigration {
         py: Python<'_>,
         f: impl FnOnce(&TenantMigration) -> Result<(), TidalError> + Send,
     ) -> PyResult<()> {
-        self.cluster.get().run(py, |_| {
-            if self.handle.record()?.number != self.number {
-                return Err(TidalError::Conflict(format!(
-                    "this handle is for migration {} of tenant {}, which completed; \
-                     tenant.migration is the one under way",
-                    self.number,
-                    self.handle.tenant()
-                )));
-            }
+        self.simulation.run(py, |_| {
+            self.handle.ensure_current(self.number)?;
             f(&self.handle)
         })
     }
+}
+
+/// Why an awaited `run()` stopped: a step failed, or the progress bar did.
+enum Stop {
+    Step(TidalError),
+    Bar(PyErr),
+}
+
+impl From<TidalError> for Stop {
+    fn from(e: TidalError) -> Self {
+        Stop::Step(e)
+    }
+}
+
+/// Moves a tqdm bar (or nothing, for `None`) to `state`.
+fn show(py: Python<'_>, bar: &Py<PyAny>, state: tidaldb::control::MigrationState) -> PyResult<()> {
+    let bar = bar.bind(py);
+    if !bar.is_none() {
+        bar.setattr("n", TenantMigration::steps_done(state))?;
+        bar.call_method1("set_postfix_str", (state.name(),))?;
+        bar.call_method0("refresh")?;
+    }
+    Ok(())
 }
 
 /// Closes a tqdm bar (or does nothing for `None`).
@@ -147,24 +102,21 @@ impl PyMigration {
     /// The region the tenant moves from.
     #[getter]
     fn source(&self) -> String {
-        self.cluster.get().name(self.source)
+        self.simulation.name(self.source)
     }
 
     /// The region the tenant moves to.
     #[getter]
     fn target(&self) -> String {
-        self.cluster.get().name(self.target)
+        self.simulation.name(self.target)
     }
 
     /// "idle", "preparing_target", "dual_write", "finalizing" or "complete".
     #[getter]
     fn state(&self, py: Python<'_>) -> PyResult<&'static str> {
         let number = self.number;
-        let state = self
-            .cluster
-            .get()
-            .run(py, |_| state_of(&self.handle, number))?;
-        Ok(state_name(state))
+        let state = self.simulation.run(py, |_| self.handle.state_of(number))?;
+        Ok(state.name())
     }
 
     /// Creates the target replica and waits (in virtual time) until it holds everything
@@ -204,48 +156,44 @@ impl PyMigration {
         let grace = grace_of(py, grace)?;
         let number = self.number;
         let bar = if progress {
-            let done = self
-                .cluster
-                .get()
-                .run(py, |_| state_of(&self.handle, number))?;
+            let done = self.simulation.run(py, |_| self.handle.state_of(number))?;
             let desc = format!("migrate t{}", self.handle.tenant().0);
+            let steps = (
+                TenantMigration::STEPS,
+                desc,
+                TenantMigration::steps_done(done),
+            );
             let bar = py
                 .import("tidaldb._display")?
-                .call_method1("progress_bar", (STEPS, desc, steps_done(done)))?;
+                .call_method1("progress_bar", steps)?;
             bar.unbind()
         } else {
             py.None()
         };
         let m = self.handle.clone();
-        let names = self.cluster.get().names.clone();
+        let names = self.simulation.names.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            loop {
-                let (step, names) = (m.clone(), names.clone());
-                let joined = tokio::task::spawn_blocking(move || {
-                    next_step(&step, number, grace).map_err(|e| with_region_names(e, &names))
-                })
-                .await;
-                let outcome = Python::attach(|py| -> PyResult<bool> {
-                    crate::logging::deliver(py);
-                    let (more, now) = joined.map_err(crate::cluster::task_failed)?.py_err(py)?;
-                    let shown = bar.bind(py);
-                    if !shown.is_none() {
-                        shown.setattr("n", steps_done(now))?;
-                        shown.call_method1("set_postfix_str", (state_name(now),))?;
-                        shown.call_method0("refresh")?;
-                    }
-                    Ok(more)
+            let joined = tokio::task::spawn_blocking(move || {
+                let ran = m.run_steps(number, grace, |state| {
+                    Python::attach(|py| {
+                        crate::logging::deliver(py);
+                        show(py, &bar, state).map_err(Stop::Bar)
+                    })
                 });
-                match outcome {
-                    Ok(true) => continue,
-                    done => {
-                        let closed = Python::attach(|py| close_bar(py, &bar));
-                        // The bar is cosmetic: a failure to close it must not hide a
-                        // failed step.
-                        return done.and(closed).map(|_| None::<()>);
-                    }
+                (ran, bar)
+            })
+            .await;
+            Python::attach(|py| {
+                crate::logging::deliver(py);
+                let (ran, bar) = joined.map_err(crate::cluster::task_failed)?;
+                // The bar is cosmetic: a failure to close it must not hide a failed step.
+                let closed = close_bar(py, &bar);
+                match ran {
+                    Ok(()) => closed.map(|()| None::<()>),
+                    Err(Stop::Step(e)) => Err(to_py(py, names.rename_error(e))),
+                    Err(Stop::Bar(e)) => Err(e),
                 }
-            }
+            })
         })
     }
 

@@ -1,13 +1,13 @@
 //! `tidaldb.Schema`: a fluent builder that validates at every step.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use pyo3::prelude::*;
+use pyo3::types::PyString;
+use tidaldb::schema::{DecayLength, decay_of, format_duration};
 use tidaldb::{DecaySpec, EntityKind, Schema, TidalError, Window};
 
-use crate::convert::decay_duration;
-use crate::errors::{IntoPyResult, to_py};
+use crate::errors::IntoPyResult;
 
 /// One `.signal(..)` call as given, so that the core schema can be rebuilt from scratch.
 #[derive(Clone, Debug)]
@@ -74,25 +74,14 @@ impl PySchema {
     ) -> PyResult<Bound<'py, Self>> {
         let py = slf.py();
         let kind = EntityKind::parse(kind).py_err(py)?;
-        let decay = match (half_life, lifetime) {
-            (Some(_), Some(_)) => {
-                return Err(to_py(
-                    py,
-                    TidalError::InvalidDecay {
-                        signal: name.to_owned(),
-                        reason: "give half_life (exponential) or lifetime (linear), not both"
-                            .into(),
-                    },
-                ));
-            }
-            (Some(h), None) => DecaySpec::Exponential {
-                half_life: decay_duration(py, name, "half_life", &h)?,
-            },
-            (None, Some(l)) => DecaySpec::Linear {
-                lifetime: decay_duration(py, name, "lifetime", &l)?,
-            },
-            (None, None) => DecaySpec::Permanent,
-        };
+        let half_life = half_life.as_ref().map(decay_length).transpose()?;
+        let lifetime = lifetime.as_ref().map(decay_length).transpose()?;
+        let decay = decay_of(
+            name,
+            half_life.as_ref().map(DecayText::length),
+            lifetime.as_ref().map(DecayText::length),
+        )
+        .py_err(py)?;
         let windows = windows
             .map(|ws| {
                 ws.iter()
@@ -140,10 +129,10 @@ impl PySchema {
             let _ = write!(out, "{}: {}", s.name, s.kind.as_str());
             match s.decay {
                 DecaySpec::Exponential { half_life } => {
-                    let _ = write!(out, " half_life={}", human(half_life));
+                    let _ = write!(out, " half_life={}", format_duration(half_life));
                 }
                 DecaySpec::Linear { lifetime } => {
-                    let _ = write!(out, " lifetime={}", human(lifetime));
+                    let _ = write!(out, " lifetime={}", format_duration(lifetime));
                 }
                 DecaySpec::Permanent => out.push_str(" permanent"),
             }
@@ -160,19 +149,25 @@ impl PySchema {
     }
 }
 
-/// The largest unit that divides the duration exactly, as users write it ("7d", "90m").
-fn human(d: Duration) -> String {
-    const UNITS: [(u128, &str); 4] = [
-        (86_400_000_000_000, "d"),
-        (3_600_000_000_000, "h"),
-        (60_000_000_000, "m"),
-        (1_000_000_000, "s"),
-    ];
-    let ns = d.as_nanos();
-    for (unit, suffix) in UNITS {
-        if ns >= unit && (ns / unit) * unit == ns {
-            return format!("{}{suffix}", ns / unit);
+/// A half-life or lifetime as Python gave it: seconds, or text such as `"7d"` (owned,
+/// so that the core can borrow it).
+enum DecayText {
+    Secs(f64),
+    Text(String),
+}
+
+impl DecayText {
+    fn length(&self) -> DecayLength<'_> {
+        match self {
+            DecayText::Secs(s) => DecayLength::Secs(*s),
+            DecayText::Text(t) => DecayLength::Text(t),
         }
     }
-    format!("{}s", d.as_secs_f64())
+}
+
+fn decay_length(value: &Bound<'_, PyAny>) -> PyResult<DecayText> {
+    Ok(match value.cast::<PyString>() {
+        Ok(text) => DecayText::Text(text.to_cow()?.into_owned()),
+        Err(_) => DecayText::Secs(value.extract()?),
+    })
 }

@@ -1,88 +1,125 @@
-//! Reads and writes of one tenant, in one region or wherever they are served: the work
-//! behind the data methods of both `Cluster` (any tenant) and `Tenant` (its own).
+//! `_Scoped`: the reads and writes that `Cluster` and `Tenant` share, written once. A
+//! `Cluster` serves any tenant (`tenant=`, the default tenant when None); a `Tenant` serves
+//! itself, so its `tenant=` may only be None or that tenant.
 
 use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyString};
-use tidaldb::event::{ClientTag, IdempotencyKey};
+use tidaldb::cluster::{KeyInput, idempotency_tag};
+use tidaldb::event::ClientTag;
 use tidaldb::node::ClientOp;
-use tidaldb::sim::Scope;
-use tidaldb::{RegionId, ShardId, Window};
+use tidaldb::sim::{Scope, SimulatedCluster};
+use tidaldb::{EntityId, TenantId, Window};
 
-use crate::cluster::PyCluster;
+use crate::cluster_config::TenantArg;
 use crate::convert::{
-    At, Count, Float, Id, IdempotencyArg, Item, Natural, Shard, Ts, User, Weight, bulk_times,
-    f64_array, id_array, same_length, timestamp,
+    At, Count, Float, Id, IdempotencyArg, Item, Natural, Ts, User, Weight, bulk_times, f64_array,
+    id_array, same_length, timestamp,
 };
 use crate::errors::{IntoPyResult, invalid};
 use crate::handles::PyWriteAck;
 use crate::query_args::QueryArgs;
 use crate::results::PyResults;
+use crate::simulation::Simulation;
 
-/// What a hide-or-unhide write does.
-#[derive(Clone, Copy)]
-pub enum Visibility {
-    Hide,
-    Unhide,
+/// The data methods of `Cluster` and `Tenant`. Not constructed from Python.
+#[pyclass(module = "tidaldb._native", name = "_Scoped", subclass, frozen)]
+pub struct PyScoped {
+    pub(crate) simulation: Simulation,
+    /// The tenant a `Tenant` serves; `None` on a `Cluster`, which serves any.
+    own: Option<TenantId>,
 }
 
-/// An `idempotency_key`: an int is the key itself; a str or bytes is hashed to one with
-/// 64-bit FNV-1a, which is stable across processes and versions, so a retry from a
-/// restarted client still matches.
-pub fn idempotency_key(key: &Bound<'_, PyAny>) -> PyResult<ClientTag> {
-    let k = if let Ok(s) = key.cast::<PyString>() {
-        fnv1a(s.to_cow()?.as_bytes())
+impl PyScoped {
+    pub fn new(simulation: Simulation, own: Option<TenantId>) -> Self {
+        PyScoped { simulation, own }
+    }
+
+    /// The tenant a call serves: its own on a `Tenant`, `tenant=` on a `Cluster`.
+    fn tenant(&self, py: Python<'_>, arg: Option<TenantArg>) -> PyResult<TenantId> {
+        match (self.own, arg) {
+            (None, arg) => Ok(arg.map_or(TenantId::DEFAULT, |t| t.0)),
+            (Some(own), None) => Ok(own),
+            (Some(own), Some(TenantArg(t))) if t == own => Ok(own),
+            (Some(own), Some(TenantArg(t))) => Err(invalid(
+                py,
+                "tenant",
+                format!(
+                    "this Tenant is {own}, not {t}; call the Cluster, or the other tenant, instead"
+                ),
+            )),
+        }
+    }
+
+    fn scope(
+        &self,
+        py: Python<'_>,
+        tenant: Option<TenantArg>,
+        region: Option<&str>,
+    ) -> PyResult<Scope> {
+        let tenant = self.tenant(py, tenant)?;
+        self.simulation.scope(py, tenant, region)
+    }
+
+    /// One client write of `op`, acknowledged with the region of the replica that
+    /// appended it (its origin), looked up while the call is still detached.
+    fn submit(
+        &self,
+        py: Python<'_>,
+        scope: Scope,
+        entity: EntityId,
+        op: impl FnOnce(&SimulatedCluster) -> Result<ClientOp, tidaldb::TidalError> + Send,
+        tag: Option<ClientTag>,
+    ) -> PyResult<PyWriteAck> {
+        let (ack, region) = self.simulation.run(py, |c| {
+            let ack = c.write_scoped(scope, entity, &[op(c)?], tag)?;
+            Ok((ack, c.handle(ack.event_id().origin).region()))
+        })?;
+        Ok(PyWriteAck::new(ack, self.simulation.name(region)))
+    }
+}
+
+/// An `idempotency_key`: an int, str or bytes, turned into a key by the core.
+fn idempotency_key(key: &Bound<'_, PyAny>) -> PyResult<ClientTag> {
+    Ok(if let Ok(s) = key.cast::<PyString>() {
+        idempotency_tag(KeyInput::Text(&s.to_cow()?))
     } else if let Ok(b) = key.cast::<PyBytes>() {
-        fnv1a(b.as_bytes())
+        idempotency_tag(KeyInput::Bytes(b.as_bytes()))
     } else if key.is_instance_of::<PyInt>() {
-        key.extract::<Natural<IdempotencyArg>>()?.0
+        idempotency_tag(KeyInput::Int(key.extract::<Natural<IdempotencyArg>>()?.0))
     } else {
         return Err(pyo3::exceptions::PyTypeError::new_err(format!(
             "idempotency_key: expected an int, str or bytes, got {}",
             key.get_type().name()?
         )));
-    };
-    Ok(ClientTag::Key(IdempotencyKey(k)))
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
 
-impl PyCluster {
-    /// One client write of `ops`, acknowledged with the region of the replica that
-    /// appended it (its origin), looked up while the call is still detached.
-    fn submit_in(
-        &self,
-        py: Python<'_>,
-        scope: Scope,
-        entity: tidaldb::EntityId,
-        op: impl FnOnce(&tidaldb::sim::SimulatedCluster) -> Result<ClientOp, tidaldb::TidalError> + Send,
-        tag: Option<ClientTag>,
-    ) -> PyResult<PyWriteAck> {
-        let (ack, region) = self.run(py, |c| {
-            let ack = c.write_scoped(scope, entity, &[op(c)?], tag)?;
-            Ok((ack, c.handle(ack.event_id().origin).region()))
-        })?;
-        Ok(PyWriteAck::new(ack, self.name(region)))
-    }
-
+#[pymethods]
+impl PyScoped {
+    /// Writes one signal; `region=None` sends it to the replica that serves `item`, a
+    /// region name to that region's replica. Returns the acknowledgement.
+    #[pyo3(signature = (
+        signal, item, weight = Float::new(1.0), ts = None, region = None, tenant = None,
+        idempotency_key = None,
+    ),
+        text_signature = "(self, /, signal, item, weight=1.0, ts=None, region=None, tenant=None, idempotency_key=None)")]
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn write_in(
+    fn write(
         &self,
         py: Python<'_>,
-        scope: Scope,
         signal: &str,
         item: Id<Item>,
         weight: Float<Weight>,
         ts: Option<Float<Ts>>,
-        idempotency: Option<&Bound<'_, PyAny>>,
+        region: Option<&str>,
+        tenant: Option<TenantArg>,
+        idempotency_key: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyWriteAck> {
+        let scope = self.scope(py, tenant, region)?;
         let ts = timestamp(py, ts)?;
-        let tag = idempotency.map(idempotency_key).transpose()?;
-        let op = |c: &tidaldb::sim::SimulatedCluster| {
+        let tag = idempotency_key.map(self::idempotency_key).transpose()?;
+        let op = |c: &SimulatedCluster| {
             Ok(ClientOp::Signal {
                 signal: c.config().schema.resolve(signal)?,
                 entity: item.0,
@@ -90,18 +127,24 @@ impl PyCluster {
                 ts,
             })
         };
-        self.submit_in(py, scope, item.0, op, tag)
+        self.submit(py, scope, item.0, op, tag)
     }
 
-    pub(crate) fn write_many_in(
+    /// Writes many signals from numpy arrays (`weights` default to 1, `ts` to now);
+    /// returns how many were written. Each shard's part is written whole or not at all.
+    #[pyo3(signature = (signal, items, weights = None, ts = None, region = None, tenant = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn write_many(
         &self,
         py: Python<'_>,
-        scope: Scope,
         signal: &str,
         items: &Bound<'_, PyAny>,
         weights: Option<&Bound<'_, PyAny>>,
         ts: Option<&Bound<'_, PyAny>>,
+        region: Option<&str>,
+        tenant: Option<TenantArg>,
     ) -> PyResult<usize> {
+        let scope = self.scope(py, tenant, region)?;
         // Copies, taken while attached: the arrays may change once the interpreter is released.
         let items = id_array(py, "items", items)?;
         let weights = match weights {
@@ -113,57 +156,25 @@ impl PyCluster {
             None => vec![1.0; items.len()],
         };
         let ts = bulk_times(py, ts, items.len())?;
-        self.run(py, move |c| {
+        self.simulation.run(py, move |c| {
             c.write_batch(scope, signal, &items, &weights, ts.as_deref())
         })
     }
 
-    pub(crate) fn visibility_in(
+    /// The decayed score of `item` at `at` (virtual now by default), read in `region`.
+    #[pyo3(signature = (signal, item, region = None, tenant = None, at = None))]
+    fn score(
         &self,
         py: Python<'_>,
-        scope: Scope,
-        user: Id<User>,
-        item: Id<Item>,
-        what: Visibility,
-    ) -> PyResult<PyWriteAck> {
-        let op = match what {
-            Visibility::Hide => ClientOp::Hide {
-                user: user.0,
-                item: item.0,
-            },
-            Visibility::Unhide => ClientOp::Unhide {
-                user: user.0,
-                item: item.0,
-            },
-        };
-        // A hide lives with its item, so that the replica scoring the item filters it.
-        self.submit_in(py, scope, item.0, move |_| Ok(op), None)
-    }
-
-    pub(crate) fn is_hidden_in(
-        &self,
-        py: Python<'_>,
-        scope: Scope,
-        user: Id<User>,
-        item: Id<Item>,
-    ) -> PyResult<bool> {
-        self.run(py, |c| {
-            c.read_scoped(scope, item.0, |n, _| {
-                Ok(n.ledger().is_hidden(user.0, item.0))
-            })
-        })
-    }
-
-    pub(crate) fn score_in(
-        &self,
-        py: Python<'_>,
-        scope: Scope,
         signal: &str,
         item: Id<Item>,
+        region: Option<&str>,
+        tenant: Option<TenantArg>,
         at: Option<Float<At>>,
     ) -> PyResult<f64> {
+        let scope = self.scope(py, tenant, region)?;
         let at = timestamp(py, at)?;
-        self.run(py, |c| {
+        self.simulation.run(py, |c| {
             let signal = c.config().schema.resolve(signal)?;
             c.read_scoped(scope, item.0, |n, now| {
                 n.ledger().decay_score(signal, item.0, at.unwrap_or(now))
@@ -171,17 +182,21 @@ impl PyCluster {
         })
     }
 
-    pub(crate) fn scores_in<'py>(
+    /// Decayed scores of many items, as a float64 array.
+    #[pyo3(signature = (signal, items, region = None, tenant = None, at = None))]
+    fn scores<'py>(
         &self,
         py: Python<'py>,
-        scope: Scope,
         signal: &str,
         items: &Bound<'py, PyAny>,
+        region: Option<&str>,
+        tenant: Option<TenantArg>,
         at: Option<Float<At>>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let scope = self.scope(py, tenant, region)?;
         let at = timestamp(py, at)?;
         let items = id_array(py, "items", items)?;
-        let scores = self.run(py, move |c| {
+        let scores = self.simulation.run(py, move |c| {
             let mut out = vec![0.0; items.len()];
             c.scores_scoped(scope, signal, &items, at, &mut out)?;
             Ok(out)
@@ -190,16 +205,20 @@ impl PyCluster {
         Ok(PyArray1::from_vec(py, scores))
     }
 
-    pub(crate) fn window_count_in(
+    /// Events of `signal` on `item` in `window` ("1h", "24h", "7d", "30d", "all"), now.
+    #[pyo3(signature = (signal, item, window, region = None, tenant = None))]
+    fn window_count(
         &self,
         py: Python<'_>,
-        scope: Scope,
         signal: &str,
         item: Id<Item>,
         window: &str,
+        region: Option<&str>,
+        tenant: Option<TenantArg>,
     ) -> PyResult<u64> {
+        let scope = self.scope(py, tenant, region)?;
         let window = Window::parse(window).py_err(py)?;
-        self.run(py, |c| {
+        self.simulation.run(py, |c| {
             let signal = c.config().schema.resolve(signal)?;
             c.read_scoped(scope, item.0, |n, now| {
                 Ok(n.ledger().window(signal, item.0, window, now)?.count)
@@ -207,53 +226,101 @@ impl PyCluster {
         })
     }
 
-    pub(crate) fn total_count_in(
+    /// Events of `signal` (one that keeps windows) that `region`'s replicas hold, over
+    /// every item; 0 where the tenant keeps no replica.
+    #[pyo3(signature = (signal, region, tenant = None))]
+    fn total_count(
         &self,
         py: Python<'_>,
-        scope: Scope,
         signal: &str,
-        region: RegionId,
+        region: &str,
+        tenant: Option<TenantArg>,
     ) -> PyResult<u64> {
-        self.run(py, |c| {
-            c.total_signal_count_for_tenant(region, scope.tenant, signal)
-        })
+        let tenant = self.tenant(py, tenant)?;
+        let r = self.simulation.region(py, region)?;
+        self.simulation
+            .run(py, |c| c.total_signal_count_for_tenant(r, tenant, signal))
     }
 
+    /// Top `limit` candidates by `Σ coefficient · score(signal)`, minus the user's hidden
+    /// items. `stats.degraded` is set when a shard or replica could not be reached.
+    #[pyo3(signature = (
+        candidates, rank_by, *, user = None, limit = Count(10), region = None, tenant = None,
+        at = None,
+    ),
+        text_signature = "(self, /, candidates, rank_by, *, user=None, limit=10, region=None, tenant=None, at=None)")]
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn retrieve_in(
+    fn retrieve(
         &self,
         py: Python<'_>,
-        scope: Scope,
         candidates: &Bound<'_, PyAny>,
         rank_by: &Bound<'_, PyDict>,
         user: Option<Id<User>>,
         limit: Count,
+        region: Option<&str>,
+        tenant: Option<TenantArg>,
         at: Option<Float<At>>,
     ) -> PyResult<PyResults> {
+        let scope = self.scope(py, tenant, region)?;
         let args = QueryArgs::new(py, candidates, rank_by, user, limit, at)?;
-        let results = self.run(py, move |c| c.retrieve_scoped(scope, &args.build()?))?;
-        PyResults::with_region_names(py, results, &self.names)
+        let results = self
+            .simulation
+            .run(py, move |c| c.retrieve_scoped(scope, &args.build()?))?;
+        PyResults::with_region_names(py, results, self.simulation.names.names())
     }
 
-    pub(crate) fn version_vector_in<'py>(
+    /// Hides `item` from `user` until an unhide with a later clock.
+    #[pyo3(signature = (user, item, region = None, tenant = None))]
+    fn hide(
         &self,
-        py: Python<'py>,
-        scope: Scope,
-        shard: Natural<Shard>,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let s: u16 = shard.narrow(py)?;
-        if s >= self.inner.config().shards_per_region {
-            return Err(invalid(
-                py,
-                "shard",
-                format!("{s} is not a shard of this cluster"),
-            ));
-        }
-        let vv = self.run(py, |c| c.version_vector_scoped(scope, ShardId(s)))?;
-        let out = PyDict::new(py);
-        for (origin, seq) in vv.iter() {
-            out.set_item(origin.0, seq)?;
-        }
-        Ok(out)
+        py: Python<'_>,
+        user: Id<User>,
+        item: Id<Item>,
+        region: Option<&str>,
+        tenant: Option<TenantArg>,
+    ) -> PyResult<PyWriteAck> {
+        let scope = self.scope(py, tenant, region)?;
+        let op = ClientOp::Hide {
+            user: user.0,
+            item: item.0,
+        };
+        // A hide lives with its item, so that the replica scoring the item filters it.
+        self.submit(py, scope, item.0, move |_| Ok(op), None)
+    }
+
+    /// Undoes a hide of `item` for `user`.
+    #[pyo3(signature = (user, item, region = None, tenant = None))]
+    fn unhide(
+        &self,
+        py: Python<'_>,
+        user: Id<User>,
+        item: Id<Item>,
+        region: Option<&str>,
+        tenant: Option<TenantArg>,
+    ) -> PyResult<PyWriteAck> {
+        let scope = self.scope(py, tenant, region)?;
+        let op = ClientOp::Unhide {
+            user: user.0,
+            item: item.0,
+        };
+        self.submit(py, scope, item.0, move |_| Ok(op), None)
+    }
+
+    /// Whether `item` is hidden from `user`, as the replica read holds it.
+    #[pyo3(signature = (user, item, region = None, tenant = None))]
+    fn is_hidden(
+        &self,
+        py: Python<'_>,
+        user: Id<User>,
+        item: Id<Item>,
+        region: Option<&str>,
+        tenant: Option<TenantArg>,
+    ) -> PyResult<bool> {
+        let scope = self.scope(py, tenant, region)?;
+        self.simulation.run(py, |c| {
+            c.read_scoped(scope, item.0, |n, _| {
+                Ok(n.ledger().is_hidden(user.0, item.0))
+            })
+        })
     }
 }

@@ -1,9 +1,15 @@
 //! The one error type of the core. Every failure a caller can cause has its own variant,
 //! and every message says what to do about it.
+//!
+//! This module sits below every other one and imports nothing of the crate, so any module
+//! can return its errors. Tenants are therefore carried as their plain `u64` ids (what
+//! `TenantId` wraps), and a quota breach is described here rather than in `tenancy`.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::event::TenantId;
+use serde::Serialize;
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = TidalError> = std::result::Result<T, E>;
@@ -31,6 +37,51 @@ pub enum ErrorKind {
     /// The request conflicts with the cluster's state (a tenant registered twice, a second
     /// migration of a tenant that is migrating).
     Conflict,
+}
+
+/// Which limit a write ran into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Quota {
+    SignalsPerSec,
+    Entities,
+    StorageBytes,
+}
+
+impl Quota {
+    pub fn name(self) -> &'static str {
+        match self {
+            Quota::SignalsPerSec => "max_signals_per_sec",
+            Quota::Entities => "max_entities",
+            Quota::StorageBytes => "max_storage_bytes",
+        }
+    }
+}
+
+/// A refused write: the tenant (the id a `TenantId` wraps), the quota, its limit, and when
+/// a retry can succeed (`None` when waiting cannot help: the quota must be raised or data
+/// removed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaBreach {
+    pub tenant: u64,
+    pub quota: Quota,
+    pub limit: u64,
+    pub retry_after: Option<Duration>,
+}
+
+impl fmt::Display for QuotaBreach {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tenant t{} exceeded its quota {} = {}; nothing was written; ",
+            self.tenant,
+            self.quota.name(),
+            self.limit
+        )?;
+        match self.retry_after {
+            Some(d) => write!(f, "retry after {d:?}"),
+            None => write!(f, "a retry cannot succeed until the quota is raised"),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,13 +188,15 @@ pub enum TidalError {
     NotFound(String),
 
     #[error("{0}")]
-    QuotaExceeded(crate::tenancy::QuotaBreach),
+    QuotaExceeded(QuotaBreach),
 
-    #[error("invalid configuration of tenant {tenant}: {reason}")]
-    InvalidTenantConfig { tenant: TenantId, reason: String },
+    /// `tenant` is the id a `TenantId` wraps.
+    #[error("invalid configuration of tenant t{tenant}: {reason}")]
+    InvalidTenantConfig { tenant: u64, reason: String },
 
-    #[error("unknown tenant {0}; register it first")]
-    UnknownTenant(TenantId),
+    /// The id a `TenantId` wraps.
+    #[error("unknown tenant t{0}; register it first")]
+    UnknownTenant(u64),
 
     #[error("conflict: {0}")]
     Conflict(String),

@@ -58,10 +58,7 @@ fn test_tenant_rate_limiting() -> Result<()> {
     }
     match limiter.try_acquire_n_at(at(0), 1) {
         Err(TidalError::QuotaExceeded(b)) => {
-            assert_eq!(
-                (b.tenant, b.quota, b.limit),
-                (TenantId(1), Quota::SignalsPerSec, 100)
-            );
+            assert_eq!((b.tenant, b.quota, b.limit), (1, Quota::SignalsPerSec, 100));
             assert_eq!(b.retry_after, Some(Duration::from_millis(10)));
         }
         other => panic!("the 201st signal must be throttled, got {other:?}"),
@@ -117,11 +114,11 @@ fn test_tenant_residency_policy() -> Result<()> {
     };
     assert!(matches!(
         router.register_tenant(bad),
-        Err(TidalError::InvalidTenantConfig { tenant, .. }) if tenant == TenantId(11)
+        Err(TidalError::InvalidTenantConfig { tenant, .. }) if tenant == 11
     ));
     assert!(matches!(
         router.route(TenantId(11), EntityId::new(1)),
-        Err(TidalError::UnknownTenant(TenantId(11)))
+        Err(TidalError::UnknownTenant(11))
     ));
     Ok(())
 }

@@ -361,7 +361,7 @@ fn bad_registrations_and_calls_fail_with_their_own_variants() {
     for cfg in zero_quotas {
         let r = db.register_tenant(cfg.clone());
         assert!(
-            matches!(r, Err(TidalError::InvalidTenantConfig { tenant, .. }) if tenant == t5),
+            matches!(r, Err(TidalError::InvalidTenantConfig { tenant, .. }) if tenant == t5.0),
             "{cfg:?}: {r:?}"
         );
     }
@@ -371,7 +371,7 @@ fn bad_registrations_and_calls_fail_with_their_own_variants() {
     let r = db.register_tenant(TenantConfig::default_tenant());
     assert!(
         matches!(&r, Err(TidalError::InvalidTenantConfig { tenant, reason })
-            if *tenant == TenantId::DEFAULT && reason.contains("default")),
+            if *tenant == TenantId::DEFAULT.0 && reason.contains("default")),
         "{r:?}"
     );
     db.register_tenant(tenant(5, "five")).unwrap();
@@ -382,7 +382,7 @@ fn bad_registrations_and_calls_fail_with_their_own_variants() {
     let u = TenantId(99);
     let unknown = |r: Result<(), TidalError>, api: &str| {
         assert!(
-            matches!(r, Err(TidalError::UnknownTenant(t)) if t == u),
+            matches!(r, Err(TidalError::UnknownTenant(t)) if t == u.0),
             "{api}: {r:?}"
         );
     };

@@ -252,7 +252,8 @@ fn bad_tenant_input_gets_specific_errors() -> Result<()> {
         Err(TidalError::Conflict(_))
     ));
     let unknown = TenantId(404);
-    let is_unknown = |r: Result<()>| matches!(r, Err(TidalError::UnknownTenant(t)) if t == unknown);
+    let is_unknown =
+        |r: Result<()>| matches!(r, Err(TidalError::UnknownTenant(t)) if t == unknown.0);
     assert!(is_unknown(
         c.signal_for_tenant(unknown, "view", EntityId(1), 1.0, None)
             .map(|_| ())

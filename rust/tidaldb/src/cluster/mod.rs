@@ -1,6 +1,8 @@
 //! Driver-neutral orchestration, between the control plane and the two drivers: client
 //! routing and scopes, tenant placement, dual-write acknowledgement, the migration and
-//! rolling-upgrade coordinators, failover and rejoin.
+//! rolling-upgrade coordinators, failover and rejoin; and what every front end would
+//! otherwise decide for itself: a cluster's options and their defaults, region names,
+//! write concerns and durability presets by name, and idempotency keys.
 //!
 //! [`Cluster`] is this layer over one [`ClusterDriver`]. The simulator's
 //! `SimulatedCluster` and the runtime's `LocalCluster` are `Cluster`s over their drivers,
@@ -11,22 +13,36 @@ mod bootstrap;
 mod client;
 mod config;
 mod driver;
+mod durability;
 mod hosts;
+mod idempotency;
 mod membership;
 mod migration;
+mod migration_run;
 mod node_ref;
+mod options;
+mod regions;
 mod routing;
 mod tenants;
 mod upgrade;
+mod write_concern;
 
 pub use bootstrap::{MAX_NODES, initial_replicas, shard_router};
 pub use config::{GroupConcern, Timing};
 pub use driver::{ClusterDriver, ClusterView, Layout};
+pub use durability::{BATCHED, PERIODIC_SYNC, ReplicaSync, db_durability, replica_sync};
+pub use idempotency::{KeyInput, idempotency_tag};
 pub use membership::membership_repair;
 pub use migration::TenantMigration;
 pub use node_ref::NodeRef;
+pub use options::{
+    ClusterOptions, ClusterSettings, DEFAULT_CONVERGENCE_TIMEOUT, DEFAULT_JITTER, DEFAULT_LATENCY,
+    TenantOptions, WriteConcernArg, shard_in,
+};
+pub use regions::{DEFAULT_REGIONS, MAX_REGIONS, RegionNames};
 pub use routing::{Scope, check_region};
 pub use upgrade::RollingUpgradeCoordinator;
+pub use write_concern::WriteConcernChoice;
 
 use crate::schema::{EntityId, RegionId, ShardId};
 

@@ -57,7 +57,7 @@ pub fn check_tenant(view: &dyn ClusterView, tenant: TenantId) -> Result<()> {
     if view.control().router().is_registered(tenant) {
         Ok(())
     } else {
-        Err(TidalError::UnknownTenant(tenant))
+        Err(TidalError::UnknownTenant(tenant.0))
     }
 }
 

@@ -373,7 +373,7 @@ pub fn create_tenant_dir(data_dir: &Path, cfg: &TenantConfig) -> Result<PathBuf>
     }
     let written = serde_json::to_vec_pretty(cfg)
         .map_err(|e| TidalError::InvalidTenantConfig {
-            tenant: cfg.tenant_id,
+            tenant: cfg.tenant_id.0,
             reason: format!("the config does not serialize: {e}"),
         })
         .and_then(|json| {

@@ -127,7 +127,7 @@ impl TenantSet {
         let tenant = config.tenant_id;
         if tenant == TenantId::DEFAULT {
             return Err(TidalError::InvalidTenantConfig {
-                tenant,
+                tenant: tenant.0,
                 reason: "tenant 0 is the built-in default tenant, which always exists and is \
                          addressed as TenantId::DEFAULT; register other tenants with ids >= 1"
                     .into(),
@@ -213,7 +213,7 @@ impl TenantSet {
         let slot = reg
             .slots
             .get(&tenant)
-            .ok_or(TidalError::UnknownTenant(tenant))?;
+            .ok_or(TidalError::UnknownTenant(tenant.0))?;
         let mut st = slot.state.lock().map_err(poisoned)?;
         if st.closed {
             return Err(closed());
@@ -240,7 +240,7 @@ impl TenantSet {
         reg.slots
             .get(&tenant)
             .map(|s| s.recovery.clone())
-            .ok_or(TidalError::UnknownTenant(tenant))
+            .ok_or(TidalError::UnknownTenant(tenant.0))
     }
 
     /// Runs `f` on every open tenant's state (the flusher's round); `None` once closed.

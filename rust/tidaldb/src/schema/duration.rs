@@ -54,6 +54,25 @@ pub fn duration_from_secs(what: &'static str, secs: f64) -> Result<Duration> {
     })
 }
 
+/// The largest unit that divides `d` exactly, as users write it ("7d", "90m"); seconds
+/// with a fraction when none does. [`parse_duration`] reads the result back to `d` (to the
+/// precision of an f64 for the fractional form).
+pub fn format_duration(d: Duration) -> String {
+    const UNITS: [(u128, &str); 4] = [
+        (86_400_000_000_000, "d"),
+        (3_600_000_000_000, "h"),
+        (60_000_000_000, "m"),
+        (1_000_000_000, "s"),
+    ];
+    let ns = d.as_nanos();
+    for (unit, suffix) in UNITS {
+        if ns >= unit && ns.is_multiple_of(unit) {
+            return format!("{}{suffix}", ns / unit);
+        }
+    }
+    format!("{}s", d.as_secs_f64())
+}
+
 fn bad(what: &'static str, text: &str, why: &str) -> TidalError {
     TidalError::InvalidArgument {
         name: what,
@@ -85,6 +104,22 @@ mod tests {
             parse_duration("d", "250ms").unwrap(),
             Duration::from_millis(250)
         );
+    }
+
+    #[test]
+    fn formats_with_the_largest_exact_unit_and_parses_back() {
+        for (secs, text) in [
+            (7 * 86_400, "7d"),
+            (5_400, "90m"),
+            (3_600, "1h"),
+            (61, "61s"),
+            (0, "0s"),
+        ] {
+            let d = Duration::from_secs(secs);
+            assert_eq!(format_duration(d), text);
+            assert_eq!(parse_duration("d", text).unwrap(), d);
+        }
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
     }
 
     #[test]

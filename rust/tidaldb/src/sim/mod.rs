@@ -9,6 +9,7 @@ mod engine;
 mod faults;
 mod network;
 mod rng;
+mod settings;
 
 pub use crate::cluster::{GroupConcern, RollingUpgradeCoordinator, Scope, Timing};
 pub use cluster::{ClusterConfig, DEFAULT_START_NS, SimDriver, SimNodeRef, SimulatedCluster};

@@ -49,7 +49,7 @@ impl TenantConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |reason: String| {
             Err(TidalError::InvalidTenantConfig {
-                tenant: self.tenant_id,
+                tenant: self.tenant_id.0,
                 reason,
             })
         };
@@ -116,7 +116,7 @@ mod tests {
             let mut c = cfg();
             mutate(&mut c);
             assert!(
-                matches!(c.validate(), Err(TidalError::InvalidTenantConfig { tenant, .. }) if tenant == TenantId(7)),
+                matches!(c.validate(), Err(TidalError::InvalidTenantConfig { tenant, .. }) if tenant == 7),
                 "case {i} was accepted"
             );
         }

@@ -9,16 +9,15 @@ use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{RateLimiter, clock::Reference};
-use serde::Serialize;
 
 use super::TenantConfig;
+pub use crate::error::{Quota, QuotaBreach};
 use crate::error::{Result, TidalError};
 use crate::event::TenantId;
 use crate::schema::Timestamp;
@@ -26,50 +25,6 @@ use crate::schema::Timestamp;
 /// Storage is accounted per applied event at the size of a signal's WAL record, so every
 /// replica that applied the same events agrees on the usage, whatever its snapshots did.
 pub const EVENT_STORAGE_BYTES: u64 = 64;
-
-/// Which limit a write ran into.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Quota {
-    SignalsPerSec,
-    Entities,
-    StorageBytes,
-}
-
-impl Quota {
-    pub fn name(self) -> &'static str {
-        match self {
-            Quota::SignalsPerSec => "max_signals_per_sec",
-            Quota::Entities => "max_entities",
-            Quota::StorageBytes => "max_storage_bytes",
-        }
-    }
-}
-
-/// A refused write: the tenant, the quota, its limit, and when a retry can succeed
-/// (`None` when waiting cannot help: the quota must be raised or data removed).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QuotaBreach {
-    pub tenant: TenantId,
-    pub quota: Quota,
-    pub limit: u64,
-    pub retry_after: Option<Duration>,
-}
-
-impl fmt::Display for QuotaBreach {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "tenant {} exceeded its quota {} = {}; nothing was written; ",
-            self.tenant,
-            self.quota.name(),
-            self.limit
-        )?;
-        match self.retry_after {
-            Some(d) => write!(f, "retry after {d:?}"),
-            None => write!(f, "a retry cannot succeed until the quota is raised"),
-        }
-    }
-}
 
 /// The time a driver handed the node: monotonic, because it only moves forward.
 #[derive(Clone, Debug, Default)]
@@ -114,7 +69,7 @@ impl TenantRateLimiter {
     /// `rate` of 0 is refused: [`TenantConfig::validate`] reports it with the tenant.
     pub fn new(tenant: TenantId, rate: u32) -> Result<Self> {
         let per_sec = NonZeroU32::new(rate).ok_or(TidalError::InvalidTenantConfig {
-            tenant,
+            tenant: tenant.0,
             reason: "max_signals_per_sec must be at least 1".into(),
         })?;
         let burst = per_sec.saturating_mul(NonZeroU32::MIN.saturating_add(1));
@@ -150,7 +105,7 @@ impl TenantRateLimiter {
         };
         let breach = |retry_after| {
             TidalError::QuotaExceeded(QuotaBreach {
-                tenant: self.tenant,
+                tenant: self.tenant.0,
                 quota: Quota::SignalsPerSec,
                 limit: u64::from(self.rate),
                 retry_after,
@@ -225,7 +180,7 @@ impl TenantQuotas {
     ) -> Result<()> {
         let breach = |quota, limit| {
             Err(TidalError::QuotaExceeded(QuotaBreach {
-                tenant: self.tenant,
+                tenant: self.tenant.0,
                 quota,
                 limit,
                 retry_after: None,
@@ -257,6 +212,7 @@ impl TenantQuotas {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn at(ms: i64) -> Timestamp {
         Timestamp::from_nanos(1_700_000_000_000_000_000 + ms * 1_000_000).unwrap()

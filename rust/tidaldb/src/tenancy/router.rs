@@ -105,7 +105,7 @@ impl TenantRouter {
             .find(|r| !self.topology.has_region(**r))
         {
             return Err(TidalError::InvalidTenantConfig {
-                tenant,
+                tenant: tenant.0,
                 reason: format!(
                     "the residency policy requires region {}, which holds no shard",
                     r.0
@@ -124,7 +124,7 @@ impl TenantRouter {
             .collect();
         if placement.is_empty() {
             return Err(TidalError::InvalidTenantConfig {
-                tenant,
+                tenant: tenant.0,
                 reason: "the topology has no shard for this tenant".into(),
             });
         }
@@ -146,7 +146,7 @@ impl TenantRouter {
     fn entry(&self, tenant: TenantId) -> Result<&TenantEntry> {
         self.tenants
             .get(&tenant)
-            .ok_or(TidalError::UnknownTenant(tenant))
+            .ok_or(TidalError::UnknownTenant(tenant.0))
     }
 
     pub fn is_registered(&self, tenant: TenantId) -> bool {
@@ -189,7 +189,7 @@ impl TenantRouter {
             .iter()
             .find(|a| a.shard_id == shard)
             .copied()
-            .ok_or(TidalError::UnknownTenant(tenant))
+            .ok_or(TidalError::UnknownTenant(tenant.0))
     }
 
     /// Moves the tenant's replica `from` to `to` (a migration's switch-over). `to` takes
@@ -213,7 +213,7 @@ impl TenantRouter {
         let e = self
             .tenants
             .get_mut(&tenant)
-            .ok_or(TidalError::UnknownTenant(tenant))?;
+            .ok_or(TidalError::UnknownTenant(tenant.0))?;
         if e.placement.contains(&to) {
             // Already moved: relocation is idempotent.
             e.placement.retain(|a| *a != from);
@@ -273,7 +273,7 @@ mod tests {
         ));
         assert!(matches!(
             r.route(TenantId(6), EntityId(1)),
-            Err(TidalError::UnknownTenant(TenantId(6)))
+            Err(TidalError::UnknownTenant(6))
         ));
     }
 

@@ -30,7 +30,7 @@ fn labels_never_reach_the_filesystem_and_control_characters_are_refused() {
         assert!(
             matches!(
                 db.register_tenant(tenant(id.0, label)),
-                Err(TidalError::InvalidTenantConfig { tenant, .. }) if tenant == id
+                Err(TidalError::InvalidTenantConfig { tenant, .. }) if tenant == id.0
             ),
             "{label:?} was accepted"
         );

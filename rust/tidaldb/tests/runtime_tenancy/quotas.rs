@@ -38,7 +38,10 @@ fn the_rate_limit_admits_a_burst_of_twice_the_rate_and_a_refusal_writes_nothing(
         assert_eq!(passed, 200);
     }
     let b = breach(Err(refused));
-    assert_eq!((b.tenant, b.quota, b.limit), (t, Quota::SignalsPerSec, 100));
+    assert_eq!(
+        (b.tenant, b.quota, b.limit),
+        (t.0, Quota::SignalsPerSec, 100)
+    );
     let retry = b.retry_after.expect("waiting helps a rate limit");
     assert!(
         retry > Duration::ZERO && retry <= Duration::from_millis(10),
@@ -104,7 +107,7 @@ fn max_entities_refuses_only_the_write_that_brings_one_too_many() {
         assert_eq!(
             b,
             QuotaBreach {
-                tenant: t,
+                tenant: t.0,
                 quota: Quota::Entities,
                 limit: 3,
                 retry_after: None
