@@ -12,6 +12,7 @@
 mod bootstrap;
 mod client;
 mod config;
+mod control_host;
 mod driver;
 mod durability;
 mod hosts;
@@ -29,6 +30,7 @@ mod write_concern;
 
 pub use bootstrap::{MAX_NODES, initial_replicas, shard_router};
 pub use config::{GroupConcern, Timing};
+pub use control_host::control_round;
 pub use driver::{ClusterDriver, ClusterView, Layout};
 pub use durability::{BATCHED, PERIODIC_SYNC, ReplicaSync, db_durability, replica_sync};
 pub use idempotency::{KeyInput, idempotency_tag};

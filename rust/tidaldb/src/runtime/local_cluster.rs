@@ -17,8 +17,8 @@ use super::TidalDb;
 use super::state::{ReportSink, State};
 use super::transport::{InProcessTransportFactory, PartitionHandle};
 use crate::cluster::{
-    Cluster, ClusterDriver, ClusterView, GroupConcern, Layout, Timing, initial_replicas,
-    shard_router,
+    Cluster, ClusterDriver, ClusterView, GroupConcern, Layout, Timing, control_round,
+    initial_replicas, shard_router,
 };
 use crate::control::{Command, ControlPlane};
 use crate::error::{Result, TidalError};
@@ -218,8 +218,8 @@ async fn tick_control(inner: Weak<Inner>, every: Duration) {
         let Some(inner) = inner.upgrade() else { return };
         let orders = {
             let mut control = lock(&inner.control);
-            inner.observe_queued(&mut control);
-            control.tick(Timestamp::now())
+            let queued = std::mem::take(&mut *lock(&inner.reports));
+            control_round(&mut control, Timestamp::now(), queued)
         };
         for (node, command) in orders {
             inner.order(node, command);

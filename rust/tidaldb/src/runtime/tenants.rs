@@ -4,8 +4,9 @@
 //! seq space, version vector and ledger, and its own WAL directory
 //! `{data_dir}/tenants/{id}/wal/`. Nothing is shared between tenants but the schema, the
 //! durability policy and the data directory's lock, so one tenant's load or failed WAL
-//! write never reaches another. Tenants are single-node here: the runtime replicates the
-//! default tenant only, and replicated multi-tenancy lives in the simulator.
+//! write never reaches another. Tenants of one embedded database are single-node; a
+//! replicated tenant is a replica group of its own, placed by the cluster layer (see
+//! [`LocalCluster`](super::LocalCluster)), under either driver.
 //!
 //! Each tenant's node checks its quotas at admission, built by the [`TenantRouter`] so that
 //! [`TidalDb::rate_limiter_for`] hands out the very limiter its writes spend from.

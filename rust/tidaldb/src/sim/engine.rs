@@ -234,7 +234,9 @@ impl Sim {
                 }
             }
         }
-        for (node, cmd) in self.control.tick(self.now) {
+        // Reports were heard as each node made them (see `drive`), so none is queued.
+        let orders = crate::cluster::control_round(&mut self.control, self.now, []);
+        for (node, cmd) in orders {
             self.drive(node, Input::Control(cmd));
         }
         self.schedule(self.tick_every, Happening::Tick);
