@@ -345,3 +345,33 @@ on_both_drivers!(
     residency_keeps_a_tenant_in_its_region,
     rate_limit_refuses_past_the_burst,
 );
+
+/// A blocking cluster call from inside an async task is refused, not a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_cluster_refuses_blocking_calls_from_async_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = tidaldb::runtime::LocalCluster::open(tidaldb::runtime::LocalClusterConfig::new(
+        harness::schema(),
+        dir.path(),
+    ))
+    .expect("opens");
+    let node = cluster.node_id(REGIONS[0], SHARD).expect("node");
+    let refused = cluster
+        .handle(node)
+        .write_signal(
+            "view",
+            EntityId::new(1),
+            1.0,
+            None,
+            WriteConcern::Local,
+            None,
+        )
+        .expect_err("blocking inside a runtime is refused");
+    assert_eq!(refused.kind(), ErrorKind::InvalidArgument, "{refused}");
+    assert_eq!(
+        cluster.applied_seqno(REGIONS[0]).expect("up"),
+        0,
+        "nothing written"
+    );
+    tokio::task::block_in_place(|| cluster.shutdown()).expect("shutdown");
+}

@@ -404,6 +404,16 @@ impl ClusterDriver for LocalDriver {
                 node.0
             ))
         })?;
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Blocking here would stall (or, on tokio's own thread, abort) the caller's
+            // runtime; refuse instead.
+            return Err(TidalError::InvalidArgument {
+                name: "context",
+                reason: "LocalCluster's calls block until the cluster answers; call them \
+                         from outside an async context (for example in spawn_blocking)"
+                    .into(),
+            });
+        }
         self.inner
             .runtime
             .block_on(db.write_request(ops, concern, tag))
