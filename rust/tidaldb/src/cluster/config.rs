@@ -1,8 +1,13 @@
 //! The cluster's timings and write-concern policy, shared by both drivers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::node::WriteConcern;
+use super::bootstrap::shard_router;
+use super::driver::Layout;
+use crate::error::Result;
+use crate::node::{DEFAULT_MAX_RETAINED, DEFAULT_MAX_RETAINED_OWN, WriteConcern};
+use crate::schema::{RegionId, Schema, ShardId};
 
 /// Protocol timings: virtual time in the simulator, the wall clock in the runtime.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -50,5 +55,64 @@ impl GroupConcern {
             Ok(k) => WriteConcern::Replicated(k),
             Err(_) => WriteConcern::Replicated(u8::MAX),
         }
+    }
+}
+
+/// What either driver needs to lay a cluster out, and its client policy: the part of a
+/// cluster's configuration that does not depend on clock, network or disk.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    pub regions: Vec<RegionId>,
+    pub shards_per_region: u16,
+    /// Every shard's first leader is its replica in `leader.0`; `leader.1` names the shard
+    /// whose leader [`Cluster::leader`](super::Cluster::leader) reports.
+    pub leader: (RegionId, ShardId),
+    pub schema: Schema,
+    /// The concern of every client write, unless `group_concern` is set.
+    pub write_concern: WriteConcern,
+    /// When set, each write waits for this share of the group that serves it instead.
+    pub group_concern: Option<GroupConcern>,
+    pub timing: Timing,
+    /// Bound on each node's in-memory log of relayed events.
+    pub max_retained: usize,
+    /// Bound on each node's in-memory log of its own events.
+    pub max_retained_own: usize,
+    /// How long a replicated write, or a dual write, waits for its acknowledgements.
+    pub write_timeout: Duration,
+}
+
+impl ClusterSpec {
+    /// Three regions, one shard each, led from region 0, local write concern.
+    pub fn new(schema: Schema) -> Self {
+        ClusterSpec {
+            regions: vec![RegionId(0), RegionId(1), RegionId(2)],
+            shards_per_region: 1,
+            leader: (RegionId(0), ShardId(0)),
+            schema,
+            write_concern: WriteConcern::Local,
+            group_concern: None,
+            timing: Timing::default(),
+            max_retained: DEFAULT_MAX_RETAINED,
+            max_retained_own: DEFAULT_MAX_RETAINED_OWN,
+            write_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The validated layout the cluster layer runs on.
+    pub fn layout(&self) -> Result<Layout> {
+        let router = shard_router(&self.regions, self.shards_per_region, self.leader)?;
+        Ok(Layout {
+            regions: self.regions.clone(),
+            shards_per_region: self.shards_per_region,
+            leader_shard: self.leader.1,
+            schema: Arc::new(self.schema.clone()),
+            router: Arc::new(router),
+            write_concern: self.write_concern,
+            group_concern: self.group_concern,
+            timing: self.timing,
+            max_retained: self.max_retained,
+            max_retained_own: self.max_retained_own,
+            write_timeout: self.write_timeout,
+        })
     }
 }

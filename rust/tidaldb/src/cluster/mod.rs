@@ -29,7 +29,7 @@ mod upgrade;
 mod write_concern;
 
 pub use bootstrap::{MAX_NODES, initial_replicas, shard_router};
-pub use config::{GroupConcern, Timing};
+pub use config::{ClusterSpec, GroupConcern, Timing};
 pub use control_host::control_round;
 pub use driver::{ClusterDriver, ClusterView, Layout};
 pub use durability::{BATCHED, PERIODIC_SYNC, ReplicaSync, db_durability, replica_sync};

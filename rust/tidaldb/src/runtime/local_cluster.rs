@@ -17,54 +17,34 @@ use super::TidalDb;
 use super::state::{ReportSink, State};
 use super::transport::{InProcessTransportFactory, PartitionHandle};
 use crate::cluster::{
-    Cluster, ClusterDriver, ClusterView, GroupConcern, Layout, Timing, control_round,
-    initial_replicas, shard_router,
+    Cluster, ClusterDriver, ClusterSpec, ClusterView, Layout, control_round, initial_replicas,
 };
 use crate::control::{Command, ControlPlane};
 use crate::error::{Result, TidalError};
 use crate::event::ClientTag;
 use crate::node::{
-    ClientOp, ControlCommand, DEFAULT_MAX_RETAINED, DEFAULT_MAX_RETAINED_OWN, Input, Node,
-    NodeConfig, NodeReport, WriteAck, WriteConcern,
+    ClientOp, ControlCommand, Input, Node, NodeConfig, NodeReport, WriteAck, WriteConcern,
 };
-use crate::schema::{NodeId, RegionId, Schema, ShardId, Timestamp};
+use crate::schema::{NodeId, RegionId, Schema, Timestamp};
 use crate::wal::Durability;
 
 /// How a [`LocalCluster`] is laid out and run.
 #[derive(Clone, Debug)]
 pub struct LocalClusterConfig {
-    pub regions: Vec<RegionId>,
-    pub shards_per_region: u16,
-    /// Every shard's first leader is its replica in `leader.0`.
-    pub leader: (RegionId, ShardId),
-    pub schema: Schema,
+    /// Regions, shards, first leaders, schema, timings and write policy.
+    pub spec: ClusterSpec,
     /// Each replica keeps its files in `{data_dir}/node-{id}`.
     pub data_dir: PathBuf,
     pub durability: Durability,
-    pub write_concern: WriteConcern,
-    pub group_concern: Option<GroupConcern>,
-    pub timing: Timing,
-    pub max_retained: usize,
-    pub max_retained_own: usize,
-    pub write_timeout: Duration,
 }
 
 impl LocalClusterConfig {
     /// Three regions, one shard each, led from region 0, with every write synced.
     pub fn new(schema: Schema, data_dir: impl Into<PathBuf>) -> Self {
         LocalClusterConfig {
-            regions: vec![RegionId(0), RegionId(1), RegionId(2)],
-            shards_per_region: 1,
-            leader: (RegionId(0), ShardId(0)),
-            schema,
+            spec: ClusterSpec::new(schema),
             data_dir: data_dir.into(),
             durability: Durability::Immediate,
-            write_concern: WriteConcern::Local,
-            group_concern: None,
-            timing: Timing::default(),
-            max_retained: DEFAULT_MAX_RETAINED,
-            max_retained_own: DEFAULT_MAX_RETAINED_OWN,
-            write_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -111,21 +91,8 @@ impl Cluster<LocalDriver> {
     /// Opens every region's replica of every shard under `config.data_dir` and starts the
     /// control plane. Directories left by an earlier run are recovered, not wiped.
     pub fn open(config: LocalClusterConfig) -> Result<LocalCluster> {
-        let router = shard_router(&config.regions, config.shards_per_region, config.leader)?;
-        let layout = Layout {
-            regions: config.regions.clone(),
-            shards_per_region: config.shards_per_region,
-            leader_shard: config.leader.1,
-            schema: Arc::new(config.schema.clone()),
-            router: Arc::new(router),
-            write_concern: config.write_concern,
-            group_concern: config.group_concern,
-            timing: config.timing,
-            max_retained: config.max_retained,
-            max_retained_own: config.max_retained_own,
-            write_timeout: config.write_timeout,
-        };
-        let (configs, control) = initial_replicas(&layout, config.leader.0);
+        let layout = config.spec.layout()?;
+        let (configs, control) = initial_replicas(&layout, config.spec.leader.0);
         let (runtime, stop) = start_runtime()?;
         let inner = Arc::new(Inner {
             layout,
@@ -144,9 +111,10 @@ impl Cluster<LocalDriver> {
             let dir = config.data_dir.join(format!("node-{}", cfg.id.0));
             driver.open_slot(cfg, dir)?;
         }
-        inner
-            .runtime
-            .spawn(tick_control(Arc::downgrade(&inner), config.timing.tick));
+        inner.runtime.spawn(tick_control(
+            Arc::downgrade(&inner),
+            config.spec.timing.tick,
+        ));
         Ok(Cluster::from_driver(driver))
     }
 

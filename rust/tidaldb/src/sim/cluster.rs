@@ -11,8 +11,8 @@ use super::engine::{Sim, SimDurability, SimStats};
 use super::faults::NetworkPartition;
 use super::network::{LinkConfig, Network, PartitionId};
 use crate::cluster::{
-    Cluster, ClusterDriver, ClusterView, GroupConcern, Layout, NodeRef, Timing, initial_replicas,
-    shard_router,
+    Cluster, ClusterDriver, ClusterSpec, ClusterView, GroupConcern, Layout, NodeRef, Timing,
+    initial_replicas,
 };
 use crate::control::{Command, ControlPlane};
 use crate::error::{Result, TidalError};
@@ -50,23 +50,44 @@ pub struct ClusterConfig {
 pub const DEFAULT_START_NS: i64 = 1_767_225_600_000_000_000;
 
 impl ClusterConfig {
+    /// The driver-neutral part of this configuration.
+    pub fn spec(&self) -> ClusterSpec {
+        ClusterSpec {
+            regions: self.regions.clone(),
+            shards_per_region: self.shards_per_region,
+            leader: self.leader,
+            schema: self.schema.clone(),
+            write_concern: self.write_concern,
+            group_concern: self.group_concern,
+            timing: self.timing,
+            max_retained: self.max_retained,
+            max_retained_own: self.max_retained_own,
+            write_timeout: self.write_timeout,
+        }
+    }
+
     /// Three regions, one shard each, led from region 0, seed 0, default links.
     pub fn new(schema: Schema) -> Self {
+        Self::simulating(ClusterSpec::new(schema))
+    }
+
+    /// `spec` on the simulator, with seed 0, default links and every write synced.
+    pub fn simulating(spec: ClusterSpec) -> Self {
         ClusterConfig {
-            regions: vec![RegionId(0), RegionId(1), RegionId(2)],
-            shards_per_region: 1,
-            leader: (RegionId(0), ShardId(0)),
-            schema,
+            regions: spec.regions,
+            shards_per_region: spec.shards_per_region,
+            leader: spec.leader,
+            schema: spec.schema,
             seed: 0,
             links: LinkConfig::default(),
             durability: SimDurability::Immediate,
-            write_concern: WriteConcern::Local,
-            group_concern: None,
-            timing: Timing::default(),
-            max_retained: crate::node::DEFAULT_MAX_RETAINED,
-            max_retained_own: crate::node::DEFAULT_MAX_RETAINED_OWN,
+            write_concern: spec.write_concern,
+            group_concern: spec.group_concern,
+            timing: spec.timing,
+            max_retained: spec.max_retained,
+            max_retained_own: spec.max_retained_own,
             start: Timestamp::from_nanos(DEFAULT_START_NS).unwrap_or(Timestamp::EPOCH),
-            write_timeout: Duration::from_secs(5),
+            write_timeout: spec.write_timeout,
         }
     }
 }
@@ -192,20 +213,7 @@ pub type SimNodeRef = NodeRef<SimDriver>;
 
 impl Cluster<SimDriver> {
     pub fn build(config: ClusterConfig) -> Result<SimulatedCluster> {
-        let router = shard_router(&config.regions, config.shards_per_region, config.leader)?;
-        let layout = Layout {
-            regions: config.regions.clone(),
-            shards_per_region: config.shards_per_region,
-            leader_shard: config.leader.1,
-            schema: Arc::new(config.schema.clone()),
-            router: Arc::new(router),
-            write_concern: config.write_concern,
-            group_concern: config.group_concern,
-            timing: config.timing,
-            max_retained: config.max_retained,
-            max_retained_own: config.max_retained_own,
-            write_timeout: config.write_timeout,
-        };
+        let layout = config.spec().layout()?;
         let (configs, control) = initial_replicas(&layout, config.leader.0);
         let sim = Sim::new(
             config.start,
