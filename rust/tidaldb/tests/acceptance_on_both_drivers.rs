@@ -314,6 +314,47 @@ fn rate_limit_refuses_past_the_burst<H: Harness>(h: &H) {
     assert_eq!(count, 2, "the refused write wrote nothing");
 }
 
+/// Seed 000's noisy neighbour, through the cluster: tenant A floods its shard far past its
+/// rate and is refused past its burst, writing nothing it was refused, while every write of
+/// tenant B on the same hosts succeeds.
+fn noisy_neighbour_is_isolated<H: Harness>(h: &H) {
+    let c = h.cluster();
+    let (noisy, quiet) = (TenantId(21), TenantId(22));
+    c.register_tenant(TenantConfig {
+        max_signals_per_sec: Some(5),
+        required_regions: vec![REGIONS[0]],
+        ..TenantConfig::new(noisy, "noisy")
+    })
+    .expect("register A");
+    c.register_tenant(TenantConfig {
+        max_signals_per_sec: Some(100_000),
+        required_regions: vec![REGIONS[0]],
+        ..TenantConfig::new(quiet, "quiet")
+    })
+    .expect("register B");
+    let item = EntityId::new(2);
+    let mut admitted = 0u64;
+    for _ in 0..500 {
+        match c.signal_for_tenant(noisy, "view", item, 1.0, None) {
+            Ok(_) => admitted += 1,
+            Err(TidalError::QuotaExceeded(b)) => assert_eq!(b.tenant, 21),
+            Err(e) => panic!("tenant A got {e}"),
+        }
+        c.signal_for_tenant(quiet, "view", item, 1.0, None)
+            .expect("tenant B is never throttled by A");
+    }
+    assert!(
+        (10..500).contains(&admitted),
+        "A admitted {admitted}: its burst, then its rate"
+    );
+    let count = |t| {
+        c.total_signal_count_for_tenant(REGIONS[0], t, "view")
+            .expect("count")
+    };
+    assert_eq!(count(noisy), admitted, "a refused write writes nothing");
+    assert_eq!(count(quiet), 500);
+}
+
 macro_rules! on_both_drivers {
     ($($scenario:ident),* $(,)?) => {
         mod simulator {
@@ -344,6 +385,7 @@ on_both_drivers!(
     rolling_upgrade_loses_nothing,
     residency_keeps_a_tenant_in_its_region,
     rate_limit_refuses_past_the_burst,
+    noisy_neighbour_is_isolated,
 );
 
 /// A blocking cluster call from inside an async task is refused, not a panic.
