@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A file open for appending.
+#[allow(clippy::len_without_is_empty)] // a file length, read once at open
 pub trait StorageFile: fmt::Debug + Send {
     /// Appends `bytes` whole, or fails.
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;

@@ -203,23 +203,13 @@ impl Run {
                     .inject_disk_fault(id, fault)
                     .map_err(|e| e.to_string())?;
             }
-            if self.disks.filled.remove(&id) && self.cluster.is_up(id) {
-                let durable = self
-                    .cluster
-                    .handle(id)
-                    .durable()
-                    .map_err(|e| e.to_string())?;
-                let durable = durable.get(id);
-                self.cluster.crash(r, s, false).map_err(|e| e.to_string())?;
-                let past: Vec<EventId> = (self.issued.keys())
-                    .filter(|e| e.origin == id && e.seq > durable)
-                    .copied()
-                    .collect();
-                let uncertain = past
-                    .into_iter()
-                    .filter_map(|e| Some((e, self.issued.remove(&e)?)))
-                    .collect();
-                self.disks.down.insert(id, Down { durable, uncertain });
+            // A replica about to be rebuilt must leave no stale event of its own origin
+            // behind in a peer's memory (a run held back by a gap, say), or its new events
+            // would meet it under the same ids: its peers restart first.
+            let rebuilt_peer =
+                (self.disks.corrupted.iter()).any(|c| *c != id && self.is_in_group(*c, s));
+            if (self.disks.filled.remove(&id) || rebuilt_peer) && self.cluster.is_up(id) {
+                self.crash_at(r, s, false)?;
             }
         }
         for &(r, s) in &nodes {
