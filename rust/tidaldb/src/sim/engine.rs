@@ -77,6 +77,9 @@ pub(crate) struct SimNode {
     pub node: Option<Node>,
     pub disk: SimDisk,
     last_sync: i64,
+    /// A commit made for a read-back that the node has not yet been told of with
+    /// `Synced`; the next periodic sync tells it.
+    synced_untold: bool,
     /// Collected after a migration: down for good, its disk wiped.
     pub retired: bool,
 }
@@ -94,6 +97,7 @@ impl SimNode {
             cfg,
             disk,
             last_sync: now.as_nanos(),
+            synced_untold: false,
             retired: false,
         })
     }
@@ -256,7 +260,8 @@ impl Sim {
                 && now - self.nodes[i].last_sync >= every.as_nanos() as i64
             {
                 self.nodes[i].last_sync = now;
-                if self.nodes[i].disk.has_uncommitted() {
+                if self.nodes[i].disk.has_uncommitted() || self.nodes[i].synced_untold {
+                    self.nodes[i].synced_untold = false;
                     if self.nodes[i].disk.commit().is_ok() {
                         self.drive(id, Input::Synced);
                     } else {
@@ -346,8 +351,11 @@ impl Sim {
             };
             // Only committed batches can be read back, so pending ones are committed first,
             // as the runtime does.
-            if n.disk.has_uncommitted() && n.disk.commit().is_err() {
-                self.stats.disk_write_failures += 1;
+            if n.disk.has_uncommitted() {
+                match n.disk.commit() {
+                    Ok(()) => n.synced_untold = true,
+                    Err(_) => self.stats.disk_write_failures += 1,
+                }
             }
             let events = n
                 .disk
