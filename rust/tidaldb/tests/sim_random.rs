@@ -1,24 +1,30 @@
 //! Randomized simulation: each seed runs a random schedule of writes on any replica
 //! (local and replicated, on time and late), hides, symmetric and one-way partitions,
-//! heals, crashes with and without losing the unsynced tail, restarts, and lossy,
-//! duplicating, reordering links. After healing and quiescing:
+//! heals, crashes with and without losing the unsynced tail, restarts, lossy,
+//! duplicating, reordering links, and disk faults under the real WAL: torn unsynced tails,
+//! full disks (ENOSPC on write and sync), lying fsyncs and flipped bits (see
+//! `sim_random/disk.rs`). After healing and quiescing:
 //!
 //! - every replica of a shard holds the same events and reads bit-identical scores;
-//! - those events are exactly the writes issued, less those legitimately lost (a `Local`
-//!   write whose origin crashed before syncing it); no `Replicated(k)` write is ever lost;
+//! - those events are exactly the writes issued, less those legitimately lost (a write
+//!   its origin had not confirmed durable when it crashed, or one only a replica whose
+//!   disk reported `Corruption` held); no `Replicated(k)` write is ever lost, and nothing
+//!   confirmed durable is lost without a reported fault;
 //! - every score equals the analytical formula over those writes, and every all-time
 //!   window count equals their number.
 //!
 //! `make test` runs 200 seeds. More: `TIDALDB_SIM_SEEDS=10000 cargo test --release -p
 //! tidaldb --test sim_random`; add `TIDALDB_SIM_STRESS=1` for harsher links (20-30% loss,
-//! duplication, early repair) and up to 3 shards. Replay one: `TIDALDB_SIM_SEED=<n> cargo test -p tidaldb
-//! --test sim_random -- --nocapture`.
+//! duplication, early repair) and up to 3 shards. Replay one: `TIDALDB_SIM_SEED=<n> cargo
+//! test -p tidaldb --test sim_random -- --nocapture`.
 
 mod common;
+#[path = "sim_random/disk.rs"]
+mod disk;
 #[path = "sim_random/oracle.rs"]
 mod oracle;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tidaldb::event::{ClientTag, EventId, IdempotencyKey};
@@ -30,6 +36,8 @@ use tidaldb::{EntityId, NodeId, RegionId, Retrieve, Schema, ShardId, Timestamp, 
 
 const HALF_LIFE_NS: f64 = 3600.0 * 1e9;
 const ENTITIES: u64 = 6;
+/// The chance that a step of the schedule also injects a disk fault.
+const DISK_FAULTS: f64 = 0.08;
 
 fn schema() -> Schema {
     common::view_signal(Duration::from_secs(3600))
@@ -65,6 +73,14 @@ struct Coverage {
     partitions: u64,
     messages_dropped: u64,
     virtual_secs: f64,
+    disks_filled: u64,
+    disk_write_failures: u64,
+    lying_fsyncs: u64,
+    lying_fsync_losses: u64,
+    bits_flipped: u64,
+    torn_tails: u64,
+    corruptions_reported: u64,
+    rebuilds: u64,
 }
 
 struct Run {
@@ -74,6 +90,7 @@ struct Run {
     issued: BTreeMap<EventId, Issued>,
     partitions: Vec<NetworkPartition>,
     users: Vec<(EntityId, EntityId)>,
+    disks: disk::Disks,
     /// Writes use `Local` only (the steady phase: replicated waits would pause the load).
     local_only: bool,
 }
@@ -126,6 +143,7 @@ impl Run {
             issued: BTreeMap::new(),
             partitions: Vec::new(),
             users: Vec::new(),
+            disks: disk::Disks::default(),
             local_only: false,
         })
     }
@@ -251,58 +269,21 @@ impl Run {
         }
     }
 
-    /// A crash forgets the writes its disk had not synced; those must all be `Local`.
-    fn crash(&mut self) -> Result<(), String> {
-        let regions = self.regions();
-        let region = regions[self.rng.below(regions.len() as u64) as usize];
-        let shard = ShardId(
-            self.rng
-                .below(u64::from(self.cluster.config().shards_per_region)) as u16,
-        );
-        let id = self
-            .cluster
-            .node_id(region, shard)
-            .map_err(|e| e.to_string())?;
-        let Ok(durable) = self.cluster.handle(id).durable() else {
-            return Ok(());
-        };
-        let lose = self.rng.chance(0.5);
-        self.cluster
-            .crash(region, shard, lose)
-            .map_err(|e| e.to_string())?;
-        self.coverage.crashes += 1;
-        if lose {
-            let lost: Vec<EventId> = self
-                .issued
-                .keys()
-                .filter(|e| e.origin == id && e.seq > durable.get(id))
-                .copied()
-                .collect();
-            self.coverage.writes_lost += lost.len() as u64;
-            for e in lost {
-                let w = self.issued.remove(&e);
-                if let Some(w) = w.filter(|w| w.must_survive) {
-                    return Err(format!(
-                        "acknowledged replicated write {e:?} {w:?} was lost in a crash"
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn restart_any(&mut self) {
+    /// Restarts the first replica that is down, leaving those whose disk reported
+    /// corruption for the heal to rebuild.
+    fn restart_any(&mut self) -> Result<(), String> {
         let shards = self.cluster.config().shards_per_region;
         for region in self.regions() {
             for s in 0..shards {
                 if let Ok(id) = self.cluster.node_id(region, ShardId(s))
                     && !self.cluster.is_up(id)
+                    && !self.disks.corrupted.contains(&id)
                 {
-                    let _ = self.cluster.restart(region, ShardId(s));
-                    return;
+                    return self.restart(region, ShardId(s));
                 }
             }
         }
+        Ok(())
     }
 
     fn partition(&mut self) -> Result<(), String> {
@@ -324,6 +305,9 @@ impl Run {
 
     fn schedule(&mut self, actions: usize) -> Result<(), String> {
         for _ in 0..actions {
+            if self.rng.chance(DISK_FAULTS) {
+                self.disk_fault()?;
+            }
             match self.rng.below(100) {
                 0..=64 => self.write()?,
                 65..=71 => self.hide(),
@@ -336,7 +320,7 @@ impl Run {
                 }
                 84..=86 => self.partitions.clear(),
                 87..=90 => self.crash()?,
-                91..=95 => self.restart_any(),
+                91..=95 => self.restart_any()?,
                 _ => self
                     .cluster
                     .run_for(Duration::from_millis(self.rng.below(400))),
@@ -347,13 +331,10 @@ impl Run {
         Ok(())
     }
 
-    fn heal_and_restart_all(&mut self) {
+    fn heal_and_restart_all(&mut self) -> Result<(), String> {
         self.partitions.clear();
         self.cluster.heal_all_partitions();
-        let nodes = self.regions().len() * usize::from(self.cluster.config().shards_per_region);
-        for _ in 0..nodes {
-            self.restart_any();
-        }
+        self.heal_disks()
     }
 
     /// Liveness under load: partitions healed and every replica up, but links still lossy
@@ -362,7 +343,7 @@ impl Run {
     fn steady(&mut self) -> Result<(), String> {
         const STEPS: usize = 250;
         const MARK_AT: usize = 150; // 2 s (100 steps of 20 ms) before the end
-        self.heal_and_restart_all();
+        self.heal_and_restart_all()?;
         self.local_only = true;
         let mut mark: Vec<(RegionId, ShardId, NodeId, u64)> = Vec::new();
         for step in 0..STEPS {
@@ -408,7 +389,7 @@ impl Run {
     }
 
     fn quiesce(&mut self) -> Result<(), String> {
-        self.heal_and_restart_all();
+        self.heal_and_restart_all()?;
         self.cluster.reconcile_all();
         self.cluster
             .await_full_convergence(Duration::from_secs(60))
@@ -435,6 +416,21 @@ fn run_seed(seed: u64, total: &mut Coverage) -> Result<(), String> {
     total.writes_lost += c.writes_lost;
     total.partitions += c.partitions;
     total.messages_dropped += run.cluster.stats().messages_dropped;
+    let stats = run.cluster.stats();
+    total.disks_filled += c.disks_filled;
+    total.disk_write_failures += stats.disk_write_failures;
+    total.lying_fsyncs += c.lying_fsyncs;
+    total.lying_fsync_losses += stats.lying_fsync_losses;
+    total.bits_flipped += c.bits_flipped;
+    total.torn_tails += stats.torn_tails;
+    total.corruptions_reported += c.corruptions_reported;
+    total.rebuilds += c.rebuilds;
+    if stats.corruptions_detected != c.corruptions_reported {
+        return Err(format!(
+            "the simulator counted {} corruptions, the schedule saw {}",
+            stats.corruptions_detected, c.corruptions_reported
+        ));
+    }
     total.virtual_secs += (run.cluster.now().as_nanos() - start.as_nanos()) as f64 / 1e9;
     Ok(())
 }
@@ -472,6 +468,15 @@ fn random_schedules_converge_to_the_acknowledged_writes() {
         assert!(total.events_read_back > 0, "{total:?}");
         assert!(
             total.replicated_acked > 0 && total.unacknowledged > 0,
+            "{total:?}"
+        );
+        // Every disk fault happened, and the ones that damage synced data were reported.
+        assert!(
+            total.disk_write_failures > 0 && total.torn_tails > 0 && total.lying_fsync_losses > 0,
+            "{total:?}"
+        );
+        assert!(
+            total.bits_flipped > 0 && total.corruptions_reported > 0 && total.rebuilds > 0,
             "{total:?}"
         );
     }

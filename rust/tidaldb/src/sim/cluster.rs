@@ -188,8 +188,7 @@ impl ClusterDriver for SimDriver {
     }
 
     fn start_node(&self, cfg: crate::node::NodeConfig) -> Result<()> {
-        self.lock().add_node(cfg);
-        Ok(())
+        self.lock().add_node(cfg).map(drop)
     }
 
     fn retire_node(&self, node: NodeId) {
@@ -224,7 +223,7 @@ impl Cluster<SimDriver> {
             layout.schema.clone(),
             config.durability,
             config.timing.tick,
-        );
+        )?;
         Ok(Cluster::from_driver(SimDriver {
             sim: Arc::new(Mutex::new(sim)),
             config: Arc::new(config),

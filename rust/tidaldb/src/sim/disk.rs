@@ -1,90 +1,196 @@
-//! A simulated disk for one node: a snapshot, the synced log after it, and the tail that
-//! was written but not yet synced. A crash may lose that tail, as a real power cut would.
+//! A simulated machine's disk as its node uses it: the real WAL (and the hard-state file
+//! beside it) over a [`SimFs`]. The simulator persists, commits, snapshots, reads back and
+//! recovers through the same code as the runtime; only the file system is simulated.
 
-use rustc_hash::FxHashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::event::Event;
-use crate::node::HardState;
-use crate::schema::NodeId;
+use super::fs::{CrashDamage, SimFs};
+use crate::crdt::HlcTimestamp;
+use crate::error::{Result, TidalError};
+use crate::event::{Event, VersionVector};
+use crate::ledger::Ledger;
+use crate::node::{HardState, NodeConfig};
+use crate::schema::{NodeId, Schema};
+use crate::wal::{Wal, WalConfig, read_hard_state, write_hard_state};
 
-#[derive(Clone, Debug, Default)]
-pub struct SimDisk {
-    /// The state bytes of the last installed snapshot (`wal::snapshot::encode_state`).
-    pub snapshot: Option<Vec<u8>>,
-    pub synced: Vec<Event>,
-    pub unsynced: Vec<Event>,
-    /// The last term and membership the node persisted.
+/// Where the log lives on every simulated disk.
+const WAL_DIR: &str = "/data/wal";
+
+/// Segments are kept small in the simulator, so that recovery and reading back touch
+/// little more than they need.
+const SEGMENT_BYTES: u64 = 4 << 20;
+
+/// What a node recovered from its disk at a restart.
+pub(crate) struct Recovered {
+    pub ledger: Ledger,
+    pub clock: HlcTimestamp,
     pub hard_state: HardState,
-    /// Where each origin's events sit in `synced`, in seq order, for reading them back.
-    by_origin: OriginIndex,
 }
 
-/// Positions in `synced` per origin, extended lazily up to `indexed`.
-#[derive(Clone, Debug, Default)]
-struct OriginIndex {
-    indexed: usize,
-    positions: FxHashMap<NodeId, Vec<usize>>,
+#[derive(Debug)]
+pub(crate) struct SimDisk {
+    pub fs: SimFs,
+    /// The open log while the node is up.
+    wal: Option<Wal>,
+    /// Set by a failed write or sync: memory is ahead of the disk, so the node takes no
+    /// more writes until it restarts and recovers, as the runtime does.
+    pub failed: Option<String>,
+    /// The disk lost data it had reported synced. A real disk would not say so; the
+    /// simulated one does, so that the simulator can refuse to restart on it.
+    pub lost_acknowledged: bool,
+}
+
+fn dir() -> PathBuf {
+    PathBuf::from(WAL_DIR)
+}
+
+fn wal_config(cfg: &NodeConfig) -> WalConfig {
+    WalConfig {
+        shard: cfg.shard,
+        region: cfg.region,
+        segment_bytes: SEGMENT_BYTES,
+    }
 }
 
 impl SimDisk {
-    pub fn append(&mut self, events: &[Event]) {
-        self.unsynced.extend_from_slice(events);
-    }
-
-    pub fn sync(&mut self) {
-        self.synced.append(&mut self.unsynced);
-    }
-
-    pub fn has_unsynced(&self) -> bool {
-        !self.unsynced.is_empty()
-    }
-
-    /// Stores a snapshot of the node's whole state, durably. The log is kept: a restart
-    /// replays it over the snapshot (what the snapshot covers is skipped as duplicate),
-    /// and the node's own events in it are what its peers may still need.
-    pub fn install_snapshot(&mut self, state: Vec<u8>) {
-        self.snapshot = Some(state);
-        self.sync();
-    }
-
-    /// The logged events of `origin` with seq in `after+1 ..= upto`, consecutive from
-    /// `after + 1`, as far as the log holds them: the node reads back what has left its
-    /// in-memory log. The simulated log is never collected, so only events the node
-    /// received in a snapshot (never logged) are missing.
-    pub fn read_origin_range(&mut self, origin: NodeId, after: u64, upto: u64) -> Vec<Event> {
-        let index = &mut self.by_origin;
-        if index.indexed > self.synced.len() {
-            *index = OriginIndex::default();
-        }
-        for (at, e) in self.synced.iter().enumerate().skip(index.indexed) {
-            index.positions.entry(e.id.origin).or_default().push(at);
-        }
-        index.indexed = self.synced.len();
-        let synced = &self.synced;
-        let logged = index.positions.get(&origin).map_or(&[][..], Vec::as_slice);
-        let from = logged.partition_point(|&at| synced[at].id.seq <= after);
-        let tail = (self.unsynced.iter()).filter(|e| e.id.origin == origin && e.id.seq > after);
-        let events = logged[from..].iter().map(|&at| &synced[at]).chain(tail);
-        (after + 1..=upto)
-            .zip(events)
-            .take_while(|(seq, e)| e.id.seq == *seq)
-            .map(|(_, e)| *e)
-            .collect()
-    }
-
-    /// A crash: the unsynced tail survives only if `lose_unsynced` is false (the process
-    /// died but the machine's page cache was written out).
-    pub fn crash(&mut self, lose_unsynced: bool) -> usize {
-        let lost = if lose_unsynced {
-            self.unsynced.len()
-        } else {
-            0
+    /// A fresh, empty disk with the node's log open on it.
+    pub fn format(seed: u64, cfg: &NodeConfig, schema: &Arc<Schema>) -> Result<SimDisk> {
+        let mut disk = SimDisk {
+            fs: SimFs::new(seed),
+            wal: None,
+            failed: None,
+            lost_acknowledged: false,
         };
-        if lose_unsynced {
-            self.unsynced.clear();
-        } else {
-            self.sync();
+        disk.open(cfg, schema)?;
+        Ok(disk)
+    }
+
+    /// Recovers the log with the WAL's own recovery, and the hard state beside it. Damage
+    /// comes back as `Corruption` and leaves the log closed.
+    pub fn open(&mut self, cfg: &NodeConfig, schema: &Arc<Schema>) -> Result<Recovered> {
+        if self.lost_acknowledged {
+            return Err(TidalError::Corruption {
+                path: dir(),
+                offset: 0,
+                detail: "the disk lost writes its fsync had reported durable; rebuild this \
+                         replica from its peers"
+                    .into(),
+            });
         }
-        lost
+        let fs = Arc::new(self.fs.clone());
+        let (wal, ledger, clock, _report) =
+            Wal::open_on(fs, &dir(), wal_config(cfg), schema, |ledger, events| {
+                ledger.apply_batch(events)
+            })?;
+        let hard_state = match read_hard_state(&self.fs, &dir())? {
+            Some(bytes) => postcard::from_bytes(&bytes).map_err(|e| TidalError::Corruption {
+                path: dir().join("HARDSTATE"),
+                offset: 0,
+                detail: format!("the hard state does not decode: {e}"),
+            })?,
+            None => HardState::default(),
+        };
+        self.wal = Some(wal);
+        self.failed = None;
+        Ok(Recovered {
+            ledger,
+            clock,
+            hard_state,
+        })
+    }
+
+    fn wal(&mut self) -> Result<&mut Wal> {
+        if let Some(why) = &self.failed {
+            return Err(TidalError::Unavailable(format!(
+                "an earlier WAL write failed ({why}); restart the node to recover from its log"
+            )));
+        }
+        self.wal
+            .as_mut()
+            .ok_or_else(|| TidalError::Unavailable("the node's log is not open".into()))
+    }
+
+    /// Records a failed write: nothing more is written until a restart.
+    fn fail(&mut self, e: TidalError) -> TidalError {
+        tracing::warn!(error = %e, "simulated WAL write failed; refusing further writes");
+        self.failed.get_or_insert_with(|| e.to_string());
+        e
+    }
+
+    fn or_fail<T>(&mut self, r: Result<T>) -> Result<T> {
+        r.map_err(|e| self.fail(e))
+    }
+
+    pub fn append(&mut self, events: &[Event]) -> Result<()> {
+        let wal = self.wal()?;
+        for e in events {
+            wal.append(e);
+        }
+        Ok(())
+    }
+
+    pub fn has_uncommitted(&self) -> bool {
+        self.wal.as_ref().is_some_and(|w| w.uncommitted() > 0)
+    }
+
+    /// One write and one sync of everything appended.
+    pub fn commit(&mut self) -> Result<()> {
+        let r = self.wal().and_then(Wal::commit);
+        self.or_fail(r)
+    }
+
+    pub fn store_hard_state(&mut self, state: &HardState) -> Result<()> {
+        self.wal()?;
+        let r = postcard::to_stdvec(state)
+            .map_err(|e| TidalError::Unavailable(format!("the hard state does not encode: {e}")))
+            .and_then(|bytes| write_hard_state(&self.fs, Path::new(WAL_DIR), &bytes));
+        self.or_fail(r)
+    }
+
+    /// Snapshots `ledger` (which holds state no log record describes), keeping the
+    /// segments that hold events some peer still needs.
+    pub fn install_snapshot(
+        &mut self,
+        ledger: &Ledger,
+        clock: HlcTimestamp,
+        needed: Option<&VersionVector>,
+    ) -> Result<()> {
+        let r = self
+            .wal()
+            .and_then(|w| w.snapshot_retaining(ledger, clock, needed));
+        self.or_fail(r).map(drop)
+    }
+
+    /// Reads back committed events of `origin` (see [`Wal::read_origin_range`]).
+    pub fn read_origin_range(
+        &mut self,
+        origin: NodeId,
+        after: u64,
+        upto: u64,
+        max: usize,
+    ) -> Result<Vec<Event>> {
+        self.wal()?.read_origin_range(origin, after, upto, max)
+    }
+
+    /// The machine goes down. Without `lose_unsynced` the page cache reaches the disk, so
+    /// what the node appended is written out whole. With it, a commit is interrupted by
+    /// the power cut between its write and its sync, and the disk tears what was unsynced.
+    pub fn crash(&mut self, lose_unsynced: bool) -> CrashDamage {
+        if let Some(mut wal) = self.wal.take()
+            && self.failed.is_none()
+        {
+            self.fs.set_full(false);
+            self.fs.set_lying(false);
+            self.fs.cut_power(lose_unsynced);
+            // A failure here is the crash itself; recovery sorts out what reached the disk.
+            let _ = wal.commit();
+        }
+        self.failed = None;
+        let damage = self.fs.crash(lose_unsynced);
+        if damage.acknowledged_bytes_lost > 0 {
+            self.lost_acknowledged = true;
+        }
+        damage
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 
 use super::disk::SimDisk;
+use super::fs::SimFs;
 use super::network::Network;
 use super::rng::SimRng;
 use crate::control::ControlPlane;
@@ -22,7 +23,6 @@ use crate::node::{
     WriteConcern, WriteRequest,
 };
 use crate::schema::{NodeId, RegionId, Schema, Timestamp};
-use crate::wal::snapshot;
 
 pub use crate::cluster::MAX_NODES;
 
@@ -77,13 +77,52 @@ pub(crate) struct SimNode {
     pub node: Option<Node>,
     pub disk: SimDisk,
     last_sync: i64,
+    /// A commit made for a read-back that the node has not yet been told of with
+    /// `Synced`; the next periodic sync tells it.
+    synced_untold: bool,
     /// Collected after a migration: down for good, its disk wiped.
     pub retired: bool,
+}
+
+impl SimNode {
+    /// A new replica on a freshly formatted disk.
+    fn start(seed: u64, cfg: NodeConfig, schema: &Arc<Schema>, now: Timestamp) -> Result<Self> {
+        let disk = SimDisk::format(disk_seed(seed, cfg.id), &cfg, schema)?;
+        Ok(SimNode {
+            node: Some(Node::new(
+                cfg.clone(),
+                Ledger::new(schema.clone()),
+                HlcTimestamp::default(),
+            )),
+            cfg,
+            disk,
+            last_sync: now.as_nanos(),
+            synced_untold: false,
+            retired: false,
+        })
+    }
+}
+
+/// Each disk draws its faults from its own stream, so that they do not shift the
+/// network's draws (and a run without disk faults replays as it did before).
+pub(super) fn disk_seed(seed: u64, node: NodeId) -> u64 {
+    seed ^ (u64::from(node.0) + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
 /// Counters for a run, for tests and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SimStats {
+    /// Commits (or hard-state writes) that failed, each leaving its node refusing writes
+    /// until a restart.
+    pub disk_write_failures: u64,
+    /// Restarts refused because the disk's data was damaged (`Corruption`).
+    pub corruptions_detected: u64,
+    /// Unsynced tails that crashes lost or tore.
+    pub torn_tails: u64,
+    /// Crashes that lost data a lying fsync had reported durable.
+    pub lying_fsync_losses: u64,
+    /// Replicas wiped and rebuilt from a peer's state after their disk lost data.
+    pub replicas_rebuilt: u64,
     pub messages_sent: u64,
     pub messages_delivered: u64,
     pub messages_dropped: u64,
@@ -106,6 +145,8 @@ pub(crate) struct Sim {
     pub durability: SimDurability,
     pub tick_every: Duration,
     pub stats: SimStats,
+    /// The run's seed, from which each disk's own fault stream is derived.
+    pub(super) seed: u64,
     queue: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
     replies: FxHashMap<RequestId, Result<WriteAck>>,
@@ -124,22 +165,13 @@ impl Sim {
         schema: Arc<Schema>,
         durability: SimDurability,
         tick_every: Duration,
-    ) -> Self {
+    ) -> Result<Self> {
         let nodes = configs
             .into_iter()
-            .map(|cfg| SimNode {
-                node: Some(Node::new(
-                    cfg.clone(),
-                    Ledger::new(schema.clone()),
-                    HlcTimestamp::default(),
-                )),
-                cfg,
-                disk: SimDisk::default(),
-                last_sync: start.as_nanos(),
-                retired: false,
-            })
-            .collect();
+            .map(|cfg| SimNode::start(seed, cfg, &schema, start))
+            .collect::<Result<_>>()?;
         let mut sim = Sim {
+            seed,
             now: start,
             rng: SimRng::new(seed),
             net,
@@ -156,7 +188,7 @@ impl Sim {
             spare: Vec::new(),
         };
         sim.schedule(Duration::ZERO, Happening::Tick);
-        sim
+        Ok(sim)
     }
 
     fn schedule(&mut self, after: Duration, what: Happening) {
@@ -228,9 +260,13 @@ impl Sim {
                 && now - self.nodes[i].last_sync >= every.as_nanos() as i64
             {
                 self.nodes[i].last_sync = now;
-                if self.nodes[i].disk.has_unsynced() {
-                    self.nodes[i].disk.sync();
-                    self.drive(id, Input::Synced);
+                if self.nodes[i].disk.has_uncommitted() || self.nodes[i].synced_untold {
+                    self.nodes[i].synced_untold = false;
+                    if self.nodes[i].disk.commit().is_ok() {
+                        self.drive(id, Input::Synced);
+                    } else {
+                        self.stats.disk_write_failures += 1;
+                    }
                 }
             }
         }
@@ -255,29 +291,46 @@ impl Sim {
             return;
         };
         node.handle(now, input, &mut out);
-        if out.install_snapshot {
-            self.stats.snapshots_installed += 1;
-            match snapshot::encode_state(node.ledger(), node.clock()) {
-                Ok(state) => sim_node.disk.install_snapshot(state),
-                Err(e) => tracing::error!(node = id.0, error = %e, "could not store a snapshot"),
-            }
-        }
-        if let Some(state) = out.hard_state.take() {
-            sim_node.disk.hard_state = state;
-        }
-        sim_node.disk.append(&out.persist);
+        let was_failed = sim_node.disk.failed.is_some();
         let wrote = !out.persist.is_empty() || out.install_snapshot;
+        // As the runtime does: the hard state before anything is sent, then the events,
+        // then the snapshot that covers them. A node whose disk failed writes nothing more.
+        let mut stored = match out.hard_state.take() {
+            Some(state) => sim_node.disk.store_hard_state(&state),
+            None => Ok(()),
+        };
+        if wrote && stored.is_ok() {
+            stored = sim_node.disk.append(&out.persist);
+        }
+        if out.install_snapshot && stored.is_ok() {
+            self.stats.snapshots_installed += 1;
+            let needed = node.needed_by_peers();
+            stored = (sim_node.disk).install_snapshot(node.ledger(), node.clock(), needed.as_ref());
+        }
         // A snapshot install is durable at once (it is written and synced as a whole), so
         // the node learns it under either policy.
         let sync_now =
             (wrote && self.durability == SimDurability::Immediate) || out.install_snapshot;
-        if sync_now {
-            sim_node.disk.sync();
+        if sync_now && stored.is_ok() {
+            stored = sim_node.disk.commit();
         }
+        let failed = stored.is_err() && !was_failed;
+        if failed {
+            self.stats.disk_write_failures += 1;
+        }
+        let refused = sim_node.disk.failed.clone();
         for (to, msg) in out.messages.drain(..) {
             self.send(id, to, msg);
         }
         for (req, result) in out.replies.drain(..) {
+            // A write is acknowledged only if it reached the disk as the policy promises.
+            let result = match (&refused, result) {
+                (Some(why), Ok(_)) => Err(TidalError::Unavailable(format!(
+                    "the write could not be made durable ({why}); the replica refuses \
+                     writes until it restarts"
+                ))),
+                (_, result) => result,
+            };
             self.replies.insert(req, result);
         }
         for report in out.reports.drain(..) {
@@ -286,7 +339,7 @@ impl Sim {
         let reads = std::mem::take(&mut out.log_reads);
         self.spare.push(out);
         self.serve_log_reads(id, &reads);
-        if sync_now {
+        if sync_now && stored.is_ok() {
             self.drive(id, Input::Synced);
         }
     }
@@ -298,7 +351,21 @@ impl Sim {
             let Some(n) = self.nodes.get_mut(id.0 as usize) else {
                 return;
             };
-            let events = n.disk.read_origin_range(read.origin, read.after, read.upto);
+            // Only committed batches can be read back, so pending ones are committed first,
+            // as the runtime does.
+            if n.disk.has_uncommitted() {
+                match n.disk.commit() {
+                    Ok(()) => n.synced_untold = true,
+                    Err(_) => self.stats.disk_write_failures += 1,
+                }
+            }
+            let events = n
+                .disk
+                .read_origin_range(read.origin, read.after, read.upto, read.len())
+                .unwrap_or_else(|e| {
+                    tracing::warn!(node = id.0, error = %e, "could not read the log back");
+                    Vec::new()
+                });
             self.stats.events_read_back += events.len() as u64;
             self.drive(
                 id,
@@ -349,6 +416,17 @@ impl Sim {
                 node.0
             )));
         }
+        if let Some(why) = self
+            .nodes
+            .get(node.0 as usize)
+            .and_then(|n| n.disk.failed.as_ref())
+        {
+            return Err(TidalError::Unavailable(format!(
+                "node {} refuses writes: an earlier WAL write failed ({why}); restart it to \
+                 recover from its log",
+                node.0
+            )));
+        }
         let id = self.next_request;
         self.next_request += 1;
         let request = WriteRequest {
@@ -385,20 +463,11 @@ impl Sim {
     }
 
     /// A new, empty node (a tenant's replica); its id is the next free one.
-    pub fn add_node(&mut self, cfg: NodeConfig) -> NodeId {
+    pub fn add_node(&mut self, cfg: NodeConfig) -> Result<NodeId> {
         let id = cfg.id;
-        self.nodes.push(SimNode {
-            node: Some(Node::new(
-                cfg.clone(),
-                Ledger::new(self.schema.clone()),
-                HlcTimestamp::default(),
-            )),
-            cfg,
-            disk: SimDisk::default(),
-            last_sync: self.now.as_nanos(),
-            retired: false,
-        });
-        id
+        let node = SimNode::start(self.seed, cfg, &self.schema, self.now)?;
+        self.nodes.push(node);
+        Ok(id)
     }
 
     /// The id the next `count` new nodes start at: node ids are 16-bit, so a simulation
@@ -418,7 +487,7 @@ impl Sim {
     pub fn retire(&mut self, id: NodeId) {
         if let Some(n) = self.nodes.get_mut(id.0 as usize) {
             n.node = None;
-            n.disk = SimDisk::default();
+            n.disk.fs = SimFs::new(0);
             n.retired = true;
         }
     }
@@ -429,13 +498,27 @@ impl Sim {
             .nodes
             .get_mut(id.0 as usize)
             .ok_or_else(|| TidalError::NotFound(format!("no node {}", id.0)))?;
-        if n.node.take().is_none() {
+        let Some(node) = n.node.take() else {
             return Err(TidalError::Unavailable(format!(
                 "node {} is already down",
                 id.0
             )));
-        }
-        let lost = n.disk.crash(lose_unsynced);
+        };
+        // What was applied but not confirmed durable dies with the node when the page
+        // cache does, or when the disk had failed (nothing more reached it).
+        let lost = if lose_unsynced || n.disk.failed.is_some() {
+            let applied = node.ledger().version_vector();
+            let durable = node.durable();
+            applied
+                .iter()
+                .map(|(o, seq)| seq - durable.get(o).min(seq))
+                .sum::<u64>() as usize
+        } else {
+            0
+        };
+        let damage = n.disk.crash(lose_unsynced);
+        self.stats.torn_tails += damage.torn_tails;
+        self.stats.lying_fsync_losses += u64::from(damage.acknowledged_bytes_lost > 0);
         self.stats.events_lost_in_crashes += lost as u64;
         tracing::info!(node = id.0, lost, "node crashed");
         Ok(lost)
@@ -454,16 +537,21 @@ impl Sim {
                 id.0
             )));
         }
-        let (mut ledger, mut floor) = match &n.disk.snapshot {
-            Some(state) => snapshot::decode_state(state, snapshot::CURRENT_VERSION, &schema)?,
-            None => (Ledger::new(schema), HlcTimestamp::default()),
+        let recovered = match n.disk.open(&n.cfg, &schema) {
+            Ok(r) => r,
+            Err(e) => {
+                if matches!(
+                    e,
+                    TidalError::Corruption { .. } | TidalError::SchemaMismatch { .. }
+                ) {
+                    self.stats.corruptions_detected += 1;
+                }
+                tracing::error!(node = id.0, error = %e, "the node's disk does not recover");
+                return Err(e);
+            }
         };
-        ledger.apply_batch(&n.disk.synced)?;
-        if let Some(newest) = n.disk.synced.iter().map(|e| e.hlc).max() {
-            floor = floor.max(newest);
-        }
-        let node = Node::new(n.cfg.clone(), ledger, floor);
-        let state = n.disk.hard_state.clone();
+        let node = Node::new(n.cfg.clone(), recovered.ledger, recovered.clock);
+        let state = recovered.hard_state;
         n.node = Some(node);
         n.last_sync = self.now.as_nanos();
         self.drive(id, Input::Rejoin(state));

@@ -6,10 +6,10 @@
 //! anything is written, with an error naming the link. The data directory itself may be
 //! a link: that is how a directory is commonly placed on another disk.
 
-use std::fs;
 use std::io::ErrorKind as IoKind;
 use std::path::Path;
 
+use super::storage::{RealFs, Storage};
 use crate::error::{Result, TidalError};
 
 /// The error for a symbolic link at `path`.
@@ -26,10 +26,13 @@ fn link_refused(path: &Path) -> TidalError {
 
 /// Refuses `path` if it is a symbolic link; a missing path is fine.
 pub fn refuse_link(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => Err(link_refused(path)),
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == IoKind::NotFound => Ok(()),
+    refuse_link_on(&RealFs, path)
+}
+
+fn refuse_link_on(fs: &dyn Storage, path: &Path) -> Result<()> {
+    match fs.is_symlink(path) {
+        Ok(true) => Err(link_refused(path)),
+        Ok(false) => Ok(()),
         Err(e) => Err(TidalError::Io {
             context: format!("inspecting {}", path.display()),
             source: e,
@@ -39,8 +42,13 @@ pub fn refuse_link(path: &Path) -> Result<()> {
 
 /// Refuses a log directory that is a link or holds one. A missing directory is fine.
 pub fn refuse_links_in_log_dir(dir: &Path) -> Result<()> {
-    refuse_link(dir)?;
-    let entries = match fs::read_dir(dir) {
+    refuse_links_in_log_dir_on(&RealFs, dir)
+}
+
+/// [`refuse_links_in_log_dir`] on `fs`.
+pub(super) fn refuse_links_in_log_dir_on(fs: &dyn Storage, dir: &Path) -> Result<()> {
+    refuse_link_on(fs, dir)?;
+    let entries = match fs.list_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == IoKind::NotFound => return Ok(()),
         Err(e) => {
@@ -50,15 +58,8 @@ pub fn refuse_links_in_log_dir(dir: &Path) -> Result<()> {
             });
         }
     };
-    for entry in entries {
-        let entry = entry.map_err(TidalError::io(format!("listing {}", dir.display())))?;
-        let kind = entry.file_type().map_err(TidalError::io(format!(
-            "inspecting {}",
-            entry.path().display()
-        )))?;
-        if kind.is_symlink() {
-            return Err(link_refused(&entry.path()));
-        }
+    match entries.into_iter().find(|e| e.is_symlink) {
+        Some(link) => Err(link_refused(&link.path)),
+        None => Ok(()),
     }
-    Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod codec;
 mod frame;
+mod hard_state_file;
 mod header;
 mod links;
 mod read_back;
@@ -10,20 +11,23 @@ mod recovery;
 mod segment;
 pub mod snapshot;
 mod snapshot_v1;
+pub mod storage;
 
 pub use codec::{Reader, decode_event, encode_event};
 pub use frame::{decode_frame, encode_frame};
+pub use hard_state_file::{hard_state_corrupt, hard_state_path, read_hard_state, write_hard_state};
 pub use header::{BatchHeader, FORMAT_VERSION, HEADER_LEN, HeaderError, LogMark, WIRE_VERSION};
 pub use links::{refuse_link, refuse_links_in_log_dir};
 pub use recovery::RecoveryReport;
-pub use segment::{list_segments, scan_segment, segment_name, sync_dir};
+pub use segment::{list_segments, scan_segment, segment_name, sync_dir, sync_dir_on};
+pub use storage::{Entry, RealFs, SharedStorage, Storage, StorageFile};
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use segment::SegmentWriter;
+use links::refuse_links_in_log_dir_on;
+use segment::{SegmentWriter, list_segments_on};
 
 use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
@@ -90,6 +94,7 @@ struct FullBatch {
 /// The open log of one (tenant, shard).
 #[derive(Debug)]
 pub struct Wal {
+    fs: SharedStorage,
     dir: PathBuf,
     cfg: WalConfig,
     writer: SegmentWriter,
@@ -118,12 +123,26 @@ impl Wal {
         schema: &Arc<Schema>,
         on_batch: impl FnMut(&mut Ledger, &[Event]) -> Result<()>,
     ) -> Result<(Wal, Ledger, HlcTimestamp, RecoveryReport)> {
+        Wal::open_on(RealFs::shared(), dir, cfg, schema, on_batch)
+    }
+
+    /// [`open`](Wal::open) on the storage `fs`, which the log then keeps using.
+    pub fn open_on(
+        fs: SharedStorage,
+        dir: &Path,
+        cfg: WalConfig,
+        schema: &Arc<Schema>,
+        on_batch: impl FnMut(&mut Ledger, &[Event]) -> Result<()>,
+    ) -> Result<(Wal, Ledger, HlcTimestamp, RecoveryReport)> {
         let schema_fingerprint = schema_fingerprint(schema)?;
-        refuse_links_in_log_dir(dir)?;
-        fs::create_dir_all(dir).map_err(TidalError::io(format!("creating {}", dir.display())))?;
-        let r = recovery::recover(dir, &cfg, schema, schema_fingerprint, on_batch)?;
-        let writer = SegmentWriter::open(dir, cfg.shard, r.tail_segment.unwrap_or(r.next_lsn))?;
+        refuse_links_in_log_dir_on(&*fs, dir)?;
+        fs.create_dir_all(dir)
+            .map_err(TidalError::io(format!("creating {}", dir.display())))?;
+        let r = recovery::recover(&*fs, dir, &cfg, schema, schema_fingerprint, on_batch)?;
+        let tail = r.tail_segment.unwrap_or(r.next_lsn);
+        let writer = SegmentWriter::open(&fs, dir, cfg.shard, tail)?;
         let wal = Wal {
+            fs,
             dir: dir.to_path_buf(),
             cfg,
             writer,
@@ -141,6 +160,11 @@ impl Wal {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The storage the log lives on.
+    pub fn storage(&self) -> &SharedStorage {
+        &self.fs
     }
 
     /// Buffers one event for the next commit.
@@ -240,7 +264,7 @@ impl Wal {
 
     /// Starts a new segment at the next seq; its file appears with the first write.
     fn roll(&mut self) -> Result<()> {
-        self.writer = SegmentWriter::open(&self.dir, self.cfg.shard, self.next_lsn)?;
+        self.writer = SegmentWriter::open(&self.fs, &self.dir, self.cfg.shard, self.next_lsn)?;
         Ok(())
     }
 
@@ -252,21 +276,25 @@ impl Wal {
             self.roll()?;
         }
         let lsn = self.next_lsn - 1;
-        snapshot::write(&self.dir, self.cfg.shard, lsn, ledger, clock)?;
-        for (first, path) in list_segments(&self.dir, self.cfg.shard)? {
+        snapshot::write(&*self.fs, &self.dir, self.cfg.shard, lsn, ledger, clock)?;
+        for (first, path) in list_segments_on(&*self.fs, &self.dir, self.cfg.shard)? {
             if first <= lsn {
-                fs::remove_file(&path)
-                    .map_err(TidalError::io(format!("removing {}", path.display())))?;
+                self.remove(&path)?;
             }
         }
-        for (old, path) in snapshot::list_snapshots(&self.dir, self.cfg.shard)? {
+        for (old, path) in snapshot::list_snapshots(&*self.fs, &self.dir, self.cfg.shard)? {
             if old < lsn {
-                fs::remove_file(&path)
-                    .map_err(TidalError::io(format!("removing {}", path.display())))?;
+                self.remove(&path)?;
             }
         }
-        sync_dir(&self.dir)?;
+        sync_dir_on(&*self.fs, &self.dir)?;
         Ok(lsn)
+    }
+
+    fn remove(&self, path: &Path) -> Result<()> {
+        self.fs
+            .remove(path)
+            .map_err(TidalError::io(format!("removing {}", path.display())))
     }
 
     pub fn next_lsn(&self) -> u64 {

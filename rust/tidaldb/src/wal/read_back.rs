@@ -6,9 +6,7 @@
 //! event some peer has not acknowledged: [`Wal::snapshot_retaining`] deletes only the
 //! segments whose every event the peers all have.
 
-use std::fs;
-
-use super::segment::{list_segments, scan_segment, sync_dir};
+use super::segment::{list_segments_on, scan_segment_on, sync_dir_on};
 use super::{Wal, snapshot};
 use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
@@ -30,13 +28,13 @@ impl Wal {
     ) -> Result<Vec<Event>> {
         let mut out = Vec::new();
         let mut next = after + 1;
-        let segments = list_segments(&self.dir, self.cfg.shard)?;
+        let segments = list_segments_on(&*self.fs, &self.dir, self.cfg.shard)?;
         let last = segments.len().saturating_sub(1);
         for (i, (first, path)) in segments.iter().enumerate() {
             if next > upto || out.len() >= max {
                 break;
             }
-            let scanned = scan_segment(path, *first, i == last)?;
+            let scanned = scan_segment_on(&*self.fs, path, *first, i == last)?;
             let events = scanned.batches.iter().flat_map(|b| &b.events);
             for e in events.filter(|e| e.id.origin == origin) {
                 if e.id.seq < next {
@@ -68,29 +66,31 @@ impl Wal {
             self.roll()?;
         }
         let lsn = self.next_lsn - 1;
-        snapshot::write(&self.dir, self.cfg.shard, lsn, ledger, clock)?;
-        for (first, path) in list_segments(&self.dir, self.cfg.shard)? {
+        snapshot::write(&*self.fs, &self.dir, self.cfg.shard, lsn, ledger, clock)?;
+        for (first, path) in list_segments_on(&*self.fs, &self.dir, self.cfg.shard)? {
             if first > lsn {
                 break;
             }
             if let Some(needed) = needed {
-                let scanned = scan_segment(&path, first, false)?;
+                let scanned = scan_segment_on(&*self.fs, &path, first, false)?;
                 let mut events = scanned.batches.iter().flat_map(|b| &b.events);
                 if events.any(|e| e.id.seq > needed.get(e.id.origin)) {
                     tracing::debug!(path = %path.display(), "segment kept: a peer still lacks events in it");
                     break;
                 }
             }
-            fs::remove_file(&path)
+            self.fs
+                .remove(&path)
                 .map_err(TidalError::io(format!("removing {}", path.display())))?;
         }
-        for (old, path) in snapshot::list_snapshots(&self.dir, self.cfg.shard)? {
+        for (old, path) in snapshot::list_snapshots(&*self.fs, &self.dir, self.cfg.shard)? {
             if old < lsn {
-                fs::remove_file(&path)
+                self.fs
+                    .remove(&path)
                     .map_err(TidalError::io(format!("removing {}", path.display())))?;
             }
         }
-        sync_dir(&self.dir)?;
+        sync_dir_on(&*self.fs, &self.dir)?;
         Ok(lsn)
     }
 }

@@ -1,11 +1,11 @@
 //! Opening a log: restore the newest snapshot, replay every later batch, cut a torn or
 //! unfinished last commit group, and refuse a log written under another schema.
 
-use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::segment::{list_segments, scan_segment, sync_dir, truncate_to};
+use super::segment::{list_segments_on, scan_segment_on, sync_dir_on, truncate_to};
+use super::storage::Storage;
 use super::{WalConfig, snapshot};
 use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
@@ -36,6 +36,7 @@ pub struct Recovered {
 }
 
 pub fn recover(
+    fs: &dyn Storage,
     dir: &Path,
     cfg: &WalConfig,
     schema: &Arc<Schema>,
@@ -43,24 +44,24 @@ pub fn recover(
     mut on_batch: impl FnMut(&mut Ledger, &[Event]) -> Result<()>,
 ) -> Result<Recovered> {
     let mut report = RecoveryReport::default();
-    let (mut ledger, mut clock) = match snapshot::list_snapshots(dir, cfg.shard)?.last() {
+    let (mut ledger, mut clock) = match snapshot::list_snapshots(fs, dir, cfg.shard)?.last() {
         Some((lsn, path)) => {
-            let restored = snapshot::read(path, *lsn, schema)?;
+            let restored = snapshot::read(fs, path, *lsn, schema)?;
             report.snapshot_lsn = restored.lsn;
             (restored.ledger, restored.clock)
         }
         None => (Ledger::new(schema.clone()), HlcTimestamp::default()),
     };
 
-    let mut segments = list_segments(dir, cfg.shard)?;
+    let mut segments = list_segments_on(fs, dir, cfg.shard)?;
     // A segment's file is created by its first write, so an empty one is the trace of a
     // crash in between; it holds nothing, so it goes.
     let mut kept = Vec::with_capacity(segments.len());
     for (first, path) in segments.drain(..) {
-        let empty = fs::metadata(&path).map(|m| m.len() == 0).unwrap_or(false);
+        let empty = fs.len(&path).map(|len| len == 0).unwrap_or(false);
         if empty {
             tracing::warn!(path = %path.display(), "removing an empty segment left by a crash before its first write");
-            fs::remove_file(&path)
+            fs.remove(&path)
                 .map_err(TidalError::io(format!("removing {}", path.display())))?;
             report.empty_segments_removed += 1;
         } else {
@@ -99,7 +100,7 @@ pub fn recover(
         if *first != expected {
             return Err(gap(expected, *first, 0));
         }
-        let scanned = scan_segment(path, *first, i + 1 == kept.len())?;
+        let scanned = scan_segment_on(fs, path, *first, i + 1 == kept.len())?;
         for batch in &scanned.batches {
             if batch.header.first_seq != expected {
                 return Err(gap(expected, batch.header.first_seq, batch.offset));
@@ -140,11 +141,11 @@ pub fn recover(
             );
             if scanned.valid_len == 0 {
                 // Nothing whole is left: remove the file rather than leave an empty one.
-                fs::remove_file(path)
+                fs.remove(path)
                     .map_err(TidalError::io(format!("removing {}", path.display())))?;
-                sync_dir(dir)?;
+                sync_dir_on(fs, dir)?;
             } else {
-                truncate_to(path, scanned.valid_len)?;
+                truncate_to(fs, path, scanned.valid_len)?;
             }
             report.torn_bytes_truncated = scanned.torn_bytes;
         }

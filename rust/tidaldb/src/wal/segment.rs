@@ -1,11 +1,10 @@
 //! Segment files: names, appending batches, and scanning them back.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::codec::{Reader, decode_event};
 use super::header::{BatchHeader, HEADER_LEN, HeaderError, MAGIC};
+use super::storage::{RealFs, SharedStorage, Storage, StorageFile};
 use crate::error::{Result, TidalError};
 use crate::event::Event;
 use crate::schema::ShardId;
@@ -18,22 +17,30 @@ pub fn segment_name(shard: ShardId, first_seq: u64) -> String {
 
 /// The segments of one shard in `dir`, in log order, as `(first_seq, path)`.
 pub fn list_segments(dir: &Path, shard: ShardId) -> Result<Vec<(u64, PathBuf)>> {
+    list_segments_on(&RealFs, dir, shard)
+}
+
+/// [`list_segments`] on `fs`.
+pub(super) fn list_segments_on(
+    fs: &dyn Storage,
+    dir: &Path,
+    shard: ShardId,
+) -> Result<Vec<(u64, PathBuf)>> {
     let prefix = format!("shard-{:05}-", shard.0);
     let mut out = Vec::new();
-    let entries =
-        fs::read_dir(dir).map_err(TidalError::io(format!("listing {}", dir.display())))?;
+    let entries = fs
+        .list_dir(dir)
+        .map_err(TidalError::io(format!("listing {}", dir.display())))?;
     for entry in entries {
-        let entry = entry.map_err(TidalError::io(format!("listing {}", dir.display())))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(seq) = name
+        let Some(seq) = entry
+            .name
             .strip_prefix(&prefix)
             .and_then(|rest| rest.strip_suffix(".wal"))
             .and_then(|digits| digits.parse::<u64>().ok())
         else {
             continue;
         };
-        out.push((seq, entry.path()));
+        out.push((seq, entry.path));
     }
     out.sort();
     Ok(out)
@@ -41,12 +48,15 @@ pub fn list_segments(dir: &Path, shard: ShardId) -> Result<Vec<(u64, PathBuf)>> 
 
 /// Syncs a directory so that a created, renamed or removed entry survives a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(TidalError::io(format!(
-            "syncing directory {}",
-            dir.display()
-        )))
+    sync_dir_on(&RealFs, dir)
+}
+
+/// [`sync_dir`] on `fs`.
+pub fn sync_dir_on(fs: &dyn Storage, dir: &Path) -> Result<()> {
+    fs.sync_dir(dir).map_err(TidalError::io(format!(
+        "syncing directory {}",
+        dir.display()
+    )))
 }
 
 /// The tail segment. Its file is created by the first write, not before, so that opening
@@ -56,21 +66,21 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 pub struct SegmentWriter {
     pub path: PathBuf,
     dir: PathBuf,
-    file: Option<File>,
+    fs: SharedStorage,
+    file: Option<Box<dyn StorageFile>>,
     pub len: u64,
 }
 
 impl SegmentWriter {
     /// The segment whose first record has seq `first_seq`: opened for appending if it
     /// exists (the tail recovery kept), otherwise created by the first write.
-    pub fn open(dir: &Path, shard: ShardId, first_seq: u64) -> Result<Self> {
+    pub fn open(fs: &SharedStorage, dir: &Path, shard: ShardId, first_seq: u64) -> Result<Self> {
         let path = dir.join(segment_name(shard, first_seq));
-        let (file, len) = match OpenOptions::new().append(true).open(&path) {
+        let (file, len) = match fs.open_append(&path) {
             Ok(file) => {
                 let len = file
-                    .metadata()
-                    .map_err(TidalError::io(format!("reading {}", path.display())))?
-                    .len();
+                    .len()
+                    .map_err(TidalError::io(format!("reading {}", path.display())))?;
                 (Some(file), len)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, 0),
@@ -84,6 +94,7 @@ impl SegmentWriter {
         Ok(SegmentWriter {
             path,
             dir: dir.to_path_buf(),
+            fs: fs.clone(),
             file,
             len,
         })
@@ -91,17 +102,16 @@ impl SegmentWriter {
 
     /// The file, created (never following a link: it must not exist yet) and its
     /// directory entry synced on first use.
-    fn file(&mut self) -> Result<&mut File> {
+    fn file(&mut self) -> Result<&mut Box<dyn StorageFile>> {
         if self.file.is_none() {
-            let file = OpenOptions::new()
-                .create_new(true)
-                .append(true)
-                .open(&self.path)
+            let file = self
+                .fs
+                .create_new(&self.path)
                 .map_err(TidalError::io(format!(
                     "creating segment {}",
                     self.path.display()
                 )))?;
-            sync_dir(&self.dir)?;
+            sync_dir_on(&*self.fs, &self.dir)?;
             self.file = Some(file);
         }
         self.file.as_mut().ok_or_else(|| {
@@ -130,9 +140,9 @@ impl SegmentWriter {
 
     /// Syncs what was written; nothing to do before the first write.
     pub fn sync(&mut self) -> Result<()> {
-        match &self.file {
+        match &mut self.file {
             Some(file) => file
-                .sync_data()
+                .sync()
                 .map_err(TidalError::io(format!("syncing {}", self.path.display()))),
             None => Ok(()),
         }
@@ -250,7 +260,19 @@ fn parse_batch(bytes: &[u8], at: usize) -> Result<ScannedBatch, Damage> {
 /// last, unsynced group written back out of order. Any other damage, and any damage in an
 /// earlier segment, is corruption naming the file and offset; nothing is ever skipped.
 pub fn scan_segment(path: &Path, first_seq: u64, is_last: bool) -> Result<ScannedSegment> {
-    let bytes = fs::read(path).map_err(TidalError::io(format!("reading {}", path.display())))?;
+    scan_segment_on(&RealFs, path, first_seq, is_last)
+}
+
+/// [`scan_segment`] on `fs`.
+pub(super) fn scan_segment_on(
+    fs: &dyn Storage,
+    path: &Path,
+    first_seq: u64,
+    is_last: bool,
+) -> Result<ScannedSegment> {
+    let bytes = fs
+        .read(path)
+        .map_err(TidalError::io(format!("reading {}", path.display())))?;
     let mut batches = Vec::new();
     let mut at = 0usize;
     let mut expected = first_seq;
@@ -351,15 +373,7 @@ fn cut_unfinished_group(
 }
 
 /// Cuts a torn tail off the last segment, so that new batches follow the last whole one.
-pub fn truncate_to(path: &Path, len: u64) -> Result<()> {
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(TidalError::io(format!(
-            "opening {} to truncate",
-            path.display()
-        )))?;
-    file.set_len(len)
-        .and_then(|_| file.sync_all())
+pub fn truncate_to(fs: &dyn Storage, path: &Path, len: u64) -> Result<()> {
+    fs.truncate(path, len)
         .map_err(TidalError::io(format!("truncating {}", path.display())))
 }

@@ -4,13 +4,13 @@
 //! payload length, crc32c of the payload) and a postcard payload. It is written to a
 //! temporary name, synced, and renamed into place, so a crash never leaves half of one.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::segment::sync_dir;
+use super::segment::sync_dir_on;
 use super::snapshot_v1::SnapshotV1;
+use super::storage::Storage;
 use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
 use crate::event::VersionVector;
@@ -67,21 +67,18 @@ fn snapshot_name(shard: ShardId, lsn: u64) -> String {
 }
 
 /// Existing snapshots of a shard in `dir`, oldest first.
-pub fn list_snapshots(dir: &Path, shard: ShardId) -> Result<Vec<(u64, PathBuf)>> {
+pub fn list_snapshots(fs: &dyn Storage, dir: &Path, shard: ShardId) -> Result<Vec<(u64, PathBuf)>> {
     let prefix = format!("snapshot-{:05}-", shard.0);
     let mut out = Vec::new();
-    let entries =
-        fs::read_dir(dir).map_err(TidalError::io(format!("listing {}", dir.display())))?;
+    let entries = fs
+        .list_dir(dir)
+        .map_err(TidalError::io(format!("listing {}", dir.display())))?;
     for entry in entries {
-        let entry = entry.map_err(TidalError::io(format!("listing {}", dir.display())))?;
-        let name = entry.file_name();
-        let lsn = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(&prefix))
+        let lsn = (entry.name.strip_prefix(&prefix))
             .and_then(|n| n.strip_suffix(".snap"))
             .and_then(|d| d.parse::<u64>().ok());
         if let Some(lsn) = lsn {
-            out.push((lsn, entry.path()));
+            out.push((lsn, entry.path));
         }
     }
     out.sort();
@@ -129,6 +126,7 @@ pub fn encode_state(ledger: &Ledger, clock: HlcTimestamp) -> Result<Vec<u8>> {
 
 /// Writes a snapshot of `ledger` covering the log through `lsn`, atomically.
 pub fn write(
+    fs: &dyn Storage,
     dir: &Path,
     shard: ShardId,
     lsn: u64,
@@ -140,19 +138,25 @@ pub fn write(
     let tmp = dir.join("snapshot.tmp");
     let path = dir.join(snapshot_name(shard, lsn));
     let io = |what: &str| TidalError::io(format!("{what} {}", tmp.display()));
-    fs::write(&tmp, &bytes).map_err(io("writing"))?;
-    fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io("syncing"))?;
-    fs::rename(&tmp, &path).map_err(io("renaming"))?;
-    sync_dir(dir)?;
+    let mut file = fs.create(&tmp).map_err(io("creating"))?;
+    file.write_all(&bytes).map_err(io("writing"))?;
+    file.sync().map_err(io("syncing"))?;
+    fs.rename(&tmp, &path).map_err(io("renaming"))?;
+    sync_dir_on(fs, dir)?;
     Ok(path)
 }
 
 /// Reads and verifies a snapshot, and rebuilds the ledger it holds. `expected_lsn` is the
 /// position its file name gives, which the header must repeat.
-pub fn read(path: &Path, expected_lsn: u64, schema: &std::sync::Arc<Schema>) -> Result<Restored> {
-    let bytes = fs::read(path).map_err(TidalError::io(format!("reading {}", path.display())))?;
+pub fn read(
+    fs: &dyn Storage,
+    path: &Path,
+    expected_lsn: u64,
+    schema: &std::sync::Arc<Schema>,
+) -> Result<Restored> {
+    let bytes = fs
+        .read(path)
+        .map_err(TidalError::io(format!("reading {}", path.display())))?;
     let corruption = |offset: u64, detail: &str| TidalError::Corruption {
         path: path.to_path_buf(),
         offset,
@@ -263,6 +267,7 @@ mod tests {
     use crate::crdt::{ExpAccumulator, LinearState, Partial, Seq48};
     use crate::ledger::WindowSet;
     use crate::schema::{DecaySpec, EntityId, EntityKind, NodeId};
+    use crate::wal::storage::RealFs;
 
     /// Field for field a snapshot body, but with every value the test's to choose.
     #[derive(Serialize)]
@@ -328,11 +333,15 @@ mod tests {
         );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
-        let write =
-            |b: &Body<'_>| fs::write(&path, frame(2, &postcard::to_stdvec(b).unwrap())).unwrap();
+        let write = |b: &Body<'_>| {
+            std::fs::write(&path, frame(2, &postcard::to_stdvec(b).unwrap())).unwrap()
+        };
 
         write(&body(&schema));
-        assert!(read(&path, 2, &schema).is_ok(), "the unmodified body reads");
+        assert!(
+            read(&RealFs, &path, 2, &schema).is_ok(),
+            "the unmodified body reads"
+        );
 
         let mut bad_time = body(&schema);
         bad_time.signals[0].exp[0].partials[0].acc.t_ref = -5;
@@ -366,7 +375,7 @@ mod tests {
             ("a key without state", missing_state),
         ] {
             write(&b);
-            let err = read(&path, 2, &schema).err();
+            let err = read(&RealFs, &path, 2, &schema).err();
             assert!(
                 matches!(err, Some(TidalError::Corruption { .. })),
                 "{what}: {err:?}"
@@ -433,12 +442,12 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
-        fs::write(
+        std::fs::write(
             &path,
             frame_version(1, 1, &postcard::to_stdvec(&body).unwrap()),
         )
         .unwrap();
-        let restored = read(&path, 1, &schema).unwrap();
+        let restored = read(&RealFs, &path, 1, &schema).unwrap();
         let at = Timestamp::from_nanos(100).unwrap();
         let score = restored
             .ledger
