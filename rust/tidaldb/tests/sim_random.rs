@@ -202,8 +202,16 @@ impl Run {
         let acked = match reply {
             Ok(WriteAck::Applied { first, .. }) if first == id && created => true,
             Ok(WriteAck::Duplicate { original }) if !created && tag.is_some() => {
-                let Some(w) = self.issued.get_mut(&original) else {
-                    return Err(format!("a retry was matched to {original:?}, never issued"));
+                let w = match self.issued.get_mut(&original) {
+                    Some(w) => w,
+                    None => match self.found_retired(original) {
+                        Some(w) => w,
+                        None => {
+                            return Err(format!(
+                                "a retry was matched to {original:?}, never issued"
+                            ));
+                        }
+                    },
                 };
                 // Acknowledged as replicated: the original must now survive any crash.
                 w.must_survive |= replicated;
@@ -405,6 +413,7 @@ fn run_seed(seed: u64, total: &mut Coverage) -> Result<(), String> {
     run.schedule(actions)?;
     run.steady()?;
     run.quiesce()?;
+    run.settle_retired()?;
     run.check()?;
     let c = &run.coverage;
     total.writes += c.writes;
@@ -450,6 +459,10 @@ fn random_schedules_converge_to_the_acknowledged_writes() {
     let mut total = Coverage::default();
     for seed in seeds {
         if let Err(why) = run_seed(seed, &mut total) {
+            if std::env::var_os("COLLECT").is_some() {
+                eprintln!("FAIL {seed}: {}", why.lines().next().unwrap_or(""));
+                continue;
+            }
             panic!(
                 "seed {seed} failed: {why}\nreplay: TIDALDB_SIM_SEED={seed} cargo test -p tidaldb --test sim_random -- --nocapture"
             );

@@ -235,9 +235,11 @@ impl<D: ClusterDriver> Cluster<D> {
                 let state = match v.node(r.node) {
                     Err(_) => "down".to_string(),
                     Ok(node) => format!(
-                        "vv {:?}, pending {}, lag {}",
+                        "vv {:?}, pending {}, early {}, durable {:?}, lag {}",
                         node.ledger().version_vector().iter().collect::<Vec<_>>(),
                         node.ledger().pending_len(),
+                        node.early_events(),
+                        node.durable().iter().collect::<Vec<_>>(),
                         control.lag_for(node.id()).events
                     ),
                 };

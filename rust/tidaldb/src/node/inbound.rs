@@ -68,6 +68,22 @@ impl EarlyRuns {
         self.len -= dropped;
     }
 
+    /// Drops every held run of `origin`. Only safe, and only needed, for the origin of a
+    /// replica that left the group: a held run waits for a gap that, if anyone still has
+    /// it, repair ships again whole; and if the gap was only ever on the departed
+    /// replica, the run can never apply and would hold convergence back for good.
+    pub fn forget_origin(&mut self, origin: NodeId) {
+        let mut dropped = 0;
+        self.runs.retain(|(o, _), run| {
+            let keep = *o != origin;
+            if !keep {
+                dropped += run.len();
+            }
+            keep
+        });
+        self.len -= dropped;
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

@@ -189,6 +189,7 @@ impl Node {
     fn remove_peer(&mut self, node: NodeId) {
         self.peers.retain(|p| p.id != node);
         self.cfg.peers.retain(|p| p.node != node);
+        self.early.forget_origin(node);
     }
 
     /// The term and membership a restart must recover; see [`HardState`].

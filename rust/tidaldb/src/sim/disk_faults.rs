@@ -3,16 +3,17 @@
 //! A torn unsynced tail is the disk's own doing at a crash (see [`SimFs::crash`]); the
 //! faults here are switched on by the caller: a full disk, a lying fsync, a flipped bit.
 //! A disk that lost data it had reported synced, or whose data is damaged, refuses to
-//! restart with `Corruption`. [`SimulatedCluster::rebuild_from_peers`] then wipes it and
-//! starts the replica from the state of its most caught-up peer: events only it held are
-//! gone, which is what such a fault costs.
+//! restart with `Corruption`. [`SimulatedCluster::rebuild_from_peers`] then replaces it,
+//! under a new node id, with a replica started from the state of its most caught-up peer:
+//! events only it held are gone, which is what such a fault costs.
 
 use super::cluster::SimulatedCluster;
 use super::disk::SimDisk;
-use super::engine::{Sim, disk_seed};
+use super::engine::{Sim, SimNode, disk_seed};
 use super::fs::SimFs;
+use crate::control::{Command, Replica};
 use crate::error::{Result, TidalError};
-use crate::node::{HardState, Input, Node};
+use crate::node::{ControlCommand, HardState, Input, Node, NodeConfig, NodeRole, PeerAddr};
 use crate::schema::NodeId;
 use crate::wal::snapshot;
 
@@ -56,13 +57,19 @@ impl Sim {
         Ok(true)
     }
 
-    /// Wipes the disk of `id` (which is down) and starts it from the state of its most
-    /// caught-up live peer, on the peer's term. Its own events that no peer holds are
-    /// lost; the highest of its own seqs a peer holds is where it continues, so no seq is
-    /// ever issued twice.
-    pub fn rebuild(&mut self, id: NodeId) -> Result<()> {
-        let (cfg, seed) = match self.nodes.get(id.0 as usize) {
-            Some(n) if n.node.is_none() && !n.retired => (n.cfg.clone(), self.seed),
+    /// Replaces the replica `id` (which is down, its disk damaged) with a new replica on
+    /// the same host, under a new node id, started from the state of the group's most
+    /// caught-up live member. Returns the new id.
+    ///
+    /// A new identity, not the old one reused: events of `id`'s origin that its lost disk
+    /// no longer has may still sit in a peer's memory, in its log or in flight. Under the
+    /// old id the replica would issue those seqs again with other contents; under a new
+    /// one they stay what they were (unique events of a retired origin, converged like
+    /// any other), and messages from the old incarnation are dropped as from a stranger.
+    /// Its own events that no replica holds are gone: the cost of the fault.
+    pub fn rebuild(&mut self, id: NodeId) -> Result<NodeId> {
+        let old = match self.nodes.get(id.0 as usize) {
+            Some(n) if n.node.is_none() && !n.retired => n.cfg.clone(),
             Some(_) => {
                 return Err(TidalError::Unavailable(format!(
                     "node {} is up, or was collected; only a down replica is rebuilt",
@@ -71,13 +78,18 @@ impl Sim {
             }
             None => return Err(TidalError::NotFound(format!("no node {}", id.0))),
         };
-        let source = (cfg.peers.iter())
-            .filter_map(|p| self.nodes.get(p.node.0 as usize)?.node.as_ref())
+        let me = self.control.replica(id).ok_or_else(|| {
+            TidalError::NotFound(format!("node {} is not a replica of any group", id.0))
+        })?;
+        let members: Vec<PeerAddr> = (self.control.replicas())
+            .filter(|r| r.group() == me.group() && r.node != id)
+            .map(|r| PeerAddr::new(r.node, r.region))
+            .collect();
+        let source = (members.iter())
+            .filter_map(|p| self.node(p.node).ok())
             .max_by_key(|n| {
-                (
-                    n.ledger().version_vector().get(id),
-                    std::cmp::Reverse(n.id()),
-                )
+                let vv = n.ledger().version_vector();
+                (vv.get(id), vv.sum(), std::cmp::Reverse(n.id()))
             })
             .ok_or_else(|| {
                 TidalError::Unavailable(format!(
@@ -89,23 +101,51 @@ impl Sim {
         let term = source.term();
         let (ledger, clock) =
             snapshot::decode_state(&state, snapshot::CURRENT_VERSION, &self.schema)?;
+        let new_id = self.next_node_ids(1)?;
+        let cfg = NodeConfig {
+            id: new_id,
+            role: NodeRole::Follower,
+            peers: members.clone(),
+            ..old
+        };
         let hard_state = HardState {
             term,
-            peers: cfg.peers.iter().filter(|p| p.node != id).copied().collect(),
+            peers: members.clone(),
         };
-        let fresh = seed ^ self.now.as_nanos() as u64;
-        let mut disk = SimDisk::format(disk_seed(fresh, id), &cfg, &self.schema)?;
+        let mut disk = SimDisk::format(disk_seed(self.seed, new_id), &cfg, &self.schema)?;
         disk.install_snapshot(&ledger, clock, None)?;
         disk.store_hard_state(&hard_state)?;
-        let node = Node::new(cfg, ledger, clock);
-        if let Some(n) = self.nodes.get_mut(id.0 as usize) {
-            n.disk = disk;
-            n.node = Some(node);
+        let now = self.now;
+        self.control.apply(now, Command::RemoveReplica(id))?;
+        self.control.apply(
+            now,
+            Command::AddReplica {
+                replica: Replica { node: new_id, ..me },
+                lead: false,
+            },
+        )?;
+        self.retire(id);
+        self.nodes.push(SimNode::recovered(
+            cfg.clone(),
+            Node::new(cfg, ledger, clock),
+            disk,
+            now,
+        ));
+        for p in &members {
+            self.drive(p.node, Input::Control(ControlCommand::RemovePeer(id)));
+            self.drive(
+                p.node,
+                Input::Control(ControlCommand::AddPeer(PeerAddr::new(new_id, me.region))),
+            );
         }
         self.stats.replicas_rebuilt += 1;
-        self.drive(id, Input::Rejoin(hard_state));
-        tracing::info!(node = id.0, "replica rebuilt from its peers");
-        Ok(())
+        self.drive(new_id, Input::Rejoin(hard_state));
+        tracing::info!(
+            old = id.0,
+            node = new_id.0,
+            "replica rebuilt from its peers under a new id"
+        );
+        Ok(new_id)
     }
 }
 
@@ -115,9 +155,10 @@ impl SimulatedCluster {
         self.lock().inject_disk_fault(node, fault)
     }
 
-    /// Wipes the disk of replica `node`, which is down (typically because its restart
-    /// reported `Corruption`), and starts it from its most caught-up live peer.
-    pub fn rebuild_from_peers(&self, node: NodeId) -> Result<()> {
+    /// Replaces replica `node`, which is down (typically because its restart reported
+    /// `Corruption`), with a new replica on its host, started from its most caught-up
+    /// live peer; see [`Sim::rebuild`]. Returns the new replica's id.
+    pub fn rebuild_from_peers(&self, node: NodeId) -> Result<NodeId> {
         self.lock().rebuild(node)
     }
 }

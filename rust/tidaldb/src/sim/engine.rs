@@ -86,6 +86,18 @@ pub(crate) struct SimNode {
 
 impl SimNode {
     /// A new replica on a freshly formatted disk.
+    /// A machine whose disk already holds `node`'s state (a rebuilt replica).
+    pub(super) fn recovered(cfg: NodeConfig, node: Node, disk: SimDisk, now: Timestamp) -> Self {
+        SimNode {
+            node: Some(node),
+            cfg,
+            disk,
+            last_sync: now.as_nanos(),
+            synced_untold: false,
+            retired: false,
+        }
+    }
+
     fn start(seed: u64, cfg: NodeConfig, schema: &Arc<Schema>, now: Timestamp) -> Result<Self> {
         let disk = SimDisk::format(disk_seed(seed, cfg.id), &cfg, schema)?;
         Ok(SimNode {

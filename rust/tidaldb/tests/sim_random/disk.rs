@@ -6,8 +6,9 @@
 //! acknowledged as synced is ever lost), and the uncertain writes it holds are issued
 //! again. Data lost under a lying fsync, and flipped bits, must be *reported*: the
 //! restart fails with `Corruption`, never on a disk without such a fault. Such a replica
-//! is wiped and rebuilt from its most caught-up peer once every other replica is up;
-//! its writes no peer holds are then lost, which no `Replicated(k)` write may be.
+//! is replaced, under a new node id, by one rebuilt from its most caught-up peer once
+//! every other replica is up; its writes no peer holds are then lost, which no
+//! `Replicated(k)` write may be.
 
 use super::*;
 use tidaldb::TidalError;
@@ -34,6 +35,10 @@ pub(super) struct Disks {
     pub corrupted: BTreeSet<NodeId>,
     /// Disks made full: their replicas are restarted when healing.
     pub filled: BTreeSet<NodeId>,
+    /// Writes of a replaced replica's origin that no live replica held when it was
+    /// replaced: a replica that was down then may still bring them back. Settled once
+    /// the cluster has converged.
+    pub retired: Vec<(EventId, Issued)>,
 }
 
 impl Run {
@@ -219,15 +224,18 @@ impl Run {
             }
         }
         for id in std::mem::take(&mut self.disks.corrupted) {
-            self.cluster
+            let replacement = self
+                .cluster
                 .rebuild_from_peers(id)
                 .map_err(|e| format!("rebuilding node {}: {e}", id.0))?;
             self.coverage.rebuilds += 1;
             self.disks.suspect.remove(&id);
             self.disks.flipped.remove(&id);
+            // The replacement starts from the peer that held the most of the old origin's
+            // events; no replica holds more of them.
             let held = self
                 .cluster
-                .handle(id)
+                .handle(replacement)
                 .version_vector()
                 .map_err(|e| e.to_string())?
                 .get(id);
@@ -243,7 +251,50 @@ impl Run {
             if let Some(down) = self.disks.down.remove(&id) {
                 uncertain.extend(down.uncertain);
             }
-            self.settle(id, held, uncertain)?;
+            for (e, w) in uncertain {
+                if e.seq <= held {
+                    self.issued.insert(e, w);
+                } else {
+                    self.disks.retired.push((e, w));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A retry matched to `original`, a write of a replaced replica thought maybe lost:
+    /// it exists after all.
+    pub(super) fn found_retired(&mut self, original: EventId) -> Option<&mut Issued> {
+        let i = self
+            .disks
+            .retired
+            .iter()
+            .position(|(e, _)| *e == original)?;
+        let (e, w) = self.disks.retired.swap_remove(i);
+        Some(self.issued.entry(e).or_insert(w))
+    }
+
+    /// Once converged: the replaced replicas' writes that some replica brought back are
+    /// issued after all; the rest are lost, which no `Replicated(k)` write may be.
+    pub(super) fn settle_retired(&mut self) -> Result<(), String> {
+        let regions = self.regions();
+        for (e, w) in std::mem::take(&mut self.disks.retired) {
+            let mut held = 0;
+            for s in 0..self.cluster.config().shards_per_region {
+                let vv = (self.cluster)
+                    .version_vector(regions[0], ShardId(s))
+                    .map_err(|err| err.to_string())?;
+                held = held.max(vv.get(e.origin));
+            }
+            if e.seq <= held {
+                self.issued.insert(e, w);
+            } else if w.must_survive {
+                return Err(format!(
+                    "replicated write {e:?} of a replaced replica was lost"
+                ));
+            } else {
+                self.coverage.writes_lost += 1;
+            }
         }
         Ok(())
     }
