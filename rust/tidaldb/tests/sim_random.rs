@@ -15,8 +15,9 @@
 //!
 //! `make test` runs 200 seeds. More: `TIDALDB_SIM_SEEDS=10000 cargo test --release -p
 //! tidaldb --test sim_random`; add `TIDALDB_SIM_STRESS=1` for harsher links (20-30% loss,
-//! duplication, early repair) and up to 3 shards. Replay one: `TIDALDB_SIM_SEED=<n> cargo
-//! test -p tidaldb --test sim_random -- --nocapture`.
+//! duplication, early repair) and up to 3 shards, and `TIDALDB_SIM_KEEP_GOING=1` to run
+//! every seed and list all that fail instead of stopping at the first. Replay one:
+//! `TIDALDB_SIM_SEED=<n> cargo test -p tidaldb --test sim_random -- --nocapture`.
 
 mod common;
 #[path = "sim_random/disk.rs"]
@@ -457,17 +458,21 @@ fn random_schedules_converge_to_the_acknowledged_writes() {
     let seeds_run = seeds.len();
     let many = seeds_run > 1;
     let mut total = Coverage::default();
+    let keep_going = std::env::var_os("TIDALDB_SIM_KEEP_GOING").is_some();
+    let mut failed = Vec::new();
     for seed in seeds {
         if let Err(why) = run_seed(seed, &mut total) {
-            if std::env::var_os("COLLECT").is_some() {
-                eprintln!("FAIL {seed}: {}", why.lines().next().unwrap_or(""));
-                continue;
-            }
-            panic!(
+            let report = format!(
                 "seed {seed} failed: {why}\nreplay: TIDALDB_SIM_SEED={seed} cargo test -p tidaldb --test sim_random -- --nocapture"
             );
+            if !keep_going {
+                panic!("{report}");
+            }
+            eprintln!("{report}");
+            failed.push(seed);
         }
     }
+    assert!(failed.is_empty(), "{} seeds failed: {failed:?}", failed.len());
     println!("{total:?}");
     if many {
         // The schedules must really exercise the faults, or passing proves little.
