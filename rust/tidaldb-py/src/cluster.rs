@@ -11,8 +11,8 @@ use tidaldb::{ShardId, TenantId, TidalError};
 
 use crate::cluster_config::{ClusterArgs, TenantArg, tenant_of, tenant_options};
 use crate::convert::{
-    Float, Loss, MaxEntities, MaxRetained, MaxRetainedOwn, MaxSignalsPerSec, MaxStorageBytes, Natural, Seed, Shard,
-    ShardsPerRegion, TenantIdArg, duration, region_names,
+    Float, Loss, MaxEntities, MaxRetained, MaxRetainedOwn, MaxSignalsPerSec, MaxStorageBytes,
+    Natural, Seed, Shard, ShardsPerRegion, TenantIdArg, duration, region_names,
 };
 use crate::errors::{IntoPyResult, invalid};
 use crate::handles::PyPartition;

@@ -9,8 +9,7 @@ use tidaldb::cluster::{ClusterOptions, TenantOptions, WriteConcernArg};
 
 use crate::convert::{
     Float, Loss, MaxEntities, MaxRetained, MaxRetainedOwn, MaxSignalsPerSec, MaxStorageBytes,
-    Natural, Seed, ShardsPerRegion, TenantIdArg, TenantKw, WriteConcernKw, duration,
-    region_names,
+    Natural, Seed, ShardsPerRegion, TenantIdArg, TenantKw, WriteConcernKw, duration, region_names,
 };
 use crate::tenant::PyTenant;
 

@@ -15,8 +15,8 @@
 //!    (the relay reads the trimmed events back from its durable log).
 //! 5. Migration: a tenant holding 1M events moved from region 0 to region 2 (prepare,
 //!    dual write, finalize, collect the source), wall time against single-node ingest;
-//!    once as a lone replica (its target is seeded by a snapshot) and once replicated in
-//!    regions 0 and 1.
+//!    once as a lone replica (its target gets ranges read back from the durable log) and
+//!    once replicated in regions 0 and 1.
 //! 6. Drain: 25K signals/s on the default tenant, drain a follower's or the leader's host
 //!    while the load goes on, virtual time until the host's lag is 0 (its events are on
 //!    every other replica and it leads nothing), against the link latency and the
