@@ -114,7 +114,10 @@ fn main() {
     let minority = Workload::new(MINORITY_EVENTS, 43).ops(view);
     let mut rows = Vec::new();
 
-    println!("=== tidaldb replication benchmarks (simulator, release build, one thread) ===");
+    println!(
+        "=== tidaldb replication benchmarks (simulator, one thread; section 7 on LocalCluster), \
+         release build ==="
+    );
     println!(
         "workload: {EVENTS} `view` signals (1h + 24h windows) over {ENTITIES} random entities, \
          batches of {BATCH}"
