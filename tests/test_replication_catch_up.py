@@ -6,20 +6,26 @@ the analytical decay sum over the acknowledged writes."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import tidaldb
 from cluster_support import REGIONS, START
 from conftest import assert_close, exp_score
 
-#: Just past the default bound on a replica's own retained events (4,194,304).
-PAST_THE_BOUND = 4_195_000
+#: The bound on each replica's in-memory log, relayed and own events alike.
+BOUND = 20_000
+#: Events each writing region writes during the partition: three times the bound.
+PAST_THE_BOUND = 3 * BOUND
 HALF_LIFE = 3600.0
 ITEMS = 4
 
 
 def test_two_regions_past_the_retained_bound_and_a_silent_one_converge_after_the_heal() -> None:
     cluster = tidaldb.Cluster(
-        tidaldb.Schema().signal("view", kind="item", half_life=HALF_LIFE), seed=7
+        tidaldb.Schema().signal("view", kind="item", half_life=HALF_LIFE),
+        seed=7,
+        max_retained=BOUND,
+        max_retained_own=BOUND,
     )
     cluster.run_for(0.2)
     cuts = [cluster.partition(a, b) for i, a in enumerate(REGIONS) for b in REGIONS[i + 1 :]]
@@ -52,3 +58,10 @@ def test_two_regions_past_the_retained_bound_and_a_silent_one_converge_after_the
         # Both writers wrote the same weights for the item, all at `ts`.
         total = 2 * float(weights[items == item].sum())
         assert_close(scores[0], exp_score([(ts, total)], at, HALF_LIFE))
+
+
+def test_a_retained_bound_below_one_is_refused_naming_it() -> None:
+    schema = tidaldb.Schema().signal("view", kind="item", half_life=HALF_LIFE)
+    for name in ("max_retained", "max_retained_own"):
+        with pytest.raises(tidaldb.InvalidArgument, match=name):
+            tidaldb.Cluster(schema, **{name: 0})

@@ -260,7 +260,13 @@ class Cluster(_Scoped):
         write_concern: Literal["local", "majority", "all"] | int = "local",
         *,
         durability: Literal["immediate", "periodic"] | str = "immediate",
-    ) -> Cluster: ...
+        max_retained: int | None = None,
+        max_retained_own: int | None = None,
+    ) -> Cluster:
+        """``max_retained`` and ``max_retained_own`` (at least 1; None for the defaults,
+        1,048,576 and 4,194,304) bound the events each replica keeps in memory for its peers,
+        relayed from other regions and its own. A peer that lacks older events is caught up
+        from the replica's durable log, and ``health()`` says ``NeedsResync`` until it is."""
     @property
     def regions(self) -> list[str]: ...
     @property

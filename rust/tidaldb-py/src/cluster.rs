@@ -11,8 +11,8 @@ use tidaldb::{ShardId, TenantId, TidalError};
 
 use crate::cluster_config::{ClusterArgs, TenantArg, tenant_of, tenant_options};
 use crate::convert::{
-    Float, Loss, MaxEntities, MaxSignalsPerSec, MaxStorageBytes, Natural, Seed, Shard,
-    ShardsPerRegion, TenantIdArg, duration, region_names,
+    Float, Loss, MaxEntities, MaxRetained, MaxRetainedOwn, MaxSignalsPerSec, MaxStorageBytes,
+    Natural, Seed, Shard, ShardsPerRegion, TenantIdArg, duration, region_names,
 };
 use crate::errors::{IntoPyResult, invalid};
 use crate::handles::PyPartition;
@@ -24,7 +24,10 @@ use crate::tenant::PyTenant;
 /// A tidaldb cluster on the deterministic simulator: one replica of every shard in every
 /// region, on virtual time that starts at 2026-01-01T00:00:00Z and moves only in `step`,
 /// `run_for`, `await_convergence` / `converged`, replicated write concerns and migration
-/// steps. A run is a function of its `seed`.
+/// steps. A run is a function of its `seed`. The keyword-only `max_retained` and
+/// `max_retained_own` bound the events each replica keeps in memory for its peers (relayed
+/// and its own; defaults 1,048,576 and 4,194,304): a peer that lacks older ones is caught
+/// up from the replica's durable log.
 #[pyclass(module = "tidaldb._native", name = "Cluster", extends = PyScoped, frozen)]
 pub struct PyCluster {
     pub(crate) simulation: Simulation,
@@ -59,8 +62,11 @@ impl PyCluster {
         write_concern = None,
         *,
         durability = "immediate",
+        max_retained = None,
+        max_retained_own = None,
     ), text_signature = "(schema, regions=('us-east', 'eu-west', 'ap-south'), shards_per_region=1, \
-        seed=0, latency='20ms', jitter='5ms', loss=0.0, write_concern='local', *, durability='immediate')")]
+        seed=0, latency='20ms', jitter='5ms', loss=0.0, write_concern='local', *, \
+        durability='immediate', max_retained=None, max_retained_own=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -73,6 +79,8 @@ impl PyCluster {
         loss: Float<Loss>,
         write_concern: Option<&Bound<'_, PyAny>>,
         durability: &str,
+        max_retained: Option<Natural<MaxRetained>>,
+        max_retained_own: Option<Natural<MaxRetainedOwn>>,
     ) -> PyResult<PyClassInitializer<Self>> {
         let args = ClusterArgs {
             regions: regions.map(|r| region_names("regions", r)).transpose()?,
@@ -83,6 +91,8 @@ impl PyCluster {
             loss,
             write_concern,
             durability,
+            max_retained,
+            max_retained_own,
         };
         let options: ClusterOptions = args.options(py)?;
         let settings = options.validate().py_err(py)?;

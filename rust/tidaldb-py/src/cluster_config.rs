@@ -8,8 +8,8 @@ use tidaldb::TenantId;
 use tidaldb::cluster::{ClusterOptions, TenantOptions, WriteConcernArg};
 
 use crate::convert::{
-    Float, Loss, MaxEntities, MaxSignalsPerSec, MaxStorageBytes, Natural, Seed, ShardsPerRegion,
-    TenantIdArg, TenantKw, WriteConcernKw, duration, region_names,
+    Float, Loss, MaxEntities, MaxRetained, MaxRetainedOwn, MaxSignalsPerSec, MaxStorageBytes,
+    Natural, Seed, ShardsPerRegion, TenantIdArg, TenantKw, WriteConcernKw, duration, region_names,
 };
 use crate::tenant::PyTenant;
 
@@ -22,6 +22,8 @@ pub struct ClusterArgs<'a, 'py> {
     pub loss: Float<Loss>,
     pub write_concern: Option<&'a Bound<'py, PyAny>>,
     pub durability: &'a str,
+    pub max_retained: Option<Natural<MaxRetained>>,
+    pub max_retained_own: Option<Natural<MaxRetainedOwn>>,
 }
 
 impl ClusterArgs<'_, '_> {
@@ -48,6 +50,8 @@ impl ClusterArgs<'_, '_> {
             loss: self.loss.0,
             write_concern,
             durability: Some(self.durability.to_owned()),
+            max_retained: self.max_retained.map(|v| v.0),
+            max_retained_own: self.max_retained_own.map(|v| v.0),
         })
     }
 }

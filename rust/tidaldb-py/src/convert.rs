@@ -45,6 +45,8 @@ args!(
     IdempotencyArg = "idempotency_key",
     Loss = "loss",
     WriteConcernKw = "write_concern",
+    MaxRetained = "max_retained",
+    MaxRetainedOwn = "max_retained_own",
 );
 
 /// An entity id argument. A negative or too large int is a bad value, not a bad type, so

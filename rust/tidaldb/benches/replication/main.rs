@@ -1,5 +1,6 @@
-//! Replication benchmarks on the deterministic simulator. Each figure is printed beside a
-//! baseline measured in the same run, as a ratio, because machines are noisy. Run with
+//! Replication benchmarks on the deterministic simulator and the in-process runtime. Each
+//! figure is printed beside a baseline measured in the same run, as a ratio, because machines
+//! are noisy. Run with
 //! `cargo bench -p tidaldb --bench replication` (or `make bench`).
 //!
 //! 1. Replicated apply: 1M events written to the leader of a 3-region cluster, wall time
@@ -11,21 +12,26 @@
 //! 4. Reconciliation: 1M events written on one side of a partition, wall time from heal to
 //!    convergence, against single-node ingest. Once with the divergence inside the retained
 //!    log (peers ship ranges) and once with the leader down and a smaller log on the relay
-//!    (a snapshot is shipped).
+//!    (the relay reads the trimmed events back from its durable log).
 //! 5. Migration: a tenant holding 1M events moved from region 0 to region 2 (prepare,
 //!    dual write, finalize, collect the source), wall time against single-node ingest;
-//!    once as a lone replica (its target is seeded by a snapshot) and once replicated in
-//!    regions 0 and 1.
+//!    once as a lone replica (its target gets ranges read back from the durable log) and
+//!    once replicated in regions 0 and 1.
 //! 6. Drain: 25K signals/s on the default tenant, drain a follower's or the leader's host
 //!    while the load goes on, virtual time until the host's lag is 0 (its events are on
 //!    every other replica and it leads nothing), against the link latency and the
 //!    heartbeat interval, over 20 seeds.
+//! 7. Runtime failover: the same crash on `LocalCluster` (real replicas, real WAL files, the
+//!    wall clock), 20 runs, wall time from the crash to the first write the new leader
+//!    accepts, against the election timeout.
 //!
-//! Wall figures are the median of a few runs; virtual figures are exact for their seeds.
+//! Sections 1-6 run on the simulator. Wall figures are the median of a few runs; virtual
+//! figures are exact for their seeds.
 //! Sections 1 and 4 are repeated over links without jitter as a diagnostic: the default
 //! links reorder frames sent at the same instant, and frames that arrive ahead of a gap
 //! take the ledger's per-event buffering path. Name sections to run only those:
-//! `cargo bench -p tidaldb --bench replication -- apply lag failover reconcile migrate drain`.
+//! `cargo bench -p tidaldb --bench replication -- apply lag failover reconcile migrate drain
+//! runtime_failover`.
 
 mod apply;
 mod common;
@@ -34,6 +40,7 @@ mod failover;
 mod lag;
 mod migrate;
 mod reconcile;
+mod runtime_failover;
 #[path = "../shared/schema.rs"]
 mod shared_schema;
 
@@ -89,7 +96,7 @@ fn row(
 }
 
 /// Sections named on the command line (`apply`, `lag`, `failover`, `reconcile`, `migrate`,
-/// `drain`) run alone; with none named, all run.
+/// `drain`, `runtime_failover`) run alone; with none named, all run.
 fn wanted(section: &str) -> bool {
     let named: Vec<String> = std::env::args()
         .skip(1)
@@ -107,7 +114,10 @@ fn main() {
     let minority = Workload::new(MINORITY_EVENTS, 43).ops(view);
     let mut rows = Vec::new();
 
-    println!("=== tidaldb replication benchmarks (simulator, release build, one thread) ===");
+    println!(
+        "=== tidaldb replication benchmarks (simulator, one thread; section 7 on LocalCluster), \
+         release build ==="
+    );
     println!(
         "workload: {EVENTS} `view` signals (1h + 24h windows) over {ENTITIES} random entities, \
          batches of {BATCH}"
@@ -129,6 +139,9 @@ fn main() {
     }
     if wanted("drain") {
         drain::section_drain(view, &mut rows);
+    }
+    if wanted("runtime_failover") {
+        runtime_failover::section_runtime_failover(&mut rows);
     }
 
     println!(

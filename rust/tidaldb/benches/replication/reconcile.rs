@@ -1,4 +1,5 @@
-//! Section 4: reconciliation after a partition heals, by ranges and by snapshot.
+//! Section 4: reconciliation after a partition heals, by ranges from the retained logs and
+//! by events read back from a relay's durable log.
 
 use std::time::{Duration, Instant};
 
@@ -20,12 +21,14 @@ struct ReconRun {
     /// Events in each side's log that the other side lacks.
     divergent: usize,
     messages: u64,
-    /// Full resyncs during the reconciliation (0: ranges were shipped).
+    /// Full resyncs during the reconciliation (0: events were shipped).
     snapshots: u64,
+    /// Events read back from a durable log because they had left the in-memory one.
+    read_back: u64,
 }
 
 /// `leader_down`: the leader crashes before the heal, so region 1 must supply the leader's
-/// events to region 2 from its own log (or, past its bound, by snapshot).
+/// events to region 2 from its own log (past its in-memory bound, read back from disk).
 fn reconciliation(
     ops: &[ClientOp],
     minority: &[ClientOp],
@@ -106,6 +109,7 @@ fn reconciliation(
         divergent: ops.len() + minority.len(),
         messages: after.messages_delivered - before.messages_delivered,
         snapshots: after.snapshots_installed - before.snapshots_installed,
+        read_back: after.events_read_back - before.events_read_back,
     }
 }
 
@@ -154,12 +158,10 @@ pub(super) fn section_reconcile(
     let call = median(recon.iter().map(|r| r.reconcile_call).collect());
     let o_heal = median(ordered.iter().map(|r| r.heal_to_converged).collect());
     let rate = divergent as f64 / heal;
-    let path = |r: &ReconRun| {
-        if r.snapshots == 0 {
-            "ranges"
-        } else {
-            "snapshot"
-        }
+    let path = |r: &ReconRun| match (r.snapshots, r.read_back) {
+        (0, 0) => "ranges",
+        (0, _) => "ranges + read-back",
+        _ => "snapshot",
     };
     println!(
         "   path: {} ({divergent} divergent events, max_retained {DEFAULT_MAX_RETAINED}, \
@@ -201,20 +203,24 @@ pub(super) fn section_reconcile(
         Some(o_heal <= 2.0),
     ));
 
-    // The leader dies before the heal and region 1's log is too small for the leader's
-    // events it relayed: region 2 is resynced by snapshot. (A replica's own events are
-    // kept whatever the bound, so with the leader up it would ship ranges.)
+    // The leader dies before the heal and region 1's in-memory log is too small for the
+    // leader's events it relayed: region 1 reads the trimmed ones back from its durable
+    // log and ships them as ranges.
     let small_log = 1 << 19;
     let snap = reconciliation(ops, minority, small_log, LinkConfig::default(), true);
     assert!(
-        snap.snapshots > 0,
-        "the small-log run must take the snapshot path"
+        snap.read_back > 0 && snap.snapshots == 0,
+        "the small-log run must read trimmed events back ({} read back, {} snapshots)",
+        snap.read_back,
+        snap.snapshots
     );
     let snap_rate = snap.divergent as f64 / snap.heal_to_converged;
     println!(
-        "   leader down, region 1's max_retained {small_log} (snapshot path), one run: \
-         heal → converged {:.3} s wall (reconcile_all call {:.3} s, {:.0} ms virtual, \
+        "   leader down, region 1's max_retained {small_log} ({}, {} events read back), one \
+         run: heal → converged {:.3} s wall (reconcile_all call {:.3} s, {:.0} ms virtual, \
          {} messages), {:.2} M events/s, {:.2} x single-node ingest",
+        path(&snap),
+        snap.read_back,
         snap.heal_to_converged,
         snap.reconcile_call,
         ms(snap.virtual_converge),
@@ -223,7 +229,10 @@ pub(super) fn section_reconcile(
         snap_rate / ingest_rate
     );
     rows.push(row(
-        "reconciliation, leader down, relay's log 2^19 (snapshot path), one run",
+        format!(
+            "reconciliation, leader down, relay's log 2^19 ({}), one run",
+            path(&snap)
+        ),
         format!(
             "{:.3} s wall = {:.2} M events/s",
             snap.heal_to_converged,

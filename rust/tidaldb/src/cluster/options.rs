@@ -9,6 +9,7 @@ use super::regions::RegionNames;
 use super::write_concern::WriteConcernChoice;
 use crate::error::{Result, TidalError};
 use crate::event::TenantId;
+use crate::node::{DEFAULT_MAX_RETAINED, DEFAULT_MAX_RETAINED_OWN};
 use crate::schema::ShardId;
 use crate::tenancy::TenantConfig;
 
@@ -42,6 +43,13 @@ pub struct ClusterOptions {
     pub write_concern: Option<WriteConcernArg>,
     /// `"immediate"` (the default) or `"periodic"`.
     pub durability: Option<String>,
+    /// The most events relayed from other origins a replica keeps in memory for its
+    /// peers; at least 1; default [`DEFAULT_MAX_RETAINED`]. Past it, peers are caught up
+    /// from the durable log.
+    pub max_retained: Option<u64>,
+    /// The same bound for a replica's own events; at least 1; default
+    /// [`DEFAULT_MAX_RETAINED_OWN`].
+    pub max_retained_own: Option<u64>,
 }
 
 impl Default for ClusterOptions {
@@ -55,6 +63,8 @@ impl Default for ClusterOptions {
             loss: 0.0,
             write_concern: None,
             durability: None,
+            max_retained: None,
+            max_retained_own: None,
         }
     }
 }
@@ -70,6 +80,8 @@ pub struct ClusterSettings {
     pub loss: f64,
     pub write_concern: WriteConcernChoice,
     pub sync: ReplicaSync,
+    pub max_retained: usize,
+    pub max_retained_own: usize,
 }
 
 impl ClusterOptions {
@@ -104,6 +116,12 @@ impl ClusterOptions {
             Some(WriteConcernArg::Replicas(k)) => WriteConcernChoice::replicas(k, regions.len())?,
         };
         let sync = replica_sync(self.durability.as_deref().unwrap_or("immediate"))?;
+        let max_retained = retained_bound("max_retained", self.max_retained, DEFAULT_MAX_RETAINED)?;
+        let max_retained_own = retained_bound(
+            "max_retained_own",
+            self.max_retained_own,
+            DEFAULT_MAX_RETAINED_OWN,
+        )?;
         Ok(ClusterSettings {
             regions,
             shards_per_region,
@@ -113,7 +131,24 @@ impl ClusterOptions {
             loss: self.loss,
             write_concern,
             sync,
+            max_retained,
+            max_retained_own,
         })
+    }
+}
+
+/// A bound on a replica's in-memory log: at least one event, and one the machine can count.
+fn retained_bound(name: &'static str, given: Option<u64>, default: usize) -> Result<usize> {
+    let Some(n) = given else {
+        return Ok(default);
+    };
+    match usize::try_from(n) {
+        Ok(0) => Err(invalid(
+            name,
+            "must be at least 1: a replica keeps at least its newest event in memory".into(),
+        )),
+        Ok(n) => Ok(n),
+        Err(_) => Err(invalid(name, format!("{n} is too large for this argument"))),
     }
 }
 
@@ -205,6 +240,10 @@ mod tests {
         );
         assert_eq!(s.write_concern, WriteConcernChoice::Local);
         assert_eq!(s.sync, ReplicaSync::Immediate);
+        assert_eq!(
+            (s.max_retained, s.max_retained_own),
+            (DEFAULT_MAX_RETAINED, DEFAULT_MAX_RETAINED_OWN)
+        );
     }
 
     #[test]
@@ -235,6 +274,14 @@ mod tests {
         assert!(refused_naming(
             with(|o| o.durability = Some("batched".into())),
             "durability"
+        ));
+        assert!(refused_naming(
+            with(|o| o.max_retained = Some(0)),
+            "max_retained"
+        ));
+        assert!(refused_naming(
+            with(|o| o.max_retained_own = Some(0)),
+            "max_retained_own"
         ));
     }
 

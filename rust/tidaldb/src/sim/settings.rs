@@ -32,6 +32,8 @@ impl ClusterConfig {
             ReplicaSync::Immediate => SimDurability::Immediate,
             ReplicaSync::Every(d) => SimDurability::Every(d),
         };
+        config.max_retained = settings.max_retained;
+        config.max_retained_own = settings.max_retained_own;
         config
     }
 }
@@ -64,6 +66,8 @@ mod tests {
             loss: 0.25,
             write_concern: Some(WriteConcernArg::Named("majority".into())),
             durability: Some("periodic".into()),
+            max_retained: Some(20_000),
+            max_retained_own: Some(30_000),
             ..ClusterOptions::default()
         }
         .validate()
@@ -72,6 +76,7 @@ mod tests {
         assert_eq!(c.regions, vec![RegionId(0), RegionId(1)]);
         assert_eq!((c.shards_per_region, c.seed), (2, 9));
         assert_eq!(c.links.loss, 0.25);
+        assert_eq!((c.max_retained, c.max_retained_own), (20_000, 30_000));
         assert_eq!(c.links.latency, Duration::from_millis(20));
         assert_eq!(
             (c.write_concern, c.group_concern),
