@@ -472,7 +472,11 @@ fn random_schedules_converge_to_the_acknowledged_writes() {
             failed.push(seed);
         }
     }
-    assert!(failed.is_empty(), "{} seeds failed: {failed:?}", failed.len());
+    assert!(
+        failed.is_empty(),
+        "{} seeds failed: {failed:?}",
+        failed.len()
+    );
     println!("{total:?}");
     if many {
         // The schedules must really exercise the faults, or passing proves little.

@@ -195,10 +195,23 @@ impl Node {
         }
         match ReconciliationEngine::plan(&mine, &self.log, &theirs) {
             ReconcilePlan::UpToDate => {}
+            ReconcilePlan::ReadBack { missing }
+                if self.snapshot_is_cheaper(i, &missing) && self.send_snapshot(now, i, out) => {}
             ReconcilePlan::Ranges(ranges) | ReconcilePlan::ReadBack { missing: ranges } => {
                 self.ship_ranges(now, i, &ranges, out)
             }
         }
+    }
+
+    /// True when peer `i` holds nothing we lack (a new replica, a migration's target, a
+    /// replica that was away while we wrote) and lacks more than one read window: our
+    /// state then brings it up to date in one message, where reading our log back would
+    /// take a round trip per window. A peer with events of its own is caught up from the
+    /// log instead: it could not install a state that lacks them.
+    fn snapshot_is_cheaper(&self, i: usize, missing: &[LogRange]) -> bool {
+        let window = READ_WINDOW_FRAMES * self.cfg.max_frame_events.max(1) as u64;
+        let lacking: u64 = missing.iter().map(|r| r.upto - r.after).sum();
+        lacking > window && self.ledger.version_vector().dominates(&self.peers[i].acked)
     }
 
     /// A full resync of peer `i`: our whole state. Sent at most once per `repair_after`,
@@ -206,20 +219,21 @@ impl Node {
     /// while we hold every event the peer reported durable: it can then install it by
     /// replaying just its latest events. Until then the peer pushes us what it has, from
     /// its own durable log if need be.
-    pub(super) fn send_snapshot(&mut self, now: Timestamp, i: usize, out: &mut Outputs) {
+    /// Returns whether it was sent.
+    pub(super) fn send_snapshot(&mut self, now: Timestamp, i: usize, out: &mut Outputs) -> bool {
         let me = self.cfg.id;
         let recent = self.peers[i]
             .last_snapshot_sent
             .is_some_and(|t| elapsed_ns(now, t) < self.cfg.repair_after.as_nanos() as i64);
         let holds_theirs = self.ledger.version_vector().dominates(&self.peers[i].acked);
         if recent || !holds_theirs || self.durable.get(me) < self.ledger.version_vector().get(me) {
-            return;
+            return false;
         }
         let state = match snapshot::encode_state(&self.ledger, self.clock.last()) {
             Ok(state) => state,
             Err(e) => {
                 tracing::error!(node = me.0, error = %e, "could not encode a snapshot for a peer");
-                return;
+                return false;
             }
         };
         let vv = self.ledger.version_vector().clone();
@@ -232,7 +246,7 @@ impl Node {
             node = me.0,
             to = peer.id.0,
             bytes = state.len(),
-            "shipping a snapshot: the peer lacks events no longer in the durable log"
+            "shipping a snapshot of the whole state to a peer"
         );
         out.messages.push((
             peer.id,
@@ -242,6 +256,7 @@ impl Node {
                 state: Arc::from(state),
             },
         ));
+        true
     }
 
     /// Installs a peer's snapshot when it holds events we lack: its state, plus the events
