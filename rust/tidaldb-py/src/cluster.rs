@@ -2,7 +2,6 @@
 //! writes come from `_Scoped` (see `scoped.rs`); here are the cluster's own: faults, time,
 //! convergence, health and tenants.
 
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use tidaldb::cluster::{ClusterOptions, DEFAULT_CONVERGENCE_TIMEOUT, shard_in};
@@ -407,9 +406,4 @@ fn convergence_timeout(
         Some(t) => duration(py, "timeout", t),
         None => Ok(DEFAULT_CONVERGENCE_TIMEOUT),
     }
-}
-
-/// Raised instead of a panic if a background step fails to join.
-pub(crate) fn task_failed(e: impl std::fmt::Display) -> PyErr {
-    PyRuntimeError::new_err(format!("a background tidaldb task failed: {e}"))
 }

@@ -26,6 +26,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install(m.py())?;
+    awaitable::install(m)?;
     m.add_class::<schema::PySchema>()?;
     m.add_class::<db::PyDb>()?;
     m.add_class::<results::PyResults>()?;

@@ -172,29 +172,28 @@ impl PyMigration {
         };
         let m = self.handle.clone();
         let names = self.simulation.names.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let joined = tokio::task::spawn_blocking(move || {
+        crate::awaitable::spawn(
+            py,
+            move || {
                 let ran = m.run_steps(number, grace, |state| {
-                    Python::attach(|py| {
+                    crate::awaitable::with_python(|py| {
                         crate::logging::deliver(py);
                         show(py, &bar, state).map_err(Stop::Bar)
                     })
+                    .unwrap_or(Ok(()))
                 });
                 (ran, bar)
-            })
-            .await;
-            Python::attach(|py| {
-                crate::logging::deliver(py);
-                let (ran, bar) = joined.map_err(crate::cluster::task_failed)?;
+            },
+            move |py, (ran, bar)| {
                 // The bar is cosmetic: a failure to close it must not hide a failed step.
                 let closed = close_bar(py, &bar);
                 match ran {
-                    Ok(()) => closed.map(|()| None::<()>),
+                    Ok(()) => closed.map(|()| py.None()),
                     Err(Stop::Step(e)) => Err(to_py(py, names.rename_error(e))),
                     Err(Stop::Bar(e)) => Err(e),
                 }
-            })
-        })
+            },
+        )
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
