@@ -130,6 +130,17 @@ impl ClientTable {
         &self.keys
     }
 
+    /// Every remembered key with the event that first carried it, in no particular order.
+    pub fn key_entries(&self) -> impl Iterator<Item = (IdempotencyKey, EventId)> + '_ {
+        self.keys.by_key.iter().map(|(k, id)| (*k, *id))
+    }
+
+    /// Every session's high-water mark with the event that carried it, in no particular
+    /// order.
+    pub fn session_entries(&self) -> impl Iterator<Item = (SessionId, SessionSeqNo, EventId)> + '_ {
+        self.sessions.iter().map(|(s, (seq, id))| (*s, *seq, *id))
+    }
+
     /// Checks what `record` maintains, for a table read back from a snapshot.
     pub fn is_well_formed(&self) -> bool {
         self.keys.is_well_formed()
