@@ -1,6 +1,12 @@
-//! The sans-IO node driven by hand: term fencing, idempotent application of pushes, and a
-//! reconciliation plan applied twice. No simulator: each message is delivered explicitly.
+//! Reconciliation: replicas exchange what the other lacks and apply it exactly once.
+//!
+//! Here, the sans-IO node driven by hand: term fencing, idempotent application of pushes,
+//! and a reconciliation plan applied twice; no simulator, each message is delivered
+//! explicitly. `beyond_retained_log`: catch-up on the simulator after a partition in which
+//! replicas wrote more than their in-memory log holds.
 
+#[path = "reconciliation/beyond_retained_log.rs"]
+mod beyond_retained_log;
 mod common;
 
 use std::sync::Arc;

@@ -1,4 +1,5 @@
-//! One write call is all or nothing across a crash, however many WAL batches it spans.
+//! Recovery from the log: one write call is all or nothing across a crash, however many
+//! WAL batches it spans; and (`log_schema`) the log is refused under another schema.
 //!
 //! A bulk call of 200,000 events is one commit group of two batches (a batch is sealed
 //! past 8 MiB). The oracle is the set of acknowledged writes: the small writes before
@@ -11,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod common;
+#[path = "recovery/log_schema.rs"]
+mod log_schema;
 use common::{T0, ts};
 use tidaldb::wal::{list_segments, scan_segment};
 use tidaldb::{DecaySpec, EntityId, EntityKind, Schema, ShardId, TidalDb, Timestamp};

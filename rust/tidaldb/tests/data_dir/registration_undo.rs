@@ -1,12 +1,11 @@
-//! Found by review: a registration that fails on an I/O error (here EMFILE: the process is
-//! out of file descriptors, which hosting many tenants, one open segment each, leads to)
-//! must leave either no tenant or a whole one. Its undo used to remove `tenant.json`
-//! first and could then fail on `wal/`, leaving a log without a config, and the next open
-//! refused the whole database with Corruption. The undo now goes in reverse order.
+//! A registration that fails on an I/O error (here EMFILE: the process is out of file
+//! descriptors, which hosting many tenants, one open segment each, leads to) leaves either
+//! no tenant or a whole one: never a log without a config, which the next open would
+//! refuse as Corruption of the whole database.
 //!
 //! The test re-runs its own binary as the child under `ulimit -n`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -16,7 +15,8 @@ use tidaldb::tenancy::TenantConfig;
 use tidaldb::{Durability, EntityId, TenantId, TidalDb};
 
 const CHILD_ENV: &str = "TIDALDB_TEST_EMFILE_DIR";
-const TEST_NAME: &str = "a_registration_failing_for_lack_of_fds_leaves_a_reopenable_dir";
+const TEST_NAME: &str =
+    "registration_undo::a_registration_failing_for_lack_of_fds_leaves_a_reopenable_dir";
 
 fn open(dir: &Path) -> tidaldb::Result<TidalDb> {
     TidalDb::builder()
@@ -52,6 +52,10 @@ fn a_registration_failing_for_lack_of_fds_leaves_a_reopenable_dir() {
         return;
     }
     let mut refused = Vec::new();
+    // Limits under which a child ran out of descriptors while registering a tenant and
+    // still finished: the case this test is about. Other limits are too low to open at
+    // all, or too high to run out before the child gives up; neither proves anything.
+    let mut emfile_during_registration = Vec::new();
     for limit in 40..56 {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new("sh")
@@ -74,6 +78,9 @@ fn a_registration_failing_for_lack_of_fds_leaves_a_reopenable_dir() {
             .find(|l| l.contains("failed "))
             .unwrap_or("")
             .to_string();
+        if is_emfile(&failed) {
+            emfile_during_registration.push(limit);
+        }
         let registered = stdout.lines().filter(|l| l.contains("registered ")).count();
         match open(dir.path()) {
             Ok(db) => {
@@ -89,8 +96,18 @@ fn a_registration_failing_for_lack_of_fds_leaves_a_reopenable_dir() {
         }
     }
     assert!(
+        !emfile_during_registration.is_empty(),
+        "no limit in 40..56 made a registration fail on EMFILE with the child finishing"
+    );
+    assert!(
         refused.is_empty(),
         "reopen refused:\n{}",
         refused.join("\n")
     );
+}
+
+/// Whether the child's report of its failed registration is EMFILE ("Too many open files",
+/// errno 24).
+fn is_emfile(failed: &str) -> bool {
+    failed.contains("os error 24") || failed.contains("Too many open files")
 }
