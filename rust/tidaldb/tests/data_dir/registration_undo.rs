@@ -3,10 +3,14 @@
 //! no tenant or a whole one: never a log without a config, which the next open would
 //! refuse as Corruption of the whole database.
 //!
-//! The test re-runs its own binary as the child under `ulimit -n`.
+//! The test re-runs its own binary as the child under `ulimit -n`. The child registers
+//! and writes a few tenants, then takes every free descriptor but `spare` and registers
+//! one more tenant; the parent runs it for each `spare` from 0 up, so that registration
+//! runs out at each of its steps in turn.
 
 use crate::common;
 
+use std::fs::File;
 use std::path::Path;
 use std::process::Command;
 
@@ -15,8 +19,11 @@ use tidaldb::tenancy::TenantConfig;
 use tidaldb::{Durability, EntityId, TenantId, TidalDb};
 
 const CHILD_ENV: &str = "TIDALDB_TEST_EMFILE_DIR";
+const SPARE_ENV: &str = "TIDALDB_TEST_EMFILE_SPARE";
 const TEST_NAME: &str =
     "registration_undo::a_registration_failing_for_lack_of_fds_leaves_a_reopenable_dir";
+/// Tenants registered and written before descriptors run short.
+const BEFORE: u64 = 3;
 
 fn open(dir: &Path) -> tidaldb::Result<TidalDb> {
     TidalDb::builder()
@@ -26,78 +33,92 @@ fn open(dir: &Path) -> tidaldb::Result<TidalDb> {
         .open()
 }
 
-fn child(dir: &Path) {
+/// Lines the child prints start with this, on a line of their own.
+const CHILD: &str = "\nchild: ";
+
+fn child(dir: &Path, spare: usize) {
     let db = open(dir).unwrap();
-    for id in 1.. {
-        match db.register_tenant(TenantConfig::new(TenantId(id), "t")) {
-            Ok(()) => {
-                db.signal_for_tenant(TenantId(id), "view", EntityId(1), 1.0, Some(ts(T0)))
-                    .unwrap();
-                println!("registered {id}");
-            }
-            Err(e) => {
-                println!("failed {id}: {e}");
-                break;
-            }
-        }
+    for id in 1..=BEFORE {
+        db.register_tenant(TenantConfig::new(TenantId(id), "t"))
+            .unwrap();
+        db.signal_for_tenant(TenantId(id), "view", EntityId(1), 1.0, Some(ts(T0)))
+            .unwrap();
+        println!("{CHILD}registered {id}");
     }
-    println!("close: {:?}", db.close());
-    println!("child done");
+    let mut hog = Vec::new();
+    while let Ok(f) = File::open("/dev/null") {
+        hog.push(f);
+    }
+    hog.truncate(hog.len().saturating_sub(spare));
+    let id = BEFORE + 1;
+    match db.register_tenant(TenantConfig::new(TenantId(id), "t")) {
+        Ok(()) => println!("{CHILD}registered {id}"),
+        Err(e) => println!("{CHILD}failed {id}: {e}"),
+    }
+    drop(hog);
+    println!("{CHILD}close: {:?}", db.close());
+    println!("{CHILD}done");
 }
 
 #[test]
 fn a_registration_failing_for_lack_of_fds_leaves_a_reopenable_dir() {
-    if let Ok(dir) = std::env::var(CHILD_ENV) {
-        child(Path::new(&dir));
+    if let (Ok(dir), Ok(spare)) = (std::env::var(CHILD_ENV), std::env::var(SPARE_ENV)) {
+        child(Path::new(&dir), spare.parse().unwrap());
         return;
     }
     let mut refused = Vec::new();
-    // Limits under which a child ran out of descriptors while registering a tenant and
-    // still finished: the case this test is about. Other limits are too low to open at
-    // all, or too high to run out before the child gives up; neither proves anything.
+    // Runs in which the registration ran out of descriptors and the child still finished:
+    // the case this test is about. With more spare descriptors, registration succeeds.
     let mut emfile_during_registration = Vec::new();
-    for limit in 40..56 {
+    for spare in 0..12 {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new("sh")
             .arg("-c")
-            .arg(format!(
-                r#"ulimit -n {limit} && exec "$0" --exact "$1" --nocapture --test-threads=1"#
-            ))
+            .arg(r#"ulimit -n 64 && exec "$0" --exact "$1" --nocapture --test-threads=1"#)
             .arg(std::env::current_exe().unwrap())
             .arg(TEST_NAME)
             .env(CHILD_ENV, dir.path())
+            .env(SPARE_ENV, spare.to_string())
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        if !stdout.contains("child done") {
-            eprintln!("limit {limit}: child did not finish:\n{stdout}");
-            continue;
-        }
-        let failed = stdout
+        let child_lines: Vec<&str> = stdout
             .lines()
-            .find(|l| l.contains("failed "))
-            .unwrap_or("")
-            .to_string();
-        if is_emfile(&failed) {
-            emfile_during_registration.push(limit);
+            .filter_map(|l| l.strip_prefix(CHILD.trim_start()))
+            .collect();
+        assert!(
+            child_lines.contains(&"done"),
+            "spare {spare}: child did not finish:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let failed = child_lines
+            .iter()
+            .find(|l| l.starts_with("failed "))
+            .copied()
+            .unwrap_or("");
+        if is_emfile(failed) {
+            emfile_during_registration.push(spare);
         }
-        let registered = stdout.lines().filter(|l| l.contains("registered ")).count();
+        let registered = child_lines
+            .iter()
+            .filter(|l| l.starts_with("registered "))
+            .count();
         match open(dir.path()) {
             Ok(db) => {
                 let n = db.tenants().len();
                 assert!(
-                    n == registered || n == registered + 1,
-                    "limit {limit}: {n} tenants, {registered} acknowledged"
+                    n == registered || (n == registered + 1 && !failed.is_empty()),
+                    "spare {spare}: {n} tenants, {registered} acknowledged"
                 );
             }
             Err(e) => refused.push(format!(
-                "ulimit -n {limit}: register said `{failed}`; reopen: {e}"
+                "spare {spare}: register said `{failed}`; reopen: {e}"
             )),
         }
     }
     assert!(
         !emfile_during_registration.is_empty(),
-        "no limit in 40..56 made a registration fail on EMFILE with the child finishing"
+        "no run made a registration fail on EMFILE with the child finishing"
     );
     assert!(
         refused.is_empty(),
