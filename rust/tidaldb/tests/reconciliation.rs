@@ -2,12 +2,15 @@
 //!
 //! Here, the sans-IO node driven by hand: term fencing, idempotent application of pushes,
 //! and a reconciliation plan applied twice; no simulator, each message is delivered
-//! explicitly. `beyond_retained_log`: catch-up on the simulator after a partition in which
-//! replicas wrote more than their in-memory log holds.
+//! explicitly. `beyond_retained_log` (on the simulator) and `runtime_beyond_retained_log`
+//! (on the tokio runtime over real WAL files): catch-up after a partition in which replicas
+//! wrote more than their in-memory log holds.
 
 #[path = "reconciliation/beyond_retained_log.rs"]
 mod beyond_retained_log;
 mod common;
+#[path = "reconciliation/runtime_beyond_retained_log.rs"]
+mod runtime_beyond_retained_log;
 
 use std::sync::Arc;
 use std::time::Duration;

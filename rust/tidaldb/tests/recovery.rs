@@ -1,5 +1,9 @@
-//! Recovery from the log: one write call is all or nothing across a crash, however many
-//! WAL batches it spans; and (`log_schema`) the log is refused under another schema.
+//! Recovery from the log. Here: one write call is all or nothing across a crash, however
+//! many WAL batches it spans. `killed_writer`: a writer killed mid-ingest loses no
+//! acknowledged event. `io_failure`: a write that fails on disk is reported, never written
+//! later. `persistence_model`: random schedules of writes, snapshots and reopens read like
+//! a twin that never stopped. `log_schema`: the log is refused under another schema. WAL
+//! format, torn tails and snapshots are in `wal_recovery.rs`.
 //!
 //! A bulk call of 200,000 events is one commit group of two batches (a batch is sealed
 //! past 8 MiB). The oracle is the set of acknowledged writes: the small writes before
@@ -12,8 +16,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod common;
+#[path = "recovery/io_failure.rs"]
+mod io_failure;
+#[path = "recovery/killed_writer.rs"]
+mod killed_writer;
 #[path = "recovery/log_schema.rs"]
 mod log_schema;
+#[path = "recovery/persistence_model.rs"]
+mod persistence_model;
 use common::{T0, ts};
 use tidaldb::wal::{list_segments, scan_segment};
 use tidaldb::{DecaySpec, EntityId, EntityKind, Schema, ShardId, TidalDb, Timestamp};

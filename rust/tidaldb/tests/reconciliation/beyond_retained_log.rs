@@ -2,7 +2,7 @@
 //! retained log holds: the events that left it are read back from the durable log, every
 //! replica converges bit-identical to the analytical oracle over the acknowledged writes,
 //! and the retained log never passes its bound. This module drives the simulator;
-//! the runtime over real WAL files is in `runtime_catch_up_beyond_retained_log.rs`.
+//! the runtime over real WAL files is in `runtime_beyond_retained_log.rs`.
 
 use crate::common;
 
