@@ -15,7 +15,7 @@ use tidaldb::{DecaySpec, Durability, EntityId, EntityKind, Schema, TidalDb, Tida
 
 const CHILD_ENV: &str = "TIDALDB_EFBIG_CHILD_DIR";
 const MODE_ENV: &str = "TIDALDB_EFBIG_MODE";
-const TEST_NAME: &str = "io_failure::a_failed_append_is_not_acknowledged_and_never_written_later";
+const TEST_NAME: &str = "a_failed_append_is_not_acknowledged_and_never_written_later";
 
 fn schema() -> Schema {
     Schema::builder()

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use tidaldb::{DecaySpec, Durability, EntityId, EntityKind, Schema, TidalDb};
 
 const CHILD_ENV: &str = "TIDALDB_CRASH_CHILD_DIR";
-const TEST_NAME: &str = "killed_writer::killed_writer_loses_no_acknowledged_event";
+const TEST_NAME: &str = "killed_writer_loses_no_acknowledged_event";
 
 fn schema() -> Schema {
     Schema::builder()

@@ -1,9 +1,9 @@
 //! Recovery from the log. Here: one write call is all or nothing across a crash, however
-//! many WAL batches it spans. `killed_writer`: a writer killed mid-ingest loses no
-//! acknowledged event. `io_failure`: a write that fails on disk is reported, never written
-//! later. `persistence_model`: random schedules of writes, snapshots and reopens read like
-//! a twin that never stopped. `log_schema`: the log is refused under another schema. WAL
-//! format, torn tails and snapshots are in `wal_recovery.rs`.
+//! many WAL batches it spans. `persistence_model`: random schedules of writes, snapshots
+//! and reopens read like a twin that never stopped. `log_schema`: the log is refused under
+//! another schema. WAL format, torn tails and snapshots are in `wal_recovery.rs`; a writer
+//! killed mid-ingest in `killed_writer.rs`; a write that fails on disk in `io_failure.rs`
+//! (each re-runs its binary as a child, so each has a binary of its own).
 //!
 //! A bulk call of 200,000 events is one commit group of two batches (a batch is sealed
 //! past 8 MiB). The oracle is the set of acknowledged writes: the small writes before
@@ -16,10 +16,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod common;
-#[path = "recovery/io_failure.rs"]
-mod io_failure;
-#[path = "recovery/killed_writer.rs"]
-mod killed_writer;
 #[path = "recovery/log_schema.rs"]
 mod log_schema;
 #[path = "recovery/persistence_model.rs"]

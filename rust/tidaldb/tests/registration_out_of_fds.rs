@@ -3,12 +3,14 @@
 //! no tenant or a whole one: never a log without a config, which the next open would
 //! refuse as Corruption of the whole database.
 //!
-//! The test re-runs its own binary as the child under `ulimit -n`. The child registers
+//! The test re-runs its own binary as the child under `ulimit -n`, so it has a binary of its
+//! own: a child forked while another test reopens a database would hold that database's
+//! lock until it execs. The child registers
 //! and writes a few tenants, then takes every free descriptor but `spare` and registers
 //! one more tenant; the parent runs it for each `spare` from 0 up, so that registration
 //! runs out at each of its steps in turn.
 
-use crate::common;
+mod common;
 
 use std::fs::File;
 use std::path::Path;
@@ -20,8 +22,7 @@ use tidaldb::{Durability, EntityId, TenantId, TidalDb};
 
 const CHILD_ENV: &str = "TIDALDB_TEST_EMFILE_DIR";
 const SPARE_ENV: &str = "TIDALDB_TEST_EMFILE_SPARE";
-const TEST_NAME: &str =
-    "registration_undo::a_registration_failing_for_lack_of_fds_leaves_a_reopenable_dir";
+const TEST_NAME: &str = "a_registration_failing_for_lack_of_fds_leaves_a_reopenable_dir";
 /// Tenants registered and written before descriptors run short.
 const BEFORE: u64 = 3;
 
