@@ -3,6 +3,7 @@ class, names the bad argument, and writes nothing on any replica."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -232,3 +233,24 @@ def test_awaitables_need_a_running_loop(cluster: tidaldb.Cluster) -> None:
     # says why instead of returning an awaitable that would never run.
     with pytest.raises(RuntimeError, match="event loop"):
         cluster.converged()
+
+
+# Messages name the argument the Python caller passed: write_many's `ts` array (as the
+# scalar `ts=` of write does), migrate's `to_region`, partition's `a` and `b`.
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -5.0])
+def test_write_many_bad_ts_names_ts(cluster: tidaldb.Cluster, bad: float) -> None:
+    message = raises_exactly(
+        InvalidArgument, "ts", cluster.write_many, "view", np.array([1], dtype=np.uint64), ts=np.array([bad])
+    )
+    assert re.search(r"\bts\b", message), message
+    assert cluster.total_count("view", "us-east") == 0
+
+
+def test_migrate_to_its_own_region_names_to_region(cluster: tidaldb.Cluster) -> None:
+    t = cluster.register_tenant(1, regions=["us-east"])
+    raises_exactly(InvalidArgument, "to_region", t.migrate, "us-east")
+
+
+def test_partition_of_a_region_with_itself_names_its_arguments(cluster: tidaldb.Cluster) -> None:
+    message = raises_exactly(InvalidArgument, "argument", cluster.partition, "us-east", "us-east")
+    assert re.search(r"argument (a|b)\b", message), message

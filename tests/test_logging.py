@@ -123,10 +123,10 @@ print("finished")
 
 
 def test_a_record_logged_under_the_lock_while_another_thread_waits_does_not_deadlock() -> None:
-    """The record used to reach Python inside the call, with the Db lock held; the file
-    write released the interpreter to the reader, which then waited for that lock while
-    holding the interpreter. Records are now delivered after the lock is released, and a
-    caller that finds the Db busy waits detached."""
+    """A record is delivered to Python after the Db lock is released, and a caller that
+    finds the Db busy waits detached. Were the record delivered inside the call, with the
+    lock held, the handler's file write would release the interpreter to the reader, which
+    would then wait for that lock while holding the interpreter: a deadlock."""
     out = run_script(CONTENDED)
     assert out.count("tidaldb.runtime.state snapshot written") >= 2, out
     assert "tidaldb.runtime.db opened tidaldb" in out

@@ -1,8 +1,12 @@
 """Several Python threads on one Db: bulk calls read their inputs as of the call, and a call
-that has to wait for the Db waits with the interpreter released."""
+that has to wait for the Db waits with the interpreter released; and several threads on one
+cluster's partition handle do not deadlock."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -105,3 +109,38 @@ def test_a_call_waiting_for_a_busy_db_releases_the_interpreter() -> None:
     gaps = np.diff([start, *during, end])
     assert end - start > 0.05, "the call is long enough to tell"
     assert gaps.max() < (end - start) / 2, (gaps.max(), end - start)
+
+
+# Two threads polling `Partition.active` must not deadlock the interpreter: a call that
+# holds the handle's lock while detached would block a second thread that waits for that
+# lock while attached, and the first could never re-attach. Run in a subprocess so that a
+# hang fails the test, not the suite.
+def test_partition_active_from_two_threads_does_not_deadlock() -> None:
+    script = textwrap.dedent(
+        """
+        import threading
+        import tidaldb
+
+        s = tidaldb.Schema().signal("view", kind="item", half_life="1h")
+        c = tidaldb.Cluster(s, seed=1)
+        p = c.partition("us-east", "eu-west")
+
+        def poll() -> None:
+            for _ in range(20_000):
+                p.active
+
+        threads = [threading.Thread(target=poll) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        p.heal()
+        print("done")
+        """
+    )
+    try:
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=15)
+    except subprocess.TimeoutExpired:
+        pytest.fail("two threads reading Partition.active deadlocked (no progress in 15 s)")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "done"

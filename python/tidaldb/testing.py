@@ -405,6 +405,8 @@ def assert_converged(
     - every region is up;
     - per shard, every region's version vector equals the union of all of them; a region
       that lacks events is named with the origins it lacks and who has them;
+    - per shard, regions with equal version vectors have equal state digests
+      (``Cluster.state_digest``): the same events materialized into the same state;
     - with ``signal``: ``total_count`` agrees (signals that declare windows);
     - with ``signal`` and ``items``: each item's score, read ``at`` (default: virtual
       now), is equal with ``==`` in every region, since tidaldb converges bit for bit.
@@ -452,6 +454,15 @@ def assert_converged(
             ]
             if lacks:
                 problems.append(f"{region} (shard {shard}) lacks events of " + "; ".join(lacks))
+        # Same events, so the materialized states must be the same too: compare digests of
+        # the whole state (only now, since each walks the whole replica).
+        if len(vvs) > 1 and all(vv == vvs[next(iter(vvs))] for vv in vvs.values()):
+            digests = {region: cluster.state_digest(region, shard, tenant=t) for region in vvs}
+            if len(set(digests.values())) > 1:
+                problems.append(
+                    f"shard {shard}: the regions applied the same events but their states differ "
+                    "(state digests " + ", ".join(f"{r} {d:016x}" for r, d in digests.items()) + ")"
+                )
 
     if signal is not None and up:
         try:

@@ -182,6 +182,23 @@ impl PyCluster {
         Ok(out)
     }
 
+    /// A 64-bit digest of the materialized state of `region`'s replica of `shard`: equal on
+    /// two replicas that applied the same events, different (with overwhelming probability)
+    /// when any score, window, hide or dedup entry differs.
+    #[pyo3(signature = (region, shard = Natural::<Shard>::new(0), tenant = None),
+        text_signature = "(self, /, region, shard=0, tenant=None)")]
+    fn state_digest(
+        &self,
+        py: Python<'_>,
+        region: &str,
+        shard: Natural<Shard>,
+        tenant: Option<TenantArg>,
+    ) -> PyResult<u64> {
+        let scope = self.simulation.scope(py, tenant_of(tenant), Some(region))?;
+        let shard: ShardId = shard_in(shard.0, self.sim().config().shards_per_region).py_err(py)?;
+        self.run(py, |c| c.state_digest_scoped(scope, shard))
+    }
+
     /// Runs one scheduled happening (a delivery or a tick); false if nothing is scheduled.
     fn step(&self, py: Python<'_>) -> PyResult<bool> {
         self.run(py, |c| Ok(c.step()))

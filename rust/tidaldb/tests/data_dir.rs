@@ -1,6 +1,8 @@
 //! What a data directory accepts: a path that can be one, entries that are not symbolic
 //! links. A refused open writes nothing, and a clean open and close leave nothing behind
-//! that the next open would take for the trace of a crash.
+//! that the next open would take for the trace of a crash. `tenant_links`: links inside a
+//! tenant's directory. A registration that fails on EMFILE is in
+//! `registration_out_of_fds.rs`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -8,6 +10,8 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 mod common;
+#[path = "data_dir/tenant_links.rs"]
+mod tenant_links;
 use common::{T0, ts};
 use tidaldb::{EntityId, TidalDb, TidalError};
 

@@ -10,9 +10,9 @@
 //! command that replays it: `TIDALDB_MIGRATION_SEED=N cargo test -p tidaldb --test
 //! migration_random -- --nocapture`.
 //!
-//! Contributed by a review, whose first version found three bugs: finalize compared the
-//! target with the source's durable (not applied) version vector, `gc_source` collected a
-//! source that was down, and writes fell back to a finalized source that was then collected.
+//! Among what the schedules reach: finalize must compare the target with what the source
+//! has applied (not only made durable), `gc_source` must not collect a source that is down,
+//! and no write may fall back to a finalized source that is then collected.
 
 mod common;
 

@@ -275,6 +275,15 @@ impl<D: ClusterDriver> Cluster<D> {
         })
     }
 
+    /// The state digest ([`crate::ledger::Ledger::state_digest`]) of the replica that
+    /// answers for `shard` in `scope`.
+    pub fn state_digest_scoped(&self, scope: Scope, shard: ShardId) -> Result<u64> {
+        self.driver.view(|v| {
+            let node = replica_for_shard(self.layout(), v, scope, shard)?;
+            Ok(v.node(node)?.ledger().state_digest())
+        })
+    }
+
     /// Events each region's replicas of `tenant` lack, as the control plane last heard.
     pub fn lag_by_region(&self, tenant: TenantId) -> Result<Vec<(RegionId, u64)>> {
         self.driver.view(|v| {

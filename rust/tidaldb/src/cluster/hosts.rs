@@ -179,7 +179,9 @@ impl<D: ClusterDriver> Cluster<D> {
     }
 
     /// True when, in every replica group, the replicas that are up hold the same events
-    /// with nothing buffered, and the control plane sees no lag among them.
+    /// with nothing buffered, the control plane sees no lag among them, and their
+    /// materialized states have the same digest. The digest walks the whole state, so it
+    /// is compared only once the version vectors agree.
     pub fn is_converged(&self) -> bool {
         self.driver.view(|v| {
             let control = v.control();
@@ -200,6 +202,9 @@ impl<D: ClusterDriver> Cluster<D> {
                             && n.durable() == n.ledger().version_vector()
                             && control.lag_for(n.id()).events == 0
                     })
+                    && live
+                        .windows(2)
+                        .all(|w| w[0].ledger().state_digest() == w[1].ledger().state_digest())
             })
         })
     }
@@ -226,7 +231,8 @@ impl<D: ClusterDriver> Cluster<D> {
         }
     }
 
-    /// Each replica's version vector, or that it is down, for error messages.
+    /// Each replica's version vector and state digest, or that it is down, for error
+    /// messages.
     pub fn divergence_report(&self) -> String {
         self.driver.view(|v| {
             let control = v.control();
@@ -235,12 +241,13 @@ impl<D: ClusterDriver> Cluster<D> {
                 let state = match v.node(r.node) {
                     Err(_) => "down".to_string(),
                     Ok(node) => format!(
-                        "vv {:?}, pending {}, early {}, durable {:?}, lag {}",
+                        "vv {:?}, pending {}, early {}, durable {:?}, lag {}, state digest {:016x}",
                         node.ledger().version_vector().iter().collect::<Vec<_>>(),
                         node.ledger().pending_len(),
                         node.early_events(),
                         node.durable().iter().collect::<Vec<_>>(),
-                        control.lag_for(node.id()).events
+                        control.lag_for(node.id()).events,
+                        node.ledger().state_digest()
                     ),
                 };
                 parts.push(format!(

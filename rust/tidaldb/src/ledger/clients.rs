@@ -35,9 +35,12 @@ impl IdempotencyStore {
         self.by_key.get(&key).copied()
     }
 
-    /// Remembers the first event seen with `key`; later ones keep the first.
+    /// Remembers the earliest event (by id) that carried `key`. Two replicas may each have
+    /// applied a write of the same key before hearing of the other's; keeping the least id,
+    /// not the first one applied, makes every replica that applied both remember the same.
     pub fn record(&mut self, key: IdempotencyKey, id: EventId) {
-        if self.by_key.contains_key(&key) {
+        if let Some(first) = self.by_key.get_mut(&key) {
+            *first = (*first).min(id);
             return;
         }
         if self.order.len() >= self.capacity
@@ -105,7 +108,9 @@ impl ClientTable {
             ClientTag::Key(key) => self.keys.record(key, id),
             ClientTag::Session { session, seq } => {
                 if let Some(entry) = self.sessions.get_mut(&session) {
-                    if seq > entry.0 {
+                    // The highest seq, and for equal seqs the least id: the same whatever
+                    // order the events were applied in.
+                    if seq > entry.0 || (seq == entry.0 && id < entry.1) {
                         *entry = (seq, id);
                     }
                     return;
@@ -128,6 +133,17 @@ impl ClientTable {
 
     pub fn keys(&self) -> &IdempotencyStore {
         &self.keys
+    }
+
+    /// Every remembered key with the event that first carried it, in no particular order.
+    pub fn key_entries(&self) -> impl Iterator<Item = (IdempotencyKey, EventId)> + '_ {
+        self.keys.by_key.iter().map(|(k, id)| (*k, *id))
+    }
+
+    /// Every session's high-water mark with the event that carried it, in no particular
+    /// order.
+    pub fn session_entries(&self) -> impl Iterator<Item = (SessionId, SessionSeqNo, EventId)> + '_ {
+        self.sessions.iter().map(|(s, (seq, id))| (*s, *seq, *id))
     }
 
     /// Checks what `record` maintains, for a table read back from a snapshot.
@@ -166,6 +182,30 @@ mod tests {
         assert_eq!(t.already_applied(k(9)), Some(id(4)));
         assert_eq!(t.keys().len(), 2);
         assert!(t.is_well_formed());
+    }
+
+    #[test]
+    fn two_events_of_one_key_or_session_seq_are_remembered_alike_in_either_order() {
+        let other = EventId {
+            origin: NodeId(2),
+            seq: 1,
+        };
+        let key = ClientTag::Key(IdempotencyKey(7));
+        let session = ClientTag::Session {
+            session: SessionId(5),
+            seq: SessionSeqNo(3),
+        };
+        let mut a = ClientTable::default();
+        let mut b = ClientTable::default();
+        for tag in [key, session] {
+            a.record(tag, id(9));
+            a.record(tag, other);
+            b.record(tag, other);
+            b.record(tag, id(9));
+            assert_eq!(a.already_applied(tag), Some(id(9)), "the least id");
+            assert_eq!(b.already_applied(tag), Some(id(9)), "the least id");
+        }
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -39,4 +39,11 @@ impl HiddenSet {
     pub fn for_user(&self, user: EntityId) -> Option<&FxHashMap<EntityId, HideRegister>> {
         self.by_user.get(&user)
     }
+
+    /// Every register as (user, item, register), in no particular order.
+    pub fn registers(&self) -> impl Iterator<Item = (EntityId, EntityId, &HideRegister)> {
+        self.by_user
+            .iter()
+            .flat_map(|(user, items)| items.iter().map(move |(item, r)| (*user, *item, r)))
+    }
 }

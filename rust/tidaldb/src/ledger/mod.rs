@@ -5,6 +5,7 @@
 //! application exactly-once under retries, duplicates, reordering and restarts.
 
 mod clients;
+mod digest;
 mod hidden;
 mod signals;
 mod slots;

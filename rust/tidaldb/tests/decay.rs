@@ -3,7 +3,7 @@
 //! Oracles: the analytical `Σ w·2^(-(t - t_i)/h)` (computed with `f64::powf`, not the
 //! crate's `libm` path), a brute-force window count, and bit equality between replicas
 //! that received the same events in different orders. A failing case prints its minimal
-//! inputs; `PROPTEST_CASES=10000 cargo test -p tidaldb --test decay_props` searches
+//! inputs; `PROPTEST_CASES=10000 cargo test -p tidaldb --test decay` searches
 //! longer (the default is 256 cases per property).
 
 use std::sync::Arc;

@@ -1,4 +1,9 @@
-//! One write call is all or nothing across a crash, however many WAL batches it spans.
+//! Recovery from the log. Here: one write call is all or nothing across a crash, however
+//! many WAL batches it spans. `persistence_model`: random schedules of writes, snapshots
+//! and reopens read like a twin that never stopped. `log_schema`: the log is refused under
+//! another schema. WAL format, torn tails and snapshots are in `wal_recovery.rs`; a writer
+//! killed mid-ingest in `killed_writer.rs`; a write that fails on disk in `io_failure.rs`
+//! (each re-runs its binary as a child, so each has a binary of its own).
 //!
 //! A bulk call of 200,000 events is one commit group of two batches (a batch is sealed
 //! past 8 MiB). The oracle is the set of acknowledged writes: the small writes before
@@ -11,6 +16,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod common;
+#[path = "recovery/log_schema.rs"]
+mod log_schema;
+#[path = "recovery/persistence_model.rs"]
+mod persistence_model;
 use common::{T0, ts};
 use tidaldb::wal::{list_segments, scan_segment};
 use tidaldb::{DecaySpec, EntityId, EntityKind, Schema, ShardId, TidalDb, Timestamp};

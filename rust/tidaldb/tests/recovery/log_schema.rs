@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-mod common;
+use crate::common;
 use common::{T0, ts};
 use tidaldb::{DecaySpec, EntityId, EntityKind, Schema, TidalDb, TidalError};
 

@@ -1,9 +1,9 @@
-//! Found by review: symbolic links at `tenants/{id}/wal` and `tenants/{id}/tenant.json`
-//! were followed, so a tenant's log could be written outside the data directory and its
-//! config read from outside it. Both are now `Corruption` naming the path.
+//! Symbolic links inside a tenant's directory: a link at `tenants/{id}/wal` or
+//! `tenants/{id}/tenant.json` is not followed (the tenant's log would be written, or its
+//! config read, outside the data directory); either is `Corruption` naming the path.
 #![allow(dead_code)]
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

@@ -1,11 +1,16 @@
-//! A runtime replica restarted from its files rejoins as a simulated one does: in the last
-//! term it knew, with the membership it last had (which may differ from its configuration,
-//! once a peer joined or left), as a follower — and a message from an earlier term is
-//! fenced off afterwards.
+//! Failover and terms.
+//!
+//! Here: a runtime replica restarted from its files rejoins as a simulated one does: in the
+//! last term it knew, with the membership it last had (which may differ from its
+//! configuration, once a peer joined or left), as a follower — and a message from an
+//! earlier term is fenced off afterwards. `promotion`: whom the control plane promotes on
+//! the simulator, and pushes refused by a new term.
 
 use std::time::{Duration, Instant};
 
 mod common;
+#[path = "failover/promotion.rs"]
+mod promotion;
 use common::runtime_replica_config;
 
 use tidaldb::node::{ControlCommand, HardState, Message, NodeRole, PeerAddr};

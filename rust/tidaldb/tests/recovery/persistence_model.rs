@@ -4,14 +4,14 @@
 //! scores, windows and hides, compared bit for bit.
 //!
 //! Each schedule comes from a seed. A failure prints it; replay one schedule with
-//! `TIDALDB_SEED=<seed> cargo test -p tidaldb --test persistence_model`, and run more with
+//! `TIDALDB_SEED=<seed> cargo test -p tidaldb --test recovery persistence_model`, and run more with
 //! `TIDALDB_SEEDS=1000`.
 
 use std::time::Duration;
 
 use tidaldb::{DecaySpec, Durability, EntityId, EntityKind, Schema, TidalDb, Window};
 
-mod common;
+use crate::common;
 use common::{SplitMix, T0, ts};
 
 const MINUTE: i64 = 60_000_000_000;
@@ -151,7 +151,7 @@ fn a_restarted_database_answers_exactly_like_one_that_never_stopped() {
         let outcome = std::panic::catch_unwind(|| run(seed));
         if outcome.is_err() {
             panic!(
-                "seed {seed} failed; replay it with TIDALDB_SEED={seed} cargo test -p tidaldb --test persistence_model"
+                "seed {seed} failed; replay it with TIDALDB_SEED={seed} cargo test -p tidaldb --test recovery persistence_model"
             );
         }
     }

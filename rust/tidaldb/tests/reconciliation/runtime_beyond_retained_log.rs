@@ -4,7 +4,7 @@
 //! bit-identical to the analytical oracle, reading the trimmed events back from the WAL
 //! segments the snapshots had to keep.
 
-mod common;
+use crate::common;
 use common::T0;
 
 use std::sync::Arc;

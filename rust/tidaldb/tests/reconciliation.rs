@@ -1,7 +1,16 @@
-//! The sans-IO node driven by hand: term fencing, idempotent application of pushes, and a
-//! reconciliation plan applied twice. No simulator: each message is delivered explicitly.
+//! Reconciliation: replicas exchange what the other lacks and apply it exactly once.
+//!
+//! Here, the sans-IO node driven by hand: term fencing, idempotent application of pushes,
+//! and a reconciliation plan applied twice; no simulator, each message is delivered
+//! explicitly. `beyond_retained_log` (on the simulator) and `runtime_beyond_retained_log`
+//! (on the tokio runtime over real WAL files): catch-up after a partition in which replicas
+//! wrote more than their in-memory log holds.
 
+#[path = "reconciliation/beyond_retained_log.rs"]
+mod beyond_retained_log;
 mod common;
+#[path = "reconciliation/runtime_beyond_retained_log.rs"]
+mod runtime_beyond_retained_log;
 
 use std::sync::Arc;
 use std::time::Duration;

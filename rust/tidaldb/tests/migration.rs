@@ -1,8 +1,17 @@
-//! A migration started with its target chosen for the caller, and run whole: the shard
-//! picked or refused, the states reported after each step in order, and the tenant's
+//! Tenant migration on the simulator.
+//!
+//! Here: a migration started with its target chosen for the caller, and run whole: the
+//! shard picked or refused, the states reported after each step in order, and the tenant's
 //! replica found in the target region afterwards, holding every write made before.
+//! `crashes`: a crash in the middle of every step. `source_and_drain`: what the source and
+//! a drained host must hold before they are let go. Randomized migrations are in
+//! `migration_random.rs`.
 
 mod common;
+#[path = "migration/crashes.rs"]
+mod crashes;
+#[path = "migration/source_and_drain.rs"]
+mod source_and_drain;
 
 use std::time::Duration;
 

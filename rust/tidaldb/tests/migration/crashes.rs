@@ -3,10 +3,10 @@
 //! handle, and the migration completes with every acknowledged write counted exactly
 //! once on the target and nothing left on the source.
 //!
-//! Replay one case: `cargo test -p tidaldb --test migration_crashes -- <name> --nocapture`;
+//! Replay one case: `cargo test -p tidaldb --test migration -- crashes::<name> --nocapture`;
 //! each case's seed is fixed and printed when it fails.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,9 @@
-//! One test for each bug a review of the tenancy work found; each fails without its fix.
+//! What the source and a drained host must still hold: a finalized source takes no writes
+//! and is collected only once the target covers it, finalize and drain wait for writes in
+//! an unsynced tail, a migration stays on its shard, and a dual write retried with its key
+//! counts once.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -40,9 +43,9 @@ fn write(c: &SimulatedCluster, n: usize) -> u64 {
     acked
 }
 
-/// Writes used to fall back to a finalized source while the target was down, and
-/// `gc_source` then collected them with the source. Now nothing is routed to a finalized
-/// source, and `gc_source` waits until the target covers the source.
+/// Nothing is routed to a finalized source, even while the target is down (`gc_source`
+/// would collect such writes with the source), and `gc_source` waits until the target
+/// covers the source.
 #[test]
 fn a_finalized_source_takes_no_writes_and_is_collected_only_once_covered() -> Result<()> {
     let c = cluster(1, 1, SimDurability::Immediate)?;
@@ -69,9 +72,9 @@ fn a_finalized_source_takes_no_writes_and_is_collected_only_once_covered() -> Re
     Ok(())
 }
 
-/// Under periodic sync, finalize compared the target with the source's durable version
-/// vector, which lacks acknowledged writes still in the unsynced tail; the target ended
-/// with none of them. Marks now come from what the source has applied.
+/// Under periodic sync, finalize compares the target with what the source has applied,
+/// not with its durable version vector, which lacks acknowledged writes still in the
+/// unsynced tail: the target must end with those writes too.
 #[test]
 fn finalize_waits_for_writes_still_in_the_sources_unsynced_tail() -> Result<()> {
     for seed in 10..20 {
@@ -92,8 +95,8 @@ fn finalize_waits_for_writes_still_in_the_sources_unsynced_tail() -> Result<()> 
     Ok(())
 }
 
-/// A migration to another shard put the target in another replica group and left the
-/// tenant's reads routed to a replica without its data. It is refused now.
+/// A migration to another shard is refused: it would put the target in another replica
+/// group and leave the tenant's reads routed to a replica without its data.
 #[test]
 fn a_migration_to_another_shard_is_refused() -> Result<()> {
     let c = cluster(3, 2, SimDurability::Immediate)?;
@@ -105,9 +108,9 @@ fn a_migration_to_another_shard_is_refused() -> Result<()> {
     Ok(())
 }
 
-/// Under periodic sync, `drain` used to report lag 0 from the drained host's durable
-/// version vector while its acknowledged, unsynced writes were on no other replica; a
-/// hard crash then lost them. It now waits for what the host has applied.
+/// Under periodic sync, `drain` waits for what the drained host has applied, not for its
+/// durable version vector: its acknowledged, unsynced writes may be on no other replica
+/// yet, and a hard crash would lose them.
 #[test]
 fn drain_waits_for_the_drained_hosts_unsynced_acknowledged_writes() -> Result<()> {
     let c = SimulatedCluster::build(ClusterConfig {

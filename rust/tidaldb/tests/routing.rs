@@ -1,14 +1,17 @@
-//! The client calls behind Python's `tidaldb.Cluster` and `tidaldb.Tenant`
-//! (`sim/client.rs`): scoped routing, bulk writes that are refused whole, scoped reads,
-//! bulk scores, merged tenant queries, lag per region; and `NetworkPartition::is_active`.
+//! Routing of client calls, as Python's `tidaldb.Cluster` and `tidaldb.Tenant` make them:
+//! scoped routing, bulk writes that are refused whole or say what they wrote, scoped
+//! reads, bulk scores, merged tenant queries, lag per region; and
+//! `NetworkPartition::is_active`.
 //!
 //! Oracles are independent of the code under test: an analytical decay sum
 //! `Σ w·2^(-(at - t_i)/h)` over the acknowledged writes, a `ShardRouter` built here for
 //! shard placement, and counts of acknowledged writes. Every cluster has a fixed seed.
 
 mod common;
-#[path = "sim_client/partitions_and_lag.rs"]
+#[path = "routing/partitions_and_lag.rs"]
 mod partitions_and_lag;
+#[path = "routing/quota_refusals.rs"]
+mod quota_refusals;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,21 +1,14 @@
-//! Regressions of the simulator's client calls (`sim/client.rs`), found by a review of
-//! issue 5; each test failed before its fix.
+//! Bulk writes that span shards: a batch refused on a later shard says how many events
+//! the earlier shards took, and a batch whose later part fails admission writes nothing.
 
-mod common;
-
-use std::time::Duration;
-
-use tidaldb::node::{RoutingStrategy, ShardRouter};
-use tidaldb::sim::{ClusterConfig, Scope, SimulatedCluster};
-use tidaldb::tenancy::{TenantConfig, TenantId};
-use tidaldb::{EntityId, NodeId, RegionId, Result, ShardId, TidalError, Timestamp};
+use super::*;
 
 const T: TenantId = TenantId(1);
 
-// BUG 2 (high): `write_batch` submits one request per shard. A quota breach on a later
-// shard left the earlier shards' parts applied while the `QuotaExceeded` said "nothing was
-// written", so a retry counted them twice. Now the error is `PartlyWritten`, which says how
-// many events landed, keeps the quota breach as its cause, and has the cause's kind.
+// `write_batch` submits one request per shard. When a later shard's part breaches a quota,
+// the earlier parts stay applied, and the error must say so: `PartlyWritten` counts the
+// events that landed, keeps the quota breach as its cause, and has the cause's kind, so a
+// retry does not count them twice.
 #[test]
 fn write_batch_refused_by_a_quota_says_what_was_written() -> Result<()> {
     let c = SimulatedCluster::build(ClusterConfig {
@@ -30,7 +23,7 @@ fn write_batch_refused_by_a_quota_says_what_was_written() -> Result<()> {
     let scope = Scope::tenant(T);
     // Entities grouped by the replica that serves them, in the order write_batch submits
     // (its parts are keyed by node id).
-    let mut by_node: std::collections::BTreeMap<NodeId, Vec<EntityId>> = Default::default();
+    let mut by_node: BTreeMap<NodeId, Vec<EntityId>> = Default::default();
     for e in 0..200 {
         let e = EntityId(e);
         by_node
@@ -68,10 +61,9 @@ fn write_batch_refused_by_a_quota_says_what_was_written() -> Result<()> {
     Ok(())
 }
 
-// `write_batch` promised that every weight is checked before anything is written, but
-// checked only finiteness up front: a weight the nodes refuse (|w| > 1e6, -0.0) or a
-// timestamp too far ahead, on an entity of a later shard, was refused by that shard's node
-// after earlier shards' parts were written. Now every op passes admission's checks first.
+// Every op of a batch passes admission's checks before anything is written: a weight the
+// nodes refuse (|w| > 1e6, -0.0) or a timestamp too far ahead, on an entity of a later
+// shard, must not leave the earlier shards' parts written.
 #[test]
 fn write_batch_refused_by_a_later_shard_writes_nothing() -> Result<()> {
     let c = SimulatedCluster::build(ClusterConfig {
@@ -110,7 +102,7 @@ fn write_batch_refused_by_a_later_shard_writes_nothing() -> Result<()> {
 
 /// Every default-tenant replica's version vector (`None` while down): what a refused
 /// write must leave exactly as it was.
-fn default_vvs(c: &SimulatedCluster) -> Vec<Option<tidaldb::VersionVector>> {
+fn default_vvs(c: &SimulatedCluster) -> Vec<Option<VersionVector>> {
     let shards = c.config().shards_per_region;
     (0..3)
         .flat_map(|r| (0..shards).map(move |s| c.version_vector(RegionId(r), ShardId(s)).ok()))

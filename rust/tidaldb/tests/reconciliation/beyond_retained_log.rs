@@ -1,10 +1,10 @@
 //! Catch-up after a partition in which replicas wrote more events than their in-memory
 //! retained log holds: the events that left it are read back from the durable log, every
 //! replica converges bit-identical to the analytical oracle over the acknowledged writes,
-//! and the retained log never passes its bound. This file drives the simulator; the
-//! runtime over real WAL files is in `runtime_catch_up_beyond_retained_log.rs`.
+//! and the retained log never passes its bound. This module drives the simulator;
+//! the runtime over real WAL files is in `runtime_beyond_retained_log.rs`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
