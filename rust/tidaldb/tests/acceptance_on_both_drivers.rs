@@ -44,6 +44,32 @@ fn cross_region_replication<H: Harness>(h: &H) {
     assert_close(s[0], analytical(&times, at), "score after replication");
 }
 
+/// Writes unit views of `item` to `node` under `Replicated(1)`, `i` ms before `t0` for each
+/// `i` of `offsets`, and records their timestamps as acknowledged.
+fn replicated_views<D: tidaldb::cluster::ClusterDriver + Clone>(
+    c: &tidaldb::cluster::Cluster<D>,
+    node: tidaldb::NodeId,
+    item: EntityId,
+    t0: Timestamp,
+    offsets: std::ops::Range<i64>,
+    acked: &mut Vec<Timestamp>,
+) {
+    for i in offsets {
+        let t = plus_ms(t0, -i);
+        c.handle(node)
+            .write_signal(
+                "view",
+                item,
+                1.0,
+                Some(t),
+                WriteConcern::Replicated(1),
+                None,
+            )
+            .expect("a replicated write to the leader");
+        acked.push(t);
+    }
+}
+
 /// Step 2: the leader's host crashes; a new leader takes `Replicated(1)` writes; nothing
 /// acknowledged is lost, and the old leader rejoins as a follower in a later term.
 fn failover_after_a_crash<H: Harness>(h: &H) {
@@ -53,20 +79,7 @@ fn failover_after_a_crash<H: Harness>(h: &H) {
     let old_term = c.with_node(old, |n, _| Ok(n.term())).expect("up");
     let t0 = c.now();
     let mut acked = Vec::new();
-    for i in 0..20 {
-        let t = plus_ms(t0, -i);
-        c.handle(old)
-            .write_signal(
-                "view",
-                item,
-                1.0,
-                Some(t),
-                WriteConcern::Replicated(1),
-                None,
-            )
-            .expect("replicated write");
-        acked.push(t);
-    }
+    replicated_views(c, old, item, t0, 0..20, &mut acked);
     let old_region = c.handle(old).region();
     c.crash(old_region, SHARD, true).expect("crash");
     let promoted = run_until(c, 4 * h.failover_time(), |c| {
@@ -74,20 +87,7 @@ fn failover_after_a_crash<H: Harness>(h: &H) {
     });
     assert!(promoted, "no new leader: {}", c.divergence_report());
     let new = c.leader_of(SHARD).expect("new leader");
-    for i in 20..30 {
-        let t = plus_ms(t0, -i);
-        c.handle(new)
-            .write_signal(
-                "view",
-                item,
-                1.0,
-                Some(t),
-                WriteConcern::Replicated(1),
-                None,
-            )
-            .expect("the new leader takes writes");
-        acked.push(t);
-    }
+    replicated_views(c, new, item, t0, 20..30, &mut acked);
     c.restart(old_region, SHARD).expect("restart");
     c.await_full_convergence(CONVERGE).expect("converges");
     let rejoined = c.handle(old);

@@ -20,18 +20,6 @@ fn schema() -> Schema {
 
 const REGIONS: [RegionId; 3] = [RegionId(0), RegionId(1), RegionId(2)];
 
-fn counts(cluster: &SimulatedCluster, item: EntityId) -> Result<Vec<u64>> {
-    REGIONS
-        .iter()
-        .map(|r| {
-            Ok(cluster
-                .node(*r)?
-                .read_window(item, "view", Window::AllTime)?
-                .count)
-        })
-        .collect()
-}
-
 /// Two active writers, both past `max_retained` during a partition, converge after it.
 #[test]
 fn two_writers_past_the_log_bound_still_converge_after_a_partition() -> Result<()> {
@@ -124,7 +112,10 @@ fn events_cross_a_one_way_partition_through_the_third_region() -> Result<()> {
     }
     // Region 2 cannot hear region 0, but region 1 forwards what 2 lacks.
     cluster.await_full_convergence(Duration::from_secs(5))?;
-    assert_eq!(counts(&cluster, item)?, vec![20, 20, 20]);
+    assert_eq!(
+        common::all_time_counts(&cluster, item, 3)?,
+        vec![20, 20, 20]
+    );
     Ok(())
 }
 

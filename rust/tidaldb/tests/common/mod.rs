@@ -90,3 +90,19 @@ pub fn runtime_replica_config(id: u16) -> NodeConfig {
         ..NodeConfig::default()
     }
 }
+
+/// The all-time count of `item`'s "view" events in each of the first `regions` regions.
+pub fn all_time_counts(
+    cluster: &tidaldb::sim::SimulatedCluster,
+    item: tidaldb::EntityId,
+    regions: u16,
+) -> tidaldb::Result<Vec<u64>> {
+    (0..regions)
+        .map(|r| {
+            Ok(cluster
+                .node(RegionId(r))?
+                .read_window(item, "view", tidaldb::Window::AllTime)?
+                .count)
+        })
+        .collect()
+}
