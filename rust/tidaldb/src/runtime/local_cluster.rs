@@ -61,6 +61,7 @@ struct Slot {
 #[derive(Debug)]
 struct Inner {
     layout: Layout,
+    data_dir: PathBuf,
     durability: Durability,
     net: InProcessTransportFactory,
     control: Mutex<ControlPlane>,
@@ -96,6 +97,7 @@ impl Cluster<LocalDriver> {
         let (runtime, stop) = start_runtime()?;
         let inner = Arc::new(Inner {
             layout,
+            data_dir: config.data_dir.clone(),
             durability: config.durability,
             net: InProcessTransportFactory::new(),
             control: Mutex::new(control),
@@ -108,7 +110,7 @@ impl Cluster<LocalDriver> {
             inner: inner.clone(),
         };
         for cfg in configs {
-            let dir = config.data_dir.join(format!("node-{}", cfg.id.0));
+            let dir = inner.node_dir(cfg.id);
             driver.open_slot(cfg, dir)?;
         }
         inner.runtime.spawn(tick_control(
@@ -196,6 +198,11 @@ async fn tick_control(inner: Weak<Inner>, every: Duration) {
 }
 
 impl Inner {
+    /// Where replica `id` keeps its files.
+    fn node_dir(&self, id: NodeId) -> PathBuf {
+        self.data_dir.join(format!("node-{}", id.0))
+    }
+
     fn observe_queued(&self, control: &mut ControlPlane) {
         let queued = std::mem::take(&mut *lock(&self.reports));
         for (at, report) in queued {
@@ -421,17 +428,7 @@ impl ClusterDriver for LocalDriver {
     }
 
     fn start_node(&self, cfg: NodeConfig) -> Result<()> {
-        let dir = {
-            let slots = lock(&self.inner.slots);
-            match slots.first() {
-                Some(s) => s.dir.with_file_name(format!("node-{}", cfg.id.0)),
-                None => {
-                    return Err(TidalError::Unavailable(
-                        "the cluster has no replicas to place a new one beside".into(),
-                    ));
-                }
-            }
-        };
+        let dir = self.inner.node_dir(cfg.id);
         self.open_slot(cfg, dir)
     }
 
