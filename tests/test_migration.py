@@ -42,3 +42,18 @@ async def test_migration_run_resolves_to_none() -> None:
     t = c.register_tenant(1, regions=["us-east"])
     result = await t.migrate("eu-west").run()  # type: ignore[func-returns-value]
     assert result is None, f"Migration.run() resolved to {result!r}"
+
+
+def test_advance_takes_each_step_in_order_and_an_old_handle_moves_nothing() -> None:
+    c = tidaldb.Cluster(schema(), seed=6)
+    t = c.register_tenant(2, regions=["us-east"])
+    for i in range(30):
+        t.write("view", i, ts=c.now)
+    m = t.migrate("eu-west")
+    reached = [m.advance() for _ in range(5)]
+    assert reached == ["preparing_target", "dual_write", "finalizing", "complete", "complete"]
+    assert t.regions == ["eu-west"]
+    assert t.total_count("view", "eu-west") == 30
+    newer = t.migrate("ap-south")
+    assert m.advance() == "complete"  # the old handle names the finished migration
+    assert newer.state == "idle"  # ... and did not drive the new one

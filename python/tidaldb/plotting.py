@@ -252,21 +252,12 @@ def migration_timeline(
     the migration is, say, in dual write. The result is what :func:`plot_migration` draws.
     ``await migration.run()`` does the same steps in one call, without the record.
     """
-    steps: dict[str, Callable[[], None]] = {
-        "idle": migration.prepare_target,
-        "preparing_target": migration.enter_dual_write,
-        "dual_write": migration.finalize,
-        "finalizing": lambda: migration.gc_source(grace),
-    }
     states: list[tuple[float, str]] = [(cluster.now, migration.state)]
     while (state := migration.state) != "complete":
         if between is not None:
             between(state)
-        steps[state]()
-        if migration.state == state:
-            # Each step moves the record on; one that does not would loop forever here.
-            raise RuntimeError(f"migration step from {state!r} left the migration in {state!r}")
-        states.append((cluster.now, migration.state))
+        reached = migration.advance(grace)
+        states.append((cluster.now, reached))
     return states
 
 

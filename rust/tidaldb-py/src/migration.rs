@@ -142,6 +142,19 @@ impl PyMigration {
         self.step(py, |m| m.gc_source(grace))
     }
 
+    /// Takes the next step, whichever the migration is ready for, and returns the state
+    /// it reached: `prepare_target`, `enter_dual_write`, `finalize`, then
+    /// `gc_source(grace)`. A complete migration stays `"complete"`.
+    #[pyo3(signature = (grace = None), text_signature = "(self, /, grace=0.0)")]
+    fn advance(&self, py: Python<'_>, grace: Option<&Bound<'_, PyAny>>) -> PyResult<&'static str> {
+        let grace = grace_of(py, grace)?;
+        let number = self.number;
+        let state = self
+            .simulation
+            .run(py, |_| self.handle.step(number, grace))?;
+        Ok(state.name())
+    }
+
     /// Runs every remaining step as an awaitable that resolves to None. With
     /// `progress=True` and tqdm installed (`pip install tidaldb[notebook]`), a progress bar
     /// follows the steps. Like every coroutine-returning call, it needs a running event loop.

@@ -110,6 +110,32 @@ impl<D: ClusterDriver> TenantMigration<D> {
         )))
     }
 
+    /// Takes the next step of migration `number` from the state its record is in, and
+    /// returns the state after it: prepare the target, enter dual write, finalize, then
+    /// collect the source after `grace`. A complete migration stays complete.
+    pub fn step(&self, number: u64, grace: Duration) -> Result<MigrationState> {
+        let before = self.state_of(number)?;
+        match before {
+            MigrationState::Idle => self.prepare_target()?,
+            MigrationState::PreparingTarget => self.enter_dual_write()?,
+            MigrationState::DualWrite => self.finalize()?,
+            MigrationState::Finalizing => self.gc_source(grace)?,
+            MigrationState::Complete => return Ok(before),
+        }
+        let after = self.state_of(number)?;
+        // Each step moves the record on; a caller looping over steps relies on it.
+        debug_assert!(after > before, "{before:?} stayed {after:?}");
+        if after <= before {
+            return Err(TidalError::Conflict(format!(
+                "the step from {} left tenant {}'s migration in {}",
+                before.name(),
+                self.tenant(),
+                after.name()
+            )));
+        }
+        Ok(after)
+    }
+
     /// Runs every remaining step of migration `number`, calling `on_step` with the state
     /// after each. A step that fails stops the run; since every step is idempotent, a
     /// later run resumes where the record says.
@@ -119,27 +145,9 @@ impl<D: ClusterDriver> TenantMigration<D> {
         grace: Duration,
         mut on_step: impl FnMut(MigrationState) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        loop {
-            let before = self.state_of(number)?;
-            match before {
-                MigrationState::Idle => self.prepare_target()?,
-                MigrationState::PreparingTarget => self.enter_dual_write()?,
-                MigrationState::DualWrite => self.finalize()?,
-                MigrationState::Finalizing => self.gc_source(grace)?,
-                MigrationState::Complete => return Ok(()),
-            }
-            let after = self.state_of(number)?;
-            // Each step moves the record on; one that did not would loop here forever.
-            debug_assert!(after > before, "{before:?} stayed {after:?}");
-            if after <= before {
-                return Err(E::from(TidalError::Conflict(format!(
-                    "the step from {} left tenant {}'s migration in {}",
-                    before.name(),
-                    self.tenant(),
-                    after.name()
-                ))));
-            }
-            on_step(after)?;
+        while self.state_of(number)? != MigrationState::Complete {
+            on_step(self.step(number, grace)?)?;
         }
+        Ok(())
     }
 }
