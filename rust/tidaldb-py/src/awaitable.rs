@@ -32,18 +32,32 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// Runs `f` with the GIL from a worker thread, unless the interpreter is shutting down
 /// (then `None`, and `f` does not run).
 pub fn with_python<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
-    INSIDE.fetch_add(1, Ordering::SeqCst);
-    let result = if CLOSING.load(Ordering::SeqCst) {
-        None
-    } else {
-        Some(Python::attach(f))
-    };
-    if INSIDE.fetch_sub(1, Ordering::SeqCst) == 1 {
-        let (lock, left) = &LEFT;
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        left.notify_all();
+    let _inside = Inside::enter();
+    if CLOSING.load(Ordering::SeqCst) {
+        return None;
     }
-    result
+    Some(Python::attach(f))
+}
+
+/// One worker through the door; leaving is counted even if the worker panics, or exit
+/// would wait for it in vain.
+struct Inside;
+
+impl Inside {
+    fn enter() -> Inside {
+        INSIDE.fetch_add(1, Ordering::SeqCst);
+        Inside
+    }
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        if INSIDE.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let (lock, left) = &LEFT;
+            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            left.notify_all();
+        }
+    }
 }
 
 /// The `atexit` hook: closes the door to Python for workers, then waits (without the

@@ -213,6 +213,19 @@ fn tenant_migration_with_dual_write_and_gc<H: Harness>(h: &H) {
     write(10);
     migration.finalize().expect("finalize");
     write(10);
+    // The source is about to be collected: a write sent to it by region is refused, not
+    // acknowledged and then deleted with it.
+    let at_source = Scope::tenant(tenant).in_region(Some(REGIONS[0]));
+    let op = tidaldb::node::ClientOp::Signal {
+        signal: c.layout().schema.resolve("view").expect("signal"),
+        entity: item,
+        weight: 1.0,
+        ts: None,
+    };
+    let refused = c
+        .write_scoped(at_source, item, &[op], None)
+        .expect_err("the retiring source takes no writes");
+    assert_eq!(refused.kind(), ErrorKind::Unavailable, "{refused}");
     migration.gc_source(Duration::ZERO).expect("gc");
     write(20);
     let target = Scope::tenant(tenant).in_region(Some(REGIONS[2]));
@@ -416,4 +429,34 @@ async fn a_local_cluster_refuses_blocking_calls_from_async_code() {
         "nothing written"
     );
     tokio::task::block_in_place(|| cluster.shutdown()).expect("shutdown");
+}
+
+/// A clean stop (`crash(.., lose_unsynced: false)`, as an upgrade does) keeps writes the
+/// batched log had not synced yet; a crash that loses the unsynced tail may not.
+#[test]
+fn a_clean_stop_of_a_runtime_replica_keeps_its_unsynced_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = tidaldb::runtime::LocalClusterConfig::new(harness::schema(), dir.path());
+    config.durability = tidaldb::Durability::Batched {
+        max_batch: 1_000_000,
+        max_delay: Duration::from_secs(3600),
+    };
+    let c = tidaldb::runtime::LocalCluster::open(config).expect("opens");
+    let item = EntityId::new(4);
+    let t0 = c.now();
+    // Region 1 is cut off, so the writes live only in region 0's unsynced log.
+    let cut = c.partition_regions(REGIONS[0], REGIONS[1]).expect("cut");
+    let cut2 = c.partition_regions(REGIONS[0], REGIONS[2]).expect("cut");
+    for i in 0..10 {
+        view_in(&c, REGIONS[0], item, plus_ms(t0, -i), WriteConcern::Local).expect("write");
+    }
+    c.crash(REGIONS[0], SHARD, false).expect("clean stop");
+    c.restart(REGIONS[0], SHARD).expect("restart");
+    assert_eq!(
+        c.applied_seqno(REGIONS[0]).expect("up"),
+        10,
+        "every acknowledged write came back from the disk"
+    );
+    drop((cut, cut2));
+    c.shutdown().expect("shutdown");
 }

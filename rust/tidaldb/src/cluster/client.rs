@@ -31,6 +31,7 @@ impl<D: ClusterDriver> Cluster<D> {
         tag: Option<ClientTag>,
     ) -> Result<WriteAck> {
         let node = self.node_serving(scope, entity)?;
+        self.check_takes_writes(node)?;
         let ack = self.driver.submit(node, ops, self.concern_for(node), tag)?;
         if scope.tenant != TenantId::DEFAULT {
             self.await_dual_write(scope.tenant, node, last_event(ack))?;
@@ -92,6 +93,7 @@ impl<D: ClusterDriver> Cluster<D> {
                     None => {
                         let n = replica_for_shard(layout, v, scope, shard)?;
                         v.node(n)?;
+                        refuse_if_retiring(v, n)?;
                         node_of_shard.insert(shard, n);
                         n
                     }
@@ -134,6 +136,12 @@ impl<D: ClusterDriver> Cluster<D> {
             }
         }
         Ok(written)
+    }
+
+    /// `Unavailable` for a replica a finalized migration is about to collect: a write
+    /// it took would be deleted with it.
+    fn check_takes_writes(&self, node: NodeId) -> Result<()> {
+        self.driver.view(|v| refuse_if_retiring(v, node))
     }
 
     /// The write concern for a write that `node` takes: the cluster's, or its group
@@ -297,6 +305,17 @@ impl<D: ClusterDriver> Cluster<D> {
             Ok(lag.into_iter().collect())
         })
     }
+}
+
+fn refuse_if_retiring(v: &dyn super::ClusterView, node: NodeId) -> Result<()> {
+    if !v.control().is_retiring(node) {
+        return Ok(());
+    }
+    let region = v.control().replica(node).map_or(0, |r| r.region.0);
+    Err(TidalError::Unavailable(format!(
+        "the replica in region {region} is being collected after its tenant's migration \
+         was finalized; write without a region, or to the migration's target"
+    )))
 }
 
 /// The last event a write's acknowledgement covers.

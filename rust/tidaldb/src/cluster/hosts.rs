@@ -118,6 +118,7 @@ impl<D: ClusterDriver> Cluster<D> {
     /// Crashes the host of `shard` in `region`: every tenant's replica on it. Returns the
     /// events their storage lost.
     pub fn crash(&self, region: RegionId, shard: ShardId, lose_unsynced: bool) -> Result<usize> {
+        let _membership = self.membership_change();
         let id = self.node_id(region, shard)?;
         let mut lost = self.driver.crash_node(id, lose_unsynced)?;
         for other in self.driver.view(|v| replicas_on(v, region, shard)) {
@@ -131,6 +132,7 @@ impl<D: ClusterDriver> Cluster<D> {
     /// Restarts the host of `shard` in `region`: every tenant's replica on it. Each
     /// rejoins from its storage, then learns the membership changes it missed.
     pub fn restart(&self, region: RegionId, shard: ShardId) -> Result<()> {
+        let _membership = self.membership_change();
         let id = self.node_id(region, shard)?;
         self.restart_replica(id)?;
         for other in self.driver.view(|v| replicas_on(v, region, shard)) {

@@ -133,6 +133,7 @@ impl<D: ClusterDriver> TenantMigration<D> {
     }
 
     fn create_target(&self, m: &MigrationRecord) -> Result<NodeId> {
+        let _membership = self.cluster.membership_change();
         let driver = &self.cluster.driver;
         let (config, group) = driver.view(|v| {
             let config = v.control().router().config(self.tenant)?.clone();
@@ -144,6 +145,17 @@ impl<D: ClusterDriver> TenantMigration<D> {
                 .collect();
             Ok::<_, TidalError>((config, group))
         })?;
+        // A replica already on the target host is this migration's, started by an attempt
+        // that stopped before the record named it: adopt it rather than start another.
+        let started = driver.view(|v| {
+            v.control()
+                .replica_on(self.tenant, m.target)
+                .map(|r| r.node)
+        });
+        if let Some(id) = started {
+            self.advance(MigrationState::PreparingTarget, Some(id))?;
+            return Ok(id);
+        }
         let id = driver.next_node_ids(1)?;
         self.cluster.start_replica(
             &config,
@@ -220,18 +232,18 @@ impl<D: ClusterDriver> TenantMigration<D> {
         self.advance(MigrationState::Finalizing, None)
     }
 
-    /// Waits until the target holds durably everything the source has applied.
+    /// Waits until the target holds durably everything the source had applied when the
+    /// call began. That is enough: a write the source acknowledged since was a dual write,
+    /// acknowledged only once the target held it too, and from `Finalizing` on the source
+    /// takes no writes at all. (A mark that moved with the source would never be reached
+    /// under a steady load.)
     fn await_target_covers_source(&self, source: NodeId, target: NodeId, step: &str) -> Result<()> {
-        self.cluster.driver.view(|v| applied_of(v, source))?;
+        let mark = self.cluster.driver.view(|v| applied_of(v, source))?;
         self.cluster
             .driver
-            .wait_until(
-                self.step_timeout,
-                &mut |v| match (v.node(source), v.node(target)) {
-                    (Ok(s), Ok(t)) => t.durable().dominates(s.ledger().version_vector()),
-                    _ => false,
-                },
-            )
+            .wait_until(self.step_timeout, &mut |v| {
+                v.node(target).is_ok_and(|t| t.durable().dominates(&mark))
+            })
             .map_err(|e| self.stalled(step, e))
     }
 
@@ -267,13 +279,16 @@ impl<D: ClusterDriver> TenantMigration<D> {
         if let Some(source) = source {
             let target = target_of(&m)?;
             self.await_target_covers_source(source, target, "gc_source")?;
-            driver.retire_node(source);
+            let _membership = self.cluster.membership_change();
+            // Out of the control plane first: a retry after a crash from here on finds
+            // no source to wait for, and goes on to collect.
+            driver.apply_command(Command::RemoveReplica(source))?;
             let members: Vec<NodeId> =
                 driver.view(|v| v.control().replicas().map(|r| r.node).collect());
             for n in members {
                 driver.input(n, Input::Control(ControlCommand::RemovePeer(source)));
             }
-            driver.apply_command(Command::RemoveReplica(source))?;
+            driver.retire_node(source);
         }
         self.advance(MigrationState::Complete, None)
     }

@@ -46,17 +46,33 @@ pub use routing::{Scope, check_region};
 pub use upgrade::RollingUpgradeCoordinator;
 pub use write_concern::WriteConcernChoice;
 
+use std::sync::{Arc, Mutex, MutexGuard};
+
 use crate::schema::{EntityId, RegionId, ShardId};
 
 /// The cluster layer over one driver. Clones share the driver's cluster.
 #[derive(Clone, Debug)]
 pub struct Cluster<D> {
     pub(crate) driver: D,
+    /// Held by operations that change which replicas exist (registering a tenant, a
+    /// migration's target and collection, crashing and restarting hosts): each takes
+    /// several driver calls, and two interleaved could hand out the same node id or
+    /// restart a replica twice.
+    membership: Arc<Mutex<()>>,
 }
 
 impl<D: ClusterDriver> Cluster<D> {
     pub fn from_driver(driver: D) -> Self {
-        Cluster { driver }
+        Cluster {
+            driver,
+            membership: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// Serializes operations that add, remove, crash or restart replicas.
+    pub(crate) fn membership_change(&self) -> MutexGuard<'_, ()> {
+        // The guarded data is `()`: a panic under the lock leaves nothing inconsistent.
+        self.membership.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn driver(&self) -> &D {

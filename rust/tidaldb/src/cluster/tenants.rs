@@ -24,7 +24,9 @@ fn host_is_up(v: &dyn ClusterView, host: ShardAssignment) -> bool {
 
 impl<D: ClusterDriver> Cluster<D> {
     /// Registers a tenant and starts its replicas. Refused, with nothing placed, when a
-    /// host of its placement is down.
+    /// host of its placement is down at the call. (A replica that fails to start after
+    /// the registration leaves the tenant registered without it: the registration is
+    /// not undone, since the control plane has no command to unregister a tenant.)
     pub fn register_tenant(&self, config: TenantConfig) -> Result<()> {
         if config.tenant_id == TenantId::DEFAULT {
             return Err(TidalError::Conflict(
@@ -32,6 +34,7 @@ impl<D: ClusterDriver> Cluster<D> {
             ));
         }
         let tenant = config.tenant_id;
+        let _membership = self.membership_change();
         // Place it on a copy of the router first: every host must be up before anything
         // is registered, so a refusal leaves no half-placed tenant behind.
         let placement = self.driver.view(|v| {

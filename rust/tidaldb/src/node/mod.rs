@@ -162,17 +162,16 @@ impl Node {
     /// follower: the control plane decides whether it leads again. Its in-memory log
     /// died with it; what peers lack is read back from its durable log, and
     /// reconciliation with every peer starts on the first tick.
-    fn rejoin(&mut self, state: HardState) {
-        self.term = self.term.max(state.term);
+    fn rejoin(&mut self, state: Option<HardState>) {
         if self.role == NodeRole::Leader {
             self.role = NodeRole::Follower;
         }
-        if state != HardState::default() {
-            self.cfg.peers.clear();
-            self.peers.clear();
-            for p in state.peers {
-                self.add_peer(p);
-            }
+        let Some(state) = state else { return };
+        self.term = self.term.max(state.term);
+        self.cfg.peers.clear();
+        self.peers.clear();
+        for p in state.peers {
+            self.add_peer(p);
         }
     }
 

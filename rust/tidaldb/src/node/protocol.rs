@@ -61,9 +61,10 @@ pub enum Input<'a> {
     /// partition heals.
     Reconcile,
     Control(ControlCommand),
-    /// The node was restarted from its files: this is the hard state it last persisted.
-    /// It comes back as a follower in its old term and reconciles with every peer.
-    Rejoin(HardState),
+    /// The node was restarted from its files: this is the hard state it last persisted,
+    /// `None` if it never stored one (its configured membership then stands). It comes
+    /// back as a follower in its old term and reconciles with every peer.
+    Rejoin(Option<HardState>),
     /// The client stopped waiting for this replicated write (it timed out). The write stays
     /// applied and keeps replicating; only the pending reply is dropped.
     Cancel(RequestId),

@@ -73,7 +73,7 @@ impl TidalDb {
         if restarting && network.is_some() {
             // As a restarted simulated replica does: a follower in its last term, with
             // its last membership.
-            let state = log.hard_state.clone().unwrap_or_default();
+            let state = log.hard_state.clone();
             let mut out = Outputs::default();
             node.handle(Timestamp::now(), Input::Rejoin(state), &mut out);
         }

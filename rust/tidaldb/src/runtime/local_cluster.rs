@@ -8,6 +8,7 @@
 //! differ.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -72,6 +73,8 @@ struct Inner {
     slots: Mutex<Vec<Slot>>,
     runtime: tokio::runtime::Handle,
     stop: Mutex<Option<oneshot::Sender<()>>>,
+    /// Set by `shutdown`: the runtime is gone, so no replica may open or write again.
+    closed: AtomicBool,
 }
 
 /// The runtime as a [`ClusterDriver`].
@@ -105,6 +108,7 @@ impl Cluster<LocalDriver> {
             slots: Mutex::new(Vec::new()),
             runtime,
             stop: Mutex::new(Some(stop)),
+            closed: AtomicBool::new(false),
         });
         let driver = LocalDriver {
             inner: inner.clone(),
@@ -210,6 +214,15 @@ impl Inner {
         }
     }
 
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(TidalError::Unavailable(
+                "the local cluster was shut down; open a new one".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn db(&self, node: NodeId) -> Option<TidalDb> {
         lock(&self.slots)
             .get(usize::from(node.0))
@@ -225,6 +238,7 @@ impl Inner {
     }
 
     fn shutdown(&self) -> Result<()> {
+        self.closed.store(true, Ordering::SeqCst);
         let dbs: Vec<TidalDb> = lock(&self.slots)
             .iter_mut()
             .filter_map(|s| s.db.take())
@@ -256,6 +270,7 @@ impl LocalDriver {
     /// Opens (or reopens) a replica in `dir`, connected to the network and the control
     /// plane, and puts it in its slot.
     fn open_slot(&self, cfg: NodeConfig, dir: PathBuf) -> Result<()> {
+        self.inner.check_open()?;
         let db = self.open_db(&cfg, &dir)?;
         let mut slots = lock(&self.inner.slots);
         let index = usize::from(cfg.id.0);
@@ -373,6 +388,7 @@ impl ClusterDriver for LocalDriver {
         concern: WriteConcern,
         tag: Option<ClientTag>,
     ) -> Result<WriteAck> {
+        self.inner.check_open()?;
         let db = self.inner.db(node).ok_or_else(|| {
             TidalError::Unavailable(format!(
                 "node {} is down; restart it or write to another replica",
@@ -452,14 +468,19 @@ impl ClusterDriver for LocalDriver {
         }
     }
 
-    fn crash_node(&self, node: NodeId, _lose_unsynced: bool) -> Result<usize> {
-        // A process crash loses what the log had not committed whatever the machine does
-        // next; losing the page cache too is the simulator's to model.
+    fn crash_node(&self, node: NodeId, lose_unsynced: bool) -> Result<usize> {
         let db = lock(&self.inner.slots)
             .get_mut(usize::from(node.0))
             .and_then(|s| s.db.take())
             .ok_or_else(|| TidalError::Unavailable(format!("node {} is already down", node.0)))?;
-        db.halt()
+        if lose_unsynced {
+            // A process crash: what the log had not committed is gone.
+            db.halt()
+        } else {
+            // The process stopped but its writes reached the disk (a clean stop, as for
+            // an upgrade): everything applied survives.
+            db.close().map(|()| 0)
+        }
     }
 
     fn restart_node(&self, node: NodeId) -> Result<()> {

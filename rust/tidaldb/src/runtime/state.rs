@@ -241,6 +241,10 @@ impl State {
         // Before anything is sent: a message in a new term must not outlive a crash that
         // forgets the term.
         let stored = self.store_hard_state(&mut out);
+        if stored.is_err() {
+            // Nothing may leave in a term a restart would not remember.
+            out.messages.clear();
+        }
         let persisted = stored.and_then(|()| self.persist(&out));
         if let Some(net) = &self.net {
             for (to, msg) in out.messages.drain(..) {

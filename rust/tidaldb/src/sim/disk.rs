@@ -25,7 +25,7 @@ const SEGMENT_BYTES: u64 = 4 << 20;
 pub(crate) struct Recovered {
     pub ledger: Ledger,
     pub clock: HlcTimestamp,
-    pub hard_state: HardState,
+    pub hard_state: Option<HardState>,
 }
 
 #[derive(Debug)]
@@ -84,12 +84,16 @@ impl SimDisk {
                 ledger.apply_batch(events)
             })?;
         let hard_state = match read_hard_state(&self.fs, &dir())? {
-            Some(bytes) => postcard::from_bytes(&bytes).map_err(|e| TidalError::Corruption {
-                path: dir().join("HARDSTATE"),
-                offset: 0,
-                detail: format!("the hard state does not decode: {e}"),
-            })?,
-            None => HardState::default(),
+            Some(bytes) => {
+                Some(
+                    postcard::from_bytes(&bytes).map_err(|e| TidalError::Corruption {
+                        path: dir().join("HARDSTATE"),
+                        offset: 0,
+                        detail: format!("the hard state does not decode: {e}"),
+                    })?,
+                )
+            }
+            None => None,
         };
         self.wal = Some(wal);
         self.failed = None;

@@ -116,7 +116,8 @@ impl Sim {
         disk.install_snapshot(&ledger, clock, None)?;
         disk.store_hard_state(&hard_state)?;
         let now = self.now;
-        self.control.apply(now, Command::RemoveReplica(id))?;
+        // The new replica is added before the old is removed: if the control plane
+        // refuses it, nothing has changed.
         self.control.apply(
             now,
             Command::AddReplica {
@@ -124,6 +125,7 @@ impl Sim {
                 lead: false,
             },
         )?;
+        self.control.apply(now, Command::RemoveReplica(id))?;
         self.retire(id);
         self.nodes.push(SimNode::recovered(
             cfg.clone(),
@@ -139,7 +141,7 @@ impl Sim {
             );
         }
         self.stats.replicas_rebuilt += 1;
-        self.drive(new_id, Input::Rejoin(hard_state));
+        self.drive(new_id, Input::Rejoin(Some(hard_state)));
         tracing::info!(
             old = id.0,
             node = new_id.0,
