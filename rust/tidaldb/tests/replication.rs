@@ -8,14 +8,10 @@ mod common;
 use std::time::Duration;
 
 use tidaldb::sim::{ClusterConfig, SimDurability, SimulatedCluster};
-use tidaldb::{EntityId, RegionId, Result, Schema, ShardId, Window};
+use tidaldb::{EntityId, RegionId, Result, Schema, ShardId};
 
 fn schema() -> Schema {
-    common::view_signal(Duration::from_secs(24 * 3600))
-        .windows(&[Window::OneHour])
-        .add()
-        .build()
-        .expect("valid schema")
+    common::daily_view_schema()
 }
 
 const REGIONS: [RegionId; 3] = [RegionId(0), RegionId(1), RegionId(2)];

@@ -9,24 +9,13 @@ use std::time::Duration;
 use tidaldb::event::{ClientTag, IdempotencyKey, SessionId, SessionSeqNo};
 use tidaldb::node::{WriteAck, WriteConcern};
 use tidaldb::sim::{ClusterConfig, ShardCrash, SimDurability, SimulatedCluster};
-use tidaldb::{EntityId, RegionId, Result, Schema, ShardId, TidalError, Window};
+use tidaldb::{EntityId, RegionId, Result, Schema, ShardId, TidalError};
 
 fn schema() -> Schema {
-    common::view_signal(Duration::from_secs(24 * 3600))
-        .windows(&[Window::OneHour])
-        .add()
-        .build()
-        .expect("valid schema")
+    common::daily_view_schema()
 }
 
 const REGIONS: [RegionId; 3] = [RegionId(0), RegionId(1), RegionId(2)];
-
-fn count(cluster: &SimulatedCluster, r: RegionId, item: EntityId) -> Result<u64> {
-    Ok(cluster
-        .node(r)?
-        .read_window(item, "view", Window::AllTime)?
-        .count)
-}
 
 #[test]
 fn an_idempotency_key_sent_three_times_across_a_failover_counts_once() -> Result<()> {
@@ -148,7 +137,7 @@ fn a_replicated_retry_is_acknowledged_only_once_the_original_is_replicated() -> 
     cluster.await_full_convergence(Duration::from_secs(5))?;
     let counts: Vec<u64> = [0, 1, 2]
         .iter()
-        .map(|r| count(&cluster, RegionId(*r), item))
+        .map(|r| common::all_time_count(&cluster, RegionId(*r), item))
         .collect::<Result<_>>()?;
     assert_eq!(
         counts,

@@ -106,3 +106,25 @@ pub fn all_time_counts(
         })
         .collect()
 }
+
+/// One "view" signal with a one-day half-life and a one-hour window: the schema of the
+/// replication, retry and failover suites.
+pub fn daily_view_schema() -> Schema {
+    view_signal(Duration::from_secs(24 * 3600))
+        .windows(&[tidaldb::Window::OneHour])
+        .add()
+        .build()
+        .expect("valid schema")
+}
+
+/// The all-time count of `item`'s "view" events on the replica in region `r`.
+pub fn all_time_count(
+    cluster: &tidaldb::sim::SimulatedCluster,
+    r: RegionId,
+    item: tidaldb::EntityId,
+) -> tidaldb::Result<u64> {
+    Ok(cluster
+        .node(r)?
+        .read_window(item, "view", tidaldb::Window::AllTime)?
+        .count)
+}

@@ -5,21 +5,10 @@ use std::time::Duration;
 
 use crate::common;
 use tidaldb::sim::{ClusterConfig, SimulatedCluster};
-use tidaldb::{EntityId, RegionId, Result, Schema, ShardId, Window};
+use tidaldb::{EntityId, RegionId, Result, Schema, ShardId};
 
 fn schema() -> Schema {
-    common::view_signal(Duration::from_secs(24 * 3600))
-        .windows(&[Window::OneHour])
-        .add()
-        .build()
-        .expect("valid schema")
-}
-
-fn count(cluster: &SimulatedCluster, r: RegionId, item: EntityId) -> Result<u64> {
-    Ok(cluster
-        .node(r)?
-        .read_window(item, "view", Window::AllTime)?
-        .count)
+    common::daily_view_schema()
 }
 
 /// A replica that went down after the leader must not be promoted: a candidate needs a
@@ -87,7 +76,7 @@ fn pushes_refused_by_a_new_term_are_resent_without_waiting_for_repair() -> Resul
     );
     for r in [RegionId(1), RegionId(2)] {
         let total: u64 = (0..50)
-            .map(|e| count(&cluster, r, EntityId(e)).unwrap_or(0))
+            .map(|e| common::all_time_count(&cluster, r, EntityId(e)).unwrap_or(0))
             .sum();
         assert_eq!(
             total, 500,
