@@ -55,10 +55,19 @@ pub fn hourly_view_schema() -> Schema {
 /// The analytical score `Σ 2^(-(at - t_i)/h)` of unit-weight events written at `times`:
 /// the oracle the replicated suites compare every read with.
 pub fn unit_decay_sum(times: &[Timestamp], at: Timestamp, half_life: Duration) -> f64 {
+    decay_sum(times.iter().map(|t| (*t, 1.0)), at, half_life)
+}
+
+/// The analytical score `Σ w·2^(-(at - t)/h)` of events `(t, w)`.
+pub fn decay_sum(
+    events: impl IntoIterator<Item = (Timestamp, f64)>,
+    at: Timestamp,
+    half_life: Duration,
+) -> f64 {
     let h = half_life.as_nanos() as f64;
-    times
-        .iter()
-        .map(|t| (-((at.as_nanos() - t.as_nanos()) as f64) / h).exp2())
+    events
+        .into_iter()
+        .map(|(t, w)| w * (-((at.as_nanos() - t.as_nanos()) as f64) / h).exp2())
         .sum()
 }
 

@@ -163,12 +163,8 @@ fn two_writers_past_the_retained_bound_and_a_silent_region_converge_after_a_part
             "item {}: {scores:?}",
             item.0
         );
-        let h = HALF_LIFE.as_nanos() as f64;
-        let oracle: f64 = acked
-            .iter()
-            .filter(|w| w.item == item)
-            .map(|w| w.weight * (-((at.as_nanos() - w.at.as_nanos()) as f64) / h).exp2())
-            .sum();
+        let mine = acked.iter().filter(|w| w.item == item);
+        let oracle = common::decay_sum(mine.map(|w| (w.at, w.weight)), at, HALF_LIFE);
         common::assert_close(scores[0], oracle, &format!("item {}", item.0));
     }
     Ok(())

@@ -139,12 +139,8 @@ async fn two_writers_past_the_retained_bound_converge_from_their_wals_after_a_pa
             "item {}: {scores:?}",
             item.0
         );
-        let h = HALF_LIFE.as_nanos() as f64;
-        let oracle: f64 = acked
-            .iter()
-            .filter(|w| w.0 == item)
-            .map(|w| w.2 * (-((at.as_nanos() - w.1.as_nanos()) as f64) / h).exp2())
-            .sum();
+        let mine = acked.iter().filter(|w| w.0 == item);
+        let oracle = common::decay_sum(mine.map(|w| (w.1, w.2)), at, HALF_LIFE);
         common::assert_close(scores[0], oracle, &format!("item {}", item.0));
     }
     for db in &dbs {
