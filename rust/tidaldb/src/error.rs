@@ -16,7 +16,7 @@ pub type Result<T, E = TidalError> = std::result::Result<T, E>;
 
 /// Broad class of an error. The Python bindings map each class to one exception type, so
 /// a new variant only has to say which class it belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum ErrorKind {
     /// The schema is invalid, or does not match the data on disk.
     Schema,
@@ -171,6 +171,15 @@ pub enum TidalError {
         detail: String,
     },
 
+    /// An error a server returned to a client over the network: its class, and the
+    /// server's message, which names what to do.
+    #[error("{message} (from {server})")]
+    Remote {
+        kind: ErrorKind,
+        server: String,
+        message: String,
+    },
+
     #[error("I/O error while {context}: {source}")]
     Io {
         context: String,
@@ -242,6 +251,7 @@ impl TidalError {
             InvalidTenantConfig { .. } => ErrorKind::InvalidArgument,
             Conflict(_) => ErrorKind::Conflict,
             PartlyWritten { cause, .. } => cause.kind(),
+            Remote { kind, .. } => *kind,
         }
     }
 

@@ -103,7 +103,8 @@ impl LogRead {
 
 /// A message between replicas. Every message carries the sender's term; one from an
 /// earlier term than the receiver's is fenced off (answered with [`Message::Fenced`]).
-#[derive(Clone, Debug, PartialEq)]
+/// Between processes it travels postcard-encoded (see `runtime::net`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Message {
     /// Events the receiver lacks, as a BatchHeader-v2 frame (see `wal::encode_frame`).
     Push {

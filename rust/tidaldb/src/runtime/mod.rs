@@ -7,6 +7,7 @@ mod driver;
 mod hard_state;
 mod layout;
 mod local_cluster;
+pub mod net;
 mod replica;
 mod state;
 mod tenants;

@@ -3,14 +3,15 @@
 //! `send` is fire-and-forget and may drop anything.
 //!
 //! [`InProcessTransportFactory`] wires replicas in one process over channels, with injected
-//! partitions for tests; a TCP transport will implement the same trait.
+//! partitions for tests; [`PeerNetwork`](super::net::PeerNetwork) carries the same
+//! messages between processes over TCP.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender, error::TryRecvError};
+use tokio::sync::mpsc::{self, Receiver, UnboundedReceiver, UnboundedSender, error::TryRecvError};
 
 use crate::node::Message;
 use crate::schema::NodeId;
@@ -32,25 +33,47 @@ pub trait Transport: Send + Sync {
 /// owns it once the database is open.
 #[derive(Debug)]
 pub struct Inbox {
-    rx: UnboundedReceiver<(NodeId, Message)>,
+    rx: InboxRx,
+}
+
+/// In-process links queue without bound (the sender is in this process and drops nothing);
+/// a network link reads into a bounded queue, so a slow replica pushes back on the socket.
+#[derive(Debug)]
+enum InboxRx {
+    Unbounded(UnboundedReceiver<(NodeId, Message)>),
+    Bounded(Receiver<(NodeId, Message)>),
 }
 
 impl Inbox {
     /// Wraps the receiving end of a channel that some transport feeds.
     pub fn from_receiver(rx: UnboundedReceiver<(NodeId, Message)>) -> Inbox {
-        Inbox { rx }
+        Inbox {
+            rx: InboxRx::Unbounded(rx),
+        }
+    }
+
+    /// Wraps a bounded channel: senders wait while the replica catches up.
+    pub fn from_bounded(rx: Receiver<(NodeId, Message)>) -> Inbox {
+        Inbox {
+            rx: InboxRx::Bounded(rx),
+        }
     }
 
     /// The next message; `None` once every sender is gone.
     pub async fn recv(&mut self) -> Option<(NodeId, Message)> {
-        self.rx.recv().await
+        match &mut self.rx {
+            InboxRx::Unbounded(rx) => rx.recv().await,
+            InboxRx::Bounded(rx) => rx.recv().await,
+        }
     }
 
     /// A message already queued, without waiting. `Err(true)` means the inbox is closed.
     pub(crate) fn try_recv(&mut self) -> Result<(NodeId, Message), bool> {
-        self.rx
-            .try_recv()
-            .map_err(|e| e == TryRecvError::Disconnected)
+        let got = match &mut self.rx {
+            InboxRx::Unbounded(rx) => rx.try_recv(),
+            InboxRx::Bounded(rx) => rx.try_recv(),
+        };
+        got.map_err(|e| e == TryRecvError::Disconnected)
     }
 }
 
