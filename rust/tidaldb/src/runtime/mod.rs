@@ -4,6 +4,7 @@
 mod builder;
 mod db;
 mod driver;
+mod group_view;
 mod hard_state;
 mod layout;
 mod local_cluster;

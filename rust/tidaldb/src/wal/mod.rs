@@ -12,6 +12,7 @@ mod segment;
 pub mod snapshot;
 mod snapshot_v1;
 pub mod storage;
+mod sync_stats;
 
 pub use codec::{Reader, decode_event, encode_event};
 pub use frame::{decode_frame, encode_frame};
@@ -21,6 +22,7 @@ pub use links::{refuse_link, refuse_links_in_log_dir};
 pub use recovery::RecoveryReport;
 pub use segment::{list_segments, scan_segment, segment_name, sync_dir, sync_dir_on};
 pub use storage::{Entry, RealFs, SharedStorage, Storage, StorageFile};
+pub use sync_stats::{FSYNC_BUCKETS, FsyncReading, fsync_latency};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

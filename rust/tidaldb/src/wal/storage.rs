@@ -79,7 +79,10 @@ impl StorageFile for RealFile {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.0.sync_data()
+        let started = std::time::Instant::now();
+        let synced = self.0.sync_data();
+        super::sync_stats::record_fsync(started.elapsed());
+        synced
     }
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {

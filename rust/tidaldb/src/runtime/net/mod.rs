@@ -2,9 +2,16 @@
 //! both. See `frame` for the bytes on the wire.
 
 mod backoff;
+mod client;
 pub mod frame;
 mod peers;
+pub mod proto;
+mod server;
+mod service;
 mod tls;
 
+pub use client::{Answered, Client, ClientOptions, Written};
 pub use peers::{DEFAULT_QUEUE_LEN, LinkReading, PeerAddress, PeerNetConfig, PeerNetwork};
+pub use server::{PeerSpec, Server, ServerSpec, replica_dir};
+pub use service::{ClientService, ServiceStats};
 pub use tls::{Security, Stream, TlsFiles};

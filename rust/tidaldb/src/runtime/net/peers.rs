@@ -246,7 +246,7 @@ async fn dial_forever(
     stats: Arc<LinkStats>,
 ) {
     let mut stop = inner.stop.subscribe();
-    let mut backoff = Backoff::new(u64::from(inner.node.0) << 32 | u64::from(peer.node.0));
+    let mut backoff = Backoff::new((u64::from(inner.node.0) << 32) | u64::from(peer.node.0));
     let mut failures = 0u32;
     loop {
         if *stop.borrow() {

@@ -1,0 +1,452 @@
+//! The Rust client: talks to any node of a cluster over the client protocol, and fails over
+//! to the next address when the node it uses stops answering.
+//!
+//! Every write carries an idempotency key (the caller's, or one the client draws), and a
+//! write retried on another node after a failover carries the same key. A node that
+//! already holds the original (it had replicated there) recognises the retry and applies
+//! nothing; see `ledger::clients` for the bound on what a node remembers.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpStream;
+
+use super::frame::{self, CLIENT_MAX_FRAME_BYTES, Conn, Dialer, Hello, Welcome};
+use super::peers::host_of;
+use super::proto::{Answer, Concern, Op, PeerLag, Ranked, Reply, Request, Served};
+use super::tls::{Security, Stream};
+use crate::error::{ErrorKind, Result, TidalError};
+use crate::event::{EventId, TenantId};
+use crate::schema::NodeId;
+
+/// How a client reaches a cluster.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    pub cluster_id: String,
+    pub security: Security,
+    /// How long one request may take before the node counts as not answering.
+    pub timeout: Duration,
+}
+
+impl ClientOptions {
+    pub fn new(cluster_id: impl Into<String>, security: Security) -> ClientOptions {
+        ClientOptions {
+            cluster_id: cluster_id.into(),
+            security,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a write did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    pub count: u64,
+    /// The first event written; for a recognised retry, the original's.
+    pub first: Option<EventId>,
+    /// True when the node recognised the write as a retry and wrote nothing.
+    pub duplicate: bool,
+    pub served: NodeId,
+}
+
+/// An answer and the node that gave it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answered<T> {
+    pub value: T,
+    pub served: Served,
+}
+
+/// A blocking connection to a cluster. It keeps one connection, to the first address that
+/// answers, and moves to the next when that one fails.
+pub struct Client {
+    runtime: tokio::runtime::Runtime,
+    addrs: Vec<String>,
+    current: usize,
+    conn: Option<(Conn<Stream>, NodeId)>,
+    options: ClientOptions,
+    next_id: u64,
+    key_state: u64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("addrs", &self.addrs)
+            .field("connected_to", &self.conn.as_ref().map(|(_, n)| *n))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects to the first of `addrs` (each `host:port`, a node's client port) that
+    /// answers.
+    pub fn connect<S: AsRef<str>>(addrs: &[S], options: ClientOptions) -> Result<Client> {
+        if addrs.is_empty() {
+            return Err(TidalError::InvalidArgument {
+                name: "addrs",
+                reason: "give at least one node's client address, as \"host:port\"".into(),
+            });
+        }
+        refuse_inside_async()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(TidalError::io("starting the client's runtime"))?;
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()) << 32;
+        let mut client = Client {
+            runtime,
+            addrs: addrs.iter().map(|a| a.as_ref().to_owned()).collect(),
+            current: 0,
+            conn: None,
+            options,
+            next_id: 1,
+            key_state: seed,
+        };
+        client.ensure_connected()?;
+        Ok(client)
+    }
+
+    /// The node this client is talking to now, if connected.
+    pub fn node(&self) -> Option<NodeId> {
+        self.conn.as_ref().map(|(_, n)| *n)
+    }
+
+    /// Sends `op` for `tenant` and waits for the answer. When the node does not answer,
+    /// the request goes to the next address, until each has been tried once.
+    pub fn call(&mut self, tenant: TenantId, op: Op) -> Result<Answered<Answer>> {
+        refuse_inside_async()?;
+        let mut last_failure = None;
+        for _ in 0..self.addrs.len() {
+            if let Err(e) = self.ensure_connected() {
+                last_failure = Some(e);
+                continue;
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            let request = Request {
+                id,
+                tenant,
+                op: op.clone(),
+            };
+            match self.exchange(&request) {
+                Ok(reply) => return self.unpack(reply),
+                Err(e) => {
+                    tracing::warn!(addr = %self.addrs[self.current], error = %e, "node stopped answering; failing over");
+                    self.conn = None;
+                    self.current = (self.current + 1) % self.addrs.len();
+                    last_failure = Some(e);
+                }
+            }
+        }
+        Err(last_failure.unwrap_or_else(|| TidalError::Unavailable("no node answered".into())))
+    }
+
+    fn unpack(&self, reply: Reply) -> Result<Answered<Answer>> {
+        match reply.result {
+            Ok(value) => Ok(Answered {
+                value,
+                served: reply.served,
+            }),
+            Err(refused) => Err(TidalError::Remote {
+                kind: refused.kind,
+                server: format!("node {}", reply.served.node.0),
+                message: refused.message,
+            }),
+        }
+    }
+
+    fn exchange(&mut self, request: &Request) -> Result<Reply> {
+        let timeout = self.options.timeout;
+        let Some((conn, _)) = self.conn.as_mut() else {
+            return Err(TidalError::Unavailable("not connected".into()));
+        };
+        self.runtime.block_on(async {
+            let roundtrip = async {
+                frame::send(conn, request).await?;
+                frame::recv::<_, Reply>(conn)
+                    .await?
+                    .ok_or_else(|| TidalError::Unavailable("the node closed the connection".into()))
+            };
+            tokio::time::timeout(timeout, roundtrip)
+                .await
+                .map_err(|_| TidalError::Timeout(format!("no answer within {timeout:?}")))?
+        })
+    }
+
+    /// Connects to the current address, or to the next ones in turn.
+    fn ensure_connected(&mut self) -> Result<()> {
+        if self.conn.is_some() {
+            return Ok(());
+        }
+        let mut failures = Vec::new();
+        for _ in 0..self.addrs.len() {
+            let addr = self.addrs[self.current].clone();
+            let (timeout, options) = (self.options.timeout, &self.options);
+            // The timer is made inside the runtime: tokio's timers need its context.
+            let dialed = self
+                .runtime
+                .block_on(async { tokio::time::timeout(timeout, dial(&addr, options)).await });
+            match dialed {
+                Ok(Ok(conn)) => {
+                    self.conn = Some(conn);
+                    return Ok(());
+                }
+                Ok(Err(e)) if e.kind() == ErrorKind::InvalidArgument => return Err(e),
+                Ok(Err(e)) => failures.push(format!("{addr}: {e}")),
+                Err(_) => failures.push(format!("{addr}: timed out")),
+            }
+            self.current = (self.current + 1) % self.addrs.len();
+        }
+        Err(TidalError::Unavailable(format!(
+            "no node answered: {}",
+            failures.join("; ")
+        )))
+    }
+
+    /// A fresh idempotency key (splitmix64 over a per-client seed).
+    pub fn new_key(&mut self) -> u64 {
+        self.key_state = self.key_state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.key_state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Writes one signal. `ts_ns = None` stamps it with the node's clock.
+    pub fn write(
+        &mut self,
+        tenant: TenantId,
+        signal: &str,
+        entity: u64,
+        weight: f64,
+        ts_ns: Option<i64>,
+        concern: Concern,
+    ) -> Result<Written> {
+        self.write_many(
+            tenant,
+            signal,
+            vec![entity],
+            vec![weight],
+            ts_ns.map(|t| vec![t]),
+            concern,
+        )
+    }
+
+    /// Writes many signals of one kind, whole or not at all.
+    pub fn write_many(
+        &mut self,
+        tenant: TenantId,
+        signal: &str,
+        entities: Vec<u64>,
+        weights: Vec<f64>,
+        ts_ns: Option<Vec<i64>>,
+        concern: Concern,
+    ) -> Result<Written> {
+        let idempotency_key = Some(self.new_key());
+        let op = Op::Write {
+            signal: signal.to_owned(),
+            entities,
+            weights,
+            ts_ns,
+            concern,
+            idempotency_key,
+        };
+        written(self.call(tenant, op)?)
+    }
+
+    /// Hides `item` from `user` (or unhides it).
+    pub fn set_hidden(
+        &mut self,
+        tenant: TenantId,
+        user: u64,
+        item: u64,
+        hidden: bool,
+        concern: Concern,
+    ) -> Result<Written> {
+        let idempotency_key = Some(self.new_key());
+        let op = Op::Hide {
+            user,
+            item,
+            hidden,
+            concern,
+            idempotency_key,
+        };
+        written(self.call(tenant, op)?)
+    }
+
+    pub fn scores(
+        &mut self,
+        tenant: TenantId,
+        signal: &str,
+        entities: Vec<u64>,
+        at_ns: Option<i64>,
+    ) -> Result<Answered<Vec<f64>>> {
+        let op = Op::Scores {
+            signal: signal.to_owned(),
+            entities,
+            at_ns,
+        };
+        let a = self.call(tenant, op)?;
+        match a.value {
+            Answer::Scores(v) => Ok(Answered {
+                value: v,
+                served: a.served,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Count and weight sum of `signal` on `entity` in `window` (e.g. "1h").
+    pub fn window(
+        &mut self,
+        tenant: TenantId,
+        signal: &str,
+        entity: u64,
+        window: &str,
+        at_ns: Option<i64>,
+    ) -> Result<Answered<(u64, f64)>> {
+        let op = Op::Window {
+            signal: signal.to_owned(),
+            entity,
+            window: window.to_owned(),
+            at_ns,
+        };
+        let a = self.call(tenant, op)?;
+        match a.value {
+            Answer::Window { count, weight } => Ok(Answered {
+                value: (count, weight),
+                served: a.served,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn is_hidden(&mut self, tenant: TenantId, user: u64, item: u64) -> Result<bool> {
+        match self.call(tenant, Op::IsHidden { user, item })?.value {
+            Answer::Bool(b) => Ok(b),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The top `limit` candidates by the weighted sum of `rank_by`'s signals, without the
+    /// user's hidden items.
+    pub fn retrieve(
+        &mut self,
+        tenant: TenantId,
+        user: Option<u64>,
+        candidates: Vec<u64>,
+        rank_by: Vec<(String, f64)>,
+        limit: u32,
+        at_ns: Option<i64>,
+    ) -> Result<Answered<Vec<Ranked>>> {
+        let op = Op::Retrieve {
+            user,
+            candidates,
+            rank_by,
+            limit,
+            at_ns,
+        };
+        let a = self.call(tenant, op)?;
+        match a.value {
+            Answer::Ranked { items, .. } => Ok(Answered {
+                value: items,
+                served: a.served,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The answering node's replication lag behind each of its peers.
+    pub fn lag(&mut self, tenant: TenantId) -> Result<Answered<Vec<PeerLag>>> {
+        let a = self.call(tenant, Op::Lag)?;
+        match a.value {
+            Answer::Lag(v) => Ok(Answered {
+                value: v,
+                served: a.served,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The answering node's view of its group, as `ClusterHealth` JSON.
+    pub fn health(&mut self, tenant: TenantId) -> Result<String> {
+        self.json(tenant, Op::Health)
+    }
+
+    /// The schema the cluster serves, as JSON.
+    pub fn schema_json(&mut self) -> Result<String> {
+        self.json(TenantId(0), Op::Schema)
+    }
+
+    fn json(&mut self, tenant: TenantId, op: Op) -> Result<String> {
+        match self.call(tenant, op)?.value {
+            Answer::Json(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn written(a: Answered<Answer>) -> Result<Written> {
+    match a.value {
+        Answer::Written {
+            count,
+            first,
+            duplicate,
+        } => Ok(Written {
+            count,
+            first,
+            duplicate,
+            served: a.served.node,
+        }),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn unexpected(answer: &Answer) -> TidalError {
+    TidalError::Unavailable(format!(
+        "the node answered with {answer:?}, which does not fit the request; \
+         is it running the same tidaldb release?"
+    ))
+}
+
+/// A blocking client call inside async code would stall that runtime's thread.
+fn refuse_inside_async() -> Result<()> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(TidalError::InvalidArgument {
+            name: "client",
+            reason: "the blocking client was called from async code; call it from a \
+                     plain thread (e.g. tokio::task::spawn_blocking)"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+async fn dial(addr: &str, options: &ClientOptions) -> Result<(Conn<Stream>, NodeId)> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(TidalError::io(format!("connecting to {addr}")))?;
+    let _ = tcp.set_nodelay(true);
+    let stream = options
+        .security
+        .connect(host_of(addr), tcp)
+        .await
+        .map_err(TidalError::io(format!("TLS handshake with {addr}")))?;
+    let mut conn = frame::framed(stream);
+    frame::send(&mut conn, &Hello::new(&options.cluster_id, Dialer::Client)).await?;
+    match frame::recv::<_, Welcome>(&mut conn).await? {
+        Some(Welcome::Ok { node }) => {
+            frame::open_up(&mut conn, CLIENT_MAX_FRAME_BYTES);
+            Ok((conn, node))
+        }
+        Some(Welcome::Refused(reason)) => Err(TidalError::InvalidArgument {
+            name: "cluster_id",
+            reason: format!("{addr} refused this client: {reason}"),
+        }),
+        None => Err(TidalError::Unavailable(format!(
+            "{addr} closed the connection during the handshake"
+        ))),
+    }
+}

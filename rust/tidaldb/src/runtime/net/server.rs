@@ -1,0 +1,240 @@
+//! One tidaldb server: a replica of each hosted tenant, the replication network that links
+//! them to their peers in other processes, and the client port. `tidaldb serve` is this,
+//! with a config file and signal handling around it; tests start several in one process.
+//!
+//! Every tenant is its own replica group with its own log (see `DESIGN.md`, Tenancy). The
+//! default tenant's replica lives in `data_dir`, tenant `t`'s in `data_dir/tenant-{t}`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::peers::{DEFAULT_QUEUE_LEN, PeerAddress, PeerNetConfig, PeerNetwork};
+use super::service::ClientService;
+use super::tls::Security;
+use crate::error::{Result, TidalError};
+use crate::event::TenantId;
+use crate::node::{NodeConfig, NodeRole, PeerAddr};
+use crate::runtime::TidalDb;
+use crate::schema::{NodeId, RegionId, Schema, ShardId};
+use crate::tenancy::{TenantConfig, TenantQuotas};
+use crate::wal::Durability;
+
+/// Another server of the same replica groups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerSpec {
+    pub node: NodeId,
+    pub region: RegionId,
+    /// Its replication port, `host:port`.
+    pub addr: String,
+}
+
+/// Everything a server needs to start.
+#[derive(Clone, Debug)]
+pub struct ServerSpec {
+    pub cluster_id: String,
+    pub node: NodeId,
+    pub region: RegionId,
+    pub shard: ShardId,
+    pub role: NodeRole,
+    pub peers: Vec<PeerSpec>,
+    pub listen_peer: SocketAddr,
+    pub listen_client: SocketAddr,
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    pub schema: Schema,
+    /// Tenants besides the default one (tenant 0, which is always hosted).
+    pub tenants: Vec<TenantConfig>,
+    pub security: Security,
+    pub heartbeat_interval: Duration,
+    pub peer_timeout: Duration,
+    pub replication_timeout: Duration,
+}
+
+/// A running server. Dropping it without [`shutdown`](Self::shutdown) stops its network
+/// but skips the final sync that `shutdown` reports on.
+pub struct Server {
+    network: PeerNetwork,
+    service: Arc<ClientService>,
+    stop: watch::Sender<bool>,
+    peer_addr: SocketAddr,
+    client_addr: SocketAddr,
+    node: NodeId,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("node", &self.node)
+            .field("peer_addr", &self.peer_addr)
+            .field("client_addr", &self.client_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Opens every hosted replica from its directory, binds both ports and starts serving,
+    /// on the current tokio runtime.
+    pub async fn start(spec: ServerSpec) -> Result<Server> {
+        let runtime = tokio::runtime::Handle::current();
+        if matches!(spec.security, Security::Insecure) {
+            tracing::warn!(
+                "running INSECURE: no TLS, no authentication; anyone who reaches these ports \
+                 can read and write. Use only on a trusted machine."
+            );
+        }
+        let peer_listener = bind(spec.listen_peer, "listen.peer").await?;
+        let client_listener = bind(spec.listen_client, "listen.client").await?;
+        let network = PeerNetwork::start(
+            PeerNetConfig {
+                cluster_id: spec.cluster_id.clone(),
+                node: spec.node,
+                peers: spec
+                    .peers
+                    .iter()
+                    .map(|p| PeerAddress {
+                        node: p.node,
+                        addr: p.addr.clone(),
+                    })
+                    .collect(),
+                security: spec.security.clone(),
+                queue_len: DEFAULT_QUEUE_LEN,
+            },
+            &runtime,
+        );
+        let service = ClientService::new(spec.cluster_id.clone(), spec.node, spec.security.clone());
+        let mut tenants = vec![None];
+        tenants.extend(spec.tenants.iter().map(Some));
+        for config in tenants {
+            let tenant = config.map_or(TenantId(0), |c| c.tenant_id);
+            let (transport, inbox) = network.attach(tenant);
+            let db = TidalDb::builder()
+                .with_data_dir(replica_dir(&spec.data_dir, tenant))
+                .with_schema(spec.schema.clone())
+                .durability(spec.durability)
+                .with_cluster(node_config(&spec, tenant, config)?)
+                .replication_timeout(spec.replication_timeout)
+                .with_transport(transport, inbox)
+                .open()?;
+            service.host(tenant, db);
+        }
+        let (stop, stopped) = watch::channel(false);
+        let peer_addr = local_addr(&peer_listener)?;
+        let client_addr = local_addr(&client_listener)?;
+        let net = network.clone();
+        runtime.spawn(async move { net.listen(peer_listener).await });
+        runtime.spawn(service.clone().listen(client_listener, stopped));
+        tracing::info!(node = spec.node.0, %peer_addr, %client_addr, "tidaldb serving");
+        Ok(Server {
+            network,
+            service,
+            stop,
+            peer_addr,
+            client_addr,
+            node: spec.node,
+        })
+    }
+
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// The bound replication port (useful when the spec asked for port 0).
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer_addr
+    }
+
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client_addr
+    }
+
+    pub fn network(&self) -> &PeerNetwork {
+        &self.network
+    }
+
+    pub fn service(&self) -> &Arc<ClientService> {
+        &self.service
+    }
+
+    /// Stops accepting, then syncs and closes every replica. Returns the first failure to
+    /// sync, which may mean acknowledged batched writes were lost.
+    pub fn shutdown(&self) -> Result<()> {
+        self.stop.send_replace(true);
+        self.network.shutdown();
+        let mut result = Ok(());
+        for (tenant, db) in self.service.replicas() {
+            if let Err(e) = db.close() {
+                tracing::error!(tenant = tenant.0, error = %e, "final sync failed");
+                if result.is_ok() {
+                    result = Err(e);
+                }
+            }
+        }
+        tracing::info!(node = self.node.0, "tidaldb stopped");
+        result
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+        self.network.shutdown();
+    }
+}
+
+/// Where the replica of `tenant` keeps its files.
+pub fn replica_dir(data_dir: &Path, tenant: TenantId) -> PathBuf {
+    if tenant == TenantId(0) {
+        data_dir.to_path_buf()
+    } else {
+        data_dir.join(format!("tenant-{}", tenant.0))
+    }
+}
+
+fn node_config(
+    spec: &ServerSpec,
+    tenant: TenantId,
+    config: Option<&TenantConfig>,
+) -> Result<NodeConfig> {
+    let mut peers: Vec<PeerAddr> = spec
+        .peers
+        .iter()
+        .map(|p| PeerAddr::new(p.node, p.region))
+        .collect();
+    peers.retain(|p| p.node != spec.node);
+    peers.sort_by_key(|p| p.node);
+    let quotas = match config {
+        Some(c) => Some(Arc::new(TenantQuotas::new(c)?)),
+        None => None,
+    };
+    Ok(NodeConfig {
+        id: spec.node,
+        region: spec.region,
+        shard: spec.shard,
+        role: spec.role,
+        tenant,
+        peers,
+        heartbeat_interval: spec.heartbeat_interval,
+        peer_timeout: spec.peer_timeout,
+        quotas,
+        ..NodeConfig::default()
+    })
+}
+
+async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| TidalError::InvalidArgument {
+            name: what,
+            reason: format!("cannot listen on {addr}: {e}"),
+        })
+}
+
+fn local_addr(l: &TcpListener) -> Result<SocketAddr> {
+    l.local_addr()
+        .map_err(TidalError::io("reading a bound port"))
+}

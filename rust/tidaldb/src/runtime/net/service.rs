@@ -1,0 +1,355 @@
+//! The node's side of the client protocol: accepts clients on the client port, checks
+//! their hello, and answers each request from the replica of the tenant it names.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::frame::{self, CLIENT_MAX_FRAME_BYTES, Dialer, Hello, Welcome};
+use super::proto::{Answer, Concern, Op, Ranked, Refused, Reply, Request, Served};
+use super::tls::Security;
+use crate::error::{Result, TidalError};
+use crate::event::{IdempotencyKey, TenantId};
+use crate::node::{ClientOp, WriteAck, WriteConcern};
+use crate::query::Retrieve;
+use crate::runtime::TidalDb;
+use crate::schema::{EntityId, NodeId, Timestamp, Window};
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the client port has done, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    pub requests: AtomicU64,
+    pub events_written: AtomicU64,
+    pub refusals: AtomicU64,
+    pub quota_refusals: AtomicU64,
+    pub connections_refused: AtomicU64,
+}
+
+/// Answers clients from this process's replicas, one per hosted tenant.
+#[derive(Debug)]
+pub struct ClientService {
+    cluster_id: String,
+    node: NodeId,
+    security: Security,
+    replicas: RwLock<BTreeMap<TenantId, TidalDb>>,
+    pub stats: ServiceStats,
+}
+
+impl ClientService {
+    pub fn new(cluster_id: String, node: NodeId, security: Security) -> Arc<ClientService> {
+        Arc::new(ClientService {
+            cluster_id,
+            node,
+            security,
+            replicas: RwLock::new(BTreeMap::new()),
+            stats: ServiceStats::default(),
+        })
+    }
+
+    /// Serves `tenant` from `db` from now on.
+    pub fn host(&self, tenant: TenantId, db: TidalDb) {
+        if let Ok(mut r) = self.replicas.write() {
+            r.insert(tenant, db);
+        }
+    }
+
+    /// The replicas this process hosts, by tenant.
+    pub fn replicas(&self) -> Vec<(TenantId, TidalDb)> {
+        self.replicas
+            .read()
+            .map(|r| r.iter().map(|(t, db)| (*t, db.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Accepts clients until `stop` turns true.
+    pub async fn listen(self: Arc<Self>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, from)) => {
+                        let service = self.clone();
+                        let stop = stop.clone();
+                        tokio::spawn(async move {
+                            if let Err(reason) = service.serve(tcp, stop).await {
+                                tracing::warn!(%from, %reason, "closed a client connection");
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting a client failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+    }
+
+    async fn serve(
+        &self,
+        tcp: TcpStream,
+        mut stop: watch::Receiver<bool>,
+    ) -> std::result::Result<(), String> {
+        let _ = tcp.set_nodelay(true);
+        let refused = |why: String| {
+            self.stats
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
+            why
+        };
+        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.security.accept(tcp))
+            .await
+            .map_err(|_| refused("TLS handshake timed out".into()))?
+            .map_err(|e| refused(format!("TLS handshake failed: {e}")))?;
+        let mut conn = frame::framed(stream);
+        let hello = tokio::time::timeout(HANDSHAKE_TIMEOUT, frame::recv::<_, Hello>(&mut conn))
+            .await
+            .map_err(|_| refused("no hello within 5 s".into()))?
+            .map_err(|e| refused(format!("bad hello: {e}")))?
+            .ok_or_else(|| refused("closed before its hello".into()))?;
+        let checked = frame::check_hello(&hello, &self.cluster_id, |d| match d {
+            Dialer::Client => Ok(()),
+            Dialer::Peer(_) => {
+                Err("this is the client port; replicas connect to the peer port".into())
+            }
+        });
+        if let Err(reason) = checked {
+            let _ = frame::send(&mut conn, &Welcome::Refused(reason.0.clone())).await;
+            return Err(refused(format!("refused: {reason}")));
+        }
+        frame::send(&mut conn, &Welcome::Ok { node: self.node })
+            .await
+            .map_err(|e| e.to_string())?;
+        frame::open_up(&mut conn, CLIENT_MAX_FRAME_BYTES);
+        loop {
+            let request = tokio::select! {
+                _ = stop.changed() => return Ok(()),
+                r = frame::recv::<_, Request>(&mut conn) => r,
+            };
+            let request = match request {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            };
+            let reply = self.answer(request).await;
+            frame::send(&mut conn, &reply)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+
+    /// One request's reply. Never fails: every error becomes a `Refused` for the client.
+    pub async fn answer(&self, request: Request) -> Reply {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let db = self
+            .replicas
+            .read()
+            .ok()
+            .and_then(|r| r.get(&request.tenant).cloned());
+        let mut served = Served {
+            node: self.node,
+            ..Served::default()
+        };
+        let result = match db {
+            None => Err(TidalError::UnknownTenant(request.tenant.0)),
+            Some(db) => {
+                if let Ok(unreachable) = db.unreachable_peers() {
+                    served.degraded = !unreachable.is_empty();
+                    served.unreachable = unreachable;
+                }
+                self.run(&db, request.op).await
+            }
+        };
+        let result = result.map_err(|e| {
+            self.stats.refusals.fetch_add(1, Ordering::Relaxed);
+            if e.kind() == crate::error::ErrorKind::QuotaExceeded {
+                self.stats.quota_refusals.fetch_add(1, Ordering::Relaxed);
+            }
+            Refused::from(&e)
+        });
+        Reply {
+            id: request.id,
+            served,
+            result,
+        }
+    }
+
+    async fn run(&self, db: &TidalDb, op: Op) -> Result<Answer> {
+        match op {
+            Op::Write {
+                signal,
+                entities,
+                weights,
+                ts_ns,
+                concern,
+                idempotency_key,
+            } => {
+                let ops = signal_ops(db, &signal, &entities, &weights, ts_ns.as_deref())?;
+                let ack = write(db, &ops, concern, idempotency_key).await?;
+                Ok(self.written(ack))
+            }
+            Op::Hide {
+                user,
+                item,
+                hidden,
+                concern,
+                idempotency_key,
+            } => {
+                let (user, item) = (EntityId(user), EntityId(item));
+                let op = if hidden {
+                    ClientOp::Hide { user, item }
+                } else {
+                    ClientOp::Unhide { user, item }
+                };
+                let ack = write(db, &[op], concern, idempotency_key).await?;
+                Ok(self.written(ack))
+            }
+            Op::Scores {
+                signal,
+                entities,
+                at_ns,
+            } => {
+                let ids: Vec<EntityId> = entities.into_iter().map(EntityId).collect();
+                let mut out = vec![0.0; ids.len()];
+                db.read_decay_scores_at(&signal, &ids, at(at_ns)?, &mut out)?;
+                Ok(Answer::Scores(out))
+            }
+            Op::Window {
+                signal,
+                entity,
+                window,
+                at_ns,
+            } => {
+                let window = Window::parse(&window)?;
+                let r = db.read_window_at(EntityId(entity), &signal, window, at(at_ns)?)?;
+                Ok(Answer::Window {
+                    count: r.count,
+                    weight: r.weight_sum,
+                })
+            }
+            Op::IsHidden { user, item } => {
+                Ok(Answer::Bool(db.is_hidden(EntityId(user), EntityId(item))?))
+            }
+            Op::Retrieve {
+                user,
+                candidates,
+                rank_by,
+                limit,
+                at_ns,
+            } => {
+                let terms: Vec<(&str, f64)> =
+                    rank_by.iter().map(|(s, w)| (s.as_str(), *w)).collect();
+                let mut q = Retrieve::builder()
+                    .candidates(candidates.into_iter().map(EntityId))
+                    .rank_by(&terms)
+                    .limit(limit as usize);
+                if let Some(u) = user {
+                    q = q.for_user(EntityId(u));
+                }
+                if let Some(t) = at_ns {
+                    q = q.at(Timestamp::from_nanos(t)?);
+                }
+                let results = db.retrieve(&q.build()?)?;
+                Ok(Answer::Ranked {
+                    items: results
+                        .items
+                        .iter()
+                        .map(|s| Ranked {
+                            item: s.item.0,
+                            score: s.score,
+                        })
+                        .collect(),
+                    hidden_filtered: results.stats.hidden_filtered as u64,
+                    candidates: results.stats.candidates_considered as u64,
+                })
+            }
+            Op::Lag => Ok(Answer::Lag(db.peer_lag()?)),
+            Op::Health => Ok(Answer::Json(db.group_health()?.to_json())),
+            Op::Schema => serde_json::to_string(db.schema().as_ref())
+                .map(Answer::Json)
+                .map_err(|e| TidalError::InvalidArgument {
+                    name: "schema",
+                    reason: e.to_string(),
+                }),
+        }
+    }
+
+    fn written(&self, ack: WriteAck) -> Answer {
+        match ack {
+            WriteAck::Applied { first, count } => {
+                self.stats
+                    .events_written
+                    .fetch_add(count as u64, Ordering::Relaxed);
+                Answer::Written {
+                    count: count as u64,
+                    first: Some(first),
+                    duplicate: false,
+                }
+            }
+            WriteAck::Duplicate { original } => Answer::Written {
+                count: 0,
+                first: Some(original),
+                duplicate: true,
+            },
+        }
+    }
+}
+
+fn at(at_ns: Option<i64>) -> Result<Timestamp> {
+    at_ns.map_or_else(|| Ok(Timestamp::now()), Timestamp::from_nanos)
+}
+
+fn signal_ops(
+    db: &TidalDb,
+    signal: &str,
+    entities: &[u64],
+    weights: &[f64],
+    ts_ns: Option<&[i64]>,
+) -> Result<Vec<ClientOp>> {
+    let signal = db.resolve(signal)?;
+    if weights.len() != entities.len() || ts_ns.is_some_and(|t| t.len() != entities.len()) {
+        return Err(TidalError::InvalidArgument {
+            name: "weights",
+            reason: format!(
+                "entities, weights and ts must have the same length (got {}, {}, {})",
+                entities.len(),
+                weights.len(),
+                ts_ns.map_or(entities.len(), <[i64]>::len)
+            ),
+        });
+    }
+    (0..entities.len())
+        .map(|i| {
+            let ts = match ts_ns {
+                Some(t) => Some(Timestamp::from_nanos(t[i])?),
+                None => None,
+            };
+            Ok(ClientOp::Signal {
+                signal,
+                entity: EntityId(entities[i]),
+                weight: weights[i],
+                ts,
+            })
+        })
+        .collect()
+}
+
+async fn write(
+    db: &TidalDb,
+    ops: &[ClientOp],
+    concern: Concern,
+    key: Option<u64>,
+) -> Result<WriteAck> {
+    let concern = match concern {
+        Concern::Local => WriteConcern::Local,
+        Concern::Replicated(k) => WriteConcern::Replicated(k),
+    };
+    let tag = key.map(|k| crate::event::ClientTag::Key(IdempotencyKey(k)));
+    db.write_request(ops, concern, tag).await
+}
