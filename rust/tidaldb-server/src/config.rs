@@ -206,6 +206,7 @@ fn build(t: NodeToml, base: &Path, insecure: bool) -> Result<Loaded, String> {
         cluster_id: t.cluster_id.clone(),
         node: NodeId(t.node_id),
         region,
+        region_name: t.region.clone(),
         shard: ShardId(t.shard),
         role,
         peers,

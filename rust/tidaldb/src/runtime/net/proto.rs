@@ -19,6 +19,10 @@ pub enum Concern {
     Local,
     /// After this many other replicas hold the write durably.
     Replicated(u8),
+    /// After a majority of the replica group, the answering node included.
+    Majority,
+    /// After every other replica of the group.
+    All,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -82,6 +86,8 @@ pub enum Op {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Served {
     pub node: NodeId,
+    /// The answering node's region, by name.
+    pub region: String,
     /// Some replica of the shard has not been heard within its peer timeout: the answer
     /// stands for what reached this node.
     pub degraded: bool,

@@ -39,6 +39,8 @@ pub struct ServerSpec {
     pub cluster_id: String,
     pub node: NodeId,
     pub region: RegionId,
+    /// The region's name, which replies carry.
+    pub region_name: String,
     pub shard: ShardId,
     pub role: NodeRole,
     pub peers: Vec<PeerSpec>,
@@ -106,7 +108,12 @@ impl Server {
             },
             &runtime,
         );
-        let service = ClientService::new(spec.cluster_id.clone(), spec.node, spec.security.clone());
+        let service = ClientService::new(
+            spec.cluster_id.clone(),
+            spec.node,
+            spec.region_name.clone(),
+            spec.security.clone(),
+        );
         let mut tenants = vec![None];
         tenants.extend(spec.tenants.iter().map(Some));
         for config in tenants {

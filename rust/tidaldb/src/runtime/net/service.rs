@@ -36,16 +36,23 @@ pub struct ServiceStats {
 pub struct ClientService {
     cluster_id: String,
     node: NodeId,
+    region: String,
     security: Security,
     replicas: RwLock<BTreeMap<TenantId, TidalDb>>,
     pub stats: ServiceStats,
 }
 
 impl ClientService {
-    pub fn new(cluster_id: String, node: NodeId, security: Security) -> Arc<ClientService> {
+    pub fn new(
+        cluster_id: String,
+        node: NodeId,
+        region: String,
+        security: Security,
+    ) -> Arc<ClientService> {
         Arc::new(ClientService {
             cluster_id,
             node,
+            region,
             security,
             replicas: RwLock::new(BTreeMap::new()),
             stats: ServiceStats::default(),
@@ -154,6 +161,7 @@ impl ClientService {
             .and_then(|r| r.get(&request.tenant).cloned());
         let mut served = Served {
             node: self.node,
+            region: self.region.clone(),
             ..Served::default()
         };
         let result = match db {
@@ -301,6 +309,10 @@ impl ClientService {
     }
 }
 
+fn clamp(n: usize) -> u8 {
+    u8::try_from(n).unwrap_or(u8::MAX)
+}
+
 fn at(at_ns: Option<i64>) -> Result<Timestamp> {
     at_ns.map_or_else(|| Ok(Timestamp::now()), Timestamp::from_nanos)
 }
@@ -346,9 +358,13 @@ async fn write(
     concern: Concern,
     key: Option<u64>,
 ) -> Result<WriteAck> {
+    let others = db.peer_lag()?.len();
     let concern = match concern {
         Concern::Local => WriteConcern::Local,
         Concern::Replicated(k) => WriteConcern::Replicated(k),
+        // A majority of the group, this node included, so `n / 2` others.
+        Concern::Majority => WriteConcern::Replicated(clamp(others.div_ceil(2))),
+        Concern::All => WriteConcern::Replicated(clamp(others)),
     };
     let tag = key.map(|k| crate::event::ClientTag::Key(IdempotencyKey(k)));
     db.write_request(ops, concern, tag).await
