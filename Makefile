@@ -15,6 +15,9 @@ export MPLBACKEND := Agg
 
 DEPS_STAMP := $(VENV)/.stamp-deps
 EXT_STAMP := $(VENV)/.stamp-ext
+# The `tidaldb` command (serve, cert, ...), placed inside the Python package, which
+# installs it as the `tidaldb` script and `python -m tidaldb`.
+BIN := python/tidaldb/_bin/tidaldb
 RUST_SOURCES := Cargo.toml Cargo.lock pyproject.toml $(shell find rust -type f \( -name '*.rs' -o -name Cargo.toml \) -not -path '*/target/*')
 
 .PHONY: demo test bench rust-check ext python-check clean
@@ -24,7 +27,12 @@ $(DEPS_STAMP): requirements-dev.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	touch $@
 
-$(EXT_STAMP): $(DEPS_STAMP) $(RUST_SOURCES)
+$(BIN): $(RUST_SOURCES)
+	$(CARGO) build --release -p tidaldb-server --bin tidaldb
+	mkdir -p $(dir $@)
+	cp target/release/tidaldb $@
+
+$(EXT_STAMP): $(DEPS_STAMP) $(RUST_SOURCES) $(BIN)
 	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release -m rust/tidaldb-py/Cargo.toml
 	touch $@
 

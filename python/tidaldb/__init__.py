@@ -35,9 +35,12 @@ from tidaldb._native import (
     ScoredItem,
     Tenant,
     WriteAck,
+    Client,
+    Served,
     __version__,
 )
 from tidaldb._display import Health
+from tidaldb._client import TLS, connect
 
 __all__ = [
     "Schema",
@@ -51,6 +54,10 @@ __all__ = [
     "Partition",
     "WriteAck",
     "Health",
+    "connect",
+    "Client",
+    "Served",
+    "TLS",
     "TidalError",
     "SchemaError",
     "InvalidArgument",

@@ -23,6 +23,9 @@ __all__ = [
     "Migration",
     "Partition",
     "WriteAck",
+    "Client",
+    "Served",
+    "connect",
     "MIGRATION_STATES",
     "parse_duration",
     "_Scoped",
@@ -161,6 +164,97 @@ class WriteAck:
     def count(self) -> int: ...
     @property
     def duplicate(self) -> bool: ...
+
+@final
+class Served:
+    @property
+    def node(self) -> int: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def degraded(self) -> bool: ...
+    @property
+    def unreachable(self) -> list[int]: ...
+
+_Concern = Literal["local", "majority", "all"] | int
+
+@final
+class Client:
+    @property
+    def last_served(self) -> Served | None: ...
+    @property
+    def node(self) -> int | None: ...
+    def write(
+        self,
+        signal: str,
+        item: int,
+        weight: float = 1.0,
+        ts: float | None = None,
+        tenant: int | Tenant | None = None,
+        write_concern: _Concern | None = None,
+    ) -> WriteAck: ...
+    def write_many(
+        self,
+        signal: str,
+        items: _Ids,
+        weights: _Weights | None = None,
+        ts: _Times | None = None,
+        tenant: int | Tenant | None = None,
+        write_concern: _Concern | None = None,
+    ) -> int: ...
+    def score(
+        self, signal: str, item: int, tenant: int | Tenant | None = None, at: float | None = None
+    ) -> float: ...
+    def scores(
+        self,
+        signal: str,
+        items: _Ids,
+        tenant: int | Tenant | None = None,
+        at: float | None = None,
+    ) -> npt.NDArray[np.float64]: ...
+    def window_count(
+        self, signal: str, item: int, window: str, tenant: int | Tenant | None = None
+    ) -> int: ...
+    def retrieve(
+        self,
+        candidates: Iterable[int] | _Ids,
+        rank_by: dict[str, float],
+        *,
+        user: int | None = None,
+        limit: int = 10,
+        tenant: int | Tenant | None = None,
+        at: float | None = None,
+    ) -> Results: ...
+    def hide(
+        self,
+        user: int,
+        item: int,
+        tenant: int | Tenant | None = None,
+        write_concern: _Concern | None = None,
+    ) -> WriteAck: ...
+    def unhide(
+        self,
+        user: int,
+        item: int,
+        tenant: int | Tenant | None = None,
+        write_concern: _Concern | None = None,
+    ) -> WriteAck: ...
+    def is_hidden(self, user: int, item: int, tenant: int | Tenant | None = None) -> bool: ...
+    def lag(self, tenant: int | Tenant | None = None) -> dict[int, tuple[int, float, bool]]: ...
+    def health(self, tenant: int | Tenant | None = None) -> Health: ...
+    def regions(self) -> list[str]: ...
+
+def connect(
+    addrs: Sequence[str],
+    *,
+    cluster_id: str,
+    ca: str | os.PathLike[str] | None = None,
+    cert: str | os.PathLike[str] | None = None,
+    key: str | os.PathLike[str] | None = None,
+    insecure: bool = False,
+    timeout: float = 10.0,
+    write_concern: _Concern | None = None,
+) -> Client: ...
 
 @final
 class Partition:

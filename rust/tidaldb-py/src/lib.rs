@@ -6,6 +6,7 @@
 //! by `python/tidaldb/__init__.py`, and `_native.pyi` describes it for type checkers.
 
 mod awaitable;
+mod client;
 mod cluster;
 mod cluster_config;
 mod convert;
@@ -38,6 +39,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<migration::PyMigration>()?;
     m.add_class::<handles::PyPartition>()?;
     m.add_class::<handles::PyWriteAck>()?;
+    m.add_class::<client::PyClient>()?;
+    m.add_class::<client::PyServed>()?;
+    m.add_function(wrap_pyfunction!(client::connect, m)?)?;
     m.add_function(wrap_pyfunction!(convert::duration_seconds, m)?)?;
     let states = tidaldb::sim::TenantMigration::STATES.map(|s| s.name());
     m.add(

@@ -41,6 +41,27 @@ impl QueryArgs {
         })
     }
 
+    /// The raw parts, for a query sent to a server, which builds it there:
+    /// `(candidates, rank_by, user, limit, at in ns)`.
+    #[allow(clippy::type_complexity)]
+    pub fn into_parts(
+        self,
+    ) -> (
+        Vec<u64>,
+        Vec<(String, f64)>,
+        Option<u64>,
+        usize,
+        Option<i64>,
+    ) {
+        (
+            self.candidates.into_iter().map(|e| e.0).collect(),
+            self.terms,
+            self.user.map(|u| u.0),
+            self.limit,
+            self.at.map(Timestamp::as_nanos),
+        )
+    }
+
     /// The query; building it deduplicates the candidates, so it runs detached.
     pub fn build(self) -> Result<Retrieve, TidalError> {
         let refs: Vec<(&str, f64)> = self.terms.iter().map(|(s, c)| (s.as_str(), *c)).collect();

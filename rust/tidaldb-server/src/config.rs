@@ -62,6 +62,7 @@ use tidaldb::tenancy::TenantConfig;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeToml {
+    #[serde(default = "default_cluster_id")]
     pub cluster_id: String,
     pub regions: Vec<String>,
     pub node_id: u16,
@@ -83,6 +84,11 @@ pub struct NodeToml {
     pub tenants: Vec<TenantToml>,
     #[serde(default)]
     pub timing: TimingToml,
+}
+
+/// What clients assume when they name no cluster.
+fn default_cluster_id() -> String {
+    "tidaldb".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,7 +212,7 @@ fn build(t: NodeToml, base: &Path, insecure: bool) -> Result<Loaded, String> {
         cluster_id: t.cluster_id.clone(),
         node: NodeId(t.node_id),
         region,
-        region_name: t.region.clone(),
+        region_names: t.regions.clone(),
         shard: ShardId(t.shard),
         role,
         peers,

@@ -34,7 +34,7 @@ fn spec(me: usize, peer_addrs: &[SocketAddr], dir: &std::path::Path) -> ServerSp
         cluster_id: "test".into(),
         node: NodeId(me as u16),
         region: RegionId(me as u16),
-        region_name: format!("r{me}"),
+        region_names: vec!["r0".into(), "r1".into(), "r2".into()],
         shard: ShardId(0),
         role: if me == 0 {
             tidaldb::node::NodeRole::Leader

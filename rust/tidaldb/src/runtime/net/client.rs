@@ -38,14 +38,24 @@ impl ClientOptions {
 }
 
 /// What a write did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Written {
     pub count: u64,
     /// The first event written; for a recognised retry, the original's.
-    pub first: Option<EventId>,
+    pub first: EventId,
     /// True when the node recognised the write as a retry and wrote nothing.
     pub duplicate: bool,
-    pub served: NodeId,
+    pub served: Served,
+}
+
+/// The result of a retrieve: the top items, best first, and what the filter removed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Retrieved {
+    pub items: Vec<Ranked>,
+    /// Candidates dropped because the user hid them.
+    pub hidden_filtered: u64,
+    /// Distinct candidates considered.
+    pub candidates: u64,
 }
 
 /// An answer and the node that gave it.
@@ -65,6 +75,7 @@ pub struct Client {
     options: ClientOptions,
     next_id: u64,
     key_state: u64,
+    last_served: Option<Served>,
 }
 
 impl std::fmt::Debug for Client {
@@ -103,6 +114,7 @@ impl Client {
             options,
             next_id: 1,
             key_state: seed,
+            last_served: None,
         };
         client.ensure_connected()?;
         Ok(client)
@@ -111,6 +123,11 @@ impl Client {
     /// The node this client is talking to now, if connected.
     pub fn node(&self) -> Option<NodeId> {
         self.conn.as_ref().map(|(_, n)| *n)
+    }
+
+    /// Which node answered the last call that got an answer, and how.
+    pub fn last_served(&self) -> Option<&Served> {
+        self.last_served.as_ref()
     }
 
     /// Sends `op` for `tenant` and waits for the answer. When the node does not answer,
@@ -131,7 +148,10 @@ impl Client {
                 op: op.clone(),
             };
             match self.exchange(&request) {
-                Ok(reply) => return self.unpack(reply),
+                Ok(reply) => {
+                    self.last_served = Some(reply.served.clone());
+                    return self.unpack(reply);
+                }
                 Err(e) => {
                     tracing::warn!(addr = %self.addrs[self.current], error = %e, "node stopped answering; failing over");
                     self.conn = None;
@@ -340,7 +360,7 @@ impl Client {
         rank_by: Vec<(String, f64)>,
         limit: u32,
         at_ns: Option<i64>,
-    ) -> Result<Answered<Vec<Ranked>>> {
+    ) -> Result<Answered<Retrieved>> {
         let op = Op::Retrieve {
             user,
             candidates,
@@ -350,8 +370,16 @@ impl Client {
         };
         let a = self.call(tenant, op)?;
         match a.value {
-            Answer::Ranked { items, .. } => Ok(Answered {
-                value: items,
+            Answer::Ranked {
+                items,
+                hidden_filtered,
+                candidates,
+            } => Ok(Answered {
+                value: Retrieved {
+                    items,
+                    hidden_filtered,
+                    candidates,
+                },
                 served: a.served,
             }),
             other => Err(unexpected(&other)),
@@ -380,6 +408,11 @@ impl Client {
         self.json(TenantId(0), Op::Schema)
     }
 
+    /// The cluster's region names, indexed by region id, as a JSON list.
+    pub fn regions_json(&mut self) -> Result<String> {
+        self.json(TenantId(0), Op::Regions)
+    }
+
     fn json(&mut self, tenant: TenantId, op: Op) -> Result<String> {
         match self.call(tenant, op)?.value {
             Answer::Json(s) => Ok(s),
@@ -398,7 +431,7 @@ fn written(a: Answered<Answer>) -> Result<Written> {
             count,
             first,
             duplicate,
-            served: a.served.node,
+            served: a.served,
         }),
         other => Err(unexpected(&other)),
     }

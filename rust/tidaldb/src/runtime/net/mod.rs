@@ -10,7 +10,7 @@ mod server;
 mod service;
 mod tls;
 
-pub use client::{Answered, Client, ClientOptions, Written};
+pub use client::{Answered, Client, ClientOptions, Retrieved, Written};
 pub use peers::{DEFAULT_QUEUE_LEN, LinkReading, PeerAddress, PeerNetConfig, PeerNetwork};
 pub use server::{PeerSpec, Server, ServerSpec, replica_dir};
 pub use service::{ClientService, ServiceStats};

@@ -80,6 +80,8 @@ pub enum Op {
     Health,
     /// The schema this node serves, as JSON.
     Schema,
+    /// The cluster's region names, indexed by region id, as a JSON list.
+    Regions,
 }
 
 /// Which node answered, and whether its answer may miss writes.
@@ -117,7 +119,7 @@ pub enum Answer {
     Written {
         count: u64,
         /// The first event written, or the original when this was a recognised retry.
-        first: Option<EventId>,
+        first: EventId,
         duplicate: bool,
     },
     Scores(Vec<f64>),

@@ -39,8 +39,8 @@ pub struct ServerSpec {
     pub cluster_id: String,
     pub node: NodeId,
     pub region: RegionId,
-    /// The region's name, which replies carry.
-    pub region_name: String,
+    /// Every region's name, indexed by region id: replies and health name regions so.
+    pub region_names: Vec<String>,
     pub shard: ShardId,
     pub role: NodeRole,
     pub peers: Vec<PeerSpec>,
@@ -111,7 +111,8 @@ impl Server {
         let service = ClientService::new(
             spec.cluster_id.clone(),
             spec.node,
-            spec.region_name.clone(),
+            spec.region,
+            spec.region_names.clone(),
             spec.security.clone(),
         );
         let mut tenants = vec![None];

@@ -37,6 +37,7 @@ pub struct ClientService {
     cluster_id: String,
     node: NodeId,
     region: String,
+    region_names: Vec<String>,
     security: Security,
     replicas: RwLock<BTreeMap<TenantId, TidalDb>>,
     pub stats: ServiceStats,
@@ -46,13 +47,19 @@ impl ClientService {
     pub fn new(
         cluster_id: String,
         node: NodeId,
-        region: String,
+        region: crate::schema::RegionId,
+        region_names: Vec<String>,
         security: Security,
     ) -> Arc<ClientService> {
+        let region = region_names
+            .get(usize::from(region.0))
+            .cloned()
+            .unwrap_or_else(|| format!("region {}", region.0));
         Arc::new(ClientService {
             cluster_id,
             node,
             region,
+            region_names,
             security,
             replicas: RwLock::new(BTreeMap::new()),
             stats: ServiceStats::default(),
@@ -279,6 +286,9 @@ impl ClientService {
             }
             Op::Lag => Ok(Answer::Lag(db.peer_lag()?)),
             Op::Health => Ok(Answer::Json(db.group_health()?.to_json())),
+            Op::Regions => Ok(Answer::Json(
+                serde_json::to_string(&self.region_names).unwrap_or_else(|_| "[]".into()),
+            )),
             Op::Schema => serde_json::to_string(db.schema().as_ref())
                 .map(Answer::Json)
                 .map_err(|e| TidalError::InvalidArgument {
@@ -296,13 +306,13 @@ impl ClientService {
                     .fetch_add(count as u64, Ordering::Relaxed);
                 Answer::Written {
                     count: count as u64,
-                    first: Some(first),
+                    first,
                     duplicate: false,
                 }
             }
             WriteAck::Duplicate { original } => Answer::Written {
                 count: 0,
-                first: Some(original),
+                first: original,
                 duplicate: true,
             },
         }

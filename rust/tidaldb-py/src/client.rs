@@ -1,0 +1,501 @@
+//! `tidaldb.connect(...)`: a client of `tidaldb serve` processes, with the read and write
+//! API of one region of `tidaldb.Cluster`. Conversion only: the protocol, failover and
+//! idempotency keys are the core's `runtime::net::Client`.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use numpy::PyArray1;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use tidaldb::node::WriteAck;
+use tidaldb::runtime::net::proto::{Concern, Served};
+use tidaldb::runtime::net::{Client, ClientOptions, Security, TlsFiles, Written};
+use tidaldb::{EntityId, QueryStats, Results, ScoredItem, TenantId, TidalError, Timestamp};
+
+use crate::cluster_config::TenantArg;
+use crate::convert::{
+    At, Count, Float, Id, Item, Ts, User, Weight, bulk_times, f64_array, id_array, same_length,
+    timestamp,
+};
+use crate::errors::{IntoPyResult, invalid};
+use crate::handles::PyWriteAck;
+use crate::query_args::QueryArgs;
+use crate::results::PyResults;
+
+/// Which node answered the last call, and whether its answer may miss writes.
+#[pyclass(module = "tidaldb._native", name = "Served", frozen, eq)]
+#[derive(Clone, PartialEq)]
+pub struct PyServed {
+    /// The answering node's id.
+    #[pyo3(get)]
+    node: u16,
+    /// Its region.
+    #[pyo3(get)]
+    region: String,
+    /// True when some replica of its group was not heard within its peer timeout: the
+    /// answer stands for what had reached this node.
+    #[pyo3(get)]
+    degraded: bool,
+    /// The replicas it could not hear, by node id.
+    #[pyo3(get)]
+    unreachable: Vec<u16>,
+}
+
+impl From<&Served> for PyServed {
+    fn from(s: &Served) -> Self {
+        PyServed {
+            node: s.node.0,
+            region: s.region.clone(),
+            degraded: s.degraded,
+            unreachable: s.unreachable.iter().map(|n| n.0).collect(),
+        }
+    }
+}
+
+#[pymethods]
+impl PyServed {
+    fn __repr__(&self) -> String {
+        let state = if self.degraded {
+            format!("degraded, unreachable {:?}", self.unreachable)
+        } else {
+            "complete".into()
+        };
+        format!(
+            "<tidaldb.Served node {} ({}) {state}>",
+            self.node, self.region
+        )
+    }
+}
+
+/// A connection to a tidaldb cluster. Thread-safe: calls from several threads take turns.
+#[pyclass(module = "tidaldb._native", name = "Client", frozen)]
+pub struct PyClient {
+    inner: Mutex<Client>,
+    last: Mutex<Option<Served>>,
+    concern: Concern,
+}
+
+impl PyClient {
+    /// Runs `f` on the client with the interpreter released, and remembers who answered.
+    fn call<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Client) -> Result<(T, Served), TidalError> + Send,
+    ) -> PyResult<T> {
+        let (value, served) = py
+            .detach(|| {
+                let mut client = self.inner.lock().map_err(|_| {
+                    TidalError::Unavailable("a thread panicked while using this client".into())
+                })?;
+                f(&mut client)
+            })
+            .py_err(py)?;
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(served);
+        }
+        Ok(value)
+    }
+
+    fn concern(&self, py: Python<'_>, arg: Option<&Bound<'_, PyAny>>) -> PyResult<Concern> {
+        arg.map_or(Ok(self.concern), |a| write_concern(py, a))
+    }
+
+    fn ack(w: Written) -> (PyWriteAck, Served) {
+        let first = w.first;
+        let ack = if w.duplicate {
+            WriteAck::Duplicate { original: first }
+        } else {
+            WriteAck::Applied {
+                first,
+                count: usize::try_from(w.count).unwrap_or(usize::MAX),
+            }
+        };
+        (PyWriteAck::new(ack, w.served.region.clone()), w.served)
+    }
+
+    fn set_hidden(
+        &self,
+        py: Python<'_>,
+        user: Id<User>,
+        item: Id<Item>,
+        hidden: bool,
+        tenant: Option<TenantArg>,
+        write_concern: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyWriteAck> {
+        let concern = self.concern(py, write_concern)?;
+        let t = tenant_of(tenant);
+        self.call(py, |c| {
+            c.set_hidden(t, user.0.0, item.0.0, hidden, concern)
+                .map(Self::ack)
+        })
+    }
+}
+
+fn tenant_of(arg: Option<TenantArg>) -> TenantId {
+    arg.map_or(TenantId::DEFAULT, |t| t.0)
+}
+
+fn ns(t: Option<Timestamp>) -> Option<i64> {
+    t.map(Timestamp::as_nanos)
+}
+
+/// `"local"`, `"majority"`, `"all"`, or a number of other replicas.
+fn write_concern(py: Python<'_>, arg: &Bound<'_, PyAny>) -> PyResult<Concern> {
+    if let Ok(text) = arg.extract::<String>() {
+        return match text.as_str() {
+            "local" => Ok(Concern::Local),
+            "majority" => Ok(Concern::Majority),
+            "all" => Ok(Concern::All),
+            other => Err(invalid(
+                py,
+                "write_concern",
+                format!(
+                    "unknown write concern {other:?}; use \"local\", \"majority\", \"all\" or \
+                     the number of other replicas to wait for"
+                ),
+            )),
+        };
+    }
+    match arg.extract::<i64>() {
+        Ok(0) => Ok(Concern::Local),
+        Ok(k) => u8::try_from(k).map(Concern::Replicated).map_err(|_| {
+            invalid(
+                py,
+                "write_concern",
+                format!("{k} is not a number of replicas; give 0 to 255"),
+            )
+        }),
+        Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "write_concern: expected a str or an int, got {}",
+            arg.get_type().name()?
+        ))),
+    }
+}
+
+/// Connects to the first of `addrs` that answers. TLS is used when `ca`, `cert` and `key`
+/// are all given; `insecure=True` connects without it, and neither is an error.
+#[pyfunction]
+#[pyo3(signature = (addrs, *, cluster_id, ca = None, cert = None, key = None, insecure = false, timeout = 10.0, write_concern = None))]
+#[allow(clippy::too_many_arguments)]
+pub fn connect(
+    py: Python<'_>,
+    addrs: Vec<String>,
+    cluster_id: String,
+    ca: Option<std::path::PathBuf>,
+    cert: Option<std::path::PathBuf>,
+    key: Option<std::path::PathBuf>,
+    insecure: bool,
+    timeout: f64,
+    write_concern: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyClient> {
+    let security = match (ca, cert, key, insecure) {
+        (Some(ca), Some(cert), Some(key), false) => {
+            Security::from_files(&TlsFiles { ca, cert, key }).py_err(py)?
+        }
+        (None, None, None, true) => Security::Insecure,
+        (None, None, None, false) => {
+            return Err(invalid(
+                py,
+                "tls",
+                "give tls=tidaldb.TLS(ca=..., cert=..., key=...), or insecure=True for a \
+                 server run with --insecure",
+            ));
+        }
+        (_, _, _, true) => {
+            return Err(invalid(py, "tls", "give tls or insecure=True, not both"));
+        }
+        _ => return Err(invalid(py, "tls", "TLS needs all of ca, cert and key")),
+    };
+    if !(timeout.is_finite() && timeout > 0.0) {
+        return Err(invalid(
+            py,
+            "timeout",
+            format!("{timeout} is not a positive number of seconds"),
+        ));
+    }
+    let concern = write_concern.map_or(Ok(Concern::Local), |a| self::write_concern(py, a))?;
+    let mut options = ClientOptions::new(cluster_id, security);
+    options.timeout = Duration::from_secs_f64(timeout);
+    let client = py.detach(|| Client::connect(&addrs, options)).py_err(py)?;
+    Ok(PyClient {
+        inner: Mutex::new(client),
+        last: Mutex::new(None),
+        concern,
+    })
+}
+
+#[pymethods]
+impl PyClient {
+    /// Which node answered the last call, and whether it was degraded; None before any.
+    #[getter]
+    fn last_served(&self) -> Option<PyServed> {
+        self.last
+            .lock()
+            .ok()
+            .and_then(|l| l.as_ref().map(PyServed::from))
+    }
+
+    /// The node this client is connected to now.
+    #[getter]
+    fn node(&self) -> Option<u16> {
+        self.inner.lock().ok().and_then(|c| c.node()).map(|n| n.0)
+    }
+
+    #[pyo3(signature = (signal, item, weight = Float::new(1.0), ts = None, tenant = None, write_concern = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &self,
+        py: Python<'_>,
+        signal: &str,
+        item: Id<Item>,
+        weight: Float<Weight>,
+        ts: Option<Float<Ts>>,
+        tenant: Option<TenantArg>,
+        write_concern: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyWriteAck> {
+        let ts = ns(timestamp(py, ts)?);
+        let concern = self.concern(py, write_concern)?;
+        let t = tenant_of(tenant);
+        self.call(py, |c| {
+            c.write(t, signal, item.0.0, weight.0, ts, concern)
+                .map(Self::ack)
+        })
+    }
+
+    /// Writes many signals from numpy arrays; returns how many were written. The batch is
+    /// written whole or not at all.
+    #[pyo3(signature = (signal, items, weights = None, ts = None, tenant = None, write_concern = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn write_many(
+        &self,
+        py: Python<'_>,
+        signal: &str,
+        items: &Bound<'_, PyAny>,
+        weights: Option<&Bound<'_, PyAny>>,
+        ts: Option<&Bound<'_, PyAny>>,
+        tenant: Option<TenantArg>,
+        write_concern: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let items: Vec<u64> = id_array(py, "items", items)?
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        let weights = match weights {
+            Some(w) => {
+                let w = f64_array(py, "weights", w)?;
+                same_length(py, "weights", w.len(), items.len())?;
+                w
+            }
+            None => vec![1.0; items.len()],
+        };
+        let ts = bulk_times(py, ts, items.len())?
+            .map(|t| t.into_iter().map(Timestamp::as_nanos).collect());
+        let concern = self.concern(py, write_concern)?;
+        let t = tenant_of(tenant);
+        self.call(py, move |c| {
+            let w = c.write_many(t, signal, items, weights, ts, concern)?;
+            Ok((w.count, w.served))
+        })
+    }
+
+    #[pyo3(signature = (signal, item, tenant = None, at = None))]
+    fn score(
+        &self,
+        py: Python<'_>,
+        signal: &str,
+        item: Id<Item>,
+        tenant: Option<TenantArg>,
+        at: Option<Float<At>>,
+    ) -> PyResult<f64> {
+        let at = ns(timestamp(py, at)?);
+        let t = tenant_of(tenant);
+        self.call(py, |c| {
+            let a = c.scores(t, signal, vec![item.0.0], at)?;
+            let score = a
+                .value
+                .first()
+                .copied()
+                .ok_or_else(|| TidalError::Unavailable("the node answered no score".into()))?;
+            Ok((score, a.served))
+        })
+    }
+
+    #[pyo3(signature = (signal, items, tenant = None, at = None))]
+    fn scores<'py>(
+        &self,
+        py: Python<'py>,
+        signal: &str,
+        items: &Bound<'py, PyAny>,
+        tenant: Option<TenantArg>,
+        at: Option<Float<At>>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let at = ns(timestamp(py, at)?);
+        let items: Vec<u64> = id_array(py, "items", items)?
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        let t = tenant_of(tenant);
+        let scores = self.call(py, move |c| {
+            let a = c.scores(t, signal, items, at)?;
+            Ok((a.value, a.served))
+        })?;
+        Ok(PyArray1::from_vec(py, scores))
+    }
+
+    #[pyo3(signature = (signal, item, window, tenant = None))]
+    fn window_count(
+        &self,
+        py: Python<'_>,
+        signal: &str,
+        item: Id<Item>,
+        window: &str,
+        tenant: Option<TenantArg>,
+    ) -> PyResult<u64> {
+        let t = tenant_of(tenant);
+        self.call(py, |c| {
+            let a = c.window(t, signal, item.0.0, window, None)?;
+            Ok((a.value.0, a.served))
+        })
+    }
+
+    #[pyo3(signature = (candidates, rank_by, *, user = None, limit = Count(10), tenant = None, at = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn retrieve(
+        &self,
+        py: Python<'_>,
+        candidates: &Bound<'_, PyAny>,
+        rank_by: &Bound<'_, PyDict>,
+        user: Option<Id<User>>,
+        limit: Count,
+        tenant: Option<TenantArg>,
+        at: Option<Float<At>>,
+    ) -> PyResult<PyResults> {
+        let args = QueryArgs::new(py, candidates, rank_by, user, limit, at)?;
+        let t = tenant_of(tenant);
+        let results = self.call(py, move |c| {
+            let (candidates, terms, user, limit, at) = args.into_parts();
+            let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+            let a = c.retrieve(t, user, candidates, terms, limit, at)?;
+            let items: Vec<ScoredItem> = a
+                .value
+                .items
+                .iter()
+                .map(|r| ScoredItem {
+                    item: EntityId(r.item),
+                    score: r.score,
+                })
+                .collect();
+            let considered = usize::try_from(a.value.candidates).unwrap_or(usize::MAX);
+            let hidden = usize::try_from(a.value.hidden_filtered).unwrap_or(usize::MAX);
+            let stats = QueryStats {
+                candidates_considered: considered,
+                candidates_after_filter: considered.saturating_sub(hidden),
+                hidden_filtered: hidden,
+                returned: items.len(),
+                degraded: a.served.degraded,
+                ..QueryStats::default()
+            };
+            Ok((Results { items, stats }, a.served))
+        })?;
+        PyResults::new(py, results)
+    }
+
+    #[pyo3(signature = (user, item, tenant = None, write_concern = None))]
+    fn hide(
+        &self,
+        py: Python<'_>,
+        user: Id<User>,
+        item: Id<Item>,
+        tenant: Option<TenantArg>,
+        write_concern: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyWriteAck> {
+        self.set_hidden(py, user, item, true, tenant, write_concern)
+    }
+
+    #[pyo3(signature = (user, item, tenant = None, write_concern = None))]
+    fn unhide(
+        &self,
+        py: Python<'_>,
+        user: Id<User>,
+        item: Id<Item>,
+        tenant: Option<TenantArg>,
+        write_concern: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyWriteAck> {
+        self.set_hidden(py, user, item, false, tenant, write_concern)
+    }
+
+    #[pyo3(signature = (user, item, tenant = None))]
+    fn is_hidden(
+        &self,
+        py: Python<'_>,
+        user: Id<User>,
+        item: Id<Item>,
+        tenant: Option<TenantArg>,
+    ) -> PyResult<bool> {
+        let t = tenant_of(tenant);
+        self.call(py, |c| {
+            let hidden = c.is_hidden(t, user.0.0, item.0.0)?;
+            let served = c.last_served().cloned().unwrap_or_default();
+            Ok((hidden, served))
+        })
+    }
+
+    /// The answering node's replication lag behind each peer, as
+    /// `{peer: (events, seconds, reachable)}`.
+    #[pyo3(signature = (tenant = None))]
+    fn lag(
+        &self,
+        py: Python<'_>,
+        tenant: Option<TenantArg>,
+    ) -> PyResult<std::collections::BTreeMap<u16, (u64, f64, bool)>> {
+        let t = tenant_of(tenant);
+        self.call(py, |c| {
+            let a = c.lag(t)?;
+            let lag = a
+                .value
+                .iter()
+                .map(|l| (l.peer.0, (l.events, l.seconds, l.reachable)))
+                .collect();
+            Ok((lag, a.served))
+        })
+    }
+
+    /// The answering node's view of its replica group: its region verdicts and one row
+    /// per replica, with lag (a `Health`, which renders as tables).
+    #[pyo3(signature = (tenant = None))]
+    fn health<'py>(
+        &self,
+        py: Python<'py>,
+        tenant: Option<TenantArg>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let t = tenant_of(tenant);
+        let (json, names) = self.call(py, |c| {
+            let json = c.health(t)?;
+            let names = c.regions_json()?;
+            let served = c.last_served().cloned().unwrap_or_default();
+            Ok(((json, names), served))
+        })?;
+        let names: Vec<String> =
+            serde_json::from_str(&names).map_err(|e| invalid(py, "regions", e.to_string()))?;
+        let health = py.import("tidaldb._display")?.getattr("Health")?;
+        health.call_method1("_from_json", (json, PyTuple::new(py, names)?))
+    }
+
+    /// The cluster's region names, indexed by region id.
+    fn regions(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let json = self.call(py, |c| {
+            let json = c.regions_json()?;
+            let served = c.last_served().cloned().unwrap_or_default();
+            Ok((json, served))
+        })?;
+        serde_json::from_str(&json).map_err(|e| invalid(py, "regions", e.to_string()))
+    }
+
+    fn __repr__(&self) -> String {
+        match self.inner.lock() {
+            Ok(c) => format!("<tidaldb.Client {c:?}>"),
+            Err(_) => "<tidaldb.Client (poisoned)>".into(),
+        }
+    }
+}
