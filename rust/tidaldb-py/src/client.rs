@@ -242,7 +242,8 @@ impl PyClient {
         self.inner.lock().ok().and_then(|c| c.node()).map(|n| n.0)
     }
 
-    #[pyo3(signature = (signal, item, weight = Float::new(1.0), ts = None, tenant = None, write_concern = None))]
+    #[pyo3(signature = (signal, item, weight = Float::new(1.0), ts = None, tenant = None, write_concern = None),
+        text_signature = "(self, /, signal, item, weight=1.0, ts=None, tenant=None, write_concern=None)")]
     #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
@@ -359,7 +360,8 @@ impl PyClient {
         })
     }
 
-    #[pyo3(signature = (candidates, rank_by, *, user = None, limit = Count(10), tenant = None, at = None))]
+    #[pyo3(signature = (candidates, rank_by, *, user = None, limit = Count(10), tenant = None, at = None),
+        text_signature = "(self, /, candidates, rank_by, *, user=None, limit=10, tenant=None, at=None)")]
     #[allow(clippy::too_many_arguments)]
     fn retrieve(
         &self,

@@ -1,0 +1,34 @@
+"""Real ``tidaldb serve`` processes for the client tests, and how to wait on them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from tidaldb.servers import LocalServers
+
+T = TypeVar("T")
+
+#: A one-hour exponential signal with a window, a permanent counter, and a signal for users.
+SIGNALS = [
+    {"name": "view", "kind": "item", "half_life": "1h", "windows": ["1h", "24h"]},
+    {"name": "count", "kind": "item", "windows": ["30d"]},
+]
+TENANTS = [{"id": 7, "label": "acme", "max_entities": 3}]
+
+
+def servers(n: int = 3, **kwargs: object) -> LocalServers:
+    return LocalServers(n, signals=SIGNALS, tenants=TENANTS, **kwargs)  # type: ignore[arg-type]
+
+
+def eventually(read: Callable[[], T], ok: Callable[[T], bool], timeout: float = 20.0) -> T:
+    """Polls ``read`` until ``ok`` holds of its value; fails with the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if ok(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout}s; last value: {value!r}")
+        time.sleep(0.05)
