@@ -20,7 +20,7 @@ EXT_STAMP := $(VENV)/.stamp-ext
 BIN := python/tidaldb/_bin/tidaldb
 RUST_SOURCES := Cargo.toml Cargo.lock pyproject.toml $(shell find rust -type f \( -name '*.rs' -o -name Cargo.toml \) -not -path '*/target/*')
 
-.PHONY: demo test bench rust-check ext python-check clean
+.PHONY: demo cluster-demo test bench rust-check ext python-check clean
 
 $(DEPS_STAMP): requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -40,6 +40,9 @@ ext: $(EXT_STAMP)
 
 demo: $(EXT_STAMP)
 	$(PY) -m tidaldb.demo
+
+cluster-demo: $(EXT_STAMP)
+	$(PY) examples/cluster/demo.py
 
 rust-check:
 	$(CARGO) fmt --all -- --check
