@@ -54,6 +54,7 @@ python-check: $(EXT_STAMP)
 	$(PY) -m mypy.stubtest tidaldb._native
 	$(PY) -m mypy --strict python/tidaldb examples
 	$(PY) examples/typed_cluster.py
+	$(PY) examples/cluster/demo.py > /dev/null
 	$(PY) -m pytest --nbmake notebooks
 
 test: rust-check
