@@ -115,20 +115,13 @@ impl Server {
             spec.region_names.clone(),
             spec.security.clone(),
         );
-        let mut tenants = vec![None];
-        tenants.extend(spec.tenants.iter().map(Some));
-        for config in tenants {
-            let tenant = config.map_or(TenantId(0), |c| c.tenant_id);
-            let (transport, inbox) = network.attach(tenant);
-            let db = TidalDb::builder()
-                .with_data_dir(replica_dir(&spec.data_dir, tenant))
-                .with_schema(spec.schema.clone())
-                .durability(spec.durability)
-                .with_cluster(node_config(&spec, tenant, config)?)
-                .replication_timeout(spec.replication_timeout)
-                .with_transport(transport, inbox)
-                .open()?;
-            service.host(tenant, db);
+        if let Err(e) = open_replicas(&spec, &network, &service) {
+            // Nothing serves yet: stop the dialers and close what did open.
+            network.shutdown();
+            for (_, db) in service.replicas() {
+                let _ = db.close();
+            }
+            return Err(e);
         }
         let (stop, stopped) = watch::channel(false);
         let peer_addr = local_addr(&peer_listener)?;
@@ -192,6 +185,26 @@ impl Drop for Server {
         self.stop.send_replace(true);
         self.network.shutdown();
     }
+}
+
+/// Opens the replica of every hosted tenant, attached to the network, into `service`.
+fn open_replicas(spec: &ServerSpec, network: &PeerNetwork, service: &ClientService) -> Result<()> {
+    let mut tenants = vec![None];
+    tenants.extend(spec.tenants.iter().map(Some));
+    for config in tenants {
+        let tenant = config.map_or(TenantId(0), |c| c.tenant_id);
+        let (transport, inbox) = network.attach(tenant);
+        let db = TidalDb::builder()
+            .with_data_dir(replica_dir(&spec.data_dir, tenant))
+            .with_schema(spec.schema.clone())
+            .durability(spec.durability)
+            .with_cluster(node_config(spec, tenant, config)?)
+            .replication_timeout(spec.replication_timeout)
+            .with_transport(transport, inbox)
+            .open()?;
+        service.host(tenant, db);
+    }
+    Ok(())
 }
 
 /// Where the replica of `tenant` keeps its files.
