@@ -449,3 +449,48 @@ pub(crate) fn host_of(addr: &str) -> &str {
     let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
     host.trim_start_matches('[').trim_end_matches(']')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_growing() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Port 9 on loopback: nothing listens, so the link never comes up.
+        let network = PeerNetwork::start(
+            PeerNetConfig {
+                cluster_id: "c".into(),
+                node: NodeId(1),
+                peers: vec![PeerAddress {
+                    node: NodeId(2),
+                    addr: "127.0.0.1:9".into(),
+                }],
+                security: Security::Insecure,
+                queue_len: 8,
+            },
+            runtime.handle(),
+        );
+        let (transport, _inbox) = network.attach(TenantId(0));
+        for term in 0..20 {
+            transport.send(NodeId(2), Message::Fenced { term });
+        }
+        transport.send(NodeId(3), Message::Fenced { term: 0 });
+        let link = &network.links()[0];
+        assert_eq!(
+            (link.peer, link.dropped, link.connected),
+            (NodeId(2), 12, false)
+        );
+        network.shutdown();
+    }
+
+    #[test]
+    fn the_host_of_an_address_is_what_its_certificate_must_name() {
+        assert_eq!(host_of("127.0.0.1:7001"), "127.0.0.1");
+        assert_eq!(host_of("db.example:7001"), "db.example");
+        assert_eq!(host_of("[::1]:7001"), "::1");
+    }
+}
