@@ -6,12 +6,14 @@ mod frame;
 mod hard_state_file;
 mod header;
 mod links;
+pub(crate) mod offline;
 mod read_back;
 mod recovery;
 mod segment;
 pub mod snapshot;
 mod snapshot_v1;
 pub mod storage;
+pub(crate) mod walk;
 
 pub use codec::{Reader, decode_event, encode_event};
 pub use frame::{decode_frame, encode_frame};
