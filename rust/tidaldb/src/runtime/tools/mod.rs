@@ -6,6 +6,10 @@
 //! a torn tail is reported but never cut, and no snapshot is written. They recover each
 //! tenant's log with the database's own recovery code over a read-only storage
 //! ([`crate::wal::offline`]), so what they report is what an open would find.
+//!
+//! Because they take no lock, they also run beside a process that has the directory
+//! open; their report is then a moment's view, and an append in flight at that moment
+//! shows as a torn tail.
 
 mod export;
 mod export_parquet;
