@@ -5,7 +5,7 @@
 //! anything into it: no lock is taken (a lock file left by a killed process is ignored),
 //! a torn tail is reported but never cut, and no snapshot is written. They recover each
 //! tenant's log with the database's own recovery code over a read-only storage
-//! ([`crate::wal::offline`]), so what they report is what an open would find.
+//! (`wal::offline`), so what they report is what an open would find.
 //!
 //! Because they take no lock, they also run beside a process that has the directory
 //! open; their report is then a moment's view, and an append in flight at that moment
@@ -16,7 +16,7 @@ mod export_parquet;
 mod inspect;
 mod verify;
 
-pub use export::{EVENT_COLUMNS, ExportFormat, ExportWhat, SCORE_COLUMNS, export};
+pub use export::{EVENT_COLUMNS, ExportFormat, ExportWhat, ROW_GROUP_ROWS, SCORE_COLUMNS, export};
 pub use inspect::{
     Inspection, OriginSeq, SegmentInfo, SignalEntities, SignalInfo, SnapshotInfo, TenantInspection,
     inspect,
