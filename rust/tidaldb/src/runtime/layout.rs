@@ -19,7 +19,8 @@ use crate::tenancy::{TenantConfig, tenant_wal_dir};
 use crate::wal;
 
 const LOCK_FILE: &str = "LOCK";
-const SCHEMA_FILE: &str = "schema.json";
+/// The schema the directory was created with, as JSON.
+pub const SCHEMA_FILE: &str = "schema.json";
 const SCHEMA_TMP: &str = "schema.json.tmp";
 
 /// A registered tenant's config inside its directory.
@@ -111,24 +112,30 @@ pub enum StoredSchema {
 /// Checks `schema` against the one the directory was created with. Writes nothing: a
 /// missing record is written by [`record_schema`] once the log has accepted the schema.
 pub fn check_schema(data_dir: &Path, schema: &Schema) -> Result<StoredSchema> {
+    match read_stored_schema(data_dir)? {
+        Some(stored) if &stored != schema => Err(TidalError::SchemaMismatch {
+            path: data_dir.to_path_buf(),
+            detail: describe_difference(&stored, schema),
+        }),
+        Some(_) => Ok(StoredSchema::Same),
+        None => Ok(StoredSchema::Missing),
+    }
+}
+
+/// The schema recorded in `{data_dir}/schema.json`, or `None` when there is no such file.
+/// The file is parsed, not validated: a caller compares it with a valid schema, or
+/// validates it itself.
+pub fn read_stored_schema(data_dir: &Path) -> Result<Option<Schema>> {
     let path = data_dir.join(SCHEMA_FILE);
     match fs::read(&path) {
-        Ok(bytes) => {
-            let stored: Schema =
-                serde_json::from_slice(&bytes).map_err(|e| TidalError::Corruption {
-                    path: path.clone(),
-                    offset: e.column() as u64,
-                    detail: format!("schema.json does not parse: {e}"),
-                })?;
-            if &stored != schema {
-                return Err(TidalError::SchemaMismatch {
-                    path: data_dir.to_path_buf(),
-                    detail: describe_difference(&stored, schema),
-                });
-            }
-            Ok(StoredSchema::Same)
-        }
-        Err(e) if e.kind() == IoKind::NotFound => Ok(StoredSchema::Missing),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| TidalError::Corruption {
+                path: path.clone(),
+                offset: e.column() as u64,
+                detail: format!("schema.json does not parse: {e}"),
+            }),
+        Err(e) if e.kind() == IoKind::NotFound => Ok(None),
         Err(e) => Err(TidalError::Io {
             context: format!("reading {}", path.display()),
             source: e,
@@ -224,6 +231,35 @@ fn is_real_dir(path: &Path) -> Result<bool> {
 /// into place (a directory holding nothing or only `tenant.json.tmp`): that registration
 /// was never acknowledged and no write can have reached it, so it is removed.
 pub fn load_tenant_configs(data_dir: &Path) -> Result<Vec<TenantConfig>> {
+    let mut configs = Vec::new();
+    for entry in scan_tenant_dirs(data_dir)? {
+        match entry? {
+            TenantDirEntry::Registered(cfg) => configs.push(cfg),
+            TenantDirEntry::Interrupted(dir) => {
+                tracing::warn!(dir = %dir.display(), "removing a tenant registration that was interrupted before it completed");
+                fs::remove_dir_all(&dir)
+                    .map_err(TidalError::io(format!("removing {}", dir.display())))?;
+            }
+        }
+    }
+    configs.sort_by_key(|c| c.tenant_id);
+    Ok(configs)
+}
+
+/// One entry of `tenants/`, as [`scan_tenant_dirs`] finds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TenantDirEntry {
+    Registered(TenantConfig),
+    /// The directory of a registration interrupted before its commit point, which an
+    /// open removes (see [`load_tenant_configs`]).
+    Interrupted(PathBuf),
+}
+
+/// Reads every entry of `tenants/` without changing anything, one result per entry, in
+/// tenant id order (entries whose name is no tenant id last). The operator tools use it
+/// to report each bad entry and go on; [`load_tenant_configs`] stops at the first. The
+/// outer error is for `tenants/` itself.
+pub fn scan_tenant_dirs(data_dir: &Path) -> Result<Vec<Result<TenantDirEntry>>> {
     let root = tenants_root(data_dir);
     if fs::symlink_metadata(&root).is_err_and(|e| e.kind() == IoKind::NotFound) {
         return Ok(Vec::new());
@@ -237,37 +273,44 @@ pub fn load_tenant_configs(data_dir: &Path) -> Result<Vec<TenantConfig>> {
     }
     let entries =
         fs::read_dir(&root).map_err(TidalError::io(format!("listing {}", root.display())))?;
-    let mut configs = Vec::new();
+    let mut found = Vec::new();
     for entry in entries {
         let entry = entry.map_err(TidalError::io(format!("listing {}", root.display())))?;
-        let path = entry.path();
         let id = entry.file_name().to_str().and_then(parse_tenant_dir_name);
-        let Some(id) = id else {
-            return Err(corrupt(
-                path,
-                0,
-                "tenants/ holds only directories named by a tenant id (a decimal number \
-                 without leading zeros, not 0); this was not created by tidaldb, move it away"
-                    .into(),
-            ));
-        };
-        if !is_real_dir(&path)? {
-            return Err(corrupt(
-                path,
-                0,
-                format!("tenant {id}'s entry must be a directory, not a file or symbolic link"),
-            ));
-        }
-        if let Some(cfg) = read_tenant_config(&path, id)? {
-            configs.push(cfg);
-        }
+        found.push((id, entry.path()));
     }
-    configs.sort_by_key(|c| c.tenant_id);
-    Ok(configs)
+    found.sort_by_key(|(id, _)| id.map_or(u128::MAX, |t| t.0 as u128));
+    Ok(found
+        .into_iter()
+        .map(|(id, path)| scan_tenant_dir(id, path))
+        .collect())
 }
 
-/// The config in one tenant's directory; `None` for an interrupted registration, which is
-/// removed.
+fn scan_tenant_dir(id: Option<TenantId>, path: PathBuf) -> Result<TenantDirEntry> {
+    let Some(id) = id else {
+        return Err(corrupt(
+            path,
+            0,
+            "tenants/ holds only directories named by a tenant id (a decimal number \
+             without leading zeros, not 0); this was not created by tidaldb, move it away"
+                .into(),
+        ));
+    };
+    if !is_real_dir(&path)? {
+        return Err(corrupt(
+            path,
+            0,
+            format!("tenant {id}'s entry must be a directory, not a file or symbolic link"),
+        ));
+    }
+    Ok(match read_tenant_config(&path, id)? {
+        Some(cfg) => TenantDirEntry::Registered(cfg),
+        None => TenantDirEntry::Interrupted(path),
+    })
+}
+
+/// The config in one tenant's directory; `None` for an interrupted registration. Reads
+/// only: the caller decides what to do with an interrupted one.
 fn read_tenant_config(dir: &Path, id: TenantId) -> Result<Option<TenantConfig>> {
     let path = dir.join(TENANT_CONFIG_FILE);
     // Neither the config nor the log may be a symbolic link: either could lead outside
@@ -291,9 +334,6 @@ fn read_tenant_config(dir: &Path, id: TenantId) -> Result<Option<TenantConfig>> 
         Ok(bytes) => bytes,
         Err(e) if e.kind() == IoKind::NotFound => {
             if is_interrupted_registration(dir)? {
-                tracing::warn!(dir = %dir.display(), "removing a tenant registration that was interrupted before it completed");
-                fs::remove_dir_all(dir)
-                    .map_err(TidalError::io(format!("removing {}", dir.display())))?;
                 return Ok(None);
             }
             return Err(corrupt(

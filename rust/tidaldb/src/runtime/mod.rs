@@ -12,6 +12,7 @@ pub mod net;
 mod replica;
 mod state;
 mod tenants;
+pub mod tools;
 mod transport;
 
 pub use builder::{DEFAULT_SNAPSHOT_EVERY, TidalDbBuilder};

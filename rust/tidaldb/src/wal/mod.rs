@@ -6,6 +6,7 @@ mod frame;
 mod hard_state_file;
 mod header;
 mod links;
+pub(crate) mod offline;
 mod read_back;
 mod recovery;
 mod segment;
@@ -13,6 +14,7 @@ pub mod snapshot;
 mod snapshot_v1;
 pub mod storage;
 mod sync_stats;
+pub(crate) mod walk;
 
 pub use codec::{Reader, decode_event, encode_event};
 pub use frame::{decode_frame, encode_frame};

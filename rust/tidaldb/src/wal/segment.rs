@@ -167,7 +167,7 @@ pub struct ScannedSegment {
 }
 
 /// What is wrong with the bytes at some offset.
-enum Damage {
+pub(super) enum Damage {
     /// Fewer bytes than a header.
     Short,
     /// A valid header whose payload runs past the end of the file.
@@ -180,10 +180,31 @@ enum Damage {
     Records { at: usize, detail: String },
 }
 
+impl Damage {
+    /// Records that fail to decode under valid checksums were written wrong: unlike the
+    /// other kinds, they can never be an interrupted append.
+    pub(super) fn can_be_torn(&self) -> bool {
+        !matches!(self, Damage::Records { .. })
+    }
+
+    /// The byte offset to report and what is wrong, for damage found in the batch at `at`.
+    pub(super) fn describe(self, at: usize) -> (usize, String) {
+        match self {
+            Damage::Short => (at, "an incomplete batch header".to_owned()),
+            Damage::PayloadPastEnd => (
+                at,
+                "a batch whose payload runs past the end of the file".to_owned(),
+            ),
+            Damage::Header(d) | Damage::Payload(d) => (at, d),
+            Damage::Records { at, detail } => (at, detail),
+        }
+    }
+}
+
 /// True when some whole, valid batch after `from` belongs to a commit group that started
 /// after seq `expected`. Groups are synced one after another, so such a batch proves that
 /// the group holding `expected` was synced, and damage in it is not an interrupted append.
-fn a_later_group_follows(bytes: &[u8], from: usize, expected: u64) -> bool {
+pub(super) fn a_later_group_follows(bytes: &[u8], from: usize, expected: u64) -> bool {
     let mut at = from;
     while let Some(found) = bytes
         .get(at..)
@@ -200,7 +221,7 @@ fn a_later_group_follows(bytes: &[u8], from: usize, expected: u64) -> bool {
     false
 }
 
-fn parse_batch(bytes: &[u8], at: usize) -> Result<ScannedBatch, Damage> {
+pub(super) fn parse_batch(bytes: &[u8], at: usize) -> Result<ScannedBatch, Damage> {
     let rest = &bytes[at..];
     let Some(raw) = rest.first_chunk::<HEADER_LEN>() else {
         return Err(Damage::Short);
@@ -286,21 +307,12 @@ pub(super) fn scan_segment_on(
             }
             Err(damage) => damage,
         };
-        let torn = is_last
-            && !matches!(damage, Damage::Records { .. })
-            && !a_later_group_follows(&bytes, at + 1, expected);
+        let torn =
+            is_last && damage.can_be_torn() && !a_later_group_follows(&bytes, at + 1, expected);
         if torn {
             break;
         }
-        let (offset, detail) = match damage {
-            Damage::Short => (at, "an incomplete batch header".to_owned()),
-            Damage::PayloadPastEnd => (
-                at,
-                "a batch whose payload runs past the end of the file".to_owned(),
-            ),
-            Damage::Header(d) | Damage::Payload(d) => (at, d),
-            Damage::Records { at, detail } => (at, detail),
-        };
+        let (offset, detail) = damage.describe(at);
         return Err(TidalError::Corruption {
             path: path.to_path_buf(),
             offset: offset as u64,

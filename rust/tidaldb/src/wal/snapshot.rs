@@ -157,6 +157,28 @@ pub fn read(
     let bytes = fs
         .read(path)
         .map_err(TidalError::io(format!("reading {}", path.display())))?;
+    let (version, lsn) = check_frame(path, &bytes, expected_lsn)?;
+    let payload = &bytes[HEADER_LEN..];
+    let (ledger, clock) = decode_state(payload, version, schema).map_err(|e| match e {
+        TidalError::Corruption { detail, .. } => TidalError::Corruption {
+            path: path.to_path_buf(),
+            offset: HEADER_LEN as u64,
+            detail,
+        },
+        TidalError::SchemaMismatch { detail, .. } => TidalError::SchemaMismatch {
+            path: path.to_path_buf(),
+            detail,
+        },
+        other => other,
+    })?;
+    Ok(Restored { lsn, ledger, clock })
+}
+
+/// Checks a snapshot file's frame: magic, checksum (which covers every byte), version,
+/// the position its name gives, and the payload length. Returns the version and the log
+/// position it covers. Separate from [`read`] so that `tidaldb verify` can check every
+/// checksum of a directory whose schema it may not know.
+pub fn check_frame(path: &Path, bytes: &[u8], expected_lsn: u64) -> Result<(u16, u64)> {
     let corruption = |offset: u64, detail: &str| TidalError::Corruption {
         path: path.to_path_buf(),
         offset,
@@ -192,15 +214,7 @@ pub fn read(
     if u64_at(16) != payload.len() as u64 {
         return Err(corruption(16, "payload length differs from the file's"));
     }
-    let (ledger, clock) = decode_state(payload, version, schema).map_err(|e| match e {
-        TidalError::Corruption { detail, .. } => corruption(HEADER_LEN as u64, &detail),
-        TidalError::SchemaMismatch { detail, .. } => TidalError::SchemaMismatch {
-            path: path.to_path_buf(),
-            detail,
-        },
-        other => other,
-    })?;
-    Ok(Restored { lsn, ledger, clock })
+    Ok((version, lsn))
 }
 
 /// Rebuilds a ledger from [`encode_state`]'s bytes, checking every invariant the ledger
