@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::cert::{CertRequest, make_certs};
+use crate::tools;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +44,39 @@ enum Command {
         #[arg(long = "host")]
         hosts: Vec<String>,
     },
+    /// Show a data directory: schema, tenants, segments, snapshot, event counts, version
+    /// vector. Reads only; the directory should not be open in a running process.
+    Inspect {
+        dir: PathBuf,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every checksum in a data directory and name the file and offset of any damage.
+    /// Exits 1 when an open would refuse the directory.
+    Verify { dir: PathBuf },
+    /// Write a data directory's events (or its current scores) as CSV or Parquet.
+    Export {
+        dir: PathBuf,
+        /// csv or parquet.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// The current decayed score of every (signal, entity) instead of the events.
+        #[arg(long)]
+        scores: bool,
+        /// With --scores: the time to read at, in Unix seconds (default now).
+        #[arg(long)]
+        at: Option<f64>,
+        /// A tenant of the directory (default: the default tenant).
+        #[arg(long)]
+        tenant: Option<u64>,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Export what the log still holds even when a snapshot holds older events.
+        #[arg(long)]
+        allow_partial: bool,
+    },
 }
 
 /// Runs the command line; the exit code is 0 on success, 2 on a usage error, 1 otherwise.
@@ -73,6 +107,25 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                 }
             })
         }
+        Command::Inspect { dir, json } => tools::inspect(&dir, json),
+        Command::Verify { dir } => tools::verify(&dir),
+        Command::Export {
+            dir,
+            format,
+            scores,
+            at,
+            tenant,
+            out,
+            allow_partial,
+        } => tools::export(&tools::ExportArgs {
+            dir,
+            format,
+            scores,
+            at,
+            tenant,
+            out,
+            allow_partial,
+        }),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

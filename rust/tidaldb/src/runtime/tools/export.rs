@@ -39,6 +39,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
 
+#[cfg(feature = "parquet")]
 use super::export_parquet::{ParquetEvents, write_scores_parquet};
 use super::{check_is_data_dir, require_schema, tenant};
 use crate::error::{Result, TidalError};
@@ -107,7 +108,10 @@ pub fn export(
             let n = rows.len() as u64;
             match format {
                 ExportFormat::Csv => write_scores_csv(&rows, out)?,
+                #[cfg(feature = "parquet")]
                 ExportFormat::Parquet => write_scores_parquet(&rows, out)?,
+                #[cfg(not(feature = "parquet"))]
+                ExportFormat::Parquet => return Err(no_parquet()),
             }
             Ok(n)
         }
@@ -143,7 +147,10 @@ fn export_events(
     let names: Vec<&str> = schema.signals().iter().map(|s| s.name.as_str()).collect();
     let mut sink: Box<dyn EventSink + '_> = match format {
         ExportFormat::Csv => Box::new(CsvEvents::new(out, names)?),
+        #[cfg(feature = "parquet")]
         ExportFormat::Parquet => Box::new(ParquetEvents::new(out, names)?),
+        #[cfg(not(feature = "parquet"))]
+        ExportFormat::Parquet => return Err(no_parquet()),
     };
     let mut rows = 0u64;
     for_each_logged_batch(&t.wal_dir, |events| {
@@ -358,5 +365,16 @@ mod tests {
                 "{text}"
             );
         }
+    }
+}
+
+/// The refusal of a build without the `parquet` feature.
+#[cfg(not(feature = "parquet"))]
+fn no_parquet() -> TidalError {
+    TidalError::InvalidArgument {
+        name: "format",
+        reason: "this build of tidaldb has no Parquet support; use the `tidaldb` command \
+                 (built with it), or export CSV"
+            .into(),
     }
 }

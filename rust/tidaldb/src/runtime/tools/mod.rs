@@ -12,6 +12,7 @@
 //! shows as a torn tail.
 
 mod export;
+#[cfg(feature = "parquet")]
 mod export_parquet;
 mod inspect;
 mod verify;
