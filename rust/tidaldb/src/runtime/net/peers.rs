@@ -38,6 +38,9 @@ pub const DEFAULT_QUEUE_LEN: usize = 4096;
 const INBOX_LEN: usize = 4096;
 /// A handshake or a connect that takes longer than this has failed.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A peer connection that carries nothing for this long is dead (a live peer heartbeats
+/// many times a second): the reader closes it rather than wait on a half-open socket.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A peer that does not take a frame for this long is treated as gone: the connection is
 /// dropped and dialed again.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -399,12 +402,13 @@ async fn receive(inner: Arc<Inner>, tcp: TcpStream) -> std::result::Result<(), S
     loop {
         let envelope = tokio::select! {
             _ = stop.changed() => return Ok(()),
-            e = frame::recv::<_, Envelope>(&mut conn) => e,
+            e = tokio::time::timeout(IDLE_TIMEOUT, frame::recv::<_, Envelope>(&mut conn)) => e,
         };
         let envelope = match envelope {
-            Ok(Some(e)) => e,
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(format!("from node {}: {e}", from.0)),
+            Ok(Ok(Some(e))) => e,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(e)) => return Err(format!("from node {}: {e}", from.0)),
+            Err(_) => return Err(format!("node {} sent nothing for {IDLE_TIMEOUT:?}", from.0)),
         };
         if let Some(out) = inner.outbound.get(&from) {
             out.stats.received.fetch_add(1, Ordering::Relaxed);
