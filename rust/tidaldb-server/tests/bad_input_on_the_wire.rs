@@ -78,10 +78,10 @@ fn assert_survived(c: &mut Cluster, port: Port, local_port: u16, reason: &str) {
         Duration::from_secs(10),
         &format!("a log line closing {from}for {reason:?}"),
         || {
-            let log = c.node(0).log_text();
-            log.lines()
+            c.node(0)
+                .log_lines()
+                .into_iter()
                 .find(|l| l.contains(port.logged_as()) && l.contains(&from))
-                .map(str::to_owned)
                 .ok_or_else(|| "no line yet".to_string())
         },
     );
@@ -229,8 +229,11 @@ fn wrong_cluster_client(c: &mut Cluster) {
     let err = Client::connect(&[c.addr(0)], options).expect_err("another cluster's client");
     assert!(err.to_string().contains("other-cluster"), "{err}");
     wait_until(Duration::from_secs(10), "the refusal logged", || {
-        let log = c.node(0).log_text();
-        match log.contains("refused: cluster id \"other-cluster\"") {
+        let lines = c.node(0).log_lines();
+        match lines
+            .iter()
+            .any(|l| l.contains("refused: cluster id \"other-cluster\""))
+        {
             true => Ok(()),
             false => Err("not yet".to_string()),
         }

@@ -285,12 +285,18 @@ impl Cluster {
     }
 
     /// Waits until node `i` reports exactly `unreachable` (and `degraded` when it is not
-    /// empty) on a read, and returns what it reported.
+    /// empty) on a read, and returns what it reported. Silence must be noticed within a few
+    /// peer timeouts; a link that comes back may first wait out its redial backoff.
     pub fn await_unreachable(&mut self, i: usize, unreachable: &[u16]) -> (bool, Vec<NodeId>) {
         let want: Vec<NodeId> = unreachable.iter().map(|&n| NodeId(n)).collect();
+        let within = if want.is_empty() {
+            PATIENCE
+        } else {
+            PEER_TIMEOUT * 10
+        };
         let client = self.client(i);
         wait_until(
-            PATIENCE,
+            within,
             &format!("node {i} reports {want:?} unreachable"),
             || {
                 let read = client

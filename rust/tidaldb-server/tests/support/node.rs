@@ -139,6 +139,14 @@ impl NodeProc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The log's complete lines: a line still being written (the process may write one
+    /// in several pieces) is left out until its newline arrives.
+    pub fn log_lines(&self) -> Vec<String> {
+        let text = self.log_text();
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete.lines().map(str::to_owned).collect()
+    }
+
     /// The last `n` lines of the log.
     pub fn log_tail(&self, n: usize) -> String {
         let text = self.log_text();
