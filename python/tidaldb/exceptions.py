@@ -14,6 +14,7 @@ __all__ = [
     "NotFound",
     "Corruption",
     "Unavailable",
+    "OutcomeUnknown",
     "QuotaExceeded",
     "Timeout",
     "Conflict",
@@ -54,6 +55,13 @@ class Corruption(TidalError):
 
 class Unavailable(TidalError):
     """The database cannot serve the call: it is closed, open elsewhere, or its disk failed."""
+
+
+class OutcomeUnknown(Unavailable):
+    """A write was sent to a server that stopped answering before it acknowledged: it may
+    have been applied there (and then replicates) or lost with the server. The client does
+    not retry it on another server, where it could count twice; read back before writing it
+    again."""
 
 
 class QuotaExceeded(TidalError):

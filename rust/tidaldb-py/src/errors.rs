@@ -19,22 +19,15 @@ static UNAVAILABLE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static TIMEOUT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static QUOTA_EXCEEDED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static CONFLICT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static OUTCOME_UNKNOWN: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 const MODULE: &str = "tidaldb.exceptions";
 
 /// The Python exception for a core error, carrying the core's own message.
 pub fn to_py(py: Python<'_>, err: TidalError) -> PyErr {
-    let (cell, name) = match err.kind() {
-        ErrorKind::Schema => (&SCHEMA_ERROR, "SchemaError"),
-        ErrorKind::InvalidArgument => (&INVALID_ARGUMENT, "InvalidArgument"),
-        ErrorKind::NotFound => (&NOT_FOUND, "NotFound"),
-        ErrorKind::Corruption => (&CORRUPTION, "Corruption"),
-        // An I/O failure means the database cannot serve the call; the message names the
-        // file and the operation, which is what the caller needs to act on it.
-        ErrorKind::Io | ErrorKind::Unavailable => (&UNAVAILABLE, "Unavailable"),
-        ErrorKind::Timeout => (&TIMEOUT, "Timeout"),
-        ErrorKind::QuotaExceeded => (&QUOTA_EXCEEDED, "QuotaExceeded"),
-        ErrorKind::Conflict => (&CONFLICT, "Conflict"),
+    let (cell, name) = match (&err, err.kind()) {
+        (TidalError::OutcomeUnknown(_), _) => (&OUTCOME_UNKNOWN, "OutcomeUnknown"),
+        (_, kind) => class_of(kind),
     };
     let message = err.to_string();
     match cell.import(py, MODULE, name) {
@@ -60,6 +53,22 @@ pub fn to_py(py: Python<'_>, err: TidalError) -> PyErr {
         // Only reachable if the pure-Python half of the package is broken; still surface the
         // original message rather than the import failure.
         Err(_) => PyRuntimeError::new_err(message),
+    }
+}
+
+/// The exception class of each error kind.
+fn class_of(kind: ErrorKind) -> (&'static PyOnceLock<Py<PyType>>, &'static str) {
+    match kind {
+        ErrorKind::Schema => (&SCHEMA_ERROR, "SchemaError"),
+        ErrorKind::InvalidArgument => (&INVALID_ARGUMENT, "InvalidArgument"),
+        ErrorKind::NotFound => (&NOT_FOUND, "NotFound"),
+        ErrorKind::Corruption => (&CORRUPTION, "Corruption"),
+        // An I/O failure means the database cannot serve the call; the message names the
+        // file and the operation, which is what the caller needs to act on it.
+        ErrorKind::Io | ErrorKind::Unavailable => (&UNAVAILABLE, "Unavailable"),
+        ErrorKind::Timeout => (&TIMEOUT, "Timeout"),
+        ErrorKind::QuotaExceeded => (&QUOTA_EXCEEDED, "QuotaExceeded"),
+        ErrorKind::Conflict => (&CONFLICT, "Conflict"),
     }
 }
 

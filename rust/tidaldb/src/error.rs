@@ -171,6 +171,14 @@ pub enum TidalError {
         detail: String,
     },
 
+    /// A write was sent to a node that stopped answering before it acknowledged: the write
+    /// may have been applied there (and then replicates), or lost with the node.
+    #[error(
+        "write outcome unknown: {0}. Read back before writing again: a retry on another \
+         node would count it twice if the original was applied"
+    )]
+    OutcomeUnknown(String),
+
     /// An error a server returned to a client over the network: its class, and the
     /// server's message, which names what to do.
     #[error("{message} (from {server})")]
@@ -244,7 +252,7 @@ impl TidalError {
             | ClockSkew { .. } => ErrorKind::InvalidArgument,
             Corruption { .. } => ErrorKind::Corruption,
             Io { .. } => ErrorKind::Io,
-            Unavailable(_) => ErrorKind::Unavailable,
+            Unavailable(_) | OutcomeUnknown(_) => ErrorKind::Unavailable,
             Timeout(_) => ErrorKind::Timeout,
             NotFound(_) | UnknownTenant(_) => ErrorKind::NotFound,
             QuotaExceeded(_) => ErrorKind::QuotaExceeded,

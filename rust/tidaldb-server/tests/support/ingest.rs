@@ -72,7 +72,7 @@ pub fn ingest(
         match written {
             Ok(ws) => {
                 out.duplicates += ws.iter().filter(|w| w.duplicate).count() as u64;
-                progress.node.store(ws[1].served.0, Ordering::SeqCst);
+                progress.node.store(ws[1].served.node.0, Ordering::SeqCst);
                 progress.acked.fetch_add(1, Ordering::SeqCst);
             }
             Err(e) => {

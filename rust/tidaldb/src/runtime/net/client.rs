@@ -1,10 +1,13 @@
 //! The Rust client: talks to any node of a cluster over the client protocol, and fails over
 //! to the next address when the node it uses stops answering.
 //!
-//! Every write carries an idempotency key (the caller's, or one the client draws), and a
-//! write retried on another node after a failover carries the same key. A node that
-//! already holds the original (it had replicated there) recognises the retry and applies
-//! nothing; see `ledger::clients` for the bound on what a node remembers.
+//! Failover never counts a write twice. A read moves to the next node freely. A write
+//! moves only while no node has received it; once sent, a write whose node stops answering
+//! fails with `TidalError::OutcomeUnknown`: it may be applied, and it then replicates, or
+//! it may be lost with the node. A node recognises a retried idempotency key only once the
+//! original has reached it, so a blind retry elsewhere could count the write twice; the
+//! caller decides (every write carries a key, so a retry to the same node after it
+//! recovers is recognised).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -130,8 +133,11 @@ impl Client {
         self.last_served.as_ref()
     }
 
-    /// Sends `op` for `tenant` and waits for the answer. When the node does not answer,
-    /// the request goes to the next address, until each has been tried once.
+    /// Sends `op` for `tenant` and waits for the answer. A read whose node does not answer
+    /// goes to the next address, until each has been tried once. A write goes to the next
+    /// address only while none has received it: once sent, a write whose node stops
+    /// answering fails with `OutcomeUnknown`, because retrying it elsewhere could count it
+    /// twice. The next call uses the next node.
     pub fn call(&mut self, tenant: TenantId, op: Op) -> Result<Answered<Answer>> {
         refuse_inside_async()?;
         let mut last_failure = None;
@@ -154,8 +160,19 @@ impl Client {
                 }
                 Err(e) => {
                     tracing::warn!(addr = %self.addrs[self.current], error = %e, "node stopped answering; failing over");
+                    let node = self.node().map_or(0, |n| n.0);
                     self.conn = None;
                     self.current = (self.current + 1) % self.addrs.len();
+                    if op.is_write() {
+                        // The request may have reached the node and been applied there, and
+                        // a node recognises a retry's key only once the original reaches it:
+                        // a retry elsewhere could count the write twice. The next call goes
+                        // to the next node.
+                        return Err(TidalError::OutcomeUnknown(format!(
+                            "node {node} stopped answering after the write was sent ({e}); \
+                             it may or may not have been applied"
+                        )));
+                    }
                     last_failure = Some(e);
                 }
             }

@@ -84,6 +84,13 @@ pub enum Op {
     Regions,
 }
 
+impl Op {
+    /// Whether the op writes: a write is not retried on another node once sent.
+    pub fn is_write(&self) -> bool {
+        matches!(self, Op::Write { .. } | Op::Hide { .. })
+    }
+}
+
 /// Which node answered, and whether its answer may miss writes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Served {
