@@ -98,6 +98,7 @@ fn samples() -> Vec<Vec<u8>> {
     let enc = |r: tidaldb::Result<bytes::Bytes>| r.expect("encode").to_vec();
     let served = Served {
         node: NodeId(1),
+        region: "us-east".into(),
         degraded: true,
         unreachable: vec![NodeId(2)],
     };
@@ -154,10 +155,10 @@ fn samples() -> Vec<Vec<u8>> {
         enc(frame::encode(&reply(Ok(Answer::Scores(vec![0.5; 8]))))),
         enc(frame::encode(&reply(Ok(Answer::Written {
             count: 3,
-            first: Some(EventId {
+            first: EventId {
                 origin: NodeId(1),
                 seq: 4,
-            }),
+            },
             duplicate: false,
         })))),
         enc(frame::encode(&reply(Ok(Answer::Ranked {
