@@ -64,6 +64,7 @@ bench: $(EXT_STAMP)
 	$(CARGO) bench -p tidaldb --bench core --bench replication --bench tenancy
 	$(PY) bench/bench_python.py
 	$(PY) bench/bench_cluster.py
+	$(PY) bench/bench_network.py
 
 clean:
 	rm -f $(DEPS_STAMP) $(EXT_STAMP)

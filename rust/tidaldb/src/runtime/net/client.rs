@@ -141,18 +141,16 @@ impl Client {
     pub fn call(&mut self, tenant: TenantId, op: Op) -> Result<Answered<Answer>> {
         refuse_inside_async()?;
         let mut last_failure = None;
+        // One request, re-sent with a new id on each attempt (not copied: its arrays may
+        // hold a bulk call's whole batch).
+        let mut request = Request { id: 0, tenant, op };
         for _ in 0..self.addrs.len() {
             if let Err(e) = self.ensure_connected() {
                 last_failure = Some(e);
                 continue;
             }
-            let id = self.next_id;
+            request.id = self.next_id;
             self.next_id += 1;
-            let request = Request {
-                id,
-                tenant,
-                op: op.clone(),
-            };
             match self.exchange(&request) {
                 Ok(reply) => {
                     self.last_served = Some(reply.served.clone());

@@ -19,7 +19,8 @@ use crate::error::{Result, TidalError};
 use crate::schema::NodeId;
 
 /// Raised whenever the bytes on the wire change meaning. Both ends must agree exactly.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: the client protocol's bulk arrays are little-endian bytes, no longer varints.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The first bytes of every hello, so that a stray client of some other protocol is told
 /// apart from a tidaldb node of another version.
