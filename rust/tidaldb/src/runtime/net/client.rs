@@ -161,7 +161,7 @@ impl Client {
                     let node = self.node().map_or(0, |n| n.0);
                     self.conn = None;
                     self.current = (self.current + 1) % self.addrs.len();
-                    if op.is_write() {
+                    if request.op.is_write() {
                         // The request may have reached the node and been applied there, and
                         // a node recognises a retry's key only once the original reaches it:
                         // a retry elsewhere could count the write twice. The next call goes
