@@ -26,6 +26,7 @@ pub use segment::{list_segments, scan_segment, segment_name, sync_dir, sync_dir_
 pub use storage::{Entry, RealFs, SharedStorage, Storage, StorageFile};
 pub use sync_stats::{FSYNC_BUCKETS, FsyncReading, fsync_latency};
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +36,7 @@ use segment::{SegmentWriter, list_segments_on};
 
 use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
-use crate::event::Event;
+use crate::event::{Event, VersionVector};
 use crate::ledger::Ledger;
 use crate::schema::{RegionId, Schema, ShardId, Timestamp};
 
@@ -116,6 +117,13 @@ pub struct Wal {
     /// Set by a failed write or sync: memory is then ahead of the file, so nothing more
     /// may be appended behind the gap. Reopening recovers.
     failed: Option<String>,
+    /// The first seq of the segment appended to now (events land in it at the next commit:
+    /// segments roll only after a commit).
+    segment_first: u64,
+    /// The highest seq of each origin in each segment this log started itself, by first
+    /// seq, so that a snapshot can tell which segments peers still need without decoding
+    /// them. Segments it found at open are scanned when asked (see `read_back`).
+    segment_tops: BTreeMap<u64, VersionVector>,
 }
 
 impl Wal {
@@ -145,6 +153,11 @@ impl Wal {
         let r = recovery::recover(&*fs, dir, &cfg, schema, schema_fingerprint, on_batch)?;
         let tail = r.tail_segment.unwrap_or(r.next_lsn);
         let writer = SegmentWriter::open(&fs, dir, cfg.shard, tail)?;
+        let mut segment_tops = BTreeMap::new();
+        if writer.len == 0 {
+            // A fresh segment: everything in it will be appended by this log.
+            segment_tops.insert(tail, VersionVector::default());
+        }
         let wal = Wal {
             fs,
             dir: dir.to_path_buf(),
@@ -158,6 +171,8 @@ impl Wal {
             full_events: 0,
             schema_fingerprint,
             failed: None,
+            segment_first: tail,
+            segment_tops,
         };
         Ok((wal, r.ledger, r.clock, r.report))
     }
@@ -178,6 +193,9 @@ impl Wal {
             self.pending_first_lsn = self.next_lsn;
         }
         encode_event(event, &mut self.pending);
+        if let Some(top) = self.segment_tops.get_mut(&self.segment_first) {
+            top.advance(event.id.origin, event.id.seq);
+        }
         self.pending_events += 1;
         self.next_lsn += 1;
         if self.pending.len() >= MAX_BATCH_PAYLOAD {
@@ -269,6 +287,10 @@ impl Wal {
     /// Starts a new segment at the next seq; its file appears with the first write.
     fn roll(&mut self) -> Result<()> {
         self.writer = SegmentWriter::open(&self.fs, &self.dir, self.cfg.shard, self.next_lsn)?;
+        debug_assert_eq!(self.writer.len, 0, "a rolled segment starts empty");
+        self.segment_first = self.next_lsn;
+        self.segment_tops
+            .insert(self.segment_first, VersionVector::default());
         Ok(())
     }
 
@@ -284,6 +306,7 @@ impl Wal {
         for (first, path) in list_segments_on(&*self.fs, &self.dir, self.cfg.shard)? {
             if first <= lsn {
                 self.remove(&path)?;
+                self.segment_tops.remove(&first);
             }
         }
         for (old, path) in snapshot::list_snapshots(&*self.fs, &self.dir, self.cfg.shard)? {
