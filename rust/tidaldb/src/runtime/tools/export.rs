@@ -334,6 +334,17 @@ fn write_scores_csv(rows: &[(String, u64, f64)], out: &mut dyn Write) -> Result<
     out.flush().map_err(io_error)
 }
 
+/// The refusal of a build without the `parquet` feature.
+#[cfg(not(feature = "parquet"))]
+fn no_parquet() -> TidalError {
+    TidalError::InvalidArgument {
+        name: "format",
+        reason: "this build of tidaldb has no Parquet support; use the `tidaldb` command \
+                 (built with it), or export CSV"
+            .into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,16 +376,5 @@ mod tests {
                 "{text}"
             );
         }
-    }
-}
-
-/// The refusal of a build without the `parquet` feature.
-#[cfg(not(feature = "parquet"))]
-fn no_parquet() -> TidalError {
-    TidalError::InvalidArgument {
-        name: "format",
-        reason: "this build of tidaldb has no Parquet support; use the `tidaldb` command \
-                 (built with it), or export CSV"
-            .into(),
     }
 }
