@@ -15,8 +15,7 @@ use tidaldb::{EntityId, QueryStats, Results, ScoredItem, TenantId, TidalError, T
 
 use crate::cluster_config::TenantArg;
 use crate::convert::{
-    At, Count, Float, Id, Item, Ts, User, Weight, bulk_times, f64_array, id_array, same_length,
-    timestamp,
+    At, Count, Float, Id, Item, Ts, User, Weight, bulk_times, id_array, timestamp, weights_or_ones,
 };
 use crate::errors::{IntoPyResult, invalid};
 use crate::handles::PyWriteAck;
@@ -282,14 +281,7 @@ impl PyClient {
             .into_iter()
             .map(|e| e.0)
             .collect();
-        let weights = match weights {
-            Some(w) => {
-                let w = f64_array(py, "weights", w)?;
-                same_length(py, "weights", w.len(), items.len())?;
-                w
-            }
-            None => vec![1.0; items.len()],
-        };
+        let weights = weights_or_ones(py, weights, items.len())?;
         let ts = bulk_times(py, ts, items.len())?
             .map(|t| t.into_iter().map(Timestamp::as_nanos).collect());
         let concern = self.concern(py, write_concern)?;

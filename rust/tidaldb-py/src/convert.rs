@@ -370,6 +370,23 @@ pub fn f64_array(py: Python<'_>, what: &'static str, obj: &Bound<'_, PyAny>) -> 
 }
 
 /// Checks that a bulk argument has as many elements as `items`, naming it if not.
+/// A bulk write's `weights`: the given array, which must have one weight per item, or
+/// all ones.
+pub fn weights_or_ones(
+    py: Python<'_>,
+    weights: Option<&Bound<'_, PyAny>>,
+    items: usize,
+) -> PyResult<Vec<f64>> {
+    match weights {
+        Some(w) => {
+            let w = f64_array(py, "weights", w)?;
+            same_length(py, "weights", w.len(), items)?;
+            Ok(w)
+        }
+        None => Ok(vec![1.0; items]),
+    }
+}
+
 pub fn same_length(py: Python<'_>, what: &'static str, len: usize, items: usize) -> PyResult<()> {
     if len == items {
         Ok(())

@@ -13,8 +13,8 @@ use tidaldb::{EntityId, TenantId, Window};
 
 use crate::cluster_config::TenantArg;
 use crate::convert::{
-    At, Count, Float, Id, IdempotencyArg, Item, Natural, Ts, User, Weight, bulk_times, f64_array,
-    id_array, same_length, timestamp,
+    At, Count, Float, Id, IdempotencyArg, Item, Natural, Ts, User, Weight, bulk_times, id_array,
+    timestamp, weights_or_ones,
 };
 use crate::errors::{IntoPyResult, invalid};
 use crate::handles::PyWriteAck;
@@ -147,14 +147,7 @@ impl PyScoped {
         let scope = self.scope(py, tenant, region)?;
         // Copies, taken while attached: the arrays may change once the interpreter is released.
         let items = id_array(py, "items", items)?;
-        let weights = match weights {
-            Some(w) => {
-                let w = f64_array(py, "weights", w)?;
-                same_length(py, "weights", w.len(), items.len())?;
-                w
-            }
-            None => vec![1.0; items.len()],
-        };
+        let weights = weights_or_ones(py, weights, items.len())?;
         let ts = bulk_times(py, ts, items.len())?;
         self.simulation.run(py, move |c| {
             c.write_batch(scope, signal, &items, &weights, ts.as_deref())

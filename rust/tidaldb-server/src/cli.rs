@@ -56,27 +56,7 @@ enum Command {
     /// Exits 1 when an open would refuse the directory.
     Verify { dir: PathBuf },
     /// Write a data directory's events (or its current scores) as CSV or Parquet.
-    Export {
-        dir: PathBuf,
-        /// csv or parquet.
-        #[arg(long, default_value = "csv")]
-        format: String,
-        /// The current decayed score of every (signal, entity) instead of the events.
-        #[arg(long)]
-        scores: bool,
-        /// With --scores: the time to read at, in Unix seconds (default now).
-        #[arg(long)]
-        at: Option<f64>,
-        /// A tenant of the directory (default: the default tenant).
-        #[arg(long)]
-        tenant: Option<u64>,
-        /// Write here instead of stdout.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Export what the log still holds even when a snapshot holds older events.
-        #[arg(long)]
-        allow_partial: bool,
-    },
+    Export(tools::ExportArgs),
 }
 
 /// Runs the command line; the exit code is 0 on success, 2 on a usage error, 1 otherwise.
@@ -109,23 +89,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
         Command::Inspect { dir, json } => tools::inspect(&dir, json),
         Command::Verify { dir } => tools::verify(&dir),
-        Command::Export {
-            dir,
-            format,
-            scores,
-            at,
-            tenant,
-            out,
-            allow_partial,
-        } => tools::export(&tools::ExportArgs {
-            dir,
-            format,
-            scores,
-            at,
-            tenant,
-            out,
-            allow_partial,
-        }),
+        Command::Export(args) => tools::export(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,6 +16,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tidaldb::TenantId;
 use tidaldb::runtime::net::Server;
+use tidaldb::runtime::net::proto::PeerLag;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -89,48 +90,49 @@ fn health(server: &Server) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A per-peer lag gauge: its name, its help text, and its value for one peer.
+type LagMetric = (&'static str, &'static str, fn(&PeerLag) -> f64);
+
 /// The Prometheus exposition: counters end in `_total`, and every series of one metric is
 /// written under a single `# TYPE` line.
 pub fn metrics(server: &Server) -> String {
     let mut out = String::new();
     let node = server.node().0;
     let stats = &server.service().stats;
-    let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+    let counters = [
+        (
+            "tidaldb_client_requests_total",
+            "Client requests answered.",
+            &stats.requests,
+        ),
+        (
+            "tidaldb_client_events_written_total",
+            "Events written through the client port (the ingest rate is its rate()).",
+            &stats.events_written,
+        ),
+        (
+            "tidaldb_client_refusals_total",
+            "Client requests refused with an error.",
+            &stats.refusals,
+        ),
+        (
+            "tidaldb_quota_refusals_total",
+            "Writes refused by a tenant quota.",
+            &stats.quota_refusals,
+        ),
+        (
+            "tidaldb_connections_refused_total",
+            "Client connections refused at TLS or handshake.",
+            &stats.connections_refused,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let v = value.load(Ordering::Relaxed);
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{node=\"{node}\"}} {v}"
         );
-    };
-    counter(
-        &mut out,
-        "tidaldb_client_requests_total",
-        "Client requests answered.",
-        stats.requests.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "tidaldb_client_events_written_total",
-        "Events written through the client port (the ingest rate is its rate()).",
-        stats.events_written.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "tidaldb_client_refusals_total",
-        "Client requests refused with an error.",
-        stats.refusals.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "tidaldb_quota_refusals_total",
-        "Writes refused by a tenant quota.",
-        stats.quota_refusals.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "tidaldb_connections_refused_total",
-        "Client connections refused at TLS or handshake.",
-        stats.connections_refused.load(Ordering::Relaxed),
-    );
+    }
 
     let replicas = server.service().replicas();
     let _ = writeln!(
@@ -146,34 +148,34 @@ pub fn metrics(server: &Server) -> String {
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP tidaldb_replication_lag_events Events this replica holds that the peer has not acknowledged.\n# TYPE tidaldb_replication_lag_events gauge"
-    );
     let lags: Vec<_> = replicas
         .iter()
         .filter_map(|(t, db)| db.peer_lag().ok().map(|l| (*t, l)))
         .collect();
-    for (tenant, lag) in &lags {
-        for l in lag {
-            let _ = writeln!(
-                out,
-                "tidaldb_replication_lag_events{{node=\"{node}\",tenant=\"{}\",peer=\"{}\"}} {}",
-                tenant.0, l.peer.0, l.events
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP tidaldb_replication_lag_seconds Age of the oldest event the peer has not acknowledged.\n# TYPE tidaldb_replication_lag_seconds gauge"
-    );
-    for (tenant, lag) in &lags {
-        for l in lag {
-            let _ = writeln!(
-                out,
-                "tidaldb_replication_lag_seconds{{node=\"{node}\",tenant=\"{}\",peer=\"{}\"}} {}",
-                tenant.0, l.peer.0, l.seconds
-            );
+    let lag_metrics: [LagMetric; 2] = [
+        (
+            "tidaldb_replication_lag_events",
+            "Events this replica holds that the peer has not acknowledged.",
+            |l| l.events as f64,
+        ),
+        (
+            "tidaldb_replication_lag_seconds",
+            "Age of the oldest event the peer has not acknowledged.",
+            |l| l.seconds,
+        ),
+    ];
+    for (name, help, value) in lag_metrics {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (tenant, lag) in &lags {
+            for l in lag {
+                let _ = writeln!(
+                    out,
+                    "{name}{{node=\"{node}\",tenant=\"{}\",peer=\"{}\"}} {}",
+                    tenant.0,
+                    l.peer.0,
+                    value(l)
+                );
+            }
         }
     }
     let links = server.network().links();

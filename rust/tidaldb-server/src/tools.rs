@@ -33,14 +33,26 @@ pub fn verify(dir: &Path) -> Result<(), String> {
 }
 
 /// What `tidaldb export` was asked for.
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
 pub struct ExportArgs {
     pub dir: PathBuf,
+    /// csv or parquet.
+    #[arg(long, default_value = "csv")]
     pub format: String,
+    /// The current decayed score of every (signal, entity) instead of the events.
+    #[arg(long)]
     pub scores: bool,
+    /// With --scores: the time to read at, in Unix seconds (default now).
+    #[arg(long)]
     pub at: Option<f64>,
+    /// A tenant of the directory (default: the default tenant).
+    #[arg(long)]
     pub tenant: Option<u64>,
+    /// Write here instead of stdout.
+    #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Export what the log still holds even when a snapshot holds older events.
+    #[arg(long)]
     pub allow_partial: bool,
 }
 

@@ -97,10 +97,7 @@ impl Args {
 
 /// splitmix64: a hash of the event's index that numpy computes identically.
 fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    tidaldb::sim::SimRng::new(x).next_u64()
 }
 
 /// `view`: 1h half-life, 1h and 24h windows, as the servers of `bench_network.py` declare it.

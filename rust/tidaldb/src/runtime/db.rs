@@ -187,17 +187,7 @@ impl TidalDb {
         ts: Option<&[Timestamp]>,
     ) -> Result<usize> {
         let signal = self.resolve(name)?;
-        if weights.len() != entities.len() || ts.is_some_and(|t| t.len() != entities.len()) {
-            return Err(TidalError::InvalidArgument {
-                name: "weights",
-                reason: format!(
-                    "entities, weights and ts must have the same length (got {}, {}, {})",
-                    entities.len(),
-                    weights.len(),
-                    ts.map_or(entities.len(), <[Timestamp]>::len)
-                ),
-            });
-        }
+        check_batch_lengths(entities.len(), weights.len(), ts.map(<[Timestamp]>::len))?;
         let ops: Vec<ClientOp> = (0..entities.len())
             .map(|i| ClientOp::Signal {
                 signal,
@@ -451,6 +441,24 @@ impl TidalDb {
         let log = st.node.retained_log();
         Ok((log.len(), log.bound()))
     }
+}
+
+/// A batch's columns must line up: one weight (and, when given, one timestamp) per entity.
+pub(crate) fn check_batch_lengths(
+    entities: usize,
+    weights: usize,
+    ts: Option<usize>,
+) -> Result<()> {
+    if weights != entities || ts.is_some_and(|t| t != entities) {
+        return Err(TidalError::InvalidArgument {
+            name: "weights",
+            reason: format!(
+                "entities, weights and ts must have the same length (got {entities}, {weights}, {})",
+                ts.unwrap_or(entities)
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Removes a `Replicated(k)` caller's waiter when it stops waiting (answered, timed out or

@@ -17,6 +17,7 @@ use crate::event::{IdempotencyKey, TenantId};
 use crate::node::{ClientOp, WriteAck, WriteConcern};
 use crate::query::Retrieve;
 use crate::runtime::TidalDb;
+use crate::runtime::db::check_batch_lengths;
 use crate::schema::{EntityId, NodeId, Timestamp, Window};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -335,17 +336,7 @@ fn signal_ops(
     ts_ns: Option<&[i64]>,
 ) -> Result<Vec<ClientOp>> {
     let signal = db.resolve(signal)?;
-    if weights.len() != entities.len() || ts_ns.is_some_and(|t| t.len() != entities.len()) {
-        return Err(TidalError::InvalidArgument {
-            name: "weights",
-            reason: format!(
-                "entities, weights and ts must have the same length (got {}, {}, {})",
-                entities.len(),
-                weights.len(),
-                ts_ns.map_or(entities.len(), <[i64]>::len)
-            ),
-        });
-    }
+    check_batch_lengths(entities.len(), weights.len(), ts_ns.map(<[i64]>::len))?;
     (0..entities.len())
         .map(|i| {
             let ts = match ts_ns {
