@@ -278,6 +278,16 @@ impl Outputs {
         self.log_reads.clear();
     }
 
+    /// Clears the buffers and gives back what a large input grew them past `keep`
+    /// entries, so that one big write does not keep its peak allocated for as long as the
+    /// buffers are reused.
+    pub fn clear_and_release(&mut self, keep: usize) {
+        self.clear();
+        self.persist.shrink_to(keep);
+        self.messages.shrink_to(keep);
+        self.replies.shrink_to(keep);
+    }
+
     pub fn is_empty(&self) -> bool {
         !self.install_snapshot
             && self.persist.is_empty()

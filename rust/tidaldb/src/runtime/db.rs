@@ -21,6 +21,15 @@ use crate::query::{self, Results, Retrieve};
 use crate::schema::{EntityId, NodeId, Schema, SignalIdx, Timestamp, Window};
 use crate::wal::{Durability, RecoveryReport};
 
+/// Ops a bulk write applies at a time: large enough for the batch path's prefetching to
+/// pay, small enough that a call of millions of events neither holds them all in memory
+/// at once nor leaves that peak allocated behind.
+pub const BULK_CHUNK: usize = 1 << 14;
+
+fn held_back() -> TidalError {
+    TidalError::Unavailable("the node held back the reply to a local write".into())
+}
+
 /// How long a `Replicated(k)` write waits for its acknowledgements unless the builder says
 /// otherwise: long enough to ride out a retransmission or two, short enough that a caller
 /// hears of a partition while it can still act.
@@ -188,16 +197,58 @@ impl TidalDb {
     ) -> Result<usize> {
         let signal = self.resolve(name)?;
         check_batch_lengths(entities.len(), weights.len(), ts.map(<[Timestamp]>::len))?;
-        let ops: Vec<ClientOp> = (0..entities.len())
-            .map(|i| ClientOp::Signal {
-                signal,
-                entity: entities[i],
-                weight: weights[i],
-                ts: ts.map(|t| t[i]),
-            })
-            .collect();
-        self.write_many(&ops)?;
-        Ok(ops.len())
+        let op = |i: usize| ClientOp::Signal {
+            signal,
+            entity: entities[i],
+            weight: weights[i],
+            ts: ts.map(|t| t[i]),
+        };
+        self.write_streamed(entities.len(), op)?;
+        Ok(entities.len())
+    }
+
+    /// Writes `n` ops, `op(i)` each, whole or not at all, in bounded memory: every op is
+    /// validated first, then they are applied [`BULK_CHUNK`] at a time and committed as
+    /// one group (so a crash keeps all of them or none). Applying a chunk cannot fail once
+    /// its ops are admitted, because applying checks nothing admission has not. A tenant
+    /// with quotas is written as one request instead, so that the quota judges the call
+    /// as a whole.
+    fn write_streamed(&self, n: usize, op: impl Fn(usize) -> ClientOp) -> Result<()> {
+        let mut st = self.lock()?;
+        if n <= BULK_CHUNK || st.node.config().quotas.is_some() {
+            let ops: Vec<ClientOp> = (0..n).map(&op).collect();
+            return match st.submit(&ops, WriteConcern::Local, None)? {
+                Submitted::Done(_) => Ok(()),
+                Submitted::Waiting(..) => Err(held_back()),
+            };
+        }
+        st.check_writable()?;
+        let now = Timestamp::now();
+        for i in 0..n {
+            st.node.check_op(now, op(i))?;
+        }
+        let mut ops = Vec::with_capacity(BULK_CHUNK);
+        let mut outcome = Ok(());
+        for start in (0..n).step_by(BULK_CHUNK) {
+            ops.clear();
+            ops.extend((start..n.min(start + BULK_CHUNK)).map(&op));
+            let (_, applied) = st.submit_unsettled(&ops, WriteConcern::Local, None);
+            debug_assert!(
+                !matches!(applied, Ok(Some(Err(ref e))) if e.kind() != crate::error::ErrorKind::Unavailable),
+                "a chunk of admitted ops was refused: {applied:?}"
+            );
+            outcome = match applied {
+                Ok(Some(Ok(_))) => Ok(()),
+                Ok(Some(Err(e))) | Err(e) => Err(e),
+                Ok(None) => Err(held_back()),
+            };
+            if outcome.is_err() {
+                break;
+            }
+        }
+        // Commit what was applied even after a failure: memory must not run ahead of the log.
+        let settled = st.settle();
+        outcome.and(settled)
     }
 
     pub fn hide_item(&self, user: EntityId, item: EntityId) -> Result<EventId> {
@@ -291,16 +342,10 @@ impl TidalDb {
         self.write_local(&[op], None).map(|ack| ack.event_id())
     }
 
-    fn write_many(&self, ops: &[ClientOp]) -> Result<()> {
-        self.write_local(ops, None).map(drop)
-    }
-
     fn write_local(&self, ops: &[ClientOp], tag: Option<ClientTag>) -> Result<WriteAck> {
         match self.lock()?.submit(ops, WriteConcern::Local, tag)? {
             Submitted::Done(ack) => Ok(ack),
-            Submitted::Waiting(..) => Err(TidalError::Unavailable(
-                "the node held back the reply to a local write".into(),
-            )),
+            Submitted::Waiting(..) => Err(held_back()),
         }
     }
 

@@ -16,7 +16,7 @@ pub mod tools;
 mod transport;
 
 pub use builder::{DEFAULT_SNAPSHOT_EVERY, TidalDbBuilder};
-pub use db::{DEFAULT_REPLICATION_TIMEOUT, TidalDb};
+pub use db::{BULK_CHUNK, DEFAULT_REPLICATION_TIMEOUT, TidalDb};
 pub use layout::default_wal_dir;
 pub use local_cluster::{LocalCluster, LocalClusterConfig, LocalDriver};
 pub use state::ReportSink;

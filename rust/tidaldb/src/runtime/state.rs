@@ -102,6 +102,10 @@ pub(super) fn open_log(
     })
 }
 
+/// Entries the reused output buffers keep room for between inputs: enough for any usual
+/// write, far below the peak of a bulk call of millions of events.
+const KEPT_OUTPUT_CAPACITY: usize = 1 << 14;
+
 /// A transport in a form `State` can derive `Debug` over.
 pub(super) struct Net(pub Arc<dyn Transport>);
 
@@ -192,15 +196,7 @@ impl State {
         tag: Option<ClientTag>,
     ) -> Result<Submitted> {
         self.check_writable()?;
-        let id = self.next_request;
-        self.next_request = self.next_request.wrapping_add(1);
-        let request = WriteRequest {
-            id,
-            ops,
-            concern,
-            tag,
-        };
-        let reply = self.step(Timestamp::now(), Input::Write(request), Some(id));
+        let (id, reply) = self.submit_unsettled(ops, concern, tag);
         // Our own events leave for the peers only once `Synced` says they are durable.
         let settled = self.settle();
         let reply = reply?;
@@ -213,6 +209,31 @@ impl State {
                 Ok(Submitted::Waiting(id, rx))
             }
         }
+    }
+
+    /// Applies one write and appends it to the log, leaving the commit to a later
+    /// [`settle`](Self::settle): how a bulk write applies its chunks one at a time and
+    /// still commits them as one group. Returns the request's id and the node's reply,
+    /// if it gave one. The caller checks [`check_writable`](Self::check_writable) first.
+    #[allow(clippy::type_complexity)]
+    pub fn submit_unsettled(
+        &mut self,
+        ops: &[ClientOp],
+        concern: WriteConcern,
+        tag: Option<ClientTag>,
+    ) -> (RequestId, Result<Option<Result<WriteAck>>>) {
+        let id = self.next_request;
+        self.next_request = self.next_request.wrapping_add(1);
+        let request = WriteRequest {
+            id,
+            ops,
+            concern,
+            tag,
+        };
+        (
+            id,
+            self.step(Timestamp::now(), Input::Write(request), Some(id)),
+        )
     }
 
     pub fn check_writable(&self) -> Result<()> {
@@ -265,6 +286,7 @@ impl State {
             }
         }
         let reads = std::mem::take(&mut out.log_reads);
+        out.clear_and_release(KEPT_OUTPUT_CAPACITY);
         self.out = out;
         persisted?;
         self.serve_log_reads(now, &reads)?;
