@@ -63,6 +63,7 @@ test: rust-check
 bench: $(EXT_STAMP)
 	$(CARGO) bench -p tidaldb --bench core --bench replication --bench tenancy
 	$(PY) bench/bench_python.py
+	$(PY) bench/bench_bulk.py
 	$(PY) bench/bench_cluster.py
 	$(PY) bench/bench_network.py
 

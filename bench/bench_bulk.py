@@ -1,0 +1,85 @@
+"""One large bulk call against the same events in 10K-event calls: speed, and the resident
+memory each leaves behind (issue 15's streaming targets).
+
+    .venv/bin/python bench/bench_bulk.py            # after `make ext`
+
+Every measurement runs in a fresh subprocess (so resident memory starts from the same
+place), alternating the two paths, ``--rounds`` times each; the table gives the best and
+the median. The machine's load average is printed, since the VM is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+CHILD = r"""
+import json, sys, time
+import numpy as np, tidaldb
+
+def rss_mib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+n, chunk = int(sys.argv[1]), int(sys.argv[2])
+db = tidaldb.Db(tidaldb.Schema().signal("view", half_life="1d"))
+rng = np.random.default_rng(1)
+items = rng.integers(0, 100_000, n).astype(np.uint64)
+weights = np.ones(n)
+ts = 1_700_000_000.0 + np.arange(n) * 1e-3
+db.signals("view", items[:1000], weights[:1000], ts=ts[:1000])  # warm the 100K-item map path
+base = rss_mib()
+t = time.perf_counter()
+for i in range(0, n, chunk):
+    db.signals("view", items[i:i + chunk], weights[i:i + chunk], ts=ts[i:i + chunk])
+elapsed = time.perf_counter() - t
+print(json.dumps({"rate": n / elapsed, "left_mib": rss_mib() - base}))
+"""
+
+
+def run(n: int, chunk: int) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", CHILD, str(n), str(chunk)], capture_output=True, text=True, check=True)
+    result: dict[str, float] = json.loads(out.stdout)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    print(f"load average at the start: {os.getloadavg()}")
+    rows = []
+    for n in (1_000_000, 4_000_000):
+        one: list[dict[str, float]] = []
+        small: list[dict[str, float]] = []
+        for _ in range(args.rounds):
+            one.append(run(n, n))
+            small.append(run(n, 10_000))
+        best_one = max(r["rate"] for r in one)
+        best_small = max(r["rate"] for r in small)
+        med_one = statistics.median(r["rate"] for r in one)
+        med_small = statistics.median(r["rate"] for r in small)
+        left_one = statistics.median(r["left_mib"] for r in one)
+        left_small = statistics.median(r["left_mib"] for r in small)
+        rows.append(
+            (
+                f"{n:,} events, one call vs {n // 10_000} calls of 10K",
+                f"{best_one / 1e6:.2f} M/s (median {med_one / 1e6:.2f})",
+                f"{best_small / 1e6:.2f} M/s (median {med_small / 1e6:.2f})",
+                f"{best_one / best_small:.2f}x (median {med_one / med_small:.2f}x)",
+                f"left {left_one:.1f} MiB vs {left_small:.1f} MiB (medians)",
+            )
+        )
+    print(f"load average at the end: {os.getloadavg()}")
+    for row in rows:
+        print(" | ".join(row))
+
+
+if __name__ == "__main__":
+    main()
