@@ -348,15 +348,25 @@ pub fn id_list(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<EntityId>
 
 /// A 1-D float64 array, copied out (see [`id_array`] for why).
 pub fn f64_array(py: Python<'_>, what: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
+    with_f64s(py, what, obj, |values| Ok(values.collect()))
+}
+
+/// Runs `f` over the elements of a 1-D float64 array, read in place while attached.
+fn with_f64s<T>(
+    py: Python<'_>,
+    what: &'static str,
+    obj: &Bound<'_, PyAny>,
+    f: impl FnOnce(&mut dyn ExactSizeIterator<Item = f64>) -> PyResult<T>,
+) -> PyResult<T> {
     match obj.cast::<PyArray1<f64>>() {
         Ok(a) => {
             let ro = a
                 .try_readonly()
                 .map_err(|e| invalid(py, what, e.to_string()))?;
-            Ok(match ro.as_slice() {
-                Ok(s) => s.to_vec(),
-                Err(_) => ro.as_array().iter().copied().collect(),
-            })
+            match ro.as_slice() {
+                Ok(s) => f(&mut s.iter().copied()),
+                Err(_) => f(&mut ro.as_array().iter().copied()),
+            }
         }
         Err(_) => Err(invalid(
             py,
@@ -369,7 +379,6 @@ pub fn f64_array(py: Python<'_>, what: &'static str, obj: &Bound<'_, PyAny>) -> 
     }
 }
 
-/// Checks that a bulk argument has as many elements as `items`, naming it if not.
 /// A bulk write's `weights`: the given array, which must have one weight per item, or
 /// all ones.
 pub fn weights_or_ones(
@@ -387,6 +396,7 @@ pub fn weights_or_ones(
     }
 }
 
+/// Checks that a bulk argument has as many elements as `items`, naming it if not.
 pub fn same_length(py: Python<'_>, what: &'static str, len: usize, items: usize) -> PyResult<()> {
     if len == items {
         Ok(())
@@ -416,23 +426,17 @@ pub fn region_names(what: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<
     })
 }
 
-/// Unix seconds of a bulk call → timestamps; an element no timestamp can hold raises
-/// `InvalidArgument` naming the argument and the element.
-pub fn timestamps(py: Python<'_>, what: &'static str, secs: &[f64]) -> PyResult<Vec<Timestamp>> {
-    secs.iter()
-        .enumerate()
-        .map(|(i, &s)| {
-            if !s.is_finite() {
-                return Err(invalid(
-                    py,
-                    what,
-                    format!("element {i} is {s}, not a time; pass Unix seconds as finite floats"),
-                ));
-            }
-            Timestamp::from_secs_f64(s)
-                .map_err(|e| invalid(py, what, format!("element {i}, {s} seconds: {e}")))
-        })
-        .collect()
+/// Element `i` of a time array, `s` Unix seconds, as a timestamp.
+fn timestamp_at(py: Python<'_>, what: &'static str, i: usize, s: f64) -> PyResult<Timestamp> {
+    if !s.is_finite() {
+        return Err(invalid(
+            py,
+            what,
+            format!("element {i} is {s}, not a time; pass Unix seconds as finite floats"),
+        ));
+    }
+    Timestamp::from_secs_f64(s)
+        .map_err(|e| invalid(py, what, format!("element {i}, {s} seconds: {e}")))
 }
 
 /// The optional `ts` array of a bulk call with `len` items, copied and converted.
@@ -444,9 +448,14 @@ pub fn bulk_times(
     let Some(t) = ts else {
         return Ok(None);
     };
-    let secs = f64_array(py, "ts", t)?;
-    same_length(py, "ts", secs.len(), len)?;
-    timestamps(py, "ts", &secs).map(Some)
+    // Converted as read, without an intermediate copy of the seconds.
+    with_f64s(py, "ts", t, |secs| {
+        same_length(py, "ts", secs.len(), len)?;
+        secs.enumerate()
+            .map(|(i, s)| timestamp_at(py, "ts", i, s))
+            .collect()
+    })
+    .map(Some)
 }
 
 /// Seconds in `value`: a float, or a string such as `"20ms"`, read by the core's parser.

@@ -24,7 +24,7 @@ use crate::wal::{Durability, RecoveryReport};
 /// Ops a bulk write applies at a time: large enough for the batch path's prefetching to
 /// pay, small enough that a call of millions of events neither holds them all in memory
 /// at once nor leaves that peak allocated behind.
-pub const BULK_CHUNK: usize = 1 << 14;
+pub const BULK_CHUNK: usize = 1 << 12;
 
 fn held_back() -> TidalError {
     TidalError::Unavailable("the node held back the reply to a local write".into())
