@@ -107,7 +107,8 @@ def smoke(python: Path, wheel: Path, work: Path) -> None:
     venv = work / "venv"
     run(python, "-m", "venv", venv, cwd=work)
     bin_dir = venv / "bin"
-    pip = [bin_dir / "python", "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    pip: list[str | Path] = [bin_dir / "python", "-m", "pip", "install", "-q"]
+    pip.append("--disable-pip-version-check")
     run(*pip, wheel, cwd=work)
     print(run(bin_dir / "python", "-c", SMOKE, cwd=work), end="")
     for command in ([bin_dir / "tidaldb"], [bin_dir / "python", "-m", "tidaldb"]):
