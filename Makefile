@@ -1,5 +1,6 @@
 # make demo | make test | make bench, and make wheel | make wheel-test. Each target sets
-# itself up on a bare machine: it creates .venv, installs requirements-dev.txt into it and builds the extension there.
+# itself up on a bare machine: it creates .venv, installs requirements-dev.txt into it and
+# builds the extension there.
 # Stamp files under .venv keep repeated runs from reinstalling or rebuilding needlessly.
 
 SHELL := bash
