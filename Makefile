@@ -16,6 +16,7 @@ export MPLBACKEND := Agg
 
 DEPS_STAMP := $(VENV)/.stamp-deps
 EXT_STAMP := $(VENV)/.stamp-ext
+WHEEL_DEPS_STAMP := $(VENV)/.stamp-wheel-deps
 # The `tidaldb` command (serve, cert, ...), placed inside the Python package, which
 # installs it as the `tidaldb` script and `python -m tidaldb`.
 BIN := python/tidaldb/_bin/tidaldb
@@ -26,6 +27,10 @@ RUST_SOURCES := Cargo.toml Cargo.lock pyproject.toml $(shell find rust -type f \
 $(DEPS_STAMP): requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+$(WHEEL_DEPS_STAMP): $(DEPS_STAMP) requirements-wheel.txt
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-wheel.txt
 	touch $@
 
 $(BIN): $(RUST_SOURCES)
@@ -40,7 +45,7 @@ $(EXT_STAMP): $(DEPS_STAMP) $(RUST_SOURCES) $(BIN)
 ext: $(EXT_STAMP)
 
 # `make wheel`: the one wheel to publish, in dist/. It is abi3 (CPython >= 3.9) and
-# manylinux_2_28: zig (the ziglang and cargo-zigbuild packages from requirements-dev.txt)
+# manylinux_2_28: zig (the ziglang and cargo-zigbuild packages of requirements-wheel.txt)
 # links the extension and the server binary against glibc 2.28, where linking with this
 # machine's glibc would demand that version (2.36 here). Both ELF files are stripped, and
 # auditwheel checks both. The binary that the dev install uses is put back afterwards.
@@ -55,7 +60,7 @@ WHEEL_SERVER_TARGET := target/wheel-server
 WHEEL_DIR := dist
 VENV_PATH := PATH=$(abspath $(VENV))/bin:$$PATH
 
-wheel: $(DEPS_STAMP)
+wheel: $(WHEEL_DEPS_STAMP)
 	$(VENV_PATH) CARGO_TARGET_DIR=$(WHEEL_SERVER_TARGET) $(CARGO) zigbuild --release \
 		-p tidaldb-server --bin tidaldb --target $(WHEEL_TARGET).$(WHEEL_GLIBC)
 	rm -rf $(WHEEL_BUILD) $(WHEEL_DIR)
@@ -103,4 +108,4 @@ bench: $(EXT_STAMP)
 	$(PY) bench/bench_network.py
 
 clean:
-	rm -f $(DEPS_STAMP) $(EXT_STAMP)
+	rm -f $(DEPS_STAMP) $(EXT_STAMP) $(WHEEL_DEPS_STAMP)
