@@ -1,5 +1,6 @@
-# make demo | make test | make bench. Each target sets itself up on a bare machine:
-# it creates .venv, installs requirements-dev.txt into it and builds the extension there.
+# make demo | make test | make bench, and make wheel | make wheel-test. Each target sets
+# itself up on a bare machine: it creates .venv, installs requirements-dev.txt into it and
+# builds the extension there.
 # Stamp files under .venv keep repeated runs from reinstalling or rebuilding needlessly.
 
 SHELL := bash
@@ -15,16 +16,21 @@ export MPLBACKEND := Agg
 
 DEPS_STAMP := $(VENV)/.stamp-deps
 EXT_STAMP := $(VENV)/.stamp-ext
+WHEEL_DEPS_STAMP := $(VENV)/.stamp-wheel-deps
 # The `tidaldb` command (serve, cert, ...), placed inside the Python package, which
 # installs it as the `tidaldb` script and `python -m tidaldb`.
 BIN := python/tidaldb/_bin/tidaldb
 RUST_SOURCES := Cargo.toml Cargo.lock pyproject.toml $(shell find rust -type f \( -name '*.rs' -o -name Cargo.toml \) -not -path '*/target/*')
 
-.PHONY: demo cluster-demo test bench rust-check ext python-check clean
+.PHONY: demo cluster-demo test bench rust-check ext python-check wheel wheel-test clean
 
 $(DEPS_STAMP): requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+$(WHEEL_DEPS_STAMP): $(DEPS_STAMP) requirements-wheel.txt
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-wheel.txt
 	touch $@
 
 $(BIN): $(RUST_SOURCES)
@@ -37,6 +43,41 @@ $(EXT_STAMP): $(DEPS_STAMP) $(RUST_SOURCES) $(BIN)
 	touch $@
 
 ext: $(EXT_STAMP)
+
+# `make wheel`: the one wheel to publish, in dist/. It is abi3 (CPython >= 3.9) and
+# manylinux_2_28: zig (the ziglang and cargo-zigbuild packages of requirements-wheel.txt)
+# links the extension and the server binary against glibc 2.28, where linking with this
+# machine's glibc would demand that version (2.36 here). Both ELF files are stripped, and
+# auditwheel checks both. The binary that the dev install uses is put back afterwards.
+WHEEL_TARGET := x86_64-unknown-linux-gnu
+WHEEL_GLIBC := 2.28
+WHEEL_MANYLINUX := manylinux_$(subst .,_,$(WHEEL_GLIBC))
+WHEEL_PLAT := $(WHEEL_MANYLINUX)_x86_64
+WHEEL_BUILD := target/wheel-build
+# The server gets its own target directory: cargo-zigbuild and maturin's zig set different
+# environments, and sharing one directory would rebuild every crate on each switch.
+WHEEL_SERVER_TARGET := target/wheel-server
+WHEEL_DIR := dist
+VENV_PATH := PATH=$(abspath $(VENV))/bin:$$PATH
+
+wheel: $(WHEEL_DEPS_STAMP)
+	$(VENV_PATH) CARGO_TARGET_DIR=$(WHEEL_SERVER_TARGET) $(CARGO) zigbuild --release \
+		-p tidaldb-server --bin tidaldb --target $(WHEEL_TARGET).$(WHEEL_GLIBC)
+	rm -rf $(WHEEL_BUILD) $(WHEEL_DIR)
+	mkdir -p $(dir $(BIN))
+	if [ -e $(BIN) ]; then mv $(BIN) $(BIN).dev; fi; \
+	trap 'rm -f $(BIN); if [ -e $(BIN).dev ]; then mv $(BIN).dev $(BIN); fi' EXIT; \
+	strip -o $(BIN) $(WHEEL_SERVER_TARGET)/$(WHEEL_TARGET)/release/tidaldb; \
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV_PATH) $(VENV)/bin/maturin build --release --strip \
+		--zig --target $(WHEEL_TARGET) --compatibility $(WHEEL_MANYLINUX) --out $(WHEEL_BUILD)
+	$(VENV)/bin/auditwheel show $(WHEEL_BUILD)/*.whl
+	$(VENV_PATH) $(VENV)/bin/auditwheel repair --plat $(WHEEL_PLAT) --wheel-dir $(WHEEL_DIR) $(WHEEL_BUILD)/*.whl
+	ls -l $(WHEEL_DIR)
+
+# Installs dist/'s wheel into fresh venvs of the Pythons named below that this machine
+# has, and runs tests/wheel_smoke.py in each. Not part of `make test`; see tests/wheel_smoke.py.
+wheel-test: wheel
+	$(PY) tests/wheel_smoke.py $(WHEEL_DIR)/*.whl
 
 demo: $(EXT_STAMP)
 	$(PY) -m tidaldb.demo
@@ -68,4 +109,4 @@ bench: $(EXT_STAMP)
 	$(PY) bench/bench_network.py
 
 clean:
-	rm -f $(DEPS_STAMP) $(EXT_STAMP)
+	rm -f $(DEPS_STAMP) $(EXT_STAMP) $(WHEEL_DEPS_STAMP)
