@@ -5,20 +5,14 @@
 use std::time::Duration;
 
 use tidaldb::runtime::BULK_CHUNK;
-use tidaldb::{DecaySpec, EntityId, EntityKind, Schema, TidalDb, TidalError, Timestamp};
+use tidaldb::{EntityId, Schema, TidalDb, TidalError, Timestamp};
+
+mod common;
+
+const HOUR: Duration = Duration::from_secs(3600);
 
 fn schema() -> Schema {
-    Schema::builder()
-        .signal(
-            "view",
-            EntityKind::Item,
-            DecaySpec::Exponential {
-                half_life: Duration::from_secs(3600),
-            },
-        )
-        .add()
-        .build()
-        .unwrap()
+    common::view_signal(HOUR).add().build().unwrap()
 }
 
 const N: usize = 3 * BULK_CHUNK + 123;

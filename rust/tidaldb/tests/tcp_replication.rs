@@ -8,20 +8,14 @@ use std::time::{Duration, Instant};
 use tidaldb::runtime::net::{
     Client, ClientOptions, PeerSpec, Security, Server, ServerSpec, proto::Concern,
 };
-use tidaldb::{DecaySpec, EntityKind, NodeId, RegionId, Schema, ShardId, TenantId};
+use tidaldb::{NodeId, RegionId, Schema, ShardId, TenantId};
+
+mod common;
+
+const HOUR: Duration = Duration::from_secs(3600);
 
 fn schema() -> Schema {
-    Schema::builder()
-        .signal(
-            "view",
-            EntityKind::Item,
-            DecaySpec::Exponential {
-                half_life: Duration::from_secs(3600),
-            },
-        )
-        .add()
-        .build()
-        .unwrap()
+    common::view_signal(HOUR).add().build().unwrap()
 }
 
 fn free_addr() -> SocketAddr {
@@ -62,12 +56,13 @@ fn spec(me: usize, peer_addrs: &[SocketAddr], dir: &std::path::Path) -> ServerSp
     }
 }
 
-/// The analytical score of unit weights at `times`, read at `at`, with a one-hour half-life.
+/// The analytical score of unit weights at `times`, read at `at`.
 fn formula(times: &[i64], at: i64) -> f64 {
-    times
-        .iter()
-        .map(|t| (-((at - t) as f64) / 3.6e12).exp2())
-        .sum()
+    common::decay_sum(
+        times.iter().map(|t| (common::ts(*t), 1.0)),
+        common::ts(at),
+        HOUR,
+    )
 }
 
 #[test]

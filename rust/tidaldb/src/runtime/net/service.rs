@@ -359,13 +359,15 @@ async fn write(
     concern: Concern,
     key: Option<u64>,
 ) -> Result<WriteAck> {
-    let others = db.peer_lag()?.len();
+    // The group's size is looked up only for the concerns that depend on it, not on
+    // every write.
+    let others = || db.peer_lag().map(|peers| peers.len());
     let concern = match concern {
         Concern::Local => WriteConcern::Local,
         Concern::Replicated(k) => WriteConcern::Replicated(k),
         // A majority of the group, this node included, so `n / 2` others.
-        Concern::Majority => WriteConcern::Replicated(clamp(others.div_ceil(2))),
-        Concern::All => WriteConcern::Replicated(clamp(others)),
+        Concern::Majority => WriteConcern::Replicated(clamp(others()?.div_ceil(2))),
+        Concern::All => WriteConcern::Replicated(clamp(others()?)),
     };
     let tag = key.map(|k| crate::event::ClientTag::Key(IdempotencyKey(k)));
     db.write_request(ops, concern, tag).await
