@@ -2,7 +2,7 @@
 //! far it has got), and the rules that start and advance it. The record is the source of
 //! truth a resumed driver continues from.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ControlPlane;
 
@@ -13,7 +13,7 @@ use crate::tenancy::ShardAssignment;
 
 /// The steps of a migration, in order. Each is entered once its predecessor is done;
 /// re-entering the current one is a no-op, so every step can be retried after a crash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum MigrationState {
     /// Registered; nothing has moved.
     Idle,

@@ -8,6 +8,7 @@
 //! seam where a consensus engine will later replicate it across machines. Heartbeat
 //! reports are observations, not commands: they feed health, lag and elections.
 
+pub mod consensus;
 mod election;
 mod health;
 mod migration;
@@ -20,7 +21,7 @@ pub use migration::{MigrationRecord, MigrationState};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TidalError};
 use crate::event::{TenantId, VersionVector};
@@ -29,7 +30,7 @@ use crate::schema::{NodeId, RegionId, ShardId, Timestamp};
 use crate::tenancy::{ClusterTopology, ShardAssignment, TenantConfig, TenantRouter};
 
 /// One replica: a tenant's copy of a shard, on the host `(region, shard)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Replica {
     pub node: NodeId,
     pub region: RegionId,
@@ -54,14 +55,14 @@ impl Replica {
 }
 
 /// A replica group: every copy of one tenant's shard. Leadership and terms are per group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct GroupId {
     pub tenant: TenantId,
     pub shard: ShardId,
 }
 
 /// Everything that changes the control plane's state.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     RegisterTenant(TenantConfig),
     /// A replica joins its group; `lead` makes it the leader of a group that has none.
@@ -70,10 +71,12 @@ pub enum Command {
         lead: bool,
     },
     RemoveReplica(NodeId),
-    /// `node` leads its group in the next term.
+    /// `node` leads its group in the term after `from_term`. Refused unless the group is
+    /// still in `from_term`: a promotion decided on a stale view, or twice, changes nothing.
     Promote {
         group: GroupId,
         node: NodeId,
+        from_term: u64,
     },
     /// The group has no replica fit to lead.
     Demote {
@@ -94,7 +97,7 @@ pub enum Command {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LoggedCommand {
     pub at_ns: i64,
     pub command: Command,
@@ -199,18 +202,35 @@ impl ControlPlane {
                     g.leader = None;
                 }
             }
-            Command::Promote { group, node } => {
+            Command::Promote {
+                group,
+                node,
+                from_term,
+            } => {
                 let member = self.member(*node).map(|m| m.replica.group());
                 if member != Some(*group) {
                     return Err(TidalError::InvalidArgument {
                         name: "node",
-                        reason: format!("node {} is not a replica of {group:?}", node.0),
+                        reason: format!(
+                            "node {} is not a replica of tenant {}'s shard {}",
+                            node.0, group.tenant, group.shard.0
+                        ),
                     });
                 }
-                if let Some(g) = self.group_mut(*group) {
-                    g.term += 1;
-                    g.leader = Some(*node);
+                let Some(g) = self.group_mut(*group) else {
+                    return Err(TidalError::NotFound(format!(
+                        "no replica group for tenant {}'s shard {}",
+                        group.tenant, group.shard.0
+                    )));
+                };
+                if g.term != *from_term {
+                    return Err(TidalError::Conflict(format!(
+                        "the promotion ends term {from_term}, but the group is in term {}",
+                        g.term
+                    )));
                 }
+                g.term += 1;
+                g.leader = Some(*node);
             }
             Command::Demote { group } => {
                 if let Some(g) = self.group_mut(*group) {
@@ -241,6 +261,7 @@ impl ControlPlane {
                 target_node,
             } => self.advance_migration(now, *tenant, *to, *target_node)?,
         }
+        self.record_decision(&command, now.as_nanos());
         self.log.push(LoggedCommand {
             at_ns: now.as_nanos(),
             command,
@@ -387,6 +408,21 @@ impl ControlPlane {
         self.leader_of(shard)
             .and_then(|n| self.member(n))
             .is_some_and(|m| self.healthy(m, now))
+    }
+
+    /// Takes over what `other` has heard from replicas (their last heartbeats, lag and
+    /// throughput), for a plane rebuilt from a snapshot that should not forget them.
+    pub fn adopt_observations(&mut self, other: &ControlPlane) {
+        for m in &mut self.members {
+            if let Some(o) = other.member(m.replica.node) {
+                m.last_heard = o.last_heard;
+                m.last_report = o.last_report.clone();
+                m.throughput = o.throughput;
+                m.rate_mark = o.rate_mark;
+            }
+        }
+        self.lag = other.lag.clone();
+        self.started = other.started;
     }
 
     /// A node's heartbeat. Lag is measured against the union of what its group's healthy

@@ -87,6 +87,7 @@ fn replaying_the_command_log_rebuilds_the_same_state() -> Result<()> {
                 shard: ShardId(0),
             },
             node: NodeId(2),
+            from_term: 1,
         },
     ];
     for (i, c) in commands.into_iter().enumerate() {

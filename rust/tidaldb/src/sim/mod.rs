@@ -6,6 +6,7 @@
 //! runs. A run is reproducible bit for bit from [`ClusterConfig::seed`].
 
 mod cluster;
+mod control_quorum;
 mod disk;
 mod disk_faults;
 mod engine;
@@ -17,6 +18,7 @@ mod settings;
 
 pub use crate::cluster::{GroupConcern, RollingUpgradeCoordinator, Scope, Timing};
 pub use cluster::{ClusterConfig, DEFAULT_START_NS, SimDriver, SimNodeRef, SimulatedCluster};
+pub use control_quorum::{QuorumConfig, SimControlQuorum};
 pub use disk_faults::DiskFault;
 pub use engine::{SimDurability, SimStats};
 pub use faults::{NetworkPartition, ShardCrash};

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{TenantConfig, TenantQuotas, TenantRateLimiter};
 use crate::error::{Result, TidalError};
@@ -16,7 +16,7 @@ use crate::event::TenantId;
 use crate::schema::{EntityId, RegionId, ShardId};
 
 /// One replica of a shard, in a region.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ShardAssignment {
     pub shard_id: ShardId,
     pub region_id: RegionId,
