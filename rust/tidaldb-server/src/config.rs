@@ -37,11 +37,21 @@
 //! max_signals_per_sec = 1000
 //! max_entities = 100000
 //!
+//! [control]                  # optional: the replicated control plane
+//! voters = [1, 2, 3]         # node ids whose processes vote (Raft); odd, at most 7
+//!
 //! [timing]                   # all optional
 //! heartbeat = "50ms"
 //! peer_timeout = "500ms"
 //! replication_timeout = "5s"
+//! election_timeout = "500ms" # a silent leader is replaced after this (with [control])
 //! ```
+//!
+//! With `[control]`, leadership is the control plane's to decide: the lowest node id leads
+//! at first, and a leader that falls silent (crashed, or cut off from the voters'
+//! majority) is replaced by the most caught-up replica the majority hears. `role` then
+//! only says what a node is before its first order. Every node must list the same voters,
+//! and node ids must stay below 64.
 //!
 //! Relative paths are relative to the config file's directory.
 
@@ -83,7 +93,15 @@ pub struct NodeToml {
     #[serde(default)]
     pub tenants: Vec<TenantToml>,
     #[serde(default)]
+    pub control: Option<ControlToml>,
+    #[serde(default)]
     pub timing: TimingToml,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlToml {
+    pub voters: Vec<u16>,
 }
 
 /// What clients assume when they name no cluster.
@@ -140,6 +158,7 @@ pub struct TimingToml {
     pub heartbeat: Option<String>,
     pub peer_timeout: Option<String>,
     pub replication_timeout: Option<String>,
+    pub election_timeout: Option<String>,
 }
 
 /// A loaded config: the server's spec, and the monitoring address.
@@ -234,12 +253,51 @@ fn build(t: NodeToml, base: &Path, insecure: bool) -> Result<Loaded, String> {
             "replication_timeout",
             Duration::from_secs(5),
         )?,
+        control_voters: control_voters(&t)?,
+        election_timeout: timing(
+            &t.timing.election_timeout,
+            "election_timeout",
+            Duration::from_millis(500),
+        )?,
     };
     Ok(Loaded {
         spec,
         http: t.listen.http,
         regions,
     })
+}
+
+/// The voters of `[control]`, checked: known nodes, no repeats, an odd count up to 7
+/// (an even count adds a voter that can fail without adding a failure the group survives).
+fn control_voters(t: &NodeToml) -> Result<Vec<NodeId>, String> {
+    let Some(control) = &t.control else {
+        return Ok(Vec::new());
+    };
+    let mut known: Vec<u16> = t.peers.iter().map(|p| p.node_id).collect();
+    known.push(t.node_id);
+    let mut voters = control.voters.clone();
+    voters.sort_unstable();
+    voters.dedup();
+    if voters.len() != control.voters.len() {
+        return Err("[control] voters lists a node twice".into());
+    }
+    if voters.is_empty() || voters.len() % 2 == 0 || voters.len() > 7 {
+        return Err(format!(
+            "[control] voters: give an odd number of voters, 1 to 7 (got {})",
+            voters.len()
+        ));
+    }
+    if let Some(v) = voters.iter().find(|v| !known.contains(v)) {
+        return Err(format!(
+            "[control] voter {v} is neither this node nor one of its [[peers]]"
+        ));
+    }
+    if let Some(n) = known.iter().find(|&&n| n >= 64) {
+        return Err(format!(
+            "with [control], node ids stay below 64; node {n} does not"
+        ));
+    }
+    Ok(voters.into_iter().map(NodeId).collect())
 }
 
 fn schema(signals: &[SignalToml]) -> Result<Schema, String> {

@@ -53,6 +53,8 @@ fn spec(me: usize, peer_addrs: &[SocketAddr], dir: &std::path::Path) -> ServerSp
         heartbeat_interval: Duration::from_millis(20),
         peer_timeout: Duration::from_millis(300),
         replication_timeout: Duration::from_secs(5),
+        control_voters: Vec::new(),
+        election_timeout: Duration::from_millis(500),
     }
 }
 

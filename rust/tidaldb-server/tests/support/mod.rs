@@ -100,6 +100,8 @@ pub struct Spec {
     pub tls: bool,
     /// Also list a peer 9 that never answers, so that a test can say hello as node 9.
     pub phantom_peer: bool,
+    /// Every node votes in a replicated control plane, which decides leadership.
+    pub control: bool,
 }
 
 impl Spec {
@@ -108,6 +110,15 @@ impl Spec {
             nodes,
             tls: true,
             phantom_peer: false,
+            control: false,
+        }
+    }
+
+    /// With a replicated control plane that every node votes in.
+    pub fn with_control(self) -> Spec {
+        Spec {
+            control: true,
+            ..self
         }
     }
 
@@ -428,6 +439,17 @@ fn config_toml(
          [[signals]]\nname = \"count\"\nkind = \"item\"\n\n\
          [timing]\nheartbeat = \"20ms\"\npeer_timeout = \"300ms\"\nreplication_timeout = \"5s\"\n",
     );
+    if spec.control {
+        let mut voters: Vec<u16> = peers.iter().map(|(n, _)| *n).collect();
+        voters.push(id);
+        voters.sort_unstable();
+        let voters: Vec<String> = voters.iter().map(u16::to_string).collect();
+        let _ = writeln!(
+            t,
+            "election_timeout = \"500ms\"\n\n[control]\nvoters = [{}]",
+            voters.join(", ")
+        );
+    }
     t
 }
 

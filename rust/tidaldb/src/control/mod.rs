@@ -295,6 +295,24 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Registers `tenant` with `replicas` as its group, `lead` leading: the starting
+    /// placement of a tenant that a cluster's config names, which every voter builds
+    /// alike before any command.
+    pub fn place_tenant(
+        &mut self,
+        tenant: TenantId,
+        replicas: impl IntoIterator<Item = Replica>,
+        lead: Option<NodeId>,
+    ) -> Result<()> {
+        self.router
+            .register_tenant(TenantConfig::new(tenant, format!("t{}", tenant.0)))?;
+        for replica in replicas {
+            self.check_new_replica(&replica)?;
+            self.add_replica(replica, Some(replica.node) == lead);
+        }
+        Ok(())
+    }
+
     fn add_replica(&mut self, replica: Replica, lead: bool) {
         self.members.push(Member {
             replica,
@@ -383,6 +401,11 @@ impl ControlPlane {
 
     pub fn leader_of_group(&self, group: GroupId) -> Option<NodeId> {
         self.group(group).and_then(|g| g.leader)
+    }
+
+    /// The group's term; 0 for a group the plane does not know.
+    pub fn group_term(&self, group: GroupId) -> u64 {
+        self.group(group).map_or(0, |g| g.term)
     }
 
     pub fn term_of(&self, shard: ShardId) -> u64 {

@@ -36,7 +36,7 @@ pub struct WriteRequest<'a> {
 }
 
 /// Orders from the control plane, which alone decides leadership.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ControlCommand {
     /// Take `role` in `term`. Ignored when the node already knows a later term.
     SetRole { term: u64, role: NodeRole },
@@ -233,7 +233,7 @@ impl WriteAck {
 }
 
 /// What a node tells the control plane on every heartbeat.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NodeReport {
     pub node: NodeId,
     pub term: u64,

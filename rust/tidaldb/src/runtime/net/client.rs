@@ -418,6 +418,12 @@ impl Client {
         self.json(tenant, Op::Health)
     }
 
+    /// What the answering node's control-plane voter knows, as JSON: its Raft term and
+    /// leader, and each replica group's committed leader and term.
+    pub fn control_json(&mut self) -> Result<String> {
+        self.json(TenantId(0), Op::Control)
+    }
+
     /// The schema the cluster serves, as JSON.
     pub fn schema_json(&mut self) -> Result<String> {
         self.json(TenantId(0), Op::Schema)

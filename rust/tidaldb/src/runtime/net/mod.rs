@@ -3,6 +3,7 @@
 
 mod backoff;
 mod client;
+pub mod control_host;
 pub mod frame;
 mod peers;
 pub mod proto;

@@ -28,7 +28,7 @@ use super::frame::{self, Conn, Dialer, Hello, PEER_MAX_FRAME_BYTES, Welcome};
 use super::tls::{Security, Stream};
 use crate::error::{Result, TidalError};
 use crate::event::TenantId;
-use crate::node::Message;
+use crate::node::{ControlCommand, Message, NodeReport};
 use crate::runtime::transport::{Inbox, Transport};
 use crate::schema::NodeId;
 
@@ -63,18 +63,34 @@ pub struct PeerNetConfig {
     pub queue_len: usize,
 }
 
-/// A frame between replicas: the tenant whose replica group it belongs to, and the message.
-#[derive(Serialize)]
-struct EnvelopeRef<'a> {
-    tenant: TenantId,
-    msg: &'a Message,
+/// What travels between processes: a replica's message, or the control plane's traffic.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Payload {
+    Replica(Message),
+    Control(ControlFrame),
 }
 
-#[derive(Deserialize)]
+/// The control plane's traffic between processes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ControlFrame {
+    /// A Raft message between voters, in raft-rs's encoding.
+    Raft(Vec<u8>),
+    /// A replica's heartbeat, for the voters.
+    Report(NodeReport),
+    /// The Raft leader's order to a replica.
+    Order(ControlCommand),
+}
+
+/// A frame between processes: the tenant whose replica group it belongs to (the control
+/// plane's Raft traffic names the default tenant), and what it carries.
+#[derive(Serialize, Deserialize)]
 struct Envelope {
     tenant: TenantId,
-    msg: Message,
+    payload: Payload,
 }
+
+/// Control frames that reached this process, with their sender and tenant.
+pub type ControlInbox = mpsc::Receiver<(NodeId, TenantId, ControlFrame)>;
 
 /// What a link has done, for `/metrics`.
 #[derive(Debug, Default)]
@@ -96,7 +112,7 @@ pub struct LinkReading {
 }
 
 struct Outbound {
-    tx: mpsc::Sender<(TenantId, Message)>,
+    tx: mpsc::Sender<(TenantId, Payload)>,
     stats: Arc<LinkStats>,
 }
 
@@ -106,6 +122,7 @@ struct Inner {
     security: Security,
     outbound: HashMap<NodeId, Outbound>,
     inboxes: RwLock<HashMap<TenantId, mpsc::Sender<(NodeId, Message)>>>,
+    control: RwLock<Option<mpsc::Sender<(NodeId, TenantId, ControlFrame)>>>,
     stop: watch::Sender<bool>,
 }
 
@@ -149,6 +166,7 @@ impl PeerNetwork {
             security: config.security,
             outbound,
             inboxes: RwLock::new(HashMap::new()),
+            control: RwLock::new(None),
             stop,
         });
         for (peer, rx, stats) in dialers {
@@ -168,6 +186,24 @@ impl PeerNetwork {
             tenant,
         };
         (Arc::new(transport), Inbox::from_bounded(rx))
+    }
+
+    /// Where control frames for this process arrive from now on.
+    pub fn attach_control(&self) -> ControlInbox {
+        let (tx, rx) = mpsc::channel(INBOX_LEN);
+        if let Ok(mut control) = self.inner.control.write() {
+            *control = Some(tx);
+        }
+        rx
+    }
+
+    /// Queues a control frame for `to`; like every send, it may be dropped.
+    pub fn send_control(&self, to: NodeId, tenant: TenantId, frame: ControlFrame) {
+        self.inner.enqueue(to, tenant, Payload::Control(frame));
+    }
+
+    pub fn local_id(&self) -> NodeId {
+        self.inner.node
     }
 
     /// Accepts peers' connections until [`shutdown`](Self::shutdown).
@@ -224,15 +260,21 @@ struct TenantLink {
     tenant: TenantId,
 }
 
-impl Transport for TenantLink {
-    fn send(&self, to: NodeId, msg: Message) {
-        let Some(out) = self.inner.outbound.get(&to) else {
+impl Inner {
+    fn enqueue(&self, to: NodeId, tenant: TenantId, payload: Payload) {
+        let Some(out) = self.outbound.get(&to) else {
             tracing::debug!(peer = to.0, "no address for this peer; message dropped");
             return;
         };
-        if out.tx.try_send((self.tenant, msg)).is_err() {
+        if out.tx.try_send((tenant, payload)).is_err() {
             out.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+impl Transport for TenantLink {
+    fn send(&self, to: NodeId, msg: Message) {
+        self.inner.enqueue(to, self.tenant, Payload::Replica(msg));
     }
 
     fn local_id(&self) -> NodeId {
@@ -245,7 +287,7 @@ impl Transport for TenantLink {
 async fn dial_forever(
     inner: Arc<Inner>,
     peer: PeerAddress,
-    mut queue: mpsc::Receiver<(TenantId, Message)>,
+    mut queue: mpsc::Receiver<(TenantId, Payload)>,
     stats: Arc<LinkStats>,
 ) {
     let mut stop = inner.stop.subscribe();
@@ -332,7 +374,7 @@ async fn dial(inner: &Inner, peer: &PeerAddress) -> Result<Conn<Stream>> {
 /// Messages that are already queued go out together, in one flush.
 async fn pump(
     conn: &mut Conn<Stream>,
-    queue: &mut mpsc::Receiver<(TenantId, Message)>,
+    queue: &mut mpsc::Receiver<(TenantId, Payload)>,
     stats: &LinkStats,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<()> {
@@ -351,12 +393,10 @@ async fn pump(
                 Err(_) => break,
             }
         }
+        let sent = batch.len() as u64;
         let write = async {
-            for (tenant, msg) in &batch {
-                let body = frame::encode(&EnvelopeRef {
-                    tenant: *tenant,
-                    msg,
-                })?;
+            for (tenant, payload) in batch {
+                let body = frame::encode(&Envelope { tenant, payload })?;
                 conn.feed(body)
                     .await
                     .map_err(TidalError::io("sending to a peer"))?;
@@ -368,7 +408,7 @@ async fn pump(
         tokio::time::timeout(SEND_TIMEOUT, write)
             .await
             .map_err(|_| TidalError::Timeout("the peer took no data for 10 s".into()))??;
-        stats.sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats.sent.fetch_add(sent, Ordering::Relaxed);
     }
 }
 
@@ -413,6 +453,24 @@ async fn receive(inner: Arc<Inner>, tcp: TcpStream) -> std::result::Result<(), S
         if let Some(out) = inner.outbound.get(&from) {
             out.stats.received.fetch_add(1, Ordering::Relaxed);
         }
+        let msg = match envelope.payload {
+            Payload::Replica(msg) => msg,
+            Payload::Control(frame) => {
+                let control = inner.control.read().ok().and_then(|c| c.clone());
+                match control {
+                    Some(tx) => {
+                        if tx.send((from, envelope.tenant, frame)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    None => tracing::debug!(
+                        peer = from.0,
+                        "control frame for a process without a control plane; dropped"
+                    ),
+                }
+                continue;
+            }
+        };
         let inbox = inner
             .inboxes
             .read()
@@ -420,7 +478,7 @@ async fn receive(inner: Arc<Inner>, tcp: TcpStream) -> std::result::Result<(), S
             .and_then(|i| i.get(&envelope.tenant).cloned());
         match inbox {
             Some(tx) => {
-                if tx.send((from, envelope.msg)).await.is_err() {
+                if tx.send((from, msg)).await.is_err() {
                     return Ok(());
                 }
             }

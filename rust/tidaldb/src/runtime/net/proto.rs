@@ -88,6 +88,9 @@ pub enum Op {
     Schema,
     /// The cluster's region names, indexed by region id, as a JSON list.
     Regions,
+    /// What this node's control-plane voter knows (Raft term and leader, each group's
+    /// committed leader and term), as JSON.
+    Control,
 }
 
 impl Op {

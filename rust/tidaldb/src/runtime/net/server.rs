@@ -11,15 +11,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 
+use super::control_host::{self, ControlSpec};
 use super::peers::{DEFAULT_QUEUE_LEN, PeerAddress, PeerNetConfig, PeerNetwork};
 use super::service::ClientService;
 use super::tls::Security;
 use crate::error::{Result, TidalError};
 use crate::event::TenantId;
-use crate::node::{NodeConfig, NodeRole, PeerAddr};
-use crate::runtime::TidalDb;
+use crate::node::{NodeConfig, NodeReport, NodeRole, PeerAddr};
+use crate::runtime::{ReportSink, TidalDb};
 use crate::schema::{NodeId, RegionId, Schema, ShardId};
 use crate::tenancy::{TenantConfig, TenantQuotas};
 use crate::wal::Durability;
@@ -55,7 +57,17 @@ pub struct ServerSpec {
     pub heartbeat_interval: Duration,
     pub peer_timeout: Duration,
     pub replication_timeout: Duration,
+    /// The processes that vote in the replicated control plane; empty for none (roles then
+    /// stay as configured, and nothing fails over).
+    pub control_voters: Vec<NodeId>,
+    /// How long a silent group leader keeps its place before the control plane promotes
+    /// another replica.
+    pub election_timeout: Duration,
 }
+
+/// One Raft tick of the control plane. Heartbeats go every 2 ticks and a follower
+/// campaigns after 10 to 20 silent ones: 0.5 to 1 s, over links with loopback latency.
+const CONTROL_TICK: Duration = Duration::from_millis(50);
 
 /// A running server. Dropping it without [`shutdown`](Self::shutdown) stops its network
 /// but skips the final sync that `shutdown` reports on.
@@ -115,7 +127,9 @@ impl Server {
             spec.region_names.clone(),
             spec.security.clone(),
         );
-        if let Err(e) = open_replicas(&spec, &network, &service) {
+        let (report_tx, reports) = tokio::sync::mpsc::unbounded_channel();
+        let sink = (!spec.control_voters.is_empty()).then_some(report_tx);
+        if let Err(e) = open_replicas(&spec, &network, &service, sink) {
             // Nothing serves yet: stop the dialers and close what did open.
             network.shutdown();
             for (_, db) in service.replicas() {
@@ -124,6 +138,25 @@ impl Server {
             return Err(e);
         }
         let (stop, stopped) = watch::channel(false);
+        if !spec.control_voters.is_empty() {
+            let host = control_host::start(
+                control_spec(&spec),
+                network.clone(),
+                service.clone(),
+                reports,
+                stopped.clone(),
+            );
+            match host {
+                Ok(host) => service.set_control(host),
+                Err(e) => {
+                    network.shutdown();
+                    for (_, db) in service.replicas() {
+                        let _ = db.close();
+                    }
+                    return Err(e);
+                }
+            }
+        }
         let peer_addr = local_addr(&peer_listener)?;
         let client_addr = local_addr(&client_listener)?;
         let net = network.clone();
@@ -187,14 +220,54 @@ impl Drop for Server {
     }
 }
 
+/// Where the control plane's voter keeps its log.
+pub fn control_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("control")
+}
+
+fn control_spec(spec: &ServerSpec) -> ControlSpec {
+    let mut nodes: Vec<(NodeId, RegionId)> =
+        spec.peers.iter().map(|p| (p.node, p.region)).collect();
+    nodes.push((spec.node, spec.region));
+    nodes.sort_unstable();
+    nodes.dedup();
+    let mut tenants = vec![TenantId::DEFAULT];
+    tenants.extend(spec.tenants.iter().map(|t| t.tenant_id));
+    ControlSpec {
+        voters: spec.control_voters.clone(),
+        nodes,
+        shard: spec.shard,
+        tenants,
+        tick: CONTROL_TICK,
+        heartbeat_ticks: 2,
+        election_ticks: 10,
+        group_election_timeout: spec.election_timeout,
+        dir: control_dir(&spec.data_dir),
+        snapshot_every: 1024,
+    }
+}
+
 /// Opens the replica of every hosted tenant, attached to the network, into `service`.
-fn open_replicas(spec: &ServerSpec, network: &PeerNetwork, service: &ClientService) -> Result<()> {
+/// With `reports`, each replica's heartbeats go to the control plane, tagged with its tenant.
+fn open_replicas(
+    spec: &ServerSpec,
+    network: &PeerNetwork,
+    service: &ClientService,
+    reports: Option<UnboundedSender<(TenantId, NodeReport)>>,
+) -> Result<()> {
     let mut tenants = vec![None];
     tenants.extend(spec.tenants.iter().map(Some));
     for config in tenants {
         let tenant = config.map_or(TenantId(0), |c| c.tenant_id);
         let (transport, inbox) = network.attach(tenant);
-        let db = TidalDb::builder()
+        let mut builder = TidalDb::builder();
+        if let Some(tx) = reports.clone() {
+            // Runs under the replica's lock: it only queues.
+            builder = builder.report_to(ReportSink(Arc::new(move |report| {
+                let _ = tx.send((tenant, report));
+            })));
+        }
+        let db = builder
             .with_data_dir(replica_dir(&spec.data_dir, tenant))
             .with_schema(spec.schema.clone())
             .durability(spec.durability)

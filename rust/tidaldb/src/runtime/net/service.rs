@@ -41,6 +41,7 @@ pub struct ClientService {
     region_names: Vec<String>,
     security: Security,
     replicas: RwLock<BTreeMap<TenantId, TidalDb>>,
+    control: std::sync::OnceLock<super::control_host::ControlHost>,
     pub stats: ServiceStats,
 }
 
@@ -63,6 +64,7 @@ impl ClientService {
             region_names,
             security,
             replicas: RwLock::new(BTreeMap::new()),
+            control: std::sync::OnceLock::new(),
             stats: ServiceStats::default(),
         })
     }
@@ -72,6 +74,11 @@ impl ClientService {
         if let Ok(mut r) = self.replicas.write() {
             r.insert(tenant, db);
         }
+    }
+
+    /// Answers `Op::Control` from `host` from now on.
+    pub fn set_control(&self, host: super::control_host::ControlHost) {
+        let _ = self.control.set(host);
     }
 
     /// The replicas this process hosts, by tenant.
@@ -287,6 +294,15 @@ impl ClientService {
             }
             Op::Lag => Ok(Answer::Lag(db.peer_lag()?)),
             Op::Health => Ok(Answer::Json(db.group_health()?.to_json())),
+            Op::Control => {
+                let status = self.control.get().map(|c| c.status()).unwrap_or_default();
+                serde_json::to_string(&status)
+                    .map(Answer::Json)
+                    .map_err(|e| TidalError::InvalidArgument {
+                        name: "control status",
+                        reason: e.to_string(),
+                    })
+            }
             Op::Regions => Ok(Answer::Json(
                 serde_json::to_string(&self.region_names).unwrap_or_else(|_| "[]".into()),
             )),

@@ -1,0 +1,390 @@
+//! The replicated control plane in a server process: the same [`ControlVoter`] the
+//! simulator drives, here on the wall clock, its Raft messages carried by the peer
+//! network and its log kept in `data_dir/control`.
+//!
+//! Every process sends its replicas' heartbeats to every voter, so whichever voter leads
+//! hears the whole cluster (as far as the network lets it). The Raft leader alone turns
+//! what it hears into failover commands, and its orders go back over the same links. A
+//! process that is not a voter only reports and takes orders.
+//!
+//! The plane names replicas by one id each, while a process hosts one replica of every
+//! tenant under its own node id; [`ReplicaIds`] maps between the two.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use super::peers::{ControlFrame, ControlInbox, PeerNetwork};
+use super::service::ClientService;
+use crate::control::consensus::{
+    ControlStore, ControlVoter, VoterOutputs, VoterSpec, decode_message, encode_message,
+};
+use crate::control::{ControlPlane, GroupId, Replica};
+use crate::error::{Result, TidalError};
+use crate::event::TenantId;
+use crate::node::{ControlCommand, NodeReport};
+use crate::schema::{NodeId, RegionId, ShardId, Timestamp};
+use crate::wal::RealFs;
+
+/// Replica ids per tenant in the plane: node ids of a cluster with a control plane stay
+/// below this.
+pub const MAX_CONTROL_NODES: u16 = 64;
+
+/// How a process takes part in the control plane.
+#[derive(Clone, Debug)]
+pub struct ControlSpec {
+    /// The processes whose voters replicate the control plane's log.
+    pub voters: Vec<NodeId>,
+    /// Every process of the cluster, with its region.
+    pub nodes: Vec<(NodeId, RegionId)>,
+    pub shard: ShardId,
+    /// Every hosted tenant, the default one first.
+    pub tenants: Vec<TenantId>,
+    /// One Raft tick.
+    pub tick: Duration,
+    pub heartbeat_ticks: usize,
+    pub election_ticks: usize,
+    /// How long a silent replica-group leader keeps its place.
+    pub group_election_timeout: Duration,
+    pub dir: PathBuf,
+    pub snapshot_every: u64,
+}
+
+/// Maps the plane's replica ids to (process, tenant) and back.
+#[derive(Clone, Debug)]
+pub struct ReplicaIds {
+    tenants: Vec<TenantId>,
+}
+
+impl ReplicaIds {
+    pub fn new(tenants: Vec<TenantId>) -> Self {
+        ReplicaIds { tenants }
+    }
+
+    /// The plane's id of `tenant`'s replica on process `node`.
+    pub fn replica(&self, node: NodeId, tenant: TenantId) -> Option<NodeId> {
+        let slot = self.tenants.iter().position(|t| *t == tenant)? as u16;
+        (node.0 < MAX_CONTROL_NODES).then(|| NodeId(slot * MAX_CONTROL_NODES + node.0))
+    }
+
+    /// The process and tenant of one of the plane's replica ids.
+    pub fn process(&self, replica: NodeId) -> Option<(NodeId, TenantId)> {
+        let tenant = *self.tenants.get((replica.0 / MAX_CONTROL_NODES) as usize)?;
+        Some((NodeId(replica.0 % MAX_CONTROL_NODES), tenant))
+    }
+}
+
+/// The plane every process of the cluster starts from, built from the shared config:
+/// one group per tenant, a replica on every process, the lowest node id leading.
+pub fn initial_plane(spec: &ControlSpec, ids: &ReplicaIds) -> Result<ControlPlane> {
+    let mut replicas: Vec<Replica> = Vec::new();
+    let mut leaders = Vec::new();
+    let lowest = spec.nodes.iter().map(|(n, _)| *n).min();
+    for &tenant in &spec.tenants {
+        for &(node, region) in &spec.nodes {
+            let id = ids.replica(node, tenant).ok_or_else(|| TidalError::InvalidArgument {
+                name: "node_id",
+                reason: format!(
+                    "with a control plane, node ids stay below {MAX_CONTROL_NODES}; {} does not",
+                    node.0
+                ),
+            })?;
+            replicas.push(Replica {
+                node: id,
+                region,
+                shard: spec.shard,
+                tenant,
+            });
+            if Some(node) == lowest && tenant == TenantId::DEFAULT {
+                leaders.push((spec.shard, id));
+            }
+        }
+    }
+    let (default, others): (Vec<Replica>, Vec<Replica>) = replicas
+        .into_iter()
+        .partition(|r| r.tenant == TenantId::DEFAULT);
+    let mut plane = ControlPlane::new(default, &leaders, spec.group_election_timeout);
+    for &tenant in spec.tenants.iter().filter(|t| **t != TenantId::DEFAULT) {
+        let lead = lowest.and_then(|n| ids.replica(n, tenant));
+        let members = others.iter().filter(|r| r.tenant == tenant).copied();
+        plane.place_tenant(tenant, members, lead)?;
+    }
+    Ok(plane)
+}
+
+/// What this process's voter knows, for `Op::Control` and monitoring.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ControlStatus {
+    pub voter: bool,
+    pub raft_term: u64,
+    pub raft_leader: Option<u16>,
+    pub is_raft_leader: bool,
+    pub committed: u64,
+    pub applied: u64,
+    /// Each group's leading process and term in the committed plane.
+    pub groups: Vec<GroupStatus>,
+    pub commands: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupStatus {
+    pub tenant: u64,
+    pub leader: Option<u16>,
+    pub term: u64,
+}
+
+/// A running control host; dropping it does not stop it, the server's stop signal does.
+#[derive(Clone, Debug)]
+pub struct ControlHost {
+    status: Arc<Mutex<ControlStatus>>,
+}
+
+impl ControlHost {
+    pub fn status(&self) -> ControlStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// Heartbeats of this process's replicas, as their report sinks queue them.
+pub type LocalReports = mpsc::UnboundedReceiver<(TenantId, NodeReport)>;
+
+/// Starts the control host of this process on the current runtime.
+pub fn start(
+    spec: ControlSpec,
+    network: PeerNetwork,
+    service: Arc<ClientService>,
+    reports: LocalReports,
+    stopped: watch::Receiver<bool>,
+) -> Result<ControlHost> {
+    let me = network.local_id();
+    let ids = ReplicaIds::new(spec.tenants.clone());
+    let voter = if spec.voters.contains(&me) {
+        let plane = initial_plane(&spec, &ids)?;
+        let store = ControlStore::open(RealFs::shared(), &spec.dir, &raft_ids(&spec.voters))?;
+        let vspec = VoterSpec {
+            id: raft_id(me),
+            voters: raft_ids(&spec.voters),
+            heartbeat_ticks: spec.heartbeat_ticks,
+            election_ticks: spec.election_ticks,
+            own_election_ticks: spec.election_ticks
+                + (rand_u64() % spec.election_ticks as u64) as usize,
+            snapshot_every: spec.snapshot_every,
+            run: rand_u64(),
+        };
+        let voter = ControlVoter::start(&vspec, plane, store.records())?;
+        Some((voter, store))
+    } else {
+        None
+    };
+    let status = Arc::new(Mutex::new(ControlStatus::default()));
+    let inbox = network.attach_control();
+    let host = Host {
+        me,
+        spec,
+        ids,
+        network,
+        service,
+        voter,
+        status: status.clone(),
+    };
+    tokio::spawn(host.run(inbox, reports, stopped));
+    Ok(ControlHost { status })
+}
+
+fn raft_id(node: NodeId) -> u64 {
+    u64::from(node.0) + 1
+}
+
+fn raft_ids(nodes: &[NodeId]) -> Vec<u64> {
+    nodes.iter().map(|n| raft_id(*n)).collect()
+}
+
+/// Seeds each voter's election timeout and run id differently: the runtime needs no
+/// replay, only voters that do not all time out together.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Timestamp::now().as_nanos() as u128);
+    h.finish()
+}
+
+struct Host {
+    me: NodeId,
+    spec: ControlSpec,
+    ids: ReplicaIds,
+    network: PeerNetwork,
+    service: Arc<ClientService>,
+    voter: Option<(ControlVoter, ControlStore)>,
+    status: Arc<Mutex<ControlStatus>>,
+}
+
+impl Host {
+    async fn run(
+        mut self,
+        mut inbox: ControlInbox,
+        mut reports: LocalReports,
+        mut stopped: watch::Receiver<bool>,
+    ) {
+        let mut ticks = tokio::time::interval(self.spec.tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => return,
+                _ = ticks.tick() => self.tick(),
+                Some((from, tenant, frame)) = inbox.recv() => self.heard(from, tenant, frame),
+                Some((tenant, report)) = reports.recv() => self.report(tenant, report),
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = Timestamp::now();
+        self.with_voter(|v, out| v.tick(now, out));
+        let orders = match &self.voter {
+            Some((v, _)) => v.orders(now),
+            None => Vec::new(),
+        };
+        for (replica, order) in orders {
+            self.order(replica, order);
+        }
+        self.publish_status();
+    }
+
+    fn heard(&mut self, from: NodeId, tenant: TenantId, frame: ControlFrame) {
+        match frame {
+            ControlFrame::Raft(bytes) => match decode_message(&bytes) {
+                Ok(msg) => self.with_voter(|v, out| v.step(msg, out)),
+                Err(e) => tracing::warn!(peer = from.0, error = %e, "a bad raft message"),
+            },
+            ControlFrame::Report(report) => self.observe(from, tenant, report),
+            ControlFrame::Order(command) => self.obey(tenant, command),
+        }
+    }
+
+    /// A local replica's heartbeat goes to every voter, this process's own included.
+    fn report(&mut self, tenant: TenantId, report: NodeReport) {
+        for voter in self.spec.voters.clone() {
+            if voter == self.me {
+                self.observe(self.me, tenant, report.clone());
+            } else {
+                self.network
+                    .send_control(voter, tenant, ControlFrame::Report(report.clone()));
+            }
+        }
+    }
+
+    fn observe(&mut self, from: NodeId, tenant: TenantId, mut report: NodeReport) {
+        let Some((voter, _)) = self.voter.as_mut() else {
+            return;
+        };
+        let Some(id) = self.ids.replica(from, tenant) else {
+            return;
+        };
+        report.node = id;
+        report.behind_log = report
+            .behind_log
+            .iter()
+            .filter_map(|n| self.ids.replica(*n, tenant))
+            .collect();
+        voter.observe(Timestamp::now(), report);
+    }
+
+    /// Sends the leader's order to the process that hosts the replica.
+    fn order(&self, replica: NodeId, order: ControlCommand) {
+        let Some((process, tenant)) = self.ids.process(replica) else {
+            return;
+        };
+        if process == self.me {
+            self.obey(tenant, order);
+        } else {
+            self.network
+                .send_control(process, tenant, ControlFrame::Order(order));
+        }
+    }
+
+    fn obey(&self, tenant: TenantId, order: ControlCommand) {
+        let db = self
+            .service
+            .replicas()
+            .into_iter()
+            .find(|(t, _)| *t == tenant);
+        if let Some((_, db)) = db
+            && let Err(e) = db.apply_control(order)
+        {
+            tracing::warn!(tenant = tenant.0, error = %e, "an order of the control plane failed");
+        }
+    }
+
+    /// Runs `f` on the voter, then persists its records and sends its messages, in that
+    /// order: a vote or an acknowledgement must be durable before anyone hears of it.
+    fn with_voter(&mut self, f: impl FnOnce(&mut ControlVoter, &mut VoterOutputs) -> Result<()>) {
+        let Some((voter, store)) = self.voter.as_mut() else {
+            return;
+        };
+        let mut out = VoterOutputs::default();
+        let stepped = f(voter, &mut out);
+        if let Err(e) = stepped {
+            tracing::error!(error = %e, "the control-plane voter failed a step");
+        }
+        if let Err(e) = store.append(&out.records) {
+            // Without its records on disk the voter must not speak: a vote it forgot
+            // after a crash could elect two leaders in one term.
+            tracing::error!(error = %e, "the control log could not be written; this voter stops");
+            self.voter = None;
+            return;
+        }
+        for msg in out.messages {
+            let to = NodeId((msg.to.saturating_sub(1)) as u16);
+            match encode_message(&msg) {
+                Ok(bytes) => {
+                    self.network
+                        .send_control(to, TenantId::DEFAULT, ControlFrame::Raft(bytes))
+                }
+                Err(e) => tracing::error!(error = %e, "a raft message did not encode"),
+            }
+        }
+    }
+
+    fn publish_status(&self) {
+        let status = match &self.voter {
+            Some((v, _)) => ControlStatus {
+                voter: true,
+                raft_term: v.term(),
+                raft_leader: v.leader().map(|l| (l - 1) as u16),
+                is_raft_leader: v.is_leader(),
+                committed: v.committed(),
+                applied: v.applied(),
+                groups: self.group_statuses(v.plane()),
+                commands: v.plane().command_log().len(),
+            },
+            None => ControlStatus::default(),
+        };
+        if let Ok(mut s) = self.status.lock() {
+            *s = status;
+        }
+    }
+
+    fn group_statuses(&self, plane: &ControlPlane) -> Vec<GroupStatus> {
+        self.spec
+            .tenants
+            .iter()
+            .map(|&tenant| {
+                let group = GroupId {
+                    tenant,
+                    shard: self.spec.shard,
+                };
+                GroupStatus {
+                    tenant: tenant.0,
+                    leader: plane
+                        .leader_of_group(group)
+                        .and_then(|r| self.ids.process(r))
+                        .map(|(n, _)| n.0),
+                    term: plane.group_term(group),
+                }
+            })
+            .collect()
+    }
+}
