@@ -37,6 +37,9 @@ pub enum ErrorKind {
     /// The request conflicts with the cluster's state (a tenant registered twice, a second
     /// migration of a tenant that is migrating).
     Conflict,
+    /// The caller stopped a long call between two units of work (see `interrupt`); what
+    /// the call had finished stays, as after a shorter call.
+    Interrupted,
 }
 
 /// Which limit a write ran into.
@@ -218,6 +221,10 @@ pub enum TidalError {
     #[error("conflict: {0}")]
     Conflict(String),
 
+    /// A long call stopped at its caller's request (see `interrupt`).
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+
     /// A batch split over several replicas (one client request per shard) failed after
     /// some of its parts were written. The parts are separate requests, so what landed
     /// stays; retrying the whole batch would write those events again.
@@ -258,6 +265,7 @@ impl TidalError {
             QuotaExceeded(_) => ErrorKind::QuotaExceeded,
             InvalidTenantConfig { .. } => ErrorKind::InvalidArgument,
             Conflict(_) => ErrorKind::Conflict,
+            Interrupted(_) => ErrorKind::Interrupted,
             PartlyWritten { cause, .. } => cause.kind(),
             Remote { kind, .. } => *kind,
         }

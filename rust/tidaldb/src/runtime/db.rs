@@ -15,6 +15,7 @@ use super::state::{LogPolicy, Net, Shared, State, Submitted, open_log};
 use super::tenants::{TenantEnv, TenantSet};
 use crate::error::{Result, TidalError};
 use crate::event::{ClientTag, EventId};
+use crate::interrupt;
 use crate::ledger::WindowReading;
 use crate::node::{ClientOp, Input, Node, Outputs, RequestId, WriteAck, WriteConcern};
 use crate::query::{self, Results, Retrieve};
@@ -213,6 +214,9 @@ impl TidalDb {
     /// its ops are admitted, because applying checks nothing admission has not. A tenant
     /// with quotas is written as one request instead, so that the quota judges the call
     /// as a whole.
+    ///
+    /// An [`interrupt`] may stop the validation, which writes nothing; once applying has
+    /// begun, the call runs to its end, since stopping would write part of the batch.
     fn write_streamed(&self, n: usize, op: impl Fn(usize) -> ClientOp) -> Result<()> {
         let mut st = self.lock()?;
         if n <= BULK_CHUNK || st.node.config().quotas.is_some() {
@@ -225,6 +229,9 @@ impl TidalDb {
         st.check_writable()?;
         let now = Timestamp::now();
         for i in 0..n {
+            if i % BULK_CHUNK == 0 {
+                interrupt::checkpoint()?;
+            }
             st.node.check_op(now, op(i))?;
         }
         let mut ops = Vec::with_capacity(BULK_CHUNK);
@@ -380,9 +387,13 @@ impl TidalDb {
             });
         }
         let st = self.lock()?;
-        st.node
-            .ledger()
-            .decay_scores_with(signal, entities, at, |i, score| out[i] = score)
+        for (chunk, slots) in entities.chunks(BULK_CHUNK).zip(out.chunks_mut(BULK_CHUNK)) {
+            interrupt::checkpoint()?;
+            st.node
+                .ledger()
+                .decay_scores_with(signal, chunk, at, |i, score| slots[i] = score)?;
+        }
+        Ok(())
     }
 
     pub fn read_windowed_count(
