@@ -29,6 +29,7 @@ __all__ = [
     "MIGRATION_STATES",
     "parse_duration",
     "_Scoped",
+    "_Job",
     "__version__",
 ]
 

@@ -21,18 +21,18 @@ use pyo3::types::{PyDict, PyTuple};
 use tidaldb::cluster::db_durability;
 use tidaldb::{TidalDb, TidalError, Window};
 
+use crate::at_exit::{self, DbSlot};
 use crate::convert::{
     At, Count, Float, Id, Item, Ts, User, Weight, bulk_times, f64_array, id_array, same_length,
     timestamp, timestamp_or_now,
 };
-use crate::at_exit::{self, DbSlot};
 use crate::errors::IntoPyResult;
 use crate::fork_guard::Origin;
 use crate::logging;
-use crate::signals;
 use crate::query_args::QueryArgs;
 use crate::results::PyResults;
 use crate::schema::PySchema;
+use crate::signals;
 
 #[pyclass(module = "tidaldb._native", name = "Db", frozen)]
 pub struct PyDb {

@@ -3,7 +3,9 @@
 //! attaches and runs the pending signal handlers (`PyErr_CheckSignals`) about every
 //! [`interrupt::CHECK_INTERVAL`]. A handler that raises (the default SIGINT handler raises
 //! `KeyboardInterrupt`) stops the call at the core's next safe point, and the call raises
-//! that exception: what the core finished stays, as after a shorter call.
+//! that exception: what the core finished stays, as after a shorter call. A bulk write
+//! stopped so keeps the chunks it had applied: the exception's `written` says how many
+//! events they held, and a note on it says so too.
 //!
 //! Handlers only ever run on the main thread; elsewhere the check finds nothing to do.
 //! A handler runs while the call may hold its object's lock (a bulk write holds the Db's
@@ -31,14 +33,32 @@ pub fn detached<T: Send>(
     match RAISED.with(|r| r.borrow_mut().take()) {
         // Even if the core swallowed the interruption and finished, the exception stands:
         // Python would have raised it at the next bytecode anyway.
-        Some(raised) => Err(raised),
+        Some(raised) => {
+            if let Err(stopped @ TidalError::Interrupted { written, .. }) = &out
+                && *written > 0
+            {
+                tell_written(py, &raised, *written, stopped);
+            }
+            Err(raised)
+        }
         None => {
             debug_assert!(
-                !matches!(out, Err(TidalError::Interrupted(_))),
+                !matches!(out, Err(TidalError::Interrupted { .. })),
                 "interrupted without an exception"
             );
             Ok(out)
         }
+    }
+}
+
+/// Sets `written` on the exception, and notes the core's message on it (Python 3.11+
+/// shows notes under the traceback). Failing to is harmless: the exception still stops
+/// the call.
+fn tell_written(py: Python<'_>, raised: &PyErr, written: usize, stopped: &TidalError) {
+    let value = raised.value(py);
+    let _ = value.setattr("written", written);
+    if value.hasattr("add_note").unwrap_or(false) {
+        let _ = value.call_method1("add_note", (format!("tidaldb: {stopped}"),));
     }
 }
 

@@ -221,9 +221,11 @@ pub enum TidalError {
     #[error("conflict: {0}")]
     Conflict(String),
 
-    /// A long call stopped at its caller's request (see `interrupt`).
-    #[error("interrupted: {0}")]
-    Interrupted(String),
+    /// A long call stopped at its caller's request (see `interrupt`). `written` events
+    /// of a bulk write had been applied by then; they stay, durable as the durability
+    /// policy says, and the rest of the batch was not written.
+    #[error("interrupted: {why}{}", written_note(*written))]
+    Interrupted { why: String, written: usize },
 
     /// A batch split over several replicas (one client request per shard) failed after
     /// some of its parts were written. The parts are separate requests, so what landed
@@ -265,7 +267,7 @@ impl TidalError {
             QuotaExceeded(_) => ErrorKind::QuotaExceeded,
             InvalidTenantConfig { .. } => ErrorKind::InvalidArgument,
             Conflict(_) => ErrorKind::Conflict,
-            Interrupted(_) => ErrorKind::Interrupted,
+            Interrupted { .. } => ErrorKind::Interrupted,
             PartlyWritten { cause, .. } => cause.kind(),
             Remote { kind, .. } => *kind,
         }
@@ -275,5 +277,17 @@ impl TidalError {
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TidalError {
         let context = context.into();
         move |source| TidalError::Io { context, source }
+    }
+}
+
+/// The tail of an interrupted bulk write's message.
+fn written_note(written: usize) -> String {
+    if written == 0 {
+        String::new()
+    } else {
+        format!(
+            "; the first {written} events of the batch were written before it stopped, the \
+             rest were not"
+        )
     }
 }

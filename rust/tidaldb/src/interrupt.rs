@@ -5,9 +5,10 @@
 //! pending Ctrl-C; an awaitable checks whether it was cancelled). The core calls
 //! [`checkpoint`] at points where stopping leaves the state as a shorter call would have:
 //! between simulator happenings (with the simulator's lock released), between the ticks of
-//! a wait, and in a bulk write only before anything is applied. The check runs at most
+//! a wait, between the chunks of a bulk write or read. The check runs at most
 //! every [`CHECK_INTERVAL`], so a checkpoint costs a clock read. A check that fails stops
-//! the call with its error, [`TidalError::Interrupted`] by convention.
+//! the call with its error, [`TidalError::Interrupted`] by convention. A bulk write stopped
+//! between two of its chunks keeps those it applied, and says how many events they held.
 //!
 //! The scope is the calling thread's: work handed to another thread runs unchecked unless
 //! that thread opens a scope of its own. Outside a scope every checkpoint passes.
@@ -93,7 +94,18 @@ pub fn checkpoint() -> Result<()> {
 
 /// The error a check returns to stop a call: `why` completes "interrupted: ...".
 pub fn interrupted(why: impl Into<String>) -> TidalError {
-    TidalError::Interrupted(why.into())
+    TidalError::Interrupted {
+        why: why.into(),
+        written: 0,
+    }
+}
+
+/// `stopped`, from a bulk write that had written `written` events when it stopped.
+pub fn after_writing(stopped: TidalError, written: usize) -> TidalError {
+    match stopped {
+        TidalError::Interrupted { why, .. } => TidalError::Interrupted { why, written },
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -137,7 +149,9 @@ mod tests {
             || spin(Duration::from_secs(10)),
         );
         let took = started.elapsed();
-        assert!(matches!(out, Err(TidalError::Interrupted(ref w)) if w == "by the test"));
+        assert!(
+            matches!(out, Err(TidalError::Interrupted { ref why, written: 0 }) if why == "by the test")
+        );
         assert_eq!(calls.get(), 3);
         // Three intervals, not the ten seconds the work would have taken.
         assert!(took >= 3 * CHECK_INTERVAL, "{took:?}");
@@ -160,7 +174,7 @@ mod tests {
                     || Err(interrupted("inner")),
                     || spin(Duration::from_secs(10)),
                 );
-                assert!(matches!(inner, Err(TidalError::Interrupted(_))));
+                assert!(matches!(inner, Err(TidalError::Interrupted { .. })));
                 // Suspended: runs its whole length, and the outer check is not asked.
                 let before = outer_calls.get();
                 assert!(suspended(|| spin(2 * CHECK_INTERVAL)).is_ok());

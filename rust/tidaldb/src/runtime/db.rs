@@ -215,8 +215,9 @@ impl TidalDb {
     /// with quotas is written as one request instead, so that the quota judges the call
     /// as a whole.
     ///
-    /// An [`interrupt`] may stop the validation, which writes nothing; once applying has
-    /// begun, the call runs to its end, since stopping would write part of the batch.
+    /// An [`interrupt`] stops it between two chunks: stopped while validating, it writes
+    /// nothing; while applying, it keeps (and commits) the chunks applied, and its error
+    /// says how many events they held. That is the one way to write part of a batch.
     fn write_streamed(&self, n: usize, op: impl Fn(usize) -> ClientOp) -> Result<()> {
         let mut st = self.lock()?;
         if n <= BULK_CHUNK || st.node.config().quotas.is_some() {
@@ -237,6 +238,10 @@ impl TidalDb {
         let mut ops = Vec::with_capacity(BULK_CHUNK);
         let mut outcome = Ok(());
         for start in (0..n).step_by(BULK_CHUNK) {
+            if let Err(stopped) = interrupt::checkpoint() {
+                outcome = Err(interrupt::after_writing(stopped, start));
+                break;
+            }
             ops.clear();
             ops.extend((start..n.min(start + BULK_CHUNK)).map(&op));
             let (_, applied) = st.submit_unsettled(&ops, WriteConcern::Local, None);
