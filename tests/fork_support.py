@@ -17,6 +17,7 @@ import json
 import multiprocessing
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -166,70 +167,76 @@ def tree_digest(path: Path) -> dict[str, str]:
     }
 
 
+def in_forked_child(body: Callable[[], None]) -> None:
+    """Runs ``body`` in a child forked from this process, which then exits normally (its
+    exit hooks and teardown run), or with 1 and the traceback; waits for it."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            body()
+        except BaseException:
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(1)
+        sys.stdout.flush()
+        sys.exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, f"the child exited with status {status}"
+
+
 def run_os_fork(base: Path) -> None:
-    """``os.fork`` whose child ends with a normal interpreter exit: its exit hooks and
+    """``os.fork`` whose children end with a normal interpreter exit: their exit hooks and
     garbage collection must leave the parent's Dbs alone, synced or not."""
-    steady = tidaldb.Db(schema(), path=base / "steady")  # every write synced
-    batched = tidaldb.Db(schema(), path=base / "parent", durability="batched")
+    global INHERITED
+    # Held in a dict, so that a child can drop them: its copy of the dict is its own.
+    dbs = {
+        "steady": tidaldb.Db(schema(), path=base / "steady"),  # every write synced
+        "batched": tidaldb.Db(schema(), path=base / "parent", durability="batched"),
+    }
     cluster = tidaldb.Cluster(schema(), seed=4)
     tenant = cluster.register_tenant(5, regions=["us-east"])
-    write(steady, events(0, 200))
+    write(dbs["steady"], events(0, 200))
     for item, ts, weight in events(0, 30):
         cluster.write("view", item, weight, ts=ts)
         tenant.write("view", item, weight, ts=ts)
     partition = cluster.partition("ap-south", "eu-west")
     before = tree_digest(base / "steady")
+
+    def first_child() -> None:
+        check_db_refused(dbs["steady"])
+        check_db_refused(dbs["batched"])
+        # Dropped at once, before the parent's background sync writes the tail (the
+        # child's copy would then find its segment taken, and fail harmlessly).
+        dbs.clear()
+        gc.collect()
+        check_cluster_refused(cluster)
+        check_refusals(
+            "Cluster",
+            {
+                "tenant.write": lambda: tenant.write("view", 1),
+                "tenant.migrate": lambda: tenant.migrate("eu-west"),
+                "partition.heal": partition.heal,
+                "partition.active": lambda: partition.active,
+            },
+        )
+        own_db(base / "child-os-fork")
+
     # Just before the fork, so that both copies hold an unsynced tail (the background sync
     # runs every 10 ms): a child that synced its copy would write it twice into the log.
-    write(batched, events(0, 900))
-    write_at_once(batched, events(900, 100))
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            check_db_refused(steady)
-            check_db_refused(batched)
-            # Dropped at once, before the parent's background sync writes the tail (the
-            # child's copy would then find its segment taken, and fail harmlessly).
-            del steady, batched
-            gc.collect()
-            check_cluster_refused(cluster)
-            check_refusals(
-                "Cluster",
-                {
-                    "tenant.write": lambda: tenant.write("view", 1),
-                    "tenant.migrate": lambda: tenant.migrate("eu-west"),
-                    "partition.heal": partition.heal,
-                    "partition.active": lambda: partition.active,
-                },
-            )
-            own_db(base / "child-os-fork")
-            # The child's interpreter exits normally: its exit hooks and teardown must not
-            # close or flush the parent's cluster or Dbs either.
-            code = 0
-        finally:
-            sys.stdout.flush()
-            if code:
-                os._exit(code)
-        sys.exit(0)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, f"the child exited with status {status}"
+    write(dbs["batched"], events(0, 900))
+    write_at_once(dbs["batched"], events(900, 100))
+    in_forked_child(first_child)
     assert tree_digest(base / "steady") == before, "the child wrote the parent's files"
-    write(steady, events(200, 100))
-    write(batched, events(1000, 500))
+    write(dbs["steady"], events(200, 100))
+    write(dbs["batched"], events(1000, 500))
     # A second child exits at once, the parent's Db kept alive by a module global: the
     # exit hooks run while the handle lives, and the teardown drops it after them.
-    global INHERITED
-    INHERITED = batched
-    write_at_once(batched, events(1500, 100))
-    pid = os.fork()
-    if pid == 0:
-        sys.exit(0)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, f"the child exited with status {status}"
+    INHERITED = dbs["batched"]
+    write_at_once(dbs["batched"], events(1500, 100))
+    in_forked_child(lambda: None)
     INHERITED = None
-    steady.close()
-    batched.close()
+    for db in dbs.values():
+        db.close()
     partition.heal()
     cluster.await_convergence(timeout=10.0)
     at = T0 + 2 * HOUR
@@ -244,35 +251,26 @@ def run_os_fork(base: Path) -> None:
     )
 
 
-def run_client(base: Path, addr: str) -> None:
+def run_client(addr: str) -> None:
     """A ``tidaldb.connect`` client, forked: the child is refused; the parent's connection
     goes on serving it."""
     client = tidaldb.connect(addr, insecure=True)
     for item, ts, weight in events(0, 20):
         client.write("view", item, weight, ts=ts)
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            check_refusals(
-                "Client",
-                {
-                    "write": lambda: client.write("view", 1, ts=T0),
-                    "score": lambda: client.score("view", 1, at=T0),
-                    "node": lambda: client.node,
-                },
-            )
-            assert "fork" in repr(client)
-            del client
-            gc.collect()
-            code = 0
-        finally:
-            sys.stdout.flush()
-            if code:
-                os._exit(code)
-        sys.exit(0)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, f"the child exited with status {status}"
+
+    def child() -> None:
+        # The child's teardown then drops the client: that must not close the connection.
+        check_refusals(
+            "Client",
+            {
+                "write": lambda: client.write("view", 1, ts=T0),
+                "score": lambda: client.score("view", 1, at=T0),
+                "node": lambda: client.node,
+            },
+        )
+        assert "fork" in repr(client)
+
+    in_forked_child(child)
     for item, ts, weight in events(20, 20):
         client.write("view", item, weight, ts=ts)
     at = T0 + HOUR
@@ -284,6 +282,6 @@ if __name__ == "__main__":
     if scenario == "os.fork":
         run_os_fork(where)
     elif scenario == "client":
-        run_client(where, sys.argv[3])
+        run_client(sys.argv[3])
     else:
         run_multiprocessing(scenario, where)

@@ -131,6 +131,7 @@ def test_await_convergence_stops_and_the_cluster_converges_later() -> None:
 
 
 MIGRATION = """
+import asyncio
 cluster = tidaldb.Cluster(tidaldb.Schema().signal("view", half_life="1h", windows=["24h"]), seed=7)
 tenant = cluster.register_tenant(5, regions=["us-east"])
 for k in range(40):
@@ -159,39 +160,37 @@ def check_migration(found: dict[str, Any]) -> None:
         assert_close(got, expected(events, found["at"]))
 
 
-def test_a_migration_step_stops_and_resumes() -> None:
-    found = interrupt(
+def interrupt_migration(call: str, after_catch: str = "") -> dict[str, Any]:
+    """Interrupts ``call`` on the migration of ``MIGRATION``; runs ``after_catch``, then
+    reports."""
+    return interrupt(
         MIGRATION
-        + """
+        + f"""
 started = cluster.now
 ready()
 try:
-    migration.gc_source(grace="3650d")
+    {call}
 except KeyboardInterrupt:
+{textwrap.indent(textwrap.dedent(after_catch), "    ")}
     report(started)
     raise
 """
     )
-    check_migration(found)
+
+
+def test_a_migration_step_stops_and_resumes() -> None:
+    check_migration(interrupt_migration('migration.gc_source(grace="3650d")'))
 
 
 def test_an_awaited_migration_under_asyncio_run_stops_its_worker() -> None:
-    found = interrupt(
-        MIGRATION
-        + """
-import asyncio
-started = cluster.now
-ready()
-try:
-    asyncio.run(migration.run(grace="3650d"))
-except KeyboardInterrupt:
-    # The worker was cancelled with the task: virtual time stands still.
-    first = cluster.now
-    time.sleep(0.3)
-    assert cluster.now == first, "the cancelled worker is still running"
-    report(started)
-    raise
-"""
+    found = interrupt_migration(
+        'asyncio.run(migration.run(grace="3650d"))',
+        """
+        # The worker was cancelled with the task: virtual time stands still.
+        first = cluster.now
+        time.sleep(0.3)
+        assert cluster.now == first, "the cancelled worker is still running"
+        """,
     )
     check_migration(found)
 

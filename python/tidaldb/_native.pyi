@@ -119,12 +119,13 @@ class Db:
         weights: npt.NDArray[np.float64],
         ts: npt.NDArray[np.float64] | None = None,
     ) -> int:
-        """Records ``weights[i]`` on ``items[i]`` (at ``ts[i]``, or now), all or nothing,
-        and returns how many were written. The GIL is released meanwhile.
+        """Records ``weights[i]`` on ``items[i]`` (at ``ts[i]``, or now) and returns how
+        many were written: all of them, or none when any is invalid. The GIL is released
+        once the arrays are copied.
 
-        Ctrl-C raises ``KeyboardInterrupt`` within about 50 ms while the batch is being
-        checked, and then nothing is written; once applying has begun, the call finishes
-        first (that takes about 70 ns an event).
+        Ctrl-C raises ``KeyboardInterrupt`` within about 50 ms. Stopped while the batch is
+        checked, nothing is written; stopped while it is applied, the chunks applied stay
+        (committed): the exception's ``written`` says how many events, the first ones.
         """
     def score(self, name: str, item: int, at: float | None = None) -> float: ...
     def scores(self, name: str, items: _Ids, at: float | None = None) -> npt.NDArray[np.float64]:

@@ -168,7 +168,9 @@ impl PyDb {
         self.with(py, |db| db.signal(name, item.0, weight.0, ts).map(|_| ()))
     }
 
-    /// Records many signals at once; all or nothing. Returns how many were written.
+    /// Records many signals at once; all or nothing, unless Ctrl-C stops it while it applies
+    /// them (then the `KeyboardInterrupt`'s `written` says how many of the first it kept).
+    /// Returns how many were written.
     #[pyo3(signature = (name, items, weights, ts=None))]
     fn signals<'py>(
         &self,

@@ -3,6 +3,7 @@
 //! write applied (and committed, so a reopen finds them), and nothing else.
 
 use std::cell::Cell;
+use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,11 @@ fn stop_after(passes: u32) -> impl FnMut() -> tidaldb::Result<()> + 'static {
             Ok(())
         }
     }
+}
+
+fn open(dir: &Path) -> TidalDb {
+    let builder = TidalDb::builder().with_data_dir(dir);
+    builder.with_schema(schema()).open().unwrap()
 }
 
 fn elapsed(cluster: &SimulatedCluster, since: Timestamp) -> Duration {
@@ -94,20 +100,13 @@ fn a_stopped_wait_for_convergence_leaves_a_cluster_that_converges_later() {
 #[test]
 fn a_stopped_bulk_write_keeps_whole_chunks_and_says_how_many_events() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || {
-        TidalDb::builder()
-            .with_data_dir(dir.path())
-            .with_schema(schema())
-            .open()
-            .unwrap()
-    };
     let n = 600 * BULK_CHUNK;
     let ids: Vec<EntityId> = (0..n).map(|i| EntityId((i % 1000) as u64)).collect();
     let weights = vec![1.0; n];
     let ts: Vec<Timestamp> = (0..n)
         .map(|i| Timestamp::from_nanos(T0 + i as i64).unwrap())
         .collect();
-    let db = open();
+    let db = open(dir.path());
     db.signal("view", EntityId(7), 1.0, Some(ts[0])).unwrap();
     // Stopped at the third check: 100 ms or more into a batch that takes longer.
     let wrote = interrupt::scope(stop_after(2), || {
@@ -120,7 +119,7 @@ fn a_stopped_bulk_write_keeps_whole_chunks_and_says_how_many_events() {
     assert!(written < n && written % BULK_CHUNK == 0, "{written}");
     assert_eq!(db.events_applied().unwrap(), 1 + written as u64);
     db.close().unwrap();
-    let reopened = open();
+    let reopened = open(dir.path());
     assert_eq!(reopened.events_applied().unwrap(), 1 + written as u64);
     // Item 7's events: the single write, and those among the batch's first `written`.
     let at = Timestamp::from_nanos(T0 + 3_600_000_000_000).unwrap();
