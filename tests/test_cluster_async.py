@@ -1,6 +1,6 @@
 """The awaitables: `Cluster.converged()` and `Migration.run()` inside a running event loop.
 
-They run on tokio's blocking pool, so the event loop stays free: another coroutine makes
+They run on a worker thread of their own, so the event loop stays free: another coroutine makes
 progress while a migration step runs.
 """
 

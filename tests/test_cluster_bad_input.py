@@ -228,11 +228,13 @@ def test_migration_misuse(cluster: tidaldb.Cluster) -> None:
     assert migration.state == "idle"
 
 
-def test_awaitables_need_a_running_loop(cluster: tidaldb.Cluster) -> None:
-    # Like asyncio.ensure_future, they are created inside a coroutine; outside, the error
-    # says why instead of returning an awaitable that would never run.
-    with pytest.raises(RuntimeError, match="event loop"):
-        cluster.converged()
+def test_awaitables_refuse_bad_arguments_at_the_call(cluster: tidaldb.Cluster) -> None:
+    # They are coroutines, which need no event loop to be made, but their arguments are
+    # checked at the call, as for every other method, not when awaited.
+    raises_exactly(InvalidArgument, "timeout", cluster.converged, timeout=-1)
+    migration = cluster.register_tenant(3, regions=["us-east"]).migrate("eu-west")
+    raises_exactly(InvalidArgument, "grace", migration.run, grace=-1)
+    assert migration.state == "idle"
 
 
 # Messages name the argument the Python caller passed: write_many's `ts` array (as the

@@ -16,6 +16,7 @@ from __future__ import annotations
 from tidaldb.exceptions import (
     Conflict,
     Corruption,
+    ForkedProcess,
     InvalidArgument,
     NotFound,
     OutcomeUnknown,
@@ -65,6 +66,7 @@ __all__ = [
     "NotFound",
     "Corruption",
     "Unavailable",
+    "ForkedProcess",
     "OutcomeUnknown",
     "QuotaExceeded",
     "Timeout",

@@ -1,9 +1,9 @@
 """Type stubs for the Rust extension ``tidaldb._native`` (checked by ``mypy.stubtest``)."""
 
 import os
-from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Literal, SupportsIndex, final, overload
+from typing import Any, Literal, SupportsIndex, final, overload
 
 from typing_extensions import disjoint_base
 
@@ -29,6 +29,7 @@ __all__ = [
     "MIGRATION_STATES",
     "parse_duration",
     "_Scoped",
+    "_Job",
     "__version__",
 ]
 
@@ -117,9 +118,19 @@ class Db:
         items: _Ids,
         weights: npt.NDArray[np.float64],
         ts: npt.NDArray[np.float64] | None = None,
-    ) -> int: ...
+    ) -> int:
+        """Records ``weights[i]`` on ``items[i]`` (at ``ts[i]``, or now) and returns how
+        many were written: all of them, or none when any is invalid. The GIL is released
+        once the arrays are copied.
+
+        Ctrl-C raises ``KeyboardInterrupt`` within about 50 ms. Stopped while the batch is
+        checked, nothing is written; stopped while it is applied, the chunks applied stay
+        (committed): the exception's ``written`` says how many events, the first ones.
+        """
     def score(self, name: str, item: int, at: float | None = None) -> float: ...
-    def scores(self, name: str, items: _Ids, at: float | None = None) -> npt.NDArray[np.float64]: ...
+    def scores(self, name: str, items: _Ids, at: float | None = None) -> npt.NDArray[np.float64]:
+        """Decayed scores of ``items`` at ``at`` (now when None), as float64. The GIL is
+        released meanwhile, and Ctrl-C raises ``KeyboardInterrupt`` within about 50 ms."""
     def window_count(self, name: str, item: int, window: str, at: float | None = None) -> int: ...
     def window_sum(self, name: str, item: int, window: str, at: float | None = None) -> float: ...
     def velocity(self, name: str, item: int, at: float | None = None) -> float: ...
@@ -136,7 +147,10 @@ class Db:
         at: float | None = None,
     ) -> Results: ...
     def flush(self) -> None: ...
-    def flush_async(self) -> Awaitable[None]: ...
+    def flush_async(self) -> Coroutine[Any, Any, None]:
+        """``flush()`` as a coroutine, run on a worker thread so the event loop stays free:
+        ``await db.flush_async()``, or ``asyncio.run(db.flush_async())``. A closed Db raises
+        at the call. Cancelling it stops the wait, not the sync: a sync under way finishes."""
     def snapshot(self) -> int: ...
     @property
     def events_applied(self) -> int: ...
@@ -378,9 +392,18 @@ class Cluster(_Scoped):
     ) -> dict[int, int]: ...
     def state_digest(self, region: str, shard: int = 0, tenant: int | Tenant | None = None) -> int: ...
     def step(self) -> bool: ...
-    def run_for(self, seconds: _Duration) -> None: ...
-    def await_convergence(self, timeout: _Duration = 30.0) -> float: ...
-    def converged(self, timeout: _Duration = 30.0) -> Awaitable[float]: ...
+    def run_for(self, seconds: _Duration) -> None:
+        """Runs the simulation for ``seconds`` of virtual time. Ctrl-C raises
+        ``KeyboardInterrupt`` within about 50 ms, with the virtual time run until then kept."""
+    def await_convergence(self, timeout: _Duration = 30.0) -> float:
+        """Runs virtual time until every replica group has converged; returns the virtual
+        seconds that took. ``Timeout`` names what still differs. Ctrl-C raises
+        ``KeyboardInterrupt`` within about 50 ms; ``converged()`` is its coroutine twin."""
+    def converged(self, timeout: _Duration = 30.0) -> Coroutine[Any, Any, float]:
+        """``await_convergence`` as a coroutine, run on a worker thread so the event loop
+        stays free: ``await cluster.converged()``, or ``asyncio.run(cluster.converged())``.
+        Cancelling it stops the wait within about 50 ms, with the virtual time run until
+        then kept."""
     def is_converged(self) -> bool: ...
     def partition(self, a: str, b: str, one_way: bool = False) -> Partition: ...
     def heal_all(self) -> None: ...
@@ -435,4 +458,19 @@ class Migration:
     def finalize(self) -> None: ...
     def gc_source(self, grace: _Duration = 0.0) -> None: ...
     def advance(self, grace: _Duration = 0.0) -> str: ...
-    def run(self, progress: bool = False, grace: _Duration = 0.0) -> Awaitable[None]: ...
+    def run(self, progress: bool = False, grace: _Duration = 0.0) -> Coroutine[Any, Any, None]:
+        """Runs every remaining step as a coroutine: ``await migration.run()``, or
+        ``asyncio.run(migration.run())``. ``progress=True`` shows a tqdm bar. Cancelling
+        it stops the step under way within about 50 ms; the record keeps the state
+        reached, and a later ``run()`` resumes from it."""
+
+@final
+class _Job:
+    """The native half of one awaitable, which ``tidaldb._async.run`` drives; not for
+    direct use."""
+
+    def start(self, event_loop: object, future: object) -> None:
+        """Runs the work on a new thread; ``future`` (of ``event_loop``) gets its outcome.
+        A job starts once: a second start raises ``RuntimeError``."""
+    def cancel(self) -> None:
+        """Asks the work to stop at its next safe point; a finished job ignores it."""

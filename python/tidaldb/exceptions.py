@@ -14,6 +14,7 @@ __all__ = [
     "NotFound",
     "Corruption",
     "Unavailable",
+    "ForkedProcess",
     "OutcomeUnknown",
     "QuotaExceeded",
     "Timeout",
@@ -55,6 +56,21 @@ class Corruption(TidalError):
 
 class Unavailable(TidalError):
     """The database cannot serve the call: it is closed, open elsewhere, or its disk failed."""
+
+
+class ForkedProcess(Unavailable):
+    """A handle was used in a process forked from the one that created it: a ``Db``, a
+    ``Cluster`` (or its ``Tenant``, ``Migration`` and ``Partition`` handles) or a
+    ``tidaldb.connect`` client, inherited through ``os.fork`` or multiprocessing's
+    ``"fork"`` start method (the default on Linux before Python 3.14).
+
+    The threads that serve the handle did not survive the fork, and a write from the
+    child would corrupt the parent's files, so every call is refused and nothing is
+    written. The child never closes or flushes the inherited handle, not even when it is
+    garbage-collected, and the parent goes on unharmed. Create the handle in the child
+    (a ``Db`` on another directory, or once the parent has closed it), or start the child
+    with the ``"spawn"`` or ``"forkserver"`` method.
+    """
 
 
 class OutcomeUnknown(Unavailable):

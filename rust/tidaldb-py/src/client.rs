@@ -2,7 +2,7 @@
 //! API of one region of `tidaldb.Cluster`. Conversion only: the protocol, failover and
 //! idempotency keys are the core's `runtime::net::Client`.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use numpy::PyArray1;
@@ -18,6 +18,7 @@ use crate::convert::{
     At, Count, Float, Id, Item, Ts, User, Weight, bulk_times, id_array, timestamp, weights_or_ones,
 };
 use crate::errors::{IntoPyResult, invalid};
+use crate::fork_guard::Origin;
 use crate::handles::PyWriteAck;
 use crate::query_args::QueryArgs;
 use crate::results::PyResults;
@@ -70,9 +71,12 @@ impl PyServed {
 /// A connection to a tidaldb cluster. Thread-safe: calls from several threads take turns.
 #[pyclass(module = "tidaldb._native", name = "Client", frozen)]
 pub struct PyClient {
-    inner: Mutex<Client>,
+    /// Shared with nobody: an `Arc` only so that a forked child can leak it (see `Drop`).
+    inner: Arc<Mutex<Client>>,
     last: Mutex<Option<Served>>,
     concern: Concern,
+    /// The process that connected: the only one that may use the connection.
+    origin: Origin,
 }
 
 impl PyClient {
@@ -82,6 +86,7 @@ impl PyClient {
         py: Python<'_>,
         f: impl FnOnce(&mut Client) -> Result<(T, Served), TidalError> + Send,
     ) -> PyResult<T> {
+        self.origin.check(py, "Client")?;
         let (value, served) = py
             .detach(|| {
                 let mut client = self.inner.lock().map_err(|_| {
@@ -218,9 +223,10 @@ pub fn connect(
     options.timeout = Duration::from_secs_f64(timeout);
     let client = py.detach(|| Client::connect(&addrs, options)).py_err(py)?;
     Ok(PyClient {
-        inner: Mutex::new(client),
+        inner: Arc::new(Mutex::new(client)),
         last: Mutex::new(None),
         concern,
+        origin: Origin::here(),
     })
 }
 
@@ -237,8 +243,9 @@ impl PyClient {
 
     /// The node this client is connected to now.
     #[getter]
-    fn node(&self) -> Option<u16> {
-        self.inner.lock().ok().and_then(|c| c.node()).map(|n| n.0)
+    fn node(&self, py: Python<'_>) -> PyResult<Option<u16>> {
+        self.origin.check(py, "Client")?;
+        Ok(self.inner.lock().ok().and_then(|c| c.node()).map(|n| n.0))
     }
 
     #[pyo3(signature = (signal, item, weight = Float::new(1.0), ts = None, tenant = None, write_concern = None),
@@ -487,9 +494,19 @@ impl PyClient {
     }
 
     fn __repr__(&self) -> String {
+        if !self.origin.is_here() {
+            return "<tidaldb.Client inherited through a fork: unusable here>".into();
+        }
         match self.inner.lock() {
             Ok(c) => format!("<tidaldb.Client {c:?}>"),
             Err(_) => "<tidaldb.Client (poisoned)>".into(),
         }
+    }
+}
+
+impl Drop for PyClient {
+    fn drop(&mut self) {
+        // In a forked child, closing the connection could shut down the parent's sockets.
+        self.origin.let_go(&self.inner);
     }
 }

@@ -14,6 +14,7 @@ use crate::convert::{
     Natural, Seed, Shard, ShardsPerRegion, TenantIdArg, duration, region_names,
 };
 use crate::errors::{IntoPyResult, invalid};
+use crate::fork_guard::Origin;
 use crate::handles::PyPartition;
 use crate::schema::PySchema;
 use crate::scoped::PyScoped;
@@ -99,6 +100,7 @@ impl PyCluster {
         let simulation = Simulation {
             sim: SimulatedCluster::build(config).py_err(py)?,
             names: settings.regions,
+            origin: Origin::here(),
         };
         Ok(
             PyClassInitializer::from(PyScoped::new(simulation.clone(), None)).add_subclass(
@@ -207,10 +209,7 @@ impl PyCluster {
     /// Runs the simulation for `seconds` of virtual time (a float, or a string like "250ms").
     fn run_for(&self, py: Python<'_>, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
         let d = duration(py, "seconds", seconds)?;
-        self.run(py, |c| {
-            c.run_for(d);
-            Ok(())
-        })
+        self.run(py, |c| c.try_run_for(d))
     }
 
     /// Runs virtual time until every replica group has converged; returns the virtual
@@ -226,8 +225,10 @@ impl PyCluster {
         self.run(py, |c| Ok(c.await_full_convergence(timeout)?.as_secs_f64()))
     }
 
-    /// `await_convergence` as an awaitable, run on tokio's blocking pool so the event loop
-    /// stays free; call it inside a coroutine (it needs a running event loop).
+    /// `await_convergence` as a coroutine, run on a worker thread so the event loop stays
+    /// free: `await cluster.converged()` in a coroutine, or `asyncio.run(...)` it.
+    /// Cancelling it stops the wait within about 50 ms, with the virtual time that passed
+    /// until then kept.
     #[pyo3(signature = (timeout = None),
         text_signature = "(self, /, timeout=30.0)")]
     fn converged<'py>(
@@ -235,11 +236,14 @@ impl PyCluster {
         py: Python<'py>,
         timeout: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        self.simulation.check_origin(py)?;
         let timeout = convergence_timeout(py, timeout)?;
-        let Simulation { sim, names } = self.simulation.clone();
-        crate::awaitable::blocking(py, move || match sim.await_full_convergence(timeout) {
-            Ok(took) => Ok(took.as_secs_f64()),
-            Err(e) => Err(names.rename_error(e)),
+        let Simulation { sim, names, .. } = self.simulation.clone();
+        crate::awaitable::blocking(py, "Cluster.converged", move || {
+            match sim.await_full_convergence(timeout) {
+                Ok(took) => Ok(took.as_secs_f64()),
+                Err(e) => Err(names.rename_error(e)),
+            }
         })
     }
 
@@ -271,7 +275,7 @@ impl PyCluster {
             }
         })?;
         Ok(PyPartition::new(
-            self.sim().clone(),
+            self.simulation.clone(),
             handle,
             (a.to_owned(), b.to_owned()),
             one_way,
@@ -390,6 +394,9 @@ impl PyCluster {
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
+        if !self.simulation.origin.is_here() {
+            return "<tidaldb.Cluster inherited through a fork: unusable here>".to_owned();
+        }
         let (now, leader, tenants) = py.detach(|| {
             let c = self.sim();
             let leader = c.leader().map(|l| l.region()).ok();

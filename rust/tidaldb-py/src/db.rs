@@ -13,7 +13,7 @@
 //!   to Python `logging` at the end of each call, once every lock is released.
 
 use std::path::PathBuf;
-use std::sync::{Mutex, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
 
 use numpy::PyArray1;
 use pyo3::prelude::*;
@@ -21,20 +21,26 @@ use pyo3::types::{PyDict, PyTuple};
 use tidaldb::cluster::db_durability;
 use tidaldb::{TidalDb, TidalError, Window};
 
+use crate::at_exit::{self, DbSlot};
 use crate::convert::{
     At, Count, Float, Id, Item, Ts, User, Weight, bulk_times, f64_array, id_array, same_length,
     timestamp, timestamp_or_now,
 };
 use crate::errors::IntoPyResult;
+use crate::fork_guard::Origin;
 use crate::logging;
 use crate::query_args::QueryArgs;
 use crate::results::PyResults;
 use crate::schema::PySchema;
+use crate::signals;
 
 #[pyclass(module = "tidaldb._native", name = "Db", frozen)]
 pub struct PyDb {
-    /// `None` once closed. Dropping the handle releases the data directory.
-    db: Mutex<Option<TidalDb>>,
+    /// `None` once closed. Dropping the handle releases the data directory. Shared only
+    /// with the exit hook's registry, which holds it weakly (see `at_exit`).
+    db: Arc<DbSlot>,
+    /// The process that opened it: the only one that may use, close or drop it.
+    origin: Origin,
     path: Option<PathBuf>,
     /// The preset's name, as given.
     durability: String,
@@ -82,20 +88,23 @@ impl PyDb {
         py: Python<'_>,
         f: impl FnOnce(&TidalDb) -> Result<T, TidalError> + Send,
     ) -> PyResult<T> {
+        self.origin.check(py, "Db")?;
         let out = self.slot(py, |s| f(open(s)?)).and_then(|r| r);
-        logging::deliver(py);
+        logging::deliver(py)?;
         out.py_err(py)
     }
 
-    /// Runs `f` on the open database detached from the interpreter, with the Db lock held.
+    /// Runs `f` on the open database detached from the interpreter, with the Db lock held;
+    /// Ctrl-C stops it at the core's next safe point (see `signals`).
     fn detached<T: Send>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&TidalDb) -> Result<T, TidalError> + Send,
     ) -> PyResult<T> {
-        let out = py.detach(|| self.slot_detached(|s| f(open(s)?)).and_then(|r| r));
-        logging::deliver(py);
-        out.py_err(py)
+        self.origin.check(py, "Db")?;
+        let out = signals::detached(py, || self.slot_detached(|s| f(open(s)?)).and_then(|r| r));
+        logging::deliver(py)?;
+        out?.py_err(py)
     }
 
     /// The count and weight sum of one window as of `at` (now when `None`).
@@ -130,9 +139,13 @@ impl PyDb {
             None => TidalDb::builder().ephemeral(),
         };
         let opened = py.detach(move || builder.with_schema(schema).durability(mode).open());
-        logging::deliver(py);
+        logging::deliver(py)?;
+        let db = Arc::new(Mutex::new(Some(opened.py_err(py)?)));
+        let origin = Origin::here();
+        at_exit::register(origin, &db);
         Ok(PyDb {
-            db: Mutex::new(Some(opened.py_err(py)?)),
+            db,
+            origin,
             path,
             durability: durability.to_owned(),
         })
@@ -155,7 +168,9 @@ impl PyDb {
         self.with(py, |db| db.signal(name, item.0, weight.0, ts).map(|_| ()))
     }
 
-    /// Records many signals at once; all or nothing. Returns how many were written.
+    /// Records many signals at once; all or nothing, unless Ctrl-C stops it while it applies
+    /// them (then the `KeyboardInterrupt`'s `written` says how many of the first it kept).
+    /// Returns how many were written.
     #[pyo3(signature = (name, items, weights, ts=None))]
     fn signals<'py>(
         &self,
@@ -290,7 +305,7 @@ impl PyDb {
         // A closed Db raises here, at the call, like every other method.
         slf.get().with(py, |_| Ok(()))?;
         let this = slf.clone().unbind();
-        crate::awaitable::blocking(py, move || {
+        crate::awaitable::blocking(py, "Db.flush_async", move || {
             let flushed = this.get().slot_detached(|s| open(s)?.flush());
             // `None`, so the awaitable resolves to Python's None rather than `()`.
             flushed.and_then(|r| r).map(|()| None::<()>)
@@ -314,16 +329,18 @@ impl PyDb {
 
     #[getter]
     fn closed(&self, py: Python<'_>) -> PyResult<bool> {
+        self.origin.check(py, "Db")?;
         self.slot(py, |s| s.is_none()).py_err(py)
     }
 
     /// Syncs, releases the data directory and reports a failed final sync. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.origin.check(py, "Db")?;
         let Some(db) = self.slot(py, Option::take).py_err(py)? else {
             return Ok(());
         };
         let closed = py.detach(move || db.close());
-        logging::deliver(py);
+        logging::deliver(py)?;
         closed.py_err(py)
     }
 
@@ -342,15 +359,26 @@ impl PyDb {
             Some(p) => format!("path={:?}", p.display().to_string()),
             None => "ephemeral".to_owned(),
         };
-        let state = match self
-            .slot(py, |s| s.as_ref().map(TidalDb::events_applied))
-            .ok()
-            .flatten()
-        {
-            Some(Ok(n)) => format!("events_applied={n}"),
-            Some(Err(_)) => "unavailable".to_owned(),
-            None => "closed".to_owned(),
+        let state = if !self.origin.is_here() {
+            "inherited through a fork: unusable here".to_owned()
+        } else {
+            match self
+                .slot(py, |s| s.as_ref().map(TidalDb::events_applied))
+                .ok()
+                .flatten()
+            {
+                Some(Ok(n)) => format!("events_applied={n}"),
+                Some(Err(_)) => "unavailable".to_owned(),
+                None => "closed".to_owned(),
+            }
         };
         format!("Db({place}, durability={:?}, {state})", self.durability)
+    }
+}
+
+impl Drop for PyDb {
+    fn drop(&mut self) {
+        // In a forked child, dropping would sync and unlock the parent's files.
+        self.origin.let_go(&self.db);
     }
 }

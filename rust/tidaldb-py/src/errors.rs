@@ -20,6 +20,7 @@ static TIMEOUT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static QUOTA_EXCEEDED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static CONFLICT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static OUTCOME_UNKNOWN: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static TIDAL_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 const MODULE: &str = "tidaldb.exceptions";
 
@@ -69,6 +70,9 @@ fn class_of(kind: ErrorKind) -> (&'static PyOnceLock<Py<PyType>>, &'static str) 
         ErrorKind::Timeout => (&TIMEOUT, "Timeout"),
         ErrorKind::QuotaExceeded => (&QUOTA_EXCEEDED, "QuotaExceeded"),
         ErrorKind::Conflict => (&CONFLICT, "Conflict"),
+        // A call stops so only at its caller's request, and the caller raises its own
+        // exception instead (`signals`, `awaitable`); this is the fallback.
+        ErrorKind::Interrupted => (&TIDAL_ERROR, "TidalError"),
     }
 }
 

@@ -3,7 +3,9 @@
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use tidaldb::node::WriteAck;
-use tidaldb::sim::{NetworkPartition, PartitionId, SimulatedCluster};
+use tidaldb::sim::{NetworkPartition, PartitionId};
+
+use crate::simulation::Simulation;
 
 /// The acknowledgement of a write: which replica appended it, and whether it was new.
 /// `(origin, seq)` is the event's id in every region.
@@ -69,7 +71,7 @@ impl PyWriteAck {
 /// simulator, so two threads using one handle never wait on each other while attached.
 #[pyclass(module = "tidaldb._native", name = "Partition", frozen)]
 pub struct PyPartition {
-    cluster: SimulatedCluster,
+    cluster: Simulation,
     id: PartitionId,
     /// The two regions, as `(a, b)`.
     #[pyo3(get)]
@@ -81,7 +83,7 @@ pub struct PyPartition {
 
 impl PyPartition {
     pub fn new(
-        cluster: SimulatedCluster,
+        cluster: Simulation,
         handle: NetworkPartition,
         regions: (String, String),
         one_way: bool,
@@ -99,13 +101,16 @@ impl PyPartition {
 impl PyPartition {
     /// True until healed (by this handle or by `heal_all`).
     #[getter]
-    fn active(&self, py: Python<'_>) -> bool {
-        py.detach(|| self.cluster.is_partition_active(self.id))
+    fn active(&self, py: Python<'_>) -> PyResult<bool> {
+        self.cluster.check_origin(py)?;
+        Ok(py.detach(|| self.cluster.sim.is_partition_active(self.id)))
     }
 
     /// Heals this partition; healing twice does nothing.
-    fn heal(&self, py: Python<'_>) {
-        py.detach(|| self.cluster.heal_partition(self.id));
+    fn heal(&self, py: Python<'_>) -> PyResult<()> {
+        self.cluster.check_origin(py)?;
+        py.detach(|| self.cluster.sim.heal_partition(self.id));
+        Ok(())
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
@@ -113,14 +118,18 @@ impl PyPartition {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
-        self.heal(py);
-        false
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.heal(py)?;
+        Ok(false)
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
         let arrow = if self.one_way { "->" } else { "<->" };
-        let state = if self.active(py) { "active" } else { "healed" };
+        let state = match self.active(py) {
+            Ok(true) => "active",
+            Ok(false) => "healed",
+            Err(_) => "inherited through a fork: unusable here",
+        };
         format!(
             "<tidaldb.Partition {} {arrow} {} {state}>",
             self.regions.0, self.regions.1

@@ -5,6 +5,7 @@
 //! that Rust and Python users get the same behaviour. The public Python API is re-exported
 //! by `python/tidaldb/__init__.py`, and `_native.pyi` describes it for type checkers.
 
+mod at_exit;
 mod awaitable;
 mod client;
 mod cluster;
@@ -12,6 +13,7 @@ mod cluster_config;
 mod convert;
 mod db;
 mod errors;
+mod fork_guard;
 mod handles;
 mod logging;
 mod migration;
@@ -19,6 +21,7 @@ mod query_args;
 mod results;
 mod schema;
 mod scoped;
+mod signals;
 mod simulation;
 mod tenant;
 
@@ -27,6 +30,10 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install(m.py())?;
+    fork_guard::install(m)?;
+    // atexit runs its hooks last registered first: awaitables' workers are shut out of
+    // Python before the open databases are closed.
+    at_exit::install(m)?;
     awaitable::install(m)?;
     m.add_class::<schema::PySchema>()?;
     m.add_class::<db::PyDb>()?;

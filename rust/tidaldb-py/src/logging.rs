@@ -8,6 +8,11 @@
 //! a deadlock. So every record is queued, and each binding call delivers the queue at its
 //! end, after it has released every lock. Records from background threads therefore
 //! arrive with the next binding call on any thread.
+//!
+//! Python code runs in a handler, so an exception may come out of it: a `KeyboardInterrupt`
+//! that arrived meanwhile, or one a filter raised (handlers report their own errors,
+//! filters and the machinery around them do not). It stops the delivery, the records not
+//! yet delivered go back to the queue for the next one, and the binding call raises it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -72,16 +77,17 @@ impl Log for Bridge {
 }
 
 impl Bridge {
-    fn deliver(&self, py: Python<'_>) {
+    fn deliver(&self, py: Python<'_>) -> PyResult<()> {
         let drained = match self.queue.lock() {
             Ok(mut q) => {
                 self.pending.store(false, Ordering::Release);
                 std::mem::take(&mut *q)
             }
-            Err(_) => return,
+            Err(_) => return Ok(()),
         };
-        for r in drained {
-            self.emit(
+        let mut records = drained.into_iter();
+        while let Some(r) = records.next() {
+            let emitted = self.emit(
                 py,
                 &Record::builder()
                     .level(r.level)
@@ -92,6 +98,10 @@ impl Bridge {
                     .line(r.line)
                     .build(),
             );
+            if let Err(e) = emitted {
+                self.requeue(records);
+                return Err(e);
+            }
         }
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
@@ -105,16 +115,27 @@ impl Bridge {
                          between two tidaldb calls"
                     ))
                     .build(),
-            );
+            )?;
         }
+        Ok(())
     }
 
-    /// Hands one record to Python. A handler that raises must not leave its exception set
-    /// behind the binding call's own result, so it is reported as unraisable instead.
-    fn emit(&self, py: Python<'_>, record: &Record<'_>) {
+    /// Hands one record to Python; an exception that comes out is the caller's to raise.
+    fn emit(&self, py: Python<'_>, record: &Record<'_>) -> PyResult<()> {
         self.python.log(record);
-        if let Some(e) = PyErr::take(py) {
-            e.write_unraisable(py, None);
+        PyErr::take(py).map_or(Ok(()), Err)
+    }
+
+    /// Puts back records a failed delivery did not reach, ahead of any queued since.
+    fn requeue(&self, rest: impl Iterator<Item = Queued>) {
+        if let Ok(mut q) = self.queue.lock() {
+            let newer = std::mem::take(&mut *q);
+            q.extend(rest);
+            q.extend(newer);
+            let over = q.len().saturating_sub(MAX_QUEUED);
+            q.truncate(MAX_QUEUED);
+            self.dropped.fetch_add(over as u64, Ordering::Relaxed);
+            self.pending.store(!q.is_empty(), Ordering::Release);
         }
     }
 }
@@ -142,10 +163,12 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
 }
 
 /// Delivers queued records. Call it attached, at the end of a binding call, with no Rust
-/// lock held. Cheap when there are none.
+/// lock held, and raise what it returns: an exception that came out of Python's logging.
+/// Cheap when there are none.
 #[inline]
-pub fn deliver(py: Python<'_>) {
-    if let Some(bridge) = BRIDGE.get().filter(|b| b.pending.load(Ordering::Acquire)) {
-        bridge.deliver(py);
+pub fn deliver(py: Python<'_>) -> PyResult<()> {
+    match BRIDGE.get().filter(|b| b.pending.load(Ordering::Acquire)) {
+        Some(bridge) => bridge.deliver(py),
+        None => Ok(()),
     }
 }

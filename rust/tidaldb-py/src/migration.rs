@@ -59,10 +59,11 @@ impl PyMigration {
     }
 }
 
-/// Why an awaited `run()` stopped: a step failed, or the progress bar did.
+/// Why an awaited `run()` stopped: a step failed, or Python code between steps raised
+/// (the progress bar, or a logging handler).
 enum Stop {
     Step(TidalError),
-    Bar(PyErr),
+    Python(PyErr),
 }
 
 impl From<TidalError> for Stop {
@@ -155,9 +156,11 @@ impl PyMigration {
         Ok(state.name())
     }
 
-    /// Runs every remaining step as an awaitable that resolves to None. With
-    /// `progress=True` and tqdm installed (`pip install tidaldb[notebook]`), a progress bar
-    /// follows the steps. Like every coroutine-returning call, it needs a running event loop.
+    /// Runs every remaining step as a coroutine that resolves to None: `await` it, or
+    /// `asyncio.run(...)` it. With `progress=True` and tqdm installed (`pip install
+    /// tidaldb[notebook]`), a progress bar follows the steps. Cancelling it stops the step
+    /// under way within about 50 ms; the record keeps the state reached, and a later run
+    /// (or `Tenant.migration`) resumes from it.
     #[pyo3(signature = (progress = false, grace = None),
         text_signature = "(self, /, progress=False, grace=0.0)")]
     fn run<'py>(
@@ -166,6 +169,7 @@ impl PyMigration {
         progress: bool,
         grace: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        self.simulation.check_origin(py)?;
         let grace = grace_of(py, grace)?;
         let number = self.number;
         let bar = if progress {
@@ -187,11 +191,13 @@ impl PyMigration {
         let names = self.simulation.names.clone();
         crate::awaitable::spawn(
             py,
+            "Migration.run",
             move || {
                 let ran = m.run_steps(number, grace, |state| {
                     crate::awaitable::with_python(|py| {
-                        crate::logging::deliver(py);
-                        show(py, &bar, state).map_err(Stop::Bar)
+                        crate::logging::deliver(py)
+                            .and_then(|()| show(py, &bar, state))
+                            .map_err(Stop::Python)
                     })
                     .unwrap_or(Ok(()))
                 });
@@ -203,7 +209,7 @@ impl PyMigration {
                 match ran {
                     Ok(()) => closed.map(|()| py.None()),
                     Err(Stop::Step(e)) => Err(to_py(py, names.rename_error(e))),
-                    Err(Stop::Bar(e)) => Err(e),
+                    Err(Stop::Python(e)) => Err(e),
                 }
             },
         )

@@ -1,10 +1,11 @@
 //! The simulator behind a `Cluster` and its `Tenant`s and `Migration`s, with the region
 //! names its user gave: cheap to clone, so every Python object holds its own.
 //!
-//! Every call runs detached from the interpreter. The simulator has one lock, which an
-//! awaited `converged()` or `Migration.run()` holds for as long as a step runs on tokio's
-//! blocking pool; a thread that waited for it while attached would stall every other
-//! Python thread, including the event loop that is to receive the result.
+//! Every call runs detached from the interpreter, and Ctrl-C stops it between simulator
+//! happenings (see `signals`). The simulator has one lock, which an awaited `converged()`
+//! or `Migration.run()` holds for as long as a step runs on its worker thread; a thread
+//! that waited for it while attached would stall every other Python thread, including the
+//! event loop that is to receive the result.
 
 use pyo3::prelude::*;
 use tidaldb::cluster::{RegionNames, shard_in};
@@ -13,12 +14,16 @@ use tidaldb::{RegionId, ShardId, TenantId, TidalError};
 
 use crate::convert::{Natural, Shard};
 use crate::errors::IntoPyResult;
+use crate::fork_guard::Origin;
 use crate::logging;
+use crate::signals;
 
 #[derive(Clone)]
 pub struct Simulation {
     pub sim: SimulatedCluster,
     pub names: RegionNames,
+    /// The process that built the cluster: the only one that may use it.
+    pub origin: Origin,
 }
 
 impl Simulation {
@@ -29,9 +34,15 @@ impl Simulation {
         py: Python<'_>,
         f: impl FnOnce(&SimulatedCluster) -> Result<T, TidalError> + Send,
     ) -> PyResult<T> {
-        let out = py.detach(|| f(&self.sim));
-        logging::deliver(py);
-        out.map_err(|e| self.names.rename_error(e)).py_err(py)
+        self.check_origin(py)?;
+        let out = signals::detached(py, || f(&self.sim));
+        logging::deliver(py)?;
+        out?.map_err(|e| self.names.rename_error(e)).py_err(py)
+    }
+
+    /// `ForkedProcess` in a process forked from the one that built the cluster.
+    pub fn check_origin(&self, py: Python<'_>) -> PyResult<()> {
+        self.origin.check(py, "Cluster")
     }
 
     /// The region called `name`, or `NotFound` listing the cluster's regions.

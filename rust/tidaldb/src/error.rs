@@ -37,6 +37,9 @@ pub enum ErrorKind {
     /// The request conflicts with the cluster's state (a tenant registered twice, a second
     /// migration of a tenant that is migrating).
     Conflict,
+    /// The caller stopped a long call between two units of work (see `interrupt`); what
+    /// the call had finished stays, as after a shorter call.
+    Interrupted,
 }
 
 /// Which limit a write ran into.
@@ -218,6 +221,12 @@ pub enum TidalError {
     #[error("conflict: {0}")]
     Conflict(String),
 
+    /// A long call stopped at its caller's request (see `interrupt`). `written` events
+    /// of a bulk write had been applied by then; they stay, durable as the durability
+    /// policy says, and the rest of the batch was not written.
+    #[error("interrupted: {why}{}", written_note(*written))]
+    Interrupted { why: String, written: usize },
+
     /// A batch split over several replicas (one client request per shard) failed after
     /// some of its parts were written. The parts are separate requests, so what landed
     /// stays; retrying the whole batch would write those events again.
@@ -258,6 +267,7 @@ impl TidalError {
             QuotaExceeded(_) => ErrorKind::QuotaExceeded,
             InvalidTenantConfig { .. } => ErrorKind::InvalidArgument,
             Conflict(_) => ErrorKind::Conflict,
+            Interrupted { .. } => ErrorKind::Interrupted,
             PartlyWritten { cause, .. } => cause.kind(),
             Remote { kind, .. } => *kind,
         }
@@ -267,5 +277,17 @@ impl TidalError {
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TidalError {
         let context = context.into();
         move |source| TidalError::Io { context, source }
+    }
+}
+
+/// The tail of an interrupted bulk write's message.
+fn written_note(written: usize) -> String {
+    if written == 0 {
+        String::new()
+    } else {
+        format!(
+            "; the first {written} events of the batch were written before it stopped, the \
+             rest were not"
+        )
     }
 }

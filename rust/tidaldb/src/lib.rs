@@ -25,6 +25,7 @@ pub mod control;
 pub mod crdt;
 pub mod error;
 pub mod event;
+pub mod interrupt;
 pub mod ledger;
 pub mod node;
 pub mod query;

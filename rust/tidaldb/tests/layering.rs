@@ -4,7 +4,8 @@
 //! The order is `error` → `schema` → `event`/`crdt` → `ledger`/`tenancy` → `query`/`wal` →
 //! `node` → `control` → `cluster` → `sim`/`runtime`. `error` imports nothing of the crate.
 //! `tenancy` sits beside `ledger`: it needs only `error`, `schema` and `event`, and `node`
-//! admits writes through its quotas.
+//! admits writes through its quotas. `interrupt` needs only `error`: every long loop, at
+//! any tier, asks it whether to stop.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 /// Each top-level module with its tier: a module may import modules of a lower tier only.
 const TIERS: &[(&str, u8)] = &[
     ("error", 0),
+    ("interrupt", 1),
     ("schema", 1),
     ("event", 2),
     ("crdt", 2),

@@ -107,8 +107,9 @@ pub trait ClusterDriver {
         done: &mut dyn FnMut(&dyn ClusterView) -> bool,
     ) -> Result<()>;
 
-    /// Lets `d` pass.
-    fn advance(&self, d: Duration);
+    /// Lets `d` pass. Fails only when an [`interrupt`](crate::interrupt) scope's check
+    /// stops it, with the time that passed until then kept.
+    fn advance(&self, d: Duration) -> Result<()>;
 
     /// The first of `count` unused node ids.
     fn next_node_ids(&self, count: usize) -> Result<NodeId>;

@@ -7,6 +7,7 @@ use super::{Cluster, ClusterDriver, NodeRef};
 use crate::control::{ControlPlane, GroupId};
 use crate::error::{Result, TidalError};
 use crate::event::VersionVector;
+use crate::interrupt;
 use crate::node::{Input, Node};
 use crate::schema::{EntityId, NodeId, RegionId, ShardId, Timestamp};
 
@@ -155,9 +156,17 @@ impl<D: ClusterDriver> Cluster<D> {
         Ok(())
     }
 
-    /// Lets `d` pass: virtual time in the simulator, the wall clock in the runtime.
+    /// Lets `d` pass: virtual time in the simulator, the wall clock in the runtime. It
+    /// runs its whole length, even inside an [`interrupt`] scope.
     pub fn run_for(&self, d: Duration) {
-        self.driver.advance(d);
+        let ran = interrupt::suspended(|| self.driver.advance(d));
+        debug_assert!(ran.is_ok(), "an unchecked run stopped: {ran:?}");
+    }
+
+    /// [`Self::run_for`] that stops when an [`interrupt`] scope's check says so; the time
+    /// that passed until then stays passed.
+    pub fn try_run_for(&self, d: Duration) -> Result<()> {
+        self.driver.advance(d)
     }
 
     /// Events applied by the default tenant's replicas in `region`, summed over shards.
@@ -229,7 +238,9 @@ impl<D: ClusterDriver> Cluster<D> {
                     self.divergence_report()
                 )));
             }
-            self.run_for(step);
+            // Comparing digests walks every replica's state: worth a check of its own.
+            interrupt::checkpoint()?;
+            self.try_run_for(step)?;
         }
     }
 

@@ -269,7 +269,7 @@ impl<D: ClusterDriver> TenantMigration<D> {
         let due = switched.saturating_add(i64::try_from(grace.as_nanos()).unwrap_or(i64::MAX));
         let remaining = due.saturating_sub(now.as_nanos());
         if remaining > 0 {
-            driver.advance(Duration::from_nanos(remaining as u64));
+            driver.advance(Duration::from_nanos(remaining as u64))?;
         }
         let source = driver.view(|v| {
             v.control()

@@ -147,6 +147,7 @@ impl<D: ClusterDriver> TenantMigration<D> {
     ) -> std::result::Result<(), E> {
         while self.state_of(number)? != MigrationState::Complete {
             on_step(self.step(number, grace)?)?;
+            crate::interrupt::checkpoint()?;
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ use super::state::{LogPolicy, Net, Shared, State, Submitted, open_log};
 use super::tenants::{TenantEnv, TenantSet};
 use crate::error::{Result, TidalError};
 use crate::event::{ClientTag, EventId};
+use crate::interrupt;
 use crate::ledger::WindowReading;
 use crate::node::{ClientOp, Input, Node, Outputs, RequestId, WriteAck, WriteConcern};
 use crate::query::{self, Results, Retrieve};
@@ -213,6 +214,10 @@ impl TidalDb {
     /// its ops are admitted, because applying checks nothing admission has not. A tenant
     /// with quotas is written as one request instead, so that the quota judges the call
     /// as a whole.
+    ///
+    /// An [`interrupt`] stops it between two chunks: stopped while validating, it writes
+    /// nothing; while applying, it keeps (and commits) the chunks applied, and its error
+    /// says how many events they held. That is the one way to write part of a batch.
     fn write_streamed(&self, n: usize, op: impl Fn(usize) -> ClientOp) -> Result<()> {
         let mut st = self.lock()?;
         if n <= BULK_CHUNK || st.node.config().quotas.is_some() {
@@ -225,11 +230,18 @@ impl TidalDb {
         st.check_writable()?;
         let now = Timestamp::now();
         for i in 0..n {
+            if i % BULK_CHUNK == 0 {
+                interrupt::checkpoint()?;
+            }
             st.node.check_op(now, op(i))?;
         }
         let mut ops = Vec::with_capacity(BULK_CHUNK);
         let mut outcome = Ok(());
         for start in (0..n).step_by(BULK_CHUNK) {
+            if let Err(stopped) = interrupt::checkpoint() {
+                outcome = Err(interrupt::after_writing(stopped, start));
+                break;
+            }
             ops.clear();
             ops.extend((start..n.min(start + BULK_CHUNK)).map(&op));
             let (_, applied) = st.submit_unsettled(&ops, WriteConcern::Local, None);
@@ -380,9 +392,13 @@ impl TidalDb {
             });
         }
         let st = self.lock()?;
-        st.node
-            .ledger()
-            .decay_scores_with(signal, entities, at, |i, score| out[i] = score)
+        for (chunk, slots) in entities.chunks(BULK_CHUNK).zip(out.chunks_mut(BULK_CHUNK)) {
+            interrupt::checkpoint()?;
+            st.node
+                .ledger()
+                .decay_scores_with(signal, chunk, at, |i, score| slots[i] = score)?;
+        }
+        Ok(())
     }
 
     pub fn read_windowed_count(

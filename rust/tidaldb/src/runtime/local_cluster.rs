@@ -23,6 +23,7 @@ use crate::cluster::{
 use crate::control::{Command, ControlPlane};
 use crate::error::{Result, TidalError};
 use crate::event::ClientTag;
+use crate::interrupt;
 use crate::node::{
     ClientOp, ControlCommand, Input, Node, NodeConfig, NodeReport, WriteAck, WriteConcern,
 };
@@ -425,11 +426,20 @@ impl ClusterDriver for LocalDriver {
                 return Err(TidalError::Timeout(format!("not done within {timeout:?}")));
             }
             std::thread::sleep(poll);
+            interrupt::checkpoint()?;
         }
     }
 
-    fn advance(&self, d: Duration) {
-        std::thread::sleep(d);
+    fn advance(&self, d: Duration) -> Result<()> {
+        let end = Instant::now() + d;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            std::thread::sleep(left.min(interrupt::CHECK_INTERVAL));
+            interrupt::checkpoint()?;
+        }
     }
 
     fn next_node_ids(&self, count: usize) -> Result<NodeId> {

@@ -17,6 +17,7 @@ use crate::cluster::{
 use crate::control::{Command, ControlPlane};
 use crate::error::{Result, TidalError};
 use crate::event::ClientTag;
+use crate::interrupt;
 use crate::node::{ClientOp, Input, Node, WriteAck, WriteConcern};
 use crate::schema::{NodeId, RegionId, Schema, ShardId, Timestamp};
 
@@ -172,15 +173,27 @@ impl ClusterDriver for SimDriver {
                     "not done within {timeout:?} of virtual time"
                 )));
             }
+            if interrupt::due() {
+                // The caller's check may run code that uses this cluster.
+                drop(sim);
+                interrupt::checkpoint()?;
+                sim = self.lock();
+            }
         }
     }
 
-    fn advance(&self, d: Duration) {
+    fn advance(&self, d: Duration) -> Result<()> {
         let mut sim = self.lock();
         let deadline = sim.now.as_nanos().saturating_add(d.as_nanos() as i64);
-        if let Ok(t) = Timestamp::from_nanos(deadline) {
-            sim.run_until(t);
+        let Ok(t) = Timestamp::from_nanos(deadline) else {
+            return Ok(());
+        };
+        while !sim.run_until_paused(t, interrupt::due) {
+            drop(sim);
+            interrupt::checkpoint()?;
+            sim = self.lock();
         }
+        Ok(())
     }
 
     fn next_node_ids(&self, count: usize) -> Result<NodeId> {

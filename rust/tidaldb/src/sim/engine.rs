@@ -234,16 +234,22 @@ impl Sim {
         true
     }
 
-    /// Runs every happening due up to `deadline`, then sets the clock to it.
-    pub fn run_until(&mut self, deadline: Timestamp) {
+    /// Runs every happening due up to `deadline`, then sets the clock to it and returns
+    /// true; or stops before a happening when `pause` says so, with the clock at the last
+    /// happening run, and returns false.
+    pub fn run_until_paused(&mut self, deadline: Timestamp, pause: impl Fn() -> bool) -> bool {
         while self
             .queue
             .peek()
             .is_some_and(|Reverse(s)| s.at <= deadline.as_nanos())
         {
+            if pause() {
+                return false;
+            }
             self.step();
         }
         self.now = self.now.max(deadline);
+        true
     }
 
     fn deliver(&mut self, from: NodeId, to: NodeId, msg: Message) {
