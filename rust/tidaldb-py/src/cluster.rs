@@ -4,7 +4,9 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use tidaldb::cluster::{ClusterOptions, DEFAULT_CONVERGENCE_TIMEOUT, shard_in};
+use tidaldb::cluster::{
+    ClusterOptions, DEFAULT_CONVERGENCE_TIMEOUT, RollingUpgradeCoordinator, shard_in,
+};
 use tidaldb::sim::{ClusterConfig, SimulatedCluster};
 use tidaldb::{ShardId, TenantId, TidalError};
 
@@ -309,6 +311,35 @@ impl PyCluster {
         self.run(py, |c| c.restart(r, s))
     }
 
+    /// Drains the host of `shard` in `region` for an upgrade: stops routing to it, moves
+    /// its leaderships away and waits (in virtual time, up to 10 s) until no other
+    /// replica lacks an event only it holds. One host at a time: `Conflict` while another
+    /// is still drained; `Timeout` if replication stalls (a partition, say).
+    #[pyo3(signature = (region, shard = Natural::<Shard>::new(0)),
+        text_signature = "(self, /, region, shard=0)")]
+    fn drain(&self, py: Python<'_>, region: &str, shard: Natural<Shard>) -> PyResult<()> {
+        let (r, s) = self.simulation.host(py, region, shard)?;
+        self.run(py, |c| RollingUpgradeCoordinator::new(c).drain(r, s))
+    }
+
+    /// Restarts a drained host from its own storage, as a new binary would; `Conflict`
+    /// if it was not drained first.
+    #[pyo3(signature = (region, shard = Natural::<Shard>::new(0)),
+        text_signature = "(self, /, region, shard=0)")]
+    fn upgrade(&self, py: Python<'_>, region: &str, shard: Natural<Shard>) -> PyResult<()> {
+        let (r, s) = self.simulation.host(py, region, shard)?;
+        self.run(py, |c| RollingUpgradeCoordinator::new(c).upgrade(r, s))
+    }
+
+    /// Starts the host if it is down, waits until it holds what its peers held when the
+    /// rejoin began, then routes to it again.
+    #[pyo3(signature = (region, shard = Natural::<Shard>::new(0)),
+        text_signature = "(self, /, region, shard=0)")]
+    fn rejoin(&self, py: Python<'_>, region: &str, shard: Natural<Shard>) -> PyResult<()> {
+        let (r, s) = self.simulation.host(py, region, shard)?;
+        self.run(py, |c| RollingUpgradeCoordinator::new(c).rejoin(r, s))
+    }
+
     /// Whether the host of `shard` in `region` is up.
     #[pyo3(signature = (region, shard = Natural::<Shard>::new(0)),
         text_signature = "(self, /, region, shard=0)")]
@@ -387,6 +418,11 @@ impl PyCluster {
             c.with_control(|control, _| control.router().config(tenant).map(|_| ()))
         })?;
         PyTenant::create(slf.py(), slf.clone().unbind(), tenant)
+    }
+
+    /// Refuses pickling and copying, saying what to pass instead.
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(crate::pickling::cluster())
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {

@@ -15,7 +15,6 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, TryLockError};
 
-use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use tidaldb::cluster::db_durability;
@@ -30,6 +29,7 @@ use crate::logging;
 use crate::query_args::QueryArgs;
 use crate::results::PyResults;
 use crate::schema::PySchema;
+use crate::tables;
 
 #[pyclass(module = "tidaldb._native", name = "Db", frozen)]
 pub struct PyDb {
@@ -196,17 +196,16 @@ impl PyDb {
         name: &str,
         items: &Bound<'py, PyAny>,
         at: Option<Float<At>>,
-    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let at = timestamp_or_now(py, at)?;
         // A copy, taken while attached: see `signals`.
         let items = id_array(py, "items", items)?;
-        let scores = self.detached(py, move |db| {
+        let (ids, scores) = self.detached(py, move |db| {
             let mut out = vec![0.0; items.len()];
             db.read_decay_scores_at(name, &items, at, &mut out)?;
-            Ok(out)
+            Ok((tables::ids(&items), out))
         })?;
-        // The array takes over the vector's buffer: no copy.
-        Ok(PyArray1::from_vec(py, scores))
+        tables::scores(py, ids, scores)
     }
 
     /// Events counted in `window` ("1h", "24h", "7d", "30d", "all") as of `at`.
@@ -302,6 +301,20 @@ impl PyDb {
         self.detached(py, |db| db.snapshot())
     }
 
+    /// What opening the data directory found and repaired: `snapshot_lsn` (the log position
+    /// the snapshot covered, 0 without one), `events_replayed` from the log after it,
+    /// `torn_bytes_truncated` (a torn last write cut off) and `empty_segments_removed`.
+    /// All zero for an ephemeral Db.
+    fn recovery_report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let report = self.with(py, |db| Ok(db.recovery_report().clone()))?;
+        let out = PyDict::new(py);
+        out.set_item("snapshot_lsn", report.snapshot_lsn)?;
+        out.set_item("events_replayed", report.events_replayed)?;
+        out.set_item("torn_bytes_truncated", report.torn_bytes_truncated)?;
+        out.set_item("empty_segments_removed", report.empty_segments_removed)?;
+        Ok(out)
+    }
+
     #[getter]
     fn events_applied(&self, py: Python<'_>) -> PyResult<u64> {
         self.with(py, |db| db.events_applied())
@@ -335,6 +348,11 @@ impl PyDb {
     fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
         self.close(py)?;
         Ok(false)
+    }
+
+    /// Refuses pickling and copying, saying what to pass instead.
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(crate::pickling::db())
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {

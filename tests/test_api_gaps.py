@@ -1,0 +1,143 @@
+"""Python reaches what the core offers: upgrades on a Cluster, window sums, velocity and
+past reads on Cluster and Tenant, a Db's recovery report, sequences for bulk writes, and an
+empty retrieval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tidaldb
+from tidaldb import Conflict, InvalidArgument, NotFound
+from conftest import HOUR, MINUTE, assert_close, window_oracle
+
+
+def schema() -> tidaldb.Schema:
+    return (
+        tidaldb.Schema()
+        .signal("view", half_life="1h", windows=["1h", "24h"], velocity=True)
+        .signal("like", half_life="1h")
+    )
+
+
+def fresh_cluster(**kw: object) -> tidaldb.Cluster:
+    return tidaldb.Cluster(schema(), regions=["a", "b", "c"], latency="1ms", jitter=0.0, **kw)  # type: ignore[arg-type]
+
+
+def test_windows_velocity_and_past_reads_on_cluster_and_tenant() -> None:
+    cluster = fresh_cluster()
+    tenant = cluster.register_tenant(5)
+    t0 = cluster.now
+    events = [(t0 - 50 * MINUTE, 1.0), (t0 - 20 * MINUTE, 2.5), (t0 - 2 * HOUR, 4.0), (t0 - 5 * MINUTE, 0.5)]
+    for scoped in (cluster, tenant):
+        for ts, w in events:
+            scoped.write("view", 9, weight=w, ts=ts)
+    cluster.await_convergence()
+    now = cluster.now
+    for scoped in (cluster, tenant):
+        for region in ("a", "c"):
+            for window in ("1h", "24h"):
+                count, total = window_oracle(events, window, now)
+                assert scoped.window_count("view", 9, window, region=region) == count
+                assert_close(scoped.window_sum("view", 9, window, region=region), total)
+            # As of a past time: only the events granules before it count.
+            past = t0 - 30 * MINUTE
+            assert scoped.window_count("view", 9, "1h", region=region, at=past) == window_oracle(events, "1h", past)[0]
+            assert_close(scoped.window_sum("view", 9, "24h", region=region, at=past), window_oracle(events, "24h", past)[1])
+            # Velocity: the weight of the shortest window (1h) per hour.
+            assert_close(scoped.velocity("view", 9, region=region), window_oracle(events, "1h", now)[1])
+            assert_close(scoped.velocity("view", 9, region=region, at=past), window_oracle(events, "1h", past)[1])
+    with pytest.raises(InvalidArgument) as e:
+        cluster.velocity("like", 9)
+    assert type(e.value) is InvalidArgument and "velocity" in str(e.value)
+    with pytest.raises(NotFound) as nf:
+        tenant.window_sum("like", 9, "1h")
+    assert type(nf.value) is NotFound
+
+
+def test_a_rolling_upgrade_one_host_at_a_time_loses_nothing() -> None:
+    cluster = fresh_cluster(seed=3)
+    written = []
+    for region in ("a", "b", "c"):
+        cluster.write("like", 1, ts=cluster.now, region=region)
+        written.append(region)
+        cluster.drain(region)
+        assert cluster.health()["drained"], "the drained host is reported"
+        other = next(r for r in ("a", "b", "c") if r != region)
+        with pytest.raises(Conflict) as e:
+            cluster.drain(other)
+        assert type(e.value) is Conflict and "rejoin" in str(e.value)
+        # Writes keep being served by the other hosts meanwhile.
+        cluster.write("like", 1, ts=cluster.now, region=other)
+        written.append(other)
+        cluster.upgrade(region)
+        cluster.rejoin(region)
+        assert cluster.health()["drained"] == []
+    cluster.await_convergence()
+    for region in ("a", "b", "c"):
+        assert cluster.total_count("view", region) == 0
+        assert cluster.is_up(region)
+    at = cluster.now
+    scores = {r: cluster.score("like", 1, region=r, at=at) for r in ("a", "b", "c")}
+    assert len(set(scores.values())) == 1, scores
+    assert scores["a"] > len(written) * 0.9, "every write survived the upgrades"
+
+
+def test_upgrading_a_host_that_was_not_drained_is_a_conflict() -> None:
+    cluster = fresh_cluster()
+    with pytest.raises(Conflict) as e:
+        cluster.upgrade("b")
+    assert type(e.value) is Conflict and "drain" in str(e.value)
+
+
+def test_recovery_report(tmp_path: Path) -> None:
+    with tidaldb.Db(schema()) as db:
+        assert db.recovery_report() == {
+            "snapshot_lsn": 0,
+            "events_replayed": 0,
+            "torn_bytes_truncated": 0,
+            "empty_segments_removed": 0,
+        }
+    with tidaldb.Db(schema(), tmp_path / "d") as db:
+        db.signals("like", np.arange(5), np.ones(5), np.full(5, 1_700_000_000.0))
+        db.signal("like", 1, ts=1_700_000_000.0)
+    with tidaldb.Db(schema(), tmp_path / "d") as db:
+        report = db.recovery_report()
+        assert report["snapshot_lsn"] == 0 and report["torn_bytes_truncated"] == 0
+        assert report["events_replayed"] == 6, "every event written: a batch of 5 and one more"
+        covered = db.snapshot()
+        assert covered == 6
+        db.signal("like", 2, ts=1_700_000_000.0)
+    with tidaldb.Db(schema(), tmp_path / "d") as db:
+        report = db.recovery_report()
+        assert report["snapshot_lsn"] == covered and report["events_replayed"] == 1
+        db.close()
+        with pytest.raises(tidaldb.Unavailable):
+            db.recovery_report()
+
+
+def test_bulk_writes_take_python_sequences() -> None:
+    cluster = fresh_cluster()
+    t = cluster.now
+    assert cluster.write_many("like", [1, 2, 2], [1.0, 2.0, 0.5], [t, t, t]) == 3
+    assert cluster.write_many("like", (3,), ts=(t,)) == 1
+    assert cluster.write_many("like", range(4, 6)) == 2
+    cluster.await_convergence()
+    got = cluster.scores("like", [1, 2, 3, 4, 5], at=t)
+    assert got.tolist() == [1.0, 2.5, 1.0, pytest.approx(1.0, rel=1e-3), pytest.approx(1.0, rel=1e-3)]
+    with pytest.raises(InvalidArgument) as e:
+        cluster.write_many("like", [1, -1])
+    assert type(e.value) is InvalidArgument and "element 1 is -1" in str(e.value)
+
+
+def test_retrieve_with_limit_zero_is_empty() -> None:
+    with tidaldb.Db(schema()) as db:
+        db.signal("like", 1, ts=1_700_000_000.0)
+        results = db.retrieve([1, 2], {"like": 1.0}, limit=0, at=1_700_000_000.0)
+        assert len(results) == 0 and results.items == [] and results.stats.returned == 0
+    cluster = fresh_cluster()
+    cluster.write("like", 1, ts=cluster.now)
+    cluster.await_convergence()
+    assert len(cluster.retrieve([1], {"like": 1.0}, limit=0)) == 0
