@@ -141,3 +141,40 @@ def test_retrieve_with_limit_zero_is_empty() -> None:
     cluster.write("like", 1, ts=cluster.now)
     cluster.await_convergence()
     assert len(cluster.retrieve([1], {"like": 1.0}, limit=0)) == 0
+
+
+def test_scores_with_errors_nan_mark_only_the_refused_items() -> None:
+    t0 = 1_700_000_000.0
+    schema = tidaldb.Schema().signal("like", half_life="1h").signal("trial", lifetime="10h")
+    with tidaldb.Db(schema) as db:
+        db.signal("like", 1, ts=t0)
+        db.signal("trial", 3, 10.0, ts=t0)
+        db.signal("trial", 3, 1.0, ts=t0 + 20 * HOUR)  # drops the first event from memory
+        db.signal("trial", 4, 10.0, ts=t0)
+        ids = np.array([1, 2], dtype=np.uint64)
+        past = t0 - 2000 * HOUR  # 2**2000 times the weight: overflows
+        with pytest.raises(InvalidArgument) as e:
+            db.scores("like", ids, at=past)
+        assert type(e.value) is InvalidArgument and "overflow" in str(e.value)
+        got = db.scores("like", ids, at=past, errors="nan")
+        assert np.isnan(got[0]) and got[1] == 0.0
+        # A linear read before the retained history: item 3 only.
+        at = t0 + 5 * HOUR
+        with pytest.raises(InvalidArgument):
+            db.scores("trial", [3, 4, 5], at=at)
+        got = db.scores("trial", [3, 4, 5], at=at, errors="nan")
+        assert np.isnan(got[0]) and got[1:].tolist() == [5.0, 0.0], "10 * (1 - 5h/10h); no events"
+        assert db.scores("trial", [3, 4], at=t0 + 25 * HOUR, errors="nan").tolist() == [0.5, 0.0]
+        with pytest.raises(InvalidArgument) as e:
+            db.scores("like", ids, errors="ignore")
+        assert type(e.value) is InvalidArgument and '"nan"' in str(e.value)
+        with pytest.raises(NotFound):
+            db.scores("nope", ids, errors="nan")
+    cluster = tidaldb.Cluster(schema, regions=["a", "b"], latency="1ms", jitter=0.0)
+    now = cluster.now
+    cluster.write("like", 1, ts=now)
+    cluster.await_convergence()
+    got = cluster.scores("like", [1, 2], at=now - 2000 * HOUR, errors="nan", region="b")
+    assert np.isnan(got[0]) and got[1] == 0.0
+    with pytest.raises(InvalidArgument):
+        cluster.scores("like", [1, 2], at=now - 2000 * HOUR)

@@ -99,7 +99,7 @@ def _library_values(obj: Any) -> npt.NDArray[Any]:
 def _from_arrow(obj: Any, what: str) -> Any:
     """An object with only the Arrow PyCapsule interface, imported as a pyarrow array."""
     try:
-        import pyarrow as pa
+        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         raise TypeError(
             f"{what}: reading an Arrow array ({type(obj).__name__}) needs pyarrow, which is "
@@ -188,7 +188,7 @@ def _ticks_to_seconds(arr: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
     if per_tick is None:  # months and years: calendar units, resolved by numpy
         base = "datetime64[s]" if arr.dtype.kind == "M" else "timedelta64[s]"
         return arr.astype(base).view(np.int64).astype(np.float64)
-    return arr.view(np.int64) * (per_tick * count)
+    return arr.view(np.int64).astype(np.float64) * (per_tick * count)
 
 
 def times(obj: Any, what: str) -> npt.NDArray[np.float64]:
@@ -232,7 +232,7 @@ def time_seconds(value: Any, what: str, element: int | None = None) -> float:
             raise _invalid(what, f"{where}is NaT, not a time")
         if value.tzinfo is None:
             value = value.replace(tzinfo=_UTC)
-        return value.timestamp()
+        return float(value.timestamp())
     if isinstance(value, _dt.date):
         raise _wrong_type(
             what,

@@ -125,7 +125,8 @@ def progress_bar(total: int, desc: str, initial: int = 0) -> Any:
     """A tqdm bar for ``Migration.run(progress=True)``, or None when tqdm is not installed
     (it is in the ``tidaldb[notebook]`` extra); the migration runs the same either way."""
     try:
-        from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
+        # tqdm.auto: a widget in Jupyter, text in a terminal.
+        from tqdm.auto import tqdm  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         return None
     return tqdm(total=total, desc=desc, unit="step", initial=initial)

@@ -169,7 +169,19 @@ class Db:
         ts: _Times | None = None,
     ) -> int: ...
     def score(self, name: str, item: int, at: _Time | None = None) -> float: ...
-    def scores(self, name: str, items: _Ids, at: _Time | None = None) -> Scores: ...
+    def scores(
+        self,
+        name: str,
+        items: _Ids,
+        at: _Time | None = None,
+        errors: Literal["raise", "nan"] = "raise",
+    ) -> Scores:
+        """Decayed scores of ``items`` at ``at``, one per item and in their order.
+
+        ``errors="nan"`` gives NaN for an item whose score cannot be read (a read before a
+        linear signal's retained history, or one that would overflow) instead of raising
+        ``InvalidArgument`` for the whole call. An unknown signal still raises.
+        """
     def window_count(self, name: str, item: int, window: str, at: _Time | None = None) -> int: ...
     def window_sum(self, name: str, item: int, window: str, at: _Time | None = None) -> float: ...
     def velocity(self, name: str, item: int, at: _Time | None = None) -> float: ...
@@ -269,7 +281,9 @@ class Client:
         items: _Ids,
         tenant: int | Tenant | None = None,
         at: _Time | None = None,
-    ) -> Scores: ...
+    ) -> Scores:
+        """Decayed scores of ``items``. Unlike ``Db.scores`` it takes no ``errors=``: the
+        client protocol does not carry it yet, so a refused item fails the call."""
     def window_count(
         self, signal: str, item: int, window: str, tenant: int | Tenant | None = None
     ) -> int: ...
@@ -368,7 +382,10 @@ class _Scoped:
         region: str | None = None,
         tenant: int | Tenant | None = None,
         at: _Time | None = None,
-    ) -> Scores: ...
+        errors: Literal["raise", "nan"] = "raise",
+    ) -> Scores:
+        """Decayed scores of ``items``, each read where it is served; ``errors="nan"`` as
+        in :meth:`Db.scores`."""
     def window_count(
         self,
         signal: str,

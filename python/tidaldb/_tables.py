@@ -55,7 +55,7 @@ def to_polars(columns: Columns) -> Any:
 def arrow_c_stream(columns: Columns, requested_schema: object | None = None) -> object:
     """The Arrow PyCapsule stream of ``columns``: one record batch, one field per column."""
     try:
-        import pyarrow as pa
+        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         pl = _require("polars", "__arrow_c_stream__ (Arrow export) needs pyarrow or polars;")
         return pl.DataFrame(dict(columns)).__arrow_c_stream__(requested_schema)

@@ -253,7 +253,10 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Count {
             Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => Err(invalid(
                 obj.py(),
                 "limit",
-                format!("{} is not a count; pass a non-negative integer", shown(&obj)),
+                format!(
+                    "{} is not a count; pass a non-negative integer",
+                    shown(&obj)
+                ),
             )),
             Err(e) => Err(e),
         }
@@ -337,12 +340,14 @@ fn numpy_ids(
     obj: &Bound<'_, PyAny>,
 ) -> Option<PyResult<Vec<EntityId>>> {
     if let Ok(a) = obj.cast::<PyArray1<u64>>() {
-        return Some(a.try_readonly().map_err(|e| invalid(py, what, e.to_string())).map(|ro| {
-            match ro.as_slice() {
-                Ok(raw) => EntityId::from_raw_slice(raw).to_vec(),
-                Err(_) => ro.as_array().iter().map(|&v| EntityId(v)).collect(),
-            }
-        }));
+        return Some(
+            a.try_readonly()
+                .map_err(|e| invalid(py, what, e.to_string()))
+                .map(|ro| match ro.as_slice() {
+                    Ok(raw) => EntityId::from_raw_slice(raw).to_vec(),
+                    Err(_) => ro.as_array().iter().map(|&v| EntityId(v)).collect(),
+                }),
+        );
     }
     let a = obj.cast::<PyArray1<i64>>().ok()?;
     Some((|| {
@@ -406,9 +411,9 @@ fn with_f64s<T>(
         Ok(a) => a,
         Err(_) => {
             converted = columns::array(py, column, what, obj)?;
-            converted.cast::<PyArray1<f64>>().map_err(|_| {
-                invalid(py, what, "could not be read as a float64 array".to_owned())
-            })?
+            converted
+                .cast::<PyArray1<f64>>()
+                .map_err(|_| invalid(py, what, "could not be read as a float64 array".to_owned()))?
         }
     };
     let ro = array

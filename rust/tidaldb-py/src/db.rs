@@ -18,6 +18,7 @@ use std::sync::{Mutex, TryLockError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use tidaldb::cluster::db_durability;
+use tidaldb::ledger::ItemErrors;
 use tidaldb::{TidalDb, TidalError, Window};
 
 use crate::convert::{
@@ -188,21 +189,25 @@ impl PyDb {
         self.with(py, |db| db.read_decay_score_at(item.0, name, at))
     }
 
-    /// Decayed scores of many items as a float64 array.
-    #[pyo3(signature = (name, items, at=None))]
+    /// Decayed scores of many items, as a `tidaldb.Scores` float64 array. With
+    /// `errors="nan"`, an item whose score cannot be read (a read before a linear signal's
+    /// retained history, or one that would overflow) is NaN instead of failing the call.
+    #[pyo3(signature = (name, items, at=None, errors="raise"))]
     fn scores<'py>(
         &self,
         py: Python<'py>,
         name: &str,
         items: &Bound<'py, PyAny>,
         at: Option<Float<At>>,
+        errors: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let on_error = ItemErrors::parse(errors).py_err(py)?;
         let at = timestamp_or_now(py, at)?;
         // A copy, taken while attached: see `signals`.
         let items = id_array(py, "items", items)?;
         let (ids, scores) = self.detached(py, move |db| {
             let mut out = vec![0.0; items.len()];
-            db.read_decay_scores_at(name, &items, at, &mut out)?;
+            db.read_decay_scores_on_error_at(name, &items, at, on_error, &mut out)?;
             Ok((tables::ids(&items), out))
         })?;
         tables::scores(py, ids, scores)

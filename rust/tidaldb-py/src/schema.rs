@@ -139,11 +139,7 @@ impl PySchema {
     fn __reduce__<'py>(
         slf: &Bound<'py, Self>,
     ) -> PyResult<(Bound<'py, PyAny>, (), Vec<SpecState>)> {
-        Ok((
-            slf.get_type().into_any(),
-            (),
-            slf.borrow().__getstate__(),
-        ))
+        Ok((slf.get_type().into_any(), (), slf.borrow().__getstate__()))
     }
 
     fn __copy__(&self) -> Self {
@@ -237,7 +233,14 @@ impl PartialEq for PySchema {
 
 /// One signal of a pickled schema: `(name, kind, decay, decay length in ns, windows,
 /// velocity)`; `decay` is "exponential", "linear" or "permanent".
-type SpecState = (String, String, String, Option<u128>, Option<Vec<String>>, bool);
+type SpecState = (
+    String,
+    String,
+    String,
+    Option<u128>,
+    Option<Vec<String>>,
+    bool,
+);
 
 impl From<&Spec> for SpecState {
     fn from(s: &Spec) -> Self {

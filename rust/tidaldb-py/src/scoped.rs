@@ -6,9 +6,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyString};
 use tidaldb::cluster::{KeyInput, idempotency_tag};
 use tidaldb::event::ClientTag;
+use tidaldb::ledger::{ItemErrors, WindowReading};
 use tidaldb::node::ClientOp;
 use tidaldb::sim::{Scope, SimulatedCluster};
-use tidaldb::ledger::WindowReading;
 use tidaldb::{EntityId, TenantId, Window};
 
 use crate::cluster_config::TenantArg;
@@ -200,7 +200,8 @@ impl PyScoped {
     }
 
     /// Decayed scores of many items, as a float64 array.
-    #[pyo3(signature = (signal, items, region = None, tenant = None, at = None))]
+    #[pyo3(signature = (signal, items, region = None, tenant = None, at = None, errors = "raise"))]
+    #[allow(clippy::too_many_arguments)]
     fn scores<'py>(
         &self,
         py: Python<'py>,
@@ -209,13 +210,15 @@ impl PyScoped {
         region: Option<&str>,
         tenant: Option<TenantArg>,
         at: Option<Float<At>>,
+        errors: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let on_error = ItemErrors::parse(errors).py_err(py)?;
         let scope = self.scope(py, tenant, region)?;
         let at = timestamp(py, at)?;
         let items = id_array(py, "items", items)?;
         let (ids, scores) = self.simulation.run(py, move |c| {
             let mut out = vec![0.0; items.len()];
-            c.scores_scoped(scope, signal, &items, at, &mut out)?;
+            c.scores_scoped_on_error(scope, signal, &items, at, on_error, &mut out)?;
             Ok((crate::tables::ids(&items), out))
         })?;
         crate::tables::scores(py, ids, scores)

@@ -15,7 +15,7 @@ use super::state::{LogPolicy, Net, Shared, State, Submitted, open_log};
 use super::tenants::{TenantEnv, TenantSet};
 use crate::error::{Result, TidalError};
 use crate::event::{ClientTag, EventId};
-use crate::ledger::WindowReading;
+use crate::ledger::{ItemErrors, WindowReading};
 use crate::node::{ClientOp, Input, Node, Outputs, RequestId, WriteAck, WriteConcern};
 use crate::query::{self, Results, Retrieve};
 use crate::schema::{EntityId, NodeId, Schema, SignalIdx, Timestamp, Window};
@@ -372,6 +372,19 @@ impl TidalDb {
         at: Timestamp,
         out: &mut [f64],
     ) -> Result<()> {
+        self.read_decay_scores_on_error_at(signal, entities, at, ItemErrors::Raise, out)
+    }
+
+    /// [`Self::read_decay_scores_at`], with NaN for the entities whose score cannot be
+    /// read when `on_error` is [`ItemErrors::Nan`].
+    pub fn read_decay_scores_on_error_at(
+        &self,
+        signal: &str,
+        entities: &[EntityId],
+        at: Timestamp,
+        on_error: ItemErrors,
+        out: &mut [f64],
+    ) -> Result<()> {
         let signal = self.resolve(signal)?;
         if out.len() != entities.len() {
             return Err(TidalError::InvalidArgument {
@@ -382,7 +395,7 @@ impl TidalDb {
         let st = self.lock()?;
         st.node
             .ledger()
-            .decay_scores_with(signal, entities, at, |i, score| out[i] = score)
+            .decay_scores_on_error(signal, entities, at, on_error, |i, score| out[i] = score)
     }
 
     pub fn read_windowed_count(
