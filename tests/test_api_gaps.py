@@ -178,3 +178,37 @@ def test_scores_with_errors_nan_mark_only_the_refused_items() -> None:
     assert np.isnan(got[0]) and got[1] == 0.0
     with pytest.raises(InvalidArgument):
         cluster.scores("like", [1, 2], at=now - 2000 * HOUR)
+
+
+def test_tenants_on_an_embedded_db(tmp_path: Path) -> None:
+    t0 = 1_700_000_000.0
+    with tidaldb.Db(schema(), tmp_path / "d") as db:
+        assert db.tenants == []
+        db.register_tenant(7, max_entities=2, label="acme")
+        db.register_tenant(9)
+        assert db.tenants == [7, 9]
+        db.signal("view", 1, 2.0, ts=t0, tenant=7)
+        db.signal("view", 1, 1.0, ts=t0)  # the default tenant: a separate state
+        assert db.score("view", 1, at=t0 + HOUR, tenant=7) == 1.0
+        assert db.score("view", 1, at=t0 + HOUR) == 0.5
+        assert db.score("view", 1, at=t0, tenant=9) == 0.0
+        assert db.total_count("view", tenant=7) == 1 and db.total_count("view") == 1
+        db.signal("view", 2, ts=t0, tenant=7)
+        with pytest.raises(tidaldb.QuotaExceeded) as q:
+            db.signal("view", 3, ts=t0, tenant=7)
+        assert type(q.value) is tidaldb.QuotaExceeded and q.value.quota == "entities"
+        with pytest.raises(Conflict) as c:
+            db.register_tenant(7)
+        assert type(c.value) is Conflict
+        with pytest.raises(InvalidArgument) as e:
+            db.register_tenant(11, max_entities=0)
+        assert type(e.value) is InvalidArgument and "max_entities" in str(e.value)
+        with pytest.raises(NotFound) as nf:
+            db.signal("view", 1, ts=t0, tenant=12)
+        assert type(nf.value) is NotFound and "12" in str(nf.value)
+        assert db.events_applied == 1, "tenant writes are in their own logs"
+    with tidaldb.Db(schema(), tmp_path / "d") as db:
+        assert db.tenants == [7, 9], "registered durably"
+        assert db.recovery_report(tenant=7)["events_replayed"] == 2
+        assert db.recovery_report()["events_replayed"] == 1
+        assert db.score("view", 2, at=t0 + HOUR, tenant=7) == 0.5

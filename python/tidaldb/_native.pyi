@@ -160,7 +160,16 @@ class Db:
         *,
         durability: Literal["immediate", "batched"] | str = "immediate",
     ) -> Db: ...
-    def signal(self, name: str, item: int, weight: float = 1.0, ts: _Time | None = None) -> None: ...
+    def signal(
+        self,
+        name: str,
+        item: int,
+        weight: float = 1.0,
+        ts: _Time | None = None,
+        tenant: int | None = None,
+    ) -> None:
+        """Records one signal at ``ts`` (now when None). ``tenant`` (an id given to
+        :meth:`register_tenant`) writes to that tenant's own log, under its quotas."""
     def signals(
         self,
         name: str,
@@ -168,7 +177,28 @@ class Db:
         weights: _Weights,
         ts: _Times | None = None,
     ) -> int: ...
-    def score(self, name: str, item: int, at: _Time | None = None) -> float: ...
+    def score(
+        self, name: str, item: int, at: _Time | None = None, tenant: int | None = None
+    ) -> float:
+        """The decayed score of ``item`` at ``at`` (now when None), of ``tenant`` if given."""
+    def register_tenant(
+        self,
+        id: int,
+        max_signals_per_sec: int | None = None,
+        max_entities: int | None = None,
+        max_storage_bytes: int | None = None,
+        label: str | None = None,
+    ) -> None:
+        """Registers a tenant with its own log and state (``{path}/tenants/{id}/``) and
+        quotas (None for unlimited), durably. Pass ``tenant=id`` to :meth:`signal`,
+        :meth:`score`, :meth:`total_count` and :meth:`recovery_report`; the other calls
+        serve the default tenant. ``Conflict`` if it is registered already,
+        ``InvalidArgument`` for a zero quota or id 0 (the built-in default tenant)."""
+    @property
+    def tenants(self) -> list[int]:
+        """The registered tenants' ids, in order (not the default tenant, 0)."""
+    def total_count(self, signal: str, tenant: int | None = None) -> int:
+        """Events of ``signal`` (one that declares windows) over all time and every item."""
     def scores(
         self,
         name: str,
@@ -200,7 +230,7 @@ class Db:
     def flush(self) -> None: ...
     def flush_async(self) -> Awaitable[None]: ...
     def snapshot(self) -> int: ...
-    def recovery_report(self) -> dict[str, int]:
+    def recovery_report(self, tenant: int | None = None) -> dict[str, int]:
         """What opening the data directory found and repaired.
 
         Keys: ``snapshot_lsn`` (the log position the snapshot covered, 0 without one),

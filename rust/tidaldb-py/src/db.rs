@@ -17,13 +17,16 @@ use std::sync::{Mutex, TryLockError};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
+use tidaldb::cluster::RegionNames;
 use tidaldb::cluster::db_durability;
 use tidaldb::ledger::ItemErrors;
 use tidaldb::{TidalDb, TidalError, Window};
 
+use crate::cluster_config::{TenantArg, tenant_of, tenant_options};
 use crate::convert::{
-    At, Count, Float, Id, Item, Ts, User, Weight, bulk_times, f64_array, id_array, same_length,
-    timestamp, timestamp_or_now,
+    At, Count, Float, Id, Item, MaxEntities, MaxSignalsPerSec, MaxStorageBytes, Natural,
+    TenantIdArg, Ts, User, Weight, bulk_times, f64_array, id_array, same_length, timestamp,
+    timestamp_or_now,
 };
 use crate::errors::IntoPyResult;
 use crate::logging;
@@ -139,10 +142,11 @@ impl PyDb {
         })
     }
 
-    /// Records one signal; `ts` is Unix seconds, `None` for now.
+    /// Records one signal; `ts` is Unix seconds, `None` for now. `tenant` (a registered
+    /// tenant's id) writes to that tenant's own log and state, under its quotas.
     #[pyo3(
-        signature = (name, item, weight=Float::new(1.0), ts=None),
-        text_signature = "(self, /, name, item, weight=1.0, ts=None)"
+        signature = (name, item, weight=Float::new(1.0), ts=None, tenant=None),
+        text_signature = "(self, /, name, item, weight=1.0, ts=None, tenant=None)"
     )]
     fn signal(
         &self,
@@ -151,9 +155,16 @@ impl PyDb {
         item: Id<Item>,
         weight: Float<Weight>,
         ts: Option<Float<Ts>>,
+        tenant: Option<TenantArg>,
     ) -> PyResult<()> {
         let ts = timestamp(py, ts)?;
-        self.with(py, |db| db.signal(name, item.0, weight.0, ts).map(|_| ()))
+        match tenant {
+            None => self.with(py, |db| db.signal(name, item.0, weight.0, ts).map(|_| ())),
+            Some(TenantArg(t)) => self.with(py, |db| {
+                db.signal_for_tenant(t, name, item.0, weight.0, ts)
+                    .map(|_| ())
+            }),
+        }
     }
 
     /// Records many signals at once; all or nothing. Returns how many were written.
@@ -176,17 +187,66 @@ impl PyDb {
         })
     }
 
-    /// Decayed score at `at` (Unix seconds; `None` for now).
-    #[pyo3(signature = (name, item, at=None))]
+    /// Decayed score at `at` (Unix seconds; `None` for now), of `tenant` when given.
+    #[pyo3(signature = (name, item, at=None, tenant=None))]
     fn score(
         &self,
         py: Python<'_>,
         name: &str,
         item: Id<Item>,
         at: Option<Float<At>>,
+        tenant: Option<TenantArg>,
     ) -> PyResult<f64> {
         let at = timestamp_or_now(py, at)?;
-        self.with(py, |db| db.read_decay_score_at(item.0, name, at))
+        match tenant {
+            None => self.with(py, |db| db.read_decay_score_at(item.0, name, at)),
+            Some(TenantArg(t)) => {
+                self.with(py, |db| db.read_score_for_tenant_at(t, item.0, name, at))
+            }
+        }
+    }
+
+    /// Registers a tenant: its own log and state under `{path}/tenants/{id}/`, and its
+    /// quotas (None for unlimited). Durable: it is there again after a reopen. Then pass
+    /// `tenant=id` to `signal`, `score`, `total_count` and `recovery_report`.
+    #[pyo3(signature = (id, max_signals_per_sec = None, max_entities = None,
+        max_storage_bytes = None, label = None))]
+    fn register_tenant(
+        &self,
+        py: Python<'_>,
+        id: Natural<TenantIdArg>,
+        max_signals_per_sec: Option<Natural<MaxSignalsPerSec>>,
+        max_entities: Option<Natural<MaxEntities>>,
+        max_storage_bytes: Option<Natural<MaxStorageBytes>>,
+        label: Option<String>,
+    ) -> PyResult<()> {
+        let quotas = (max_signals_per_sec, max_entities, max_storage_bytes);
+        // An embedded Db is in no region, so the options name none.
+        let config = tenant_options(id, quotas, None, label)?
+            .config(&RegionNames::default())
+            .py_err(py)?;
+        self.with(py, |db| db.register_tenant(config))
+    }
+
+    /// The registered tenants' ids, in order (the built-in default tenant, 0, is not one).
+    #[getter]
+    fn tenants(&self, py: Python<'_>) -> PyResult<Vec<u64>> {
+        self.with(py, |db| {
+            Ok(db.tenants().iter().map(|c| c.tenant_id.0).collect())
+        })
+    }
+
+    /// Events of `signal` (one that declares windows) recorded over all time and every
+    /// item, by `tenant` (the default tenant when None).
+    #[pyo3(signature = (signal, tenant = None))]
+    fn total_count(
+        &self,
+        py: Python<'_>,
+        signal: &str,
+        tenant: Option<TenantArg>,
+    ) -> PyResult<u64> {
+        let t = tenant_of(tenant);
+        self.with(py, |db| db.total_signal_count_for_tenant(t, signal))
     }
 
     /// Decayed scores of many items, as a `tidaldb.Scores` float64 array. With
@@ -309,9 +369,15 @@ impl PyDb {
     /// What opening the data directory found and repaired: `snapshot_lsn` (the log position
     /// the snapshot covered, 0 without one), `events_replayed` from the log after it,
     /// `torn_bytes_truncated` (a torn last write cut off) and `empty_segments_removed`.
-    /// All zero for an ephemeral Db.
-    fn recovery_report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let report = self.with(py, |db| Ok(db.recovery_report().clone()))?;
+    /// All zero for an ephemeral Db. `tenant` asks about that tenant's log.
+    #[pyo3(signature = (tenant = None))]
+    fn recovery_report<'py>(
+        &self,
+        py: Python<'py>,
+        tenant: Option<TenantArg>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let t = tenant_of(tenant);
+        let report = self.with(py, |db| db.tenant_recovery_report(t))?;
         let out = PyDict::new(py);
         out.set_item("snapshot_lsn", report.snapshot_lsn)?;
         out.set_item("events_replayed", report.events_replayed)?;
