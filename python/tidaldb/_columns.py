@@ -165,8 +165,8 @@ def ids(obj: Any, what: str) -> npt.NDArray[np.uint64]:
     raise _invalid(what, f"expected integer entity ids, got {_describe(arr)}")
 
 
-def floats(obj: Any, what: str) -> npt.NDArray[np.float64]:
-    """Numbers (weights), as float64."""
+def floats(obj: Any, what: str, expected: str = "numbers") -> npt.NDArray[np.float64]:
+    """Numbers (weights), as float64; ``expected`` names them in the refusal."""
     arr = _numpy(obj, what)
     kind = arr.dtype.kind
     if kind in "fiu":
@@ -178,7 +178,7 @@ def floats(obj: Any, what: str) -> npt.NDArray[np.float64]:
                 raise _invalid(what, f"element {i} is a {type(v).__name__}, not a number")
             out[i] = v
         return out
-    raise _invalid(what, f"expected numbers, got {_describe(arr)}")
+    raise _invalid(what, f"expected {expected}, got {_describe(arr)}")
 
 
 def _ticks_to_seconds(arr: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
@@ -195,8 +195,6 @@ def times(obj: Any, what: str) -> npt.NDArray[np.float64]:
     """Times: Unix seconds, ``datetime64``, or datetimes, as float Unix seconds."""
     arr = _numpy(obj, what)
     kind = arr.dtype.kind
-    if kind in "fiu":
-        return arr.astype(np.float64, copy=False)
     if kind == "M":
         nat = np.flatnonzero(np.isnat(arr))
         if nat.size:
@@ -207,9 +205,7 @@ def times(obj: Any, what: str) -> npt.NDArray[np.float64]:
         for i, v in enumerate(arr):
             out[i] = time_seconds(v, what, element=i)
         return out
-    raise _invalid(
-        what, f"expected times (Unix seconds or datetime64), got {_describe(arr)}"
-    )
+    return floats(arr, what, expected="times (Unix seconds or datetime64)")
 
 
 def _wrong_type(what: str, element: int | None, reason: str) -> Exception:
