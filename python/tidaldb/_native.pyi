@@ -159,7 +159,13 @@ class Db:
         path: str | os.PathLike[str] | None = None,
         *,
         durability: Literal["immediate", "batched"] | str = "immediate",
-    ) -> Db: ...
+        max_future_skew: _Duration | None = None,
+    ) -> Db:
+        """Opens a database: in memory without ``path``, else in that directory.
+
+        ``max_future_skew`` (default 5 minutes) is how far ahead of this machine's clock a
+        write's ``ts`` may be; a write further ahead raises ``InvalidArgument``.
+        """
     def signal(
         self,
         name: str,
@@ -488,7 +494,9 @@ class Cluster(_Scoped):
         max_retained: int | None = None,
         max_retained_own: int | None = None,
     ) -> Cluster:
-        """``max_retained`` and ``max_retained_own`` (at least 1; None for the defaults,
+        """``latency`` and ``jitter`` are at most a day (``InvalidArgument`` beyond).
+
+        ``max_retained`` and ``max_retained_own`` (at least 1; None for the defaults,
         1,048,576 and 4,194,304) bound the events each replica keeps in memory for its peers,
         relayed from other regions and its own. A peer that lacks older events is caught up
         from the replica's durable log, and ``health()`` says ``NeedsResync`` until it is."""
@@ -509,14 +517,17 @@ class Cluster(_Scoped):
     ) -> dict[int, int]: ...
     def state_digest(self, region: str, shard: int = 0, tenant: int | Tenant | None = None) -> int: ...
     def step(self) -> bool: ...
-    def run_for(self, seconds: _Duration) -> None: ...
+    def run_for(self, seconds: _Duration) -> None:
+        """Runs ``seconds`` of virtual time. A duration that would take the clock past
+        its range (the year 2116) raises ``InvalidArgument`` and runs nothing."""
     def await_convergence(self, timeout: _Duration = 30.0) -> float: ...
     def converged(self, timeout: _Duration = 30.0) -> Awaitable[float]: ...
     def is_converged(self) -> bool: ...
     def partition(self, a: str, b: str, one_way: bool = False) -> Partition: ...
     def heal_all(self) -> None: ...
     def crash(self, region: str, lose_unsynced: bool = False, shard: int = 0) -> int: ...
-    def restart(self, region: str, shard: int = 0) -> None: ...
+    def restart(self, region: str, shard: int = 0) -> None:
+        """Restarts a crashed host from its disks; ``Conflict`` if it is running."""
     def is_up(self, region: str, shard: int = 0) -> bool: ...
     def drain(self, region: str, shard: int = 0) -> None:
         """Drains a host for an upgrade: stops routing to it, moves its leaderships away,

@@ -209,10 +209,7 @@ impl PyCluster {
     /// Runs the simulation for `seconds` of virtual time (a float, or a string like "250ms").
     fn run_for(&self, py: Python<'_>, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
         let d = duration(py, "seconds", seconds)?;
-        self.run(py, |c| {
-            c.run_for(d);
-            Ok(())
-        })
+        self.run(py, |c| c.try_run_for("seconds", d))
     }
 
     /// Runs virtual time until every replica group has converged; returns the virtual

@@ -25,8 +25,8 @@ use tidaldb::{TidalDb, TidalError, Window};
 use crate::cluster_config::{TenantArg, tenant_of, tenant_options};
 use crate::convert::{
     At, Count, Float, Id, Item, MaxEntities, MaxSignalsPerSec, MaxStorageBytes, Natural,
-    TenantIdArg, Ts, User, Weight, bulk_times, f64_array, id_array, same_length, timestamp,
-    timestamp_or_now,
+    TenantIdArg, Ts, User, Weight, bulk_times, duration, f64_array, id_array, same_length,
+    timestamp, timestamp_or_now,
 };
 use crate::errors::IntoPyResult;
 use crate::logging;
@@ -120,19 +120,28 @@ impl PyDb {
 #[pymethods]
 impl PyDb {
     #[new]
-    #[pyo3(signature = (schema, path=None, *, durability="immediate"))]
+    /// `max_future_skew` (seconds, a string such as "10m", or a timedelta; default 5
+    /// minutes) is how far ahead of this machine's clock a write's `ts` may be.
+    #[pyo3(signature = (schema, path=None, *, durability="immediate", max_future_skew=None))]
     fn new(
         py: Python<'_>,
         schema: PyRef<'_, PySchema>,
         path: Option<PathBuf>,
         durability: &str,
+        max_future_skew: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mode = db_durability(durability).py_err(py)?;
+        let skew = max_future_skew
+            .map(|v| duration(py, "max_future_skew", v))
+            .transpose()?;
         let schema = schema.core(py)?;
-        let builder = match &path {
+        let mut builder = match &path {
             Some(p) => TidalDb::builder().with_data_dir(p.clone()),
             None => TidalDb::builder().ephemeral(),
         };
+        if let Some(skew) = skew {
+            builder = builder.max_future_skew(skew);
+        }
         let opened = py.detach(move || builder.with_schema(schema).durability(mode).open());
         logging::deliver(py);
         Ok(PyDb {

@@ -1,10 +1,8 @@
 //! `tidaldb.Schema`: a fluent builder that validates at every step.
 
-use std::fmt::Write as _;
-
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyInt, PyString};
-use tidaldb::schema::{DecayLength, decay_of, format_duration};
+use tidaldb::schema::{DecayLength, decay_of};
 use tidaldb::{DecaySpec, EntityKind, Schema, TidalError, Window};
 
 use crate::errors::IntoPyResult;
@@ -168,31 +166,8 @@ impl PySchema {
         let Some(schema) = &self.built else {
             return "Schema()".to_owned();
         };
-        let mut out = String::from("Schema(");
-        for (i, s) in schema.signals().iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            let _ = write!(out, "{}: {}", s.name, s.kind.as_str());
-            match s.decay {
-                DecaySpec::Exponential { half_life } => {
-                    let _ = write!(out, " half_life={}", format_duration(half_life));
-                }
-                DecaySpec::Linear { lifetime } => {
-                    let _ = write!(out, " lifetime={}", format_duration(lifetime));
-                }
-                DecaySpec::Permanent => out.push_str(" permanent"),
-            }
-            if !s.windows.is_empty() {
-                let ws: Vec<&str> = s.windows.iter().map(|w| w.as_str()).collect();
-                let _ = write!(out, " windows=[{}]", ws.join(", "));
-            }
-            if s.velocity {
-                out.push_str(" velocity");
-            }
-        }
-        out.push(')');
-        out
+        let signals: Vec<String> = schema.signals().iter().map(ToString::to_string).collect();
+        format!("Schema({})", signals.join(", "))
     }
 }
 

@@ -134,6 +134,13 @@ impl<D: ClusterDriver> Cluster<D> {
     pub fn restart(&self, region: RegionId, shard: ShardId) -> Result<()> {
         let _membership = self.membership_change();
         let id = self.node_id(region, shard)?;
+        if self.driver.is_up(id) {
+            return Err(TidalError::Conflict(format!(
+                "the host of shard {} in region {} is running; only a crashed host restarts \
+                 (crash it first)",
+                shard.0, region.0
+            )));
+        }
         self.restart_replica(id)?;
         for other in self.driver.view(|v| replicas_on(v, region, shard)) {
             if other != id && !self.driver.is_up(other) {
@@ -158,6 +165,30 @@ impl<D: ClusterDriver> Cluster<D> {
     /// Lets `d` pass: virtual time in the simulator, the wall clock in the runtime.
     pub fn run_for(&self, d: Duration) {
         self.driver.advance(d);
+    }
+
+    /// [`Self::run_for`], refusing a duration that would take the clock past the last
+    /// time it can hold ([`Timestamp::MAX_NANOS`], in 2116), instead of running less or
+    /// nothing.
+    pub fn try_run_for(&self, what: &'static str, d: Duration) -> Result<()> {
+        let now = self.now();
+        let end = i64::try_from(d.as_nanos())
+            .ok()
+            .and_then(|ns| now.as_nanos().checked_add(ns))
+            .and_then(|end| Timestamp::from_nanos(end).ok());
+        if end.is_none() {
+            return Err(TidalError::InvalidArgument {
+                name: what,
+                reason: format!(
+                    "{} s from now is past the last time the clock can hold ({} Unix \
+                     seconds, in 2116); pass a shorter duration",
+                    d.as_secs_f64(),
+                    Timestamp::MAX_NANOS / 1_000_000_000
+                ),
+            });
+        }
+        self.run_for(d);
+        Ok(())
     }
 
     /// Events applied by the default tenant's replicas in `region`, summed over shards.

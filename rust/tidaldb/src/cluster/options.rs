@@ -17,6 +17,10 @@ use crate::tenancy::TenantConfig;
 pub const DEFAULT_LATENCY: Duration = Duration::from_millis(20);
 /// Link jitter unless the caller gives one.
 pub const DEFAULT_JITTER: Duration = Duration::from_millis(5);
+/// The longest one-way link latency, and jitter, a simulated cluster takes. Delays are
+/// added to the virtual clock (nanoseconds, up to `Timestamp::MAX_NANOS`); a day is far
+/// beyond any real link and keeps every delivery time in range.
+pub const MAX_LINK_DELAY: Duration = Duration::from_secs(86_400);
 /// How long a wait for convergence lasts unless the caller says.
 pub const DEFAULT_CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -115,6 +119,8 @@ impl ClusterOptions {
             Some(WriteConcernArg::Named(n)) => WriteConcernChoice::parse(&n)?,
             Some(WriteConcernArg::Replicas(k)) => WriteConcernChoice::replicas(k, regions.len())?,
         };
+        let latency = link_delay("latency", self.latency, DEFAULT_LATENCY)?;
+        let jitter = link_delay("jitter", self.jitter, DEFAULT_JITTER)?;
         let sync = replica_sync(self.durability.as_deref().unwrap_or("immediate"))?;
         let max_retained = retained_bound("max_retained", self.max_retained, DEFAULT_MAX_RETAINED)?;
         let max_retained_own = retained_bound(
@@ -126,14 +132,30 @@ impl ClusterOptions {
             regions,
             shards_per_region,
             seed: self.seed,
-            latency: self.latency.unwrap_or(DEFAULT_LATENCY),
-            jitter: self.jitter.unwrap_or(DEFAULT_JITTER),
+            latency,
+            jitter,
             loss: self.loss,
             write_concern,
             sync,
             max_retained,
             max_retained_own,
         })
+    }
+}
+
+/// A link delay, refused beyond [`MAX_LINK_DELAY`] rather than cut to fit the clock.
+fn link_delay(name: &'static str, given: Option<Duration>, default: Duration) -> Result<Duration> {
+    match given {
+        None => Ok(default),
+        Some(d) if d <= MAX_LINK_DELAY => Ok(d),
+        Some(d) => Err(invalid(
+            name,
+            format!(
+                "{} s is longer than a simulated link may take; pass at most {} s (a day)",
+                d.as_secs_f64(),
+                MAX_LINK_DELAY.as_secs()
+            ),
+        )),
     }
 }
 

@@ -422,7 +422,8 @@ impl Ledger {
                 return Err(TidalError::InvalidArgument {
                     name: "signal",
                     reason: format!(
-                        "signal {:?} was declared without velocity; declare it with .velocity(true)",
+                        "signal {:?} was declared without velocity; declare it with velocity \
+                         (velocity=True in Python, .velocity(true) in Rust)",
                         def.name
                     ),
                 });

@@ -343,7 +343,7 @@ impl Node {
             return Err(TidalError::InvalidArgument {
                 name: "write_concern",
                 reason: format!(
-                    "Replicated({k}) needs {k} other replicas; this shard has {}",
+                    "write_concern={k} needs {k} other replicas; this shard has {}",
                     self.peers.len()
                 ),
             });

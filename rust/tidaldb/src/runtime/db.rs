@@ -330,10 +330,15 @@ impl TidalDb {
                  applied here, and durable as the durability policy says"
             ))),
             Err(_) => Err(TidalError::Timeout(format!(
-                "Replicated({k}): fewer than {k} other replicas acknowledged the write within \
-                 {timeout:?} (unreachable: {:?}); it is applied here and keeps replicating, so \
-                 do not retry it blindly: that would count it twice",
-                self.unreachable_peers().unwrap_or_default()
+                "write_concern={k}: fewer than {k} other replicas acknowledged the write \
+                 within {} s (unreachable nodes: {:?}); it is applied here and keeps \
+                 replicating, so do not retry it blindly: that would count it twice",
+                timeout.as_secs_f64(),
+                self.unreachable_peers()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|n| n.0)
+                    .collect::<Vec<_>>()
             ))),
         }
     }

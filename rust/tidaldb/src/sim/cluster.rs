@@ -177,7 +177,14 @@ impl ClusterDriver for SimDriver {
 
     fn advance(&self, d: Duration) {
         let mut sim = self.lock();
-        let deadline = sim.now.as_nanos().saturating_add(d.as_nanos() as i64);
+        // Saturating, never wrapping: a duration past the clock's range runs to its end
+        // (`Cluster::try_run_for` refuses one instead).
+        let ns = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        let deadline = sim
+            .now
+            .as_nanos()
+            .saturating_add(ns)
+            .min(Timestamp::MAX_NANOS);
         if let Ok(t) = Timestamp::from_nanos(deadline) {
             sim.run_until(t);
         }
