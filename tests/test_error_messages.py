@@ -146,3 +146,10 @@ def test_a_schema_mismatch_shows_the_signals_as_declared(tmp_path: object) -> No
     msg = message(tidaldb.SchemaError, tidaldb.Db, tidaldb.Schema().signal("view", half_life="1d", windows=["1h"]), path)
     assert "view: item half_life=7d windows=[1h]" in msg and "view: item half_life=1d windows=[1h]" in msg
     assert "SignalDef" not in msg and "Exponential" not in msg
+
+
+def test_max_future_skew_is_settable_on_a_cluster() -> None:
+    c = cluster(max_future_skew="1h")
+    c.write("view", 1, ts=c.now + 1800)
+    assert "max_future_skew" in message(InvalidArgument, c.write, "view", 1, ts=c.now + 7200)
+    assert "max_future_skew" in message(InvalidArgument, cluster().write, "view", 1, ts=cluster().now + 1800)

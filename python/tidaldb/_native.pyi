@@ -493,8 +493,11 @@ class Cluster(_Scoped):
         durability: Literal["immediate", "periodic"] | str = "immediate",
         max_retained: int | None = None,
         max_retained_own: int | None = None,
+        max_future_skew: _Duration | None = None,
     ) -> Cluster:
         """``latency`` and ``jitter`` are at most a day (``InvalidArgument`` beyond).
+        ``max_future_skew`` (default 5 minutes) is how far ahead of a replica's virtual
+        clock a write's ``ts`` may be.
 
         ``max_retained`` and ``max_retained_own`` (at least 1; None for the defaults,
         1,048,576 and 4,194,304) bound the events each replica keeps in memory for its peers,

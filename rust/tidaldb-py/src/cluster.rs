@@ -65,9 +65,10 @@ impl PyCluster {
         durability = "immediate",
         max_retained = None,
         max_retained_own = None,
+        max_future_skew = None,
     ), text_signature = "(schema, regions=('us-east', 'eu-west', 'ap-south'), shards_per_region=1, \
         seed=0, latency='20ms', jitter='5ms', loss=0.0, write_concern='local', *, \
-        durability='immediate', max_retained=None, max_retained_own=None)")]
+        durability='immediate', max_retained=None, max_retained_own=None, max_future_skew=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -82,6 +83,7 @@ impl PyCluster {
         durability: &str,
         max_retained: Option<Natural<MaxRetained>>,
         max_retained_own: Option<Natural<MaxRetainedOwn>>,
+        max_future_skew: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyClassInitializer<Self>> {
         let args = ClusterArgs {
             regions: regions.map(|r| region_names("regions", r)).transpose()?,
@@ -94,6 +96,7 @@ impl PyCluster {
             durability,
             max_retained,
             max_retained_own,
+            max_future_skew,
         };
         let options: ClusterOptions = args.options(py)?;
         let settings = options.validate().py_err(py)?;

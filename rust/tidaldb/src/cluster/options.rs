@@ -9,7 +9,7 @@ use super::regions::RegionNames;
 use super::write_concern::WriteConcernChoice;
 use crate::error::{Result, TidalError};
 use crate::event::TenantId;
-use crate::node::{DEFAULT_MAX_RETAINED, DEFAULT_MAX_RETAINED_OWN};
+use crate::node::{DEFAULT_MAX_FUTURE_SKEW, DEFAULT_MAX_RETAINED, DEFAULT_MAX_RETAINED_OWN};
 use crate::schema::ShardId;
 use crate::tenancy::TenantConfig;
 
@@ -54,6 +54,8 @@ pub struct ClusterOptions {
     /// The same bound for a replica's own events; at least 1; default
     /// [`DEFAULT_MAX_RETAINED_OWN`].
     pub max_retained_own: Option<u64>,
+    /// How far ahead of a node's clock a write's timestamp may be; `None` for 5 minutes.
+    pub max_future_skew: Option<Duration>,
 }
 
 impl Default for ClusterOptions {
@@ -69,6 +71,7 @@ impl Default for ClusterOptions {
             durability: None,
             max_retained: None,
             max_retained_own: None,
+            max_future_skew: None,
         }
     }
 }
@@ -86,6 +89,7 @@ pub struct ClusterSettings {
     pub sync: ReplicaSync,
     pub max_retained: usize,
     pub max_retained_own: usize,
+    pub max_future_skew: Duration,
 }
 
 impl ClusterOptions {
@@ -139,6 +143,7 @@ impl ClusterOptions {
             sync,
             max_retained,
             max_retained_own,
+            max_future_skew: self.max_future_skew.unwrap_or(DEFAULT_MAX_FUTURE_SKEW),
         })
     }
 }

@@ -40,6 +40,8 @@ pub struct ClusterConfig {
     pub max_retained: usize,
     /// Bound on each node's retained log of its own events.
     pub max_retained_own: usize,
+    /// How far ahead of a node's (virtual) clock a write's timestamp may be.
+    pub max_future_skew: Duration,
     /// Virtual time at the start of the run.
     pub start: Timestamp,
     /// How long a replicated write waits for its acknowledgements (virtual time).
@@ -62,6 +64,7 @@ impl ClusterConfig {
             timing: self.timing,
             max_retained: self.max_retained,
             max_retained_own: self.max_retained_own,
+            max_future_skew: self.max_future_skew,
             write_timeout: self.write_timeout,
         }
     }
@@ -86,6 +89,7 @@ impl ClusterConfig {
             timing: spec.timing,
             max_retained: spec.max_retained,
             max_retained_own: spec.max_retained_own,
+            max_future_skew: spec.max_future_skew,
             start: Timestamp::from_nanos(DEFAULT_START_NS).unwrap_or(Timestamp::EPOCH),
             write_timeout: spec.write_timeout,
         }
