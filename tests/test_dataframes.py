@@ -278,11 +278,14 @@ def test_bulk_scores_are_an_array_that_knows_its_items(filled: tidaldb.Db) -> No
     assert_close(float(scores[0]), want[9])
     frame = scores.to_pandas()
     assert frame["item"].tolist() == [9, 1, 7] and frame["score"].tolist() == scores.tolist()
-    # Zero-copy where documented: pandas and pyarrow wrap the score buffer.
+    # Zero-copy, as documented: pandas, pyarrow and polars wrap the buffers.
     assert np.shares_memory(frame["score"].to_numpy(), scores)
     column = pa.table(scores).column("score").chunk(0)
     assert np.shares_memory(column.to_numpy(zero_copy_only=True), scores)
-    assert scores.to_polars().schema == {"item": pl.UInt64, "score": pl.Float64}
+    polars_frame = scores.to_polars()
+    assert polars_frame.schema == {"item": pl.UInt64, "score": pl.Float64}
+    assert np.shares_memory(polars_frame["score"].to_numpy(), scores)
+    assert np.shares_memory(polars_frame["item"].to_numpy(), scores.items)
     # A derived array does not claim items it may not have.
     assert scores[::-1].items is None and list(scores[1:].to_pandas().columns) == ["score"]
 
@@ -341,3 +344,21 @@ def test_a_client_takes_and_gives_dataframes() -> None:
             assert_close(score, want[item])
         top = client.retrieve(probe, {"view": 1.0}, limit=2, at=at).to_pandas()
         assert top["item"].tolist() == sorted(want, key=lambda i: (-want[i], i))[:2]
+
+
+def test_columns_of_the_exact_dtype_reach_the_core_without_a_copy() -> None:
+    """What the README says is read in place: the array handed to the extension is a
+    view of the column's own buffer (the extension then copies it once, as for numpy)."""
+    from tidaldb import _columns
+
+    weights = np.linspace(0.5, 2.0, 16)
+    ids = np.arange(16, dtype=np.uint64)
+    for column in (pd.Series(weights), pl.Series(weights), pa.array(weights)):
+        # np.asarray of each is a view of the column's own buffer.
+        assert np.shares_memory(_columns.floats(column, "weights"), np.asarray(column)), type(column)
+    id_column = pd.Series(ids)
+    assert np.shares_memory(_columns.ids(id_column, "items"), np.asarray(id_column))
+    # A chunked column, or another dtype, is converted: a copy, with the same values.
+    chunked = pa.chunked_array([weights[:8], weights[8:]])
+    assert _columns.floats(chunked, "weights").tolist() == weights.tolist()
+    assert _columns.ids(pl.Series(ids.astype(np.int32)), "items").tolist() == ids.tolist()

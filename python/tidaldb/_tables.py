@@ -7,9 +7,8 @@ none is a dependency of tidaldb; a missing one raises ``ImportError`` naming it.
 What is copied:
 
 - ``Results`` and ``Scores``: the columns are numpy arrays that took over the Rust
-  vectors. pyarrow (``__arrow_c_stream__``) and pandas wrap them without a copy; polars
-  copies them into its own buffers. ``Results`` builds its columns at each call (one copy
-  of the items, which are few).
+  vectors. pyarrow (``__arrow_c_stream__``), pandas and polars wrap them without a copy.
+  ``Results`` builds its columns at each call (one copy of the items, which are few).
 - ``Health`` and exports are rows of Python values (strings, nested lists) or CSV text,
   so every conversion builds its columns anew.
 
