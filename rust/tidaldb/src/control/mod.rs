@@ -204,10 +204,7 @@ impl ControlPlane {
                 if member != Some(*group) {
                     return Err(TidalError::InvalidArgument {
                         name: "node",
-                        reason: format!(
-                            "node {} is not a replica of tenant {}'s shard {}",
-                            node.0, group.tenant.0, group.shard.0
-                        ),
+                        reason: format!("node {} is not a replica of {group:?}", node.0),
                     });
                 }
                 if let Some(g) = self.group_mut(*group) {
