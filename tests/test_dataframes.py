@@ -362,3 +362,52 @@ def test_columns_of_the_exact_dtype_reach_the_core_without_a_copy() -> None:
     chunked = pa.chunked_array([weights[:8], weights[8:]])
     assert _columns.floats(chunked, "weights").tolist() == weights.tolist()
     assert _columns.ids(pl.Series(ids.astype(np.int32)), "items").tolist() == ids.tolist()
+
+
+def test_an_event_export_converts_and_rebuilds_the_scores(tmp_path: Any) -> None:
+    schema = tidaldb.Schema().signal("like", half_life=LIKE_HALF_LIFE).signal("view", half_life="1d")
+    path = tmp_path / "d"
+    with tidaldb.Db(schema, path) as db:
+        db.signals("like", ITEMS, WEIGHTS, TIMES)
+        db.hide(5, 9)
+        db.unhide(5, 9)
+        db.signal("view", 2, 0.5, ts=T0)
+        exported = tidaldb.export_events(path)  # while open: the synced log
+    assert len(exported) == len(ITEMS) + 3
+    frame = exported.to_pandas()
+    assert list(frame.columns) == ["tenant", "origin", "seq", "hlc_ns", "kind", "signal", "entity", "weight", "ts_ns", "user", "item"]
+    assert frame["kind"].tolist() == ["signal"] * len(ITEMS) + ["hide", "unhide", "signal"]
+    likes = frame[frame["signal"] == "like"]
+    assert likes["entity"].tolist() == ITEMS and likes["weight"].tolist() == WEIGHTS
+    assert likes["ts_ns"].tolist() == [int(t * 1e9) for t in TIMES]
+    hides = frame[frame["kind"] != "signal"]
+    assert hides["user"].tolist() == [5, 5] and hides["item"].tolist() == [9, 9]
+    assert hides["entity"].isna().all() and frame["user"].isna().sum() == len(ITEMS) + 1, "nulls stay nulls"
+    # The rows, written back (times as datetime64[ns]), give the same scores.
+    with tidaldb.Db(schema) as again:
+        again.signals("like", likes["entity"], likes["weight"], likes["ts_ns"].to_numpy(dtype="datetime64[ns]"))
+        assert_like_scores(again)
+    polars_frame = exported.to_polars()
+    assert polars_frame.height == len(exported) and polars_frame["entity"].null_count() == 2
+    assert polars_frame.schema["ts_ns"] == pl.Int64 and polars_frame.schema["entity"] == pl.UInt64
+    table = pa.table(exported)
+    assert table.schema.field("weight").type == pa.float64() and table.column("user").null_count == len(ITEMS) + 1
+
+
+def test_a_scores_export_matches_the_reads(tmp_path: Any) -> None:
+    path = tmp_path / "d"
+    schema = tidaldb.Schema().signal("like", half_life=LIKE_HALF_LIFE)
+    at = T0 + 2 * HOUR
+    with tidaldb.Db(schema, path) as db:
+        db.signals("like", ITEMS, WEIGHTS, TIMES)
+        db.register_tenant(4)
+        db.signal("like", 77, 3.0, ts=T0, tenant=4)
+    scores = tidaldb.export_scores(path, at=dt.datetime.fromtimestamp(at, UTC)).to_polars()
+    want = expected_like_scores(at)
+    assert scores["entity"].to_list() == sorted(want)
+    for item, score in zip(scores["entity"].to_list(), scores["score"].to_list()):
+        assert_close(score, want[item])
+    assert tidaldb.export_scores(path, at=T0, tenant=4).columns == {"signal": ["like"], "entity": [77], "score": [3.0]}
+    with pytest.raises(tidaldb.NotFound) as e:
+        tidaldb.export_events(tmp_path / "missing")
+    assert type(e.value) is tidaldb.NotFound

@@ -44,6 +44,7 @@ from tidaldb._native import (
 )
 from tidaldb._display import Health
 from tidaldb._tables import Scores
+from tidaldb._export import Export, export_events, export_scores
 from tidaldb._client import TLS, connect
 
 __all__ = [
@@ -59,6 +60,9 @@ __all__ = [
     "WriteAck",
     "Health",
     "Scores",
+    "Export",
+    "export_events",
+    "export_scores",
     "connect",
     "Client",
     "Served",

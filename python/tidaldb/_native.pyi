@@ -30,6 +30,8 @@ __all__ = [
     "connect",
     "MIGRATION_STATES",
     "parse_duration",
+    "export_events_csv",
+    "export_scores_csv",
     "_Scoped",
     "__version__",
 ]
@@ -37,6 +39,16 @@ __all__ = [
 __version__: str
 
 MIGRATION_STATES: tuple[str, ...]
+
+def export_events_csv(
+    path: str | os.PathLike[str], *, tenant: int | None = None, allow_partial: bool = False
+) -> bytes:
+    """The events export of a data directory as CSV; see ``tidaldb.export_events``."""
+
+def export_scores_csv(
+    path: str | os.PathLike[str], *, at: _Time | None = None, tenant: int | None = None
+) -> bytes:
+    """The scores export of a data directory as CSV; see ``tidaldb.export_scores``."""
 
 def parse_duration(value: float | str | datetime.timedelta, name: str = "duration") -> float: ...
 

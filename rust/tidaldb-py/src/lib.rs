@@ -13,6 +13,7 @@ mod columns;
 mod convert;
 mod db;
 mod errors;
+mod export;
 mod handles;
 mod logging;
 mod migration;
@@ -46,6 +47,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::PyServed>()?;
     m.add_function(wrap_pyfunction!(client::connect, m)?)?;
     m.add_function(wrap_pyfunction!(convert::duration_seconds, m)?)?;
+    m.add_function(wrap_pyfunction!(export::export_events_csv, m)?)?;
+    m.add_function(wrap_pyfunction!(export::export_scores_csv, m)?)?;
     let states = tidaldb::sim::TenantMigration::STATES.map(|s| s.name());
     m.add(
         "MIGRATION_STATES",
