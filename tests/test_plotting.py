@@ -28,8 +28,12 @@ from tidaldb.plotting import (
     LagTimeline,
     ScoreTimeline,
     failover_timeline,
+    decay_curve,
+    lag_cleared_at,
     lag_timeline,
     migration_timeline,
+    plot_decay,
+    scores_agree_from,
     plot_failover,
     plot_lag,
     plot_migration,
@@ -271,15 +275,53 @@ def plt() -> Iterator[Any]:
     pyplot.close("all")  # more than 20 open figures would warn, and warnings are errors
 
 
-def test_plot_lag_draws_one_line_per_region(plt: Any) -> None:
-    tl: LagTimeline = {"start": 0.0, "t": [0.0, 0.1, 0.2], "lag": {"a": [3, 1, 0], "b": [0, 0, 0]}}
-    ax = plot_lag(tl)
-    assert len(ax.lines) == 2
-    assert [data(line.get_ydata()) for line in ax.lines] == [[3, 1, 0], [0, 0, 0]]
+def region_lines(ax: Any, regions: list[str]) -> list[Any]:
+    return [line for line in ax.lines if line.get_label() in regions]
+
+
+def vertical_lines(ax: Any) -> dict[str, float]:
+    """Label → x of every vertical line (both x data points equal, spanning the axes)."""
+    out = {}
+    for line in ax.lines:
+        xs = data(line.get_xdata())
+        if len(xs) == 2 and xs[0] == xs[1]:
+            out[line.get_label()] = xs[0]
+    return out
+
+
+def assert_legend_matches_what_is_drawn(ax: Any) -> None:
+    """Every legend entry names a drawn artist, and every labelled artist is in the legend."""
     legend = ax.get_legend()
-    assert legend is not None and [t.get_text() for t in legend.get_texts()] == ["a", "b"]
+    assert legend is not None
+    shown = [t.get_text() for t in legend.get_texts()]
+    drawn = [a.get_label() for a in [*ax.lines, *ax.collections, *ax.patches] if not a.get_label().startswith("_")]
+    assert shown == drawn, (shown, drawn)
+
+
+def test_plot_lag_draws_one_line_per_region_and_marks_when_lag_cleared(plt: Any) -> None:
+    tl: LagTimeline = {"start": 0.0, "t": [0.0, 0.1, 0.2, 0.3], "lag": {"a": [3, 1, 0, 0], "b": [0, 2, 0, 0]}}
+    ax = plot_lag(tl, heal_at=0.05)
+    lines = region_lines(ax, ["a", "b"])
+    assert [data(line.get_ydata()) for line in lines] == [[3, 1, 0, 0], [0, 2, 0, 0]]
+    assert lag_cleared_at(tl) == 0.2
+    assert vertical_lines(ax) == {"healed at 0.05 s": 0.05, "caught up at 0.2 s": 0.2}
+    assert_legend_matches_what_is_drawn(ax)
     _, given = plt.subplots()
     assert plot_lag(tl, ax=given) is given
+    assert vertical_lines(given) == {"caught up at 0.2 s": 0.2}, "no heal mark unless given"
+    # No lag at all, or lag to the end: nothing to mark.
+    assert lag_cleared_at({"start": 0.0, "t": [0.0, 0.1], "lag": {"a": [0, 0]}}) is None
+    assert lag_cleared_at({"start": 0.0, "t": [0.0, 0.1], "lag": {"a": [0, 4]}}) is None
+
+
+def test_overlapping_regions_stay_distinguishable(plt: Any) -> None:
+    regions = ["a", "b", "c", "d"]
+    tl: LagTimeline = {"start": 0.0, "t": [0.0, 0.1], "lag": {r: [0, 0] for r in regions}}
+    lines = region_lines(plot_lag(tl), regions)
+    styles = {(line.get_linestyle(), line.get_linewidth()) for line in lines}
+    assert len(styles) == len(regions), "identical lines would hide each other"
+    widths = [line.get_linewidth() for line in lines]
+    assert widths == sorted(widths, reverse=True), "each drawn over the last, thinner"
 
 
 def test_plot_scores_draws_one_line_per_region(plt: Any) -> None:
@@ -292,8 +334,53 @@ def test_plot_scores_draws_one_line_per_region(plt: Any) -> None:
         "scores": {"a": [1.0, 0.5], "b": [0.0, nan], "c": [0.0, 0.5]},
     }
     ax = plot_scores(tl)
-    assert len(ax.lines) == 3
+    assert len(region_lines(ax, ["a", "b", "c"])) == 3
     assert "7" in ax.get_title()
+    assert vertical_lines(ax) == {}, "b is unavailable at the end: no agreement to mark"
+    assert_legend_matches_what_is_drawn(ax)
+
+
+def test_plot_scores_marks_the_heal_and_the_convergence(plt: Any) -> None:
+    tl: ScoreTimeline = {
+        "start": 0.0,
+        "t": [0.0, 0.5, 1.0, 1.5],
+        "signal": "view",
+        "item": 7,
+        "scores": {"a": [1.0, 0.8, 0.7, 0.6], "b": [0.0, 0.0, 0.7, 0.6]},
+    }
+    assert scores_agree_from(tl) == 1.0
+    ax = plot_scores(tl, heal_at=0.75)
+    assert vertical_lines(ax) == {"healed at 0.75 s": 0.75, "converged at 1 s": 1.0}
+    assert_legend_matches_what_is_drawn(ax)
+
+
+def test_plot_decay_marks_the_half_life(plt: Any) -> None:
+    hour = 3600.0
+    with tidaldb.Db(tidaldb.Schema().signal("fast", half_life="2h").signal("slow", half_life="6h")) as db:
+        curves = [
+            decay_curve(db, "fast", "2h", "12h", "15m", item=1),
+            decay_curve(db, "slow", 6 * hour, "12h", "15m", item=2),
+        ]
+    for curve, h in zip(curves, (2.0, 6.0)):
+        assert len(curve["t"]) == 49 and curve["half_life"] == h * hour
+        for x, score in zip(curve["t"], curve["scores"]):
+            assert_close(score, 2.0 ** (-x / (h * hour)))
+    _, ax = plt.subplots()
+    for curve in curves:
+        plot_decay(curve, ax, unit=hour, unit_name="h")
+    assert vertical_lines(ax) == {"half-life of fast: 2 h": 2.0, "half-life of slow: 6 h": 6.0}
+    # Each mark has its curve's colour, and a point at half the initial score.
+    by_label = {line.get_label(): line for line in ax.lines}
+    for name, h in (("fast", 2.0), ("slow", 6.0)):
+        color = by_label[name].get_color()
+        assert by_label[f"half-life of {name}: {h:g} h"].get_color() == color
+        points = [
+            line for line in ax.lines
+            if line.get_marker() == "o" and line.get_color() == color
+        ]
+        assert [(data(p.get_xdata()), data(p.get_ydata())) for p in points] == [([h], [0.5])]
+    assert ax.get_xlabel() == "h since the event" and ax.get_ylabel() == "score"
+    assert_legend_matches_what_is_drawn(ax)
 
 
 def test_plot_failover_draws_the_leader_over_health_bands(plt: Any) -> None:
@@ -310,6 +397,11 @@ def test_plot_failover_draws_the_leader_over_health_bands(plt: Any) -> None:
     assert data(ax.lines[0].get_ydata()) == [0, -1, 1, 1, 1]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["no leader", "a", "b"]
     assert len(ax.collections) == 3 + 1, "one band per run of equal health"
+    legend = ax.get_legend()
+    assert legend is not None
+    assert [t.get_text() for t in legend.get_texts()] == ["leader", "Healthy", "Offline"], (
+        "the verdicts drawn, and no other"
+    )
 
 
 def test_plot_migration_draws_the_states_in_order(plt: Any) -> None:
@@ -325,6 +417,8 @@ def test_plot_migration_draws_the_states_in_order(plt: Any) -> None:
     assert data(ax.lines[0].get_xdata()) == [0.0, 0.5, 0.5, 1.0, 2.0]
     assert data(ax.lines[0].get_ydata()) == [0, 1, 2, 3, 4]
     assert [t.get_text() for t in ax.get_yticklabels()] == list(MIGRATION_STATES)
+    assert ax.get_ylabel() == "state reached" and ax.get_xlabel()
+    assert ax.get_legend() is None and not ax.lines[0].get_label().startswith("state")
     with pytest.raises(tidaldb.InvalidArgument, match="paused"):
         plot_migration([(0.0, "idle"), (1.0, "paused")])
     with pytest.raises(tidaldb.InvalidArgument, match="states"):
@@ -344,3 +438,24 @@ def test_importing_the_module_does_not_import_matplotlib() -> None:
     code = "import sys, tidaldb.plotting; assert 'matplotlib' not in sys.modules, 'imported'"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
+
+
+def test_notebook_progress_uses_tqdm_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tqdm.auto picks a notebook widget in Jupyter and text elsewhere."""
+    import types
+
+    from tidaldb._display import progress_bar
+
+    made: list[dict[str, Any]] = []
+    fake = types.ModuleType("tqdm.auto")
+
+    def tqdm(**kw: Any) -> dict[str, Any]:
+        made.append(kw)
+        return kw
+
+    fake.tqdm = tqdm  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tqdm.auto", fake)
+    bar = progress_bar(4, "migrating", initial=1)
+    assert made == [{"total": 4, "desc": "migrating", "unit": "step", "initial": 1}] and bar is made[0]
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    assert progress_bar(4, "migrating") is None, "no tqdm: no bar, and the migration runs the same"

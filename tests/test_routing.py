@@ -22,7 +22,7 @@ def schema() -> tidaldb.Schema:
     return tidaldb.Schema().signal("view", kind="item", half_life="1h", windows=["1h"])
 
 
-def _items_by_shard(shards: int) -> dict[int, list[int]]:
+def items_by_shard(shards: int) -> dict[int, list[int]]:
     """Items 0..199 of tenant 1 grouped by the replica that acknowledges them (its origin
     id stands for its shard), found on a scratch cluster without quotas."""
     c = tidaldb.Cluster(schema(), seed=3, shards_per_region=shards)
@@ -41,7 +41,7 @@ def _items_by_shard(shards: int) -> dict[int, list[int]]:
 @pytest.mark.parametrize(("entities", "rate"), [(10, None), (None, 5)])
 @pytest.mark.parametrize("breaching", [0, 1])
 def test_write_many_refused_by_quota_says_what_was_written(entities: int | None, rate: int | None, breaching: int) -> None:
-    groups = [g for _, g in sorted(_items_by_shard(2).items())]
+    groups = [g for _, g in sorted(items_by_shard(2).items())]
     # A part small enough to pass on one shard, a part that breaches on the other; which
     # shard breaches is a parameter, so the order parts are submitted in is covered both ways.
     small, big = groups[1 - breaching][:5], groups[breaching][:15]

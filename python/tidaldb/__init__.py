@@ -7,8 +7,10 @@
 ...     round(db.score("view", 42, at=1_700_000_000.0 + 7 * 86_400), 9)
 0.5
 
-Durations are seconds (floats) or strings such as ``"7d"`` and ``"90m"``; times are Unix
-seconds as floats. Rust ``tracing`` events arrive on the ``logging`` logger ``tidaldb``.
+Durations are seconds (floats), strings such as ``"7d"`` and ``"90m"``, or ``timedelta``;
+times are Unix seconds as floats, ``datetime`` (naive ones are UTC) or numpy
+``datetime64``. Column arguments take numpy, pandas, polars, pyarrow and Arrow PyCapsule
+objects; results convert with ``to_pandas()``, ``to_polars()`` and ``__arrow_c_stream__``. Rust ``tracing`` events arrive on the ``logging`` logger ``tidaldb``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from tidaldb._native import (
     __version__,
 )
 from tidaldb._display import Health
+from tidaldb._tables import Scores
+from tidaldb._export import Export, export_events, export_scores
 from tidaldb._client import TLS, connect
 
 __all__ = [
@@ -56,6 +60,10 @@ __all__ = [
     "Partition",
     "WriteAck",
     "Health",
+    "Scores",
+    "Export",
+    "export_events",
+    "export_scores",
     "connect",
     "Client",
     "Served",

@@ -12,10 +12,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from tidaldb.exceptions import NotFound
+from tidaldb._tables import arrow_c_stream, rows_to_columns, to_pandas, to_polars
+from tidaldb.exceptions import InvalidArgument, NotFound
 
 __all__ = ["Health", "progress_bar"]
 
+#: The tables of a health report, each a list of rows.
+_TABLES = ("regions", "replicas", "tenants")
 #: Keys whose integer value is a region number in the control plane's JSON.
 _REGION_KEYS = frozenset({"region", "region_id"})
 
@@ -83,6 +86,29 @@ class Health(dict[str, Any]):
         known = [r.get("region") for r in regions]
         raise NotFound(f"region {name!r} is not in this cluster; its regions are {known}")
 
+    def rows(self, table: str = "replicas") -> list[dict[str, Any]]:
+        """The rows of one of the report's tables: ``"regions"``, ``"replicas"`` (the
+        default) or ``"tenants"``."""
+        if table not in _TABLES:
+            raise InvalidArgument(
+                f"invalid argument table: {table!r} is not a table of the health report; "
+                f"pass one of {list(_TABLES)}"
+            )
+        return list(self.get(table, []))
+
+    def to_pandas(self, table: str = "replicas") -> Any:
+        """One table of the report (see :meth:`rows`) as a pandas DataFrame, one row per
+        replica (region, tenant) by default. pandas is imported here, not by tidaldb."""
+        return to_pandas(rows_to_columns(self.rows(table)))
+
+    def to_polars(self, table: str = "replicas") -> Any:
+        """One table of the report (see :meth:`rows`) as a polars DataFrame."""
+        return to_polars(rows_to_columns(self.rows(table)))
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        """The replicas table as an Arrow PyCapsule stream (``pyarrow.table(health)``)."""
+        return arrow_c_stream(rows_to_columns(self.rows()), requested_schema)
+
     def __repr__(self) -> str:
         verdicts = ", ".join(f"{r['region']}: {r['health']}" for r in self.get("regions", []))
         return f"<Health at_ns={self.get('at_ns')} {verdicts}; {len(self.get('replicas', []))} replicas>"
@@ -99,7 +125,8 @@ def progress_bar(total: int, desc: str, initial: int = 0) -> Any:
     """A tqdm bar for ``Migration.run(progress=True)``, or None when tqdm is not installed
     (it is in the ``tidaldb[notebook]`` extra); the migration runs the same either way."""
     try:
-        from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
+        # tqdm.auto: a widget in Jupyter, text in a terminal.
+        from tqdm.auto import tqdm  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         return None
     return tqdm(total=total, desc=desc, unit="step", initial=initial)

@@ -34,8 +34,9 @@ reads "Offline" until the control plane first hears from it, at the first tick.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, Union
 
 from tidaldb import _native
@@ -56,6 +57,11 @@ __all__ = [
     "score_timeline",
     "failover_timeline",
     "migration_timeline",
+    "decay_curve",
+    "DecayCurve",
+    "lag_cleared_at",
+    "scores_agree_from",
+    "plot_decay",
     "plot_lag",
     "plot_scores",
     "plot_failover",
@@ -72,6 +78,16 @@ HEALTH_COLORS: dict[str, str] = {
     "NeedsResync": "tab:olive",
     "Offline": "tab:red",
 }
+
+#: Line styles given to the regions in turn, so that regions whose lines coincide (equal
+#: scores, no lag) stay distinguishable: each is drawn over the last with a thinner, dashed
+#: or dotted line.
+REGION_STYLES: tuple[dict[str, Any], ...] = (
+    {"linestyle": "-", "linewidth": 4.0, "alpha": 0.55},
+    {"linestyle": "--", "linewidth": 2.5},
+    {"linestyle": ":", "linewidth": 2.0},
+    {"linestyle": "-.", "linewidth": 1.5},
+)
 
 #: Seconds as a float, or a string such as ``"20ms"`` (``Union``: the alias is evaluated at run time).
 Duration = Union[float, str]
@@ -99,6 +115,19 @@ class ScoreTimeline(TypedDict):
     #: Region name → the item's score read in that region at each sample (NaN while the
     #: region is unavailable).
     scores: dict[str, list[float]]
+
+
+class DecayCurve(TypedDict):
+    """What :func:`decay_curve` returns."""
+
+    #: Seconds since the event of each sample.
+    t: list[float]
+    #: The score at each sample.
+    scores: list[float]
+    #: The signal's half-life in seconds.
+    half_life: float
+    #: The signal's name.
+    signal: str
 
 
 class FailoverTimeline(TypedDict):
@@ -261,6 +290,67 @@ def migration_timeline(
     return states
 
 
+def decay_curve(
+    db: Any,
+    signal: str,
+    half_life: Duration,
+    seconds: Duration,
+    every: Duration,
+    *,
+    item: int = 0,
+    at: float = 1_700_000_000.0,
+) -> DecayCurve:
+    """Writes one event of weight 1 on ``item`` at ``at`` into ``db`` (a ``Db`` with the
+    exponential ``signal``), and reads its score every ``every`` for ``seconds`` after.
+
+    ``half_life`` is the signal's, as declared: it is what :func:`plot_decay` marks.
+    """
+    total = _seconds("seconds", seconds)
+    step = _seconds("every", every)
+    if step == 0.0:
+        raise InvalidArgument("every: must be a positive duration, not 0")
+    db.signal(signal, item, 1.0, ts=at)
+    n = max(0, math.ceil(total / step - 1e-9))
+    t = [i * step for i in range(n + 1)]
+    scores = [float(db.score(signal, item, at=at + x)) for x in t]
+    return {"t": t, "scores": scores, "half_life": _seconds("half_life", half_life), "signal": signal}
+
+
+def lag_cleared_at(timeline: LagTimeline) -> float | None:
+    """The first sample time from which no region lacks any event to the end of the
+    timeline, once some lag was seen; None if lag never showed or never cleared."""
+    t, lag = timeline["t"], list(timeline["lag"].values())
+    lagging = [any(series[i] for series in lag) for i in range(len(t))]
+    if not any(lagging):
+        return None
+    last = max(i for i, lags in enumerate(lagging) if lags)
+    return t[last + 1] if last + 1 < len(t) else None
+
+
+def scores_agree_from(timeline: ScoreTimeline, rel: float = 1e-9) -> float | None:
+    """The first sample time from which every region reads the same score (within
+    ``rel``) to the end of the timeline, after some disagreement; None otherwise."""
+    t, series = timeline["t"], list(timeline["scores"].values())
+
+    def agree(i: int) -> bool:
+        values = [s[i] for s in series]
+        if any(math.isnan(v) for v in values):
+            return False
+        return max(values) - min(values) <= rel * max(abs(v) for v in values)
+
+    agreeing = [agree(i) for i in range(len(t))]
+    if all(agreeing):
+        return None
+    last = max(i for i, ok in enumerate(agreeing) if not ok)
+    return t[last + 1] if last + 1 < len(t) else None
+
+
+def _mark(ax: Axes, x: float | None, label: str, **style: Any) -> None:
+    """A labelled vertical line at ``x``, when there is one."""
+    if x is not None:
+        ax.axvline(x, label=f"{label} at {x:.3g} s", **style)
+
+
 def _pyplot() -> Any:
     """``matplotlib.pyplot``, imported on first use with a hint when the extra is missing."""
     try:
@@ -281,11 +371,37 @@ def _axes(ax: Axes | None) -> Axes:
     return axes
 
 
-def plot_lag(timeline: LagTimeline, ax: Axes | None = None) -> Axes:
-    """One step line per region: events it lacks over virtual time."""
+def plot_decay(curve: DecayCurve, ax: Axes | None = None, *, unit: float = 1.0, unit_name: str = "s") -> Axes:
+    """The decay of one event, with its half-life marked: a dotted vertical line at the
+    half-life, and a point where the curve crosses half the initial score.
+
+    ``unit`` is the seconds per x unit (3600 with ``unit_name="h"`` for hours). Curves
+    drawn on one axes each get their own colour, shared by their marks.
+    """
     ax = _axes(ax)
-    for region, series in timeline["lag"].items():
-        ax.plot(timeline["t"], series, drawstyle="steps-post", label=region)
+    xs = [x / unit for x in curve["t"]]
+    (line,) = ax.plot(xs, curve["scores"], label=f"{curve['signal']}")
+    half = curve["half_life"] / unit
+    color = line.get_color()
+    ax.axvline(half, color=color, linestyle=":", label=f"half-life of {curve['signal']}: {half:g} {unit_name}")
+    initial = curve["scores"][0] if curve["scores"] else 1.0
+    ax.plot([half], [initial / 2], marker="o", color=color, linestyle="none")
+    ax.set_xlabel(f"{unit_name} since the event")
+    ax.set_ylabel("score")
+    ax.set_title("Decay of one event")
+    ax.legend()
+    return ax
+
+
+def plot_lag(timeline: LagTimeline, ax: Axes | None = None, *, heal_at: float | None = None) -> Axes:
+    """One step line per region: events it lacks over virtual time. A vertical line marks
+    when the lag cleared (:func:`lag_cleared_at`), and a dashed one ``heal_at`` (virtual
+    seconds since the start) when a partition was healed."""
+    ax = _axes(ax)
+    for (region, series), style in zip(timeline["lag"].items(), _styles()):
+        ax.plot(timeline["t"], series, drawstyle="steps-post", label=region, **style)
+    _mark(ax, heal_at, "healed", color="0.4", linestyle="--")
+    _mark(ax, lag_cleared_at(timeline), "caught up", color="0.2")
     ax.set_xlabel("virtual seconds")
     ax.set_ylabel("lag (events)")
     ax.set_title("Replication lag")
@@ -293,16 +409,25 @@ def plot_lag(timeline: LagTimeline, ax: Axes | None = None) -> Axes:
     return ax
 
 
-def plot_scores(timeline: ScoreTimeline, ax: Axes | None = None) -> Axes:
-    """One line per region: the item's score as each region reads it."""
+def plot_scores(timeline: ScoreTimeline, ax: Axes | None = None, *, heal_at: float | None = None) -> Axes:
+    """One line per region: the item's score as each region reads it. A vertical line
+    marks when the regions came to agree (:func:`scores_agree_from`), and a dashed one
+    ``heal_at`` (virtual seconds since the start) when a partition was healed."""
     ax = _axes(ax)
-    for region, series in timeline["scores"].items():
-        ax.plot(timeline["t"], series, label=region)
+    for (region, series), style in zip(timeline["scores"].items(), _styles()):
+        ax.plot(timeline["t"], series, label=region, **style)
+    _mark(ax, heal_at, "healed", color="0.4", linestyle="--")
+    _mark(ax, scores_agree_from(timeline), "converged", color="0.2")
     ax.set_xlabel("virtual seconds")
     ax.set_ylabel(f"score of {timeline['signal']!r}")
     ax.set_title(f"Item {timeline['item']} as each region sees it")
     ax.legend()
     return ax
+
+
+def _styles() -> Iterator[dict[str, Any]]:
+    """:data:`REGION_STYLES` in turn, for as many regions as there are."""
+    return itertools.cycle(REGION_STYLES)
 
 
 def _runs(values: Sequence[str]) -> list[tuple[int, int, str]]:
@@ -348,7 +473,13 @@ def plot_failover(timeline: FailoverTimeline, ax: Axes | None = None) -> Axes:
     ax.set_ylim(-1.6, len(regions) - 0.4)
     ax.set_xlabel("virtual seconds")
     ax.set_title("Leader and region health")
-    handles = [Patch(color=c, alpha=0.3, label=v) for v, c in HEALTH_COLORS.items()]
+    # The legend lists the verdicts drawn, and only them.
+    drawn = {v for series in timeline["health"].values() for v in series}
+    handles = [
+        Patch(color=HEALTH_COLORS.get(v, "tab:gray"), alpha=0.3, label=v)
+        for v in [*HEALTH_COLORS, *sorted(drawn - set(HEALTH_COLORS))]
+        if v in drawn
+    ]
     ax.legend(handles=[line, *handles], loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     return ax
 
@@ -370,9 +501,10 @@ def plot_migration(states: Sequence[tuple[float, str]], ax: Axes | None = None) 
     t0 = states[0][0]
     xs = [t - t0 for t, _ in states]
     ys = [MIGRATION_STATES.index(s) for _, s in states]
-    ax.plot(xs, ys, drawstyle="steps-post", marker="o", label="state")
+    ax.plot(xs, ys, drawstyle="steps-post", marker="o")
     ax.set_yticks(range(len(MIGRATION_STATES)), list(MIGRATION_STATES))
     ax.set_ylim(-0.5, len(MIGRATION_STATES) - 0.5)
+    ax.set_ylabel("state reached")
     ax.set_xlabel("virtual seconds since the migration began")
     ax.set_title("Tenant migration")
     return ax

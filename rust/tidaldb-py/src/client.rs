@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use tidaldb::node::WriteAck;
@@ -329,18 +328,16 @@ impl PyClient {
         items: &Bound<'py, PyAny>,
         tenant: Option<TenantArg>,
         at: Option<Float<At>>,
-    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let at = ns(timestamp(py, at)?);
-        let items: Vec<u64> = id_array(py, "items", items)?
-            .into_iter()
-            .map(|e| e.0)
-            .collect();
+        let items = crate::tables::ids(&id_array(py, "items", items)?);
+        let ids = items.clone();
         let t = tenant_of(tenant);
         let scores = self.call(py, move |c| {
             let a = c.scores(t, signal, items, at)?;
             Ok((a.value, a.served))
         })?;
-        Ok(PyArray1::from_vec(py, scores))
+        crate::tables::scores(py, ids, scores)
     }
 
     #[pyo3(signature = (signal, item, window, tenant = None))]
@@ -491,6 +488,11 @@ impl PyClient {
             Ok((json, served))
         })?;
         serde_json::from_str(&json).map_err(|e| invalid(py, "regions", e.to_string()))
+    }
+
+    /// Refuses pickling and copying, saying what to pass instead.
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(crate::pickling::client())
     }
 
     fn __repr__(&self) -> String {

@@ -4,7 +4,9 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use tidaldb::cluster::{ClusterOptions, DEFAULT_CONVERGENCE_TIMEOUT, shard_in};
+use tidaldb::cluster::{
+    ClusterOptions, DEFAULT_CONVERGENCE_TIMEOUT, RollingUpgradeCoordinator, shard_in,
+};
 use tidaldb::sim::{ClusterConfig, SimulatedCluster};
 use tidaldb::{ShardId, TenantId, TidalError};
 
@@ -64,9 +66,10 @@ impl PyCluster {
         durability = "immediate",
         max_retained = None,
         max_retained_own = None,
+        max_future_skew = None,
     ), text_signature = "(schema, regions=('us-east', 'eu-west', 'ap-south'), shards_per_region=1, \
         seed=0, latency='20ms', jitter='5ms', loss=0.0, write_concern='local', *, \
-        durability='immediate', max_retained=None, max_retained_own=None)")]
+        durability='immediate', max_retained=None, max_retained_own=None, max_future_skew=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -81,6 +84,7 @@ impl PyCluster {
         durability: &str,
         max_retained: Option<Natural<MaxRetained>>,
         max_retained_own: Option<Natural<MaxRetainedOwn>>,
+        max_future_skew: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyClassInitializer<Self>> {
         let args = ClusterArgs {
             regions: regions.map(|r| region_names("regions", r)).transpose()?,
@@ -93,6 +97,7 @@ impl PyCluster {
             durability,
             max_retained,
             max_retained_own,
+            max_future_skew,
         };
         let options: ClusterOptions = args.options(py)?;
         let settings = options.validate().py_err(py)?;
@@ -209,7 +214,7 @@ impl PyCluster {
     /// Runs the simulation for `seconds` of virtual time (a float, or a string like "250ms").
     fn run_for(&self, py: Python<'_>, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
         let d = duration(py, "seconds", seconds)?;
-        self.run(py, |c| c.try_run_for(d))
+        self.run(py, |c| c.try_run_for("seconds", d))
     }
 
     /// Runs virtual time until every replica group has converged; returns the virtual
@@ -313,6 +318,35 @@ impl PyCluster {
         self.run(py, |c| c.restart(r, s))
     }
 
+    /// Drains the host of `shard` in `region` for an upgrade: stops routing to it, moves
+    /// its leaderships away and waits (in virtual time, up to 10 s) until no other
+    /// replica lacks an event only it holds. One host at a time: `Conflict` while another
+    /// is still drained; `Timeout` if replication stalls (a partition, say).
+    #[pyo3(signature = (region, shard = Natural::<Shard>::new(0)),
+        text_signature = "(self, /, region, shard=0)")]
+    fn drain(&self, py: Python<'_>, region: &str, shard: Natural<Shard>) -> PyResult<()> {
+        let (r, s) = self.simulation.host(py, region, shard)?;
+        self.run(py, |c| RollingUpgradeCoordinator::new(c).drain(r, s))
+    }
+
+    /// Restarts a drained host from its own storage, as a new binary would; `Conflict`
+    /// if it was not drained first.
+    #[pyo3(signature = (region, shard = Natural::<Shard>::new(0)),
+        text_signature = "(self, /, region, shard=0)")]
+    fn upgrade(&self, py: Python<'_>, region: &str, shard: Natural<Shard>) -> PyResult<()> {
+        let (r, s) = self.simulation.host(py, region, shard)?;
+        self.run(py, |c| RollingUpgradeCoordinator::new(c).upgrade(r, s))
+    }
+
+    /// Starts the host if it is down, waits until it holds what its peers held when the
+    /// rejoin began, then routes to it again.
+    #[pyo3(signature = (region, shard = Natural::<Shard>::new(0)),
+        text_signature = "(self, /, region, shard=0)")]
+    fn rejoin(&self, py: Python<'_>, region: &str, shard: Natural<Shard>) -> PyResult<()> {
+        let (r, s) = self.simulation.host(py, region, shard)?;
+        self.run(py, |c| RollingUpgradeCoordinator::new(c).rejoin(r, s))
+    }
+
     /// Whether the host of `shard` in `region` is up.
     #[pyo3(signature = (region, shard = Natural::<Shard>::new(0)),
         text_signature = "(self, /, region, shard=0)")]
@@ -391,6 +425,11 @@ impl PyCluster {
             c.with_control(|control, _| control.router().config(tenant).map(|_| ()))
         })?;
         PyTenant::create(slf.py(), slf.clone().unbind(), tenant)
+    }
+
+    /// Refuses pickling and copying, saying what to pass instead.
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(crate::pickling::cluster())
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {

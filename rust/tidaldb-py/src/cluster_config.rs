@@ -24,6 +24,7 @@ pub struct ClusterArgs<'a, 'py> {
     pub durability: &'a str,
     pub max_retained: Option<Natural<MaxRetained>>,
     pub max_retained_own: Option<Natural<MaxRetainedOwn>>,
+    pub max_future_skew: Option<&'a Bound<'py, PyAny>>,
 }
 
 impl ClusterArgs<'_, '_> {
@@ -52,6 +53,10 @@ impl ClusterArgs<'_, '_> {
             durability: Some(self.durability.to_owned()),
             max_retained: self.max_retained.map(|v| v.0),
             max_retained_own: self.max_retained_own.map(|v| v.0),
+            max_future_skew: self
+                .max_future_skew
+                .map(|v| duration(py, "max_future_skew", v))
+                .transpose()?,
         })
     }
 }

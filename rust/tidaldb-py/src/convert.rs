@@ -3,19 +3,22 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use numpy::{PyArray1, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArrayMethods, PyUntypedArray};
 use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyString};
+use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
 use tidaldb::schema::{duration_from_secs, parse_duration};
 use tidaldb::{EntityId, Timestamp};
 
+use crate::columns::{self, Column};
 use crate::errors::{IntoPyResult, invalid};
 
 /// The name of a Python argument, carried in the type of its converter so that a bad value
 /// is reported under the name the caller used.
 pub trait Arg {
     const NAME: &'static str;
+    /// A time: besides Unix seconds, it takes a `datetime` or a numpy `datetime64`.
+    const TIME: bool = false;
 }
 
 macro_rules! args {
@@ -27,12 +30,22 @@ macro_rules! args {
     )*};
 }
 
+macro_rules! time_args {
+    ($($ty:ident = $name:literal),* $(,)?) => {$(
+        pub enum $ty {}
+        impl Arg for $ty {
+            const NAME: &'static str = $name;
+            const TIME: bool = true;
+        }
+    )*};
+}
+
+time_args!(Ts = "ts", At = "at");
+
 args!(
     Item = "item",
     User = "user",
     Weight = "weight",
-    Ts = "ts",
-    At = "at",
     Seed = "seed",
     Shard = "shard",
     ShardsPerRegion = "shards_per_region",
@@ -112,8 +125,18 @@ impl<'a, 'py, A: Arg> FromPyObject<'a, 'py> for Float<A> {
 
     #[inline]
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if A::TIME && !is_number(&obj) {
+            return columns::time_seconds(obj.py(), A::NAME, &obj).map(Float::new);
+        }
         float(obj, A::NAME, String::new).map(|v| Float(v, PhantomData))
     }
+}
+
+/// A Python float or int (numpy's float64 included, as a float subclass): read here,
+/// without the detour through `tidaldb._columns` that other scalars take.
+#[inline]
+fn is_number(obj: &Borrowed<'_, '_, PyAny>) -> bool {
+    obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>()
 }
 
 /// `obj` as a float64. An int too large for one raises `InvalidArgument` naming `what`;
@@ -194,8 +217,8 @@ impl<A: Arg> Natural<A> {
     }
 }
 
-/// A duration argument that is not a schema's decay: seconds as a number, or a string
-/// such as `"20ms"`. Negative, NaN or infinite values raise `InvalidArgument` naming it.
+/// A duration argument that is not a schema's decay: seconds as a number, a string
+/// such as `"20ms"`, or a `timedelta` (numpy's `timedelta64` too). Negative, NaN or infinite values raise `InvalidArgument` naming it.
 pub fn duration(
     py: Python<'_>,
     what: &'static str,
@@ -209,7 +232,12 @@ pub fn duration(
             "{what}: expected seconds (a float) or a string such as \"20ms\", got bool"
         )));
     }
-    let secs = float(value.as_borrowed(), what, String::new)?;
+    let value = value.as_borrowed();
+    let secs = if is_number(&value) {
+        float(value, what, String::new)?
+    } else {
+        columns::duration_seconds(py, what, &value)?
+    };
     duration_from_secs(what, secs).py_err(py)
 }
 
@@ -225,7 +253,10 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Count {
             Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => Err(invalid(
                 obj.py(),
                 "limit",
-                format!("{} is not a count; pass a positive integer", shown(&obj)),
+                format!(
+                    "{} is not a count; pass a non-negative integer",
+                    shown(&obj)
+                ),
             )),
             Err(e) => Err(e),
         }
@@ -278,35 +309,48 @@ fn shown(obj: &Borrowed<'_, '_, PyAny>) -> String {
     }
 }
 
-fn describe(obj: &Bound<'_, PyAny>) -> String {
-    match obj.cast::<PyUntypedArray>() {
-        Ok(a) => format!("a {}-D array of {}", a.ndim(), a.dtype()),
-        Err(_) => match obj.get_type().name() {
-            Ok(n) => format!("a {n}"),
-            Err(_) => "another type".to_owned(),
-        },
-    }
-}
-
-/// `items` of a bulk call, copied out of a 1-D uint64 array (or int64 with no negative
-/// value). The copy is what makes it safe to detach afterwards: another Python thread may
-/// write to the array while the core works, and the core then still reads its own copy.
-/// A contiguous uint64 array is copied with one memcpy (`EntityId` is a transparent `u64`).
+/// `items` of a bulk call, copied out of a 1-D array of ids: a uint64 numpy array (or
+/// int64 with no negative value) is read here, anything else (other dtypes, pandas,
+/// polars, Arrow, sequences) after `tidaldb._columns` made it a uint64 array. The copy is
+/// what makes it safe to detach afterwards: another Python thread may write to the array
+/// while the core works, and the core then still reads its own copy. A contiguous uint64
+/// array is copied with one memcpy (`EntityId` is a transparent `u64`).
 pub fn id_array(
     py: Python<'_>,
     what: &'static str,
     obj: &Bound<'_, PyAny>,
 ) -> PyResult<Vec<EntityId>> {
-    if let Ok(a) = obj.cast::<PyArray1<u64>>() {
-        let ro = a
-            .try_readonly()
-            .map_err(|e| invalid(py, what, e.to_string()))?;
-        return Ok(match ro.as_slice() {
-            Ok(raw) => EntityId::from_raw_slice(raw).to_vec(),
-            Err(_) => ro.as_array().iter().map(|&v| EntityId(v)).collect(),
-        });
+    if let Some(ids) = numpy_ids(py, what, obj) {
+        return ids;
     }
-    if let Ok(a) = obj.cast::<PyArray1<i64>>() {
+    let converted = columns::array(py, Column::Ids, what, obj)?;
+    numpy_ids(py, what, &converted).unwrap_or_else(|| {
+        Err(invalid(
+            py,
+            what,
+            "could not be read as a uint64 array".to_owned(),
+        ))
+    })
+}
+
+/// The ids of a uint64 or int64 numpy array; `None` for anything else.
+fn numpy_ids(
+    py: Python<'_>,
+    what: &'static str,
+    obj: &Bound<'_, PyAny>,
+) -> Option<PyResult<Vec<EntityId>>> {
+    if let Ok(a) = obj.cast::<PyArray1<u64>>() {
+        return Some(
+            a.try_readonly()
+                .map_err(|e| invalid(py, what, e.to_string()))
+                .map(|ro| match ro.as_slice() {
+                    Ok(raw) => EntityId::from_raw_slice(raw).to_vec(),
+                    Err(_) => ro.as_array().iter().map(|&v| EntityId(v)).collect(),
+                }),
+        );
+    }
+    let a = obj.cast::<PyArray1<i64>>().ok()?;
+    Some((|| {
         let ro = a
             .try_readonly()
             .map_err(|e| invalid(py, what, e.to_string()))?;
@@ -322,21 +366,14 @@ pub fn id_array(
             })?;
             ids.push(EntityId(id));
         }
-        return Ok(ids);
-    }
-    Err(invalid(
-        py,
-        what,
-        format!(
-            "expected a 1-D numpy array of uint64 (or non-negative int64), got {}",
-            describe(obj)
-        ),
-    ))
+        Ok(ids)
+    })())
 }
 
-/// Candidates of a retrieval: the same arrays as [`id_array`], or any iterable of ints.
+/// Candidates of a retrieval: an array-like (numpy, pandas, polars, Arrow), read as
+/// [`id_array`] reads one, or any other iterable of ints.
 pub fn id_list(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<EntityId>> {
-    if obj.cast::<PyUntypedArray>().is_ok() {
+    if obj.cast::<PyUntypedArray>().is_ok() || is_array_like(obj)? {
         return id_array(py, "candidates", obj);
     }
     let mut ids = Vec::new();
@@ -346,36 +383,45 @@ pub fn id_list(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<EntityId>
     Ok(ids)
 }
 
-/// A 1-D float64 array, copied out (see [`id_array`] for why).
-pub fn f64_array(py: Python<'_>, what: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
-    with_f64s(py, what, obj, |values| Ok(values.collect()))
+/// Whether `obj` offers its data as an array (numpy's `__array__` or the Arrow PyCapsule
+/// interface), so that it is better read whole than iterated.
+fn is_array_like(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = obj.py();
+    Ok(obj.hasattr(pyo3::intern!(py, "__array__"))?
+        || obj.hasattr(pyo3::intern!(py, "__arrow_c_array__"))?
+        || obj.hasattr(pyo3::intern!(py, "__arrow_c_stream__"))?)
 }
 
-/// Runs `f` over the elements of a 1-D float64 array, read in place while attached.
+/// A 1-D float64 array, copied out (see [`id_array`] for why).
+pub fn f64_array(py: Python<'_>, what: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
+    with_f64s(py, Column::Floats, what, obj, |values| Ok(values.collect()))
+}
+
+/// Runs `f` over the elements of a 1-D float64 array, read in place while attached; any
+/// other `obj` is first converted by `tidaldb._columns` as `column` says.
 fn with_f64s<T>(
     py: Python<'_>,
+    column: Column,
     what: &'static str,
     obj: &Bound<'_, PyAny>,
     f: impl FnOnce(&mut dyn ExactSizeIterator<Item = f64>) -> PyResult<T>,
 ) -> PyResult<T> {
-    match obj.cast::<PyArray1<f64>>() {
-        Ok(a) => {
-            let ro = a
-                .try_readonly()
-                .map_err(|e| invalid(py, what, e.to_string()))?;
-            match ro.as_slice() {
-                Ok(s) => f(&mut s.iter().copied()),
-                Err(_) => f(&mut ro.as_array().iter().copied()),
-            }
+    let converted;
+    let array = match obj.cast::<PyArray1<f64>>() {
+        Ok(a) => a,
+        Err(_) => {
+            converted = columns::array(py, column, what, obj)?;
+            converted
+                .cast::<PyArray1<f64>>()
+                .map_err(|_| invalid(py, what, "could not be read as a float64 array".to_owned()))?
         }
-        Err(_) => Err(invalid(
-            py,
-            what,
-            format!(
-                "expected a 1-D numpy array of float64, got {}",
-                describe(obj)
-            ),
-        )),
+    };
+    let ro = array
+        .try_readonly()
+        .map_err(|e| invalid(py, what, e.to_string()))?;
+    match ro.as_slice() {
+        Ok(s) => f(&mut s.iter().copied()),
+        Err(_) => f(&mut ro.as_array().iter().copied()),
     }
 }
 
@@ -449,7 +495,7 @@ pub fn bulk_times(
         return Ok(None);
     };
     // Converted as read, without an intermediate copy of the seconds.
-    with_f64s(py, "ts", t, |secs| {
+    with_f64s(py, Column::Times, "ts", t, |secs| {
         same_length(py, "ts", secs.len(), len)?;
         secs.enumerate()
             .map(|(i, s)| timestamp_at(py, "ts", i, s))

@@ -15,15 +15,18 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, TryLockError};
 
-use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
+use tidaldb::cluster::RegionNames;
 use tidaldb::cluster::db_durability;
+use tidaldb::ledger::ItemErrors;
 use tidaldb::{TidalDb, TidalError, Window};
 
 use crate::at_exit::{self, DbSlot};
+use crate::cluster_config::{TenantArg, tenant_of, tenant_options};
 use crate::convert::{
-    At, Count, Float, Id, Item, Ts, User, Weight, bulk_times, f64_array, id_array, same_length,
+    At, Count, Float, Id, Item, MaxEntities, MaxSignalsPerSec, MaxStorageBytes, Natural,
+    TenantIdArg, Ts, User, Weight, bulk_times, duration, f64_array, id_array, same_length,
     timestamp, timestamp_or_now,
 };
 use crate::errors::IntoPyResult;
@@ -33,6 +36,7 @@ use crate::query_args::QueryArgs;
 use crate::results::PyResults;
 use crate::schema::PySchema;
 use crate::signals;
+use crate::tables;
 
 #[pyclass(module = "tidaldb._native", name = "Db", frozen)]
 pub struct PyDb {
@@ -125,19 +129,28 @@ impl PyDb {
 #[pymethods]
 impl PyDb {
     #[new]
-    #[pyo3(signature = (schema, path=None, *, durability="immediate"))]
+    /// `max_future_skew` (seconds, a string such as "10m", or a timedelta; default 5
+    /// minutes) is how far ahead of this machine's clock a write's `ts` may be.
+    #[pyo3(signature = (schema, path=None, *, durability="immediate", max_future_skew=None))]
     fn new(
         py: Python<'_>,
         schema: PyRef<'_, PySchema>,
         path: Option<PathBuf>,
         durability: &str,
+        max_future_skew: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mode = db_durability(durability).py_err(py)?;
+        let skew = max_future_skew
+            .map(|v| duration(py, "max_future_skew", v))
+            .transpose()?;
         let schema = schema.core(py)?;
-        let builder = match &path {
+        let mut builder = match &path {
             Some(p) => TidalDb::builder().with_data_dir(p.clone()),
             None => TidalDb::builder().ephemeral(),
         };
+        if let Some(skew) = skew {
+            builder = builder.max_future_skew(skew);
+        }
         let opened = py.detach(move || builder.with_schema(schema).durability(mode).open());
         logging::deliver(py)?;
         let db = Arc::new(Mutex::new(Some(opened.py_err(py)?)));
@@ -151,10 +164,11 @@ impl PyDb {
         })
     }
 
-    /// Records one signal; `ts` is Unix seconds, `None` for now.
+    /// Records one signal; `ts` is Unix seconds, `None` for now. `tenant` (a registered
+    /// tenant's id) writes to that tenant's own log and state, under its quotas.
     #[pyo3(
-        signature = (name, item, weight=Float::new(1.0), ts=None),
-        text_signature = "(self, /, name, item, weight=1.0, ts=None)"
+        signature = (name, item, weight=Float::new(1.0), ts=None, tenant=None),
+        text_signature = "(self, /, name, item, weight=1.0, ts=None, tenant=None)"
     )]
     fn signal(
         &self,
@@ -163,9 +177,16 @@ impl PyDb {
         item: Id<Item>,
         weight: Float<Weight>,
         ts: Option<Float<Ts>>,
+        tenant: Option<TenantArg>,
     ) -> PyResult<()> {
         let ts = timestamp(py, ts)?;
-        self.with(py, |db| db.signal(name, item.0, weight.0, ts).map(|_| ()))
+        match tenant {
+            None => self.with(py, |db| db.signal(name, item.0, weight.0, ts).map(|_| ())),
+            Some(TenantArg(t)) => self.with(py, |db| {
+                db.signal_for_tenant(t, name, item.0, weight.0, ts)
+                    .map(|_| ())
+            }),
+        }
     }
 
     /// Records many signals at once; all or nothing, unless Ctrl-C stops it while it applies
@@ -190,38 +211,90 @@ impl PyDb {
         })
     }
 
-    /// Decayed score at `at` (Unix seconds; `None` for now).
-    #[pyo3(signature = (name, item, at=None))]
+    /// Decayed score at `at` (Unix seconds; `None` for now), of `tenant` when given.
+    #[pyo3(signature = (name, item, at=None, tenant=None))]
     fn score(
         &self,
         py: Python<'_>,
         name: &str,
         item: Id<Item>,
         at: Option<Float<At>>,
+        tenant: Option<TenantArg>,
     ) -> PyResult<f64> {
         let at = timestamp_or_now(py, at)?;
-        self.with(py, |db| db.read_decay_score_at(item.0, name, at))
+        match tenant {
+            None => self.with(py, |db| db.read_decay_score_at(item.0, name, at)),
+            Some(TenantArg(t)) => {
+                self.with(py, |db| db.read_score_for_tenant_at(t, item.0, name, at))
+            }
+        }
     }
 
-    /// Decayed scores of many items as a float64 array.
-    #[pyo3(signature = (name, items, at=None))]
+    /// Registers a tenant: its own log and state under `{path}/tenants/{id}/`, and its
+    /// quotas (None for unlimited). Durable: it is there again after a reopen. Then pass
+    /// `tenant=id` to `signal`, `score`, `total_count` and `recovery_report`.
+    #[pyo3(signature = (id, max_signals_per_sec = None, max_entities = None,
+        max_storage_bytes = None, label = None))]
+    fn register_tenant(
+        &self,
+        py: Python<'_>,
+        id: Natural<TenantIdArg>,
+        max_signals_per_sec: Option<Natural<MaxSignalsPerSec>>,
+        max_entities: Option<Natural<MaxEntities>>,
+        max_storage_bytes: Option<Natural<MaxStorageBytes>>,
+        label: Option<String>,
+    ) -> PyResult<()> {
+        let quotas = (max_signals_per_sec, max_entities, max_storage_bytes);
+        // An embedded Db is in no region, so the options name none.
+        let config = tenant_options(id, quotas, None, label)?
+            .config(&RegionNames::default())
+            .py_err(py)?;
+        self.with(py, |db| db.register_tenant(config))
+    }
+
+    /// The registered tenants' ids, in order (the built-in default tenant, 0, is not one).
+    #[getter]
+    fn tenants(&self, py: Python<'_>) -> PyResult<Vec<u64>> {
+        self.with(py, |db| {
+            Ok(db.tenants().iter().map(|c| c.tenant_id.0).collect())
+        })
+    }
+
+    /// Events of `signal` (one that declares windows) recorded over all time and every
+    /// item, by `tenant` (the default tenant when None).
+    #[pyo3(signature = (signal, tenant = None))]
+    fn total_count(
+        &self,
+        py: Python<'_>,
+        signal: &str,
+        tenant: Option<TenantArg>,
+    ) -> PyResult<u64> {
+        let t = tenant_of(tenant);
+        self.with(py, |db| db.total_signal_count_for_tenant(t, signal))
+    }
+
+    /// Decayed scores of many items, as a `tidaldb.Scores` float64 array. With
+    /// `errors="nan"`, an item whose score cannot be read (a read before a linear signal's
+    /// retained history, or one that would overflow) is NaN instead of failing the call.
+    #[pyo3(signature = (name, items, at=None, errors="raise"))]
     fn scores<'py>(
         &self,
         py: Python<'py>,
         name: &str,
         items: &Bound<'py, PyAny>,
         at: Option<Float<At>>,
-    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        errors: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let on_error = ItemErrors::parse(errors).py_err(py)?;
         let at = timestamp_or_now(py, at)?;
         // A copy, taken while attached: see `signals`.
         let items = id_array(py, "items", items)?;
-        let scores = self.detached(py, move |db| {
+        let (ids, scores) = self.detached(py, move |db| {
             let mut out = vec![0.0; items.len()];
-            db.read_decay_scores_at(name, &items, at, &mut out)?;
-            Ok(out)
+            db.read_decay_scores_on_error_at(name, &items, at, on_error, &mut out)?;
+            Ok((tables::ids(&items), out))
         })?;
-        // The array takes over the vector's buffer: no copy.
-        Ok(PyArray1::from_vec(py, scores))
+        tables::scores(py, ids, scores)
     }
 
     /// Events counted in `window` ("1h", "24h", "7d", "30d", "all") as of `at`.
@@ -317,6 +390,26 @@ impl PyDb {
         self.detached(py, |db| db.snapshot())
     }
 
+    /// What opening the data directory found and repaired: `snapshot_lsn` (the log position
+    /// the snapshot covered, 0 without one), `events_replayed` from the log after it,
+    /// `torn_bytes_truncated` (a torn last write cut off) and `empty_segments_removed`.
+    /// All zero for an ephemeral Db. `tenant` asks about that tenant's log.
+    #[pyo3(signature = (tenant = None))]
+    fn recovery_report<'py>(
+        &self,
+        py: Python<'py>,
+        tenant: Option<TenantArg>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let t = tenant_of(tenant);
+        let report = self.with(py, |db| db.tenant_recovery_report(t))?;
+        let out = PyDict::new(py);
+        out.set_item("snapshot_lsn", report.snapshot_lsn)?;
+        out.set_item("events_replayed", report.events_replayed)?;
+        out.set_item("torn_bytes_truncated", report.torn_bytes_truncated)?;
+        out.set_item("empty_segments_removed", report.empty_segments_removed)?;
+        Ok(out)
+    }
+
     #[getter]
     fn events_applied(&self, py: Python<'_>) -> PyResult<u64> {
         self.with(py, |db| db.events_applied())
@@ -352,6 +445,11 @@ impl PyDb {
     fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
         self.close(py)?;
         Ok(false)
+    }
+
+    /// Refuses pickling and copying, saying what to pass instead.
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(crate::pickling::db())
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {

@@ -10,19 +10,23 @@ mod awaitable;
 mod client;
 mod cluster;
 mod cluster_config;
+mod columns;
 mod convert;
 mod db;
 mod errors;
+mod export;
 mod fork_guard;
 mod handles;
 mod logging;
 mod migration;
+mod pickling;
 mod query_args;
 mod results;
 mod schema;
 mod scoped;
 mod signals;
 mod simulation;
+mod tables;
 mod tenant;
 
 use pyo3::prelude::*;
@@ -50,6 +54,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::PyServed>()?;
     m.add_function(wrap_pyfunction!(client::connect, m)?)?;
     m.add_function(wrap_pyfunction!(convert::duration_seconds, m)?)?;
+    m.add_function(wrap_pyfunction!(export::export_events_csv, m)?)?;
+    m.add_function(wrap_pyfunction!(export::export_scores_csv, m)?)?;
     let states = tidaldb::sim::TenantMigration::STATES.map(|s| s.name());
     m.add(
         "MIGRATION_STATES",

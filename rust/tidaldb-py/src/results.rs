@@ -3,8 +3,10 @@
 use numpy::PyArray1;
 use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PySlice, PySliceMethods};
+use pyo3::types::{PyDict, PyList, PySlice, PySliceMethods};
 use tidaldb::{QueryStats, Results, ScoredItem};
+
+use crate::tables;
 
 /// Rows shown by `_repr_html_` before the table is cut short.
 const HTML_ROWS: usize = 50;
@@ -140,6 +142,13 @@ pub struct PyResults {
 }
 
 impl PyResults {
+    /// The `item` and `score` columns the table conversions share.
+    fn columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let items = self.items.iter().map(|s| s.item.0).collect();
+        let scores = self.items.iter().map(|s| s.score).collect();
+        tables::item_scores(py, items, scores)
+    }
+
     pub fn new(py: Python<'_>, r: Results) -> PyResult<Self> {
         Self::with_region_names(py, r, &[])
     }
@@ -220,6 +229,27 @@ impl PyResults {
             PyArray1::from_vec(py, items),
             PyArray1::from_vec(py, scores),
         )
+    }
+
+    /// A pandas DataFrame with columns `item` (uint64) and `score` (float64), best first.
+    fn to_pandas<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        tables::to_pandas(py, self.columns(py)?)
+    }
+
+    /// A polars DataFrame with columns `item` (UInt64) and `score` (Float64), best first.
+    fn to_polars<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        tables::to_polars(py, self.columns(py)?)
+    }
+
+    /// The Arrow PyCapsule stream of the `item` and `score` columns, for
+    /// `pyarrow.table(results)`, `polars.DataFrame(results)`, DuckDB and the like.
+    #[pyo3(signature = (requested_schema = None))]
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        tables::arrow_c_stream(py, self.columns(py)?, requested_schema)
     }
 
     fn __repr__(&self) -> String {

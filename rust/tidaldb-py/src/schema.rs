@@ -1,16 +1,14 @@
 //! `tidaldb.Schema`: a fluent builder that validates at every step.
 
-use std::fmt::Write as _;
-
 use pyo3::prelude::*;
-use pyo3::types::PyString;
-use tidaldb::schema::{DecayLength, decay_of, format_duration};
+use pyo3::types::{PyFloat, PyInt, PyString};
+use tidaldb::schema::{DecayLength, decay_of};
 use tidaldb::{DecaySpec, EntityKind, Schema, TidalError, Window};
 
 use crate::errors::IntoPyResult;
 
 /// One `.signal(..)` call as given, so that the core schema can be rebuilt from scratch.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 struct Spec {
     name: String,
     kind: EntityKind,
@@ -21,7 +19,7 @@ struct Spec {
 }
 
 /// The signals of a database. `.signal(..)` returns the same object, so calls chain.
-#[pyclass(module = "tidaldb._native", name = "Schema")]
+#[pyclass(module = "tidaldb._native", name = "Schema", eq)]
 #[derive(Debug, Default)]
 pub struct PySchema {
     specs: Vec<Spec>,
@@ -74,8 +72,14 @@ impl PySchema {
     ) -> PyResult<Bound<'py, Self>> {
         let py = slf.py();
         let kind = EntityKind::parse(kind).py_err(py)?;
-        let half_life = half_life.as_ref().map(decay_length).transpose()?;
-        let lifetime = lifetime.as_ref().map(decay_length).transpose()?;
+        let half_life = half_life
+            .as_ref()
+            .map(|v| decay_length("half_life", v))
+            .transpose()?;
+        let lifetime = lifetime
+            .as_ref()
+            .map(|v| decay_length("lifetime", v))
+            .transpose()?;
         let decay = decay_of(
             name,
             half_life.as_ref().map(DecayText::length),
@@ -107,6 +111,47 @@ impl PySchema {
         Ok(slf)
     }
 
+    /// The signals as plain values, for pickle: `(name, kind, decay, length in ns or None,
+    /// windows or None, velocity)` each. Nanoseconds keep the decay exact.
+    fn __getstate__(&self) -> Vec<SpecState> {
+        self.specs.iter().map(SpecState::from).collect()
+    }
+
+    /// Rebuilds the schema from `__getstate__`'s values, validated as `.signal()` does.
+    fn __setstate__(&mut self, py: Python<'_>, state: Vec<SpecState>) -> PyResult<()> {
+        let specs = state
+            .into_iter()
+            .map(Spec::try_from)
+            .collect::<Result<Vec<_>, _>>()
+            .py_err(py)?;
+        self.built = if specs.is_empty() {
+            None
+        } else {
+            Some(build(&specs).py_err(py)?)
+        };
+        self.specs = specs;
+        Ok(())
+    }
+
+    /// `Schema()` and then the state: what pickle and `copy` call.
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, (), Vec<SpecState>)> {
+        Ok((slf.get_type().into_any(), (), slf.borrow().__getstate__()))
+    }
+
+    fn __copy__(&self) -> Self {
+        PySchema {
+            specs: self.specs.clone(),
+            built: self.built.clone(),
+        }
+    }
+
+    /// A schema holds no Python objects, so a deep copy is a copy.
+    fn __deepcopy__(&self, _memo: &Bound<'_, PyAny>) -> Self {
+        self.__copy__()
+    }
+
     /// Signal names in declaration order.
     #[getter]
     fn names(&self) -> Vec<String> {
@@ -121,31 +166,8 @@ impl PySchema {
         let Some(schema) = &self.built else {
             return "Schema()".to_owned();
         };
-        let mut out = String::from("Schema(");
-        for (i, s) in schema.signals().iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            let _ = write!(out, "{}: {}", s.name, s.kind.as_str());
-            match s.decay {
-                DecaySpec::Exponential { half_life } => {
-                    let _ = write!(out, " half_life={}", format_duration(half_life));
-                }
-                DecaySpec::Linear { lifetime } => {
-                    let _ = write!(out, " lifetime={}", format_duration(lifetime));
-                }
-                DecaySpec::Permanent => out.push_str(" permanent"),
-            }
-            if !s.windows.is_empty() {
-                let ws: Vec<&str> = s.windows.iter().map(|w| w.as_str()).collect();
-                let _ = write!(out, " windows=[{}]", ws.join(", "));
-            }
-            if s.velocity {
-                out.push_str(" velocity");
-            }
-        }
-        out.push(')');
-        out
+        let signals: Vec<String> = schema.signals().iter().map(ToString::to_string).collect();
+        format!("Schema({})", signals.join(", "))
     }
 }
 
@@ -165,9 +187,95 @@ impl DecayText {
     }
 }
 
-fn decay_length(value: &Bound<'_, PyAny>) -> PyResult<DecayText> {
+/// Seconds, text, or a `timedelta` (read as its seconds by `tidaldb._columns`).
+fn decay_length(what: &'static str, value: &Bound<'_, PyAny>) -> PyResult<DecayText> {
     Ok(match value.cast::<PyString>() {
         Ok(text) => DecayText::Text(text.to_cow()?.into_owned()),
-        Err(_) => DecayText::Secs(value.extract()?),
+        Err(_) if value.is_instance_of::<PyFloat>() || value.is_instance_of::<PyInt>() => {
+            DecayText::Secs(value.extract()?)
+        }
+        Err(_) => DecayText::Secs(crate::columns::duration_seconds(value.py(), what, value)?),
     })
+}
+
+impl PartialEq for PySchema {
+    /// Two schemas are equal when they declare the same signals the same way, in the same
+    /// order (the order numbers the signals in the log).
+    fn eq(&self, other: &Self) -> bool {
+        self.specs == other.specs
+    }
+}
+
+/// One signal of a pickled schema: `(name, kind, decay, decay length in ns, windows,
+/// velocity)`; `decay` is "exponential", "linear" or "permanent".
+type SpecState = (
+    String,
+    String,
+    String,
+    Option<u128>,
+    Option<Vec<String>>,
+    bool,
+);
+
+impl From<&Spec> for SpecState {
+    fn from(s: &Spec) -> Self {
+        let nanos = |d: std::time::Duration| d.as_nanos();
+        let (decay, length) = match s.decay {
+            DecaySpec::Exponential { half_life } => ("exponential", Some(nanos(half_life))),
+            DecaySpec::Linear { lifetime } => ("linear", Some(nanos(lifetime))),
+            DecaySpec::Permanent => ("permanent", None),
+        };
+        (
+            s.name.clone(),
+            s.kind.as_str().to_owned(),
+            decay.to_owned(),
+            length,
+            s.windows
+                .as_ref()
+                .map(|ws| ws.iter().map(|w| w.as_str().to_owned()).collect()),
+            s.velocity,
+        )
+    }
+}
+
+impl TryFrom<SpecState> for Spec {
+    type Error = TidalError;
+
+    fn try_from(state: SpecState) -> Result<Self, TidalError> {
+        let (name, kind, decay, length, windows, velocity) = state;
+        const NANOS: u128 = 1_000_000_000;
+        let length = length
+            .map(|n| {
+                let secs = u64::try_from(n / NANOS).map_err(|_| TidalError::InvalidArgument {
+                    name: "state",
+                    reason: format!("signal {name:?}: a decay of {n} ns is out of range"),
+                })?;
+                // The remainder is below 10**9, so it fits.
+                Ok(std::time::Duration::new(secs, (n % NANOS) as u32))
+            })
+            .transpose()?;
+        let decay = match (decay.as_str(), length) {
+            ("exponential", Some(half_life)) => DecaySpec::Exponential { half_life },
+            ("linear", Some(lifetime)) => DecaySpec::Linear { lifetime },
+            ("permanent", None) => DecaySpec::Permanent,
+            (other, _) => {
+                return Err(TidalError::InvalidArgument {
+                    name: "state",
+                    reason: format!(
+                        "signal {name:?}: {other:?} with length {length:?} is not a decay this \
+                         version of tidaldb pickles"
+                    ),
+                });
+            }
+        };
+        Ok(Spec {
+            kind: EntityKind::parse(&kind)?,
+            decay,
+            windows: windows
+                .map(|ws| ws.iter().map(|w| Window::parse(w)).collect())
+                .transpose()?,
+            velocity,
+            name,
+        })
+    }
 }

@@ -2,11 +2,11 @@
 //! `Cluster` serves any tenant (`tenant=`, the default tenant when None); a `Tenant` serves
 //! itself, so its `tenant=` may only be None or that tenant.
 
-use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyString};
 use tidaldb::cluster::{KeyInput, idempotency_tag};
 use tidaldb::event::ClientTag;
+use tidaldb::ledger::{ItemErrors, WindowReading};
 use tidaldb::node::ClientOp;
 use tidaldb::sim::{Scope, SimulatedCluster};
 use tidaldb::{EntityId, TenantId, Window};
@@ -31,6 +31,30 @@ pub struct PyScoped {
 }
 
 impl PyScoped {
+    /// The count and weight sum of one window of `item`, read where it is served, as of
+    /// `at` (the cluster's now when None).
+    #[allow(clippy::too_many_arguments)]
+    fn window_reading(
+        &self,
+        py: Python<'_>,
+        signal: &str,
+        item: Id<Item>,
+        window: &str,
+        region: Option<&str>,
+        tenant: Option<TenantArg>,
+        at: Option<Float<At>>,
+    ) -> PyResult<WindowReading> {
+        let scope = self.scope(py, tenant, region)?;
+        let window = Window::parse(window).py_err(py)?;
+        let at = timestamp(py, at)?;
+        self.simulation.run(py, |c| {
+            let signal = c.config().schema.resolve(signal)?;
+            c.read_scoped(scope, item.0, |n, now| {
+                n.ledger().window(signal, item.0, window, at.unwrap_or(now))
+            })
+        })
+    }
+
     pub fn new(simulation: Simulation, own: Option<TenantId>) -> Self {
         PyScoped { simulation, own }
     }
@@ -176,7 +200,8 @@ impl PyScoped {
     }
 
     /// Decayed scores of many items, as a float64 array.
-    #[pyo3(signature = (signal, items, region = None, tenant = None, at = None))]
+    #[pyo3(signature = (signal, items, region = None, tenant = None, at = None, errors = "raise"))]
+    #[allow(clippy::too_many_arguments)]
     fn scores<'py>(
         &self,
         py: Python<'py>,
@@ -185,21 +210,24 @@ impl PyScoped {
         region: Option<&str>,
         tenant: Option<TenantArg>,
         at: Option<Float<At>>,
-    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        errors: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let on_error = ItemErrors::parse(errors).py_err(py)?;
         let scope = self.scope(py, tenant, region)?;
         let at = timestamp(py, at)?;
         let items = id_array(py, "items", items)?;
-        let scores = self.simulation.run(py, move |c| {
+        let (ids, scores) = self.simulation.run(py, move |c| {
             let mut out = vec![0.0; items.len()];
-            c.scores_scoped(scope, signal, &items, at, &mut out)?;
-            Ok(out)
+            c.scores_scoped_on_error(scope, signal, &items, at, on_error, &mut out)?;
+            Ok((crate::tables::ids(&items), out))
         })?;
-        // The array takes over the vector's buffer: no copy.
-        Ok(PyArray1::from_vec(py, scores))
+        crate::tables::scores(py, ids, scores)
     }
 
-    /// Events of `signal` on `item` in `window` ("1h", "24h", "7d", "30d", "all"), now.
-    #[pyo3(signature = (signal, item, window, region = None, tenant = None))]
+    /// Events of `signal` on `item` in `window` ("1h", "24h", "7d", "30d", "all") as of
+    /// `at` (Unix seconds, a datetime; None for the cluster's now).
+    #[pyo3(signature = (signal, item, window, region = None, tenant = None, at = None))]
+    #[allow(clippy::too_many_arguments)]
     fn window_count(
         &self,
         py: Python<'_>,
@@ -208,13 +236,49 @@ impl PyScoped {
         window: &str,
         region: Option<&str>,
         tenant: Option<TenantArg>,
+        at: Option<Float<At>>,
     ) -> PyResult<u64> {
+        Ok(self
+            .window_reading(py, signal, item, window, region, tenant, at)?
+            .count)
+    }
+
+    /// The sum of the weights of `signal` on `item` in `window`, as of `at`.
+    #[pyo3(signature = (signal, item, window, region = None, tenant = None, at = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn window_sum(
+        &self,
+        py: Python<'_>,
+        signal: &str,
+        item: Id<Item>,
+        window: &str,
+        region: Option<&str>,
+        tenant: Option<TenantArg>,
+        at: Option<Float<At>>,
+    ) -> PyResult<f64> {
+        Ok(self
+            .window_reading(py, signal, item, window, region, tenant, at)?
+            .weight_sum)
+    }
+
+    /// Weight per hour of `signal` on `item` over the signal's shortest window, as of `at`;
+    /// the signal must be declared with `velocity=True`.
+    #[pyo3(signature = (signal, item, region = None, tenant = None, at = None))]
+    fn velocity(
+        &self,
+        py: Python<'_>,
+        signal: &str,
+        item: Id<Item>,
+        region: Option<&str>,
+        tenant: Option<TenantArg>,
+        at: Option<Float<At>>,
+    ) -> PyResult<f64> {
         let scope = self.scope(py, tenant, region)?;
-        let window = Window::parse(window).py_err(py)?;
+        let at = timestamp(py, at)?;
         self.simulation.run(py, |c| {
             let signal = c.config().schema.resolve(signal)?;
             c.read_scoped(scope, item.0, |n, now| {
-                Ok(n.ledger().window(signal, item.0, window, now)?.count)
+                n.ledger().velocity(signal, item.0, at.unwrap_or(now))
             })
         })
     }

@@ -151,6 +151,11 @@ impl PyTenant {
         self.id.0
     }
 
+    /// Refuses pickling and copying, saying what to pass instead.
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(crate::pickling::tenant())
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         match self.config(py) {
             Ok(c) => {

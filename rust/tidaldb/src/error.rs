@@ -73,9 +73,16 @@ pub struct QuotaBreach {
 
 impl fmt::Display for QuotaBreach {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.describe(f, "nothing was written")
+    }
+}
+
+impl QuotaBreach {
+    /// The breach, saying `what_happened` to the write it refused.
+    fn describe(&self, f: &mut fmt::Formatter<'_>, what_happened: &str) -> fmt::Result {
         write!(
             f,
-            "tenant t{} exceeded its quota {} = {}; nothing was written; ",
+            "tenant t{} exceeded its quota {} = {}; {what_happened}; ",
             self.tenant,
             self.quota.name(),
             self.limit
@@ -124,7 +131,8 @@ pub enum TidalError {
 
     #[error(
         "timestamp {ns} ns is out of range; timestamps are nanoseconds since the Unix epoch \
-         in [0, {max}]"
+         in [0, {max}]{}",
+        finer_unit_hint(*.ns)
     )]
     TimestampOutOfRange { ns: i128, max: i64 },
 
@@ -147,7 +155,7 @@ pub enum TidalError {
     #[error("invalid argument {name}: {reason}")]
     InvalidArgument { name: &'static str, reason: String },
 
-    #[error("signal {signal:?} has no window {window}; its windows are: {known}")]
+    #[error("signal {signal:?} has no window {window}; {}", declared_windows(.known))]
     UnknownWindow {
         signal: String,
         window: String,
@@ -231,8 +239,9 @@ pub enum TidalError {
     /// some of its parts were written. The parts are separate requests, so what landed
     /// stays; retrying the whole batch would write those events again.
     #[error(
-        "{cause} (the batch was split over its shards: {written} of its {total} events, \
-         on shards written before this one, were written; retry only the rest)"
+        "{} (the batch was split over its shards: {written} of its {total} events, \
+         on shards written before this one, were written; retry only the rest)",
+        PartCause(.cause)
     )]
     PartlyWritten {
         written: usize,
@@ -289,5 +298,64 @@ fn written_note(written: usize) -> String {
             "; the first {written} events of the batch were written before it stopped, the \
              rest were not"
         )
+    }
+}
+
+/// For a time read from seconds that is out of range: a hint when it is a plausible
+/// present-day time in a finer unit (milliseconds, as JavaScript and Java give them,
+/// microseconds or nanoseconds) passed where seconds were expected.
+fn finer_unit_hint(ns: i128) -> String {
+    // 1e11 s is the year 5138; 1e11 ms is 1973. Each range below is such a time in a
+    // finer unit, read as seconds.
+    const UNITS: [(i128, i128, &str, &str); 3] = [
+        (
+            100_000_000_000_000_000_000,
+            100_000_000_000_000_000_000_000,
+            "milliseconds",
+            "1e3",
+        ),
+        (
+            100_000_000_000_000_000_000_000,
+            100_000_000_000_000_000_000_000_000,
+            "microseconds",
+            "1e6",
+        ),
+        (
+            100_000_000_000_000_000_000_000_000,
+            100_000_000_000_000_000_000_000_000_000,
+            "nanoseconds",
+            "1e9",
+        ),
+    ];
+    UNITS
+        .iter()
+        .find(|(lo, hi, _, _)| (*lo..*hi).contains(&ns))
+        .map_or_else(String::new, |(_, _, unit, factor)| {
+            format!(
+                "; it looks like {unit} since the epoch where seconds were expected: divide \
+                 it by {factor}"
+            )
+        })
+}
+
+/// What an unknown window's signal does declare: its windows, or that it has none.
+fn declared_windows(known: &str) -> String {
+    if known.is_empty() {
+        "this signal declares no windows (declare some with windows=[...] to count events)"
+            .to_owned()
+    } else {
+        format!("its windows are: {known}")
+    }
+}
+
+/// The cause of a partly written batch, which must not claim that nothing was written.
+struct PartCause<'a>(&'a TidalError);
+
+impl fmt::Display for PartCause<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            TidalError::QuotaExceeded(b) => b.describe(f, "this shard's part was not written"),
+            other => write!(f, "{other}"),
+        }
     }
 }

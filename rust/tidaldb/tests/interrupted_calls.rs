@@ -49,7 +49,7 @@ fn a_stopped_run_keeps_the_time_it_ran_and_an_unchecked_run_runs_whole() {
     let cluster = SimulatedCluster::build(ClusterConfig::new(schema())).unwrap();
     let start = cluster.now();
     let began = Instant::now();
-    let ran = interrupt::scope(stop_after(0), || cluster.try_run_for(YEARS));
+    let ran = interrupt::scope(stop_after(0), || cluster.try_run_for("seconds", YEARS));
     assert!(
         matches!(ran, Err(TidalError::Interrupted { written: 0, .. })),
         "{ran:?}"

@@ -327,7 +327,7 @@ async fn replicated_writes_wait_for_k_replicas() {
     let cut = c.isolate(2);
     let started = Instant::now();
     match replicated(20, 2).await {
-        Err(TidalError::Timeout(why)) => assert!(why.contains("Replicated(2)"), "{why}"),
+        Err(TidalError::Timeout(why)) => assert!(why.contains("write_concern=2"), "{why}"),
         other => panic!("Replicated(2) with a replica cut off returned {other:?}"),
     }
     assert!(started.elapsed() >= timeout, "gave up before the timeout");

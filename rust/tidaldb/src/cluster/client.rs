@@ -10,6 +10,7 @@ use super::routing::{Scope, node_serving, replica_for_shard, shard_in_scope, sha
 use super::{Cluster, ClusterDriver};
 use crate::error::{Result, TidalError};
 use crate::event::{ClientTag, EventId, TenantId, VersionVector};
+use crate::ledger::ItemErrors;
 use crate::node::{ClientOp, Node, WriteAck, WriteConcern};
 use crate::query::{self, Results, Retrieve};
 use crate::schema::{EntityId, NodeId, RegionId, ShardId, Timestamp};
@@ -196,6 +197,20 @@ impl<D: ClusterDriver> Cluster<D> {
         at: Option<Timestamp>,
         out: &mut [f64],
     ) -> Result<()> {
+        self.scores_scoped_on_error(scope, signal, entities, at, ItemErrors::Raise, out)
+    }
+
+    /// [`Self::scores_scoped`], with NaN for the entities whose score cannot be read when
+    /// `on_error` is [`ItemErrors::Nan`].
+    pub fn scores_scoped_on_error(
+        &self,
+        scope: Scope,
+        signal: &str,
+        entities: &[EntityId],
+        at: Option<Timestamp>,
+        on_error: ItemErrors,
+        out: &mut [f64],
+    ) -> Result<()> {
         if out.len() != entities.len() {
             return Err(TidalError::InvalidArgument {
                 name: "out",
@@ -218,9 +233,13 @@ impl<D: ClusterDriver> Cluster<D> {
                 ids.push(entity);
             }
             for (node, (index, ids)) in by_node {
-                v.node(node)?
-                    .ledger()
-                    .decay_scores_with(signal, &ids, at, |k, score| out[index[k]] = score)?;
+                v.node(node)?.ledger().decay_scores_on_error(
+                    signal,
+                    &ids,
+                    at,
+                    on_error,
+                    |k, score| out[index[k]] = score,
+                )?;
             }
             Ok(())
         })

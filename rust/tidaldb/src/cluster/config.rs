@@ -6,7 +6,9 @@ use std::time::Duration;
 use super::bootstrap::shard_router;
 use super::driver::Layout;
 use crate::error::Result;
-use crate::node::{DEFAULT_MAX_RETAINED, DEFAULT_MAX_RETAINED_OWN, WriteConcern};
+use crate::node::{
+    DEFAULT_MAX_FUTURE_SKEW, DEFAULT_MAX_RETAINED, DEFAULT_MAX_RETAINED_OWN, WriteConcern,
+};
 use crate::schema::{RegionId, Schema, ShardId};
 
 /// Protocol timings: virtual time in the simulator, the wall clock in the runtime.
@@ -77,6 +79,8 @@ pub struct ClusterSpec {
     pub max_retained: usize,
     /// Bound on each node's in-memory log of its own events.
     pub max_retained_own: usize,
+    /// How far ahead of a node's clock a write's timestamp may be.
+    pub max_future_skew: Duration,
     /// How long a replicated write, or a dual write, waits for its acknowledgements.
     pub write_timeout: Duration,
 }
@@ -94,6 +98,7 @@ impl ClusterSpec {
             timing: Timing::default(),
             max_retained: DEFAULT_MAX_RETAINED,
             max_retained_own: DEFAULT_MAX_RETAINED_OWN,
+            max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
             write_timeout: Duration::from_secs(5),
         }
     }
@@ -112,6 +117,7 @@ impl ClusterSpec {
             timing: self.timing,
             max_retained: self.max_retained,
             max_retained_own: self.max_retained_own,
+            max_future_skew: self.max_future_skew,
             write_timeout: self.write_timeout,
         })
     }

@@ -35,6 +35,7 @@ pub struct Layout {
     pub timing: Timing,
     pub max_retained: usize,
     pub max_retained_own: usize,
+    pub max_future_skew: Duration,
     /// How long a replicated write, or a dual write, waits for its acknowledgements.
     pub write_timeout: Duration,
 }
@@ -60,6 +61,7 @@ impl Layout {
             repair_after: self.timing.repair_after,
             max_retained: self.max_retained,
             max_retained_own: self.max_retained_own,
+            max_future_skew: self.max_future_skew,
             ..NodeConfig::default()
         }
     }

@@ -135,6 +135,13 @@ impl<D: ClusterDriver> Cluster<D> {
     pub fn restart(&self, region: RegionId, shard: ShardId) -> Result<()> {
         let _membership = self.membership_change();
         let id = self.node_id(region, shard)?;
+        if self.driver.is_up(id) {
+            return Err(TidalError::Conflict(format!(
+                "the host of shard {} in region {} is running; only a crashed host restarts \
+                 (crash it first)",
+                shard.0, region.0
+            )));
+        }
         self.restart_replica(id)?;
         for other in self.driver.view(|v| replicas_on(v, region, shard)) {
             if other != id && !self.driver.is_up(other) {
@@ -163,9 +170,27 @@ impl<D: ClusterDriver> Cluster<D> {
         debug_assert!(ran.is_ok(), "an unchecked run stopped: {ran:?}");
     }
 
-    /// [`Self::run_for`] that stops when an [`interrupt`] scope's check says so; the time
-    /// that passed until then stays passed.
-    pub fn try_run_for(&self, d: Duration) -> Result<()> {
+    /// [`Self::run_for`], refusing a duration that would take the clock past the last
+    /// time it can hold ([`Timestamp::MAX_NANOS`], in 2116), instead of running less or
+    /// nothing; and stopping when an [`interrupt`] scope's check says so (the time that
+    /// passed until then stays passed).
+    pub fn try_run_for(&self, what: &'static str, d: Duration) -> Result<()> {
+        let now = self.now();
+        let end = i64::try_from(d.as_nanos())
+            .ok()
+            .and_then(|ns| now.as_nanos().checked_add(ns))
+            .and_then(|end| Timestamp::from_nanos(end).ok());
+        if end.is_none() {
+            return Err(TidalError::InvalidArgument {
+                name: what,
+                reason: format!(
+                    "{} s from now is past the last time the clock can hold ({} Unix \
+                     seconds, in 2116); pass a shorter duration",
+                    d.as_secs_f64(),
+                    Timestamp::MAX_NANOS / 1_000_000_000
+                ),
+            });
+        }
         self.driver.advance(d)
     }
 
@@ -240,7 +265,7 @@ impl<D: ClusterDriver> Cluster<D> {
             }
             // Comparing digests walks every replica's state: worth a check of its own.
             interrupt::checkpoint()?;
-            self.try_run_for(step)?;
+            self.try_run_for("timeout", step)?;
         }
     }
 

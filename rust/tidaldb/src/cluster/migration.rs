@@ -204,7 +204,13 @@ impl<D: ClusterDriver> TenantMigration<D> {
                 self.tenant
             ))),
             MigrationState::PreparingTarget => {
-                self.prepare_target()?;
+                // A stalled wait is reported as this step's, which the caller called.
+                self.prepare_target().map_err(|e| match e {
+                    TidalError::Timeout(m) => TidalError::Timeout(format!(
+                        "enter_dual_write first finishes preparing the target: {m}"
+                    )),
+                    other => other,
+                })?;
                 self.advance(MigrationState::DualWrite, None)
             }
             _ => Ok(()),

@@ -9,7 +9,7 @@ use super::regions::RegionNames;
 use super::write_concern::WriteConcernChoice;
 use crate::error::{Result, TidalError};
 use crate::event::TenantId;
-use crate::node::{DEFAULT_MAX_RETAINED, DEFAULT_MAX_RETAINED_OWN};
+use crate::node::{DEFAULT_MAX_FUTURE_SKEW, DEFAULT_MAX_RETAINED, DEFAULT_MAX_RETAINED_OWN};
 use crate::schema::ShardId;
 use crate::tenancy::TenantConfig;
 
@@ -17,6 +17,10 @@ use crate::tenancy::TenantConfig;
 pub const DEFAULT_LATENCY: Duration = Duration::from_millis(20);
 /// Link jitter unless the caller gives one.
 pub const DEFAULT_JITTER: Duration = Duration::from_millis(5);
+/// The longest one-way link latency, and jitter, a simulated cluster takes. Delays are
+/// added to the virtual clock (nanoseconds, up to `Timestamp::MAX_NANOS`); a day is far
+/// beyond any real link and keeps every delivery time in range.
+pub const MAX_LINK_DELAY: Duration = Duration::from_secs(86_400);
 /// How long a wait for convergence lasts unless the caller says.
 pub const DEFAULT_CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -50,6 +54,8 @@ pub struct ClusterOptions {
     /// The same bound for a replica's own events; at least 1; default
     /// [`DEFAULT_MAX_RETAINED_OWN`].
     pub max_retained_own: Option<u64>,
+    /// How far ahead of a node's clock a write's timestamp may be; `None` for 5 minutes.
+    pub max_future_skew: Option<Duration>,
 }
 
 impl Default for ClusterOptions {
@@ -65,6 +71,7 @@ impl Default for ClusterOptions {
             durability: None,
             max_retained: None,
             max_retained_own: None,
+            max_future_skew: None,
         }
     }
 }
@@ -82,6 +89,7 @@ pub struct ClusterSettings {
     pub sync: ReplicaSync,
     pub max_retained: usize,
     pub max_retained_own: usize,
+    pub max_future_skew: Duration,
 }
 
 impl ClusterOptions {
@@ -115,6 +123,8 @@ impl ClusterOptions {
             Some(WriteConcernArg::Named(n)) => WriteConcernChoice::parse(&n)?,
             Some(WriteConcernArg::Replicas(k)) => WriteConcernChoice::replicas(k, regions.len())?,
         };
+        let latency = link_delay("latency", self.latency, DEFAULT_LATENCY)?;
+        let jitter = link_delay("jitter", self.jitter, DEFAULT_JITTER)?;
         let sync = replica_sync(self.durability.as_deref().unwrap_or("immediate"))?;
         let max_retained = retained_bound("max_retained", self.max_retained, DEFAULT_MAX_RETAINED)?;
         let max_retained_own = retained_bound(
@@ -126,14 +136,31 @@ impl ClusterOptions {
             regions,
             shards_per_region,
             seed: self.seed,
-            latency: self.latency.unwrap_or(DEFAULT_LATENCY),
-            jitter: self.jitter.unwrap_or(DEFAULT_JITTER),
+            latency,
+            jitter,
             loss: self.loss,
             write_concern,
             sync,
             max_retained,
             max_retained_own,
+            max_future_skew: self.max_future_skew.unwrap_or(DEFAULT_MAX_FUTURE_SKEW),
         })
+    }
+}
+
+/// A link delay, refused beyond [`MAX_LINK_DELAY`] rather than cut to fit the clock.
+fn link_delay(name: &'static str, given: Option<Duration>, default: Duration) -> Result<Duration> {
+    match given {
+        None => Ok(default),
+        Some(d) if d <= MAX_LINK_DELAY => Ok(d),
+        Some(d) => Err(invalid(
+            name,
+            format!(
+                "{} s is longer than a simulated link may take; pass at most {} s (a day)",
+                d.as_secs_f64(),
+                MAX_LINK_DELAY.as_secs()
+            ),
+        )),
     }
 }
 

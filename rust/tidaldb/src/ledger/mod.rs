@@ -12,6 +12,30 @@ mod slots;
 mod windows;
 
 pub use clients::{ClientTable, DEFAULT_CLIENT_CAPACITY, IdempotencyStore};
+
+/// What a bulk read does about an entity whose score cannot be read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ItemErrors {
+    /// The whole read fails, naming the first such entity.
+    #[default]
+    Raise,
+    /// That entity's score is NaN; the others are read.
+    Nan,
+}
+
+impl ItemErrors {
+    /// `"raise"` or `"nan"`, as the Python API spells them.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "raise" => Ok(ItemErrors::Raise),
+            "nan" => Ok(ItemErrors::Nan),
+            other => Err(TidalError::InvalidArgument {
+                name: "errors",
+                reason: format!("{other:?} is not a policy; pass \"raise\" or \"nan\""),
+            }),
+        }
+    }
+}
 pub use hidden::HiddenSet;
 pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
 pub use slots::EntitySlots;
@@ -301,6 +325,30 @@ impl Ledger {
         }
     }
 
+    /// `decay_scores_with` as `on_error` says: with [`ItemErrors::Nan`], an entity whose
+    /// score cannot be read (a linear read before its retained history, a read that
+    /// overflows) gets NaN and the others are still read; with [`ItemErrors::Raise`], the
+    /// call fails as `decay_scores_with` does.
+    pub fn decay_scores_on_error(
+        &self,
+        signal: SignalIdx,
+        entities: &[EntityId],
+        at: Timestamp,
+        on_error: ItemErrors,
+        mut each: impl FnMut(usize, f64),
+    ) -> Result<()> {
+        match on_error {
+            ItemErrors::Raise => self.decay_scores_with(signal, entities, at, each),
+            ItemErrors::Nan => {
+                self.signal_ledger(signal)?
+                    .scores_each(entities, at.as_nanos(), |i, score| {
+                        each(i, score.filter(|s| s.is_finite()).unwrap_or(f64::NAN))
+                    });
+                Ok(())
+            }
+        }
+    }
+
     /// `decay_score` of many entities, handed to `each(index, score)` in order; the batch
     /// path resolves every entity first and prefetches the states it reads next.
     pub fn decay_scores_with(
@@ -374,7 +422,8 @@ impl Ledger {
                 return Err(TidalError::InvalidArgument {
                     name: "signal",
                     reason: format!(
-                        "signal {:?} was declared without velocity; declare it with .velocity(true)",
+                        "signal {:?} was declared without velocity; declare it with velocity \
+                         (velocity=True in Python, .velocity(true) in Rust)",
                         def.name
                     ),
                 });

@@ -210,29 +210,45 @@ impl SignalLedger {
     }
 
     /// Scores of many entities at `at`, handed to `each(index, score)` in order. Slots are
-    /// resolved first and states prefetched ahead, as in `apply_run`. `Err(index)` names
-    /// the first entity whose linear history no longer reaches back to `at`.
-    pub fn scores_with(
+    /// resolved first and states prefetched ahead, as in `apply_run`. `None` stands for an
+    /// entity whose linear history no longer reaches back to `at`.
+    pub fn scores_each(
         &self,
         entities: &[EntityId],
         at: i64,
-        mut each: impl FnMut(usize, f64),
-    ) -> Result<(), usize> {
+        mut each: impl FnMut(usize, Option<f64>),
+    ) {
         let slots: Vec<Option<usize>> = entities.iter().map(|e| self.slots.find(*e)).collect();
         for (i, slot) in slots.iter().enumerate() {
             if let Some(Some(ahead)) = slots.get(i + PREFETCH_AHEAD) {
                 self.prefetch_state(*ahead);
             }
             let score = match (slot, &self.states) {
-                (None, _) => 0.0,
-                (Some(s), States::Exp { half_life, states }) => states[*s].read(at, *half_life),
-                (Some(s), States::Linear { lifetime, states }) => {
-                    states[*s].read(at, *lifetime).ok_or(i)?
+                (None, _) => Some(0.0),
+                (Some(s), States::Exp { half_life, states }) => {
+                    Some(states[*s].read(at, *half_life))
                 }
+                (Some(s), States::Linear { lifetime, states }) => states[*s].read(at, *lifetime),
             };
             each(i, score);
         }
-        Ok(())
+    }
+
+    /// [`Self::scores_each`] that stops at the first entity without a score: `Err(index)`
+    /// names it.
+    pub fn scores_with(
+        &self,
+        entities: &[EntityId],
+        at: i64,
+        mut each: impl FnMut(usize, f64),
+    ) -> Result<(), usize> {
+        let mut gap = None;
+        self.scores_each(entities, at, |i, score| match (score, gap) {
+            (Some(score), None) => each(i, score),
+            (None, None) => gap = Some(i),
+            (_, Some(_)) => {}
+        });
+        gap.map_or(Ok(()), Err)
     }
 
     /// Only signals that declare windows keep window state, so the caller checks

@@ -23,6 +23,10 @@ pub use admission::ClientOp;
 pub use hard_state::HardState;
 pub use lag::{LagReading, ReplicationLagGauge, events_behind};
 pub use log::{DEFAULT_MAX_RETAINED, DEFAULT_MAX_RETAINED_OWN, RetainedLog};
+
+/// How far ahead of a node's clock a write's timestamp may be, unless configured: an
+/// event far ahead would make its entity's score grow without bound when read before it.
+pub const DEFAULT_MAX_FUTURE_SKEW: Duration = Duration::from_secs(300);
 pub use protocol::{
     ControlCommand, Input, LogRead, Message, NodeReport, Outputs, RequestId, WriteAck,
     WriteConcern, WriteRequest,
@@ -99,7 +103,7 @@ impl Default for NodeConfig {
             tenant: TenantId::DEFAULT,
             peers: Vec::new(),
             max_clock_drift: HybridClock::DEFAULT_MAX_DRIFT,
-            max_future_skew: Duration::from_secs(300),
+            max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
             heartbeat_interval: Duration::from_millis(50),
             peer_timeout: Duration::from_millis(500),
             repair_after: Duration::from_millis(200),
@@ -343,7 +347,7 @@ impl Node {
             return Err(TidalError::InvalidArgument {
                 name: "write_concern",
                 reason: format!(
-                    "Replicated({k}) needs {k} other replicas; this shard has {}",
+                    "write_concern={k} needs {k} other replicas; this shard has {}",
                     self.peers.len()
                 ),
             });

@@ -25,6 +25,16 @@ pub enum WriteConcern {
     Replicated(u8),
 }
 
+impl std::fmt::Display for WriteConcern {
+    /// As a user gives it: `write_concern="local"`, or `write_concern=k` other replicas.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteConcern::Local => f.write_str("write_concern=\"local\""),
+            WriteConcern::Replicated(k) => write!(f, "write_concern={k}"),
+        }
+    }
+}
+
 /// One client request: the ops are validated together and written whole or not at all.
 #[derive(Clone, Copy, Debug)]
 pub struct WriteRequest<'a> {

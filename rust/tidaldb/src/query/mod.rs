@@ -79,7 +79,9 @@ pub fn execute(ledger: &Ledger, q: &Retrieve, now: Timestamp, shard: ShardId) ->
 
 /// Keeps the best `k`, best first: a linear-time selection, then a sort of the k survivors.
 pub fn top_k(items: &mut Vec<ScoredItem>, k: usize) {
-    if items.len() > k && k > 0 {
+    if k == 0 {
+        items.clear();
+    } else if items.len() > k {
         items.select_nth_unstable_by(k - 1, rank);
         items.truncate(k);
     }

@@ -85,10 +85,9 @@ impl RetrieveBuilder {
                 &format!("the coefficient of {s:?} is {c}; coefficients must be finite"),
             ));
         }
+        // A limit of 0 asks for nothing and gets an empty result (with its stats), as a
+        // slice `[:0]` would.
         let limit = self.limit.unwrap_or(10);
-        if limit == 0 {
-            return Err(invalid("limit", "must be at least 1"));
-        }
         // Linear-time dedup that keeps the caller's order; ranking breaks ties by id anyway.
         let mut seen =
             FxHashSet::with_capacity_and_hasher(self.candidates.len(), Default::default());

@@ -16,7 +16,7 @@ use super::tenants::{TenantEnv, TenantSet};
 use crate::error::{Result, TidalError};
 use crate::event::{ClientTag, EventId};
 use crate::interrupt;
-use crate::ledger::WindowReading;
+use crate::ledger::{ItemErrors, WindowReading};
 use crate::node::{ClientOp, Input, Node, Outputs, RequestId, WriteAck, WriteConcern};
 use crate::query::{self, Results, Retrieve};
 use crate::schema::{EntityId, NodeId, Schema, SignalIdx, Timestamp, Window};
@@ -342,10 +342,15 @@ impl TidalDb {
                  applied here, and durable as the durability policy says"
             ))),
             Err(_) => Err(TidalError::Timeout(format!(
-                "Replicated({k}): fewer than {k} other replicas acknowledged the write within \
-                 {timeout:?} (unreachable: {:?}); it is applied here and keeps replicating, so \
-                 do not retry it blindly: that would count it twice",
-                self.unreachable_peers().unwrap_or_default()
+                "write_concern={k}: fewer than {k} other replicas acknowledged the write \
+                 within {} s (unreachable nodes: {:?}); it is applied here and keeps \
+                 replicating, so do not retry it blindly: that would count it twice",
+                timeout.as_secs_f64(),
+                self.unreachable_peers()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|n| n.0)
+                    .collect::<Vec<_>>()
             ))),
         }
     }
@@ -384,6 +389,19 @@ impl TidalDb {
         at: Timestamp,
         out: &mut [f64],
     ) -> Result<()> {
+        self.read_decay_scores_on_error_at(signal, entities, at, ItemErrors::Raise, out)
+    }
+
+    /// [`Self::read_decay_scores_at`], with NaN for the entities whose score cannot be
+    /// read when `on_error` is [`ItemErrors::Nan`].
+    pub fn read_decay_scores_on_error_at(
+        &self,
+        signal: &str,
+        entities: &[EntityId],
+        at: Timestamp,
+        on_error: ItemErrors,
+        out: &mut [f64],
+    ) -> Result<()> {
         let signal = self.resolve(signal)?;
         if out.len() != entities.len() {
             return Err(TidalError::InvalidArgument {
@@ -396,7 +414,7 @@ impl TidalDb {
             interrupt::checkpoint()?;
             st.node
                 .ledger()
-                .decay_scores_with(signal, chunk, at, |i, score| slots[i] = score)?;
+                .decay_scores_on_error(signal, chunk, at, on_error, |i, score| slots[i] = score)?;
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind as IoKind;
 use std::path::{Path, PathBuf};
 
+use super::open_dirs::{OpenHere, is_open_here};
 use crate::error::{Result, TidalError};
 use crate::event::TenantId;
 use crate::schema::Schema;
@@ -39,6 +40,7 @@ pub fn default_wal_dir(data_dir: &Path) -> PathBuf {
 #[derive(Debug)]
 pub struct DirLock {
     _file: File,
+    _here: OpenHere,
 }
 
 impl DirLock {
@@ -56,13 +58,21 @@ impl DirLock {
             .truncate(false)
             .open(&path)
             .map_err(TidalError::io(format!("creating {}", path.display())))?;
-        file.try_lock().map_err(|_| {
-            TidalError::Unavailable(format!(
-                "{} is open in another process; close it there first",
+        if file.try_lock().is_err() {
+            let reason = if is_open_here(data_dir) {
+                "is open in this process already; close that database first, or keep using it"
+            } else {
+                "is open in another process; close it there first"
+            };
+            return Err(TidalError::Unavailable(format!(
+                "{} {reason}",
                 data_dir.display()
-            ))
-        })?;
-        Ok(DirLock { _file: file })
+            )));
+        }
+        Ok(DirLock {
+            _file: file,
+            _here: OpenHere::register(data_dir),
+        })
     }
 }
 
@@ -154,7 +164,7 @@ fn describe_difference(stored: &Schema, given: &Schema) -> String {
     let (a, b) = (stored.signals(), given.signals());
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
         if x != y {
-            return format!("signal #{i} was {x:?}, now {y:?}");
+            return format!("signal #{i} was `{x}`, now `{y}`");
         }
     }
     format!(

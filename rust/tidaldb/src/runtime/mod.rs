@@ -9,6 +9,7 @@ mod hard_state;
 mod layout;
 mod local_cluster;
 pub mod net;
+mod open_dirs;
 mod replica;
 mod state;
 mod tenants;

@@ -21,6 +21,30 @@ pub struct SignalDef {
     pub velocity: bool,
 }
 
+impl std::fmt::Display for SignalDef {
+    /// As a user declares it: `view: item half_life=7d windows=[1h, 24h] velocity`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.name, self.kind.as_str())?;
+        match self.decay {
+            DecaySpec::Exponential { half_life } => {
+                write!(f, " half_life={}", super::format_duration(half_life))?;
+            }
+            DecaySpec::Linear { lifetime } => {
+                write!(f, " lifetime={}", super::format_duration(lifetime))?;
+            }
+            DecaySpec::Permanent => f.write_str(" permanent")?,
+        }
+        if !self.windows.is_empty() {
+            let ws: Vec<&str> = self.windows.iter().map(|w| w.as_str()).collect();
+            write!(f, " windows=[{}]", ws.join(", "))?;
+        }
+        if self.velocity {
+            f.write_str(" velocity")?;
+        }
+        Ok(())
+    }
+}
+
 impl SignalDef {
     /// The shortest window, over which velocity is measured.
     pub fn shortest_window(&self) -> Option<Window> {

@@ -41,6 +41,8 @@ pub struct ClusterConfig {
     pub max_retained: usize,
     /// Bound on each node's retained log of its own events.
     pub max_retained_own: usize,
+    /// How far ahead of a node's (virtual) clock a write's timestamp may be.
+    pub max_future_skew: Duration,
     /// Virtual time at the start of the run.
     pub start: Timestamp,
     /// How long a replicated write waits for its acknowledgements (virtual time).
@@ -63,6 +65,7 @@ impl ClusterConfig {
             timing: self.timing,
             max_retained: self.max_retained,
             max_retained_own: self.max_retained_own,
+            max_future_skew: self.max_future_skew,
             write_timeout: self.write_timeout,
         }
     }
@@ -87,6 +90,7 @@ impl ClusterConfig {
             timing: spec.timing,
             max_retained: spec.max_retained,
             max_retained_own: spec.max_retained_own,
+            max_future_skew: spec.max_future_skew,
             start: Timestamp::from_nanos(DEFAULT_START_NS).unwrap_or(Timestamp::EPOCH),
             write_timeout: spec.write_timeout,
         }
@@ -184,7 +188,14 @@ impl ClusterDriver for SimDriver {
 
     fn advance(&self, d: Duration) -> Result<()> {
         let mut sim = self.lock();
-        let deadline = sim.now.as_nanos().saturating_add(d.as_nanos() as i64);
+        // Saturating, never wrapping: a duration past the clock's range runs to its end
+        // (`Cluster::try_run_for` refuses one instead).
+        let ns = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        let deadline = sim
+            .now
+            .as_nanos()
+            .saturating_add(ns)
+            .min(Timestamp::MAX_NANOS);
         let Ok(t) = Timestamp::from_nanos(deadline) else {
             return Ok(());
         };

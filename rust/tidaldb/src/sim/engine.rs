@@ -465,9 +465,10 @@ impl Sim {
             if self.now.as_nanos() >= deadline || !self.step() {
                 self.drive(node, Input::Cancel(id));
                 return Err(TidalError::Timeout(format!(
-                    "a {concern:?} write to node {} was not acknowledged within {timeout:?} \
-                     of virtual time; it may still be applied",
-                    node.0
+                    "a {concern} write to node {} was not acknowledged within {} s of \
+                     virtual time; it may still be applied",
+                    node.0,
+                    timeout.as_secs_f64()
                 )));
             }
         }

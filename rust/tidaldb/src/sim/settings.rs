@@ -34,6 +34,7 @@ impl ClusterConfig {
         };
         config.max_retained = settings.max_retained;
         config.max_retained_own = settings.max_retained_own;
+        config.max_future_skew = settings.max_future_skew;
         config
     }
 }
