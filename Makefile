@@ -39,6 +39,8 @@ $(BIN): $(RUST_SOURCES)
 	cp target/release/tidaldb $@
 
 $(EXT_STAMP): $(DEPS_STAMP) $(RUST_SOURCES) $(BIN)
+	# A version-tagged build left by an older (non-abi3) checkout would shadow the abi3 one.
+	rm -f python/tidaldb/_native.cpython-*.so
 	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release -m rust/tidaldb-py/Cargo.toml
 	touch $@
 
