@@ -109,6 +109,7 @@ bench: $(EXT_STAMP)
 	$(PY) bench/bench_bulk.py
 	$(PY) bench/bench_cluster.py
 	$(PY) bench/bench_network.py
+	$(CARGO) test --release -p tidaldb-server --test failover_timing -- --ignored --nocapture
 
 clean:
 	rm -f $(DEPS_STAMP) $(EXT_STAMP) $(WHEEL_DEPS_STAMP)

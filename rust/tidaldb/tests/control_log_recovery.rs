@@ -40,7 +40,7 @@ fn spec(snapshot_every: u64, run: u64) -> VoterSpec {
         voters: vec![1],
         heartbeat_ticks: 1,
         election_ticks: 5,
-        own_election_ticks: 5,
+        seed: 5,
         snapshot_every,
         run,
     }

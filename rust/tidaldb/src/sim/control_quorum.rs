@@ -133,8 +133,7 @@ impl SimControlQuorum {
                 voters: ids.clone(),
                 heartbeat_ticks: cfg.heartbeat_ticks,
                 election_ticks: cfg.election_ticks,
-                own_election_ticks: cfg.election_ticks
-                    + rng.below(cfg.election_ticks as u64) as usize,
+                seed: rng.next_u64(),
                 snapshot_every: cfg.snapshot_every,
                 run: rng.next_u64(),
             };

@@ -23,13 +23,15 @@ pub struct VoterSpec {
     pub voters: Vec<u64>,
     /// Ticks between the leader's heartbeats.
     pub heartbeat_ticks: usize,
-    /// Ticks a follower waits for the leader before it campaigns. raft-rs would draw each
-    /// timeout from a thread-local random generator, which would make the simulator
-    /// unrepeatable; instead the driver draws this voter's timeout once (from its seed, or
-    /// at random in the runtime), in `[election_ticks, 2 * election_ticks)`, and the
-    /// voters' distinct timeouts break ties between candidates.
+    /// Ticks a follower waits for the leader before it campaigns: a fresh draw in
+    /// `[election_ticks, 2 * election_ticks)` whenever the voter's term or role changes,
+    /// so that two candidates that tied once do not tie again. raft-rs would draw from a
+    /// thread-local generator, which would make the simulator unrepeatable; the voter
+    /// draws from `seed` instead and overrides raft-rs's draw.
     pub election_ticks: usize,
-    pub own_election_ticks: usize,
+    /// Seeds this voter's election timeouts: from the simulator's seed, or at random in
+    /// the runtime.
+    pub seed: u64,
     /// Entries applied past the last snapshot before the log is compacted into a new one.
     pub snapshot_every: u64,
     /// Distinct for every start of this voter (the driver draws it), so proposals of an
@@ -62,6 +64,11 @@ pub struct ControlVoter {
     /// Failover commands proposed and not yet applied, by group, so that a leader ticking
     /// faster than its log commits does not propose the same promotion again.
     failover_in_flight: BTreeMap<GroupId, Command>,
+    election_ticks: usize,
+    /// The state of the generator that draws election timeouts (splitmix64).
+    timeout_draws: u64,
+    /// Term, role and leader when the election timeout was last drawn.
+    drawn_for: (u64, StateRole, u64),
 }
 
 impl std::fmt::Debug for ControlVoter {
@@ -95,15 +102,12 @@ impl ControlVoter {
         let log = ControlLog::recover(&spec.voters, records)?;
         let snapshot = log.stored_snapshot().clone();
         let plane = replay(&initial, &snapshot)?;
-        let own = spec
-            .own_election_ticks
-            .clamp(spec.election_ticks, 2 * spec.election_ticks - 1);
         let config = Config {
             id: spec.id,
             election_tick: spec.election_ticks,
             heartbeat_tick: spec.heartbeat_ticks,
-            min_election_tick: own,
-            max_election_tick: own + 1,
+            min_election_tick: spec.election_ticks,
+            max_election_tick: 2 * spec.election_ticks,
             // Committed entries past the snapshot are handed out again and re-applied.
             applied: snapshot.index,
             // A leader that cannot hear a quorum steps down, and a partitioned voter
@@ -126,7 +130,11 @@ impl ControlVoter {
             next_seq: 0,
             snapshot_every: spec.snapshot_every.max(1),
             failover_in_flight: BTreeMap::new(),
+            election_ticks: spec.election_ticks,
+            timeout_draws: spec.seed,
+            drawn_for: (u64::MAX, StateRole::Follower, u64::MAX),
         };
+        voter.redraw_election_timeout();
         // Re-applies the committed entries past the snapshot, so the plane is current
         // from the start. Nothing new is decided here: it only reads what was persisted.
         let mut replayed = VoterOutputs::default();
@@ -177,6 +185,7 @@ impl ControlVoter {
     pub fn tick(&mut self, now: Timestamp, out: &mut VoterOutputs) -> Result<()> {
         let was_leader = self.is_leader();
         self.raw.tick();
+        self.redraw_election_timeout();
         if was_leader && !self.is_leader() {
             self.failover_in_flight.clear();
         }
@@ -203,6 +212,7 @@ impl ControlVoter {
         if let Err(e) = self.raw.step(msg) {
             tracing::debug!(voter = self.id, error = %e, "a raft message was refused");
         }
+        self.redraw_election_timeout();
         if was_leader && !self.is_leader() {
             self.failover_in_flight.clear();
         }
@@ -222,6 +232,29 @@ impl ControlVoter {
         } else {
             Vec::new()
         }
+    }
+
+    /// Draws a new election timeout when the term, role or leader changed (raft-rs has
+    /// just drawn one of its own then, from a generator the simulator cannot seed).
+    fn redraw_election_timeout(&mut self) {
+        let now = (
+            self.raw.raft.term,
+            self.raw.raft.state,
+            self.raw.raft.leader_id,
+        );
+        if now == self.drawn_for {
+            return;
+        }
+        self.drawn_for = now;
+        // splitmix64: tiny, and good enough to spread timeouts.
+        self.timeout_draws = self.timeout_draws.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.timeout_draws;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let ticks = self.election_ticks + (z % self.election_ticks as u64) as usize;
+        debug_assert!(ticks >= self.election_ticks && ticks < 2 * self.election_ticks);
+        self.raw.raft.set_randomized_election_timeout(ticks);
     }
 
     /// Proposes `command`. It is checked against this voter's plane first, so a command

@@ -169,8 +169,7 @@ pub fn start(
             voters: raft_ids(&spec.voters),
             heartbeat_ticks: spec.heartbeat_ticks,
             election_ticks: spec.election_ticks,
-            own_election_ticks: spec.election_ticks
-                + (rand_u64() % spec.election_ticks as u64) as usize,
+            seed: rand_u64(),
             snapshot_every: spec.snapshot_every,
             run: rand_u64(),
         };

@@ -66,8 +66,9 @@ pub struct ServerSpec {
 }
 
 /// One Raft tick of the control plane. Heartbeats go every 2 ticks and a follower
-/// campaigns after 10 to 20 silent ones: 0.5 to 1 s, over links with loopback latency.
-const CONTROL_TICK: Duration = Duration::from_millis(50);
+/// campaigns after 10 to 20 silent ones (200 to 400 ms), so a dead Raft leader is
+/// replaced well within the group election timeout that follows it.
+const CONTROL_TICK: Duration = Duration::from_millis(20);
 
 /// A running server. Dropping it without [`shutdown`](Self::shutdown) stops its network
 /// but skips the final sync that `shutdown` reports on.
