@@ -28,6 +28,33 @@ struct Bucket {
     micros: i64,
 }
 
+/// An `i128` kept as two 64-bit halves, so that a [`WindowSet`] is 8-byte aligned (an
+/// `i128` field would align, and so pad, it to 16). On the wire it is the plain `i128`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Wide([u64; 2]);
+
+impl Wide {
+    fn get(self) -> i128 {
+        ((u128::from(self.0[1]) << 64) | u128::from(self.0[0])) as i128
+    }
+
+    fn new(v: i128) -> Self {
+        Wide([v as u64, (v >> 64) as u64])
+    }
+}
+
+impl Serialize for Wide {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i128(self.get())
+    }
+}
+
+impl<'de> Deserialize<'de> for Wide {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        i128::deserialize(d).map(Wide::new)
+    }
+}
+
 /// Why a window read has no exact answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WindowGap {
@@ -70,7 +97,7 @@ pub struct WindowSet {
     lens: [u8; MAX_RINGS],
     pruned_through: [u32; MAX_RINGS],
     all_count: u64,
-    all_micros: i128,
+    all_micros: Wide,
 }
 
 /// The granule of the latest valid timestamp at the finest granularity (one minute).
@@ -143,15 +170,34 @@ impl WindowSet {
     #[inline]
     pub fn add(&mut self, windows: &[Window], ts: i64, micros: i64) {
         self.all_count += 1;
-        self.all_micros += micros as i128;
+        self.all_micros = Wide::new(self.all_micros.get() + micros as i128);
         let bounded = windows.iter().filter_map(|w| w.granulation());
         for (ring, (g, n)) in bounded.enumerate().take(MAX_RINGS) {
-            self.add_to_ring(ring, granule_of(ts, g), n, micros);
+            self.add_to_ring(windows, ring, granule_of(ts, g), n, micros);
         }
     }
 
+    /// Makes room for one more older granule: a quarter more (at least 4), but never past
+    /// what the rings can hold together, so a set whose rings are full keeps no spare room.
+    fn reserve_older(&mut self, windows: &[Window]) {
+        let len = self.older.len();
+        if len < self.older.capacity() {
+            return;
+        }
+        let most: usize = windows
+            .iter()
+            .filter_map(|w| w.granulation())
+            .take(MAX_RINGS)
+            .map(|(_, n)| n as usize - 1)
+            .sum();
+        // A ring briefly holds one granule past its limit, between taking the old head and
+        // pruning, hence at least one.
+        let step = (len / 4).max(4).min(most.saturating_sub(len)).max(1);
+        self.older.reserve_exact(step);
+    }
+
     #[inline]
-    fn add_to_ring(&mut self, ring: usize, granule: u32, n: u32, micros: i64) {
+    fn add_to_ring(&mut self, windows: &[Window], ring: usize, granule: u32, n: u32, micros: i64) {
         let head = &mut self.heads[ring];
         if head.count == 0 {
             *head = Bucket::first(granule, micros);
@@ -161,12 +207,13 @@ impl WindowSet {
             // The old head becomes the newest of the ring's older granules.
             let previous = std::mem::replace(head, Bucket::first(granule, micros));
             let end = self.range(ring).end;
+            self.reserve_older(windows);
             self.older.insert(end, previous);
             self.lens[ring] += 1;
             self.prune(ring, (granule + 1).saturating_sub(n));
         } else {
             let newest = head.granule;
-            self.add_late(ring, granule, n, newest, micros);
+            self.add_late(windows, ring, granule, n, newest, micros);
         }
     }
 
@@ -186,7 +233,15 @@ impl WindowSet {
     }
 
     /// An event older than the ring's newest granule: counted if still in the window.
-    fn add_late(&mut self, ring: usize, granule: u32, n: u32, newest: u32, micros: i64) {
+    fn add_late(
+        &mut self,
+        windows: &[Window],
+        ring: usize,
+        granule: u32,
+        n: u32,
+        newest: u32,
+        micros: i64,
+    ) {
         if granule.saturating_add(n) <= newest {
             self.pruned_through[ring] = self.pruned_through[ring].max(granule + 1);
             return;
@@ -195,6 +250,7 @@ impl WindowSet {
         match self.older[range.clone()].binary_search_by_key(&granule, |b| b.granule) {
             Ok(i) => self.older[range.start + i].bump(micros),
             Err(i) => {
+                self.reserve_older(windows);
                 self.older
                     .insert(range.start + i, Bucket::first(granule, micros));
                 self.lens[ring] += 1;
@@ -212,7 +268,7 @@ impl WindowSet {
         let Some((g, n)) = window.granulation() else {
             return Ok(WindowReading {
                 count: self.all_count,
-                weight_sum: self.all_micros as f64 / MICROS_PER_UNIT,
+                weight_sum: self.all_micros.get() as f64 / MICROS_PER_UNIT,
             });
         };
         let Some(ring) = windows
@@ -315,6 +371,65 @@ mod tests {
         // a read whose window no longer includes the full bucket is exact again
         s.add(&w, 90 * MIN, 1);
         assert_eq!(s.read(&w, Window::OneHour, 90 * MIN).unwrap().count, 1);
+    }
+
+    #[test]
+    fn wide_round_trips_and_the_layout_is_compact() {
+        for v in [0, -1, i128::MAX, i128::MIN, 1 << 64, -(1 << 70) + 3] {
+            assert_eq!(Wide::new(v).get(), v);
+        }
+        assert_eq!(std::mem::size_of::<Bucket>(), 16);
+        assert_eq!(std::mem::size_of::<WindowSet>(), 136);
+    }
+
+    /// The layout the wire format was defined by: a plain `i128` sum.
+    #[derive(Serialize)]
+    struct PlainSet {
+        heads: [Bucket; MAX_RINGS],
+        older: Vec<Bucket>,
+        lens: [u8; MAX_RINGS],
+        pruned_through: [u32; MAX_RINGS],
+        all_count: u64,
+        all_micros: i128,
+    }
+
+    #[test]
+    fn the_wire_format_is_that_of_a_plain_sum() {
+        let w = [Window::OneHour, Window::TwentyFourHours];
+        let mut s = WindowSet::default();
+        for m in 0..100 {
+            s.add(&w, m * 7 * MIN, -3_000_000_000_000 + m * 1_000_000_000_001);
+        }
+        let reference = PlainSet {
+            heads: s.heads,
+            older: s.older.clone(),
+            lens: s.lens,
+            pruned_through: s.pruned_through,
+            all_count: s.all_count,
+            all_micros: s.all_micros.get(),
+        };
+        let bytes = postcard::to_allocvec(&s).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&reference).unwrap());
+        assert_eq!(postcard::from_bytes::<WindowSet>(&bytes).unwrap(), s);
+    }
+
+    #[test]
+    fn full_rings_keep_no_spare_room() {
+        let w = [Window::OneHour, Window::TwentyFourHours];
+        let mut s = WindowSet::default();
+        for m in 0..24 * 60 {
+            s.add(&w, m * MIN, 1_000_000);
+        }
+        assert_eq!(s.older.len(), 59 + 23);
+        assert!(
+            s.older.capacity() <= 59 + 23 + 1,
+            "capacity {}",
+            s.older.capacity()
+        );
+        let r = s
+            .read(&w, Window::TwentyFourHours, (24 * 60 - 1) * MIN)
+            .unwrap();
+        assert_eq!((r.count, r.weight_sum), (24 * 60, 1440.0));
     }
 
     #[test]
