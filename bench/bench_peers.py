@@ -383,7 +383,7 @@ def memory_mib(name: str, events: int, n_items: int) -> float:
 
 
 ROWS = [
-    ("load", "bulk load, 1M events (s)"),
+    ("load", "bulk load, all events (s)"),
     ("load+index", "same + SQLite's item index (s)"),
     ("point", "point read, one call each (us)"),
     ("top", "top-50 of 10K, 1K hidden (ms)"),
