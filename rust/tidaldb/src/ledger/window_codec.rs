@@ -2,17 +2,24 @@
 //! weights, where the fixed layout takes 16, so that an entity whose rings are full keeps
 //! its windows in well under 1 KB.
 //!
-//! A ring is its buckets in order, each as three LEB128 varints: the granule's difference
-//! from the previous bucket's (zigzag; the first bucket's from zero), the count, and the
-//! sum of millionths (zigzag). Encoding is lossless for every bucket, sorted or not, so a
-//! ring decodes to exactly the buckets it was encoded from; `is_well_formed` judges them.
+//! A ring is its buckets oldest first, each as three LEB128 varints: the gap from its
+//! granule to the next newer one's (the newest bucket's to the ring's head; zigzag), the
+//! count, and the sum of millionths (zigzag). The oldest granule is kept beside the bytes.
+//! Both frequent changes then touch one end only: a head that moves on appends its old
+//! self with the gap to the new head (no other gap changes), and dropping the oldest
+//! buckets cuts bytes from the front. Encoding is lossless for every bucket, sorted or
+//! not, so a ring decodes to exactly the buckets it was encoded from; `is_well_formed`
+//! judges them.
 
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-/// A ring's buckets decoded: at most a window's granule count (60) plus the one a ring
-/// holds briefly while it takes its old head and prunes.
+/// A ring's buckets decoded: at most a window's granule count (60), or the 255 a snapshot
+/// can name (it is refused afterwards).
 pub type RingBuf<B> = SmallVec<[B; 64]>;
+
+/// Bytes of one encoded ring (a ring of 60 ordinary buckets takes about 300).
+pub type RingBytes = SmallVec<[u8; 512]>;
 
 /// 16 bytes in memory (a ring's head), 5-8 encoded. An `i64` of millionths holds any
 /// `MAX_EXACT_EVENTS` events, whatever their weights and order; a bucket with more refuses
@@ -34,7 +41,7 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-fn put(out: &mut SmallVec<[u8; 512]>, mut v: u64) {
+fn put(out: &mut RingBytes, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -56,32 +63,56 @@ fn take(bytes: &[u8], at: &mut usize) -> Option<u64> {
     None
 }
 
-/// The bytes of a ring holding `buckets`, in order.
-pub fn encode(buckets: impl IntoIterator<Item = Bucket>) -> SmallVec<[u8; 512]> {
+/// One bucket's bytes, `gap` granules before the next newer bucket (or the head).
+pub fn record(out: &mut RingBytes, bucket: Bucket, gap: i64) {
+    put(out, zigzag(gap));
+    put(out, u64::from(bucket.count));
+    put(out, zigzag(bucket.micros));
+}
+
+/// The bytes of a ring holding `buckets` (oldest first) under a head at `head`.
+pub fn encode(buckets: &[Bucket], head: u32) -> RingBytes {
     let mut out = SmallVec::new();
-    let mut previous = 0i64;
-    for b in buckets {
-        put(&mut out, zigzag(i64::from(b.granule) - previous));
-        put(&mut out, u64::from(b.count));
-        put(&mut out, zigzag(b.micros));
-        previous = i64::from(b.granule);
+    for (i, b) in buckets.iter().enumerate() {
+        let next = buckets.get(i + 1).map_or(head, |n| n.granule);
+        record(&mut out, *b, i64::from(next) - i64::from(b.granule));
     }
     out
 }
 
-/// The buckets of an encoded ring, in order. It stops early on bytes no encoder wrote;
-/// [`decode_all`] says whether it did.
+/// The buckets of an encoded ring whose oldest granule is `oldest`, oldest first. It stops
+/// early on bytes no encoder wrote; [`decode_all`] says whether it did.
 pub struct Decoder<'a> {
     bytes: &'a [u8],
     at: usize,
-    previous: i64,
+    granule: i64,
 }
 
-pub fn decode(bytes: &[u8]) -> Decoder<'_> {
+pub fn decode(bytes: &[u8], oldest: u32) -> Decoder<'_> {
     Decoder {
         bytes,
         at: 0,
-        previous: 0,
+        granule: i64::from(oldest),
+    }
+}
+
+impl Decoder<'_> {
+    /// Bytes consumed so far: the end of the last bucket returned.
+    pub fn position(&self) -> usize {
+        self.at
+    }
+
+    fn bucket(&mut self) -> Option<Bucket> {
+        let gap = unzigzag(take(self.bytes, &mut self.at)?);
+        let count = take(self.bytes, &mut self.at)?;
+        let micros = unzigzag(take(self.bytes, &mut self.at)?);
+        let bucket = Bucket {
+            granule: u32::try_from(self.granule).ok()?,
+            count: u32::try_from(count).ok()?,
+            micros,
+        };
+        self.granule = self.granule.checked_add(gap)?;
+        Some(bucket)
     }
 }
 
@@ -102,28 +133,12 @@ impl Iterator for Decoder<'_> {
     }
 }
 
-impl Decoder<'_> {
-    fn bucket(&mut self) -> Option<Bucket> {
-        let granule = self
-            .previous
-            .checked_add(unzigzag(take(self.bytes, &mut self.at)?))?;
-        let count = take(self.bytes, &mut self.at)?;
-        let micros = unzigzag(take(self.bytes, &mut self.at)?);
-        let fields = Bucket {
-            granule: u32::try_from(granule).ok()?,
-            count: u32::try_from(count).ok()?,
-            micros,
-        };
-        self.previous = granule;
-        Some(fields)
-    }
-}
-
-/// Every bucket of an encoded ring, or `None` if the bytes are not a whole ring.
-pub fn decode_all(bytes: &[u8]) -> Option<RingBuf<Bucket>> {
-    let mut d = decode(bytes);
+/// Every bucket of an encoded ring and the granule its gaps lead to (the head's, for a
+/// well-formed ring), or `None` if the bytes are not a whole ring.
+pub fn decode_all(bytes: &[u8], oldest: u32) -> Option<(RingBuf<Bucket>, i64)> {
+    let mut d = decode(bytes, oldest);
     let out: RingBuf<Bucket> = d.by_ref().collect();
-    (d.at == bytes.len()).then_some(out)
+    (d.at == bytes.len()).then_some((out, d.granule))
 }
 
 #[cfg(test)]
@@ -147,14 +162,15 @@ mod tests {
                 micros,
             })
             .collect();
-        let bytes = encode(ring.iter().copied());
-        assert_eq!(decode_all(&bytes).unwrap().to_vec(), ring);
-        assert_eq!(decode_all(&[]).unwrap().len(), 0);
+        let bytes = encode(&ring, 9);
+        let (decoded, head) = decode_all(&bytes, 0).unwrap();
+        assert_eq!((decoded.to_vec(), head), (ring, 9));
+        assert_eq!(decode_all(&[], 5).unwrap().0.len(), 0);
         assert!(
-            decode_all(&bytes[..bytes.len() - 1]).is_none(),
+            decode_all(&bytes[..bytes.len() - 1], 0).is_none(),
             "a cut ring"
         );
-        assert!(decode_all(&[0xff; 11]).is_none(), "an overlong varint");
+        assert!(decode_all(&[0xff; 11], 0).is_none(), "an overlong varint");
     }
 
     #[test]
@@ -164,11 +180,11 @@ mod tests {
             count: 1,
             micros: 1_000_000,
         };
-        let full = encode((29_000_000..29_000_059).map(minute));
+        let ring: Vec<Bucket> = (29_000_000..29_000_059).map(minute).collect();
         assert_eq!(
-            full.len(),
-            8 + 58 * 5,
-            "the first granule whole, then deltas of 1"
+            encode(&ring, 29_000_059).len(),
+            59 * 5,
+            "gaps of one granule"
         );
     }
 }

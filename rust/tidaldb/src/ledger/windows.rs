@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::slots::prefetch;
-use super::window_codec::{self, Bucket, RingBuf};
+use super::window_codec::{self, Bucket, RingBuf, RingBytes};
 use crate::schema::Window;
 
 /// Fixed-point resolution of window weight sums: one millionth.
@@ -72,9 +72,10 @@ pub struct WindowSet {
     /// The newest granule of each ring; a count of zero means the ring is empty.
     heads: [Bucket; MAX_RINGS],
     /// Every ring's older granules, ascending within a ring, encoded; `lens[r]` bytes of
-    /// them for ring `r`.
+    /// them for ring `r`, whose oldest granule is `oldest[r]` (0 when it has none).
     older: Vec<u8>,
     lens: [u16; MAX_RINGS],
+    oldest: [u32; MAX_RINGS],
     pruned_through: [u32; MAX_RINGS],
     all_count: u64,
     all_micros: Wide,
@@ -112,25 +113,41 @@ impl WindowSet {
 
     /// Ring `r`'s older granules, decoded, ascending.
     fn ring(&self, ring: usize) -> window_codec::Decoder<'_> {
-        window_codec::decode(&self.older[self.range(ring)])
+        window_codec::decode(&self.older[self.range(ring)], self.oldest[ring])
     }
 
     /// Replaces ring `r`'s older granules. The byte vector grows by an eighth (at least 16
     /// bytes), so a set keeps little spare room.
     fn store(&mut self, ring: usize, buckets: &[Bucket]) {
-        let bytes = window_codec::encode(buckets.iter().copied());
-        let encoded = bytes.len();
+        let bytes = window_codec::encode(buckets, self.heads[ring].granule);
+        self.oldest[ring] = buckets.first().map_or(0, |b| b.granule);
+        self.splice(ring, self.range(ring), bytes);
+    }
+
+    /// Replaces `range` (within ring `ring`) by `bytes`, growing the vector by an eighth
+    /// (at least 16 bytes) when it must grow, so a set keeps little spare room.
+    fn splice(&mut self, ring: usize, range: std::ops::Range<usize>, bytes: RingBytes) {
+        let encoded = self.lens[ring] as usize - range.len() + bytes.len();
         debug_assert!(
             encoded <= usize::from(u16::MAX),
             "a ring holds at most 255 buckets (a snapshot's count is a u8) of at most 20 bytes"
         );
-        let range = self.range(ring);
-        let len = self.older.len() - range.len() + encoded;
+        let len = self.older.len() - range.len() + bytes.len();
         if len > self.older.capacity() {
             let more = (len - self.older.len()).max(self.older.len() / 8).max(16);
             self.older.reserve_exact(more);
         }
-        self.older.splice(range, bytes);
+        if range.is_empty() {
+            // An insertion (a head moving on): append, then turn the tail into place; for
+            // the finest ring, last in the vector, the tail is just the new bytes.
+            let at = range.start;
+            self.older.extend_from_slice(&bytes);
+            self.older[at..].rotate_right(bytes.len());
+        } else if bytes.is_empty() {
+            self.older.drain(range);
+        } else {
+            self.older.splice(range, bytes);
+        }
         self.lens[ring] = encoded as u16;
     }
 
@@ -148,16 +165,20 @@ impl WindowSet {
             && self.all_count <= 1 << 62
             && (0..MAX_RINGS).all(|r| {
                 let head = self.heads[r];
-                let Some(ring) = window_codec::decode_all(&self.older[self.range(r)]) else {
+                let Some((ring, end)) =
+                    window_codec::decode_all(&self.older[self.range(r)], self.oldest[r])
+                else {
                     return false;
                 };
                 let limit = bounded.get(r).copied().unwrap_or(0) as usize;
                 let in_range = |b: &Bucket| b.granule <= MAX_GRANULE && b.count > 0;
                 self.pruned_through[r] <= MAX_GRANULE + 1
                     && if head.count == 0 {
-                        head == Bucket::default() && ring.is_empty()
+                        head == Bucket::default() && ring.is_empty() && self.oldest[r] == 0
                     } else {
                         in_range(&head)
+                            && (ring.is_empty() && self.oldest[r] == 0
+                                || end == i64::from(head.granule))
                             && ring.len() < limit
                             && ring.iter().all(in_range)
                             && ring.windows(2).all(|b| b[0].granule < b[1].granule)
@@ -191,21 +212,48 @@ impl WindowSet {
         } else if granule == head.granule {
             head.bump(micros);
         } else if granule > head.granule {
-            // The old head becomes the newest of the ring's older granules; the ones that
-            // fall out of the window go.
+            // The old head becomes the newest of the ring's older granules, the gap to the
+            // new head its gap; granules that fall out of the window go from the front.
             let previous = std::mem::replace(head, Bucket::first(granule, micros));
-            let mut buckets: RingBuf<Bucket> = self.ring(ring).collect();
-            buckets.push(previous);
             let lo = (granule + 1).saturating_sub(n);
-            let dead = buckets.iter().take_while(|b| b.granule < lo).count();
-            if let Some(newest_dead) = dead.checked_sub(1).map(|i| buckets[i].granule) {
-                self.pruned_through[ring] = self.pruned_through[ring].max(newest_dead + 1);
-                buckets.drain(..dead);
+            self.drop_below(ring, lo);
+            if previous.granule < lo {
+                self.pruned_through[ring] = self.pruned_through[ring].max(previous.granule + 1);
+            } else {
+                if self.lens[ring] == 0 {
+                    self.oldest[ring] = previous.granule;
+                }
+                let mut bytes = RingBytes::new();
+                window_codec::record(&mut bytes, previous, i64::from(granule - previous.granule));
+                let end = self.range(ring).end;
+                self.splice(ring, end..end, bytes);
             }
-            self.store(ring, &buckets);
         } else {
             let newest = head.granule;
             self.add_late(ring, granule, n, newest, micros);
+        }
+    }
+
+    /// Drops ring `ring`'s older granules below `lo`: a prefix of its bytes.
+    fn drop_below(&mut self, ring: usize, lo: u32) {
+        if self.lens[ring] == 0 || self.oldest[ring] >= lo {
+            return;
+        }
+        let range = self.range(ring);
+        let mut ring_buckets = window_codec::decode(&self.older[range.clone()], self.oldest[ring]);
+        let (mut cut, mut newest_dead, mut oldest) = (0, None, 0);
+        while let Some(b) = ring_buckets.next() {
+            if b.granule >= lo {
+                oldest = b.granule;
+                break;
+            }
+            cut = ring_buckets.position();
+            newest_dead = Some(b.granule);
+        }
+        if let Some(dead) = newest_dead {
+            self.pruned_through[ring] = self.pruned_through[ring].max(dead + 1);
+            self.splice(ring, range.start..range.start + cut, RingBytes::new());
+            self.oldest[ring] = if self.lens[ring] == 0 { 0 } else { oldest };
         }
     }
 
@@ -308,6 +356,7 @@ impl<'de> Deserialize<'de> for WindowSet {
             heads: wire.heads,
             older: Vec::new(),
             lens: [0; MAX_RINGS],
+            oldest: [0; MAX_RINGS],
             pruned_through: wire.pruned_through,
             all_count: wire.all_count,
             all_micros: Wide::new(wire.all_micros),
@@ -415,7 +464,7 @@ mod tests {
             assert_eq!(Wide::new(v).get(), v);
         }
         assert_eq!(std::mem::size_of::<Bucket>(), 16);
-        assert_eq!(std::mem::size_of::<WindowSet>(), 136);
+        assert_eq!(std::mem::size_of::<WindowSet>(), 152);
     }
 
     /// The wire layout, read back independently of the set's own decoding.
@@ -490,6 +539,13 @@ mod tests {
         }
         assert_eq!((s.ring(0).count(), s.ring(1).count()), (59, 23));
         assert!(s.older.len() <= 82 * 6, "{} bytes", s.older.len());
+        let ring: Vec<Bucket> = s.ring(0).collect();
+        let mut rebuilt = s.clone();
+        rebuilt.store(0, &ring);
+        assert_eq!(
+            rebuilt, s,
+            "appending and pruning give the bytes a whole encoding gives"
+        );
         assert!(s.older.capacity() <= s.older.len() + (s.older.len() / 8).max(16));
         let r = s
             .read(&w, Window::TwentyFourHours, day0 + (24 * 60 - 1) * MIN)
