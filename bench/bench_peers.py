@@ -114,8 +114,8 @@ class Oracle:
 
     def scores(self, at: float) -> F64:
         decayed = self.weights * np.exp2(-(at - self.ts) / HALF_LIFE)
-        out: F64 = np.bincount(self.items.astype(np.int64), weights=decayed, minlength=self.w.n_items)
-        return out
+        out = np.bincount(self.items.astype(np.int64), weights=decayed, minlength=self.w.n_items)
+        return out.astype(np.float64)
 
     def top(self, at: float) -> Ranked:
         s = self.scores(at)
