@@ -17,6 +17,7 @@ export MPLBACKEND := Agg
 DEPS_STAMP := $(VENV)/.stamp-deps
 EXT_STAMP := $(VENV)/.stamp-ext
 WHEEL_DEPS_STAMP := $(VENV)/.stamp-wheel-deps
+BENCH_DEPS_STAMP := $(VENV)/.stamp-bench-deps
 # The `tidaldb` command (serve, cert, ...), placed inside the Python package, which
 # installs it as the `tidaldb` script and `python -m tidaldb`.
 BIN := python/tidaldb/_bin/tidaldb
@@ -31,6 +32,11 @@ $(DEPS_STAMP): requirements-dev.txt
 
 $(WHEEL_DEPS_STAMP): $(DEPS_STAMP) requirements-wheel.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-wheel.txt
+	touch $@
+
+# The peers bench/bench_peers.py compares with (DuckDB, pyarrow); only `make bench` needs them.
+$(BENCH_DEPS_STAMP): $(DEPS_STAMP) requirements-bench.txt
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-bench.txt
 	touch $@
 
 $(BIN): $(RUST_SOURCES)
@@ -103,13 +109,14 @@ python-check: $(EXT_STAMP)
 test: rust-check
 	$(MAKE) --no-print-directory python-check
 
-bench: $(EXT_STAMP)
-	$(CARGO) bench -p tidaldb --bench core --bench replication --bench tenancy
+bench: $(EXT_STAMP) $(BENCH_DEPS_STAMP)
+	$(CARGO) bench -p tidaldb --bench core --bench replication --bench tenancy --bench state_bytes
 	$(PY) bench/bench_python.py
 	$(PY) bench/bench_bulk.py
+	$(PY) bench/bench_peers.py
 	$(PY) bench/bench_cluster.py
 	$(PY) bench/bench_network.py
 	$(CARGO) test --release -p tidaldb-server --test failover_timing -- --ignored --nocapture
 
 clean:
-	rm -f $(DEPS_STAMP) $(EXT_STAMP) $(WHEEL_DEPS_STAMP)
+	rm -f $(DEPS_STAMP) $(EXT_STAMP) $(WHEEL_DEPS_STAMP) $(BENCH_DEPS_STAMP)

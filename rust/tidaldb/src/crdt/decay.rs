@@ -1,7 +1,6 @@
 //! Decay accumulators: the exact arithmetic of DESIGN.md "convergence is exact".
 
-use serde::{Deserialize, Serialize};
-use smallvec::SmallVec;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::schema::{NodeId, Timestamp};
 
@@ -89,29 +88,74 @@ impl Partial {
 /// partial with the same floating-point operations as every other replica; summing the
 /// partials in origin order then gives bit-identical reads everywhere. No event is counted
 /// twice, because an event only ever enters its own origin's partial.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+///
+/// 32 bytes: an entity written from one origin (every entity of a single node) keeps its
+/// partial inline; a second origin moves them all to the heap.
+#[derive(Clone, Debug, PartialEq)]
 pub struct CrdtSignalState {
-    partials: SmallVec<[Partial; 2]>,
+    partials: Partials,
+}
+
+/// One partial inline, or any other number of them on the heap (sorted by origin). The
+/// two shapes hold the same sequence, so every read and merge sees only the slice.
+#[derive(Clone, Debug, PartialEq)]
+enum Partials {
+    One(Partial),
+    Many(Vec<Partial>),
+}
+
+impl Default for CrdtSignalState {
+    fn default() -> Self {
+        CrdtSignalState {
+            partials: Partials::Many(Vec::new()),
+        }
+    }
 }
 
 impl CrdtSignalState {
     /// Adds `origin`'s event number `seq`, of weight `w` at time `t`.
     #[inline]
     pub fn add(&mut self, origin: NodeId, seq: u64, w: f64, t: i64, h: HalfLife) {
-        let slot = match self.partials.iter().position(|p| p.origin >= origin) {
-            Some(i) if self.partials[i].origin == origin => i,
-            Some(i) => {
-                self.partials.insert(i, Self::fresh(origin, t));
-                i
-            }
-            None => {
-                self.partials.push(Self::fresh(origin, t));
-                self.partials.len() - 1
-            }
+        let p = match &mut self.partials {
+            Partials::One(p) if p.origin == origin => p,
+            _ => self.partial_for(origin, t),
         };
-        let p = &mut self.partials[slot];
         p.acc.add(w, t, h);
         p.through = p.through.max(Seq48::new(seq));
+    }
+
+    /// `origin`'s partial, inserted in origin order (fresh at `t`) if it is new.
+    #[cold]
+    fn partial_for(&mut self, origin: NodeId, t: i64) -> &mut Partial {
+        let mut all = self.take_vec();
+        let at = all.partition_point(|p| p.origin < origin);
+        if all.get(at).is_none_or(|p| p.origin != origin) {
+            all.insert(at, Self::fresh(origin, t));
+        }
+        self.partials = Self::shaped(all);
+        let slot = match &mut self.partials {
+            Partials::One(p) => std::slice::from_mut(p),
+            Partials::Many(v) => v.as_mut_slice(),
+        };
+        &mut slot[at]
+    }
+
+    fn take_vec(&mut self) -> Vec<Partial> {
+        match std::mem::take(self).partials {
+            Partials::One(p) => vec![p],
+            Partials::Many(v) => v,
+        }
+    }
+
+    /// The inline shape for exactly one partial, the heap for any other number.
+    fn shaped(mut all: Vec<Partial>) -> Partials {
+        match all.as_slice() {
+            [one] => Partials::One(*one),
+            _ => {
+                all.shrink_to_fit();
+                Partials::Many(all)
+            }
+        }
     }
 
     fn fresh(origin: NodeId, t: i64) -> Partial {
@@ -127,8 +171,8 @@ impl CrdtSignalState {
     /// replica that applied both sets of events, bit for bit. Commutative, associative
     /// and idempotent: per origin it keeps the maximum under one total order.
     pub fn merge(&mut self, other: &CrdtSignalState) {
-        let mut merged: SmallVec<[Partial; 2]> = SmallVec::new();
-        let (a, b) = (&self.partials, &other.partials);
+        let (a, b) = (self.partials(), other.partials());
+        let mut merged: Vec<Partial> = Vec::with_capacity(a.len().max(b.len()));
         let (mut i, mut j) = (0, 0);
         while i < a.len() || j < b.len() {
             let next = match (a.get(i), b.get(j)) {
@@ -153,31 +197,67 @@ impl CrdtSignalState {
             };
             merged.push(next);
         }
-        self.partials = merged;
+        self.partials = Self::shaped(merged);
     }
 
     #[inline]
     pub fn read(&self, t: i64, h: HalfLife) -> f64 {
-        self.partials.iter().map(|p| p.acc.read(t, h)).sum()
+        self.partials().iter().map(|p| p.acc.read(t, h)).sum()
     }
 
     /// A state from its partials, for decoding; `is_well_formed` checks them.
-    pub fn from_partials(partials: SmallVec<[Partial; 2]>) -> Self {
-        CrdtSignalState { partials }
+    pub fn from_partials(partials: impl IntoIterator<Item = Partial>) -> Self {
+        CrdtSignalState {
+            partials: Self::shaped(partials.into_iter().collect()),
+        }
     }
 
+    /// The partials in origin order, whichever shape holds them.
+    #[inline]
     pub fn partials(&self) -> &[Partial] {
-        &self.partials
+        match &self.partials {
+            Partials::One(p) => std::slice::from_ref(p),
+            Partials::Many(v) => v,
+        }
     }
 
     /// Checks what `add` maintains, for state read back from a snapshot.
     pub fn is_well_formed(&self) -> bool {
         let valid_time = 0..=Timestamp::MAX_NANOS;
-        self.partials.windows(2).all(|p| p[0].origin < p[1].origin)
-            && self
-                .partials
+        let partials = self.partials();
+        partials.windows(2).all(|p| p[0].origin < p[1].origin)
+            && partials
                 .iter()
                 .all(|p| p.acc.sum.is_finite() && valid_time.contains(&p.acc.t_ref))
+    }
+}
+
+/// On the wire a state is its partials in order, whatever its shape in memory: the same
+/// bytes as when it was a struct holding one sequence.
+#[derive(Serialize)]
+#[serde(rename = "CrdtSignalState")]
+struct WireRef<'a> {
+    partials: &'a [Partial],
+}
+
+#[derive(Deserialize)]
+#[serde(rename = "CrdtSignalState")]
+struct Wire {
+    partials: Vec<Partial>,
+}
+
+impl Serialize for CrdtSignalState {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WireRef {
+            partials: self.partials(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for CrdtSignalState {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Wire::deserialize(deserializer).map(|w| Self::from_partials(w.partials))
     }
 }
 
@@ -259,6 +339,28 @@ mod tests {
     }
 
     #[test]
+    fn a_second_origin_moves_the_partials_to_the_heap_in_order() {
+        let mut s = CrdtSignalState::default();
+        s.add(NodeId(5), 1, 1.0, 0, H);
+        assert!(matches!(s.partials, Partials::One(_)));
+        s.add(NodeId(2), 1, 2.0, 0, H);
+        s.add(NodeId(5), 2, 4.0, 0, H);
+        let got: Vec<(u16, f64)> = s
+            .partials()
+            .iter()
+            .map(|p| (p.origin.0, p.acc.sum))
+            .collect();
+        assert_eq!(got, vec![(2, 2.0), (5, 5.0)]);
+        let mut only_five = CrdtSignalState::default();
+        only_five.add(NodeId(5), 1, 1.0, 0, H);
+        only_five.merge(&CrdtSignalState::default());
+        assert!(
+            matches!(only_five.partials, Partials::One(_)),
+            "a merge keeps one partial inline"
+        );
+    }
+
+    #[test]
     fn permanent_is_a_plain_sum() {
         let never = HalfLife(f64::INFINITY);
         let mut s = CrdtSignalState::default();
@@ -285,6 +387,7 @@ mod tests {
         assert_eq!(Seq48::new(u64::MAX).get(), Seq48::MAX);
         assert!(Seq48::new(70_000) > Seq48::new(65_536));
         assert_eq!(std::mem::size_of::<Partial>(), 24);
+        assert_eq!(std::mem::size_of::<CrdtSignalState>(), 32);
     }
 
     #[test]

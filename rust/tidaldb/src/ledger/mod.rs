@@ -9,6 +9,7 @@ mod digest;
 mod hidden;
 mod signals;
 mod slots;
+mod window_codec;
 mod windows;
 
 pub use clients::{ClientTable, DEFAULT_CLIENT_CAPACITY, IdempotencyStore};

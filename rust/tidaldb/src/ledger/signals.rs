@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::slots::{EntitySlots, prefetch};
+use super::slots::{EntitySlots, prefetch, push_grown_by_eighths};
 use super::windows::{WindowGap, WindowReading, WindowSet, to_micros};
 use crate::crdt::{CrdtSignalState, HalfLife, LinearState};
 use crate::error::{Result, TidalError};
@@ -139,11 +139,15 @@ impl SignalLedger {
         let (slot, created) = self.slots.find_or_insert(entity);
         if created {
             match &mut self.states {
-                States::Exp { states, .. } => states.push(CrdtSignalState::default()),
-                States::Linear { states, .. } => states.push(LinearState::default()),
+                States::Exp { states, .. } => {
+                    push_grown_by_eighths(states, CrdtSignalState::default())
+                }
+                States::Linear { states, .. } => {
+                    push_grown_by_eighths(states, LinearState::default())
+                }
             }
             if !self.windows.is_empty() {
-                self.window_sets.push(WindowSet::default());
+                push_grown_by_eighths(&mut self.window_sets, WindowSet::default());
             }
         }
         slot

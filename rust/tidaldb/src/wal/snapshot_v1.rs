@@ -49,17 +49,13 @@ impl SnapshotV1 {
                     .exp
                     .into_iter()
                     .map(|state| {
-                        CrdtSignalState::from_partials(
-                            state
-                                .partials
-                                .into_iter()
-                                .map(|p| Partial {
-                                    origin: p.origin,
-                                    through: Seq48::default(),
-                                    acc: p.acc,
-                                })
-                                .collect(),
-                        )
+                        CrdtSignalState::from_partials(state.partials.into_iter().map(|p| {
+                            Partial {
+                                origin: p.origin,
+                                through: Seq48::default(),
+                                acc: p.acc,
+                            }
+                        }))
                     })
                     .collect(),
                 linear: s.linear,
