@@ -9,29 +9,17 @@ use std::time::Duration;
 use tidaldb::control::consensus::{
     CONTROL_LOG_FILE, ControlStore, ControlVoter, VoterOutputs, VoterSpec,
 };
-use tidaldb::control::{Command, ControlPlane, LoggedCommand, Replica};
+use tidaldb::control::{Command, ControlPlane, LoggedCommand};
 use tidaldb::event::TenantId;
-use tidaldb::schema::{NodeId, RegionId, ShardId, Timestamp};
+use tidaldb::schema::Timestamp;
 use tidaldb::sim::SimFs;
 use tidaldb::tenancy::TenantConfig;
 use tidaldb::wal::{RealFs, SharedStorage};
 use tidaldb::{Result, TidalError};
 
 fn plane() -> ControlPlane {
-    let replicas = (0..3)
-        .map(|i| Replica {
-            node: NodeId(i),
-            region: RegionId(i),
-            shard: ShardId(0),
-            tenant: TenantId::DEFAULT,
-        })
-        .collect();
-    ControlPlane::new(
-        replicas,
-        &[(ShardId(0), NodeId(0))],
-        // No replica reports here; a long timeout keeps failover out of these logs.
-        Duration::from_secs(3600),
-    )
+    // No replica reports here; a long timeout keeps failover out of these logs.
+    ControlPlane::single_group(3, Duration::from_secs(3600))
 }
 
 fn spec(snapshot_every: u64, run: u64) -> VoterSpec {

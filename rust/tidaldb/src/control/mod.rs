@@ -181,6 +181,21 @@ impl ControlPlane {
         cp
     }
 
+    /// The default tenant's one group: shard 0 with a replica in each of `regions`
+    /// regions (node `i` in region `i`), node 0 leading. The smallest plane a consensus
+    /// test or a simulated quorum needs.
+    pub fn single_group(regions: u16, election_timeout: Duration) -> Self {
+        let replicas = (0..regions)
+            .map(|i| Replica {
+                node: NodeId(i),
+                region: RegionId(i),
+                shard: ShardId(0),
+                tenant: TenantId::DEFAULT,
+            })
+            .collect();
+        ControlPlane::new(replicas, &[(ShardId(0), NodeId(0))], election_timeout)
+    }
+
     /// Validates and carries out `command`, then logs it. A refused command changes
     /// nothing and is not logged.
     pub fn apply(&mut self, now: Timestamp, command: Command) -> Result<()> {

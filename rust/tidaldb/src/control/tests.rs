@@ -11,19 +11,7 @@ fn at(ms: i64) -> Timestamp {
 
 /// The default tenant on three regions, one shard, led from region 0.
 pub(super) fn three_region_plane() -> ControlPlane {
-    let replicas = (0..3)
-        .map(|i| Replica {
-            node: NodeId(i),
-            region: RegionId(i),
-            shard: ShardId(0),
-            tenant: TenantId::DEFAULT,
-        })
-        .collect();
-    ControlPlane::new(
-        replicas,
-        &[(ShardId(0), NodeId(0))],
-        Duration::from_millis(500),
-    )
+    ControlPlane::single_group(3, Duration::from_millis(500))
 }
 
 fn host(region: u16) -> ShardAssignment {

@@ -18,7 +18,7 @@ use crate::control::consensus::{
     ControlRecord, ControlVoter, ProposalId, VoterOutputs, VoterSpec, decode_message,
     encode_message,
 };
-use crate::control::{Command, ControlPlane, GroupId, LoggedCommand, Replica};
+use crate::control::{Command, ControlPlane, GroupId, LoggedCommand};
 use crate::error::{Result, TidalError};
 use crate::event::{TenantId, VersionVector};
 use crate::node::{ControlCommand, NodeReport, NodeRole};
@@ -112,19 +112,7 @@ impl SimControlQuorum {
             });
         }
         let mut rng = SimRng::new(cfg.seed);
-        let replicas: Vec<Replica> = (0..cfg.regions)
-            .map(|r| Replica {
-                node: NodeId(r),
-                region: RegionId(r),
-                shard: GROUP.shard,
-                tenant: GROUP.tenant,
-            })
-            .collect();
-        let initial = ControlPlane::new(
-            replicas.clone(),
-            &[(GROUP.shard, NodeId(0))],
-            cfg.group_election_timeout,
-        );
+        let initial = ControlPlane::single_group(cfg.regions, cfg.group_election_timeout);
         let ids: Vec<u64> = (1..=u64::from(cfg.regions)).collect();
         let mut voters = Vec::new();
         for (i, &id) in ids.iter().enumerate() {
@@ -145,8 +133,8 @@ impl SimControlQuorum {
                 disk: Vec::new(),
             });
         }
-        let replicas = replicas
-            .iter()
+        let replicas = initial
+            .replicas()
             .map(|r| SimReplica {
                 node: r.node,
                 region: r.region,
