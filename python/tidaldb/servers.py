@@ -99,7 +99,9 @@ class LocalServers:
     ``signals`` declares the schema, one dict per signal with the keys of a config's
     ``[[signals]]`` (name, kind, half_life or lifetime, windows, velocity). ``tenants`` lists
     extra tenants as dicts of ``[[tenants]]`` keys (id, label, quotas). ``timing`` overrides
-    ``heartbeat``, ``peer_timeout`` and ``replication_timeout``.
+    ``heartbeat``, ``peer_timeout``, ``replication_timeout`` and ``election_timeout``. With
+    ``control=True`` every node votes in a replicated control plane, which elects the
+    group's leader and replaces one that dies or is cut off (see ``Client.control()``).
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class LocalServers:
         cluster_id: str = "tidaldb",
         durability: str = "immediate",
         timing: Mapping[str, str] | None = None,
+        control: bool = False,
     ) -> None:
         if not 1 <= n <= len(_REGIONS):
             raise ValueError(f"n must be 1 to {len(_REGIONS)}, got {n}")
@@ -136,6 +139,7 @@ class LocalServers:
         self._tenants = list(tenants)
         self._durability = durability
         self._timing = dict(timing or {"heartbeat": "20ms", "peer_timeout": "300ms"})
+        self._control = control
         self.certs = self.base / "certs"
         self._started = False
 
@@ -272,6 +276,8 @@ class LocalServers:
             *(f"{k} = {_toml(v)}" for k, v in self._timing.items()),
             "",
         ]
+        if self._control:
+            lines += ["[control]", f"voters = {_toml([n.id for n in self.nodes])}", ""]
         if not self.insecure:
             lines += [
                 "[tls]",

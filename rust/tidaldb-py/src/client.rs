@@ -480,6 +480,20 @@ impl PyClient {
         health.call_method1("_from_json", (json, PyTuple::new(py, names)?))
     }
 
+    /// What the answering node's control-plane voter knows, as a dict: ``voter``,
+    /// ``raft_term``, ``raft_leader`` (a node id or None), ``is_raft_leader``,
+    /// ``committed``, ``applied``, ``commands`` and ``groups`` (one dict per tenant:
+    /// ``tenant``, ``leader``, ``term``, from the committed log). A node without a
+    /// control plane answers ``voter=False`` and no groups.
+    fn control<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let json = self.call(py, |c| {
+            let json = c.control_json()?;
+            let served = c.last_served().cloned().unwrap_or_default();
+            Ok((json, served))
+        })?;
+        py.import("json")?.call_method1("loads", (json,))
+    }
+
     /// The cluster's region names, indexed by region id.
     fn regions(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let json = self.call(py, |c| {

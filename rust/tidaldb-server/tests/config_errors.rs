@@ -92,3 +92,18 @@ fn mistakes_are_named() {
         assert!(e.contains(needle), "{needle:?} not named in: {e}");
     }
 }
+
+#[test]
+fn control_plane_voters_are_checked() {
+    let with = |voters: &str| format!("{GOOD}\n[control]\nvoters = {voters}\n");
+    let cases = [
+        (with("[1, 2]"), "odd number"),
+        (with("[]"), "odd number"),
+        (with("[1, 1, 2]"), "twice"),
+        (with("[1, 2, 9]"), "voter 9"),
+    ];
+    for (text, needle) in cases {
+        let e = error_of(&text, true);
+        assert!(e.contains(needle), "{needle:?} not named in: {e}");
+    }
+}
