@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
+import tidaldb
 from conftest import T0
 from server_support import eventually, servers
 
@@ -50,3 +52,34 @@ def test_a_node_without_a_control_plane_says_so() -> None:
     with servers(1) as s:
         status = s.connect([1]).control()
         assert status["voter"] is False and status["groups"] == []
+
+
+def test_drain_moves_leadership_through_the_committed_log_and_bad_input_commits_nothing() -> None:
+    with servers(3, control=True) as s:
+        clients = {i: s.connect([i]) for i in (1, 2, 3)}
+        eventually(lambda: group(clients[2]), lambda g: g == (1, 1))
+        # Until the voters have elected a Raft leader, commands are refused as Unavailable.
+        eventually(
+            lambda: [clients[i].control()["raft_leader"] for i in (1, 2, 3)],
+            lambda seen: seen[0] is not None and len(set(seen)) == 1,
+        )
+        regions = clients[1].regions()
+        before = clients[2].control()["commands"]
+        with pytest.raises(tidaldb.InvalidArgument, match="no region .atlantis.; the cluster's regions are us-east"):
+            clients[2].drain("atlantis")
+        assert clients[3].control()["commands"] == before, "a refused command commits nothing"
+        # Sent to a follower voter: forwarded to the Raft leader, answered once applied here.
+        follower = next(i for i in (1, 2, 3) if not clients[i].control()["is_raft_leader"])
+        clients[follower].drain(regions[0])
+        leader, term = eventually(
+            lambda: group(clients[3]), lambda g: g[0] in (2, 3) and g[1] > 1
+        )
+        eventually(lambda: group(clients[2]), lambda g: g == (leader, term))
+        clients[follower].rejoin(regions[0])
+        assert clients[1].control()["commands"] >= before + 3  # drain, promotion, rejoin
+
+
+def test_admin_commands_need_a_control_plane() -> None:
+    with servers(1) as s:
+        with pytest.raises(tidaldb.Unavailable, match="no control plane"):
+            s.connect([1]).drain("us-east")

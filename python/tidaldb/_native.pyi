@@ -380,6 +380,13 @@ class Client:
         ``raft_leader`` (a node id or None), ``is_raft_leader``, ``committed``,
         ``applied``, ``commands`` and ``groups`` (per tenant: ``tenant``, ``leader``,
         ``term``, from the committed log). Without a control plane: ``voter=False``."""
+    def drain(self, region: str) -> None:
+        """Drains ``region``: the control plane moves its hosts' leadership to other regions
+        and keeps it away until :meth:`rejoin`. Returns once committed. An unknown region
+        raises ``InvalidArgument`` and commits nothing; a node without a control plane
+        raises ``Unavailable``."""
+    def rejoin(self, region: str) -> None:
+        """Lets a drained ``region``'s hosts lead again. Returns once committed."""
     def regions(self) -> list[str]: ...
     def __reduce__(self) -> NoReturn:
         """Raises ``TypeError``: a Client holds this process's connections; call

@@ -8,7 +8,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use tidaldb::node::WriteAck;
-use tidaldb::runtime::net::proto::{Concern, Served};
+use tidaldb::runtime::net::proto::{AdminOp, Concern, Served};
 use tidaldb::runtime::net::{Client, ClientOptions, Security, TlsFiles, Written};
 use tidaldb::{EntityId, QueryStats, Results, ScoredItem, TenantId, TidalError, Timestamp};
 
@@ -98,6 +98,13 @@ impl PyClient {
             *last = Some(served);
         }
         Ok(value)
+    }
+
+    fn admin(&self, py: Python<'_>, op: AdminOp) -> PyResult<()> {
+        self.call(py, |c| {
+            c.admin(op)?;
+            Ok(((), c.last_served().cloned().unwrap_or_default()))
+        })
     }
 
     fn concern(&self, py: Python<'_>, arg: Option<&Bound<'_, PyAny>>) -> PyResult<Concern> {
@@ -492,6 +499,18 @@ impl PyClient {
             Ok((json, served))
         })?;
         py.import("json")?.call_method1("loads", (json,))
+    }
+
+    /// Drains `region`: the control plane moves the leadership of its hosts to other
+    /// regions and keeps it away until :meth:`rejoin`. Returns once the command is
+    /// committed. An unknown region raises ``InvalidArgument`` and commits nothing.
+    fn drain(&self, py: Python<'_>, region: String) -> PyResult<()> {
+        self.admin(py, AdminOp::Drain { region })
+    }
+
+    /// Lets a drained `region`'s hosts lead again. Returns once committed.
+    fn rejoin(&self, py: Python<'_>, region: String) -> PyResult<()> {
+        self.admin(py, AdminOp::Rejoin { region })
     }
 
     /// The cluster's region names, indexed by region id.

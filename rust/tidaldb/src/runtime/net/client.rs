@@ -424,6 +424,15 @@ impl Client {
         self.json(TenantId(0), Op::Control)
     }
 
+    /// Sends an operator's command to the control plane; returns once it is committed
+    /// and applied. Refused commands (an unknown region, say) change nothing.
+    pub fn admin(&mut self, op: super::proto::AdminOp) -> Result<()> {
+        match self.call(TenantId(0), Op::Admin(op))?.value {
+            Answer::Bool(_) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// The schema the cluster serves, as JSON.
     pub fn schema_json(&mut self) -> Result<String> {
         self.json(TenantId(0), Op::Schema)

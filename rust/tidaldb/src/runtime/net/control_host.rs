@@ -10,23 +10,26 @@
 //! The plane names replicas by one id each, while a process hosts one replica of every
 //! tenant under its own node id; [`ReplicaIds`] maps between the two.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::peers::{ControlFrame, ControlInbox, PeerNetwork};
+use super::proto::AdminOp;
 use super::service::ClientService;
 use crate::control::consensus::{
-    ControlStore, ControlVoter, VoterOutputs, VoterSpec, decode_message, encode_message,
+    ControlStore, ControlVoter, ProposalId, VoterOutputs, VoterSpec, decode_message, encode_message,
 };
-use crate::control::{ControlPlane, GroupId, Replica};
+use crate::control::{Command, ControlPlane, GroupId, Replica};
 use crate::error::{Result, TidalError};
 use crate::event::TenantId;
 use crate::node::{ControlCommand, NodeReport};
 use crate::schema::{NodeId, RegionId, ShardId, Timestamp};
+use crate::tenancy::ShardAssignment;
 use crate::wal::RealFs;
 
 /// Replica ids per tenant in the plane: node ids of a cluster with a control plane stay
@@ -40,6 +43,8 @@ pub struct ControlSpec {
     pub voters: Vec<NodeId>,
     /// Every process of the cluster, with its region.
     pub nodes: Vec<(NodeId, RegionId)>,
+    /// Every region's name, indexed by region id, as operators name them.
+    pub region_names: Vec<String>,
     pub shard: ShardId,
     /// Every hosted tenant, the default one first.
     pub tenants: Vec<TenantId>,
@@ -136,15 +141,66 @@ pub struct GroupStatus {
     pub term: u64,
 }
 
+/// How long an operator's command may take to commit before the caller is told so.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An operator's command on its way to the voter, with where its outcome goes.
+type AdminRequest = (Command, oneshot::Sender<Result<()>>);
+
 /// A running control host; dropping it does not stop it, the server's stop signal does.
 #[derive(Clone, Debug)]
 pub struct ControlHost {
     status: Arc<Mutex<ControlStatus>>,
+    admin: mpsc::Sender<AdminRequest>,
+    shard: ShardId,
+    region_names: Vec<String>,
 }
 
 impl ControlHost {
     pub fn status(&self) -> ControlStatus {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Proposes an operator's command and waits until it is committed and applied here.
+    /// Bad input is refused before anything is proposed.
+    pub async fn admin(&self, op: AdminOp) -> Result<()> {
+        let command = match op {
+            AdminOp::Drain { region } => Command::Drain(self.host_in(&region)?),
+            AdminOp::Rejoin { region } => Command::Rejoin(self.host_in(&region)?),
+        };
+        let (reply, outcome) = oneshot::channel();
+        self.admin
+            .send((command, reply))
+            .await
+            .map_err(|_| TidalError::Unavailable("the control host has stopped".into()))?;
+        match tokio::time::timeout(ADMIN_TIMEOUT, outcome).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(TidalError::Unavailable(
+                "the control host stopped before the command committed".into(),
+            )),
+            Err(_) => Err(TidalError::Timeout(format!(
+                "the control plane did not commit the command within {} s (is a majority \
+                 of voters reachable?); it may still commit: read the control status \
+                 before sending it again",
+                ADMIN_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    fn host_in(&self, region: &str) -> Result<ShardAssignment> {
+        let Some(i) = self.region_names.iter().position(|r| r == region) else {
+            return Err(TidalError::InvalidArgument {
+                name: "region",
+                reason: format!(
+                    "no region {region:?}; the cluster's regions are {}",
+                    self.region_names.join(", ")
+                ),
+            });
+        };
+        Ok(ShardAssignment {
+            shard_id: self.shard,
+            region_id: RegionId(i as u16),
+        })
     }
 }
 
@@ -180,6 +236,13 @@ pub fn start(
     };
     let status = Arc::new(Mutex::new(ControlStatus::default()));
     let inbox = network.attach_control();
+    let (admin, admin_rx) = mpsc::channel(64);
+    let handle = ControlHost {
+        status: status.clone(),
+        admin,
+        shard: spec.shard,
+        region_names: spec.region_names.clone(),
+    };
     let host = Host {
         me,
         spec,
@@ -187,10 +250,11 @@ pub fn start(
         network,
         service,
         voter,
-        status: status.clone(),
+        status,
+        pending: BTreeMap::new(),
     };
-    tokio::spawn(host.run(inbox, reports, stopped));
-    Ok(ControlHost { status })
+    tokio::spawn(host.run(inbox, reports, admin_rx, stopped));
+    Ok(handle)
 }
 
 fn raft_id(node: NodeId) -> u64 {
@@ -218,6 +282,8 @@ struct Host {
     service: Arc<ClientService>,
     voter: Option<(ControlVoter, ControlStore)>,
     status: Arc<Mutex<ControlStatus>>,
+    /// Operators' proposals awaiting their outcome.
+    pending: BTreeMap<ProposalId, oneshot::Sender<Result<()>>>,
 }
 
 impl Host {
@@ -225,6 +291,7 @@ impl Host {
         mut self,
         mut inbox: ControlInbox,
         mut reports: LocalReports,
+        mut admin: mpsc::Receiver<AdminRequest>,
         mut stopped: watch::Receiver<bool>,
     ) {
         let mut ticks = tokio::time::interval(self.spec.tick);
@@ -235,11 +302,47 @@ impl Host {
                 _ = ticks.tick() => self.tick(),
                 Some((from, tenant, frame)) = inbox.recv() => self.heard(from, tenant, frame),
                 Some((tenant, report)) = reports.recv() => self.report(tenant, report),
+                Some((command, reply)) = admin.recv() => self.propose(command, reply),
+            }
+        }
+    }
+
+    /// An operator's command: checked and proposed here (a follower forwards it to the
+    /// Raft leader); the reply waits for this voter to apply it.
+    fn propose(&mut self, command: Command, reply: oneshot::Sender<Result<()>>) {
+        if self.voter.is_none() {
+            let voters: Vec<String> = self.spec.voters.iter().map(|v| v.0.to_string()).collect();
+            let _ = reply.send(Err(TidalError::Unavailable(format!(
+                "node {} is not a control-plane voter; send admin commands to one of nodes {}",
+                self.me.0,
+                voters.join(", ")
+            ))));
+            return;
+        }
+        let now = Timestamp::now();
+        let mut proposed = None;
+        self.with_voter(|v, out| {
+            proposed = Some(v.propose(now, command, out));
+            Ok(())
+        });
+        match proposed {
+            Some(Ok(id)) => {
+                self.pending.insert(id, reply);
+            }
+            Some(Err(e)) => {
+                let _ = reply.send(Err(e));
+            }
+            None => {
+                let _ = reply.send(Err(TidalError::Unavailable(
+                    "this node's voter has stopped".into(),
+                )));
             }
         }
     }
 
     fn tick(&mut self) {
+        // Callers that gave up no longer wait for their outcome.
+        self.pending.retain(|_, reply| !reply.is_closed());
         let now = Timestamp::now();
         self.with_voter(|v, out| v.tick(now, out));
         let orders = match &self.voter {
@@ -334,6 +437,11 @@ impl Host {
             tracing::error!(error = %e, "the control log could not be written; this voter stops");
             self.voter = None;
             return;
+        }
+        for (id, result) in out.outcomes {
+            if let Some(reply) = self.pending.remove(&id) {
+                let _ = reply.send(result);
+            }
         }
         for msg in out.messages {
             let to = NodeId((msg.to.saturating_sub(1)) as u16);

@@ -91,6 +91,18 @@ pub enum Op {
     /// What this node's control-plane voter knows (Raft term and leader, each group's
     /// committed leader and term), as JSON.
     Control,
+    /// A command for the replicated control plane, answered once committed and applied
+    /// (`Answer::Bool(true)`), or refused with nothing committed.
+    Admin(AdminOp),
+}
+
+/// The operator's commands, by region name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminOp {
+    /// Moves the leadership of the region's hosts away, and keeps it away.
+    Drain { region: String },
+    /// Lets a drained region's hosts lead again.
+    Rejoin { region: String },
 }
 
 impl Op {

@@ -237,6 +237,7 @@ fn control_spec(spec: &ServerSpec) -> ControlSpec {
     ControlSpec {
         voters: spec.control_voters.clone(),
         nodes,
+        region_names: spec.region_names.clone(),
         shard: spec.shard,
         tenants,
         tick: CONTROL_TICK,

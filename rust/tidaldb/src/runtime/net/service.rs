@@ -294,6 +294,13 @@ impl ClientService {
             }
             Op::Lag => Ok(Answer::Lag(db.peer_lag()?)),
             Op::Health => Ok(Answer::Json(db.group_health()?.to_json())),
+            Op::Admin(op) => match self.control.get() {
+                Some(host) => host.admin(op).await.map(|()| Answer::Bool(true)),
+                None => Err(TidalError::Unavailable(format!(
+                    "node {} runs no control plane (its config has no [control] section)",
+                    self.node.0
+                ))),
+            },
             Op::Control => {
                 let status = self.control.get().map(|c| c.status()).unwrap_or_default();
                 serde_json::to_string(&status)
