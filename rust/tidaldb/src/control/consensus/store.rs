@@ -91,18 +91,20 @@ impl ControlStore {
         if records.is_empty() {
             return Ok(());
         }
-        let mut bytes = Vec::new();
         for r in records {
             self.log.apply_record(r)?;
-            encode_frame(r, &mut bytes)?;
         }
-        let path = self.dir.join(CONTROL_LOG_FILE);
         if records
             .iter()
             .any(|r| matches!(r, ControlRecord::Snapshot(_)))
         {
             return self.rewrite();
         }
+        let mut bytes = Vec::new();
+        for r in records {
+            encode_frame(r, &mut bytes)?;
+        }
+        let path = self.dir.join(CONTROL_LOG_FILE);
         self.file
             .write_all(&bytes)
             .and_then(|()| self.file.sync())
