@@ -97,7 +97,8 @@ DOCS_DIR := docs/api
 
 docs: $(EXT_STAMP)
 	rm -rf $(DOCS_DIR)
-	$(PY) -m pdoc --docformat google --output-directory $(DOCS_DIR) tidaldb '!tidaldb.demo'
+	$(PY) -m pdoc --docformat google --output-directory $(DOCS_DIR) \
+		tidaldb tidaldb.exceptions tidaldb.plotting tidaldb.testing tidaldb.servers
 
 cluster-demo: $(EXT_STAMP)
 	$(PY) examples/cluster/demo.py

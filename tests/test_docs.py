@@ -45,6 +45,12 @@ def public_api() -> list[tuple[str, Any]]:
             for member, value in vars(klass).items():
                 if is_dunder(member) or (member.startswith("_") and member != "_repr_html_"):
                     continue
+                if not (
+                    callable(value)
+                    or inspect.isdatadescriptor(value)
+                    or isinstance(value, (staticmethod, classmethod))
+                ):
+                    continue  # a class constant or a dataclass field's default
                 found.append((f"{name}.{member}", value))
     return found
 
@@ -55,7 +61,7 @@ PUBLIC = public_api()
 def test_the_walk_reaches_the_api() -> None:
     names = {name for name, _ in PUBLIC}
     # Inherited from the shared native base class, and defined in Python modules.
-    assert {"Db.signal", "Cluster.write", "Tenant.migrate", "Health.regions", "connect"} <= names
+    assert {"Db.signal", "Cluster.write", "Tenant.migrate", "Health.to_pandas", "connect"} <= names
     assert len(PUBLIC) > 150
 
 

@@ -133,8 +133,9 @@ class Schema:
             This schema.
 
         Raises:
-            SchemaError: a duplicate name, both or bad decay lengths, an empty or
-                unknown window list, or ``velocity`` without windows.
+            SchemaError: a duplicate name, both ``half_life`` and ``lifetime``, or
+                ``velocity`` without a bounded window.
+            InvalidArgument: an unknown ``kind`` or window, or a bad duration.
 
         Example:
             >>> Schema().signal("like", half_life="30d").signal("buy", lifetime="90d").names
@@ -542,7 +543,7 @@ class Db:
         """
     @property
     def events_applied(self) -> int:
-        """Events applied since the Db opened, replayed ones included."""
+        """Events applied in total (signals, hides and unhides), summed over origins."""
     @property
     def path(self) -> Path | None:
         """The data directory; None in memory."""
@@ -1329,9 +1330,10 @@ class Cluster(_Scoped):
             The tenant.
 
         Raises:
-            Conflict: the tenant is registered already.
+            Conflict: the tenant is registered already, or id 0 (the built-in default
+                tenant).
             NotFound: an unknown region.
-            InvalidArgument: id 0, a zero quota or no regions.
+            InvalidArgument: a zero quota or an empty ``regions``.
 
         Example:
             >>> acme = cluster.register_tenant(7, max_entities=10_000, label="acme")

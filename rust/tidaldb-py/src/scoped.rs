@@ -153,7 +153,6 @@ impl PyScoped {
         self.submit(py, scope, item.0, op, tag)
     }
 
-    /// Writes many signals from numpy arrays (`weights` default to 1, `ts` to now);
     #[doc = include_str!("../pydoc/_Scoped/write_many.md")]
     #[pyo3(signature = (signal, items, weights = None, ts = None, region = None, tenant = None))]
     #[allow(clippy::too_many_arguments)]
@@ -259,7 +258,6 @@ impl PyScoped {
             .weight_sum)
     }
 
-    /// Weight per hour of `signal` on `item` over the signal's shortest window, as of `at`;
     #[doc = include_str!("../pydoc/_Scoped/velocity.md")]
     #[pyo3(signature = (signal, item, region = None, tenant = None, at = None))]
     fn velocity(
