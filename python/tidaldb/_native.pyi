@@ -56,7 +56,8 @@ def parse_duration(value: float | str | datetime.timedelta, name: str = "duratio
 
     Args:
         value: seconds, text such as ``"7d"``, ``"90m"`` or ``"250ms"``, or a ``timedelta``.
-        name: the argument name the error message gives.
+        name: the argument the error message names: ``"seconds"``, ``"every"``,
+            ``"grace"``, ``"timeout"``, ``"latency"`` or ``"jitter"`` (else ``"duration"``).
 
     Returns:
         The duration in seconds.
