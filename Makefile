@@ -1,4 +1,4 @@
-# make demo | make test | make bench, and make wheel | make wheel-test. Each target sets
+# make demo | make test | make bench | make docs, and make wheel | make wheel-test. Each target sets
 # itself up on a bare machine: it creates .venv, installs requirements-dev.txt into it and
 # builds the extension there.
 # Stamp files under .venv keep repeated runs from reinstalling or rebuilding needlessly.
@@ -21,9 +21,10 @@ BENCH_DEPS_STAMP := $(VENV)/.stamp-bench-deps
 # The `tidaldb` command (serve, cert, ...), placed inside the Python package, which
 # installs it as the `tidaldb` script and `python -m tidaldb`.
 BIN := python/tidaldb/_bin/tidaldb
-RUST_SOURCES := Cargo.toml Cargo.lock pyproject.toml $(shell find rust -type f \( -name '*.rs' -o -name Cargo.toml \) -not -path '*/target/*')
+# The extension's docstrings are the files of rust/tidaldb-py/pydoc/, included at compile time.
+RUST_SOURCES := Cargo.toml Cargo.lock pyproject.toml $(shell find rust -type f \( -name '*.rs' -o -name Cargo.toml -o -name '*.md' \) -not -path '*/target/*')
 
-.PHONY: demo cluster-demo test bench rust-check ext python-check wheel wheel-test clean
+.PHONY: demo cluster-demo test bench docs rust-check ext python-check wheel wheel-test clean
 
 $(DEPS_STAMP): requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -89,6 +90,15 @@ wheel-test: wheel
 
 demo: $(EXT_STAMP)
 	$(PY) -m tidaldb.demo
+
+# `make docs`: the API reference of the installed package, as HTML in docs/api/ (open
+# docs/api/index.html). pdoc reads the runtime docstrings (Google style) and the stub's types.
+DOCS_DIR := docs/api
+
+docs: $(EXT_STAMP)
+	rm -rf $(DOCS_DIR)
+	$(PY) -m pdoc --docformat google --output-directory $(DOCS_DIR) \
+		tidaldb tidaldb.exceptions tidaldb.plotting tidaldb.testing tidaldb.servers
 
 cluster-demo: $(EXT_STAMP)
 	$(PY) examples/cluster/demo.py

@@ -15,8 +15,11 @@ from typing import Any, Protocol
 
 
 class _Job(Protocol):
-    def start(self, event_loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], /) -> None: ...
-    def cancel(self) -> None: ...
+    def start(self, event_loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], /) -> None:
+        """Runs the work on a new thread; ``future`` gets its outcome."""
+
+    def cancel(self) -> None:
+        """Asks the work to stop at its next safe point."""
 
 
 async def run(job: _Job) -> Any:

@@ -47,6 +47,20 @@ def connect(
     for writes (each write may override it): ``"local"`` acknowledges after the answering
     node's log append, an int ``k`` after ``k`` other replicas hold the write, ``"majority"``
     and ``"all"`` as their names say.
+
+    Returns:
+        The connected :class:`tidaldb.Client`.
+
+    Raises:
+        InvalidArgument: neither or both of ``tls`` and ``insecure``, or a bad timeout or
+            write concern.
+        Unavailable: no address answered, or the TLS handshake failed.
+        TypeError: ``tls`` is not a :class:`TLS`.
+
+    Example:
+        >>> client = tidaldb.connect("127.0.0.1:7100", insecure=True)
+        >>> client.write("view", 42).count
+        1
     """
     if isinstance(addrs, str):
         addrs = [a.strip() for a in addrs.split(",") if a.strip()]

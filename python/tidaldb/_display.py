@@ -114,6 +114,7 @@ class Health(dict[str, Any]):
         return f"<Health at_ns={self.get('at_ns')} {verdicts}; {len(self.get('replicas', []))} replicas>"
 
     def _repr_html_(self) -> str:
+        """The report as HTML tables, for Jupyter."""
         return (
             _table("Regions", self.get("regions", []))
             + _table("Replicas", self.get("replicas", []))

@@ -109,11 +109,33 @@ def export_events(path: _Path, *, tenant: int | None = None, allow_partial: bool
     Once a snapshot has compacted the log, the events before it are only in the snapshot:
     the export then raises ``InvalidArgument``, unless ``allow_partial`` asks for the
     events the log still holds.
+
+    Returns:
+        The rows, which convert with ``to_pandas()``, ``to_polars()`` and Arrow.
+
+    Raises:
+        NotFound: ``path`` is not a data directory, or ``tenant`` is unknown.
+        InvalidArgument: a snapshot compacted events away and ``allow_partial`` is False.
+        Corruption: the log is damaged.
+
+    Example:
+        >>> tidaldb.export_events("data", allow_partial=True).to_pandas()
     """
     return Export(_native.export_events_csv(path, tenant=tenant, allow_partial=allow_partial), EVENT_TYPES)
 
 
 def export_scores(path: _Path, *, at: Any = None, tenant: int | None = None) -> Export:
     """The decayed score of every (``signal``, ``entity``) of ``tenant`` in ``path`` at
-    ``at`` (Unix seconds or a datetime; now when None), in schema order, then by entity."""
+    ``at`` (Unix seconds or a datetime; now when None), in schema order, then by entity.
+
+    Returns:
+        The rows, which convert with ``to_pandas()``, ``to_polars()`` and Arrow.
+
+    Raises:
+        NotFound: ``path`` is not a data directory, or ``tenant`` is unknown.
+        Corruption: the log or snapshot is damaged.
+
+    Example:
+        >>> tidaldb.export_scores("data", at=1_700_000_000.0).to_polars()
+    """
     return Export(_native.export_scores_csv(path, at=at, tenant=tenant), SCORE_TYPES)

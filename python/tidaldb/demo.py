@@ -69,6 +69,7 @@ def table(db: tidaldb.Db, out: TextIO = sys.stdout) -> None:
 
 
 def main() -> None:
+    """Builds the demo database and prints its tables (``make demo``)."""
     with build() as db:
         print(f"{db!r}: {db.events_applied} events written around t0 = {T0:.0f}\n")
         table(db)

@@ -56,28 +56,35 @@ class ServerNode:
 
     @property
     def client_addr(self) -> str:
+        """The address clients connect to, for :func:`tidaldb.connect`."""
         return f"127.0.0.1:{self.client_port}"
 
     @property
     def http_addr(self) -> str:
+        """The address of the node's HTTP endpoint (health and metrics)."""
         return f"127.0.0.1:{self.http_port}"
 
     @property
     def config(self) -> Path:
+        """The node's TOML config file."""
         return self.dir / "node.toml"
 
     @property
     def log(self) -> Path:
+        """The file the node's process logs to."""
         return self.dir / "tidaldb.log"
 
     @property
     def pid(self) -> int | None:
+        """The process id while started; None before."""
         return None if self.process is None else self.process.pid
 
     def is_running(self) -> bool:
+        """Whether the node's process was started and has not exited."""
         return self.process is not None and self.process.poll() is None
 
     def log_text(self) -> str:
+        """The node's log so far; empty before it wrote one."""
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
@@ -236,6 +243,11 @@ class LocalServers:
     # -- clients -----------------------------------------------------------------------
 
     def node(self, node_id: int) -> ServerNode:
+        """The node with id ``node_id``.
+
+        Raises:
+            KeyError: no node has that id.
+        """
         for node in self.nodes:
             if node.id == node_id:
                 return node

@@ -217,6 +217,7 @@ class HealStep:
     """Heals every partition."""
 
     def apply(self, cluster: tidaldb.Cluster) -> None:
+        """Heals every partition of ``cluster``."""
         cluster.heal_all()
 
 
@@ -239,6 +240,7 @@ class RestartStep:
     region: str
 
     def apply(self, cluster: tidaldb.Cluster) -> None:
+        """Restarts the crashed host of shard 0 in ``region``."""
         cluster.restart(self.region)
 
 
@@ -249,6 +251,7 @@ class RunForStep:
     seconds: float
 
     def apply(self, cluster: tidaldb.Cluster) -> None:
+        """Runs ``seconds`` of the cluster's virtual time."""
         cluster.run_for(self.seconds)
 
 

@@ -98,8 +98,9 @@ type Finish = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
 /// A job's work, run on its worker thread without the GIL.
 type Work = Box<dyn FnOnce() -> Finish + Send>;
 
-/// The native half of one awaitable: started once by `tidaldb._async.run`, which also
-/// cancels it when the awaiting task is cancelled or the coroutine is closed.
+// Started once by `tidaldb._async.run`, which also cancels it when the awaiting task is
+// cancelled or the coroutine is closed.
+#[doc = include_str!("../pydoc/_Job.md")]
 #[pyclass(module = "tidaldb._native", name = "_Job", frozen)]
 pub struct Job {
     work: Mutex<Option<Work>>,
@@ -108,7 +109,7 @@ pub struct Job {
 
 #[pymethods]
 impl Job {
-    /// Runs the work on a new thread; `future` (of `event_loop`) receives its outcome.
+    #[doc = include_str!("../pydoc/_Job/start.md")]
     fn start(&self, py: Python<'_>, event_loop: Py<PyAny>, future: Py<PyAny>) -> PyResult<()> {
         let work = self
             .work
@@ -127,7 +128,7 @@ impl Job {
         Ok(())
     }
 
-    /// Asks the work to stop at its next safe point; a finished job ignores it.
+    #[doc = include_str!("../pydoc/_Job/cancel.md")]
     fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
     }

@@ -22,21 +22,20 @@ use crate::handles::PyWriteAck;
 use crate::query_args::QueryArgs;
 use crate::results::PyResults;
 
-/// Which node answered the last call, and whether its answer may miss writes.
+#[doc = include_str!("../pydoc/Served.md")]
 #[pyclass(module = "tidaldb._native", name = "Served", frozen, eq)]
 #[derive(Clone, PartialEq)]
 pub struct PyServed {
-    /// The answering node's id.
+    #[doc = include_str!("../pydoc/Served/node.md")]
     #[pyo3(get)]
     node: u16,
-    /// Its region.
+    #[doc = include_str!("../pydoc/Served/region.md")]
     #[pyo3(get)]
     region: String,
-    /// True when some replica of its group was not heard within its peer timeout: the
-    /// answer stands for what had reached this node.
+    #[doc = include_str!("../pydoc/Served/degraded.md")]
     #[pyo3(get)]
     degraded: bool,
-    /// The replicas it could not hear, by node id.
+    #[doc = include_str!("../pydoc/Served/unreachable.md")]
     #[pyo3(get)]
     unreachable: Vec<u16>,
 }
@@ -67,7 +66,7 @@ impl PyServed {
     }
 }
 
-/// A connection to a tidaldb cluster. Thread-safe: calls from several threads take turns.
+#[doc = include_str!("../pydoc/Client.md")]
 #[pyclass(module = "tidaldb._native", name = "Client", frozen)]
 pub struct PyClient {
     /// Shared with nobody: an `Arc` only so that a forked child can leak it (see `Drop`).
@@ -183,8 +182,7 @@ fn write_concern(py: Python<'_>, arg: &Bound<'_, PyAny>) -> PyResult<Concern> {
     }
 }
 
-/// Connects to the first of `addrs` that answers. TLS is used when `ca`, `cert` and `key`
-/// are all given; `insecure=True` connects without it, and neither is an error.
+#[doc = include_str!("../pydoc/connect.md")]
 #[pyfunction]
 #[pyo3(signature = (addrs, *, cluster_id, ca = None, cert = None, key = None, insecure = false, timeout = 10.0, write_concern = None))]
 #[allow(clippy::too_many_arguments)]
@@ -238,7 +236,7 @@ pub fn connect(
 
 #[pymethods]
 impl PyClient {
-    /// Which node answered the last call, and whether it was degraded; None before any.
+    #[doc = include_str!("../pydoc/Client/last_served.md")]
     #[getter]
     fn last_served(&self) -> Option<PyServed> {
         self.last
@@ -247,13 +245,14 @@ impl PyClient {
             .and_then(|l| l.as_ref().map(PyServed::from))
     }
 
-    /// The node this client is connected to now.
+    #[doc = include_str!("../pydoc/Client/node.md")]
     #[getter]
     fn node(&self, py: Python<'_>) -> PyResult<Option<u16>> {
         self.origin.check(py, "Client")?;
         Ok(self.inner.lock().ok().and_then(|c| c.node()).map(|n| n.0))
     }
 
+    #[doc = include_str!("../pydoc/Client/write.md")]
     #[pyo3(signature = (signal, item, weight = Float::new(1.0), ts = None, tenant = None, write_concern = None),
         text_signature = "(self, /, signal, item, weight=1.0, ts=None, tenant=None, write_concern=None)")]
     #[allow(clippy::too_many_arguments)]
@@ -276,8 +275,7 @@ impl PyClient {
         })
     }
 
-    /// Writes many signals from numpy arrays; returns how many were written. The batch is
-    /// written whole or not at all.
+    #[doc = include_str!("../pydoc/Client/write_many.md")]
     #[pyo3(signature = (signal, items, weights = None, ts = None, tenant = None, write_concern = None))]
     #[allow(clippy::too_many_arguments)]
     fn write_many(
@@ -305,6 +303,7 @@ impl PyClient {
         })
     }
 
+    #[doc = include_str!("../pydoc/Client/score.md")]
     #[pyo3(signature = (signal, item, tenant = None, at = None))]
     fn score(
         &self,
@@ -327,6 +326,7 @@ impl PyClient {
         })
     }
 
+    #[doc = include_str!("../pydoc/Client/scores.md")]
     #[pyo3(signature = (signal, items, tenant = None, at = None))]
     fn scores<'py>(
         &self,
@@ -347,6 +347,7 @@ impl PyClient {
         crate::tables::scores(py, ids, scores)
     }
 
+    #[doc = include_str!("../pydoc/Client/window_count.md")]
     #[pyo3(signature = (signal, item, window, tenant = None))]
     fn window_count(
         &self,
@@ -363,6 +364,7 @@ impl PyClient {
         })
     }
 
+    #[doc = include_str!("../pydoc/Client/retrieve.md")]
     #[pyo3(signature = (candidates, rank_by, *, user = None, limit = Count(10), tenant = None, at = None),
         text_signature = "(self, /, candidates, rank_by, *, user=None, limit=10, tenant=None, at=None)")]
     #[allow(clippy::too_many_arguments)]
@@ -406,6 +408,7 @@ impl PyClient {
         PyResults::new(py, results)
     }
 
+    #[doc = include_str!("../pydoc/Client/hide.md")]
     #[pyo3(signature = (user, item, tenant = None, write_concern = None))]
     fn hide(
         &self,
@@ -418,6 +421,7 @@ impl PyClient {
         self.set_hidden(py, user, item, true, tenant, write_concern)
     }
 
+    #[doc = include_str!("../pydoc/Client/unhide.md")]
     #[pyo3(signature = (user, item, tenant = None, write_concern = None))]
     fn unhide(
         &self,
@@ -430,6 +434,7 @@ impl PyClient {
         self.set_hidden(py, user, item, false, tenant, write_concern)
     }
 
+    #[doc = include_str!("../pydoc/Client/is_hidden.md")]
     #[pyo3(signature = (user, item, tenant = None))]
     fn is_hidden(
         &self,
@@ -446,8 +451,7 @@ impl PyClient {
         })
     }
 
-    /// The answering node's replication lag behind each peer, as
-    /// `{peer: (events, seconds, reachable)}`.
+    #[doc = include_str!("../pydoc/Client/lag.md")]
     #[pyo3(signature = (tenant = None))]
     fn lag(
         &self,
@@ -466,8 +470,7 @@ impl PyClient {
         })
     }
 
-    /// The answering node's view of its replica group: its region verdicts and one row
-    /// per replica, with lag (a `Health`, which renders as tables).
+    #[doc = include_str!("../pydoc/Client/health.md")]
     #[pyo3(signature = (tenant = None))]
     fn health<'py>(
         &self,
@@ -487,11 +490,7 @@ impl PyClient {
         health.call_method1("_from_json", (json, PyTuple::new(py, names)?))
     }
 
-    /// What the answering node's control-plane voter knows, as a dict: ``voter``,
-    /// ``raft_term``, ``raft_leader`` (a node id or None), ``is_raft_leader``,
-    /// ``committed``, ``applied``, ``commands`` and ``groups`` (one dict per tenant:
-    /// ``tenant``, ``leader``, ``term``, from the committed log). A node without a
-    /// control plane answers ``voter=False`` and no groups.
+    #[doc = include_str!("../pydoc/Client/control.md")]
     fn control<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let json = self.call(py, |c| {
             let json = c.control_json()?;
@@ -501,19 +500,17 @@ impl PyClient {
         py.import("json")?.call_method1("loads", (json,))
     }
 
-    /// Drains `region`: the control plane moves the leadership of its hosts to other
-    /// regions and keeps it away until :meth:`rejoin`. Returns once the command is
-    /// committed. An unknown region raises ``InvalidArgument`` and commits nothing.
+    #[doc = include_str!("../pydoc/Client/drain.md")]
     fn drain(&self, py: Python<'_>, region: String) -> PyResult<()> {
         self.admin(py, AdminOp::Drain { region })
     }
 
-    /// Lets a drained `region`'s hosts lead again. Returns once committed.
+    #[doc = include_str!("../pydoc/Client/rejoin.md")]
     fn rejoin(&self, py: Python<'_>, region: String) -> PyResult<()> {
         self.admin(py, AdminOp::Rejoin { region })
     }
 
-    /// The cluster's region names, indexed by region id.
+    #[doc = include_str!("../pydoc/Client/regions.md")]
     fn regions(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let json = self.call(py, |c| {
             let json = c.regions_json()?;
@@ -523,7 +520,7 @@ impl PyClient {
         serde_json::from_str(&json).map_err(|e| invalid(py, "regions", e.to_string()))
     }
 
-    /// Refuses pickling and copying, saying what to pass instead.
+    #[doc = include_str!("../pydoc/Client/__reduce__.md")]
     fn __reduce__(&self) -> PyResult<()> {
         Err(crate::pickling::client())
     }

@@ -23,13 +23,7 @@ use crate::scoped::PyScoped;
 use crate::simulation::Simulation;
 use crate::tenant::PyTenant;
 
-/// A tidaldb cluster on the deterministic simulator: one replica of every shard in every
-/// region, on virtual time that starts at 2026-01-01T00:00:00Z and moves only in `step`,
-/// `run_for`, `await_convergence` / `converged`, replicated write concerns and migration
-/// steps. A run is a function of its `seed`. The keyword-only `max_retained` and
-/// `max_retained_own` bound the events each replica keeps in memory for its peers (relayed
-/// and its own; defaults 1,048,576 and 4,194,304): a peer that lacks older ones is caught
-/// up from the replica's durable log.
+#[doc = include_str!("../pydoc/Cluster.md")]
 #[pyclass(module = "tidaldb._native", name = "Cluster", extends = PyScoped, frozen)]
 pub struct PyCluster {
     pub(crate) simulation: Simulation,
@@ -117,40 +111,38 @@ impl PyCluster {
         )
     }
 
-    /// The region names, in the order given.
+    #[doc = include_str!("../pydoc/Cluster/regions.md")]
     #[getter]
     fn regions(&self) -> Vec<String> {
         self.simulation.names.names().to_vec()
     }
 
-    /// Shards in each region; every shard has a replica in every region.
+    #[doc = include_str!("../pydoc/Cluster/shards_per_region.md")]
     #[getter]
     fn shards_per_region(&self) -> u16 {
         self.sim().config().shards_per_region
     }
 
-    /// The seed the run is a function of.
+    #[doc = include_str!("../pydoc/Cluster/seed.md")]
     #[getter]
     fn seed(&self) -> u64 {
         self.seed
     }
 
-    /// The virtual time now, in Unix seconds. A float resolves about 0.25 µs here, so
-    /// pass explicit `ts=`/`at=` when you compare reads with `==`.
+    #[doc = include_str!("../pydoc/Cluster/now.md")]
     #[getter]
     fn now(&self, py: Python<'_>) -> PyResult<f64> {
         self.run(py, |c| Ok(c.now().as_secs_f64()))
     }
 
-    /// The region of shard 0's leader, as the control plane sees it; `Unavailable` while
-    /// that leader is down and not yet replaced (the election timeout is 500 ms).
+    #[doc = include_str!("../pydoc/Cluster/leader.md")]
     #[getter]
     fn leader(&self, py: Python<'_>) -> PyResult<String> {
         let region = self.run(py, |c| Ok(c.leader()?.region()))?;
         Ok(self.simulation.name(region))
     }
 
-    /// The registered tenants (not the built-in default tenant).
+    #[doc = include_str!("../pydoc/Cluster/tenants.md")]
     #[getter]
     fn tenants(slf: &Bound<'_, Self>) -> PyResult<Vec<Py<PyTenant>>> {
         let py = slf.py();
@@ -169,7 +161,7 @@ impl PyCluster {
             .collect()
     }
 
-    /// What `region`'s replica of `shard` has applied: origin node id → highest seq.
+    #[doc = include_str!("../pydoc/Cluster/version_vector.md")]
     #[pyo3(signature = (region, shard = Natural::<Shard>::new(0), tenant = None),
         text_signature = "(self, /, region, shard=0, tenant=None)")]
     fn version_vector<'py>(
@@ -189,9 +181,7 @@ impl PyCluster {
         Ok(out)
     }
 
-    /// A 64-bit digest of the materialized state of `region`'s replica of `shard`: equal on
-    /// two replicas that applied the same events, different (with overwhelming probability)
-    /// when any score, window, hide or dedup entry differs.
+    #[doc = include_str!("../pydoc/Cluster/state_digest.md")]
     #[pyo3(signature = (region, shard = Natural::<Shard>::new(0), tenant = None),
         text_signature = "(self, /, region, shard=0, tenant=None)")]
     fn state_digest(
@@ -206,19 +196,18 @@ impl PyCluster {
         self.run(py, |c| c.state_digest_scoped(scope, shard))
     }
 
-    /// Runs one scheduled happening (a delivery or a tick); false if nothing is scheduled.
+    #[doc = include_str!("../pydoc/Cluster/step.md")]
     fn step(&self, py: Python<'_>) -> PyResult<bool> {
         self.run(py, |c| Ok(c.step()))
     }
 
-    /// Runs the simulation for `seconds` of virtual time (a float, or a string like "250ms").
+    #[doc = include_str!("../pydoc/Cluster/run_for.md")]
     fn run_for(&self, py: Python<'_>, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
         let d = duration(py, "seconds", seconds)?;
         self.run(py, |c| c.try_run_for("seconds", d))
     }
 
-    /// Runs virtual time until every replica group has converged; returns the virtual
-    /// seconds that took. `Timeout` names what still differs.
+    #[doc = include_str!("../pydoc/Cluster/await_convergence.md")]
     #[pyo3(signature = (timeout = None),
         text_signature = "(self, /, timeout=30.0)")]
     fn await_convergence(
@@ -230,10 +219,7 @@ impl PyCluster {
         self.run(py, |c| Ok(c.await_full_convergence(timeout)?.as_secs_f64()))
     }
 
-    /// `await_convergence` as a coroutine, run on a worker thread so the event loop stays
-    /// free: `await cluster.converged()` in a coroutine, or `asyncio.run(...)` it.
-    /// Cancelling it stops the wait within about 50 ms, with the virtual time that passed
-    /// until then kept.
+    #[doc = include_str!("../pydoc/Cluster/converged.md")]
     #[pyo3(signature = (timeout = None),
         text_signature = "(self, /, timeout=30.0)")]
     fn converged<'py>(
@@ -252,13 +238,12 @@ impl PyCluster {
         })
     }
 
-    /// True when every replica group holds the same events with nothing in flight.
+    #[doc = include_str!("../pydoc/Cluster/is_converged.md")]
     fn is_converged(&self, py: Python<'_>) -> PyResult<bool> {
         self.run(py, |c| Ok(c.is_converged()))
     }
 
-    /// Cuts `a` off from `b` (both directions unless `one_way`). The returned handle
-    /// heals it; used as a context manager, it heals on exit.
+    #[doc = include_str!("../pydoc/Cluster/partition.md")]
     #[pyo3(signature = (a, b, one_way = false))]
     fn partition(&self, py: Python<'_>, a: &str, b: &str, one_way: bool) -> PyResult<PyPartition> {
         let (ra, rb) = (
@@ -287,7 +272,7 @@ impl PyCluster {
         ))
     }
 
-    /// Heals every partition.
+    #[doc = include_str!("../pydoc/Cluster/heal_all.md")]
     fn heal_all(&self, py: Python<'_>) -> PyResult<()> {
         self.run(py, |c| {
             c.heal_all_partitions();
@@ -295,8 +280,7 @@ impl PyCluster {
         })
     }
 
-    /// Crashes the host of `shard` in `region`: every tenant's replica on it. With
-    /// `lose_unsynced`, what its disks had not synced is lost; returns how many events.
+    #[doc = include_str!("../pydoc/Cluster/crash.md")]
     #[pyo3(signature = (region, lose_unsynced = false, shard = Natural::<Shard>::new(0)),
         text_signature = "(self, /, region, lose_unsynced=False, shard=0)")]
     fn crash(
@@ -310,7 +294,7 @@ impl PyCluster {
         self.run(py, |c| c.crash(r, s, lose_unsynced))
     }
 
-    /// Restarts the host of `shard` in `region` from its disks; it then catches up.
+    #[doc = include_str!("../pydoc/Cluster/restart.md")]
     #[pyo3(signature = (region, shard = Natural::<Shard>::new(0)),
         text_signature = "(self, /, region, shard=0)")]
     fn restart(&self, py: Python<'_>, region: &str, shard: Natural<Shard>) -> PyResult<()> {
@@ -318,10 +302,7 @@ impl PyCluster {
         self.run(py, |c| c.restart(r, s))
     }
 
-    /// Drains the host of `shard` in `region` for an upgrade: stops routing to it, moves
-    /// its leaderships away and waits (in virtual time, up to 10 s) until no other
-    /// replica lacks an event only it holds. One host at a time: `Conflict` while another
-    /// is still drained; `Timeout` if replication stalls (a partition, say).
+    #[doc = include_str!("../pydoc/Cluster/drain.md")]
     #[pyo3(signature = (region, shard = Natural::<Shard>::new(0)),
         text_signature = "(self, /, region, shard=0)")]
     fn drain(&self, py: Python<'_>, region: &str, shard: Natural<Shard>) -> PyResult<()> {
@@ -329,8 +310,7 @@ impl PyCluster {
         self.run(py, |c| RollingUpgradeCoordinator::new(c).drain(r, s))
     }
 
-    /// Restarts a drained host from its own storage, as a new binary would; `Conflict`
-    /// if it was not drained first.
+    #[doc = include_str!("../pydoc/Cluster/upgrade.md")]
     #[pyo3(signature = (region, shard = Natural::<Shard>::new(0)),
         text_signature = "(self, /, region, shard=0)")]
     fn upgrade(&self, py: Python<'_>, region: &str, shard: Natural<Shard>) -> PyResult<()> {
@@ -338,8 +318,7 @@ impl PyCluster {
         self.run(py, |c| RollingUpgradeCoordinator::new(c).upgrade(r, s))
     }
 
-    /// Starts the host if it is down, waits until it holds what its peers held when the
-    /// rejoin began, then routes to it again.
+    #[doc = include_str!("../pydoc/Cluster/rejoin.md")]
     #[pyo3(signature = (region, shard = Natural::<Shard>::new(0)),
         text_signature = "(self, /, region, shard=0)")]
     fn rejoin(&self, py: Python<'_>, region: &str, shard: Natural<Shard>) -> PyResult<()> {
@@ -347,7 +326,7 @@ impl PyCluster {
         self.run(py, |c| RollingUpgradeCoordinator::new(c).rejoin(r, s))
     }
 
-    /// Whether the host of `shard` in `region` is up.
+    #[doc = include_str!("../pydoc/Cluster/is_up.md")]
     #[pyo3(signature = (region, shard = Natural::<Shard>::new(0)),
         text_signature = "(self, /, region, shard=0)")]
     fn is_up(&self, py: Python<'_>, region: &str, shard: Natural<Shard>) -> PyResult<bool> {
@@ -355,7 +334,7 @@ impl PyCluster {
         self.run(py, |c| Ok(c.is_up(c.node_id(r, s)?)))
     }
 
-    /// Events each region's replicas lack, as the control plane last measured.
+    #[doc = include_str!("../pydoc/Cluster/lag.md")]
     #[pyo3(signature = (tenant = None))]
     fn lag<'py>(&self, py: Python<'py>, tenant: Option<TenantArg>) -> PyResult<Bound<'py, PyDict>> {
         let lag = self.run(py, |c| c.lag_by_region(tenant_of(tenant)))?;
@@ -366,7 +345,7 @@ impl PyCluster {
         Ok(out)
     }
 
-    /// The control plane's health report as a dict (a `Health`, which renders as tables).
+    #[doc = include_str!("../pydoc/Cluster/health.md")]
     fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let json = self.run(py, |c| {
             Ok(c.with_control(|control, now| control.health(now).to_json()))
@@ -376,7 +355,7 @@ impl PyCluster {
         health.call_method1("_from_json", (json, names))
     }
 
-    /// Registers a tenant with its quotas and residency and starts its replicas.
+    #[doc = include_str!("../pydoc/Cluster/register_tenant.md")]
     #[pyo3(signature = (
         id,
         max_signals_per_sec = None,
@@ -408,7 +387,7 @@ impl PyCluster {
         PyTenant::create(py, slf.clone().unbind(), tenant)
     }
 
-    /// The registered tenant `id`; `NotFound` if there is none.
+    #[doc = include_str!("../pydoc/Cluster/tenant.md")]
     fn tenant(slf: &Bound<'_, Self>, id: Natural<TenantIdArg>) -> PyResult<Py<PyTenant>> {
         let tenant = TenantId(id.0);
         if tenant == TenantId::DEFAULT {
@@ -427,7 +406,7 @@ impl PyCluster {
         PyTenant::create(slf.py(), slf.clone().unbind(), tenant)
     }
 
-    /// Refuses pickling and copying, saying what to pass instead.
+    #[doc = include_str!("../pydoc/Cluster/__reduce__.md")]
     fn __reduce__(&self) -> PyResult<()> {
         Err(crate::pickling::cluster())
     }

@@ -504,9 +504,9 @@ pub fn bulk_times(
     .map(Some)
 }
 
-/// Seconds in `value`: a float, or a string such as `"20ms"`, read by the core's parser.
-/// `name` names the argument in the error. Python helpers (`tidaldb.plotting`) use this
-/// so that they accept exactly what the rest of the API accepts.
+// Python helpers (`tidaldb.plotting`) read durations through this, so that they accept
+// exactly what the rest of the API accepts.
+#[doc = include_str!("../pydoc/parse_duration.md")]
 #[pyfunction(name = "parse_duration")]
 #[pyo3(signature = (value, name = "duration"))]
 pub fn duration_seconds(py: Python<'_>, value: &Bound<'_, PyAny>, name: &str) -> PyResult<f64> {

@@ -38,6 +38,7 @@ use crate::schema::PySchema;
 use crate::signals;
 use crate::tables;
 
+#[doc = include_str!("../pydoc/Db.md")]
 #[pyclass(module = "tidaldb._native", name = "Db", frozen)]
 pub struct PyDb {
     /// `None` once closed. Dropping the handle releases the data directory. Shared only
@@ -129,8 +130,6 @@ impl PyDb {
 #[pymethods]
 impl PyDb {
     #[new]
-    /// `max_future_skew` (seconds, a string such as "10m", or a timedelta; default 5
-    /// minutes) is how far ahead of this machine's clock a write's `ts` may be.
     #[pyo3(signature = (schema, path=None, *, durability="immediate", max_future_skew=None))]
     fn new(
         py: Python<'_>,
@@ -164,8 +163,7 @@ impl PyDb {
         })
     }
 
-    /// Records one signal; `ts` is Unix seconds, `None` for now. `tenant` (a registered
-    /// tenant's id) writes to that tenant's own log and state, under its quotas.
+    #[doc = include_str!("../pydoc/Db/signal.md")]
     #[pyo3(
         signature = (name, item, weight=Float::new(1.0), ts=None, tenant=None),
         text_signature = "(self, /, name, item, weight=1.0, ts=None, tenant=None)"
@@ -189,9 +187,7 @@ impl PyDb {
         }
     }
 
-    /// Records many signals at once; all or nothing, unless Ctrl-C stops it while it applies
-    /// them (then the `KeyboardInterrupt`'s `written` says how many of the first it kept).
-    /// Returns how many were written.
+    #[doc = include_str!("../pydoc/Db/signals.md")]
     #[pyo3(signature = (name, items, weights, ts=None))]
     fn signals<'py>(
         &self,
@@ -211,7 +207,7 @@ impl PyDb {
         })
     }
 
-    /// Decayed score at `at` (Unix seconds; `None` for now), of `tenant` when given.
+    #[doc = include_str!("../pydoc/Db/score.md")]
     #[pyo3(signature = (name, item, at=None, tenant=None))]
     fn score(
         &self,
@@ -230,9 +226,7 @@ impl PyDb {
         }
     }
 
-    /// Registers a tenant: its own log and state under `{path}/tenants/{id}/`, and its
-    /// quotas (None for unlimited). Durable: it is there again after a reopen. Then pass
-    /// `tenant=id` to `signal`, `score`, `total_count` and `recovery_report`.
+    #[doc = include_str!("../pydoc/Db/register_tenant.md")]
     #[pyo3(signature = (id, max_signals_per_sec = None, max_entities = None,
         max_storage_bytes = None, label = None))]
     fn register_tenant(
@@ -252,7 +246,7 @@ impl PyDb {
         self.with(py, |db| db.register_tenant(config))
     }
 
-    /// The registered tenants' ids, in order (the built-in default tenant, 0, is not one).
+    #[doc = include_str!("../pydoc/Db/tenants.md")]
     #[getter]
     fn tenants(&self, py: Python<'_>) -> PyResult<Vec<u64>> {
         self.with(py, |db| {
@@ -260,8 +254,7 @@ impl PyDb {
         })
     }
 
-    /// Events of `signal` (one that declares windows) recorded over all time and every
-    /// item, by `tenant` (the default tenant when None).
+    #[doc = include_str!("../pydoc/Db/total_count.md")]
     #[pyo3(signature = (signal, tenant = None))]
     fn total_count(
         &self,
@@ -273,9 +266,7 @@ impl PyDb {
         self.with(py, |db| db.total_signal_count_for_tenant(t, signal))
     }
 
-    /// Decayed scores of many items, as a `tidaldb.Scores` float64 array. With
-    /// `errors="nan"`, an item whose score cannot be read (a read before a linear signal's
-    /// retained history, or one that would overflow) is NaN instead of failing the call.
+    #[doc = include_str!("../pydoc/Db/scores.md")]
     #[pyo3(signature = (name, items, at=None, errors="raise"))]
     fn scores<'py>(
         &self,
@@ -297,7 +288,7 @@ impl PyDb {
         tables::scores(py, ids, scores)
     }
 
-    /// Events counted in `window` ("1h", "24h", "7d", "30d", "all") as of `at`.
+    #[doc = include_str!("../pydoc/Db/window_count.md")]
     #[pyo3(signature = (name, item, window, at=None))]
     fn window_count(
         &self,
@@ -310,7 +301,7 @@ impl PyDb {
         Ok(self.window_reading(py, name, item, window, at)?.count)
     }
 
-    /// Sum of the weights counted in `window` as of `at`.
+    #[doc = include_str!("../pydoc/Db/window_sum.md")]
     #[pyo3(signature = (name, item, window, at=None))]
     fn window_sum(
         &self,
@@ -323,7 +314,7 @@ impl PyDb {
         Ok(self.window_reading(py, name, item, window, at)?.weight_sum)
     }
 
-    /// Weight per hour over the signal's shortest window, as of `at`.
+    #[doc = include_str!("../pydoc/Db/velocity.md")]
     #[pyo3(signature = (name, item, at=None))]
     fn velocity(
         &self,
@@ -336,19 +327,22 @@ impl PyDb {
         self.with(py, |db| db.read_velocity_at(item.0, name, at))
     }
 
+    #[doc = include_str!("../pydoc/Db/hide.md")]
     fn hide(&self, py: Python<'_>, user: Id<User>, item: Id<Item>) -> PyResult<()> {
         self.with(py, |db| db.hide_item(user.0, item.0).map(|_| ()))
     }
 
+    #[doc = include_str!("../pydoc/Db/unhide.md")]
     fn unhide(&self, py: Python<'_>, user: Id<User>, item: Id<Item>) -> PyResult<()> {
         self.with(py, |db| db.unhide_item(user.0, item.0).map(|_| ()))
     }
 
+    #[doc = include_str!("../pydoc/Db/is_hidden.md")]
     fn is_hidden(&self, py: Python<'_>, user: Id<User>, item: Id<Item>) -> PyResult<bool> {
         self.with(py, |db| db.is_hidden(user.0, item.0))
     }
 
-    /// Top `limit` candidates by `Σ coefficient · score(signal)`, minus the user's hidden items.
+    #[doc = include_str!("../pydoc/Db/retrieve.md")]
     #[pyo3(
         signature = (candidates, rank_by, *, user=None, limit=Count(10), at=None),
         text_signature = "(self, /, candidates, rank_by, *, user=None, limit=10, at=None)"
@@ -367,12 +361,12 @@ impl PyDb {
         PyResults::new(py, results)
     }
 
-    /// Syncs every acknowledged write to disk now.
+    #[doc = include_str!("../pydoc/Db/flush.md")]
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         self.detached(py, |db| db.flush())
     }
 
-    /// `flush()` as an awaitable, run on tokio's blocking pool.
+    #[doc = include_str!("../pydoc/Db/flush_async.md")]
     fn flush_async<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         // A closed Db raises here, at the call, like every other method.
@@ -385,15 +379,12 @@ impl PyDb {
         })
     }
 
-    /// Writes a snapshot now; returns the log position it covers (0 when ephemeral).
+    #[doc = include_str!("../pydoc/Db/snapshot.md")]
     fn snapshot(&self, py: Python<'_>) -> PyResult<u64> {
         self.detached(py, |db| db.snapshot())
     }
 
-    /// What opening the data directory found and repaired: `snapshot_lsn` (the log position
-    /// the snapshot covered, 0 without one), `events_replayed` from the log after it,
-    /// `torn_bytes_truncated` (a torn last write cut off) and `empty_segments_removed`.
-    /// All zero for an ephemeral Db. `tenant` asks about that tenant's log.
+    #[doc = include_str!("../pydoc/Db/recovery_report.md")]
     #[pyo3(signature = (tenant = None))]
     fn recovery_report<'py>(
         &self,
@@ -410,23 +401,26 @@ impl PyDb {
         Ok(out)
     }
 
+    #[doc = include_str!("../pydoc/Db/events_applied.md")]
     #[getter]
     fn events_applied(&self, py: Python<'_>) -> PyResult<u64> {
         self.with(py, |db| db.events_applied())
     }
 
+    #[doc = include_str!("../pydoc/Db/path.md")]
     #[getter]
     fn path(&self) -> Option<PathBuf> {
         self.path.clone()
     }
 
+    #[doc = include_str!("../pydoc/Db/closed.md")]
     #[getter]
     fn closed(&self, py: Python<'_>) -> PyResult<bool> {
         self.origin.check(py, "Db")?;
         self.slot(py, |s| s.is_none()).py_err(py)
     }
 
-    /// Syncs, releases the data directory and reports a failed final sync. Idempotent.
+    #[doc = include_str!("../pydoc/Db/close.md")]
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.origin.check(py, "Db")?;
         let Some(db) = self.slot(py, Option::take).py_err(py)? else {
@@ -447,7 +441,7 @@ impl PyDb {
         Ok(false)
     }
 
-    /// Refuses pickling and copying, saying what to pass instead.
+    #[doc = include_str!("../pydoc/Db/__reduce__.md")]
     fn __reduce__(&self) -> PyResult<()> {
         Err(crate::pickling::db())
     }

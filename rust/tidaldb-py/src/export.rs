@@ -27,7 +27,7 @@ fn export_csv<'py>(
     Ok(PyBytes::new(py, &csv.py_err(py)?))
 }
 
-/// Every applied event of `tenant` (the default tenant when None) in `path`, as CSV.
+#[doc = include_str!("../pydoc/export_events_csv.md")]
 #[pyfunction]
 #[pyo3(signature = (path, *, tenant = None, allow_partial = false))]
 pub fn export_events_csv<'py>(
@@ -47,7 +47,7 @@ pub fn export_events_csv<'py>(
     )
 }
 
-/// The decayed score of every (signal, entity) of `tenant` in `path` at `at`, as CSV.
+#[doc = include_str!("../pydoc/export_scores_csv.md")]
 #[pyfunction]
 #[pyo3(signature = (path, *, at = None, tenant = None))]
 pub fn export_scores_csv<'py>(

@@ -7,25 +7,23 @@ use tidaldb::sim::{NetworkPartition, PartitionId};
 
 use crate::simulation::Simulation;
 
-/// The acknowledgement of a write: which replica appended it, and whether it was new.
-/// `(origin, seq)` is the event's id in every region.
+#[doc = include_str!("../pydoc/WriteAck.md")]
 #[pyclass(module = "tidaldb._native", name = "WriteAck", frozen, eq)]
 #[derive(Clone, PartialEq)]
 pub struct PyWriteAck {
-    /// The region of the replica that appended the events (their origin).
+    #[doc = include_str!("../pydoc/WriteAck/region.md")]
     #[pyo3(get)]
     region: String,
-    /// The origin replica's node id: with `seq`, the event's id everywhere.
+    #[doc = include_str!("../pydoc/WriteAck/origin.md")]
     #[pyo3(get)]
     origin: u16,
-    /// The origin's sequence number of the first event written.
+    #[doc = include_str!("../pydoc/WriteAck/seq.md")]
     #[pyo3(get)]
     seq: u64,
-    /// Events written: 0 for a duplicate.
+    #[doc = include_str!("../pydoc/WriteAck/count.md")]
     #[pyo3(get)]
     count: usize,
-    /// True when this retried an idempotency key already applied: nothing was written,
-    /// and `origin`/`seq` name the original event.
+    #[doc = include_str!("../pydoc/WriteAck/duplicate.md")]
     #[pyo3(get)]
     duplicate: bool,
 }
@@ -63,20 +61,17 @@ impl PyWriteAck {
     }
 }
 
-/// A network partition in place. `heal()` or leaving its `with` block heals it; so does
-/// `Cluster.heal_all()`. Dropping the handle does not: a partition made in a notebook
-/// cell stays until healed.
-///
-/// It holds the partition's id, not a lock: every method detaches and asks the
-/// simulator, so two threads using one handle never wait on each other while attached.
+// It holds the partition's id, not a lock: every method detaches and asks the simulator,
+// so two threads using one handle never wait on each other while attached.
+#[doc = include_str!("../pydoc/Partition.md")]
 #[pyclass(module = "tidaldb._native", name = "Partition", frozen)]
 pub struct PyPartition {
     cluster: Simulation,
     id: PartitionId,
-    /// The two regions, as `(a, b)`.
+    #[doc = include_str!("../pydoc/Partition/regions.md")]
     #[pyo3(get)]
     regions: (String, String),
-    /// True when only messages from `a` to `b` are dropped.
+    #[doc = include_str!("../pydoc/Partition/one_way.md")]
     #[pyo3(get)]
     one_way: bool,
 }
@@ -99,14 +94,14 @@ impl PyPartition {
 
 #[pymethods]
 impl PyPartition {
-    /// True until healed (by this handle or by `heal_all`).
+    #[doc = include_str!("../pydoc/Partition/active.md")]
     #[getter]
     fn active(&self, py: Python<'_>) -> PyResult<bool> {
         self.cluster.check_origin(py)?;
         Ok(py.detach(|| self.cluster.sim.is_partition_active(self.id)))
     }
 
-    /// Heals this partition; healing twice does nothing.
+    #[doc = include_str!("../pydoc/Partition/heal.md")]
     fn heal(&self, py: Python<'_>) -> PyResult<()> {
         self.cluster.check_origin(py)?;
         py.detach(|| self.cluster.sim.heal_partition(self.id));

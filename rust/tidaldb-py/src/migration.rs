@@ -15,10 +15,7 @@ use crate::convert::duration;
 use crate::errors::to_py;
 use crate::simulation::Simulation;
 
-/// Moves a tenant's replica of a shard to another region in four steps (`prepare_target`,
-/// `enter_dual_write`, `finalize`, `gc_source`), or all of them with `await run()`. Reads
-/// and writes are served throughout; each step is idempotent, and `Tenant.migration`
-/// resumes one after an interruption.
+#[doc = include_str!("../pydoc/Migration.md")]
 #[pyclass(module = "tidaldb._native", name = "Migration", frozen)]
 pub struct PyMigration {
     simulation: Simulation,
@@ -94,25 +91,25 @@ fn close_bar(py: Python<'_>, bar: &Py<PyAny>) -> PyResult<()> {
 
 #[pymethods]
 impl PyMigration {
-    /// The tenant's id (an int; `cluster.tenant(id)` gives the `Tenant`).
+    #[doc = include_str!("../pydoc/Migration/tenant.md")]
     #[getter]
     fn tenant(&self) -> u64 {
         self.handle.tenant().0
     }
 
-    /// The region the tenant moves from.
+    #[doc = include_str!("../pydoc/Migration/source.md")]
     #[getter]
     fn source(&self) -> String {
         self.simulation.name(self.source)
     }
 
-    /// The region the tenant moves to.
+    #[doc = include_str!("../pydoc/Migration/target.md")]
     #[getter]
     fn target(&self) -> String {
         self.simulation.name(self.target)
     }
 
-    /// "idle", "preparing_target", "dual_write", "finalizing" or "complete".
+    #[doc = include_str!("../pydoc/Migration/state.md")]
     #[getter]
     fn state(&self, py: Python<'_>) -> PyResult<&'static str> {
         let number = self.number;
@@ -120,32 +117,29 @@ impl PyMigration {
         Ok(state.name())
     }
 
-    /// Creates the target replica and waits (in virtual time) until it holds everything
-    /// the source had applied.
+    #[doc = include_str!("../pydoc/Migration/prepare_target.md")]
     fn prepare_target(&self, py: Python<'_>) -> PyResult<()> {
         self.step(py, TenantMigration::prepare_target)
     }
 
-    /// From now on a write is acknowledged once both source and target hold it.
+    #[doc = include_str!("../pydoc/Migration/enter_dual_write.md")]
     fn enter_dual_write(&self, py: Python<'_>) -> PyResult<()> {
         self.step(py, TenantMigration::enter_dual_write)
     }
 
-    /// Waits until the target holds all the source has, then routes to the target.
+    #[doc = include_str!("../pydoc/Migration/finalize.md")]
     fn finalize(&self, py: Python<'_>) -> PyResult<()> {
         self.step(py, TenantMigration::finalize)
     }
 
-    /// After `grace` (seconds or "5s") of virtual time, deletes the source's copy.
+    #[doc = include_str!("../pydoc/Migration/gc_source.md")]
     #[pyo3(signature = (grace = None), text_signature = "(self, /, grace=0.0)")]
     fn gc_source(&self, py: Python<'_>, grace: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let grace = grace_of(py, grace)?;
         self.step(py, |m| m.gc_source(grace))
     }
 
-    /// Takes the next step, whichever the migration is ready for, and returns the state
-    /// it reached: `prepare_target`, `enter_dual_write`, `finalize`, then
-    /// `gc_source(grace)`. A complete migration stays `"complete"`.
+    #[doc = include_str!("../pydoc/Migration/advance.md")]
     #[pyo3(signature = (grace = None), text_signature = "(self, /, grace=0.0)")]
     fn advance(&self, py: Python<'_>, grace: Option<&Bound<'_, PyAny>>) -> PyResult<&'static str> {
         let grace = grace_of(py, grace)?;
@@ -156,11 +150,7 @@ impl PyMigration {
         Ok(state.name())
     }
 
-    /// Runs every remaining step as a coroutine that resolves to None: `await` it, or
-    /// `asyncio.run(...)` it. With `progress=True` and tqdm installed (`pip install
-    /// tidaldb[notebook]`), a progress bar follows the steps. Cancelling it stops the step
-    /// under way within about 50 ms; the record keeps the state reached, and a later run
-    /// (or `Tenant.migration`) resumes from it.
+    #[doc = include_str!("../pydoc/Migration/run.md")]
     #[pyo3(signature = (progress = false, grace = None),
         text_signature = "(self, /, progress=False, grace=0.0)")]
     fn run<'py>(

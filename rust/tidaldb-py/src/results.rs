@@ -11,11 +11,14 @@ use crate::tables;
 /// Rows shown by `_repr_html_` before the table is cut short.
 const HTML_ROWS: usize = 50;
 
+#[doc = include_str!("../pydoc/ScoredItem.md")]
 #[pyclass(module = "tidaldb._native", name = "ScoredItem", frozen)]
 #[derive(Clone, Copy)]
 pub struct PyScoredItem {
+    #[doc = include_str!("../pydoc/ScoredItem/item.md")]
     #[pyo3(get)]
     item: u64,
+    #[doc = include_str!("../pydoc/ScoredItem/score.md")]
     #[pyo3(get)]
     score: f64,
 }
@@ -40,27 +43,34 @@ impl From<ScoredItem> for PyScoredItem {
     }
 }
 
+#[doc = include_str!("../pydoc/QueryStats.md")]
 #[pyclass(module = "tidaldb._native", name = "QueryStats", frozen)]
 pub struct PyQueryStats {
+    #[doc = include_str!("../pydoc/QueryStats/candidates_considered.md")]
     #[pyo3(get)]
     candidates_considered: usize,
+    #[doc = include_str!("../pydoc/QueryStats/candidates_after_filter.md")]
     #[pyo3(get)]
     candidates_after_filter: usize,
+    #[doc = include_str!("../pydoc/QueryStats/hidden_filtered.md")]
     #[pyo3(get)]
     hidden_filtered: usize,
+    #[doc = include_str!("../pydoc/QueryStats/returned.md")]
     #[pyo3(get)]
     returned: usize,
-    /// Seconds.
+    #[doc = include_str!("../pydoc/QueryStats/elapsed.md")]
     #[pyo3(get)]
     elapsed: f64,
+    #[doc = include_str!("../pydoc/QueryStats/degraded.md")]
     #[pyo3(get)]
     degraded: bool,
+    #[doc = include_str!("../pydoc/QueryStats/shards_reached.md")]
     #[pyo3(get)]
     shards_reached: Vec<u16>,
+    #[doc = include_str!("../pydoc/QueryStats/shards_unreachable.md")]
     #[pyo3(get)]
     shards_unreachable: Vec<u16>,
-    /// Regions with a replica the answering replicas could not hear from: the data they
-    /// may hold that the answer lacks. Empty for an embedded `Db`.
+    #[doc = include_str!("../pydoc/QueryStats/regions_unreachable.md")]
     #[pyo3(get)]
     regions_unreachable: Vec<String>,
 }
@@ -123,6 +133,7 @@ impl PyQueryStats {
         format!("QueryStats({})", parts.join(", "))
     }
 
+    #[doc = include_str!("../pydoc/QueryStats/_repr_html_.md")]
     fn _repr_html_(&self) -> String {
         let mut html =
             String::from("<table><thead><tr><th>stat</th><th>value</th></tr></thead><tbody>");
@@ -134,7 +145,7 @@ impl PyQueryStats {
     }
 }
 
-/// The top items, best first, and how the query went.
+#[doc = include_str!("../pydoc/Results.md")]
 #[pyclass(module = "tidaldb._native", name = "Results", frozen, sequence)]
 pub struct PyResults {
     items: Vec<ScoredItem>,
@@ -174,11 +185,13 @@ impl PyResults {
 
 #[pymethods]
 impl PyResults {
+    #[doc = include_str!("../pydoc/Results/items.md")]
     #[getter]
     fn items(&self) -> Vec<PyScoredItem> {
         self.items.iter().map(|&s| s.into()).collect()
     }
 
+    #[doc = include_str!("../pydoc/Results/stats.md")]
     #[getter]
     fn stats(&self, py: Python<'_>) -> Py<PyQueryStats> {
         self.stats.clone_ref(py)
@@ -218,7 +231,7 @@ impl PyResults {
         Ok(Bound::new(py, PyScoredItem::from(self.items[at as usize]))?.into_any())
     }
 
-    /// `(items, scores)` as uint64 and float64 arrays, best first.
+    #[doc = include_str!("../pydoc/Results/to_numpy.md")]
     fn to_numpy<'py>(
         &self,
         py: Python<'py>,
@@ -231,18 +244,17 @@ impl PyResults {
         )
     }
 
-    /// A pandas DataFrame with columns `item` (uint64) and `score` (float64), best first.
+    #[doc = include_str!("../pydoc/Results/to_pandas.md")]
     fn to_pandas<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         tables::to_pandas(py, self.columns(py)?)
     }
 
-    /// A polars DataFrame with columns `item` (UInt64) and `score` (Float64), best first.
+    #[doc = include_str!("../pydoc/Results/to_polars.md")]
     fn to_polars<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         tables::to_polars(py, self.columns(py)?)
     }
 
-    /// The Arrow PyCapsule stream of the `item` and `score` columns, for
-    /// `pyarrow.table(results)`, `polars.DataFrame(results)`, DuckDB and the like.
+    #[doc = include_str!("../pydoc/Results/__arrow_c_stream__.md")]
     #[pyo3(signature = (requested_schema = None))]
     fn __arrow_c_stream__<'py>(
         &self,
@@ -271,6 +283,7 @@ impl PyResults {
         )
     }
 
+    #[doc = include_str!("../pydoc/Results/_repr_html_.md")]
     fn _repr_html_(&self) -> String {
         let mut html = String::from(
             "<table><thead><tr><th>rank</th><th>item</th><th>score</th></tr></thead><tbody>",

@@ -18,7 +18,7 @@ struct Spec {
     velocity: bool,
 }
 
-/// The signals of a database. `.signal(..)` returns the same object, so calls chain.
+#[doc = include_str!("../pydoc/Schema.md")]
 #[pyclass(module = "tidaldb._native", name = "Schema", eq)]
 #[derive(Debug, Default)]
 pub struct PySchema {
@@ -56,9 +56,7 @@ impl PySchema {
         Self::default()
     }
 
-    /// Declares a signal. `half_life` makes it decay exponentially, `lifetime` linearly,
-    /// neither makes it permanent. Raises at this call if the schema became invalid, and
-    /// leaves the schema as it was.
+    #[doc = include_str!("../pydoc/Schema/signal.md")]
     #[pyo3(signature = (name, kind="item", half_life=None, lifetime=None, windows=None, velocity=false))]
     #[allow(clippy::too_many_arguments)]
     fn signal<'py>(
@@ -111,13 +109,12 @@ impl PySchema {
         Ok(slf)
     }
 
-    /// The signals as plain values, for pickle: `(name, kind, decay, length in ns or None,
-    /// windows or None, velocity)` each. Nanoseconds keep the decay exact.
+    #[doc = include_str!("../pydoc/Schema/__getstate__.md")]
     fn __getstate__(&self) -> Vec<SpecState> {
         self.specs.iter().map(SpecState::from).collect()
     }
 
-    /// Rebuilds the schema from `__getstate__`'s values, validated as `.signal()` does.
+    #[doc = include_str!("../pydoc/Schema/__setstate__.md")]
     fn __setstate__(&mut self, py: Python<'_>, state: Vec<SpecState>) -> PyResult<()> {
         let specs = state
             .into_iter()
@@ -152,7 +149,7 @@ impl PySchema {
         self.__copy__()
     }
 
-    /// Signal names in declaration order.
+    #[doc = include_str!("../pydoc/Schema/names.md")]
     #[getter]
     fn names(&self) -> Vec<String> {
         self.specs.iter().map(|s| s.name.clone()).collect()

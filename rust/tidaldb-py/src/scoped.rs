@@ -22,7 +22,7 @@ use crate::query_args::QueryArgs;
 use crate::results::PyResults;
 use crate::simulation::Simulation;
 
-/// The data methods of `Cluster` and `Tenant`. Not constructed from Python.
+#[doc = include_str!("../pydoc/_Scoped.md")]
 #[pyclass(module = "tidaldb._native", name = "_Scoped", subclass, frozen)]
 pub struct PyScoped {
     pub(crate) simulation: Simulation,
@@ -121,8 +121,7 @@ fn idempotency_key(key: &Bound<'_, PyAny>) -> PyResult<ClientTag> {
 
 #[pymethods]
 impl PyScoped {
-    /// Writes one signal; `region=None` sends it to the replica that serves `item`, a
-    /// region name to that region's replica. Returns the acknowledgement.
+    #[doc = include_str!("../pydoc/_Scoped/write.md")]
     #[pyo3(signature = (
         signal, item, weight = Float::new(1.0), ts = None, region = None, tenant = None,
         idempotency_key = None,
@@ -154,8 +153,7 @@ impl PyScoped {
         self.submit(py, scope, item.0, op, tag)
     }
 
-    /// Writes many signals from numpy arrays (`weights` default to 1, `ts` to now);
-    /// returns how many were written. Each shard's part is written whole or not at all.
+    #[doc = include_str!("../pydoc/_Scoped/write_many.md")]
     #[pyo3(signature = (signal, items, weights = None, ts = None, region = None, tenant = None))]
     #[allow(clippy::too_many_arguments)]
     fn write_many(
@@ -178,7 +176,7 @@ impl PyScoped {
         })
     }
 
-    /// The decayed score of `item` at `at` (virtual now by default), read in `region`.
+    #[doc = include_str!("../pydoc/_Scoped/score.md")]
     #[pyo3(signature = (signal, item, region = None, tenant = None, at = None))]
     fn score(
         &self,
@@ -199,7 +197,7 @@ impl PyScoped {
         })
     }
 
-    /// Decayed scores of many items, as a float64 array.
+    #[doc = include_str!("../pydoc/_Scoped/scores.md")]
     #[pyo3(signature = (signal, items, region = None, tenant = None, at = None, errors = "raise"))]
     #[allow(clippy::too_many_arguments)]
     fn scores<'py>(
@@ -224,8 +222,7 @@ impl PyScoped {
         crate::tables::scores(py, ids, scores)
     }
 
-    /// Events of `signal` on `item` in `window` ("1h", "24h", "7d", "30d", "all") as of
-    /// `at` (Unix seconds, a datetime; None for the cluster's now).
+    #[doc = include_str!("../pydoc/_Scoped/window_count.md")]
     #[pyo3(signature = (signal, item, window, region = None, tenant = None, at = None))]
     #[allow(clippy::too_many_arguments)]
     fn window_count(
@@ -243,7 +240,7 @@ impl PyScoped {
             .count)
     }
 
-    /// The sum of the weights of `signal` on `item` in `window`, as of `at`.
+    #[doc = include_str!("../pydoc/_Scoped/window_sum.md")]
     #[pyo3(signature = (signal, item, window, region = None, tenant = None, at = None))]
     #[allow(clippy::too_many_arguments)]
     fn window_sum(
@@ -261,8 +258,7 @@ impl PyScoped {
             .weight_sum)
     }
 
-    /// Weight per hour of `signal` on `item` over the signal's shortest window, as of `at`;
-    /// the signal must be declared with `velocity=True`.
+    #[doc = include_str!("../pydoc/_Scoped/velocity.md")]
     #[pyo3(signature = (signal, item, region = None, tenant = None, at = None))]
     fn velocity(
         &self,
@@ -283,8 +279,7 @@ impl PyScoped {
         })
     }
 
-    /// Events of `signal` (one that keeps windows) that `region`'s replicas hold, over
-    /// every item; 0 where the tenant keeps no replica.
+    #[doc = include_str!("../pydoc/_Scoped/total_count.md")]
     #[pyo3(signature = (signal, region, tenant = None))]
     fn total_count(
         &self,
@@ -299,8 +294,7 @@ impl PyScoped {
             .run(py, |c| c.total_signal_count_for_tenant(r, tenant, signal))
     }
 
-    /// Top `limit` candidates by `Σ coefficient · score(signal)`, minus the user's hidden
-    /// items. `stats.degraded` is set when a shard or replica could not be reached.
+    #[doc = include_str!("../pydoc/_Scoped/retrieve.md")]
     #[pyo3(signature = (
         candidates, rank_by, *, user = None, limit = Count(10), region = None, tenant = None,
         at = None,
@@ -326,7 +320,7 @@ impl PyScoped {
         PyResults::with_region_names(py, results, self.simulation.names.names())
     }
 
-    /// Hides `item` from `user` until an unhide with a later clock.
+    #[doc = include_str!("../pydoc/_Scoped/hide.md")]
     #[pyo3(signature = (user, item, region = None, tenant = None))]
     fn hide(
         &self,
@@ -345,7 +339,7 @@ impl PyScoped {
         self.submit(py, scope, item.0, move |_| Ok(op), None)
     }
 
-    /// Undoes a hide of `item` for `user`.
+    #[doc = include_str!("../pydoc/_Scoped/unhide.md")]
     #[pyo3(signature = (user, item, region = None, tenant = None))]
     fn unhide(
         &self,
@@ -363,7 +357,7 @@ impl PyScoped {
         self.submit(py, scope, item.0, move |_| Ok(op), None)
     }
 
-    /// Whether `item` is hidden from `user`, as the replica read holds it.
+    #[doc = include_str!("../pydoc/_Scoped/is_hidden.md")]
     #[pyo3(signature = (user, item, region = None, tenant = None))]
     fn is_hidden(
         &self,

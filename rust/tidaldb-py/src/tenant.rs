@@ -14,9 +14,7 @@ use crate::migration::PyMigration;
 use crate::scoped::PyScoped;
 use crate::simulation::Simulation;
 
-/// A registered tenant: its own replicas, log, sequence numbers and quotas. Its methods
-/// are the `Cluster`'s with `tenant=` fixed. Get one from `Cluster.register_tenant` or
-/// `Cluster.tenant(id)`.
+#[doc = include_str!("../pydoc/Tenant.md")]
 #[pyclass(module = "tidaldb._native", name = "Tenant", extends = PyScoped, frozen)]
 pub struct PyTenant {
     cluster: Py<PyCluster>,
@@ -53,20 +51,19 @@ impl PyTenant {
 
 #[pymethods]
 impl PyTenant {
-    /// The tenant id.
+    #[doc = include_str!("../pydoc/Tenant/id.md")]
     #[getter]
     fn id(&self) -> u64 {
         self.id.0
     }
 
-    /// The human-readable name given at registration.
+    #[doc = include_str!("../pydoc/Tenant/label.md")]
     #[getter]
     fn label(&self, py: Python<'_>) -> PyResult<String> {
         Ok(self.config(py)?.label)
     }
 
-    /// The regions the tenant's data may live in (all of the cluster's when unrestricted):
-    /// its residency, which only a migration changes, to its target.
+    #[doc = include_str!("../pydoc/Tenant/regions.md")]
     #[getter]
     fn regions(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let config = self.config(py)?;
@@ -81,31 +78,31 @@ impl PyTenant {
         })
     }
 
-    /// The cluster the tenant lives in.
+    #[doc = include_str!("../pydoc/Tenant/cluster.md")]
     #[getter]
     fn cluster(&self, py: Python<'_>) -> Py<PyCluster> {
         self.cluster.clone_ref(py)
     }
 
-    /// Signals per second each replica admits (bursts of twice that pass); None: unlimited.
+    #[doc = include_str!("../pydoc/Tenant/max_signals_per_sec.md")]
     #[getter]
     fn max_signals_per_sec(&self, py: Python<'_>) -> PyResult<Option<u32>> {
         Ok(self.config(py)?.max_signals_per_sec)
     }
 
-    /// Distinct entities with signals; None: unlimited.
+    #[doc = include_str!("../pydoc/Tenant/max_entities.md")]
     #[getter]
     fn max_entities(&self, py: Python<'_>) -> PyResult<Option<u64>> {
         Ok(self.config(py)?.max_entities)
     }
 
-    /// The tenant's log, at 64 bytes an event; None: unlimited.
+    #[doc = include_str!("../pydoc/Tenant/max_storage_bytes.md")]
     #[getter]
     fn max_storage_bytes(&self, py: Python<'_>) -> PyResult<Option<u64>> {
         Ok(self.config(py)?.max_storage_bytes)
     }
 
-    /// The tenant's migration while one is under way; `None` before and after.
+    #[doc = include_str!("../pydoc/Tenant/migration.md")]
     #[getter]
     fn migration(&self, py: Python<'_>) -> PyResult<Option<PyMigration>> {
         let id = self.id;
@@ -122,8 +119,7 @@ impl PyTenant {
         self.migration_handle(py).map(Some)
     }
 
-    /// Starts moving the tenant's replica of `to_shard` (its only shard by default) to
-    /// `to_region`. The migration starts in state "idle"; nothing moves until a step runs.
+    #[doc = include_str!("../pydoc/Tenant/migrate.md")]
     #[pyo3(signature = (to_region, to_shard = None))]
     fn migrate(
         &self,
@@ -151,7 +147,7 @@ impl PyTenant {
         self.id.0
     }
 
-    /// Refuses pickling and copying, saying what to pass instead.
+    #[doc = include_str!("../pydoc/Tenant/__reduce__.md")]
     fn __reduce__(&self) -> PyResult<()> {
         Err(crate::pickling::tenant())
     }
