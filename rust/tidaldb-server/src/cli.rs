@@ -57,6 +57,9 @@ enum Command {
     Verify { dir: PathBuf },
     /// Write a data directory's events (or its current scores) as CSV or Parquet.
     Export(tools::ExportArgs),
+    /// Ask a running node about the control plane, or send it an operator's command
+    /// (status, drain REGION, rejoin REGION).
+    Admin(crate::admin::AdminArgs),
 }
 
 /// Runs the command line; the exit code is 0 on success, 2 on a usage error, 1 otherwise.
@@ -90,6 +93,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Inspect { dir, json } => tools::inspect(&dir, json),
         Command::Verify { dir } => tools::verify(&dir),
         Command::Export(args) => tools::export(&args),
+        Command::Admin(args) => crate::admin::admin(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

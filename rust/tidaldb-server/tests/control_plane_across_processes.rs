@@ -179,3 +179,67 @@ fn the_control_plane_outlives_its_raft_leader() {
     let (leader, _) = await_new_leader(&mut cluster, &others, Some(group_leader));
     assert!(others.contains(&(leader as usize)));
 }
+
+/// Runs `tidaldb admin` against node `i` with the test client's certificate.
+fn admin_command(cluster: &Cluster, i: usize, action: &[&str]) -> std::process::Output {
+    let certs = cluster.dir().join("certs");
+    std::process::Command::new(env!("CARGO_BIN_EXE_tidaldb"))
+        .arg("admin")
+        .args([
+            "--addr",
+            &cluster.addr(i),
+            "--cluster-id",
+            support::CLUSTER_ID,
+        ])
+        .arg("--ca")
+        .arg(certs.join("ca.pem"))
+        .arg("--cert")
+        .arg(certs.join("client.pem"))
+        .arg("--key")
+        .arg(certs.join("client.key"))
+        .args(action)
+        .output()
+        .expect("run tidaldb admin")
+}
+
+#[test]
+fn the_admin_command_reports_drains_and_refuses_bad_input() {
+    let mut cluster = Cluster::start(Spec::tls(3).with_control());
+    await_new_leader(&mut cluster, &[0, 1, 2], None);
+    wait_until(PATIENCE, "a Raft leader", || {
+        control(&mut cluster, 1)?
+            .0
+            .ok_or_else(|| "none yet".to_string())
+    });
+    let status = admin_command(&cluster, 1, &["status"]);
+    assert!(status.status.success(), "{status:?}");
+    let v: Value = serde_json::from_slice(&status.stdout).expect("status is JSON");
+    assert_eq!(v["voter"], Value::Bool(true));
+    let commands = v["commands"].as_u64().expect("a command count");
+
+    let bad = admin_command(&cluster, 1, &["drain", "atlantis"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(said.contains("no region \"atlantis\""), "{said}");
+    let after: Value =
+        serde_json::from_str(&cluster.client(2).control_json().expect("status")).expect("json");
+    assert_eq!(
+        after["commands"].as_u64(),
+        Some(commands),
+        "nothing was committed"
+    );
+
+    let drained = admin_command(&cluster, 1, &["drain", "r0"]);
+    assert!(drained.status.success(), "{drained:?}");
+    let (leader, _) = await_new_leader(&mut cluster, &[0, 1, 2], Some(0));
+    assert_ne!(leader, 0, "the drained region's host no longer leads");
+    let rejoined = admin_command(&cluster, 2, &["rejoin", "r0"]);
+    assert!(rejoined.status.success(), "{rejoined:?}");
+
+    let no_tls = std::process::Command::new(env!("CARGO_BIN_EXE_tidaldb"))
+        .args(["admin", "--addr", &cluster.addr(0), "status"])
+        .output()
+        .expect("run tidaldb admin");
+    assert_eq!(no_tls.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no_tls.stderr).contains("--insecure"));
+}

@@ -1,0 +1,89 @@
+//! `tidaldb admin`: an operator's view of the replicated control plane and its commands,
+//! sent to a running node over the client protocol.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use tidaldb::TidalError;
+use tidaldb::runtime::net::proto::AdminOp;
+use tidaldb::runtime::net::{Client, ClientOptions, Security, TlsFiles};
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// A node's client address, host:port. Repeat it: the next is tried when one does not
+    /// answer.
+    #[arg(long = "addr", required = true)]
+    addrs: Vec<String>,
+    /// The cluster's id, as its configs name it.
+    #[arg(long, default_value = "tidaldb")]
+    cluster_id: String,
+    /// The cluster's CA certificate (with --cert and --key).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// This client's certificate, signed by the cluster's CA.
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// This client's private key.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// No TLS, for a cluster started with --insecure.
+    #[arg(long)]
+    insecure: bool,
+    #[command(subcommand)]
+    action: AdminAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// What the node's voter knows, as JSON: Raft term and leader, and each replica
+    /// group's committed leader and term.
+    Status,
+    /// Move the leadership of a region's hosts away, and keep it away until `rejoin`.
+    /// Returns once the command is committed.
+    Drain { region: String },
+    /// Let a drained region's hosts lead again. Returns once committed.
+    Rejoin { region: String },
+}
+
+/// Runs one admin command; the error is what the operator reads.
+pub fn admin(args: &AdminArgs) -> Result<(), String> {
+    run(args).map_err(|e| e.to_string())
+}
+
+fn run(args: &AdminArgs) -> Result<(), TidalError> {
+    let security = match (args.insecure, &args.ca, &args.cert, &args.key) {
+        (true, None, None, None) => Security::Insecure,
+        (false, Some(ca), Some(cert), Some(key)) => Security::from_files(&TlsFiles {
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        })?,
+        _ => {
+            return Err(TidalError::InvalidArgument {
+                name: "tls",
+                reason: "give --ca, --cert and --key, or --insecure for a cluster without TLS"
+                    .into(),
+            });
+        }
+    };
+    let mut client = Client::connect(
+        &args.addrs,
+        ClientOptions::new(args.cluster_id.clone(), security),
+    )?;
+    match &args.action {
+        AdminAction::Status => println!("{}", client.control_json()?),
+        AdminAction::Drain { region } => {
+            client.admin(AdminOp::Drain {
+                region: region.clone(),
+            })?;
+            println!("drained {region}");
+        }
+        AdminAction::Rejoin { region } => {
+            client.admin(AdminOp::Rejoin {
+                region: region.clone(),
+            })?;
+            println!("{region} rejoined");
+        }
+    }
+    Ok(())
+}
