@@ -20,9 +20,10 @@ use tidaldb::runtime::net::proto::Concern;
 
 const RUNS: usize = 20;
 
-/// The node that leads the default group in its own eyes and in the voters' committed
-/// plane, if any, other than `not`.
-fn leader_in_role(cluster: &mut Cluster, nodes: &[usize], not: usize) -> Option<usize> {
+/// The leader of the default group in the committed plane, as `nodes[0]`'s voter knows
+/// it, if it is one of `nodes` other than `not`. The failover counts as done once that
+/// successor has also acknowledged a write.
+fn committed_leader(cluster: &mut Cluster, nodes: &[usize], not: usize) -> Option<usize> {
     let json = cluster.client(nodes[0]).control_json().ok()?;
     let v: Value = serde_json::from_str(&json).ok()?;
     let leader = v["groups"][0]["leader"].as_u64()? as usize;
@@ -48,14 +49,14 @@ fn write_once(cluster: &mut Cluster, node: usize) -> Result<(), String> {
 fn failover_once() -> Duration {
     let mut cluster = Cluster::start(Spec::tls(3).with_control());
     wait_until(PATIENCE, "node 0 leads", || {
-        leader_in_role(&mut cluster, &[0, 1, 2], usize::MAX)
+        committed_leader(&mut cluster, &[0, 1, 2], usize::MAX)
             .filter(|&l| l == 0)
             .ok_or_else(|| "not yet".to_string())
     });
     let killed = Instant::now();
     cluster.kill9(0);
     loop {
-        if let Some(l) = leader_in_role(&mut cluster, &[1, 2], 0)
+        if let Some(l) = committed_leader(&mut cluster, &[1, 2], 0)
             && write_once(&mut cluster, l).is_ok()
         {
             return killed.elapsed();
