@@ -459,17 +459,42 @@ class Db:
             InvalidArgument: the signal was not declared with ``velocity=True``.
             Unavailable: the Db is closed.
         """
-    def hide(self, user: int, item: int) -> None:
+    def hide(self, user: int, item: int, ts: _Time | None = None) -> None:
         """Hides ``item`` from ``user``: :meth:`retrieve` with ``user=`` leaves it out.
 
-        Raises:
-            Unavailable: the Db is closed, or the hide could not be logged.
-        """
-    def unhide(self, user: int, item: int) -> None:
-        """Undoes :meth:`hide`; unhiding an item that is not hidden does nothing.
+        Hides and unhides are ordered by ``ts``, the time they happened, so a backfilled
+        stream lands as it happened: an old hide written after a newer unhide leaves the
+        item visible. At equal ``ts`` the one written later wins.
+
+        Args:
+            user: the user's id.
+            item: the item's id.
+            ts: when the user hid it; now when None.
 
         Raises:
+            InvalidArgument: a ``ts`` out of range or further ahead than
+                ``max_future_skew``.
+            Unavailable: the Db is closed, or the hide could not be logged.
+
+        Example:
+            >>> db.hide(1, 7, ts=1_700_000_000.0)
+        """
+    def unhide(self, user: int, item: int, ts: _Time | None = None) -> None:
+        """Undoes a :meth:`hide` that happened before ``ts``; unhiding an item that is not
+        hidden does nothing.
+
+        Args:
+            user: the user's id.
+            item: the item's id.
+            ts: when the user unhid it; now when None.
+
+        Raises:
+            InvalidArgument: a ``ts`` out of range or further ahead than
+                ``max_future_skew``.
             Unavailable: the Db is closed, or the unhide could not be logged.
+
+        Example:
+            >>> db.unhide(1, 7)
         """
     def is_hidden(self, user: int, item: int) -> bool:
         """Whether ``item`` is hidden from ``user``.
@@ -740,12 +765,18 @@ class Client:
         self,
         user: int,
         item: int,
+        ts: _Time | None = None,
         tenant: int | Tenant | None = None,
         write_concern: _Concern | None = None,
     ) -> WriteAck:
-        """Hides ``item`` from ``user`` until an unhide with a later clock.
+        """Hides ``item`` from ``user`` until an unhide with a later ``ts``.
+
+        Args:
+            ts: when the user hid it; the server's time now when None. Hides and
+                unhides are ordered by it, as in :meth:`Db.hide`.
 
         Raises:
+            InvalidArgument: a ``ts`` out of range or too far ahead.
             Timeout: the write concern was not met in time.
             OutcomeUnknown: the node failed after the request was sent.
             Unavailable: no node answered.
@@ -754,12 +785,17 @@ class Client:
         self,
         user: int,
         item: int,
+        ts: _Time | None = None,
         tenant: int | Tenant | None = None,
         write_concern: _Concern | None = None,
     ) -> WriteAck:
-        """Undoes a hide of ``item`` for ``user``.
+        """Undoes a hide of ``item`` for ``user`` that happened before ``ts``.
+
+        Args:
+            ts: when the user unhid it; the server's time now when None.
 
         Raises:
+            InvalidArgument: a ``ts`` out of range or too far ahead.
             Timeout: the write concern was not met in time.
             OutcomeUnknown: the node failed after the request was sent.
             Unavailable: no node answered.
@@ -1057,20 +1093,39 @@ class _Scoped:
             InvalidArgument: an empty ``rank_by`` or a bad coefficient or candidate.
         """
     def hide(
-        self, user: int, item: int, region: str | None = None, tenant: int | Tenant | None = None
+        self,
+        user: int,
+        item: int,
+        ts: _Time | None = None,
+        region: str | None = None,
+        tenant: int | Tenant | None = None,
     ) -> WriteAck:
-        """Hides ``item`` from ``user`` until an unhide with a later clock.
+        """Hides ``item`` from ``user`` until an unhide with a later ``ts``.
+
+        Args:
+            ts: when the user hid it; the simulation's time now when None. Hides and
+                unhides are ordered by it, as in :meth:`Db.hide`.
 
         Raises:
+            InvalidArgument: a ``ts`` out of range or too far ahead.
             NotFound: an unknown region or tenant.
             Unavailable: the replica is down or cut off.
         """
     def unhide(
-        self, user: int, item: int, region: str | None = None, tenant: int | Tenant | None = None
+        self,
+        user: int,
+        item: int,
+        ts: _Time | None = None,
+        region: str | None = None,
+        tenant: int | Tenant | None = None,
     ) -> WriteAck:
-        """Undoes a hide of ``item`` for ``user``.
+        """Undoes a hide of ``item`` for ``user`` that happened before ``ts``.
+
+        Args:
+            ts: when the user unhid it; the simulation's time now when None.
 
         Raises:
+            InvalidArgument: a ``ts`` out of range or too far ahead.
             NotFound: an unknown region or tenant.
             Unavailable: the replica is down or cut off.
         """

@@ -123,19 +123,22 @@ impl PyClient {
         (PyWriteAck::new(ack, w.served.region.clone()), w.served)
     }
 
+    #[allow(clippy::too_many_arguments)] // the Python method's arguments, forwarded
     fn set_hidden(
         &self,
         py: Python<'_>,
         user: Id<User>,
         item: Id<Item>,
         hidden: bool,
+        ts: Option<Float<Ts>>,
         tenant: Option<TenantArg>,
         write_concern: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyWriteAck> {
         let concern = self.concern(py, write_concern)?;
         let t = tenant_of(tenant);
+        let ts_ns = timestamp(py, ts)?.map(Timestamp::as_nanos);
         self.call(py, |c| {
-            c.set_hidden(t, user.0.0, item.0.0, hidden, concern)
+            c.set_hidden(t, user.0.0, item.0.0, hidden, ts_ns, concern)
                 .map(Self::ack)
         })
     }
@@ -409,29 +412,31 @@ impl PyClient {
     }
 
     #[doc = include_str!("../pydoc/Client/hide.md")]
-    #[pyo3(signature = (user, item, tenant = None, write_concern = None))]
+    #[pyo3(signature = (user, item, ts = None, tenant = None, write_concern = None))]
     fn hide(
         &self,
         py: Python<'_>,
         user: Id<User>,
         item: Id<Item>,
+        ts: Option<Float<Ts>>,
         tenant: Option<TenantArg>,
         write_concern: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyWriteAck> {
-        self.set_hidden(py, user, item, true, tenant, write_concern)
+        self.set_hidden(py, user, item, true, ts, tenant, write_concern)
     }
 
     #[doc = include_str!("../pydoc/Client/unhide.md")]
-    #[pyo3(signature = (user, item, tenant = None, write_concern = None))]
+    #[pyo3(signature = (user, item, ts = None, tenant = None, write_concern = None))]
     fn unhide(
         &self,
         py: Python<'_>,
         user: Id<User>,
         item: Id<Item>,
+        ts: Option<Float<Ts>>,
         tenant: Option<TenantArg>,
         write_concern: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyWriteAck> {
-        self.set_hidden(py, user, item, false, tenant, write_concern)
+        self.set_hidden(py, user, item, false, ts, tenant, write_concern)
     }
 
     #[doc = include_str!("../pydoc/Client/is_hidden.md")]

@@ -328,13 +328,29 @@ impl PyDb {
     }
 
     #[doc = include_str!("../pydoc/Db/hide.md")]
-    fn hide(&self, py: Python<'_>, user: Id<User>, item: Id<Item>) -> PyResult<()> {
-        self.with(py, |db| db.hide_item(user.0, item.0).map(|_| ()))
+    #[pyo3(signature = (user, item, ts = None))]
+    fn hide(
+        &self,
+        py: Python<'_>,
+        user: Id<User>,
+        item: Id<Item>,
+        ts: Option<Float<Ts>>,
+    ) -> PyResult<()> {
+        let ts = timestamp(py, ts)?;
+        self.with(py, |db| db.hide_item(user.0, item.0, ts).map(|_| ()))
     }
 
     #[doc = include_str!("../pydoc/Db/unhide.md")]
-    fn unhide(&self, py: Python<'_>, user: Id<User>, item: Id<Item>) -> PyResult<()> {
-        self.with(py, |db| db.unhide_item(user.0, item.0).map(|_| ()))
+    #[pyo3(signature = (user, item, ts = None))]
+    fn unhide(
+        &self,
+        py: Python<'_>,
+        user: Id<User>,
+        item: Id<Item>,
+        ts: Option<Float<Ts>>,
+    ) -> PyResult<()> {
+        let ts = timestamp(py, ts)?;
+        self.with(py, |db| db.unhide_item(user.0, item.0, ts).map(|_| ()))
     }
 
     #[doc = include_str!("../pydoc/Db/is_hidden.md")]

@@ -77,10 +77,12 @@ fn events() -> Vec<Event> {
                 2 => EventBody::Hide {
                     user: EntityId(1),
                     item: EntityId(2),
+                    ts: Timestamp::from_nanos(1_600_000_000_000_000_000).expect("ts"),
                 },
                 _ => EventBody::Unhide {
                     user: EntityId(1),
                     item: EntityId(2),
+                    ts: Timestamp::from_nanos(1_700_000_000_000_000_000).expect("ts"),
                 },
             },
             client: (seq == 1).then_some(ClientTag::Key(IdempotencyKey(99))),
@@ -129,6 +131,7 @@ fn samples() -> Vec<Vec<u8>> {
             user: 1,
             item: 2,
             hidden: true,
+            ts_ns: Some(1_600_000_000_000_000_000),
             concern: Concern::Local,
             idempotency_key: None,
         }))),

@@ -9,6 +9,6 @@ mod lww;
 
 pub use counter::PNCounter;
 pub use decay::{CrdtSignalState, ExpAccumulator, HalfLife, LinearState, Partial, Seq48};
-pub use hard_negative::HideRegister;
+pub use hard_negative::{HideRegister, HideStamp};
 pub use hlc::{HlcTimestamp, HybridClock};
 pub use lww::LWWRegister;

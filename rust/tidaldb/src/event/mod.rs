@@ -44,13 +44,17 @@ pub enum EventBody {
         weight: f64,
         ts: Timestamp,
     },
+    /// `ts` is when the user hid the item; it orders hides against unhides (see
+    /// [`HideRegister`](crate::crdt::HideRegister)).
     Hide {
         user: EntityId,
         item: EntityId,
+        ts: Timestamp,
     },
     Unhide {
         user: EntityId,
         item: EntityId,
+        ts: Timestamp,
     },
 }
 

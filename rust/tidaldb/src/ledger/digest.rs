@@ -136,14 +136,17 @@ mod tests {
     fn event(origin: u16, seq: u64) -> Event {
         let n = u64::from(origin) * 1_000 + seq;
         let ts = 1_000_000_000_000 + ((n * 7_919) % 10_000) as i64 * 1_000_000_000;
+        let at = Timestamp::from_nanos(ts).expect("a valid timestamp");
         let body = match n % 7 {
             5 => EventBody::Hide {
                 user: EntityId(n % 3),
                 item: EntityId(n % 11),
+                ts: at,
             },
             6 => EventBody::Unhide {
                 user: EntityId(n % 3),
                 item: EntityId(n % 11),
+                ts: at,
             },
             k => EventBody::Signal {
                 signal: SignalIdx((k % 2) as u16),
@@ -262,14 +265,18 @@ mod tests {
                 entity.0 += 100;
             }
         });
-        let hide = with(&|e| {
-            e.body = EventBody::Hide {
-                user: EntityId(7),
-                item: EntityId(7),
-            }
-        });
+        let hide_at = |ns: i64| {
+            with(&|e| {
+                e.body = EventBody::Hide {
+                    user: EntityId(7),
+                    item: EntityId(7),
+                    ts: Timestamp::from_nanos(ns).expect("a valid timestamp"),
+                }
+            })
+        };
+        let (hide, hide_later) = (hide_at(5), hide_at(6));
         let key = with(&|e| e.client = Some(ClientTag::Key(IdempotencyKey(u64::MAX))));
-        let digests = [reference, weight_bit, ts_ns, entity, hide, key];
+        let digests = [reference, weight_bit, ts_ns, entity, hide, hide_later, key];
         for (i, a) in digests.iter().enumerate() {
             for b in &digests[i + 1..] {
                 assert_ne!(a, b, "digests {digests:x?}");

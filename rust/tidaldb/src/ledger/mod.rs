@@ -45,6 +45,7 @@ pub use windows::{MICROS_PER_UNIT, WindowGap, WindowReading, WindowSet};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::crdt::HideStamp;
 use crate::error::{Result, TidalError};
 use crate::event::{Event, EventBody, VersionVector};
 use crate::schema::{EntityId, NodeId, Schema, SignalIdx, Timestamp, Window};
@@ -263,12 +264,20 @@ impl Ledger {
                 weight,
                 ts,
             } => Some((signal, entity, weight, ts.as_nanos())),
-            EventBody::Hide { user, item } => {
-                self.hidden.hide(user, item, event.hlc);
+            EventBody::Hide { user, item, ts } => {
+                let at = HideStamp {
+                    at: ts,
+                    hlc: event.hlc,
+                };
+                self.hidden.hide(user, item, at);
                 None
             }
-            EventBody::Unhide { user, item } => {
-                self.hidden.unhide(user, item, event.hlc);
+            EventBody::Unhide { user, item, ts } => {
+                let at = HideStamp {
+                    at: ts,
+                    hlc: event.hlc,
+                };
+                self.hidden.unhide(user, item, at);
                 None
             }
         }

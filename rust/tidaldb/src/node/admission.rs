@@ -19,13 +19,16 @@ pub enum ClientOp {
         weight: f64,
         ts: Option<Timestamp>,
     },
+    /// `ts = None` stamps the hide with the node's current time.
     Hide {
         user: EntityId,
         item: EntityId,
+        ts: Option<Timestamp>,
     },
     Unhide {
         user: EntityId,
         item: EntityId,
+        ts: Option<Timestamp>,
     },
 }
 
@@ -50,8 +53,16 @@ pub(super) fn admit(
                 ts: check_not_future(max_future_skew, now, ts.unwrap_or(now))?,
             }
         }
-        ClientOp::Hide { user, item } => EventBody::Hide { user, item },
-        ClientOp::Unhide { user, item } => EventBody::Unhide { user, item },
+        ClientOp::Hide { user, item, ts } => EventBody::Hide {
+            user,
+            item,
+            ts: check_not_future(max_future_skew, now, ts.unwrap_or(now))?,
+        },
+        ClientOp::Unhide { user, item, ts } => EventBody::Unhide {
+            user,
+            item,
+            ts: check_not_future(max_future_skew, now, ts.unwrap_or(now))?,
+        },
     })
 }
 

@@ -1,15 +1,18 @@
 //! The byte encoding of events inside a batch payload. Fixed-width little-endian fields:
 //! the payload is checksummed as a whole, so the codec only has to be unambiguous.
 
-use crate::crdt::HlcTimestamp;
+use crate::crdt::{HideStamp, HlcTimestamp};
 use crate::event::{
     ClientTag, Event, EventBody, EventId, IdempotencyKey, SessionId, SessionSeqNo, TenantId,
 };
 use crate::schema::{EntityId, NodeId, SignalIdx, Timestamp};
 
 const TAG_SIGNAL: u8 = 1;
-const TAG_HIDE: u8 = 2;
-const TAG_UNHIDE: u8 = 3;
+/// Hides written before hides carried their own time; their HLC's wall clock stands in.
+const TAG_HIDE_UNTIMED: u8 = 2;
+const TAG_UNHIDE_UNTIMED: u8 = 3;
+const TAG_HIDE: u8 = 4;
+const TAG_UNHIDE: u8 = 5;
 /// Or'ed into the record tag when a client tag follows the body.
 const FLAG_CLIENT: u8 = 0x80;
 const CLIENT_KEY: u8 = 1;
@@ -36,7 +39,7 @@ pub fn encode_event(e: &Event, out: &mut Vec<u8>) {
             out.extend_from_slice(&weight.to_bits().to_le_bytes());
             out.extend_from_slice(&ts.as_nanos().to_le_bytes());
         }
-        EventBody::Hide { user, item } | EventBody::Unhide { user, item } => {
+        EventBody::Hide { user, item, ts } | EventBody::Unhide { user, item, ts } => {
             let tag = if matches!(e.body, EventBody::Hide { .. }) {
                 TAG_HIDE
             } else {
@@ -45,6 +48,7 @@ pub fn encode_event(e: &Event, out: &mut Vec<u8>) {
             out.push(tag | flag);
             out.extend_from_slice(&user.0.to_le_bytes());
             out.extend_from_slice(&item.0.to_le_bytes());
+            out.extend_from_slice(&ts.as_nanos().to_le_bytes());
         }
     }
     match e.client {
@@ -126,14 +130,21 @@ pub fn decode_event(r: &mut Reader<'_>) -> Result<Event, String> {
                 ts,
             }
         }
-        TAG_HIDE => EventBody::Hide {
-            user: EntityId(r.u64()?),
-            item: EntityId(r.u64()?),
-        },
-        TAG_UNHIDE => EventBody::Unhide {
-            user: EntityId(r.u64()?),
-            item: EntityId(r.u64()?),
-        },
+        TAG_HIDE | TAG_HIDE_UNTIMED | TAG_UNHIDE | TAG_UNHIDE_UNTIMED => {
+            let kind = tag & !FLAG_CLIENT;
+            let user = EntityId(r.u64()?);
+            let item = EntityId(r.u64()?);
+            let ts = if kind == TAG_HIDE || kind == TAG_UNHIDE {
+                Timestamp::from_nanos(r.u64()? as i64).map_err(|e| e.to_string())?
+            } else {
+                HideStamp::from_hlc(hlc).at
+            };
+            if kind == TAG_HIDE || kind == TAG_HIDE_UNTIMED {
+                EventBody::Hide { user, item, ts }
+            } else {
+                EventBody::Unhide { user, item, ts }
+            }
+        }
         _ => return Err(format!("unknown record tag {tag}")),
     };
     let client = if tag & FLAG_CLIENT == 0 {
@@ -155,4 +166,56 @@ pub fn decode_event(r: &mut Reader<'_>) -> Result<Event, String> {
         body,
         client,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hide(ts_ns: i64) -> Event {
+        Event {
+            id: EventId {
+                origin: NodeId(3),
+                seq: 9,
+            },
+            hlc: HlcTimestamp {
+                wall_ns: 5_000,
+                logical: 2,
+                node_id: 3,
+            },
+            tenant: TenantId(4),
+            body: EventBody::Unhide {
+                user: EntityId(11),
+                item: EntityId(12),
+                ts: Timestamp::from_nanos(ts_ns).unwrap(),
+            },
+            client: Some(ClientTag::Key(IdempotencyKey(77))),
+        }
+    }
+
+    #[test]
+    fn a_timed_hide_round_trips() {
+        let event = hide(1_234);
+        let mut bytes = Vec::new();
+        encode_event(&event, &mut bytes);
+        let mut r = Reader::new(&bytes);
+        assert_eq!(decode_event(&mut r).unwrap(), event);
+        assert!(r.is_empty());
+    }
+
+    /// A record written before hides carried their time: the untimed tag, no time field.
+    /// Its HLC wall clock stands in for the time.
+    #[test]
+    fn an_untimed_hide_reads_with_its_clock_as_its_time() {
+        let event = hide(1_234);
+        let mut bytes = Vec::new();
+        encode_event(&event, &mut bytes);
+        let tag_at = 2 + 8 + 8 + 4 + 2 + 8;
+        assert_eq!(bytes[tag_at], TAG_UNHIDE | FLAG_CLIENT);
+        bytes[tag_at] = TAG_UNHIDE_UNTIMED | FLAG_CLIENT;
+        let time_at = tag_at + 1 + 16;
+        bytes.drain(time_at..time_at + 8);
+        let decoded = decode_event(&mut Reader::new(&bytes)).unwrap();
+        assert_eq!(decoded, hide(5_000), "the time is the HLC's wall clock");
+    }
 }

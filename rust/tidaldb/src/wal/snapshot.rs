@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::segment::sync_dir_on;
 use super::snapshot_v1::SnapshotV1;
 use super::storage::Storage;
+use super::untimed_hides::UntimedHiddenSet;
 use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
 use crate::event::VersionVector;
@@ -19,8 +20,9 @@ use crate::schema::{Schema, ShardId, Timestamp};
 
 const MAGIC: [u8; 4] = *b"TSNP";
 /// Version 2 added the client table (idempotency keys and sessions) at the end and each
-/// decay partial's progress marker; version 1 files still read (see `snapshot_v1`).
-pub const CURRENT_VERSION: u16 = 2;
+/// decay partial's progress marker; version 3 gave each hide its event time. Versions 1
+/// and 2 still read (see `snapshot_v1` and `untimed_hides`).
+pub const CURRENT_VERSION: u16 = 3;
 const VERSION: u16 = CURRENT_VERSION;
 const HEADER_LEN: usize = 32;
 const CRC_AT: usize = 24;
@@ -44,13 +46,14 @@ struct SnapshotRef<'a> {
     clients: &'a ClientTable,
 }
 
-/// Field for field the same as [`SnapshotRef`]: postcard is positional.
+/// Field for field the same as [`SnapshotRef`]: postcard is positional. `Hidden` is the
+/// hidden set's shape, which differs in version 2 files.
 #[derive(Deserialize)]
-struct SnapshotOwned {
+struct SnapshotOwned<Hidden = HiddenSet> {
     schema: Schema,
     vv: VersionVector,
     clock: HlcTimestamp,
-    hidden: HiddenSet,
+    hidden: Hidden,
     signals: Vec<SignalParts>,
     clients: ClientTable,
 }
@@ -201,7 +204,7 @@ pub fn check_frame(path: &Path, bytes: &[u8], expected_lsn: u64) -> Result<(u16,
         u64::from_le_bytes(x)
     };
     let version = u16::from_le_bytes([header[4], header[5]]);
-    if version != VERSION && version != 1 {
+    if !(1..=VERSION).contains(&version) {
         return Err(corruption(4, "unknown snapshot version; upgrade tidaldb"));
     }
     let lsn = u64_at(8);
@@ -230,21 +233,33 @@ pub fn decode_state(
         offset: 0,
         detail: detail.to_owned(),
     };
-    let body: SnapshotOwned = if version == 1 {
-        let mut v1: SnapshotV1 = postcard::from_bytes(payload)
-            .map_err(|e| corruption(&format!("snapshot does not decode: {e}")))?;
-        let signals = v1.take_signals();
-        SnapshotOwned {
-            schema: v1.schema,
-            vv: v1.vv,
-            clock: v1.clock,
-            hidden: v1.hidden,
-            clients: ClientTable::default(),
-            signals,
+    let undecodable = |e: postcard::Error| corruption(&format!("snapshot does not decode: {e}"));
+    let body: SnapshotOwned = match version {
+        1 => {
+            let mut v1: SnapshotV1 = postcard::from_bytes(payload).map_err(undecodable)?;
+            let signals = v1.take_signals();
+            SnapshotOwned {
+                schema: v1.schema,
+                vv: v1.vv,
+                clock: v1.clock,
+                hidden: v1.hidden.into(),
+                clients: ClientTable::default(),
+                signals,
+            }
         }
-    } else {
-        postcard::from_bytes(payload)
-            .map_err(|e| corruption(&format!("snapshot does not decode: {e}")))?
+        2 => {
+            let v2: SnapshotOwned<UntimedHiddenSet> =
+                postcard::from_bytes(payload).map_err(undecodable)?;
+            SnapshotOwned {
+                schema: v2.schema,
+                vv: v2.vv,
+                clock: v2.clock,
+                hidden: v2.hidden.into(),
+                clients: v2.clients,
+                signals: v2.signals,
+            }
+        }
+        _ => postcard::from_bytes(payload).map_err(undecodable)?,
     };
     if body.schema != **schema {
         return Err(TidalError::SchemaMismatch {

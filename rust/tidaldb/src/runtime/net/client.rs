@@ -291,13 +291,14 @@ impl Client {
         written(self.call(tenant, op)?)
     }
 
-    /// Hides `item` from `user` (or unhides it).
+    /// Hides `item` from `user` (or unhides it) as of `ts_ns` (`None`: the server's now).
     pub fn set_hidden(
         &mut self,
         tenant: TenantId,
         user: u64,
         item: u64,
         hidden: bool,
+        ts_ns: Option<i64>,
         concern: Concern,
     ) -> Result<Written> {
         let idempotency_key = Some(self.new_key());
@@ -305,6 +306,7 @@ impl Client {
             user,
             item,
             hidden,
+            ts_ns,
             concern,
             idempotency_key,
         };

@@ -53,6 +53,8 @@ pub enum Op {
         user: u64,
         item: u64,
         hidden: bool,
+        /// When the user hid the item; `None` is the server's time now.
+        ts_ns: Option<i64>,
         concern: Concern,
         idempotency_key: Option<u64>,
     },

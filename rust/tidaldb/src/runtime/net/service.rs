@@ -221,14 +221,16 @@ impl ClientService {
                 user,
                 item,
                 hidden,
+                ts_ns,
                 concern,
                 idempotency_key,
             } => {
                 let (user, item) = (EntityId(user), EntityId(item));
+                let ts = ts_ns.map(Timestamp::from_nanos).transpose()?;
                 let op = if hidden {
-                    ClientOp::Hide { user, item }
+                    ClientOp::Hide { user, item, ts }
                 } else {
-                    ClientOp::Unhide { user, item }
+                    ClientOp::Unhide { user, item, ts }
                 };
                 let ack = write(db, &[op], concern, idempotency_key).await?;
                 Ok(self.written(ack))
