@@ -267,14 +267,19 @@ class Db:
     Args:
         schema: the signals the database keeps.
         path: the data directory, created if missing; in memory when None.
-        durability: ``"immediate"`` syncs each write before returning; ``"batched"``
-            syncs in groups (a crash may lose the last unsynced writes).
+        durability: ``"immediate"`` syncs each write before returning. ``"batched"``
+            syncs in groups, every 4,096 writes or every ``sync_interval``, whichever
+            comes first: a crash may lose the writes of the last interval (longer if the
+            process was stalled), and :meth:`flush` syncs at once.
+        sync_interval: how long a ``"batched"`` write may wait for its sync (default
+            10 ms, at most an hour). Refused with ``"immediate"``, which waits for none.
         max_future_skew: how far ahead of this machine's clock a write's ``ts`` may be
             (default 5 minutes).
 
     Raises:
         SchemaError: ``path`` holds a database of a different schema.
-        InvalidArgument: an unknown ``durability`` or a bad ``max_future_skew``.
+        InvalidArgument: an unknown ``durability``, a ``sync_interval`` out of range or
+            given with ``"immediate"``, or a bad ``max_future_skew``.
         Unavailable: the directory is open already (in this process or another) or
             cannot be read.
         Corruption: the log cannot be recovered.
@@ -292,6 +297,7 @@ class Db:
         path: str | os.PathLike[str] | None = None,
         *,
         durability: Literal["immediate", "batched"] | str = "immediate",
+        sync_interval: _Duration | None = None,
         max_future_skew: _Duration | None = None,
     ) -> Db: ...
     def signal(
@@ -588,7 +594,7 @@ class Db:
         """Raises ``TypeError``: a Db holds its data directory open in this process; open a
         new Db on the same path in the other process instead."""
 
-_MigrationState = Literal["idle", "preparing_target", "dual_write", "finalizing", "complete"]
+_MigrationState = Literal["idle", "target_created", "dual_write", "finalized", "complete"]
 
 @final
 class WriteAck:
@@ -1158,7 +1164,12 @@ class Cluster(_Scoped):
         loss: the fraction of messages dropped, in [0, 1].
         write_concern: ``"local"``, ``"majority"``, ``"all"`` or a number of other
             replicas a write waits for.
-        durability: ``"immediate"`` or ``"periodic"`` syncing of each replica's log.
+        durability: when each replica syncs its log. ``"immediate"``: before a write is
+            acknowledged. ``"periodic"``: every ``sync_interval`` of the replica's clock,
+            so a crash loses what it wrote since its last sync (its peers may still hold
+            it, and give it back when it restarts).
+        sync_interval: how often ``"periodic"`` replicas sync (default 100 ms, at most an
+            hour). Refused with ``"immediate"``.
         max_retained: events relayed from other regions each replica keeps in memory for
             its peers (at least 1; default 1,048,576).
         max_retained_own: the same for its own events (default 4,194,304). A peer that
@@ -1191,6 +1202,7 @@ class Cluster(_Scoped):
         write_concern: Literal["local", "majority", "all"] | int = "local",
         *,
         durability: Literal["immediate", "periodic"] | str = "immediate",
+        sync_interval: _Duration | None = None,
         max_retained: int | None = None,
         max_retained_own: int | None = None,
         max_future_skew: _Duration | None = None,
@@ -1480,8 +1492,19 @@ class Migration:
         """The region the tenant moves to."""
     @property
     def state(self) -> _MigrationState:
-        """The step reached: ``"idle"``, ``"preparing_target"``, ``"dual_write"``,
-        ``"finalizing"`` or ``"complete"``."""
+        """The last step reached, in order:
+
+        - ``"idle"``: registered, nothing has moved;
+        - ``"target_created"``: the target replica exists (:meth:`prepare_target` then
+          waits until it has caught up);
+        - ``"dual_write"``: writes are acknowledged once both sides hold them;
+        - ``"finalized"``: reads and writes go to the target; the source is kept;
+        - ``"complete"``: the source's copy is gone.
+
+        Example:
+            >>> m.prepare_target(); m.state
+            'target_created'
+        """
     def prepare_target(self) -> None:
         """Creates the target replica and waits (in virtual time) until it holds everything
         the source had applied.

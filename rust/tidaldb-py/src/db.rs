@@ -130,15 +130,21 @@ impl PyDb {
 #[pymethods]
 impl PyDb {
     #[new]
-    #[pyo3(signature = (schema, path=None, *, durability="immediate", max_future_skew=None))]
+    #[pyo3(signature = (
+        schema, path=None, *, durability="immediate", sync_interval=None, max_future_skew=None,
+    ))]
     fn new(
         py: Python<'_>,
         schema: PyRef<'_, PySchema>,
         path: Option<PathBuf>,
         durability: &str,
+        sync_interval: Option<&Bound<'_, PyAny>>,
         max_future_skew: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let mode = db_durability(durability).py_err(py)?;
+        let interval = sync_interval
+            .map(|v| duration(py, "sync_interval", v))
+            .transpose()?;
+        let mode = db_durability(durability, interval).py_err(py)?;
         let skew = max_future_skew
             .map(|v| duration(py, "max_future_skew", v))
             .transpose()?;

@@ -153,7 +153,7 @@ impl<D: ClusterDriver> TenantMigration<D> {
                 .map(|r| r.node)
         });
         if let Some(id) = started {
-            self.advance(MigrationState::PreparingTarget, Some(id))?;
+            self.advance(MigrationState::TargetCreated, Some(id))?;
             return Ok(id);
         }
         let id = driver.next_node_ids(1)?;
@@ -171,7 +171,7 @@ impl<D: ClusterDriver> TenantMigration<D> {
             // aligns a restarted replica's membership with its group.
             driver.input(member.node, Input::Control(ControlCommand::AddPeer(me)));
         }
-        self.advance(MigrationState::PreparingTarget, Some(id))?;
+        self.advance(MigrationState::TargetCreated, Some(id))?;
         Ok(id)
     }
 
@@ -203,7 +203,7 @@ impl<D: ClusterDriver> TenantMigration<D> {
                 "tenant {}'s migration has not prepared its target; call prepare_target first",
                 self.tenant
             ))),
-            MigrationState::PreparingTarget => {
+            MigrationState::TargetCreated => {
                 // A stalled wait is reported as this step's, which the caller called.
                 self.prepare_target().map_err(|e| match e {
                     TidalError::Timeout(m) => TidalError::Timeout(format!(
@@ -222,25 +222,25 @@ impl<D: ClusterDriver> TenantMigration<D> {
     pub fn finalize(&self) -> Result<()> {
         let m = self.record()?;
         match m.state {
-            MigrationState::Idle | MigrationState::PreparingTarget => {
+            MigrationState::Idle | MigrationState::TargetCreated => {
                 return Err(TidalError::Conflict(format!(
                     "tenant {}'s migration is in {}; enter dual write first",
                     self.tenant,
                     m.state.name()
                 )));
             }
-            MigrationState::Finalizing | MigrationState::Complete => return Ok(()),
+            MigrationState::Finalized | MigrationState::Complete => return Ok(()),
             MigrationState::DualWrite => {}
         }
         let source = self.cluster.driver.view(|v| self.source_node(v, &m))?;
         let target = target_of(&m)?;
         self.await_target_covers_source(source, target, "finalize")?;
-        self.advance(MigrationState::Finalizing, None)
+        self.advance(MigrationState::Finalized, None)
     }
 
     /// Waits until the target holds durably everything the source had applied when the
     /// call began. That is enough: a write the source acknowledged since was a dual write,
-    /// acknowledged only once the target held it too, and from `Finalizing` on the source
+    /// acknowledged only once the target held it too, and from `Finalized` on the source
     /// takes no writes at all. (A mark that moved with the source would never be reached
     /// under a steady load.)
     fn await_target_covers_source(&self, source: NodeId, target: NodeId, step: &str) -> Result<()> {
@@ -260,7 +260,7 @@ impl<D: ClusterDriver> TenantMigration<D> {
         let m = self.record()?;
         match m.state {
             MigrationState::Complete => return Ok(()),
-            MigrationState::Finalizing => {}
+            MigrationState::Finalized => {}
             s => {
                 return Err(TidalError::Conflict(format!(
                     "tenant {}'s migration is in {}; finalize it before collecting the source",
