@@ -730,15 +730,30 @@ class Client:
         items: _Ids,
         tenant: int | Tenant | None = None,
         at: _Time | None = None,
+        errors: Literal["raise", "nan"] = "raise",
     ) -> Scores:
-        """Decayed scores of ``items``, in their order. Unlike ``Db.scores`` it takes no
-        ``errors=``: the client protocol does not carry it yet, so a refused item fails
-        the call.
+        """Decayed scores of ``items`` at ``at`` (the server's now when None), in their
+        order, read by the node that answers.
+
+        Args:
+            signal: a declared signal.
+            items: the item ids, as a column.
+            tenant: the tenant read; the default tenant when None.
+            at: the time read.
+            errors: ``"nan"`` gives NaN for an item whose score cannot be read (before a
+                linear signal's retained history, or an overflow) instead of raising.
+
+        Returns:
+            A float64 :class:`tidaldb.Scores` array, one score per item.
 
         Raises:
             NotFound: an unknown signal or tenant.
-            InvalidArgument: a bad id column or ``at``, or an unreadable score.
+            InvalidArgument: a bad id column, ``at`` or ``errors``, or an unreadable
+                score with ``errors="raise"``.
             Unavailable: no node answered.
+
+        Example:
+            >>> client.scores("view", [1, 2, 3], errors="nan")
         """
     def window_count(
         self, signal: str, item: int, window: str, tenant: int | Tenant | None = None

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
+use tidaldb::ledger::ItemErrors;
 use tidaldb::node::WriteAck;
 use tidaldb::runtime::net::proto::{AdminOp, Concern, Served};
 use tidaldb::runtime::net::{Client, ClientOptions, Security, TlsFiles, Written};
@@ -330,7 +331,7 @@ impl PyClient {
     }
 
     #[doc = include_str!("../pydoc/Client/scores.md")]
-    #[pyo3(signature = (signal, items, tenant = None, at = None))]
+    #[pyo3(signature = (signal, items, tenant = None, at = None, errors = "raise"))]
     fn scores<'py>(
         &self,
         py: Python<'py>,
@@ -338,13 +339,15 @@ impl PyClient {
         items: &Bound<'py, PyAny>,
         tenant: Option<TenantArg>,
         at: Option<Float<At>>,
+        errors: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let on_error = ItemErrors::parse(errors).py_err(py)?;
         let at = ns(timestamp(py, at)?);
         let items = crate::tables::ids(&id_array(py, "items", items)?);
         let ids = items.clone();
         let t = tenant_of(tenant);
         let scores = self.call(py, move |c| {
-            let a = c.scores(t, signal, items, at)?;
+            let a = c.scores_on_error(t, signal, items, at, on_error)?;
             Ok((a.value, a.served))
         })?;
         crate::tables::scores(py, ids, scores)
@@ -535,7 +538,7 @@ impl PyClient {
             return "<tidaldb.Client inherited through a fork: unusable here>".into();
         }
         match self.inner.lock() {
-            Ok(c) => format!("<tidaldb.Client {c:?}>"),
+            Ok(c) => format!("<tidaldb.Client {c}>"),
             Err(_) => "<tidaldb.Client (poisoned)>".into(),
         }
     }

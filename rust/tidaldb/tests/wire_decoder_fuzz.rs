@@ -139,6 +139,7 @@ fn samples() -> Vec<Vec<u8>> {
             signal: "view".into(),
             entities: vec![5; 40],
             at_ns: Some(-1),
+            errors: tidaldb::ledger::ItemErrors::Nan,
         }))),
         enc(frame::encode(&request(Op::Window {
             signal: "view".into(),

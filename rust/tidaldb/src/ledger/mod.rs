@@ -15,7 +15,7 @@ mod windows;
 pub use clients::{ClientTable, DEFAULT_CLIENT_CAPACITY, IdempotencyStore};
 
 /// What a bulk read does about an entity whose score cannot be read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ItemErrors {
     /// The whole read fails, naming the first such entity.
     #[default]

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, TidalError};
 use crate::event::{EventId, TenantId};
+use crate::ledger::ItemErrors;
 use crate::schema::NodeId;
 
 /// When a write is acknowledged, as the wire carries it.
@@ -63,6 +64,8 @@ pub enum Op {
         #[serde(with = "le")]
         entities: Vec<u64>,
         at_ns: Option<i64>,
+        /// Whether an entity whose score cannot be read fails the read or reads as NaN.
+        errors: ItemErrors,
     },
     Window {
         signal: String,

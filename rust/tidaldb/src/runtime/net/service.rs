@@ -239,10 +239,11 @@ impl ClientService {
                 signal,
                 entities,
                 at_ns,
+                errors,
             } => {
                 let ids: Vec<EntityId> = entities.into_iter().map(EntityId).collect();
                 let mut out = vec![0.0; ids.len()];
-                db.read_decay_scores_at(&signal, &ids, at(at_ns)?, &mut out)?;
+                db.read_decay_scores_on_error_at(&signal, &ids, at(at_ns)?, errors, &mut out)?;
                 Ok(Answer::Scores(out))
             }
             Op::Window {
