@@ -88,7 +88,7 @@ impl QuotaBreach {
             self.limit
         )?;
         match self.retry_after {
-            Some(d) => write!(f, "retry after {d:?}"),
+            Some(d) => write!(f, "retry after {}", crate::schema::format_duration(d)),
             None => write!(f, "a retry cannot succeed until the quota is raised"),
         }
     }

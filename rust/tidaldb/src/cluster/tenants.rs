@@ -172,8 +172,10 @@ impl<D: ClusterDriver> Cluster<D> {
             .map_err(|_| {
                 TidalError::Timeout(format!(
                     "the dual write of tenant {tenant} did not reach node {} within \
-                     {timeout:?}; it is applied on node {} and will be reconciled",
-                    other.0, written_on.0
+                     {}; it is applied on node {} and will be reconciled",
+                    other.0,
+                    crate::schema::format_duration(timeout),
+                    written_on.0
                 ))
             })
     }

@@ -20,7 +20,7 @@ use super::tls::{Security, Stream};
 use crate::error::{ErrorKind, Result, TidalError};
 use crate::event::{EventId, TenantId};
 use crate::ledger::ItemErrors;
-use crate::schema::NodeId;
+use crate::schema::{NodeId, format_duration};
 
 /// How a client reaches a cluster.
 #[derive(Clone, Debug)]
@@ -218,7 +218,9 @@ impl Client {
             };
             tokio::time::timeout(timeout, roundtrip)
                 .await
-                .map_err(|_| TidalError::Timeout(format!("no answer within {timeout:?}")))?
+                .map_err(|_| {
+                    TidalError::Timeout(format!("no answer within {}", format_duration(timeout)))
+                })?
         })
     }
 
