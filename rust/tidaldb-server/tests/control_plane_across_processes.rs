@@ -229,10 +229,27 @@ fn the_admin_command_reports_drains_and_refuses_bad_input() {
         "nothing was committed"
     );
 
-    let drained = admin_command(&cluster, 1, &["drain", "r0"]);
+    // Sent to a voter that does not lead Raft: it forwards the command to the leader.
+    let raft_leader = control(&mut cluster, 1).expect("status").0;
+    let follower = (0..3)
+        .find(|&i| Some(i as u64) != raft_leader)
+        .expect("a follower");
+    let drained = admin_command(&cluster, follower, &["drain", "r0"]);
     assert!(drained.status.success(), "{drained:?}");
     let (leader, _) = await_new_leader(&mut cluster, &[0, 1, 2], Some(0));
     assert_ne!(leader, 0, "the drained region's host no longer leads");
+
+    let committed = |cluster: &mut Cluster| {
+        let json = cluster.client(2).control_json().expect("status");
+        serde_json::from_str::<Value>(&json).expect("json")["commands"].as_u64()
+    };
+    let before = committed(&mut cluster);
+    let second = admin_command(&cluster, follower, &["drain", "r1"]);
+    assert_eq!(second.status.code(), Some(1), "{second:?}");
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("drained already"), "{said}");
+    assert_eq!(committed(&mut cluster), before, "a refused drain commits nothing");
+
     let rejoined = admin_command(&cluster, 2, &["rejoin", "r0"]);
     assert!(rejoined.status.success(), "{rejoined:?}");
 

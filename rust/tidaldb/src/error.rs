@@ -88,7 +88,11 @@ impl QuotaBreach {
             self.limit
         )?;
         match self.retry_after {
-            Some(d) => write!(f, "retry after {}", crate::schema::format_duration(d)),
+            Some(d) => write!(
+                f,
+                "retry after {}",
+                seconds(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            ),
             None => write!(f, "a retry cannot succeed until the quota is raised"),
         }
     }
@@ -304,11 +308,13 @@ fn written_note(written: usize) -> String {
     }
 }
 
-/// Nanoseconds as seconds, the unit of every time in the Python API: `300 s`, `1.5 s`.
+/// Nanoseconds as seconds, the unit of every time in the Python API, written as
+/// `schema::format_duration` writes seconds (this module sits below `schema`): `300s`,
+/// `1.5s`.
 fn seconds(ns: i64) -> String {
     let text = format!("{:.3}", ns as f64 / 1e9);
     let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text} s")
+    format!("{text}s")
 }
 
 /// For a time read from seconds that is out of range: a hint when it is a plausible

@@ -181,3 +181,26 @@ fn replicas_and_migration_targets_are_validated() -> Result<()> {
     assert_eq!(cp.migration(t).and_then(|m| m.target_node), Some(NodeId(4)));
     Ok(())
 }
+
+#[test]
+fn hosts_are_drained_one_at_a_time() -> Result<()> {
+    let mut cp = three_region_plane();
+    cp.apply(at(0), Command::Drain(host(1)))?;
+    cp.apply(at(1), Command::Drain(host(1)))?; // a retry of the same drain
+    let logged = cp.command_log().len();
+    let refused = cp.apply(at(2), Command::Drain(host(2)));
+    assert!(
+        matches!(refused, Err(TidalError::Conflict(ref m)) if m.contains("region 1")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        cp.command_log().len(),
+        logged,
+        "a refused drain is not logged"
+    );
+    assert!(!cp.is_drained(host(2)));
+    cp.apply(at(3), Command::Rejoin(host(1)))?;
+    cp.apply(at(4), Command::Drain(host(2)))?;
+    assert!(cp.is_drained(host(2)) && !cp.is_drained(host(1)));
+    Ok(())
+}
