@@ -849,15 +849,28 @@ class Client:
         ``applied``, ``commands`` and ``groups`` (per tenant: ``tenant``, ``leader``,
         ``term``, from the committed log). Without a control plane: ``voter=False``.
 
+        ``majority`` is region health as the majority sees it, on every node: the Raft
+        leader's verdict, with ``leader``, ``raft_term``, ``age_ms``, ``regions`` (pairs of
+        name and ``"Healthy"``, ``"Degraded"``, ``"NeedsResync"`` or ``"Offline"``) and
+        ``unreachable`` (the regions the majority cannot reach). When the node has not
+        heard the Raft leader lately it cannot vouch for that view: ``error`` then says
+        so, and the other fields are empty.
+
         Raises:
             Unavailable: no node answered.
+
+        Example:
+            >>> client.control()["majority"]["unreachable"]
+            []
         """
     def drain(self, region: str) -> None:
         """Drains ``region``: the control plane moves its hosts' leadership to other regions
-        and keeps it away until :meth:`rejoin`. Returns once committed.
+        and keeps it away until :meth:`rejoin`. Returns once committed. Sent to a voter
+        that does not lead Raft, it is forwarded to the one that does.
 
         Raises:
             InvalidArgument: an unknown region; nothing is committed.
+            Conflict: another region is drained; hosts are drained one at a time.
             Unavailable: the node has no control plane, or no node answered.
         """
     def rejoin(self, region: str) -> None:

@@ -38,6 +38,10 @@ enum AdminAction {
     /// What the node's voter knows, as JSON: Raft term and leader, and each replica
     /// group's committed leader and term.
     Status,
+    /// Region health as the majority of the control plane sees it, as JSON, naming the
+    /// regions it cannot reach. Fails when the node has not heard the control-plane
+    /// leader lately: it may be the one cut off.
+    Health,
     /// Move the leadership of a region's hosts away, and keep it away until `rejoin`.
     /// Returns once the command is committed.
     Drain { region: String },
@@ -72,6 +76,7 @@ fn run(args: &AdminArgs) -> Result<(), TidalError> {
     )?;
     match &args.action {
         AdminAction::Status => println!("{}", client.control_json()?),
+        AdminAction::Health => println!("{}", majority_view(&client.control_json()?)?),
         AdminAction::Drain { region } => {
             client.admin(AdminOp::Drain {
                 region: region.clone(),
@@ -86,4 +91,15 @@ fn run(args: &AdminArgs) -> Result<(), TidalError> {
         }
     }
     Ok(())
+}
+
+/// The `majority` part of a node's control status, or its error.
+fn majority_view(status: &str) -> Result<String, TidalError> {
+    let status: serde_json::Value =
+        serde_json::from_str(status).map_err(|e| TidalError::Unavailable(e.to_string()))?;
+    let majority = &status["majority"];
+    if let Some(error) = majority["error"].as_str() {
+        return Err(TidalError::Unavailable(error.to_owned()));
+    }
+    serde_json::to_string_pretty(majority).map_err(|e| TidalError::Unavailable(e.to_string()))
 }

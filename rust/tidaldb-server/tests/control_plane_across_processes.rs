@@ -123,6 +123,27 @@ fn an_isolated_leader_is_replaced_and_one_leader_remains_after_the_heal() {
     write_some(&mut cluster, 0, &mut model, 0, at, Concern::Replicated(2));
     cluster.isolate(0);
     let (leader, term) = await_new_leader(&mut cluster, &[1, 2], Some(0));
+    // Health as the majority sees it names the region it cannot reach, on either side's
+    // majority nodes; the cut-off node cannot vouch for it and says so.
+    for i in [1, 2] {
+        wait_until(PATIENCE, "the majority names r0 unreachable", || {
+            let out = admin_command(&cluster, i, &["health"]);
+            let v: Value =
+                serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {out:?}"))?;
+            let unreachable = v["unreachable"].clone();
+            (unreachable == serde_json::json!(["r0"]))
+                .then_some(())
+                .ok_or_else(|| v.to_string())
+        });
+    }
+    wait_until(PATIENCE, "the cut-off node says it cannot vouch", || {
+        let out = admin_command(&cluster, 0, &["health"]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        // "cut off", or "not heard yet" if the cut came before the first verdict.
+        (out.status.code() == Some(1) && said.contains("cannot report the majority's view"))
+            .then_some(())
+            .ok_or_else(|| format!("{out:?}"))
+    });
     // The cut-off node still takes writes: the data plane stays available.
     write_some(&mut cluster, 0, &mut model, 1, at, Concern::Local);
     write_some(
@@ -151,6 +172,13 @@ fn an_isolated_leader_is_replaced_and_one_leader_remains_after_the_heal() {
         }
     });
     cluster.await_converged(&model, at, &[0, 1, 2]);
+    wait_until(PATIENCE, "every region reachable again", || {
+        let out = admin_command(&cluster, 0, &["health"]);
+        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {out:?}"))?;
+        (v["unreachable"] == serde_json::json!([]))
+            .then_some(())
+            .ok_or_else(|| v.to_string())
+    });
 }
 
 #[test]
@@ -248,7 +276,11 @@ fn the_admin_command_reports_drains_and_refuses_bad_input() {
     assert_eq!(second.status.code(), Some(1), "{second:?}");
     let said = String::from_utf8_lossy(&second.stderr);
     assert!(said.contains("drained already"), "{said}");
-    assert_eq!(committed(&mut cluster), before, "a refused drain commits nothing");
+    assert_eq!(
+        committed(&mut cluster),
+        before,
+        "a refused drain commits nothing"
+    );
 
     let rejoined = admin_command(&cluster, 2, &["rejoin", "r0"]);
     assert!(rejoined.status.success(), "{rejoined:?}");

@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::majority::{LatestVerdict, MajorityView, Verdict};
 use super::peers::{ControlFrame, ControlInbox, PeerNetwork};
 use super::proto::AdminOp;
 use super::service::ClientService;
@@ -132,6 +133,9 @@ pub struct ControlStatus {
     /// Each group's leading process and term in the committed plane.
     pub groups: Vec<GroupStatus>,
     pub commands: usize,
+    /// Region health as the majority sees it (the Raft leader's verdict), on every
+    /// process, voter or not.
+    pub majority: MajorityView,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -252,6 +256,8 @@ pub fn start(
         voter,
         status,
         pending: BTreeMap::new(),
+        verdict: LatestVerdict::default(),
+        ticks: 0,
     };
     tokio::spawn(host.run(inbox, reports, admin_rx, stopped));
     Ok(handle)
@@ -284,7 +290,13 @@ struct Host {
     status: Arc<Mutex<ControlStatus>>,
     /// Operators' proposals awaiting their outcome.
     pending: BTreeMap<ProposalId, oneshot::Sender<Result<()>>>,
+    /// The Raft leader's latest verdict on the regions.
+    verdict: LatestVerdict,
+    ticks: u64,
 }
+
+/// How often, in Raft ticks, the Raft leader sends its verdict on the regions.
+const VERDICT_EVERY_TICKS: u64 = 5;
 
 impl Host {
     async fn run(
@@ -352,7 +364,26 @@ impl Host {
         for (replica, order) in orders {
             self.order(replica, order);
         }
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(VERDICT_EVERY_TICKS) {
+            self.send_verdict(now);
+        }
         self.publish_status();
+    }
+
+    /// The Raft leader tells every process what it sees of the regions.
+    fn send_verdict(&mut self, now: Timestamp) {
+        let Some((voter, _)) = self.voter.as_ref().filter(|(v, _)| v.is_leader()) else {
+            return;
+        };
+        let verdict = Verdict::of(voter.plane(), now, voter.term(), self.me);
+        for &(node, _) in &self.spec.nodes {
+            if node != self.me {
+                let frame = ControlFrame::Verdict(verdict.clone());
+                self.network.send_control(node, TenantId::DEFAULT, frame);
+            }
+        }
+        self.verdict.hear(verdict);
     }
 
     fn heard(&mut self, from: NodeId, tenant: TenantId, frame: ControlFrame) {
@@ -363,6 +394,7 @@ impl Host {
             },
             ControlFrame::Report(report) => self.observe(from, tenant, report),
             ControlFrame::Order(command) => self.obey(tenant, command),
+            ControlFrame::Verdict(verdict) => self.verdict.hear(verdict),
         }
     }
 
@@ -456,6 +488,9 @@ impl Host {
     }
 
     fn publish_status(&self) {
+        // Three election timeouts without a verdict: this process has lost the majority.
+        let stale_after = self.spec.tick * (3 * self.spec.election_ticks) as u32;
+        let majority = self.verdict.view(stale_after, &self.spec.region_names);
         let status = match &self.voter {
             Some((v, _)) => ControlStatus {
                 voter: true,
@@ -466,8 +501,12 @@ impl Host {
                 applied: v.applied(),
                 groups: self.group_statuses(v.plane()),
                 commands: v.plane().command_log().len(),
+                majority,
             },
-            None => ControlStatus::default(),
+            None => ControlStatus {
+                majority,
+                ..ControlStatus::default()
+            },
         };
         if let Ok(mut s) = self.status.lock() {
             *s = status;

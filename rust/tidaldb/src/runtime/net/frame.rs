@@ -171,6 +171,10 @@ where
 {
     match conn.next().await {
         None => Ok(None),
+        // A peer that exits without TLS's close_notify (a CLI run, a killed client) ends
+        // the stream here. Every frame carries its length, so a cut inside one is still
+        // refused as a damaged frame; at a frame boundary this is an ordinary close.
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
         Some(Ok(body)) => decode(&body).map(Some),
         Some(Err(e)) => Err(TidalError::io("reading a frame")(e)),
     }
