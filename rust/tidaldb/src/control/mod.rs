@@ -97,6 +97,14 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether applying it a second time changes nothing the first did not (and is not
+    /// refused), so that a proposal that may have been lost can safely be made again.
+    pub fn is_idempotent(&self) -> bool {
+        matches!(self, Command::Drain(_) | Command::Rejoin(_))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LoggedCommand {
     pub at_ns: i64,

@@ -258,6 +258,7 @@ pub fn start(
         pending: BTreeMap::new(),
         verdict: LatestVerdict::default(),
         ticks: 0,
+        leaderless: Vec::new(),
     };
     tokio::spawn(host.run(inbox, reports, admin_rx, stopped));
     Ok(handle)
@@ -293,6 +294,9 @@ struct Host {
     /// The Raft leader's latest verdict on the regions.
     verdict: LatestVerdict,
     ticks: u64,
+    /// Operators' commands that arrived while no Raft leader was known (an election under
+    /// way): proposed once one is, or failed at their deadline.
+    leaderless: Vec<(Command, oneshot::Sender<Result<()>>, std::time::Instant)>,
 }
 
 /// How often, in Raft ticks, the Raft leader sends its verdict on the regions.
@@ -331,6 +335,15 @@ impl Host {
             ))));
             return;
         }
+        let leader_known = self
+            .voter
+            .as_ref()
+            .is_some_and(|(v, _)| v.leader().is_some());
+        if !leader_known {
+            let deadline = std::time::Instant::now() + ADMIN_TIMEOUT;
+            self.leaderless.push((command, reply, deadline));
+            return;
+        }
         let now = Timestamp::now();
         let mut proposed = None;
         self.with_voter(|v, out| {
@@ -357,6 +370,7 @@ impl Host {
         self.pending.retain(|_, reply| !reply.is_closed());
         let now = Timestamp::now();
         self.with_voter(|v, out| v.tick(now, out));
+        self.propose_leaderless();
         let orders = match &self.voter {
             Some((v, _)) => v.orders(now),
             None => Vec::new(),
@@ -369,6 +383,35 @@ impl Host {
             self.send_verdict(now);
         }
         self.publish_status();
+    }
+
+    /// Proposes the commands that waited for an election, once it has a winner; fails
+    /// those whose caller would time out anyway.
+    fn propose_leaderless(&mut self) {
+        if self.leaderless.is_empty() {
+            return;
+        }
+        let leader_known = self
+            .voter
+            .as_ref()
+            .is_some_and(|(v, _)| v.leader().is_some());
+        let waiting = std::mem::take(&mut self.leaderless);
+        for (command, reply, deadline) in waiting {
+            if reply.is_closed() {
+                continue;
+            }
+            if leader_known {
+                self.propose(command, reply);
+            } else if std::time::Instant::now() >= deadline {
+                let _ = reply.send(Err(TidalError::Unavailable(
+                    "the control plane elected no leader in time: is a majority of voters \
+                     up and reachable?"
+                        .into(),
+                )));
+            } else {
+                self.leaderless.push((command, reply, deadline));
+            }
+        }
     }
 
     /// The Raft leader tells every process what it sees of the regions.
