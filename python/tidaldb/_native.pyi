@@ -846,8 +846,9 @@ class Client:
     def control(self) -> dict[str, Any]:
         """What the answering node's control-plane voter knows: ``voter``, ``raft_term``,
         ``raft_leader`` (a node id or None), ``is_raft_leader``, ``committed``,
-        ``applied``, ``commands`` and ``groups`` (per tenant: ``tenant``, ``leader``,
-        ``term``, from the committed log). Without a control plane: ``voter=False``.
+        ``applied``, ``commands``, ``groups`` (per tenant: ``tenant``, ``leader``,
+        ``term``, from the committed log) and ``drained`` (the drained regions: a rolling
+        upgrade's progress). Without a control plane: ``voter=False``.
 
         ``majority`` is region health as the majority sees it, on every node: the Raft
         leader's verdict, with ``leader``, ``raft_term``, ``age_ms``, ``regions`` (pairs of

@@ -42,6 +42,10 @@ enum AdminAction {
     /// regions it cannot reach. Fails when the node has not heard the control-plane
     /// leader lately: it may be the one cut off.
     Health,
+    /// The hosted tenants, each with its replica group's committed leader and term.
+    Tenants,
+    /// Where a rolling upgrade stands: the drained region, if any, and each group's leader.
+    UpgradeStatus,
     /// Move the leadership of a region's hosts away, and keep it away until `rejoin`.
     /// Returns once the command is committed.
     Drain { region: String },
@@ -77,6 +81,10 @@ fn run(args: &AdminArgs) -> Result<(), TidalError> {
     match &args.action {
         AdminAction::Status => println!("{}", client.control_json()?),
         AdminAction::Health => println!("{}", majority_view(&client.control_json()?)?),
+        AdminAction::Tenants => println!("{}", part(&client.control_json()?, &["groups"])?),
+        AdminAction::UpgradeStatus => {
+            println!("{}", part(&client.control_json()?, &["drained", "groups"])?)
+        }
         AdminAction::Drain { region } => {
             client.admin(AdminOp::Drain {
                 region: region.clone(),
@@ -102,4 +110,15 @@ fn majority_view(status: &str) -> Result<String, TidalError> {
         return Err(TidalError::Unavailable(error.to_owned()));
     }
     serde_json::to_string_pretty(majority).map_err(|e| TidalError::Unavailable(e.to_string()))
+}
+
+/// The named fields of a node's control status, as a JSON object.
+fn part(status: &str, fields: &[&str]) -> Result<String, TidalError> {
+    let status: serde_json::Value =
+        serde_json::from_str(status).map_err(|e| TidalError::Unavailable(e.to_string()))?;
+    let picked: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .map(|f| ((*f).to_owned(), status[*f].clone()))
+        .collect();
+    serde_json::to_string_pretty(&picked).map_err(|e| TidalError::Unavailable(e.to_string()))
 }

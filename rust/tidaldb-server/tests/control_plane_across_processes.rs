@@ -266,6 +266,20 @@ fn the_admin_command_reports_drains_and_refuses_bad_input() {
     assert!(drained.status.success(), "{drained:?}");
     let (leader, _) = await_new_leader(&mut cluster, &[0, 1, 2], Some(0));
     assert_ne!(leader, 0, "the drained region's host no longer leads");
+    let upgrade = |cluster: &Cluster| {
+        let out = admin_command(cluster, 2, &["upgrade-status"]);
+        serde_json::from_slice::<Value>(&out.stdout).expect("upgrade status is JSON")
+    };
+    let during = upgrade(&cluster);
+    assert_eq!(during["drained"], serde_json::json!(["r0"]), "{during}");
+    assert_eq!(during["groups"][0]["leader"].as_u64(), Some(leader));
+    let tenants = admin_command(&cluster, 0, &["tenants"]);
+    let tenants: Value = serde_json::from_slice(&tenants.stdout).expect("tenants are JSON");
+    assert_eq!(
+        tenants["groups"][0]["tenant"].as_u64(),
+        Some(0),
+        "{tenants}"
+    );
 
     let committed = |cluster: &mut Cluster| {
         let json = cluster.client(2).control_json().expect("status");
@@ -284,6 +298,12 @@ fn the_admin_command_reports_drains_and_refuses_bad_input() {
 
     let rejoined = admin_command(&cluster, 2, &["rejoin", "r0"]);
     assert!(rejoined.status.success(), "{rejoined:?}");
+    wait_until(PATIENCE, "nothing drained", || {
+        let after = upgrade(&cluster);
+        (after["drained"] == serde_json::json!([]))
+            .then_some(())
+            .ok_or_else(|| after.to_string())
+    });
 
     let no_tls = std::process::Command::new(env!("CARGO_BIN_EXE_tidaldb"))
         .args(["admin", "--addr", &cluster.addr(0), "status"])

@@ -420,6 +420,11 @@ impl ControlPlane {
         self.drained.contains(&host)
     }
 
+    /// The drained hosts, in order: at most one while hosts are drained one at a time.
+    pub fn drained_hosts(&self) -> impl Iterator<Item = ShardAssignment> + '_ {
+        self.drained.iter().copied()
+    }
+
     pub fn migration(&self, tenant: TenantId) -> Option<&MigrationRecord> {
         self.migrations.get(&tenant)
     }

@@ -133,6 +133,9 @@ pub struct ControlStatus {
     /// Each group's leading process and term in the committed plane.
     pub groups: Vec<GroupStatus>,
     pub commands: usize,
+    /// The regions whose hosts are drained in the committed plane: the rolling upgrade's
+    /// progress (at most one at a time).
+    pub drained: Vec<String>,
     /// Region health as the majority sees it (the Raft leader's verdict), on every
     /// process, voter or not.
     pub majority: MajorityView,
@@ -544,6 +547,9 @@ impl Host {
                 applied: v.applied(),
                 groups: self.group_statuses(v.plane()),
                 commands: v.plane().command_log().len(),
+                drained: (v.plane().drained_hosts())
+                    .map(|h| self.region_name(h.region_id))
+                    .collect(),
                 majority,
             },
             None => ControlStatus {
@@ -554,6 +560,11 @@ impl Host {
         if let Ok(mut s) = self.status.lock() {
             *s = status;
         }
+    }
+
+    fn region_name(&self, region: RegionId) -> String {
+        (self.spec.region_names.get(region.0 as usize).cloned())
+            .unwrap_or_else(|| format!("region {}", region.0))
     }
 
     fn group_statuses(&self, plane: &ControlPlane) -> Vec<GroupStatus> {
