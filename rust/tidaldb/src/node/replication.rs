@@ -154,6 +154,9 @@ impl Node {
             }
             Message::Snapshot { state, .. } => self.on_snapshot(now, i, &state, out),
             Message::Fenced { .. } => self.on_fenced(now, i, out),
+            Message::RightsRequest { kind, need, .. } => {
+                self.on_rights_request(now, i, kind, need, out)
+            }
         }
     }
 
