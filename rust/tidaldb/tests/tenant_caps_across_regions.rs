@@ -231,7 +231,10 @@ fn check(
             .with_node(node, |n, _| Ok(n.ledger().version_vector().clone()))
             .map_err(|e| e.to_string())?;
         if let Some((id, _)) = acked.iter().find(|(id, _)| vv.get(id.origin) < id.seq) {
-            return Err(format!("region {} lacks acknowledged write {id:?}", region.0));
+            return Err(format!(
+                "region {} lacks acknowledged write {id:?}",
+                region.0
+            ));
         }
         if h.entities != expected || h.signals != acked.len() as u64 {
             return Err(format!(
@@ -292,9 +295,15 @@ fn assert_exercised(cov: &Coverage) {
     if env_u64("TIDALDB_CAPS_SEED").is_some() {
         return;
     }
-    assert!(cov.acked_away_from_home > 0, "no region but the home admitted: {cov:?}");
+    assert!(
+        cov.acked_away_from_home > 0,
+        "no region but the home admitted: {cov:?}"
+    );
     assert!(cov.refused_retry > 0, "no write waited for rights: {cov:?}");
-    assert!(cov.refused_final > 0, "no write met the exhausted cap: {cov:?}");
+    assert!(
+        cov.refused_final > 0,
+        "no write met the exhausted cap: {cov:?}"
+    );
     assert!(cov.at_cap > 0, "no run reached the cap: {cov:?}");
     assert!(cov.isolations > 0 && cov.crashes > 0, "no faults: {cov:?}");
 }

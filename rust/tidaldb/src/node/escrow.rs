@@ -84,7 +84,10 @@ impl Node {
             events: self.ledger.version_vector().sum(),
         };
         q.check_caps(usage, events, new_entities)?;
-        for (kind, need) in [(CapKind::Entities, new_entities), (CapKind::Storage, events)] {
+        for (kind, need) in [
+            (CapKind::Entities, new_entities),
+            (CapKind::Storage, events),
+        ] {
             if let Some(held) = self.rights_of(self.cfg.id, kind)
                 && held < need
             {
@@ -150,7 +153,12 @@ impl Node {
             .iter()
             .map(|p| {
                 let spare = self.spare_of(p.id, kind).unwrap_or(0);
-                (p.reachable(now, timeout), spare, std::cmp::Reverse(p.id), p.id)
+                (
+                    p.reachable(now, timeout),
+                    spare,
+                    std::cmp::Reverse(p.id),
+                    p.id,
+                )
             })
             .filter(|(_, spare, _, _)| *spare > 0)
             .max()
@@ -232,7 +240,8 @@ impl Node {
             return;
         }
         debug_assert!(
-            self.spare_of(self.cfg.id, kind).is_some_and(|s| s >= amount),
+            self.spare_of(self.cfg.id, kind)
+                .is_some_and(|s| s >= amount),
             "a grant gives only rights the giver holds"
         );
         let event = self.next_event(now, 0, EventBody::Grant { kind, to, amount }, None);

@@ -3,7 +3,8 @@
 
 use crate::crdt::{HideStamp, HlcTimestamp};
 use crate::event::{
-    CapKind, ClientTag, Event, EventBody, EventId, IdempotencyKey, SessionId, SessionSeqNo, TenantId,
+    CapKind, ClientTag, Event, EventBody, EventId, IdempotencyKey, SessionId, SessionSeqNo,
+    TenantId,
 };
 use crate::schema::{EntityId, NodeId, SignalIdx, Timestamp};
 

@@ -15,7 +15,9 @@ use super::untimed_hides::UntimedHiddenSet;
 use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
 use crate::event::VersionVector;
-use crate::ledger::{ClientTable, Escrow, HiddenSet, Ledger, SignalLedger, SignalParts, SignalPartsRef};
+use crate::ledger::{
+    ClientTable, Escrow, HiddenSet, Ledger, SignalLedger, SignalParts, SignalPartsRef,
+};
 use crate::schema::{Schema, ShardId, Timestamp};
 
 const MAGIC: [u8; 4] = *b"TSNP";

@@ -56,13 +56,19 @@ fn rights_move(kind: CapKind) -> Result<()> {
     let [(home, _), (r1, _), (r2, _)] = nodes[..] else {
         panic!("three replicas: {nodes:?}")
     };
-    assert_eq!(rights(&c, home, kind), cap, "the home starts with every right");
+    assert_eq!(
+        rights(&c, home, kind),
+        cap,
+        "the home starts with every right"
+    );
     assert_eq!(rights(&c, r1, kind), 0);
     let mut next = 1000;
 
     // Region 1 holds nothing: refused with a hint, nothing written, a request sent.
     let before = events_on(&c, r1);
-    let retry = write(&c, r1, kind, &mut next)?.expect("refused").expect("a hint");
+    let retry = write(&c, r1, kind, &mut next)?
+        .expect("refused")
+        .expect("a hint");
     assert_eq!(events_on(&c, r1), before, "a refused write writes nothing");
     c.run_for(retry);
     assert!(
@@ -75,7 +81,9 @@ fn rights_move(kind: CapKind) -> Result<()> {
 
     // Region 1 spends what it was given, asks again, and admits more.
     while write(&c, r1, kind, &mut next)?.is_none() {}
-    let retry = write(&c, r1, kind, &mut next)?.expect("refused").expect("a hint");
+    let retry = write(&c, r1, kind, &mut next)?
+        .expect("refused")
+        .expect("a hint");
     c.run_for(retry);
     assert!(
         write(&c, r1, kind, &mut next)?.is_none(),
@@ -83,7 +91,9 @@ fn rights_move(kind: CapKind) -> Result<()> {
     );
 
     // Region 2 borrows, then is cut off: it admits within what it holds, no further.
-    let retry = write(&c, r2, kind, &mut next)?.expect("refused").expect("a hint");
+    let retry = write(&c, r2, kind, &mut next)?
+        .expect("refused")
+        .expect("a hint");
     c.run_for(retry);
     assert!(write(&c, r2, kind, &mut next)?.is_none());
     let cut: Vec<_> = [RegionId(0), RegionId(1)]
@@ -98,10 +108,17 @@ fn rights_move(kind: CapKind) -> Result<()> {
     let before = events_on(&c, r2);
     for _ in 0..3 {
         let refused = write(&c, r2, kind, &mut next)?.expect("refused while cut off");
-        assert!(refused.is_some(), "a request is out, so a retry may pass later");
+        assert!(
+            refused.is_some(),
+            "a request is out, so a retry may pass later"
+        );
         c.run_for(Duration::from_millis(300));
     }
-    assert_eq!(events_on(&c, r2), before, "cut off, it admitted nothing more");
+    assert_eq!(
+        events_on(&c, r2),
+        before,
+        "cut off, it admitted nothing more"
+    );
     println!("{kind:?}: region 2 admitted {isolated} more while cut off");
 
     // Healed, every region writes until the refusal says no retry helps: every right is
@@ -120,7 +137,11 @@ fn rights_move(kind: CapKind) -> Result<()> {
                 }
             }
         }
-        assert!(last.is_some(), "node {} never met the exhausted cap", node.0);
+        assert!(
+            last.is_some(),
+            "node {} never met the exhausted cap",
+            node.0
+        );
         c.await_full_convergence(Duration::from_secs(30))?;
     }
     let among: Vec<u64> = (0..next).collect();
@@ -133,7 +154,10 @@ fn rights_move(kind: CapKind) -> Result<()> {
         CapKind::Entities => spent.entities.len() as u64,
         CapKind::Storage => spent.events,
     };
-    assert_eq!(used, cap, "the whole cap is used, and no more: no right was stranded");
+    assert_eq!(
+        used, cap,
+        "the whole cap is used, and no more: no right was stranded"
+    );
     assert_eq!(spent.spent, cap, "the counters agree");
     Ok(())
 }
