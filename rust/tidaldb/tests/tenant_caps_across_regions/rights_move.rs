@@ -171,3 +171,38 @@ fn entity_rights_move_to_the_region_that_needs_them() -> Result<()> {
 fn storage_rights_move_to_the_region_that_needs_them() -> Result<()> {
     rights_move(CapKind::Storage)
 }
+
+/// A migration's source holds rights; it hands them to the target before it is
+/// collected, so a tenant that moves keeps its whole cap, and no more.
+#[test]
+fn a_migrated_tenant_keeps_its_rights() -> Result<()> {
+    let cap = 10;
+    let c = cluster(12, SimDurability::Immediate);
+    c.register_tenant(tidaldb::tenancy::TenantConfig {
+        required_regions: vec![RegionId(0)],
+        ..capped(CapKind::Entities, cap)
+    })?;
+    let [(source, _)] = replicas(&c)[..] else {
+        panic!("one replica")
+    };
+    let mut next = 0;
+    for _ in 0..4 {
+        assert!(write(&c, source, CapKind::Entities, &mut next)?.is_none());
+    }
+    let m = c.migrate_tenant(super::T, RegionId(2), None)?;
+    m.run_steps(m.record()?.number, Duration::ZERO, |_| {
+        Ok::<_, TidalError>(())
+    })?;
+    let [(target, RegionId(2))] = replicas(&c)[..] else {
+        panic!("the tenant moved to region 2")
+    };
+    assert_eq!(rights(&c, target, CapKind::Entities), cap - 4);
+    while write(&c, target, CapKind::Entities, &mut next)?.is_none() {}
+    assert_eq!(next, cap, "the whole cap, and no more");
+    assert_eq!(
+        write(&c, target, CapKind::Entities, &mut next)?,
+        Some(None),
+        "no retry helps: no replica holds spare rights"
+    );
+    Ok(())
+}
