@@ -160,7 +160,7 @@ impl<D: ClusterDriver> TenantMigration<D> {
         let id = driver.next_node_ids(1)?;
         // Every replica of the group names the same home for the hard caps' rights; the
         // target starts with none and borrows, or receives the source's at collection.
-        let source = driver.view(|v| self.source_node(v, &m))?;
+        let source = driver.view(|v| self.source_node(v, m))?;
         let rights_home = driver.view(|v| {
             v.node(source)
                 .map(|n| n.config().rights_home.unwrap_or(source))

@@ -166,7 +166,7 @@ mod tests {
                 entity: EntityId(n % 13),
                 weight: 0.25 + (n % 5) as f64,
                 ts: Timestamp::from_nanos(ts).expect("a valid timestamp"),
-                claims_entity: n % 3 == 0,
+                claims_entity: n.is_multiple_of(3),
             },
         };
         let client = match n % 4 {
