@@ -38,8 +38,24 @@ impl Escrow {
     /// Records what `event` spends or moves; called once per applied event.
     #[inline]
     pub fn record(&mut self, event: &Event) {
+        self.storage.consume(event.id.origin, 1);
+        self.record_body(event);
+    }
+
+    /// [`Escrow::record`] for a run of one origin's events: storage is spent once for
+    /// the run, so that uncapped ingest pays one map update per batch, not per event.
+    pub fn record_run(&mut self, events: &[Event]) {
+        let Some(first) = events.first() else { return };
+        self.storage.consume(first.id.origin, events.len() as u64);
+        for e in events {
+            debug_assert_eq!(e.id.origin, first.id.origin, "a run has one origin");
+            self.record_body(e);
+        }
+    }
+
+    #[inline]
+    fn record_body(&mut self, event: &Event) {
         let origin = event.id.origin;
-        self.storage.consume(origin, 1);
         match event.body {
             EventBody::Signal {
                 claims_entity: true,

@@ -214,12 +214,12 @@ impl Ledger {
             }
             return Ok(());
         }
+        self.escrow.record_run(events);
         let mut runs: Vec<Vec<(EntityId, f64, i64, u64)>> = vec![Vec::new(); self.signals.len()];
         for e in events {
             if let Some(tag) = e.client {
                 self.clients.record(tag, e.id);
             }
-            self.escrow.record(e);
             if let Some((signal, entity, weight, ts)) = self.apply_unsigned(e)
                 && let Some(run) = runs.get_mut(signal.0 as usize)
             {
@@ -239,6 +239,11 @@ impl Ledger {
         }
         let last = start + events.len() as u64 - 1;
         self.vv.advance(origin, last);
+        debug_assert_eq!(
+            (self.escrow.counter(crate::event::CapKind::Storage)).consumed(origin),
+            last,
+            "every applied event spends one storage right of its origin"
+        );
         if let Some(out) = applied.as_deref_mut() {
             out.extend_from_slice(events);
         }
