@@ -67,14 +67,18 @@ impl BoundedCounter {
             .fold(0u64, |s, (_, n)| s.saturating_add(*n))
     }
 
-    /// What `node` holds, as far as this state knows, when it started with `initial`.
-    /// Negative only in a state no replica can reach by the rules above; it is then read
-    /// as holding nothing.
-    pub fn rights(&self, node: NodeId, initial: u64) -> u64 {
-        let held = i128::from(initial) + i128::from(self.received(node))
+    /// `initial + received − given − consumed` of `node`: never negative in a state
+    /// that replicas following the rules above can reach.
+    pub fn balance(&self, node: NodeId, initial: u64) -> i128 {
+        i128::from(initial) + i128::from(self.received(node))
             - i128::from(self.given(node))
-            - i128::from(self.consumed(node));
-        u64::try_from(held.max(0)).unwrap_or(u64::MAX)
+            - i128::from(self.consumed(node))
+    }
+
+    /// What `node` holds, as far as this state knows, when it started with `initial`; a
+    /// negative balance (which no replica can reach) reads as holding nothing.
+    pub fn rights(&self, node: NodeId, initial: u64) -> u64 {
+        u64::try_from(self.balance(node, initial).max(0)).unwrap_or(u64::MAX)
     }
 
     /// Everything consumed, by every replica.
@@ -223,11 +227,7 @@ mod tests {
             prop_assert!(admitted <= cap, "admitted {} past the cap {}", admitted, cap);
             prop_assert_eq!(all.total_consumed(), admitted);
             let held: i128 = (0..3)
-                .map(|r| {
-                    i128::from(initial(r)) + i128::from(all.received(id(r)))
-                        - i128::from(all.given(id(r)))
-                        - i128::from(all.consumed(id(r)))
-                })
+                .map(|r| all.balance(id(r), initial(r)))
                 .inspect(|h| assert!(*h >= 0, "a replica holds negative rights"))
                 .sum();
             prop_assert_eq!(held + i128::from(admitted), i128::from(cap), "rights are conserved");

@@ -44,7 +44,7 @@ fn slot(kind: CapKind) -> usize {
 }
 
 impl Node {
-    /// The replica that started with `node`'s tenant's rights.
+    /// The replica of this group that started with the tenant's rights.
     fn rights_home(&self) -> NodeId {
         self.cfg.rights_home.unwrap_or(self.cfg.id)
     }
@@ -106,10 +106,7 @@ impl Node {
             for kind in KINDS {
                 if self.rights_of(me, kind).is_some() {
                     let c = self.ledger.escrow().counter(kind);
-                    let balance = i128::from(self.initial_rights(me, kind))
-                        + i128::from(c.received(me))
-                        - i128::from(c.given(me))
-                        - i128::from(c.consumed(me));
+                    let balance = c.balance(me, self.initial_rights(me, kind));
                     debug_assert!(balance >= 0, "{kind:?} rights overspent: {balance}");
                 }
             }
