@@ -1418,8 +1418,12 @@ class Cluster(_Scoped):
             id: the tenant id, not 0 (the built-in default tenant).
             max_signals_per_sec: writes each replica admits per second (bursts of twice
                 that pass); None for unlimited.
-            max_entities: distinct entities with signals; None for unlimited.
-            max_storage_bytes: the tenant's log, at 64 bytes an event; None for unlimited.
+            max_entities: distinct entities with signals, a hard cap over all its regions
+                together; None for unlimited.
+            max_storage_bytes: the tenant's log, at 64 bytes an event, a hard cap over all its
+                regions together; None for unlimited. The home region starts with the caps'
+                rights; another region borrows them as it needs, so its first writes near a
+                cap may raise QuotaExceeded with ``retry_after`` set (see the README).
             regions: the regions its data may live in; all of the cluster's when None.
             label: a human-readable name.
 

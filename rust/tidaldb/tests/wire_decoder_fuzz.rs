@@ -69,6 +69,7 @@ fn events() -> Vec<Event> {
             tenant: TenantId(0),
             body: match seq {
                 1 => EventBody::Signal {
+                    claims_entity: false,
                     signal: SignalIdx(0),
                     entity: EntityId(42),
                     weight: 1.5,

@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use super::tenants::NewReplica;
 use super::{Cluster, ClusterDriver, ClusterView};
 use crate::control::{Command, MigrationRecord, MigrationState};
 use crate::error::{Result, TidalError};
@@ -157,14 +158,23 @@ impl<D: ClusterDriver> TenantMigration<D> {
             return Ok(id);
         }
         let id = driver.next_node_ids(1)?;
-        self.cluster.start_replica(
-            &config,
+        // Every replica of the group names the same home for the hard caps' rights; the
+        // target starts with none and borrows, or receives the source's at collection.
+        let source = driver.view(|v| self.source_node(v, m))?;
+        let rights_home = driver.view(|v| {
+            v.node(source)
+                .map(|n| n.config().rights_home.unwrap_or(source))
+                .unwrap_or(source)
+        });
+        let replica = NewReplica {
             id,
-            m.target,
-            NodeRole::Follower,
-            group.clone(),
-            false,
-        )?;
+            host: m.target,
+            role: NodeRole::Follower,
+            peers: group.clone(),
+            lead: false,
+            rights_home,
+        };
+        self.cluster.start_replica(&config, replica)?;
         let me = PeerAddr::new(id, m.target.region_id);
         for member in &group {
             // A replica that is down learns of the new peer when it restarts: the cluster
@@ -284,6 +294,12 @@ impl<D: ClusterDriver> TenantMigration<D> {
         });
         if let Some(source) = source {
             let target = target_of(&m)?;
+            // The source takes no writes since the switch: its rights go to the target
+            // (as events of its own, which the wait below sees the target hold).
+            driver.input(
+                source,
+                Input::Control(ControlCommand::HandOverRights(target)),
+            );
             self.await_target_covers_source(source, target, "gc_source")?;
             let _membership = self.cluster.membership_change();
             // Out of the control plane first: a retry after a crash from here on finds

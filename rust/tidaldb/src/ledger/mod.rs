@@ -6,6 +6,7 @@
 
 mod clients;
 mod digest;
+mod escrow;
 mod hidden;
 mod signals;
 mod slots;
@@ -13,6 +14,7 @@ mod window_codec;
 mod windows;
 
 pub use clients::{ClientTable, DEFAULT_CLIENT_CAPACITY, IdempotencyStore};
+pub use escrow::Escrow;
 
 /// What a bulk read does about an entity whose score cannot be read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -92,6 +94,8 @@ pub struct Ledger {
     hidden: HiddenSet,
     clients: ClientTable,
     vv: VersionVector,
+    /// The hard caps' bounded counters, as the applied events spent and moved them.
+    escrow: Escrow,
     /// Events that arrived ahead of a gap, keyed so that one origin's run is contiguous.
     pending: BTreeMap<(NodeId, u64), Event>,
     /// Distinct entities over all signals, kept only when there is more than one signal
@@ -108,6 +112,7 @@ impl Ledger {
             hidden: HiddenSet::default(),
             clients: ClientTable::default(),
             vv: VersionVector::new(),
+            escrow: Escrow::default(),
             pending: BTreeMap::new(),
             distinct_entities: 0,
         }
@@ -209,12 +214,13 @@ impl Ledger {
             }
             return Ok(());
         }
+        self.escrow.record_run(events);
         let mut runs: Vec<Vec<(EntityId, f64, i64, u64)>> = vec![Vec::new(); self.signals.len()];
         for e in events {
             if let Some(tag) = e.client {
                 self.clients.record(tag, e.id);
             }
-            if let Some((signal, entity, weight, ts)) = self.apply_hides(e)
+            if let Some((signal, entity, weight, ts)) = self.apply_unsigned(e)
                 && let Some(run) = runs.get_mut(signal.0 as usize)
             {
                 run.push((entity, weight, ts, e.id.seq));
@@ -233,6 +239,11 @@ impl Ledger {
         }
         let last = start + events.len() as u64 - 1;
         self.vv.advance(origin, last);
+        debug_assert_eq!(
+            (self.escrow.counter(crate::event::CapKind::Storage)).consumed(origin),
+            last,
+            "every applied event spends one storage right of its origin"
+        );
         if let Some(out) = applied.as_deref_mut() {
             out.extend_from_slice(events);
         }
@@ -246,23 +257,33 @@ impl Ledger {
     }
 
     fn check(&self, body: &EventBody) -> Result<()> {
-        if let EventBody::Signal { signal, weight, .. } = body {
-            self.schema.checked(*signal)?;
-            validate_weight(*weight)?;
+        match body {
+            EventBody::Signal { signal, weight, .. } => {
+                self.schema.checked(*signal)?;
+                validate_weight(*weight)?;
+            }
+            EventBody::Grant { amount: 0, .. } => {
+                return Err(TidalError::InvalidArgument {
+                    name: "grant",
+                    reason: "a grant of no rights is never originated".into(),
+                });
+            }
+            _ => {}
         }
         Ok(())
     }
 
-    /// Applies a hide or unhide; hands a signal's parts back to the caller, which applies
-    /// it one at a time or gathers a run.
+    /// Applies a hide, unhide or grant (whose rights [`Escrow::record`] has moved); hands
+    /// a signal's parts back to the caller, which applies it one at a time or gathers a run.
     #[inline]
-    fn apply_hides(&mut self, event: &Event) -> Option<(SignalIdx, EntityId, f64, i64)> {
+    fn apply_unsigned(&mut self, event: &Event) -> Option<(SignalIdx, EntityId, f64, i64)> {
         match event.body {
             EventBody::Signal {
                 signal,
                 entity,
                 weight,
                 ts,
+                ..
             } => Some((signal, entity, weight, ts.as_nanos())),
             EventBody::Hide { user, item, ts } => {
                 let at = HideStamp {
@@ -280,6 +301,7 @@ impl Ledger {
                 self.hidden.unhide(user, item, at);
                 None
             }
+            EventBody::Grant { .. } => None,
         }
     }
 
@@ -288,7 +310,8 @@ impl Ledger {
         if let Some(tag) = event.client {
             self.clients.record(tag, event.id);
         }
-        if let Some((signal, entity, weight, ts)) = self.apply_hides(event)
+        self.escrow.record(event);
+        if let Some((signal, entity, weight, ts)) = self.apply_unsigned(event)
             && let Some(s) = self.signals.get_mut(signal.0 as usize)
         {
             let before = s.entity_count();
@@ -298,6 +321,13 @@ impl Ledger {
             }
         }
         self.vv.advance(event.id.origin, event.id.seq);
+        debug_assert_eq!(
+            self.escrow
+                .counter(crate::event::CapKind::Storage)
+                .consumed(event.id.origin),
+            event.id.seq,
+            "every applied event spends one storage right of its origin"
+        );
     }
 
     fn signal_ledger(&self, signal: SignalIdx) -> Result<&SignalLedger> {
@@ -470,6 +500,7 @@ impl Ledger {
         hidden: HiddenSet,
         clients: ClientTable,
         vv: VersionVector,
+        escrow: Escrow,
     ) -> Self {
         Ledger {
             schema,
@@ -477,6 +508,7 @@ impl Ledger {
             hidden,
             clients,
             vv,
+            escrow,
             pending: BTreeMap::new(),
             distinct_entities: 0,
         }
@@ -501,6 +533,11 @@ impl Ledger {
             [one] => one.entity_count() as u64,
             _ => self.distinct_entities,
         }
+    }
+
+    /// The hard caps' bounded counters.
+    pub fn escrow(&self) -> &Escrow {
+        &self.escrow
     }
 
     /// True when some signal has an event for `entity`.

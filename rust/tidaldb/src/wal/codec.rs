@@ -3,7 +3,8 @@
 
 use crate::crdt::{HideStamp, HlcTimestamp};
 use crate::event::{
-    ClientTag, Event, EventBody, EventId, IdempotencyKey, SessionId, SessionSeqNo, TenantId,
+    CapKind, ClientTag, Event, EventBody, EventId, IdempotencyKey, SessionId, SessionSeqNo,
+    TenantId,
 };
 use crate::schema::{EntityId, NodeId, SignalIdx, Timestamp};
 
@@ -13,6 +14,11 @@ const TAG_HIDE_UNTIMED: u8 = 2;
 const TAG_UNHIDE_UNTIMED: u8 = 3;
 const TAG_HIDE: u8 = 4;
 const TAG_UNHIDE: u8 = 5;
+/// A signal whose origin claimed its entity (older records never did: [`TAG_SIGNAL`]).
+const TAG_SIGNAL_CLAIM: u8 = 6;
+const TAG_GRANT: u8 = 7;
+const CAP_ENTITIES: u8 = 1;
+const CAP_STORAGE: u8 = 2;
 /// Or'ed into the record tag when a client tag follows the body.
 const FLAG_CLIENT: u8 = 0x80;
 const CLIENT_KEY: u8 = 1;
@@ -32,8 +38,14 @@ pub fn encode_event(e: &Event, out: &mut Vec<u8>) {
             entity,
             weight,
             ts,
+            claims_entity,
         } => {
-            out.push(TAG_SIGNAL | flag);
+            let tag = if claims_entity {
+                TAG_SIGNAL_CLAIM
+            } else {
+                TAG_SIGNAL
+            };
+            out.push(tag | flag);
             out.extend_from_slice(&signal.0.to_le_bytes());
             out.extend_from_slice(&entity.0.to_le_bytes());
             out.extend_from_slice(&weight.to_bits().to_le_bytes());
@@ -49,6 +61,15 @@ pub fn encode_event(e: &Event, out: &mut Vec<u8>) {
             out.extend_from_slice(&user.0.to_le_bytes());
             out.extend_from_slice(&item.0.to_le_bytes());
             out.extend_from_slice(&ts.as_nanos().to_le_bytes());
+        }
+        EventBody::Grant { kind, to, amount } => {
+            out.push(TAG_GRANT | flag);
+            out.push(match kind {
+                CapKind::Entities => CAP_ENTITIES,
+                CapKind::Storage => CAP_STORAGE,
+            });
+            out.extend_from_slice(&to.0.to_le_bytes());
+            out.extend_from_slice(&amount.to_le_bytes());
         }
     }
     match e.client {
@@ -118,7 +139,7 @@ pub fn decode_event(r: &mut Reader<'_>) -> Result<Event, String> {
     let tenant = TenantId(r.u64()?);
     let tag = r.u8()?;
     let body = match tag & !FLAG_CLIENT {
-        TAG_SIGNAL => {
+        TAG_SIGNAL | TAG_SIGNAL_CLAIM => {
             let signal = SignalIdx(r.u16()?);
             let entity = EntityId(r.u64()?);
             let weight = f64::from_bits(r.u64()?);
@@ -128,6 +149,19 @@ pub fn decode_event(r: &mut Reader<'_>) -> Result<Event, String> {
                 entity,
                 weight,
                 ts,
+                claims_entity: tag & !FLAG_CLIENT == TAG_SIGNAL_CLAIM,
+            }
+        }
+        TAG_GRANT => {
+            let kind = match r.u8()? {
+                CAP_ENTITIES => CapKind::Entities,
+                CAP_STORAGE => CapKind::Storage,
+                k => return Err(format!("unknown cap kind {k} in a grant")),
+            };
+            EventBody::Grant {
+                kind,
+                to: NodeId(r.u16()?),
+                amount: r.u64()?,
             }
         }
         TAG_HIDE | TAG_HIDE_UNTIMED | TAG_UNHIDE | TAG_UNHIDE_UNTIMED => {
@@ -190,6 +224,36 @@ mod tests {
                 ts: Timestamp::from_nanos(ts_ns).unwrap(),
             },
             client: Some(ClientTag::Key(IdempotencyKey(77))),
+        }
+    }
+
+    #[test]
+    fn claiming_signals_and_grants_round_trip() {
+        for body in [
+            EventBody::Signal {
+                signal: SignalIdx(1),
+                entity: EntityId(8),
+                weight: 2.5,
+                ts: Timestamp::from_nanos(77).unwrap(),
+                claims_entity: true,
+            },
+            EventBody::Grant {
+                kind: CapKind::Storage,
+                to: NodeId(4),
+                amount: 1 << 40,
+            },
+            EventBody::Grant {
+                kind: CapKind::Entities,
+                to: NodeId(2),
+                amount: 3,
+            },
+        ] {
+            let event = Event { body, ..hide(1) };
+            let mut bytes = Vec::new();
+            encode_event(&event, &mut bytes);
+            let mut r = Reader::new(&bytes);
+            assert_eq!(decode_event(&mut r).unwrap(), event);
+            assert!(r.is_empty());
         }
     }
 

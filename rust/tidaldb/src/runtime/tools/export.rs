@@ -11,11 +11,11 @@
 //! | `origin` | u16 | the node that accepted the write |
 //! | `seq` | u64 | its sequence number at that origin (dense: 1, 2, 3, ...) |
 //! | `hlc_ns` | u64 | wall time of its hybrid logical clock stamp (ns since the epoch) |
-//! | `kind` | string | `signal`, `hide` or `unhide` |
+//! | `kind` | string | `signal`, `hide`, `unhide`, or `grant` (rights moved for a hard cap) |
 //! | `signal` | string | the signal's name (signal rows only) |
 //! | `entity` | u64 | the entity (signal rows only) |
 //! | `weight` | f64 | the weight (signal rows only) |
-//! | `ts_ns` | i64 | when the event happened, ns since the epoch (every row) |
+//! | `ts_ns` | i64 | when the event happened, ns since the epoch (every row but grants) |
 //! | `user`, `item` | u64 | the pair hidden or unhidden (hide and unhide rows only) |
 //!
 //! A column that does not apply to a row is empty in CSV and null in Parquet. Writing
@@ -263,6 +263,7 @@ pub(super) fn event_row<'a>(e: &Event, names: &[&'a str]) -> Result<EventRow<'a>
             entity,
             weight,
             ts,
+            ..
         } => {
             let i = signal.0 as usize;
             let name = names.get(i).ok_or_else(|| {
@@ -283,6 +284,16 @@ pub(super) fn event_row<'a>(e: &Event, names: &[&'a str]) -> Result<EventRow<'a>
         }
         EventBody::Hide { user, item, ts } => hide("hide", user, item, ts),
         EventBody::Unhide { user, item, ts } => hide("unhide", user, item, ts),
+        // Rights moved between replicas for the tenant's hard caps: no user data.
+        EventBody::Grant { .. } => EventRow {
+            kind: "grant",
+            signal: None,
+            entity: None,
+            weight: None,
+            ts_ns: None,
+            user: None,
+            item: None,
+        },
     })
 }
 
