@@ -34,13 +34,10 @@ pub fn to_py(py: Python<'_>, err: TidalError) -> PyErr {
     match cell.import(py, MODULE, name) {
         Ok(class) => {
             let exc = PyErr::from_type(class.clone(), message);
-            let (breach, written) = match &err {
-                TidalError::QuotaExceeded(b) => (Some(b), None),
-                TidalError::PartlyWritten { written, cause, .. } => match cause.as_ref() {
-                    TidalError::QuotaExceeded(b) => (Some(b), Some(*written)),
-                    _ => (None, Some(*written)),
-                },
-                _ => (None, None),
+            let breach = err.quota_breach();
+            let written = match &err {
+                TidalError::PartlyWritten { written, .. } => Some(*written),
+                _ => None,
             };
             if let Some(breach) = breach {
                 describe_breach(py, &exc, breach);

@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = TidalError> = std::result::Result<T, E>;
@@ -43,7 +43,7 @@ pub enum ErrorKind {
 }
 
 /// Which limit a write ran into.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Quota {
     SignalsPerSec,
     Entities,
@@ -63,7 +63,7 @@ impl Quota {
 /// A refused write: the tenant (the id a `TenantId` wraps), the quota, its limit, and when
 /// a retry can succeed (`None` when waiting cannot help: the quota must be raised or data
 /// removed).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuotaBreach {
     pub tenant: u64,
     pub quota: Quota,
@@ -204,6 +204,9 @@ pub enum TidalError {
         kind: ErrorKind,
         server: String,
         message: String,
+        /// The breach, when a quota refused the write, so that a remote caller can back
+        /// off by `retry_after` as a local one does.
+        quota: Option<Box<QuotaBreach>>,
     },
 
     #[error("I/O error while {context}: {source}")]
@@ -286,6 +289,17 @@ impl TidalError {
             Interrupted { .. } => ErrorKind::Interrupted,
             PartlyWritten { cause, .. } => cause.kind(),
             Remote { kind, .. } => *kind,
+        }
+    }
+
+    /// The quota breach behind this error, if a quota refused the write (here, on a
+    /// remote server, or part-way through a bulk write).
+    pub fn quota_breach(&self) -> Option<&QuotaBreach> {
+        match self {
+            TidalError::QuotaExceeded(b) => Some(b),
+            TidalError::Remote { quota, .. } => quota.as_deref(),
+            TidalError::PartlyWritten { cause, .. } => cause.quota_breach(),
+            _ => None,
         }
     }
 

@@ -183,6 +183,12 @@ fn samples() -> Vec<Vec<u8>> {
         enc(frame::encode(&reply(Err(Refused {
             kind: ErrorKind::QuotaExceeded,
             message: "slow down".into(),
+            quota: Some(tidaldb::error::QuotaBreach {
+                tenant: 7,
+                quota: tidaldb::error::Quota::Entities,
+                limit: 30,
+                retry_after: Some(std::time::Duration::from_millis(20)),
+            }),
         })))),
         enc(frame::encode(&Message::Push {
             term: 3,

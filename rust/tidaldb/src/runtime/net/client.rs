@@ -200,6 +200,7 @@ impl Client {
                 kind: refused.kind,
                 server: format!("node {}", reply.served.node.0),
                 message: refused.message,
+                quota: refused.quota.map(Box::new),
             }),
         }
     }

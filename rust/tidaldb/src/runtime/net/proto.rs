@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ErrorKind, TidalError};
+use crate::error::{ErrorKind, QuotaBreach, TidalError};
 use crate::event::{EventId, TenantId};
 use crate::ledger::ItemErrors;
 use crate::schema::NodeId;
@@ -175,6 +175,8 @@ pub enum Answer {
 pub struct Refused {
     pub kind: ErrorKind,
     pub message: String,
+    /// Set when a quota refused the write: its limit and when a retry can pass.
+    pub quota: Option<QuotaBreach>,
 }
 
 impl From<&TidalError> for Refused {
@@ -182,6 +184,7 @@ impl From<&TidalError> for Refused {
         Refused {
             kind: e.kind(),
             message: e.to_string(),
+            quota: e.quota_breach().cloned(),
         }
     }
 }

@@ -303,6 +303,9 @@ fn node_config(
         .collect();
     peers.retain(|p| p.node != spec.node);
     peers.sort_by_key(|p| p.node);
+    // Every process of the group must name the same replica as the one that starts with
+    // a capped tenant's rights: the lowest node id, which also leads first.
+    let rights_home = peers.iter().map(|p| p.node).chain([spec.node]).min();
     let quotas = match config {
         Some(c) => Some(Arc::new(TenantQuotas::new(c)?)),
         None => None,
@@ -317,6 +320,7 @@ fn node_config(
         heartbeat_interval: spec.heartbeat_interval,
         peer_timeout: spec.peer_timeout,
         quotas,
+        rights_home,
         ..NodeConfig::default()
     })
 }
