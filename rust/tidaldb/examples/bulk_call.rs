@@ -1,5 +1,7 @@
 //! One `signal_batch` call of N events against the same events in 10K-event calls, in Rust
-//! alone (no Python copies): `cargo run --release -p tidaldb --example bulk_call -- 1000000`.
+//! alone (no Python copies), applied on one thread and on T:
+//! `cargo run --release -p tidaldb --example bulk_call -- 1000000 [T]` (T defaults to the
+//! number of cores).
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +11,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = std::env::args()
         .nth(1)
         .map_or(Ok(1_000_000), |a| a.parse())?;
+    let threads: usize = std::env::args()
+        .nth(2)
+        .map_or(Ok(tidaldb::node::default_ingest_threads()), |a| a.parse())?;
     let schema = Schema::builder()
         .signal(
             "view",
@@ -27,9 +32,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|i| Timestamp::from_nanos(1_700_000_000_000_000_000 + i as i64 * 1_000_000))
         .collect::<Result<_, _>>()?;
     for round in 0..3 {
-        for chunk in [n, 10_000] {
+        for (chunk, threads) in [(n, 1), (n, threads), (10_000, 1)] {
             let db = TidalDb::builder()
                 .ephemeral()
+                .ingest_threads(threads)
                 .with_schema(schema.clone())
                 .open()?;
             let started = Instant::now();
@@ -38,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 db.signal_batch("view", &ids[s..e], &weights[s..e], Some(&ts[s..e]))?;
             }
             let rate = n as f64 / started.elapsed().as_secs_f64() / 1e6;
-            println!("round {round} chunk {chunk}: {rate:.2} M/s");
+            println!("round {round} chunk {chunk} threads {threads}: {rate:.2} M/s");
         }
     }
     Ok(())

@@ -7,6 +7,7 @@
 mod clients;
 mod digest;
 mod hidden;
+mod parallel;
 mod signals;
 mod slots;
 mod window_codec;
@@ -38,6 +39,8 @@ impl ItemErrors {
     }
 }
 pub use hidden::HiddenSet;
+pub use parallel::PARALLEL_MIN_EVENTS;
+use parallel::RunItem;
 pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
 pub use slots::EntitySlots;
 pub use windows::{MICROS_PER_UNIT, WindowGap, WindowReading, WindowSet};
@@ -96,6 +99,8 @@ pub struct Ledger {
     /// Distinct entities over all signals, kept only when there is more than one signal
     /// (with one, it is that signal's entity count).
     distinct_entities: u64,
+    /// Threads a large in-order batch is applied on; see [`Ledger::set_apply_threads`].
+    apply_threads: usize,
 }
 
 impl Ledger {
@@ -109,7 +114,19 @@ impl Ledger {
             vv: VersionVector::new(),
             pending: BTreeMap::new(),
             distinct_entities: 0,
+            apply_threads: 1,
         }
+    }
+
+    /// Lets [`Ledger::apply_batch`] spread a large batch over up to `threads` threads (1,
+    /// the default, applies on the caller's). Any count gives bit-identical state: it only
+    /// changes how fast.
+    pub fn set_apply_threads(&mut self, threads: usize) {
+        self.apply_threads = threads.max(1);
+    }
+
+    pub fn apply_threads(&self) -> usize {
+        self.apply_threads
     }
 
     pub fn schema(&self) -> &Arc<Schema> {
@@ -208,7 +225,7 @@ impl Ledger {
             }
             return Ok(());
         }
-        let mut runs: Vec<Vec<(EntityId, f64, i64, u64)>> = vec![Vec::new(); self.signals.len()];
+        let mut runs: Vec<Vec<RunItem>> = vec![Vec::new(); self.signals.len()];
         for e in events {
             if let Some(tag) = e.client {
                 self.clients.record(tag, e.id);
@@ -219,12 +236,13 @@ impl Ledger {
                 run.push((entity, weight, ts, e.id.seq));
             }
         }
+        let threads = self.apply_threads;
         for (i, run) in runs.iter().enumerate() {
             if let Some(ledger) = self.signals.get_mut(i)
                 && !run.is_empty()
             {
                 let before = ledger.entity_count();
-                ledger.apply_run(origin, run);
+                ledger.apply_run(origin, run, threads);
                 if ledger.entity_count() > before {
                     self.count_new_entities(i, before);
                 }
@@ -470,6 +488,7 @@ impl Ledger {
             vv,
             pending: BTreeMap::new(),
             distinct_entities: 0,
+            apply_threads: 1,
         }
         .with_distinct_entities_counted()
     }

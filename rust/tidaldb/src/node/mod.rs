@@ -91,6 +91,15 @@ pub struct NodeConfig {
     pub max_frame_events: usize,
     /// The tenant's quotas, checked at admission; `None` admits without limits.
     pub quotas: Option<Arc<TenantQuotas>>,
+    /// Threads a large batch of events (a bulk write's chunk, a replicated frame) is
+    /// applied on, partitioned by entity. The events are still stamped and logged on one
+    /// thread, in one order, and every count gives bit-identical state.
+    pub ingest_threads: usize,
+}
+
+/// The default of [`NodeConfig::ingest_threads`]: every core the process may use.
+pub fn default_ingest_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 impl Default for NodeConfig {
@@ -111,6 +120,7 @@ impl Default for NodeConfig {
             max_retained_own: DEFAULT_MAX_RETAINED_OWN,
             max_frame_events: 1 << 16,
             quotas: None,
+            ingest_threads: default_ingest_threads(),
         }
     }
 }
@@ -137,7 +147,8 @@ pub struct Node {
 impl Node {
     /// A node over a (possibly recovered) ledger; `clock_floor` is the newest HLC in it.
     /// Everything in `ledger` counts as durable.
-    pub fn new(cfg: NodeConfig, ledger: Ledger, clock_floor: HlcTimestamp) -> Self {
+    pub fn new(cfg: NodeConfig, mut ledger: Ledger, clock_floor: HlcTimestamp) -> Self {
+        ledger.set_apply_threads(cfg.ingest_threads);
         let mut clock = HybridClock::new(cfg.id, cfg.max_clock_drift);
         clock.observe(clock_floor);
         let peers = cfg

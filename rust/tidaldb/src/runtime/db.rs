@@ -27,6 +27,11 @@ use crate::wal::{Durability, RecoveryReport};
 /// at once nor leaves that peak allocated behind.
 pub const BULK_CHUNK: usize = 1 << 12;
 
+/// Ops a bulk write applies at a time when it may use several threads: enough events that
+/// each thread's share outweighs starting it (see
+/// [`PARALLEL_MIN_EVENTS`](crate::ledger::PARALLEL_MIN_EVENTS)).
+pub const PARALLEL_BULK_CHUNK: usize = 1 << 15;
+
 fn held_back() -> TidalError {
     TidalError::Unavailable("the node held back the reply to a local write".into())
 }
@@ -209,7 +214,8 @@ impl TidalDb {
     }
 
     /// Writes `n` ops, `op(i)` each, whole or not at all, in bounded memory: every op is
-    /// validated first, then they are applied [`BULK_CHUNK`] at a time and committed as
+    /// validated first, then they are applied [`BULK_CHUNK`] at a time ([`PARALLEL_BULK_CHUNK`]
+    /// when the node applies on several threads) and committed as
     /// one group (so a crash keeps all of them or none). Applying a chunk cannot fail once
     /// its ops are admitted, because applying checks nothing admission has not. A tenant
     /// with quotas is written as one request instead, so that the quota judges the call
@@ -235,15 +241,19 @@ impl TidalDb {
             }
             st.node.check_op(now, op(i))?;
         }
-        let mut ops = Vec::with_capacity(BULK_CHUNK);
+        let chunk = match st.node.config().ingest_threads {
+            1 => BULK_CHUNK,
+            _ => PARALLEL_BULK_CHUNK,
+        };
+        let mut ops = Vec::with_capacity(chunk);
         let mut outcome = Ok(());
-        for start in (0..n).step_by(BULK_CHUNK) {
+        for start in (0..n).step_by(chunk) {
             if let Err(stopped) = interrupt::checkpoint() {
                 outcome = Err(interrupt::after_writing(stopped, start));
                 break;
             }
             ops.clear();
-            ops.extend((start..n.min(start + BULK_CHUNK)).map(&op));
+            ops.extend((start..n.min(start + chunk)).map(&op));
             let (_, applied) = st.submit_unsettled(&ops, WriteConcern::Local, None);
             debug_assert!(
                 !matches!(applied, Ok(Some(Err(ref e))) if e.kind() != crate::error::ErrorKind::Unavailable),
