@@ -25,8 +25,8 @@ use tidaldb::{TidalDb, TidalError, Window};
 use crate::at_exit::{self, DbSlot};
 use crate::cluster_config::{TenantArg, tenant_of, tenant_options};
 use crate::convert::{
-    At, Count, Float, Id, Item, MaxEntities, MaxSignalsPerSec, MaxStorageBytes, Natural,
-    TenantIdArg, Ts, User, Weight, bulk_times, duration, f64_array, id_array, same_length,
+    At, Count, Float, Id, IngestThreads, Item, MaxEntities, MaxSignalsPerSec, MaxStorageBytes,
+    Natural, TenantIdArg, Ts, User, Weight, bulk_times, duration, f64_array, id_array, same_length,
     timestamp, timestamp_or_now,
 };
 use crate::errors::IntoPyResult;
@@ -130,13 +130,15 @@ impl PyDb {
 #[pymethods]
 impl PyDb {
     #[new]
-    #[pyo3(signature = (schema, path=None, *, durability="immediate", max_future_skew=None))]
+    #[pyo3(signature = (schema, path=None, *, durability="immediate", max_future_skew=None,
+        ingest_threads=None))]
     fn new(
         py: Python<'_>,
         schema: PyRef<'_, PySchema>,
         path: Option<PathBuf>,
         durability: &str,
         max_future_skew: Option<&Bound<'_, PyAny>>,
+        ingest_threads: Option<Natural<IngestThreads>>,
     ) -> PyResult<Self> {
         let mode = db_durability(durability).py_err(py)?;
         let skew = max_future_skew
@@ -149,6 +151,9 @@ impl PyDb {
         };
         if let Some(skew) = skew {
             builder = builder.max_future_skew(skew);
+        }
+        if let Some(threads) = ingest_threads {
+            builder = builder.ingest_threads(threads.narrow(py)?);
         }
         let opened = py.detach(move || builder.with_schema(schema).durability(mode).open());
         logging::deliver(py)?;

@@ -207,18 +207,18 @@ impl Ledger {
         events: &[Event],
         mut applied: Option<&mut Vec<Event>>,
     ) -> Result<()> {
-        for e in events {
-            self.check(&e.body)?;
-        }
         let Some(first) = events.first() else {
             return Ok(());
         };
         let origin = first.id.origin;
         let start = self.vv.get(origin) + 1;
-        let contiguous = events
-            .iter()
-            .enumerate()
-            .all(|(i, e)| e.id.origin == origin && e.id.seq == start + i as u64);
+        // One pass checks every event (before anything changes) and whether they are the
+        // origin's next ones in order.
+        let mut contiguous = true;
+        for (i, e) in events.iter().enumerate() {
+            self.check(&e.body)?;
+            contiguous &= e.id.origin == origin && e.id.seq == start + i as u64;
+        }
         if !contiguous {
             for e in events {
                 self.apply_collect(e, applied.as_deref_mut())?;
@@ -226,6 +226,9 @@ impl Ledger {
             return Ok(());
         }
         let mut runs: Vec<Vec<RunItem>> = vec![Vec::new(); self.signals.len()];
+        if let [only] = runs.as_mut_slice() {
+            only.reserve_exact(events.len());
+        }
         for e in events {
             if let Some(tag) = e.client {
                 self.clients.record(tag, e.id);
