@@ -8,6 +8,7 @@
 //! loop applies them, and no state is shared between lanes, so the result is bit-identical
 //! to the serial apply for every `T`. The lanes are handed out to whichever thread is free.
 
+use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
 use std::thread;
 
@@ -33,27 +34,32 @@ const PREFETCH_AHEAD: usize = 8;
 const NO_SLOT: u32 = u32::MAX;
 
 /// Runs `work` on every item: on the calling thread and on up to `threads - 1` more, each
-/// taking the next item until none is left. A thread the OS refuses to start leaves its
-/// share to the others, so this never fails and never panics on its own account.
+/// taking the next item until none is left. The caller takes items from the front and the
+/// helpers from the back, so that from one call to the next each thread tends to get the
+/// same items (and finds their states still in its cache). A thread the OS refuses to start
+/// leaves its share to the others, so this never fails and never panics on its own account.
 fn on_threads<W: Send>(threads: usize, items: Vec<W>, work: impl Fn(W) + Sync) {
     let helpers = threads.min(items.len()).saturating_sub(1);
-    let mut items = items;
-    // Popped from the back: the first item is taken first.
-    items.reverse();
-    let queue = Mutex::new(items);
-    let next = || queue.lock().unwrap_or_else(PoisonError::into_inner).pop();
-    let drain = || {
-        while let Some(item) = next() {
-            work(item);
-        }
+    let queue = Mutex::new(VecDeque::from(items));
+    let take = |front: bool| {
+        let mut q = queue.lock().unwrap_or_else(PoisonError::into_inner);
+        if front { q.pop_front() } else { q.pop_back() }
     };
+    let work = &work;
     thread::scope(|scope| {
         for _ in 0..helpers {
-            if thread::Builder::new().spawn_scoped(scope, drain).is_err() {
+            let helper = move || {
+                while let Some(item) = take(false) {
+                    work(item);
+                }
+            };
+            if thread::Builder::new().spawn_scoped(scope, helper).is_err() {
                 break;
             }
         }
-        drain();
+        while let Some(item) = take(true) {
+            work(item);
+        }
     });
 }
 

@@ -62,6 +62,7 @@ impl TidalDb {
             wal: b.wal,
             durability: b.durability,
             snapshot_every: b.snapshot_every.unwrap_or(DEFAULT_SNAPSHOT_EVERY),
+            ingest_threads: b.node.ingest_threads,
         };
         let log = match &b.data_dir {
             None => open_log(&schema, None, &policy, None)?,
