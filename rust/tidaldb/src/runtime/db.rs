@@ -27,10 +27,10 @@ use crate::wal::{Durability, RecoveryReport};
 /// at once nor leaves that peak allocated behind.
 pub const BULK_CHUNK: usize = 1 << 12;
 
-/// Ops a bulk write applies at a time when it may use several threads: enough events that
-/// each thread's share outweighs starting it (see
-/// [`PARALLEL_MIN_EVENTS`](crate::ledger::PARALLEL_MIN_EVENTS)).
-pub const PARALLEL_BULK_CHUNK: usize = 1 << 15;
+/// Ops a bulk write applies at a time when it may use several threads: the fewest the
+/// ledger spreads over threads. Larger chunks pay less for starting threads but fall out
+/// of the cache: 32K-op chunks applied about a quarter slower than 4K ones on one core.
+pub const PARALLEL_BULK_CHUNK: usize = crate::ledger::PARALLEL_MIN_EVENTS;
 
 fn held_back() -> TidalError {
     TidalError::Unavailable("the node held back the reply to a local write".into())
