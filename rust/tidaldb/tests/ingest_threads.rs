@@ -9,12 +9,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tidaldb::crdt::HlcTimestamp;
 use tidaldb::ledger::{Ledger, PARALLEL_MIN_EVENTS};
 use tidaldb::schema::SignalIdx;
 use tidaldb::{
-    DecaySpec, EntityId, EntityKind, Event, EventBody, EventId, NodeId, Retrieve, Schema, TenantId,
-    TidalDb, TidalError, Timestamp, Window,
+    DecaySpec, EntityId, EntityKind, Event, EventId, NodeId, Retrieve, Schema, TidalDb, TidalError,
+    Timestamp, Window,
 };
 
 mod common;
@@ -24,14 +23,7 @@ const HALF_LIFE: Duration = Duration::from_secs(600);
 const MINUTE: i64 = 60_000_000_000;
 
 fn schema() -> Schema {
-    Schema::builder()
-        .signal(
-            "view",
-            EntityKind::Item,
-            DecaySpec::Exponential {
-                half_life: HALF_LIFE,
-            },
-        )
+    common::view_signal(HALF_LIFE)
         .windows(&[Window::OneHour, Window::TwentyFourHours])
         .add()
         .signal(
@@ -223,24 +215,6 @@ fn one_two_and_four_threads_give_bit_identical_reads_that_match_the_formula() {
     assert_eq!(serial.top.len(), 50.min(entities.len()));
 }
 
-fn event(origin: u16, seq: u64, signal: u16, id: EntityId, weight: f64, t: Timestamp) -> Event {
-    Event {
-        id: EventId {
-            origin: NodeId(origin),
-            seq,
-        },
-        hlc: HlcTimestamp::default(),
-        tenant: TenantId::DEFAULT,
-        body: EventBody::Signal {
-            signal: SignalIdx(signal),
-            entity: id,
-            weight,
-            ts: t,
-        },
-        client: None,
-    }
-}
-
 /// Two origins' events, each origin's in seq order, both signals interleaved.
 fn events(rng: &mut SplitMix) -> Vec<Vec<Event>> {
     (0..2u16)
@@ -250,14 +224,11 @@ fn events(rng: &mut SplitMix) -> Vec<Vec<Event>> {
             (0..w.ids.len())
                 .map(|i| {
                     let signal = u16::from(rng.below(3) == 0);
-                    event(
-                        origin,
-                        i as u64 + 1,
-                        signal,
-                        w.ids[i],
-                        w.weights[i],
-                        w.times[i],
-                    )
+                    let id = EventId {
+                        origin: NodeId(origin),
+                        seq: i as u64 + 1,
+                    };
+                    common::signal_event(id, SignalIdx(signal), w.ids[i], w.weights[i], w.times[i])
                 })
                 .collect()
         })
