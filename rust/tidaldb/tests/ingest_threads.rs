@@ -258,6 +258,7 @@ fn a_partitioned_apply_equals_applying_one_event_at_a_time() {
     for threads in [1, 2, 4, 7] {
         let mut ledger = Ledger::new(schema.clone());
         ledger.set_apply_threads(threads);
+        ledger.spread_always();
         for (run, start, end) in &cuts {
             ledger.apply_batch(&run[*start..*end]).unwrap();
         }

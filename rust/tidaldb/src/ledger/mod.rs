@@ -7,6 +7,7 @@
 mod clients;
 mod digest;
 mod hidden;
+mod pace;
 mod parallel;
 mod signals;
 mod slots;
@@ -39,6 +40,7 @@ impl ItemErrors {
     }
 }
 pub use hidden::HiddenSet;
+use pace::Pace;
 pub use parallel::PARALLEL_MIN_EVENTS;
 use parallel::RunItem;
 pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
@@ -47,6 +49,7 @@ pub use windows::{MICROS_PER_UNIT, WindowGap, WindowReading, WindowSet};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::error::{Result, TidalError};
 use crate::event::{Event, EventBody, VersionVector};
@@ -101,6 +104,8 @@ pub struct Ledger {
     distinct_entities: u64,
     /// Threads a large in-order batch is applied on; see [`Ledger::set_apply_threads`].
     apply_threads: usize,
+    /// Whether spreading large batches over those threads has been paying.
+    pace: Pace,
 }
 
 impl Ledger {
@@ -115,18 +120,25 @@ impl Ledger {
             pending: BTreeMap::new(),
             distinct_entities: 0,
             apply_threads: 1,
+            pace: Pace::default(),
         }
     }
 
     /// Lets [`Ledger::apply_batch`] spread a large batch over up to `threads` threads (1,
-    /// the default, applies on the caller's). Any count gives bit-identical state: it only
-    /// changes how fast.
+    /// the default, applies on the caller's), as long as that has been measured to pay
+    /// (see `pace.rs`). Any count gives bit-identical state: it only changes how fast.
     pub fn set_apply_threads(&mut self, threads: usize) {
         self.apply_threads = threads.max(1);
     }
 
     pub fn apply_threads(&self) -> usize {
         self.apply_threads
+    }
+
+    /// Spreads every large batch over the apply threads, without timing whether that pays:
+    /// for tests and measurements of the partitioned apply itself.
+    pub fn spread_always(&mut self) {
+        self.pace.spread_always();
     }
 
     pub fn schema(&self) -> &Arc<Schema> {
@@ -239,7 +251,11 @@ impl Ledger {
                 run.push((entity, weight, ts, e.id.seq));
             }
         }
-        let threads = self.apply_threads;
+        // Only a batch large enough to spread is timed, and spread only while that pays.
+        let timed = self.apply_threads > 1 && events.len() >= PARALLEL_MIN_EVENTS;
+        let spread = timed && self.pace.spread_next();
+        let threads = if spread { self.apply_threads } else { 1 };
+        let started = timed.then(Instant::now);
         for (i, run) in runs.iter().enumerate() {
             if let Some(ledger) = self.signals.get_mut(i)
                 && !run.is_empty()
@@ -250,6 +266,9 @@ impl Ledger {
                     self.count_new_entities(i, before);
                 }
             }
+        }
+        if let Some(started) = started {
+            self.pace.record(spread, events.len(), started.elapsed());
         }
         let last = start + events.len() as u64 - 1;
         self.vv.advance(origin, last);
@@ -492,6 +511,7 @@ impl Ledger {
             pending: BTreeMap::new(),
             distinct_entities: 0,
             apply_threads: 1,
+            pace: Pace::default(),
         }
         .with_distinct_entities_counted()
     }
