@@ -271,10 +271,11 @@ class Db:
             syncs in groups (a crash may lose the last unsynced writes).
         max_future_skew: how far ahead of this machine's clock a write's ``ts`` may be
             (default 5 minutes).
-        ingest_threads: threads a bulk write (``signals``) of 8,192 events or more is
-            applied on, partitioned by item (default: every core). Scores, windows and
-            query results are bit-identical whatever the count; only the speed changes.
-            Pass 1 when other work needs the cores.
+        ingest_threads: threads a bulk write (``signals``) of 8,192 events or more may be
+            applied on, partitioned by item (default: every core). It is spread only while
+            that has been timed faster than one thread, which it is not when other work
+            keeps the cores busy. Scores, windows and query results are bit-identical
+            whatever the count; only the speed changes.
 
     Raises:
         SchemaError: ``path`` holds a database of a different schema.

@@ -91,9 +91,10 @@ pub struct NodeConfig {
     pub max_frame_events: usize,
     /// The tenant's quotas, checked at admission; `None` admits without limits.
     pub quotas: Option<Arc<TenantQuotas>>,
-    /// Threads a large batch of events (a bulk write's chunk, a replicated frame) is
-    /// applied on, partitioned by entity. The events are still stamped and logged on one
-    /// thread, in one order, and every count gives bit-identical state.
+    /// Threads a large batch of events (a bulk write's chunk, a replicated frame) may be
+    /// applied on, partitioned by entity, while that is timed faster than one thread. The
+    /// events are still stamped and logged on one thread, in one order, and every count
+    /// gives bit-identical state.
     pub ingest_threads: usize,
 }
 

@@ -81,12 +81,14 @@ impl TidalDbBuilder {
         self
     }
 
-    /// Threads a bulk write (and a replicated batch) is applied on, partitioned by entity;
-    /// at least 1. Defaults to every core the process may use. Events are still validated,
-    /// stamped and logged on one thread, in one order, and scores, windows and query
-    /// results are bit-identical whatever the count: only the speed changes. Batches
-    /// below [`PARALLEL_MIN_EVENTS`](crate::ledger::PARALLEL_MIN_EVENTS) events apply on
-    /// the caller's thread.
+    /// Threads a bulk write (and a replicated batch, and the replay at open) may be applied
+    /// on, partitioned by entity; at least 1. Defaults to every core the process may use.
+    /// Events are still validated, stamped and logged on one thread, in one order, and
+    /// scores, windows and query results are bit-identical whatever the count: only the
+    /// speed changes. Batches below [`PARALLEL_MIN_EVENTS`](crate::ledger::PARALLEL_MIN_EVENTS)
+    /// events apply on the caller's thread, and larger ones are spread only while that
+    /// has been timed faster than one thread (it is not when other processes keep the
+    /// cores busy).
     pub fn ingest_threads(mut self, threads: usize) -> Self {
         self.node.ingest_threads = threads;
         self
