@@ -11,13 +11,15 @@
 
 use std::time::Duration;
 
-/// Batches between two tries of the slower way, at first and after the answer changed.
-const FIRST_PROBE_AFTER: u32 = 8;
+/// Batches between two tries of the slower way, at first and after the answer changed: a
+/// try on a busy machine costs several batches' time, so a 1M-event write (122 batches)
+/// makes one or two.
+const FIRST_PROBE_AFTER: u32 = 64;
 
 /// The longest wait between two tries: while the answer stays the same, each try doubles
-/// the wait up to this, so a machine that stays busy pays for a try at most every 512
-/// batches (4M events).
-const LAST_PROBE_AFTER: u32 = 512;
+/// the wait up to this, so a machine that stays busy pays for a try at most every 1024
+/// batches (8M events).
+const LAST_PROBE_AFTER: u32 = 1024;
 
 /// How much a new timing counts against the history in the smoothed cost.
 const WEIGHT_OF_NEW: f64 = 0.25;
@@ -141,8 +143,8 @@ mod tests {
         let mut busy = Pace::default();
         let chosen = run(&mut busy, 30, 50, 5000);
         let tries = chosen[2..].iter().filter(|s| **s).count();
-        // 8, 16, ..., 512, then every 512: about 15 tries in 5000 batches.
-        assert!((6..=20).contains(&tries), "{tries} tries");
+        // After 64, 128, ..., 1024, then every 1024 batches: 7 tries in 5000 batches.
+        assert!((5..=9).contains(&tries), "{tries} tries");
     }
 
     #[test]
