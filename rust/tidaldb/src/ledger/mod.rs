@@ -206,9 +206,10 @@ impl Ledger {
     }
 
     /// Applies many events. When they are one origin's next events in seq order (a local
-    /// batch, or a replayed log), each signal's run is applied with prefetching; the result
-    /// is bit-identical to applying them one by one, because each entity's events keep
-    /// their order. Anything else falls back to `apply` per event.
+    /// batch, or a replayed log), each signal's run is applied with prefetching, and a large
+    /// batch may be spread over the apply threads; the result is bit-identical to applying
+    /// them one by one, because each entity's events keep their order. Anything else falls
+    /// back to `apply` per event.
     pub fn apply_batch(&mut self, events: &[Event]) -> Result<()> {
         self.apply_batch_collect(events, None)
     }
