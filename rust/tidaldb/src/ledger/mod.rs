@@ -55,6 +55,10 @@ use crate::error::{Result, TidalError};
 use crate::event::{Event, EventBody, VersionVector};
 use crate::schema::{EntityId, NodeId, Schema, SignalIdx, Timestamp, Window};
 
+/// Batches from this size on are timed, to learn whether spreading over threads pays: a
+/// bulk write's chunks on one thread are this size (`runtime::BULK_CHUNK`).
+const TIMED_MIN_EVENTS: usize = 1 << 12;
+
 /// Out-of-order events held back at most; past it, delivery must fill the gaps first.
 const MAX_PENDING: usize = 1 << 20;
 
@@ -133,6 +137,12 @@ impl Ledger {
 
     pub fn apply_threads(&self) -> usize {
         self.apply_threads
+    }
+
+    /// Whether the next batch of at least [`PARALLEL_MIN_EVENTS`] events will be spread over
+    /// threads: a bulk writer sizes its next chunk by it.
+    pub fn spreads_next(&self) -> bool {
+        self.apply_threads > 1 && self.pace.spread_next()
     }
 
     /// Spreads every large batch over the apply threads, without timing whether that pays:
@@ -252,9 +262,10 @@ impl Ledger {
                 run.push((entity, weight, ts, e.id.seq));
             }
         }
-        // Only a batch large enough to spread is timed, and spread only while that pays.
-        let timed = self.apply_threads > 1 && events.len() >= PARALLEL_MIN_EVENTS;
-        let spread = timed && self.pace.spread_next();
+        // Batches of a bulk write's size are timed (per event), and one large enough is
+        // spread only while that has paid.
+        let timed = self.apply_threads > 1 && events.len() >= TIMED_MIN_EVENTS;
+        let spread = timed && events.len() >= PARALLEL_MIN_EVENTS && self.pace.spread_next();
         let threads = if spread { self.apply_threads } else { 1 };
         let started = timed.then(Instant::now);
         for (i, run) in runs.iter().enumerate() {

@@ -216,7 +216,7 @@ impl TidalDb {
 
     /// Writes `n` ops, `op(i)` each, whole or not at all, in bounded memory: every op is
     /// validated first, then they are applied [`BULK_CHUNK`] at a time ([`PARALLEL_BULK_CHUNK`]
-    /// when the node applies on several threads) and committed as
+    /// when the ledger will spread the chunk over several threads) and committed as
     /// one group (so a crash keeps all of them or none). Applying a chunk cannot fail once
     /// its ops are admitted, because applying checks nothing admission has not. A tenant
     /// with quotas is written as one request instead, so that the quota judges the call
@@ -242,19 +242,22 @@ impl TidalDb {
             }
             st.node.check_op(now, op(i))?;
         }
-        let chunk = match st.node.config().ingest_threads {
-            1 => BULK_CHUNK,
-            _ => PARALLEL_BULK_CHUNK,
-        };
-        let mut ops = Vec::with_capacity(chunk);
+        let mut ops = Vec::with_capacity(PARALLEL_BULK_CHUNK);
         let mut outcome = Ok(());
-        for start in (0..n).step_by(chunk) {
+        let mut start = 0;
+        while start < n {
             if let Err(stopped) = interrupt::checkpoint() {
                 outcome = Err(interrupt::after_writing(stopped, start));
                 break;
             }
+            // The smaller chunk whenever the ledger will apply it on one thread.
+            let chunk = match st.node.ledger().spreads_next() {
+                true => PARALLEL_BULK_CHUNK,
+                false => BULK_CHUNK,
+            };
             ops.clear();
             ops.extend((start..n.min(start + chunk)).map(&op));
+            start += ops.len();
             let (_, applied) = st.submit_unsettled(&ops, WriteConcern::Local, None);
             debug_assert!(
                 !matches!(applied, Ok(Some(Err(ref e))) if e.kind() != crate::error::ErrorKind::Unavailable),
