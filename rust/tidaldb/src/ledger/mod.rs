@@ -40,7 +40,6 @@ impl ItemErrors {
     }
 }
 pub use hidden::HiddenSet;
-use pace::Pace;
 pub use parallel::PARALLEL_MIN_EVENTS;
 use parallel::RunItem;
 pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
@@ -108,8 +107,8 @@ pub struct Ledger {
     distinct_entities: u64,
     /// Threads a large in-order batch is applied on; see [`Ledger::set_apply_threads`].
     apply_threads: usize,
-    /// Whether spreading large batches over those threads has been paying.
-    pace: Pace,
+    /// Spread every large batch, without consulting the process's pace (`pace.rs`).
+    spread_always: bool,
 }
 
 impl Ledger {
@@ -124,7 +123,7 @@ impl Ledger {
             pending: BTreeMap::new(),
             distinct_entities: 0,
             apply_threads: 1,
-            pace: Pace::default(),
+            spread_always: false,
         }
     }
 
@@ -142,13 +141,14 @@ impl Ledger {
     /// Whether the next batch of at least [`PARALLEL_MIN_EVENTS`] events will be spread over
     /// threads: a bulk writer sizes its next chunk by it.
     pub fn spreads_next(&self) -> bool {
-        self.apply_threads > 1 && self.pace.spread_next()
+        self.apply_threads > 1
+            && (self.spread_always || pace::with_process_pace(|p| p.spread_next()))
     }
 
     /// Spreads every large batch over the apply threads, without timing whether that pays:
     /// for tests and measurements of the partitioned apply itself.
     pub fn spread_always(&mut self) {
-        self.pace.spread_always();
+        self.spread_always = true;
     }
 
     pub fn schema(&self) -> &Arc<Schema> {
@@ -265,7 +265,7 @@ impl Ledger {
         // Batches of a bulk write's size are timed (per event), and one large enough is
         // spread only while that has paid.
         let timed = self.apply_threads > 1 && events.len() >= TIMED_MIN_EVENTS;
-        let spread = timed && events.len() >= PARALLEL_MIN_EVENTS && self.pace.spread_next();
+        let spread = timed && events.len() >= PARALLEL_MIN_EVENTS && self.spreads_next();
         let threads = if spread { self.apply_threads } else { 1 };
         let started = timed.then(Instant::now);
         for (i, run) in runs.iter().enumerate() {
@@ -280,7 +280,8 @@ impl Ledger {
             }
         }
         if let Some(started) = started {
-            self.pace.record(spread, events.len(), started.elapsed());
+            let took = started.elapsed();
+            pace::with_process_pace(|p| p.record(spread, events.len(), took));
         }
         let last = start + events.len() as u64 - 1;
         self.vv.advance(origin, last);
@@ -523,7 +524,7 @@ impl Ledger {
             pending: BTreeMap::new(),
             distinct_entities: 0,
             apply_threads: 1,
-            pace: Pace::default(),
+            spread_always: false,
         }
         .with_distinct_entities_counted()
     }

@@ -3,12 +3,13 @@
 //! Threads pay only when cores are free. On a machine whose cores other processes keep
 //! busy, a thread that the OS preempts holds up every batch it has a share of: there, a
 //! spread batch measured 2 to 25 times slower than on one thread, and a 1M-event write
-//! 0.58x as fast. So the ledger times both ways and spreads a batch only while that has
-//! been the faster way. It tries the slower way again now and then, to notice when the
+//! 0.58x as fast. So the ledgers of a process time both ways, into one record shared by
+//! all of them, and spread a batch only while that has been the faster way. It tries the slower way again now and then, to notice when the
 //! load changes, and less and less often while the answer stays the same. The choice
 //! changes the speed and never the state: a partitioned apply is bit-identical to a
 //! serial one.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// Batches between two tries of the slower way, at first and after the answer changed: a
@@ -34,23 +35,35 @@ pub struct Pace {
     until_probe: u32,
     /// What `until_probe` restarts from after a try.
     probe_after: u32,
-    /// Spread every large batch, whatever the timings say.
-    always: bool,
 }
 
 impl Default for Pace {
     fn default() -> Self {
+        Pace::new()
+    }
+}
+
+/// What the process has learned: the load is the machine's, not one ledger's, so every
+/// ledger (each tenant's, each reopened database's) shares it instead of paying again for
+/// timing both ways.
+static PROCESS: Mutex<Pace> = Mutex::new(Pace::new());
+
+/// Runs `f` on the process's pace. A thread that panicked while holding it left at worst a
+/// stale timing, which the next batches correct.
+pub fn with_process_pace<T>(f: impl FnOnce(&mut Pace) -> T) -> T {
+    f(&mut PROCESS.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
+impl Pace {
+    pub const fn new() -> Self {
         Pace {
             serial: None,
             spread: None,
             until_probe: FIRST_PROBE_AFTER,
             probe_after: FIRST_PROBE_AFTER,
-            always: false,
         }
     }
-}
 
-impl Pace {
     /// Whether spreading has been the faster way; `None` until both are timed.
     fn spreading_pays(&self) -> Option<bool> {
         Some(self.spread? <= self.serial?)
@@ -59,20 +72,11 @@ impl Pace {
     /// Whether the next large batch should be spread over threads: first no, then yes (so
     /// both are timed), then the faster way, except on a try of the slower one.
     pub fn spread_next(&self) -> bool {
-        if self.always {
-            return true;
-        }
         match (self.serial, self.spreading_pays()) {
             (None, _) => false,
             (Some(_), None) => true,
             (Some(_), Some(pays)) => pays != (self.until_probe == 0),
         }
-    }
-
-    /// Spreads every large batch from now on: how tests and measurements reach the
-    /// partitioned apply whatever the machine's load.
-    pub fn spread_always(&mut self) {
-        self.always = true;
     }
 
     /// Records that a batch of `events` took `took`, spread over threads or not.
@@ -159,12 +163,5 @@ mod tests {
         // From then on spread, but for tries of one thread now and then.
         let serial_after = chosen[wait..].iter().filter(|s| !**s).count();
         assert!(serial_after <= 3, "{chosen:?}");
-    }
-
-    #[test]
-    fn always_spreads_when_told_to() {
-        let mut pace = Pace::default();
-        pace.spread_always();
-        assert!(run(&mut pace, 10, 50, 50).iter().all(|s| *s));
     }
 }
