@@ -92,6 +92,17 @@ def test_upgrading_a_host_that_was_not_drained_is_a_conflict() -> None:
     assert type(e.value) is Conflict and "drain" in str(e.value)
 
 
+def test_a_second_drain_is_a_conflict_and_changes_nothing() -> None:
+    cluster = fresh_cluster()
+    cluster.drain("b")
+    with pytest.raises(Conflict) as e:
+        cluster.drain("c")
+    assert type(e.value) is Conflict and "\"b\" is still drained" in str(e.value)
+    cluster.drain("b")  # a retry of the running drain is fine
+    cluster.rejoin("b")
+    cluster.drain("c")
+
+
 def test_recovery_report(tmp_path: Path) -> None:
     with tidaldb.Db(schema()) as db:
         assert db.recovery_report() == {

@@ -116,7 +116,7 @@ def test_cancelling_a_migration_run_stops_its_step_and_a_later_run_resumes(
     # Every step but the last runs quickly; the last waits out its grace.
     asyncio.run(cancel_after(migration.run(grace=FOREVER), 0.5))
     assert_stands_still(cluster)
-    assert migration.state == "finalizing"
+    assert migration.state == "finalized"
     asyncio.run(migration.run())
     assert migration.state == "complete"
     assert tenant.regions == ["eu-west"] and tenant.total_count("view", "eu-west") == 30

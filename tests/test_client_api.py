@@ -74,6 +74,39 @@ def test_window_counts_retrieve_and_hides(cluster: LocalServers) -> None:
     assert [s.item for s in far.retrieve([3001, 3002, 3003], {"count": 1.0}, user=77, limit=1)] == [3003]
 
 
+def test_unreadable_scores_raise_or_read_as_nan(cluster: LocalServers) -> None:
+    client = cluster.connect([1])
+    client.write("view", 5101, weight=3.0, ts=T0)
+    past = T0 - 2000 * HOUR  # 2**2000 times the weight: overflows
+    with pytest.raises(tidaldb.InvalidArgument) as e:
+        client.scores("view", [5101, 5102], at=past)
+    assert type(e.value) is tidaldb.InvalidArgument and "overflow" in str(e.value)
+    got = client.scores("view", [5101, 5102, 5101], at=past, errors="nan")
+    assert np.isnan(got[0]) and got[1] == 0.0 and np.isnan(got[2])
+    assert_close(float(client.scores("view", [5101], at=T0 + HOUR, errors="nan")[0]), 1.5)
+    with pytest.raises(tidaldb.InvalidArgument) as e:
+        client.scores("view", [5101], errors="ignore")
+    assert type(e.value) is tidaldb.InvalidArgument and '"nan"' in str(e.value)
+
+
+def test_a_client_repr_names_its_nodes_in_python_terms(cluster: LocalServers) -> None:
+    client = cluster.connect([2])
+    client.score("view", 1)
+    assert repr(client) == f"<tidaldb.Client of {cluster.node(2).client_addr}, connected to node 2>"
+
+
+def test_hides_sent_with_their_time_are_ordered_by_it(cluster: LocalServers) -> None:
+    client = cluster.connect([2])
+    client.unhide(78, 3003, ts=T0 + 20)
+    client.hide(78, 3003, ts=T0 + 10)  # backfilled: happened before the unhide
+    assert not client.is_hidden(78, 3003)
+    client.hide(78, 3003, ts=T0 + 30)
+    assert client.is_hidden(78, 3003)
+    with pytest.raises(tidaldb.InvalidArgument):
+        client.hide(78, 3004, ts=float("nan"))
+    assert not client.is_hidden(78, 3004)
+
+
 def test_write_concerns_wait_for_the_replicas_they_name(cluster: LocalServers) -> None:
     client = cluster.connect([2], write_concern="majority")
     ack = client.write("view", 4001, ts=T0)

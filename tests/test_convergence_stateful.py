@@ -150,9 +150,9 @@ def next_step(m: tidaldb.Migration) -> Callable[[], None]:
     """The call that takes migration ``m`` (not complete) to its next state."""
     steps: dict[str, Callable[[], None]] = {
         "idle": m.prepare_target,
-        "preparing_target": m.enter_dual_write,
+        "target_created": m.enter_dual_write,
         "dual_write": m.finalize,
-        "finalizing": lambda: m.gc_source(0.0),
+        "finalized": lambda: m.gc_source(0.0),
     }
     return steps[m.state]
 

@@ -369,8 +369,8 @@ def test_an_event_export_converts_and_rebuilds_the_scores(tmp_path: Any) -> None
     path = tmp_path / "d"
     with tidaldb.Db(schema, path) as db:
         db.signals("like", ITEMS, WEIGHTS, TIMES)
-        db.hide(5, 9)
-        db.unhide(5, 9)
+        db.hide(5, 9, ts=T0)
+        db.unhide(5, 9, ts=T0 + 1.5)
         db.signal("view", 2, 0.5, ts=T0)
         exported = tidaldb.export_events(path)  # while open: the synced log
     assert len(exported) == len(ITEMS) + 3
@@ -382,6 +382,7 @@ def test_an_event_export_converts_and_rebuilds_the_scores(tmp_path: Any) -> None
     assert likes["ts_ns"].tolist() == [int(t * 1e9) for t in TIMES]
     hides = frame[frame["kind"] != "signal"]
     assert hides["user"].tolist() == [5, 5] and hides["item"].tolist() == [9, 9]
+    assert hides["ts_ns"].tolist() == [int(T0 * 1e9), int((T0 + 1.5) * 1e9)]
     assert hides["entity"].isna().all() and frame["user"].isna().sum() == len(ITEMS) + 1, "nulls stay nulls"
     # The rows, written back (times as datetime64[ns]), give the same scores.
     with tidaldb.Db(schema) as again:

@@ -153,3 +153,17 @@ def test_max_future_skew_is_settable_on_a_cluster() -> None:
     c.write("view", 1, ts=c.now + 1800)
     assert "max_future_skew" in message(InvalidArgument, c.write, "view", 1, ts=c.now + 7200)
     assert "max_future_skew" in message(InvalidArgument, cluster().write, "view", 1, ts=cluster().now + 1800)
+
+
+def test_durations_in_messages_are_written_as_python_users_write_them() -> None:
+    c = cluster()
+    c.write("view", 1, region="a")
+    with c.partition("a", "b"):
+        msg = message(tidaldb.Timeout, c.await_convergence, timeout=1.5)
+    assert "did not converge within 1.5s" in msg, msg
+    quota = c.register_tenant(4, max_signals_per_sec=1)
+    with pytest.raises(QuotaExceeded) as e:
+        for item in range(100):  # past the burst the bucket allows
+            quota.write("view", item)
+    msg = str(e.value)
+    assert "retry after " in msg and "ms" not in msg.split("retry after ")[1], msg

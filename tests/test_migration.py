@@ -51,7 +51,7 @@ def test_advance_takes_each_step_in_order_and_an_old_handle_moves_nothing() -> N
         t.write("view", i, ts=c.now)
     m = t.migrate("eu-west")
     reached = [m.advance() for _ in range(5)]
-    assert reached == ["preparing_target", "dual_write", "finalizing", "complete", "complete"]
+    assert reached == ["target_created", "dual_write", "finalized", "complete", "complete"]
     assert t.regions == ["eu-west"]
     assert t.total_count("view", "eu-west") == 30
     newer = t.migrate("ap-south")

@@ -407,9 +407,9 @@ def test_plot_failover_draws_the_leader_over_health_bands(plt: Any) -> None:
 def test_plot_migration_draws_the_states_in_order(plt: Any) -> None:
     states = [
         (10.0, "idle"),
-        (10.5, "preparing_target"),
+        (10.5, "target_created"),
         (10.5, "dual_write"),
-        (11.0, "finalizing"),
+        (11.0, "finalized"),
         (12.0, "complete"),
     ]
     ax = plot_migration(states)

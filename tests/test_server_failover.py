@@ -75,8 +75,31 @@ def test_drain_moves_leadership_through_the_committed_log_and_bad_input_commits_
             lambda: group(clients[3]), lambda g: g[0] in (2, 3) and g[1] > 1
         )
         eventually(lambda: group(clients[2]), lambda g: g == (leader, term))
+        committed = clients[2].control()["commands"]
+        with pytest.raises(tidaldb.Conflict, match="drained already"):
+            clients[follower].drain(regions[1])
+        assert clients[3].control()["commands"] == committed, "a second drain commits nothing"
         clients[follower].rejoin(regions[0])
         assert clients[1].control()["commands"] >= before + 3  # drain, promotion, rejoin
+
+
+def test_every_node_reports_health_as_the_majority_sees_it() -> None:
+    with servers(3, control=True) as s:
+        clients = {i: s.connect([i]) for i in (1, 2, 3)}
+        views = eventually(
+            lambda: [clients[i].control()["majority"] for i in (1, 2, 3)],
+            lambda vs: all(v["error"] is None and len(v["regions"]) == 3 for v in vs),
+        )
+        regions = set(clients[1].regions())
+        for view in views:
+            assert {name for name, _ in view["regions"]} == regions
+            assert view["unreachable"] == [] and view["leader"] == views[0]["leader"]
+        s.kill(3)
+        gone = eventually(
+            lambda: clients[1].control()["majority"]["unreachable"],
+            lambda u: len(u) == 1,
+        )
+        assert gone == [s.node(3).region]
 
 
 def test_admin_commands_need_a_control_plane() -> None:

@@ -103,8 +103,8 @@ class Export:
 def export_events(path: _Path, *, tenant: int | None = None, allow_partial: bool = False) -> Export:
     """Every applied event of ``tenant`` (the default tenant when None) in the data
     directory ``path``, in log order: ``tenant``, ``origin``, ``seq``, ``hlc_ns``, ``kind``
-    (``signal``, ``hide`` or ``unhide``), ``signal``, ``entity``, ``weight``, ``ts_ns``
-    (signal rows), ``user`` and ``item`` (hide and unhide rows).
+    (``signal``, ``hide`` or ``unhide``), ``signal``, ``entity``, ``weight`` (signal rows),
+    ``ts_ns`` (when the event happened), ``user`` and ``item`` (hide and unhide rows).
 
     Once a snapshot has compacted the log, the events before it are only in the snapshot:
     the export then raises ``InvalidArgument``, unless ``allow_partial`` asks for the

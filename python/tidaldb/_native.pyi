@@ -267,8 +267,12 @@ class Db:
     Args:
         schema: the signals the database keeps.
         path: the data directory, created if missing; in memory when None.
-        durability: ``"immediate"`` syncs each write before returning; ``"batched"``
-            syncs in groups (a crash may lose the last unsynced writes).
+        durability: ``"immediate"`` syncs each write before returning. ``"batched"``
+            syncs in groups, every 4,096 writes or every ``sync_interval``, whichever
+            comes first: a crash may lose the writes of the last interval (longer if the
+            process was stalled), and :meth:`flush` syncs at once.
+        sync_interval: how long a ``"batched"`` write may wait for its sync (default
+            10 ms, at most an hour). Refused with ``"immediate"``, which waits for none.
         max_future_skew: how far ahead of this machine's clock a write's ``ts`` may be
             (default 5 minutes).
         ingest_threads: threads a bulk write (``signals``) of 8,192 events or more may be
@@ -279,8 +283,9 @@ class Db:
 
     Raises:
         SchemaError: ``path`` holds a database of a different schema.
-        InvalidArgument: an unknown ``durability``, a bad ``max_future_skew``, or an
-            ``ingest_threads`` below 1.
+        InvalidArgument: an unknown ``durability``, a ``sync_interval`` out of range or
+            given with ``"immediate"``, a bad ``max_future_skew``, or an ``ingest_threads``
+            below 1.
         Unavailable: the directory is open already (in this process or another) or
             cannot be read.
         Corruption: the log cannot be recovered.
@@ -298,6 +303,7 @@ class Db:
         path: str | os.PathLike[str] | None = None,
         *,
         durability: Literal["immediate", "batched"] | str = "immediate",
+        sync_interval: _Duration | None = None,
         max_future_skew: _Duration | None = None,
         ingest_threads: int | None = None,
     ) -> Db: ...
@@ -466,17 +472,42 @@ class Db:
             InvalidArgument: the signal was not declared with ``velocity=True``.
             Unavailable: the Db is closed.
         """
-    def hide(self, user: int, item: int) -> None:
+    def hide(self, user: int, item: int, ts: _Time | None = None) -> None:
         """Hides ``item`` from ``user``: :meth:`retrieve` with ``user=`` leaves it out.
 
-        Raises:
-            Unavailable: the Db is closed, or the hide could not be logged.
-        """
-    def unhide(self, user: int, item: int) -> None:
-        """Undoes :meth:`hide`; unhiding an item that is not hidden does nothing.
+        Hides and unhides are ordered by ``ts``, the time they happened, so a backfilled
+        stream lands as it happened: an old hide written after a newer unhide leaves the
+        item visible. At equal ``ts`` the one written later wins.
+
+        Args:
+            user: the user's id.
+            item: the item's id.
+            ts: when the user hid it; now when None.
 
         Raises:
+            InvalidArgument: a ``ts`` out of range or further ahead than
+                ``max_future_skew``.
+            Unavailable: the Db is closed, or the hide could not be logged.
+
+        Example:
+            >>> db.hide(1, 7, ts=1_700_000_000.0)
+        """
+    def unhide(self, user: int, item: int, ts: _Time | None = None) -> None:
+        """Undoes a :meth:`hide` that happened before ``ts``; unhiding an item that is not
+        hidden does nothing.
+
+        Args:
+            user: the user's id.
+            item: the item's id.
+            ts: when the user unhid it; now when None.
+
+        Raises:
+            InvalidArgument: a ``ts`` out of range or further ahead than
+                ``max_future_skew``.
             Unavailable: the Db is closed, or the unhide could not be logged.
+
+        Example:
+            >>> db.unhide(1, 7)
         """
     def is_hidden(self, user: int, item: int) -> bool:
         """Whether ``item`` is hidden from ``user``.
@@ -570,7 +601,7 @@ class Db:
         """Raises ``TypeError``: a Db holds its data directory open in this process; open a
         new Db on the same path in the other process instead."""
 
-_MigrationState = Literal["idle", "preparing_target", "dual_write", "finalizing", "complete"]
+_MigrationState = Literal["idle", "target_created", "dual_write", "finalized", "complete"]
 
 @final
 class WriteAck:
@@ -706,15 +737,30 @@ class Client:
         items: _Ids,
         tenant: int | Tenant | None = None,
         at: _Time | None = None,
+        errors: Literal["raise", "nan"] = "raise",
     ) -> Scores:
-        """Decayed scores of ``items``, in their order. Unlike ``Db.scores`` it takes no
-        ``errors=``: the client protocol does not carry it yet, so a refused item fails
-        the call.
+        """Decayed scores of ``items`` at ``at`` (the server's now when None), in their
+        order, read by the node that answers.
+
+        Args:
+            signal: a declared signal.
+            items: the item ids, as a column.
+            tenant: the tenant read; the default tenant when None.
+            at: the time read.
+            errors: ``"nan"`` gives NaN for an item whose score cannot be read (before a
+                linear signal's retained history, or an overflow) instead of raising.
+
+        Returns:
+            A float64 :class:`tidaldb.Scores` array, one score per item.
 
         Raises:
             NotFound: an unknown signal or tenant.
-            InvalidArgument: a bad id column or ``at``, or an unreadable score.
+            InvalidArgument: a bad id column, ``at`` or ``errors``, or an unreadable
+                score with ``errors="raise"``.
             Unavailable: no node answered.
+
+        Example:
+            >>> client.scores("view", [1, 2, 3], errors="nan")
         """
     def window_count(
         self, signal: str, item: int, window: str, tenant: int | Tenant | None = None
@@ -747,12 +793,18 @@ class Client:
         self,
         user: int,
         item: int,
+        ts: _Time | None = None,
         tenant: int | Tenant | None = None,
         write_concern: _Concern | None = None,
     ) -> WriteAck:
-        """Hides ``item`` from ``user`` until an unhide with a later clock.
+        """Hides ``item`` from ``user`` until an unhide with a later ``ts``.
+
+        Args:
+            ts: when the user hid it; the server's time now when None. Hides and
+                unhides are ordered by it, as in :meth:`Db.hide`.
 
         Raises:
+            InvalidArgument: a ``ts`` out of range or too far ahead.
             Timeout: the write concern was not met in time.
             OutcomeUnknown: the node failed after the request was sent.
             Unavailable: no node answered.
@@ -761,12 +813,17 @@ class Client:
         self,
         user: int,
         item: int,
+        ts: _Time | None = None,
         tenant: int | Tenant | None = None,
         write_concern: _Concern | None = None,
     ) -> WriteAck:
-        """Undoes a hide of ``item`` for ``user``.
+        """Undoes a hide of ``item`` for ``user`` that happened before ``ts``.
+
+        Args:
+            ts: when the user unhid it; the server's time now when None.
 
         Raises:
+            InvalidArgument: a ``ts`` out of range or too far ahead.
             Timeout: the write concern was not met in time.
             OutcomeUnknown: the node failed after the request was sent.
             Unavailable: no node answered.
@@ -796,18 +853,32 @@ class Client:
     def control(self) -> dict[str, Any]:
         """What the answering node's control-plane voter knows: ``voter``, ``raft_term``,
         ``raft_leader`` (a node id or None), ``is_raft_leader``, ``committed``,
-        ``applied``, ``commands`` and ``groups`` (per tenant: ``tenant``, ``leader``,
-        ``term``, from the committed log). Without a control plane: ``voter=False``.
+        ``applied``, ``commands``, ``groups`` (per tenant: ``tenant``, ``leader``,
+        ``term``, from the committed log) and ``drained`` (the drained regions: a rolling
+        upgrade's progress). Without a control plane: ``voter=False``.
+
+        ``majority`` is region health as the majority sees it, on every node: the Raft
+        leader's verdict, with ``leader``, ``raft_term``, ``age_ms``, ``regions`` (pairs of
+        name and ``"Healthy"``, ``"Degraded"``, ``"NeedsResync"`` or ``"Offline"``) and
+        ``unreachable`` (the regions the majority cannot reach). When the node has not
+        heard the Raft leader lately it cannot vouch for that view: ``error`` then says
+        so, and the other fields are empty.
 
         Raises:
             Unavailable: no node answered.
+
+        Example:
+            >>> client.control()["majority"]["unreachable"]
+            []
         """
     def drain(self, region: str) -> None:
         """Drains ``region``: the control plane moves its hosts' leadership to other regions
-        and keeps it away until :meth:`rejoin`. Returns once committed.
+        and keeps it away until :meth:`rejoin`. Returns once committed. Sent to a voter
+        that does not lead Raft, it is forwarded to the one that does.
 
         Raises:
             InvalidArgument: an unknown region; nothing is committed.
+            Conflict: another region is drained; hosts are drained one at a time.
             Unavailable: the node has no control plane, or no node answered.
         """
     def rejoin(self, region: str) -> None:
@@ -1064,20 +1135,39 @@ class _Scoped:
             InvalidArgument: an empty ``rank_by`` or a bad coefficient or candidate.
         """
     def hide(
-        self, user: int, item: int, region: str | None = None, tenant: int | Tenant | None = None
+        self,
+        user: int,
+        item: int,
+        ts: _Time | None = None,
+        region: str | None = None,
+        tenant: int | Tenant | None = None,
     ) -> WriteAck:
-        """Hides ``item`` from ``user`` until an unhide with a later clock.
+        """Hides ``item`` from ``user`` until an unhide with a later ``ts``.
+
+        Args:
+            ts: when the user hid it; the simulation's time now when None. Hides and
+                unhides are ordered by it, as in :meth:`Db.hide`.
 
         Raises:
+            InvalidArgument: a ``ts`` out of range or too far ahead.
             NotFound: an unknown region or tenant.
             Unavailable: the replica is down or cut off.
         """
     def unhide(
-        self, user: int, item: int, region: str | None = None, tenant: int | Tenant | None = None
+        self,
+        user: int,
+        item: int,
+        ts: _Time | None = None,
+        region: str | None = None,
+        tenant: int | Tenant | None = None,
     ) -> WriteAck:
-        """Undoes a hide of ``item`` for ``user``.
+        """Undoes a hide of ``item`` for ``user`` that happened before ``ts``.
+
+        Args:
+            ts: when the user unhid it; the simulation's time now when None.
 
         Raises:
+            InvalidArgument: a ``ts`` out of range or too far ahead.
             NotFound: an unknown region or tenant.
             Unavailable: the replica is down or cut off.
         """
@@ -1110,7 +1200,12 @@ class Cluster(_Scoped):
         loss: the fraction of messages dropped, in [0, 1].
         write_concern: ``"local"``, ``"majority"``, ``"all"`` or a number of other
             replicas a write waits for.
-        durability: ``"immediate"`` or ``"periodic"`` syncing of each replica's log.
+        durability: when each replica syncs its log. ``"immediate"``: before a write is
+            acknowledged. ``"periodic"``: every ``sync_interval`` of the replica's clock,
+            so a crash loses what it wrote since its last sync (its peers may still hold
+            it, and give it back when it restarts).
+        sync_interval: how often ``"periodic"`` replicas sync (default 100 ms, at most an
+            hour). Refused with ``"immediate"``.
         max_retained: events relayed from other regions each replica keeps in memory for
             its peers (at least 1; default 1,048,576).
         max_retained_own: the same for its own events (default 4,194,304). A peer that
@@ -1143,6 +1238,7 @@ class Cluster(_Scoped):
         write_concern: Literal["local", "majority", "all"] | int = "local",
         *,
         durability: Literal["immediate", "periodic"] | str = "immediate",
+        sync_interval: _Duration | None = None,
         max_retained: int | None = None,
         max_retained_own: int | None = None,
         max_future_skew: _Duration | None = None,
@@ -1329,8 +1425,12 @@ class Cluster(_Scoped):
             id: the tenant id, not 0 (the built-in default tenant).
             max_signals_per_sec: writes each replica admits per second (bursts of twice
                 that pass); None for unlimited.
-            max_entities: distinct entities with signals; None for unlimited.
-            max_storage_bytes: the tenant's log, at 64 bytes an event; None for unlimited.
+            max_entities: distinct entities with signals, a hard cap over all its regions
+                together; None for unlimited.
+            max_storage_bytes: the tenant's log, at 64 bytes an event, a hard cap over all its
+                regions together; None for unlimited. The home region starts with the caps'
+                rights; another region borrows them as it needs, so its first writes near a
+                cap may raise QuotaExceeded with ``retry_after`` set (see the README).
             regions: the regions its data may live in; all of the cluster's when None.
             label: a human-readable name.
 
@@ -1432,8 +1532,19 @@ class Migration:
         """The region the tenant moves to."""
     @property
     def state(self) -> _MigrationState:
-        """The step reached: ``"idle"``, ``"preparing_target"``, ``"dual_write"``,
-        ``"finalizing"`` or ``"complete"``."""
+        """The last step reached, in order:
+
+        - ``"idle"``: registered, nothing has moved;
+        - ``"target_created"``: the target replica exists (:meth:`prepare_target` then
+          waits until it has caught up);
+        - ``"dual_write"``: writes are acknowledged once both sides hold them;
+        - ``"finalized"``: reads and writes go to the target; the source is kept;
+        - ``"complete"``: the source's copy is gone.
+
+        Example:
+            >>> m.prepare_target(); m.state
+            'target_created'
+        """
     def prepare_target(self) -> None:
         """Creates the target replica and waits (in virtual time) until it holds everything
         the source had applied.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
+use tidaldb::ledger::ItemErrors;
 use tidaldb::node::WriteAck;
 use tidaldb::runtime::net::proto::{AdminOp, Concern, Served};
 use tidaldb::runtime::net::{Client, ClientOptions, Security, TlsFiles, Written};
@@ -123,19 +124,22 @@ impl PyClient {
         (PyWriteAck::new(ack, w.served.region.clone()), w.served)
     }
 
+    #[allow(clippy::too_many_arguments)] // the Python method's arguments, forwarded
     fn set_hidden(
         &self,
         py: Python<'_>,
         user: Id<User>,
         item: Id<Item>,
         hidden: bool,
+        ts: Option<Float<Ts>>,
         tenant: Option<TenantArg>,
         write_concern: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyWriteAck> {
         let concern = self.concern(py, write_concern)?;
         let t = tenant_of(tenant);
+        let ts_ns = timestamp(py, ts)?.map(Timestamp::as_nanos);
         self.call(py, |c| {
-            c.set_hidden(t, user.0.0, item.0.0, hidden, concern)
+            c.set_hidden(t, user.0.0, item.0.0, hidden, ts_ns, concern)
                 .map(Self::ack)
         })
     }
@@ -327,7 +331,7 @@ impl PyClient {
     }
 
     #[doc = include_str!("../pydoc/Client/scores.md")]
-    #[pyo3(signature = (signal, items, tenant = None, at = None))]
+    #[pyo3(signature = (signal, items, tenant = None, at = None, errors = "raise"))]
     fn scores<'py>(
         &self,
         py: Python<'py>,
@@ -335,13 +339,15 @@ impl PyClient {
         items: &Bound<'py, PyAny>,
         tenant: Option<TenantArg>,
         at: Option<Float<At>>,
+        errors: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let on_error = ItemErrors::parse(errors).py_err(py)?;
         let at = ns(timestamp(py, at)?);
         let items = crate::tables::ids(&id_array(py, "items", items)?);
         let ids = items.clone();
         let t = tenant_of(tenant);
         let scores = self.call(py, move |c| {
-            let a = c.scores(t, signal, items, at)?;
+            let a = c.scores_on_error(t, signal, items, at, on_error)?;
             Ok((a.value, a.served))
         })?;
         crate::tables::scores(py, ids, scores)
@@ -409,29 +415,31 @@ impl PyClient {
     }
 
     #[doc = include_str!("../pydoc/Client/hide.md")]
-    #[pyo3(signature = (user, item, tenant = None, write_concern = None))]
+    #[pyo3(signature = (user, item, ts = None, tenant = None, write_concern = None))]
     fn hide(
         &self,
         py: Python<'_>,
         user: Id<User>,
         item: Id<Item>,
+        ts: Option<Float<Ts>>,
         tenant: Option<TenantArg>,
         write_concern: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyWriteAck> {
-        self.set_hidden(py, user, item, true, tenant, write_concern)
+        self.set_hidden(py, user, item, true, ts, tenant, write_concern)
     }
 
     #[doc = include_str!("../pydoc/Client/unhide.md")]
-    #[pyo3(signature = (user, item, tenant = None, write_concern = None))]
+    #[pyo3(signature = (user, item, ts = None, tenant = None, write_concern = None))]
     fn unhide(
         &self,
         py: Python<'_>,
         user: Id<User>,
         item: Id<Item>,
+        ts: Option<Float<Ts>>,
         tenant: Option<TenantArg>,
         write_concern: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyWriteAck> {
-        self.set_hidden(py, user, item, false, tenant, write_concern)
+        self.set_hidden(py, user, item, false, ts, tenant, write_concern)
     }
 
     #[doc = include_str!("../pydoc/Client/is_hidden.md")]
@@ -530,7 +538,7 @@ impl PyClient {
             return "<tidaldb.Client inherited through a fork: unusable here>".into();
         }
         match self.inner.lock() {
-            Ok(c) => format!("<tidaldb.Client {c:?}>"),
+            Ok(c) => format!("<tidaldb.Client {c}>"),
             Err(_) => "<tidaldb.Client (poisoned)>".into(),
         }
     }

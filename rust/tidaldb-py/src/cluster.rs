@@ -58,12 +58,13 @@ impl PyCluster {
         write_concern = None,
         *,
         durability = "immediate",
+        sync_interval = None,
         max_retained = None,
         max_retained_own = None,
         max_future_skew = None,
     ), text_signature = "(schema, regions=('us-east', 'eu-west', 'ap-south'), shards_per_region=1, \
         seed=0, latency='20ms', jitter='5ms', loss=0.0, write_concern='local', *, \
-        durability='immediate', max_retained=None, max_retained_own=None, max_future_skew=None)")]
+        durability='immediate', sync_interval=None, max_retained=None, max_retained_own=None, max_future_skew=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -76,6 +77,7 @@ impl PyCluster {
         loss: Float<Loss>,
         write_concern: Option<&Bound<'_, PyAny>>,
         durability: &str,
+        sync_interval: Option<&Bound<'_, PyAny>>,
         max_retained: Option<Natural<MaxRetained>>,
         max_retained_own: Option<Natural<MaxRetainedOwn>>,
         max_future_skew: Option<&Bound<'_, PyAny>>,
@@ -89,6 +91,7 @@ impl PyCluster {
             loss,
             write_concern,
             durability,
+            sync_interval,
             max_retained,
             max_retained_own,
             max_future_skew,

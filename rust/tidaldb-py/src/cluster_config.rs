@@ -22,6 +22,7 @@ pub struct ClusterArgs<'a, 'py> {
     pub loss: Float<Loss>,
     pub write_concern: Option<&'a Bound<'py, PyAny>>,
     pub durability: &'a str,
+    pub sync_interval: Option<&'a Bound<'py, PyAny>>,
     pub max_retained: Option<Natural<MaxRetained>>,
     pub max_retained_own: Option<Natural<MaxRetainedOwn>>,
     pub max_future_skew: Option<&'a Bound<'py, PyAny>>,
@@ -51,6 +52,10 @@ impl ClusterArgs<'_, '_> {
             loss: self.loss.0,
             write_concern,
             durability: Some(self.durability.to_owned()),
+            sync_interval: self
+                .sync_interval
+                .map(|v| duration(py, "sync_interval", v))
+                .transpose()?,
             max_retained: self.max_retained.map(|v| v.0),
             max_retained_own: self.max_retained_own.map(|v| v.0),
             max_future_skew: self

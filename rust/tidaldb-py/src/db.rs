@@ -130,17 +130,23 @@ impl PyDb {
 #[pymethods]
 impl PyDb {
     #[new]
-    #[pyo3(signature = (schema, path=None, *, durability="immediate", max_future_skew=None,
-        ingest_threads=None))]
+    #[pyo3(signature = (
+        schema, path=None, *, durability="immediate", sync_interval=None, max_future_skew=None,
+        ingest_threads=None,
+    ))]
     fn new(
         py: Python<'_>,
         schema: PyRef<'_, PySchema>,
         path: Option<PathBuf>,
         durability: &str,
+        sync_interval: Option<&Bound<'_, PyAny>>,
         max_future_skew: Option<&Bound<'_, PyAny>>,
         ingest_threads: Option<Natural<IngestThreads>>,
     ) -> PyResult<Self> {
-        let mode = db_durability(durability).py_err(py)?;
+        let interval = sync_interval
+            .map(|v| duration(py, "sync_interval", v))
+            .transpose()?;
+        let mode = db_durability(durability, interval).py_err(py)?;
         let skew = max_future_skew
             .map(|v| duration(py, "max_future_skew", v))
             .transpose()?;
@@ -333,13 +339,29 @@ impl PyDb {
     }
 
     #[doc = include_str!("../pydoc/Db/hide.md")]
-    fn hide(&self, py: Python<'_>, user: Id<User>, item: Id<Item>) -> PyResult<()> {
-        self.with(py, |db| db.hide_item(user.0, item.0).map(|_| ()))
+    #[pyo3(signature = (user, item, ts = None))]
+    fn hide(
+        &self,
+        py: Python<'_>,
+        user: Id<User>,
+        item: Id<Item>,
+        ts: Option<Float<Ts>>,
+    ) -> PyResult<()> {
+        let ts = timestamp(py, ts)?;
+        self.with(py, |db| db.hide_item(user.0, item.0, ts).map(|_| ()))
     }
 
     #[doc = include_str!("../pydoc/Db/unhide.md")]
-    fn unhide(&self, py: Python<'_>, user: Id<User>, item: Id<Item>) -> PyResult<()> {
-        self.with(py, |db| db.unhide_item(user.0, item.0).map(|_| ()))
+    #[pyo3(signature = (user, item, ts = None))]
+    fn unhide(
+        &self,
+        py: Python<'_>,
+        user: Id<User>,
+        item: Id<Item>,
+        ts: Option<Float<Ts>>,
+    ) -> PyResult<()> {
+        let ts = timestamp(py, ts)?;
+        self.with(py, |db| db.unhide_item(user.0, item.0, ts).map(|_| ()))
     }
 
     #[doc = include_str!("../pydoc/Db/is_hidden.md")]

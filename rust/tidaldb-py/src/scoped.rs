@@ -321,12 +321,13 @@ impl PyScoped {
     }
 
     #[doc = include_str!("../pydoc/_Scoped/hide.md")]
-    #[pyo3(signature = (user, item, region = None, tenant = None))]
+    #[pyo3(signature = (user, item, ts = None, region = None, tenant = None))]
     fn hide(
         &self,
         py: Python<'_>,
         user: Id<User>,
         item: Id<Item>,
+        ts: Option<Float<Ts>>,
         region: Option<&str>,
         tenant: Option<TenantArg>,
     ) -> PyResult<PyWriteAck> {
@@ -334,18 +335,20 @@ impl PyScoped {
         let op = ClientOp::Hide {
             user: user.0,
             item: item.0,
+            ts: timestamp(py, ts)?,
         };
         // A hide lives with its item, so that the replica scoring the item filters it.
         self.submit(py, scope, item.0, move |_| Ok(op), None)
     }
 
     #[doc = include_str!("../pydoc/_Scoped/unhide.md")]
-    #[pyo3(signature = (user, item, region = None, tenant = None))]
+    #[pyo3(signature = (user, item, ts = None, region = None, tenant = None))]
     fn unhide(
         &self,
         py: Python<'_>,
         user: Id<User>,
         item: Id<Item>,
+        ts: Option<Float<Ts>>,
         region: Option<&str>,
         tenant: Option<TenantArg>,
     ) -> PyResult<PyWriteAck> {
@@ -353,6 +356,7 @@ impl PyScoped {
         let op = ClientOp::Unhide {
             user: user.0,
             item: item.0,
+            ts: timestamp(py, ts)?,
         };
         self.submit(py, scope, item.0, move |_| Ok(op), None)
     }

@@ -38,6 +38,14 @@ enum AdminAction {
     /// What the node's voter knows, as JSON: Raft term and leader, and each replica
     /// group's committed leader and term.
     Status,
+    /// Region health as the majority of the control plane sees it, as JSON, naming the
+    /// regions it cannot reach. Fails when the node has not heard the control-plane
+    /// leader lately: it may be the one cut off.
+    Health,
+    /// The hosted tenants, each with its replica group's committed leader and term.
+    Tenants,
+    /// Where a rolling upgrade stands: the drained region, if any, and each group's leader.
+    UpgradeStatus,
     /// Move the leadership of a region's hosts away, and keep it away until `rejoin`.
     /// Returns once the command is committed.
     Drain { region: String },
@@ -72,6 +80,11 @@ fn run(args: &AdminArgs) -> Result<(), TidalError> {
     )?;
     match &args.action {
         AdminAction::Status => println!("{}", client.control_json()?),
+        AdminAction::Health => println!("{}", majority_view(&client.control_json()?)?),
+        AdminAction::Tenants => println!("{}", part(&client.control_json()?, &["groups"])?),
+        AdminAction::UpgradeStatus => {
+            println!("{}", part(&client.control_json()?, &["drained", "groups"])?)
+        }
         AdminAction::Drain { region } => {
             client.admin(AdminOp::Drain {
                 region: region.clone(),
@@ -86,4 +99,26 @@ fn run(args: &AdminArgs) -> Result<(), TidalError> {
         }
     }
     Ok(())
+}
+
+/// The `majority` part of a node's control status, or its error.
+fn majority_view(status: &str) -> Result<String, TidalError> {
+    let status: serde_json::Value =
+        serde_json::from_str(status).map_err(|e| TidalError::Unavailable(e.to_string()))?;
+    let majority = &status["majority"];
+    if let Some(error) = majority["error"].as_str() {
+        return Err(TidalError::Unavailable(error.to_owned()));
+    }
+    serde_json::to_string_pretty(majority).map_err(|e| TidalError::Unavailable(e.to_string()))
+}
+
+/// The named fields of a node's control status, as a JSON object.
+fn part(status: &str, fields: &[&str]) -> Result<String, TidalError> {
+    let status: serde_json::Value =
+        serde_json::from_str(status).map_err(|e| TidalError::Unavailable(e.to_string()))?;
+    let picked: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .map(|f| ((*f).to_owned(), status[*f].clone()))
+        .collect();
+    serde_json::to_string_pretty(&picked).map_err(|e| TidalError::Unavailable(e.to_string()))
 }

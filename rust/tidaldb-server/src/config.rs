@@ -221,8 +221,8 @@ fn build(t: NodeToml, base: &Path, insecure: bool) -> Result<Loaded, String> {
             addr: p.addr.clone(),
         });
     }
-    let durability =
-        db_durability(t.durability.as_deref().unwrap_or("immediate")).map_err(|e| e.to_string())?;
+    let durability = db_durability(t.durability.as_deref().unwrap_or("immediate"), None)
+        .map_err(|e| e.to_string())?;
     let timing = |text: &Option<String>, what: &'static str, default: Duration| match text {
         Some(s) => parse_duration(what, s).map_err(|e| e.to_string()),
         None => Ok(default),

@@ -123,6 +123,27 @@ fn an_isolated_leader_is_replaced_and_one_leader_remains_after_the_heal() {
     write_some(&mut cluster, 0, &mut model, 0, at, Concern::Replicated(2));
     cluster.isolate(0);
     let (leader, term) = await_new_leader(&mut cluster, &[1, 2], Some(0));
+    // Health as the majority sees it names the region it cannot reach, on either side's
+    // majority nodes; the cut-off node cannot vouch for it and says so.
+    for i in [1, 2] {
+        wait_until(PATIENCE, "the majority names r0 unreachable", || {
+            let out = admin_command(&cluster, i, &["health"]);
+            let v: Value =
+                serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {out:?}"))?;
+            let unreachable = v["unreachable"].clone();
+            (unreachable == serde_json::json!(["r0"]))
+                .then_some(())
+                .ok_or_else(|| v.to_string())
+        });
+    }
+    wait_until(PATIENCE, "the cut-off node says it cannot vouch", || {
+        let out = admin_command(&cluster, 0, &["health"]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        // "cut off", or "not heard yet" if the cut came before the first verdict.
+        (out.status.code() == Some(1) && said.contains("cannot report the majority's view"))
+            .then_some(())
+            .ok_or_else(|| format!("{out:?}"))
+    });
     // The cut-off node still takes writes: the data plane stays available.
     write_some(&mut cluster, 0, &mut model, 1, at, Concern::Local);
     write_some(
@@ -151,6 +172,13 @@ fn an_isolated_leader_is_replaced_and_one_leader_remains_after_the_heal() {
         }
     });
     cluster.await_converged(&model, at, &[0, 1, 2]);
+    wait_until(PATIENCE, "every region reachable again", || {
+        let out = admin_command(&cluster, 0, &["health"]);
+        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {out:?}"))?;
+        (v["unreachable"] == serde_json::json!([]))
+            .then_some(())
+            .ok_or_else(|| v.to_string())
+    });
 }
 
 #[test]
@@ -229,12 +257,53 @@ fn the_admin_command_reports_drains_and_refuses_bad_input() {
         "nothing was committed"
     );
 
-    let drained = admin_command(&cluster, 1, &["drain", "r0"]);
+    // Sent to a voter that does not lead Raft: it forwards the command to the leader.
+    let raft_leader = control(&mut cluster, 1).expect("status").0;
+    let follower = (0..3)
+        .find(|&i| Some(i as u64) != raft_leader)
+        .expect("a follower");
+    let drained = admin_command(&cluster, follower, &["drain", "r0"]);
     assert!(drained.status.success(), "{drained:?}");
     let (leader, _) = await_new_leader(&mut cluster, &[0, 1, 2], Some(0));
     assert_ne!(leader, 0, "the drained region's host no longer leads");
+    let upgrade = |cluster: &Cluster| {
+        let out = admin_command(cluster, 2, &["upgrade-status"]);
+        serde_json::from_slice::<Value>(&out.stdout).expect("upgrade status is JSON")
+    };
+    let during = upgrade(&cluster);
+    assert_eq!(during["drained"], serde_json::json!(["r0"]), "{during}");
+    assert_eq!(during["groups"][0]["leader"].as_u64(), Some(leader));
+    let tenants = admin_command(&cluster, 0, &["tenants"]);
+    let tenants: Value = serde_json::from_slice(&tenants.stdout).expect("tenants are JSON");
+    assert_eq!(
+        tenants["groups"][0]["tenant"].as_u64(),
+        Some(0),
+        "{tenants}"
+    );
+
+    let committed = |cluster: &mut Cluster| {
+        let json = cluster.client(2).control_json().expect("status");
+        serde_json::from_str::<Value>(&json).expect("json")["commands"].as_u64()
+    };
+    let before = committed(&mut cluster);
+    let second = admin_command(&cluster, follower, &["drain", "r1"]);
+    assert_eq!(second.status.code(), Some(1), "{second:?}");
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("drained already"), "{said}");
+    assert_eq!(
+        committed(&mut cluster),
+        before,
+        "a refused drain commits nothing"
+    );
+
     let rejoined = admin_command(&cluster, 2, &["rejoin", "r0"]);
     assert!(rejoined.status.success(), "{rejoined:?}");
+    wait_until(PATIENCE, "nothing drained", || {
+        let after = upgrade(&cluster);
+        (after["drained"] == serde_json::json!([]))
+            .then_some(())
+            .ok_or_else(|| after.to_string())
+    });
 
     let no_tls = std::process::Command::new(env!("CARGO_BIN_EXE_tidaldb"))
         .args(["admin", "--addr", &cluster.addr(0), "status"])

@@ -223,7 +223,7 @@ fn reads(c: &mut Criterion) {
 
     let candidates: Vec<EntityId> = (0..10_000).map(|i| EntityId(i * 7 % ENTITIES)).collect();
     for item in candidates.iter().step_by(10) {
-        db.hide_item(EntityId(1), *item).unwrap();
+        db.hide_item(EntityId(1), *item, None).unwrap();
     }
     db.signal_batch(
         "like",

@@ -116,6 +116,7 @@ fn events(pairs: impl Iterator<Item = (u64, i64)>) -> Vec<Event> {
             hlc: HlcTimestamp::default(),
             tenant: TenantId::DEFAULT,
             body: EventBody::Signal {
+                claims_entity: false,
                 signal: SignalIdx(0),
                 entity: EntityId(entity),
                 weight: 1.0 + (i % 3) as f64,

@@ -121,7 +121,7 @@ fn open_cluster(
     dir: &std::path::Path,
 ) -> Result<(LocalCluster, NodeId, Vec<TidalDb>), Box<dyn Error>> {
     let mut config = LocalClusterConfig::new(schema()?, dir);
-    config.durability = db_durability(&args.durability)?;
+    config.durability = db_durability(&args.durability, None)?;
     let cluster = LocalCluster::open(config)?;
     let leader = cluster.leader_of(ShardId(0))?;
     let dbs: Vec<TidalDb> = (0..3)

@@ -88,7 +88,11 @@ impl QuotaBreach {
             self.limit
         )?;
         match self.retry_after {
-            Some(d) => write!(f, "retry after {d:?}"),
+            Some(d) => write!(
+                f,
+                "retry after {}",
+                seconds(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            ),
             None => write!(f, "a retry cannot succeed until the quota is raised"),
         }
     }
@@ -137,8 +141,11 @@ pub enum TidalError {
     TimestampOutOfRange { ns: i128, max: i64 },
 
     #[error(
-        "timestamp {ts_ns} ns is {ahead_ns} ns ahead of this node's clock, more than the allowed \
-         {max_skew_ns} ns; check the writer's clock, or raise max_future_skew"
+        "timestamp {} (Unix time) is {} ahead of this node's clock, more than \
+         max_future_skew ({}); check the writer's clock, or raise max_future_skew",
+        seconds(*ts_ns),
+        seconds(*ahead_ns),
+        seconds(*max_skew_ns)
     )]
     TimestampInFuture {
         ts_ns: i64,
@@ -299,6 +306,15 @@ fn written_note(written: usize) -> String {
              rest were not"
         )
     }
+}
+
+/// Nanoseconds as seconds, the unit of every time in the Python API, written as
+/// `schema::format_duration` writes seconds (this module sits below `schema`): `300s`,
+/// `1.5s`.
+fn seconds(ns: i64) -> String {
+    let text = format!("{:.3}", ns as f64 / 1e9);
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}s")
 }
 
 /// For a time read from seconds that is out of range: a hint when it is a plausible

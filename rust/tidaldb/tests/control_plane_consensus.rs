@@ -132,6 +132,41 @@ fn commands_keep_committing_through_a_new_raft_leader_after_a_crash() -> Result<
     Ok(())
 }
 
+/// A follower forwards an operator's command to the Raft leader; the leader dies before
+/// it arrives, and raft-rs drops it silently. The follower proposes an idempotent command
+/// again to the next leader, and it commits once; one that is not idempotent is failed
+/// instead (it might have committed), and nothing of it enters the log.
+#[test]
+fn an_operator_command_lost_with_its_leader_is_proposed_again_or_failed() -> Result<()> {
+    let mut q = quorum(5)?;
+    let leader = await_raft_leader(&mut q, Duration::from_secs(2)).expect("a leader");
+    let follower = (0..3).find(|&i| i != leader).expect("a follower");
+    q.run_for(Duration::from_millis(100)); // the follower hears of its leader
+    let drain = Command::Drain(host(follower as u16));
+    let drain_id = q.propose(follower, drain.clone())?;
+    let register_id = q.propose(follower, register(5))?;
+    q.crash_voter(leader); // before either forward is delivered
+    let next = await_raft_leader(&mut q, Duration::from_secs(3)).expect("a new leader");
+    assert_ne!(next, leader);
+    q.run_for(Duration::from_secs(1));
+    q.restart_voter(leader)?;
+    q.run_for(Duration::from_secs(2));
+    assert_converged(&q, "after the restart");
+    assert_eq!(
+        q.acknowledged().get(&drain_id),
+        Some(&drain),
+        "the drain was acknowledged"
+    );
+    assert!(
+        !q.acknowledged().contains_key(&register_id),
+        "the registration was failed"
+    );
+    let log = q.command_log(next).expect("voter is up");
+    assert_eq!(log.iter().filter(|c| c.command == drain).count(), 1);
+    assert_eq!(log.iter().filter(|c| c.command == register(5)).count(), 0);
+    Ok(())
+}
+
 #[test]
 fn refused_commands_leave_the_committed_log_unchanged() -> Result<()> {
     let mut q = quorum(3)?;
@@ -153,17 +188,32 @@ fn refused_commands_leave_the_committed_log_unchanged() -> Result<()> {
             target: host(0),
         },
     ];
+    // The leader refuses each at once. A follower refuses bad input at once too, but
+    // leaves a conflict with the state to the log (its own plane may lag): the log
+    // refuses it there, and it changes nothing.
+    let mut left_to_the_log = Vec::new();
     for command in refused {
         for voter in 0..3 {
-            let e = q.propose(voter, command.clone()).expect_err("refused");
-            assert!(
-                !matches!(e, TidalError::Unavailable(_)),
-                "refused for what it is, not for want of a leader: {e}"
-            );
+            match q.propose(voter, command.clone()) {
+                Err(e) => assert!(
+                    !matches!(e, TidalError::Unavailable(_)),
+                    "refused for what it is, not for want of a leader: {e}"
+                ),
+                Ok(id) => {
+                    assert_ne!(voter, leader, "the leader refuses {command:?} at once");
+                    left_to_the_log.push(id);
+                }
+            }
         }
     }
     q.run_for(Duration::from_millis(300));
-    assert_eq!(logs(&q), before, "nothing entered the log");
+    assert_eq!(logs(&q), before, "nothing entered the plane's log");
+    for id in left_to_the_log {
+        assert!(
+            !q.acknowledged().contains_key(&id),
+            "{id:?} was refused when applied"
+        );
+    }
     // A voter cut off from every other cannot commit: it refuses once it knows no leader.
     q.isolate(RegionId(leader as u16));
     q.run_for(Duration::from_secs(2));

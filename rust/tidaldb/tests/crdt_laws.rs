@@ -17,10 +17,10 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use smallvec::SmallVec;
 use tidaldb::crdt::{
-    CrdtSignalState, ExpAccumulator, HalfLife, HideRegister, HlcTimestamp, LWWRegister, PNCounter,
-    Partial, Seq48,
+    CrdtSignalState, ExpAccumulator, HalfLife, HideRegister, HideStamp, HlcTimestamp, LWWRegister,
+    PNCounter, Partial, Seq48,
 };
-use tidaldb::{NodeId, VersionVector};
+use tidaldb::{NodeId, Timestamp, VersionVector};
 
 /// The one operation the laws are about, so each law is written once for all four types.
 trait Merge: Clone + PartialEq + Debug {
@@ -123,11 +123,19 @@ fn lww() -> impl Strategy<Value = LWWRegister<u64>> {
     prop::collection::vec((0u64..4, stamp()), 1..5).prop_map(|ops| lww_from(&ops))
 }
 
-fn hide_ops() -> impl Strategy<Value = Vec<(bool, HlcTimestamp)>> {
-    prop::collection::vec((any::<bool>(), stamp()), 0..6)
+/// Event times from a small range, so that ties (broken by the HLC) are common.
+fn hide_stamp() -> impl Strategy<Value = HideStamp> {
+    (0i64..3, stamp()).prop_map(|(at, hlc)| HideStamp {
+        at: Timestamp::from_nanos(at).expect("a valid timestamp"),
+        hlc,
+    })
 }
 
-fn hide_register(ops: &[(bool, HlcTimestamp)]) -> HideRegister {
+fn hide_ops() -> impl Strategy<Value = Vec<(bool, HideStamp)>> {
+    prop::collection::vec((any::<bool>(), hide_stamp()), 0..6)
+}
+
+fn hide_register(ops: &[(bool, HideStamp)]) -> HideRegister {
     let mut r = HideRegister::default();
     for &(hide, at) in ops {
         if hide { r.hide(at) } else { r.unhide(at) }
@@ -338,7 +346,8 @@ proptest! {
     ) {
         let replicas: Vec<HideRegister> = ops.iter().map(|r| hide_register(r)).collect();
         let all = merge_all(HideRegister::default(), &replicas, &order)?;
-        let latest = |want: bool| ops.iter().flatten().filter(|&&(h, _)| h == want).map(|&(_, at)| at).max();
+        // Event time first, then the clock: spelled out as a tuple, not the stamp's own order.
+        let latest = |want: bool| ops.iter().flatten().filter(|&&(h, _)| h == want).map(|&(_, s)| (s.at, s.hlc)).max();
         let hidden = match (latest(true), latest(false)) {
             (Some(h), Some(u)) => h > u,
             (Some(_), None) => true,

@@ -71,6 +71,7 @@ fn events(raw: &[(u16, u64, f64, i64)], signal: SignalIdx) -> Vec<Event> {
                 tenant: TenantId::DEFAULT,
                 client: None,
                 body: EventBody::Signal {
+                    claims_entity: false,
                     signal,
                     entity: EntityId(entity),
                     weight,

@@ -251,7 +251,7 @@ fn uat_step4_partition_heal_reconciliation() -> Result<()> {
         south.signal("view", item, 1.0)?;
         cluster.run_for(Duration::from_millis(1));
     }
-    south.hide_item(user, item)?;
+    south.hide_item(user, item, None)?;
     // Far beyond any relay or repair: the sides are still apart, so what follows is a
     // reconciliation.
     cluster.run_for(Duration::from_secs(1));

@@ -156,7 +156,7 @@ fn test_tenant_migration_zero_downtime() -> Result<()> {
     assert_eq!(m.state()?, MigrationState::Idle);
     m.prepare_target()?;
     check_read(&c, t, item, &acked, "after prepare_target");
-    assert_eq!(m.state()?, MigrationState::PreparingTarget);
+    assert_eq!(m.state()?, MigrationState::TargetCreated);
     m.enter_dual_write()?;
     assert_eq!(m.state()?, MigrationState::DualWrite);
     for _ in 0..50 {
@@ -169,7 +169,7 @@ fn test_tenant_migration_zero_downtime() -> Result<()> {
     }
     c.run_for(Duration::from_millis(100));
     m.finalize()?;
-    assert_eq!(m.state()?, MigrationState::Finalizing);
+    assert_eq!(m.state()?, MigrationState::Finalized);
     check_read(&c, t, item, &acked, "after finalize");
     assert_eq!(
         c.total_signal_count_for_tenant(RegionId(2), t, "view")?,

@@ -54,9 +54,9 @@ fn the_only_shard_is_picked_and_each_step_is_reported_in_order() -> Result<()> {
         names,
         [
             "idle",
-            "preparing_target",
+            "target_created",
             "dual_write",
-            "finalizing",
+            "finalized",
             "complete"
         ]
     );
@@ -72,9 +72,9 @@ fn the_only_shard_is_picked_and_each_step_is_reported_in_order() -> Result<()> {
     assert_eq!(
         seen,
         vec![
-            (PreparingTarget, 1),
+            (TargetCreated, 1),
             (DualWrite, 2),
-            (Finalizing, 3),
+            (Finalized, 3),
             (Complete, 4)
         ]
     );
@@ -110,7 +110,7 @@ fn a_failing_report_stops_the_run_and_a_later_run_resumes() -> Result<()> {
     })?;
     assert_eq!(
         rest,
-        vec![MigrationState::Finalizing, MigrationState::Complete]
+        vec![MigrationState::Finalized, MigrationState::Complete]
     );
     Ok(())
 }

@@ -31,9 +31,9 @@ const T: TenantId = TenantId(9);
 fn step(m: &TenantMigration, state: MigrationState) -> Result<()> {
     match state {
         MigrationState::Idle => m.prepare_target(),
-        MigrationState::PreparingTarget => m.enter_dual_write(),
+        MigrationState::TargetCreated => m.enter_dual_write(),
         MigrationState::DualWrite => m.finalize(),
-        MigrationState::Finalizing => m.gc_source(Duration::from_secs(2)),
+        MigrationState::Finalized => m.gc_source(Duration::from_secs(2)),
         MigrationState::Complete => Ok(()),
     }
 }

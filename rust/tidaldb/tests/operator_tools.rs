@@ -79,12 +79,13 @@ fn write_mixed(db: &TidalDb, n: u64, seed: u64) -> u64 {
         db.signal(signal, entity, weight, Some(ts(t))).unwrap();
         events += 1;
         if i % 9 == 4 {
-            db.hide_item(EntityId(100 + i), EntityId(rng.below(12)))
+            db.hide_item(EntityId(100 + i), EntityId(rng.below(12)), None)
                 .unwrap();
             events += 1;
         }
         if i % 18 == 13 {
-            db.unhide_item(EntityId(100 + i - 9), EntityId(1)).unwrap();
+            db.unhide_item(EntityId(100 + i - 9), EntityId(1), None)
+                .unwrap();
             events += 1;
         }
     }

@@ -55,11 +55,11 @@ fn retrieve_matches_a_brute_force_ranking_and_never_returns_hidden_items() {
             .unwrap();
         db.signal("like", EntityId(i % 89), 0.5, Some(t)).unwrap();
         if i % 11 == 0 {
-            db.hide_item(user, EntityId(i % 97)).unwrap();
+            db.hide_item(user, EntityId(i % 97), None).unwrap();
             hidden.insert(i % 97);
         }
         if i % 33 == 0 {
-            db.unhide_item(user, EntityId(i % 97)).unwrap();
+            db.unhide_item(user, EntityId(i % 97), None).unwrap();
             hidden.remove(&(i % 97));
         }
     }
@@ -187,11 +187,11 @@ fn the_latest_of_hide_and_unhide_wins() {
     let db = db();
     let (u, i) = (EntityId(1), EntityId(2));
     assert!(!db.is_hidden(u, i).unwrap());
-    db.hide_item(u, i).unwrap();
+    db.hide_item(u, i, None).unwrap();
     assert!(db.is_hidden(u, i).unwrap());
-    db.unhide_item(u, i).unwrap();
+    db.unhide_item(u, i, None).unwrap();
     assert!(!db.is_hidden(u, i).unwrap());
-    db.hide_item(u, i).unwrap();
+    db.hide_item(u, i, None).unwrap();
     assert!(db.is_hidden(u, i).unwrap());
     assert!(!db.is_hidden(EntityId(5), i).unwrap(), "hides are per user");
 }

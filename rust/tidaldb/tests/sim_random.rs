@@ -257,9 +257,9 @@ impl Run {
             return; // down
         };
         let reply = if self.rng.chance(0.6) {
-            node.hide_item(user, item)
+            node.hide_item(user, item, None)
         } else {
-            node.unhide_item(user, item)
+            node.unhide_item(user, item, None)
         };
         if reply.is_ok() {
             let id = EventId {

@@ -44,7 +44,7 @@ fn write_workload(db: &TidalDb, n: u64) {
         db.signal("count", EntityId(i % 5), 1.0, Some(ts(t)))
             .unwrap();
     }
-    db.hide_item(EntityId(100), EntityId(3)).unwrap();
+    db.hide_item(EntityId(100), EntityId(3), None).unwrap();
 }
 
 /// Every read the workload can affect, as exact bits.

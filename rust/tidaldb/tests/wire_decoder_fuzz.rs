@@ -69,6 +69,7 @@ fn events() -> Vec<Event> {
             tenant: TenantId(0),
             body: match seq {
                 1 => EventBody::Signal {
+                    claims_entity: false,
                     signal: SignalIdx(0),
                     entity: EntityId(42),
                     weight: 1.5,
@@ -77,10 +78,12 @@ fn events() -> Vec<Event> {
                 2 => EventBody::Hide {
                     user: EntityId(1),
                     item: EntityId(2),
+                    ts: Timestamp::from_nanos(1_600_000_000_000_000_000).expect("ts"),
                 },
                 _ => EventBody::Unhide {
                     user: EntityId(1),
                     item: EntityId(2),
+                    ts: Timestamp::from_nanos(1_700_000_000_000_000_000).expect("ts"),
                 },
             },
             client: (seq == 1).then_some(ClientTag::Key(IdempotencyKey(99))),
@@ -129,6 +132,7 @@ fn samples() -> Vec<Vec<u8>> {
             user: 1,
             item: 2,
             hidden: true,
+            ts_ns: Some(1_600_000_000_000_000_000),
             concern: Concern::Local,
             idempotency_key: None,
         }))),
@@ -136,6 +140,7 @@ fn samples() -> Vec<Vec<u8>> {
             signal: "view".into(),
             entities: vec![5; 40],
             at_ns: Some(-1),
+            errors: tidaldb::ledger::ItemErrors::Nan,
         }))),
         enc(frame::encode(&request(Op::Window {
             signal: "view".into(),

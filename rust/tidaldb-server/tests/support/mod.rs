@@ -508,7 +508,7 @@ pub fn set_hidden(
     pair: (u64, u64),
     hidden: bool,
 ) -> tidaldb::Result<Written> {
-    let w = client.set_hidden(TENANT, pair.0, pair.1, hidden, Concern::Local)?;
+    let w = client.set_hidden(TENANT, pair.0, pair.1, hidden, None, Concern::Local)?;
     model.hidden.insert(pair, hidden);
     Ok(w)
 }

@@ -259,7 +259,8 @@ impl<D: ClusterDriver> Cluster<D> {
             let waited = self.now().as_nanos() - start.as_nanos();
             if waited >= timeout.as_nanos() as i64 {
                 return Err(TidalError::Timeout(format!(
-                    "the cluster did not converge within {timeout:?}: {}",
+                    "the cluster did not converge within {}: {}",
+                    crate::schema::format_duration(timeout),
                     self.divergence_report()
                 )));
             }

@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use super::tenants::NewReplica;
 use super::{Cluster, ClusterDriver, ClusterView};
 use crate::control::{Command, MigrationRecord, MigrationState};
 use crate::error::{Result, TidalError};
@@ -153,25 +154,34 @@ impl<D: ClusterDriver> TenantMigration<D> {
                 .map(|r| r.node)
         });
         if let Some(id) = started {
-            self.advance(MigrationState::PreparingTarget, Some(id))?;
+            self.advance(MigrationState::TargetCreated, Some(id))?;
             return Ok(id);
         }
         let id = driver.next_node_ids(1)?;
-        self.cluster.start_replica(
-            &config,
+        // Every replica of the group names the same home for the hard caps' rights; the
+        // target starts with none and borrows, or receives the source's at collection.
+        let source = driver.view(|v| self.source_node(v, m))?;
+        let rights_home = driver.view(|v| {
+            v.node(source)
+                .map(|n| n.config().rights_home.unwrap_or(source))
+                .unwrap_or(source)
+        });
+        let replica = NewReplica {
             id,
-            m.target,
-            NodeRole::Follower,
-            group.clone(),
-            false,
-        )?;
+            host: m.target,
+            role: NodeRole::Follower,
+            peers: group.clone(),
+            lead: false,
+            rights_home,
+        };
+        self.cluster.start_replica(&config, replica)?;
         let me = PeerAddr::new(id, m.target.region_id);
         for member in &group {
             // A replica that is down learns of the new peer when it restarts: the cluster
             // aligns a restarted replica's membership with its group.
             driver.input(member.node, Input::Control(ControlCommand::AddPeer(me)));
         }
-        self.advance(MigrationState::PreparingTarget, Some(id))?;
+        self.advance(MigrationState::TargetCreated, Some(id))?;
         Ok(id)
     }
 
@@ -203,7 +213,7 @@ impl<D: ClusterDriver> TenantMigration<D> {
                 "tenant {}'s migration has not prepared its target; call prepare_target first",
                 self.tenant
             ))),
-            MigrationState::PreparingTarget => {
+            MigrationState::TargetCreated => {
                 // A stalled wait is reported as this step's, which the caller called.
                 self.prepare_target().map_err(|e| match e {
                     TidalError::Timeout(m) => TidalError::Timeout(format!(
@@ -222,25 +232,25 @@ impl<D: ClusterDriver> TenantMigration<D> {
     pub fn finalize(&self) -> Result<()> {
         let m = self.record()?;
         match m.state {
-            MigrationState::Idle | MigrationState::PreparingTarget => {
+            MigrationState::Idle | MigrationState::TargetCreated => {
                 return Err(TidalError::Conflict(format!(
                     "tenant {}'s migration is in {}; enter dual write first",
                     self.tenant,
                     m.state.name()
                 )));
             }
-            MigrationState::Finalizing | MigrationState::Complete => return Ok(()),
+            MigrationState::Finalized | MigrationState::Complete => return Ok(()),
             MigrationState::DualWrite => {}
         }
         let source = self.cluster.driver.view(|v| self.source_node(v, &m))?;
         let target = target_of(&m)?;
         self.await_target_covers_source(source, target, "finalize")?;
-        self.advance(MigrationState::Finalizing, None)
+        self.advance(MigrationState::Finalized, None)
     }
 
     /// Waits until the target holds durably everything the source had applied when the
     /// call began. That is enough: a write the source acknowledged since was a dual write,
-    /// acknowledged only once the target held it too, and from `Finalizing` on the source
+    /// acknowledged only once the target held it too, and from `Finalized` on the source
     /// takes no writes at all. (A mark that moved with the source would never be reached
     /// under a steady load.)
     fn await_target_covers_source(&self, source: NodeId, target: NodeId, step: &str) -> Result<()> {
@@ -260,7 +270,7 @@ impl<D: ClusterDriver> TenantMigration<D> {
         let m = self.record()?;
         match m.state {
             MigrationState::Complete => return Ok(()),
-            MigrationState::Finalizing => {}
+            MigrationState::Finalized => {}
             s => {
                 return Err(TidalError::Conflict(format!(
                     "tenant {}'s migration is in {}; finalize it before collecting the source",
@@ -284,6 +294,12 @@ impl<D: ClusterDriver> TenantMigration<D> {
         });
         if let Some(source) = source {
             let target = target_of(&m)?;
+            // The source takes no writes since the switch: its rights go to the target
+            // (as events of its own, which the wait below sees the target hold).
+            driver.input(
+                source,
+                Input::Control(ControlCommand::HandOverRights(target)),
+            );
             self.await_target_covers_source(source, target, "gc_source")?;
             let _membership = self.cluster.membership_change();
             // Out of the control plane first: a retry after a crash from here on finds

@@ -69,9 +69,9 @@ impl<D: ClusterDriver> TenantMigration<D> {
     /// A migration's states in the order it passes through them.
     pub const STATES: [MigrationState; 5] = [
         MigrationState::Idle,
-        MigrationState::PreparingTarget,
+        MigrationState::TargetCreated,
         MigrationState::DualWrite,
-        MigrationState::Finalizing,
+        MigrationState::Finalized,
         MigrationState::Complete,
     ];
 
@@ -79,9 +79,9 @@ impl<D: ClusterDriver> TenantMigration<D> {
     pub fn steps_done(state: MigrationState) -> u64 {
         match state {
             MigrationState::Idle => 0,
-            MigrationState::PreparingTarget => 1,
+            MigrationState::TargetCreated => 1,
             MigrationState::DualWrite => 2,
-            MigrationState::Finalizing => 3,
+            MigrationState::Finalized => 3,
             MigrationState::Complete => Self::STEPS,
         }
     }
@@ -117,9 +117,9 @@ impl<D: ClusterDriver> TenantMigration<D> {
         let before = self.state_of(number)?;
         match before {
             MigrationState::Idle => self.prepare_target()?,
-            MigrationState::PreparingTarget => self.enter_dual_write()?,
+            MigrationState::TargetCreated => self.enter_dual_write()?,
             MigrationState::DualWrite => self.finalize()?,
-            MigrationState::Finalizing => self.gc_source(grace)?,
+            MigrationState::Finalized => self.gc_source(grace)?,
             MigrationState::Complete => return Ok(before),
         }
         let after = self.state_of(number)?;

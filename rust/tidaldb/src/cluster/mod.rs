@@ -32,7 +32,9 @@ pub use bootstrap::{MAX_NODES, initial_replicas, shard_router};
 pub use config::{ClusterSpec, GroupConcern, Timing};
 pub use control_host::control_round;
 pub use driver::{ClusterDriver, ClusterView, Layout};
-pub use durability::{BATCHED, PERIODIC_SYNC, ReplicaSync, db_durability, replica_sync};
+pub use durability::{
+    BATCHED, MAX_SYNC_INTERVAL, PERIODIC_SYNC, ReplicaSync, db_durability, replica_sync,
+};
 pub use idempotency::{KeyInput, idempotency_tag};
 pub use membership::membership_repair;
 pub use migration::TenantMigration;

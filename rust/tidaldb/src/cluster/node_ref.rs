@@ -89,15 +89,26 @@ impl<D: ClusterDriver> NodeRef<D> {
         self.write_signal(signal, entity, weight, None, WriteConcern::Local, None)
     }
 
-    pub fn hide_item(&self, user: EntityId, item: EntityId) -> Result<WriteAck> {
-        let op = ClientOp::Hide { user, item };
+    /// `ts = None` stamps the hide with the driver's time now.
+    pub fn hide_item(
+        &self,
+        user: EntityId,
+        item: EntityId,
+        ts: Option<Timestamp>,
+    ) -> Result<WriteAck> {
+        let op = ClientOp::Hide { user, item, ts };
         self.cluster
             .driver
             .submit(self.id, &[op], WriteConcern::Local, None)
     }
 
-    pub fn unhide_item(&self, user: EntityId, item: EntityId) -> Result<WriteAck> {
-        let op = ClientOp::Unhide { user, item };
+    pub fn unhide_item(
+        &self,
+        user: EntityId,
+        item: EntityId,
+        ts: Option<Timestamp>,
+    ) -> Result<WriteAck> {
+        let op = ClientOp::Unhide { user, item, ts };
         self.cluster
             .driver
             .submit(self.id, &[op], WriteConcern::Local, None)

@@ -47,6 +47,8 @@ pub struct ClusterOptions {
     pub write_concern: Option<WriteConcernArg>,
     /// `"immediate"` (the default) or `"periodic"`.
     pub durability: Option<String>,
+    /// How often `"periodic"` replicas sync; `None` for [`super::PERIODIC_SYNC`].
+    pub sync_interval: Option<Duration>,
     /// The most events relayed from other origins a replica keeps in memory for its
     /// peers; at least 1; default [`DEFAULT_MAX_RETAINED`]. Past it, peers are caught up
     /// from the durable log.
@@ -69,6 +71,7 @@ impl Default for ClusterOptions {
             loss: 0.0,
             write_concern: None,
             durability: None,
+            sync_interval: None,
             max_retained: None,
             max_retained_own: None,
             max_future_skew: None,
@@ -125,7 +128,10 @@ impl ClusterOptions {
         };
         let latency = link_delay("latency", self.latency, DEFAULT_LATENCY)?;
         let jitter = link_delay("jitter", self.jitter, DEFAULT_JITTER)?;
-        let sync = replica_sync(self.durability.as_deref().unwrap_or("immediate"))?;
+        let sync = replica_sync(
+            self.durability.as_deref().unwrap_or("immediate"),
+            self.sync_interval,
+        )?;
         let max_retained = retained_bound("max_retained", self.max_retained, DEFAULT_MAX_RETAINED)?;
         let max_retained_own = retained_bound(
             "max_retained_own",

@@ -18,6 +18,19 @@ pub(super) fn holds(vv: &VersionVector, id: EventId) -> bool {
     vv.get(id.origin) >= id.seq
 }
 
+/// A replica of a tenant about to be started.
+pub(super) struct NewReplica {
+    pub id: NodeId,
+    pub host: ShardAssignment,
+    pub role: NodeRole,
+    /// The other replicas of its group.
+    pub peers: Vec<PeerAddr>,
+    /// It becomes its group's leader.
+    pub lead: bool,
+    /// The replica of its group that started with the hard caps' rights.
+    pub rights_home: NodeId,
+}
+
 fn host_is_up(v: &dyn ClusterView, host: ShardAssignment) -> bool {
     default_replica_at(v, host.region_id, host.shard_id).is_ok_and(|n| v.node(n).is_ok())
 }
@@ -63,33 +76,47 @@ impl<D: ClusterDriver> Cluster<D> {
                 .filter(|(h, id)| h.shard_id == host.shard_id && **id != ids[i])
                 .map(|(h, id)| PeerAddr::new(*id, h.region_id))
                 .collect();
-            // The first replica of each shard in the placement is its home and leader.
-            let lead = placement.iter().position(|h| h.shard_id == host.shard_id) == Some(i);
+            // The first replica of each shard in the placement is its home and leader, and
+            // starts with all the rights of the tenant's hard caps.
+            let home = placement
+                .iter()
+                .position(|h| h.shard_id == host.shard_id)
+                .unwrap_or(i);
+            let lead = home == i;
             let role = if lead {
                 NodeRole::Leader
             } else {
                 NodeRole::Follower
             };
-            self.start_replica(&config, ids[i], *host, role, peers, lead)?;
+            let replica = NewReplica {
+                id: ids[i],
+                host: *host,
+                role,
+                peers,
+                lead,
+                rights_home: ids[home],
+            };
+            self.start_replica(&config, replica)?;
         }
         Ok(())
     }
 
-    /// Adds a replica of `config`'s tenant on `host` to the control plane, then starts it.
-    pub(super) fn start_replica(
-        &self,
-        config: &TenantConfig,
-        id: NodeId,
-        host: ShardAssignment,
-        role: NodeRole,
-        peers: Vec<PeerAddr>,
-        lead: bool,
-    ) -> Result<()> {
+    /// Adds a replica of `config`'s tenant to the control plane, then starts it.
+    pub(super) fn start_replica(&self, config: &TenantConfig, replica: NewReplica) -> Result<()> {
+        let NewReplica {
+            id,
+            host,
+            role,
+            peers,
+            lead,
+            rights_home,
+        } = replica;
         let mut cfg = self
             .layout()
             .replica_config(id, host.region_id, host.shard_id, role, peers);
         cfg.tenant = config.tenant_id;
         cfg.quotas = Some(Arc::new(TenantQuotas::new(config)?));
+        cfg.rights_home = Some(rights_home);
         if !self.driver.view(|v| host_is_up(v, host)) {
             return Err(TidalError::Unavailable(format!(
                 "the host of shard {} in region {} is down; restart it first",
@@ -172,8 +199,10 @@ impl<D: ClusterDriver> Cluster<D> {
             .map_err(|_| {
                 TidalError::Timeout(format!(
                     "the dual write of tenant {tenant} did not reach node {} within \
-                     {timeout:?}; it is applied on node {} and will be reconciled",
-                    other.0, written_on.0
+                     {}; it is applied on node {} and will be reconciled",
+                    other.0,
+                    crate::schema::format_duration(timeout),
+                    written_on.0
                 ))
             })
     }

@@ -9,7 +9,7 @@ use crate::node::NodeRole;
 use crate::schema::{NodeId, RegionId, ShardId, Timestamp};
 use crate::tenancy::{EVENT_STORAGE_BYTES, ShardAssignment};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum RegionHealth {
     /// Every replica in the region reported within the election timeout.
     Healthy,

@@ -11,19 +11,20 @@ use crate::event::TenantId;
 use crate::schema::{NodeId, Timestamp};
 use crate::tenancy::ShardAssignment;
 
-/// The steps of a migration, in order. Each is entered once its predecessor is done;
-/// re-entering the current one is a no-op, so every step can be retried after a crash.
+/// The steps of a migration, in order, each named for what has been reached. Each is
+/// entered once its predecessor is done; re-entering the current one is a no-op, so
+/// every step can be retried after a crash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum MigrationState {
     /// Registered; nothing has moved.
     Idle,
     /// The target replica exists and is catching up from the source's log or snapshot.
-    PreparingTarget,
+    TargetCreated,
     /// A write of the tenant is acknowledged once both source and target hold it, when
     /// both are up; one that is down catches up by reconciliation when it restarts.
     DualWrite,
     /// Reads and writes go to the target; the source is kept until `gc_source`.
-    Finalizing,
+    Finalized,
     /// The source's copy is gone.
     Complete,
 }
@@ -32,9 +33,9 @@ impl MigrationState {
     pub fn name(self) -> &'static str {
         match self {
             MigrationState::Idle => "idle",
-            MigrationState::PreparingTarget => "preparing_target",
+            MigrationState::TargetCreated => "target_created",
             MigrationState::DualWrite => "dual_write",
-            MigrationState::Finalizing => "finalizing",
+            MigrationState::Finalized => "finalized",
             MigrationState::Complete => "complete",
         }
     }
@@ -42,10 +43,10 @@ impl MigrationState {
     fn next(self) -> Option<MigrationState> {
         use MigrationState::*;
         match self {
-            Idle => Some(PreparingTarget),
-            PreparingTarget => Some(DualWrite),
-            DualWrite => Some(Finalizing),
-            Finalizing => Some(Complete),
+            Idle => Some(TargetCreated),
+            TargetCreated => Some(DualWrite),
+            DualWrite => Some(Finalized),
+            Finalized => Some(Complete),
             Complete => None,
         }
     }
@@ -79,7 +80,7 @@ impl MigrationRecord {
         if self.state.next() != Some(to) {
             return Err(TidalError::Conflict(format!(
                 "the migration of tenant {} is in state {}; it cannot go to {} from there \
-                 (the steps are idle, preparing_target, dual_write, finalizing, complete)",
+                 (the steps are idle, target_created, dual_write, finalized, complete)",
                 self.tenant,
                 self.state.name(),
                 to.name()
@@ -96,7 +97,7 @@ impl ControlPlane {
     pub fn is_retiring(&self, node: NodeId) -> bool {
         self.replica(node).is_some_and(|r| {
             self.migration(r.tenant)
-                .is_some_and(|m| m.state == MigrationState::Finalizing && m.source == r.host())
+                .is_some_and(|m| m.state == MigrationState::Finalized && m.source == r.host())
         })
     }
 
@@ -104,9 +105,8 @@ impl ControlPlane {
     /// so it is not elected, and serves only when no other replica of its group can.
     pub fn is_catching_up(&self, node: NodeId) -> bool {
         self.replica(node).is_some_and(|r| {
-            self.migration(r.tenant).is_some_and(|m| {
-                m.state < MigrationState::Finalizing && m.target_node == Some(node)
-            })
+            self.migration(r.tenant)
+                .is_some_and(|m| m.state < MigrationState::Finalized && m.target_node == Some(node))
         })
     }
 
@@ -202,7 +202,7 @@ impl ControlPlane {
                     && x.replica.tenant == tenant
                     && x.replica.host() == target_host
             });
-            if to != MigrationState::PreparingTarget || named.is_some() || !fits {
+            if to != MigrationState::TargetCreated || named.is_some() || !fits {
                 return Err(TidalError::InvalidArgument {
                     name: "target_node",
                     reason: format!(
@@ -220,7 +220,7 @@ impl ControlPlane {
         if target_node.is_some() {
             m.target_node = target_node;
         }
-        if !(moved && to == MigrationState::Finalizing) {
+        if !(moved && to == MigrationState::Finalized) {
             return Ok(());
         }
         m.finalized_at_ns = Some(now.as_nanos());
@@ -259,12 +259,12 @@ mod tests {
             number: 1,
         };
         assert!(m.advance(MigrationState::DualWrite).is_err());
-        assert!(m.advance(MigrationState::PreparingTarget).unwrap());
-        assert!(!m.advance(MigrationState::PreparingTarget).unwrap());
+        assert!(m.advance(MigrationState::TargetCreated).unwrap());
+        assert!(!m.advance(MigrationState::TargetCreated).unwrap());
         assert!(m.advance(MigrationState::Idle).is_err());
         for s in [
             MigrationState::DualWrite,
-            MigrationState::Finalizing,
+            MigrationState::Finalized,
             MigrationState::Complete,
         ] {
             assert!(m.advance(s).unwrap());

@@ -97,6 +97,14 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether applying it a second time changes nothing the first did not (and is not
+    /// refused), so that a proposal that may have been lost can safely be made again.
+    pub fn is_idempotent(&self) -> bool {
+        matches!(self, Command::Drain(_) | Command::Rejoin(_))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LoggedCommand {
     pub at_ns: i64,
@@ -260,6 +268,7 @@ impl ControlPlane {
                     )));
                 }
                 if matches!(command, Command::Drain(_)) {
+                    self.check_one_drain_at_a_time(*host)?;
                     self.drained.insert(*host);
                 } else {
                     self.drained.remove(host);
@@ -282,6 +291,20 @@ impl ControlPlane {
             command,
         });
         Ok(())
+    }
+
+    /// Hosts are drained one at a time: with two drained at once, a group of three could
+    /// be left with one host that may lead, and a rolling upgrade never needs more.
+    /// Draining the host that is drained already is a no-op, so a retry is safe.
+    fn check_one_drain_at_a_time(&self, host: ShardAssignment) -> Result<()> {
+        match self.drained.iter().find(|d| **d != host) {
+            None => Ok(()),
+            Some(other) => Err(TidalError::Conflict(format!(
+                "the host of shard {} in region {} is drained already; rejoin it before \
+                 draining another (hosts are drained one at a time)",
+                other.shard_id.0, other.region_id.0
+            ))),
+        }
     }
 
     /// A replica may join only its registered tenant, on a host of the tenant's placement
@@ -395,6 +418,11 @@ impl ControlPlane {
 
     pub fn is_drained(&self, host: ShardAssignment) -> bool {
         self.drained.contains(&host)
+    }
+
+    /// The drained hosts, in order: at most one while hosts are drained one at a time.
+    pub fn drained_hosts(&self) -> impl Iterator<Item = ShardAssignment> + '_ {
+        self.drained.iter().copied()
     }
 
     pub fn migration(&self, tenant: TenantId) -> Option<&MigrationRecord> {

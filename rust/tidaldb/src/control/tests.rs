@@ -55,7 +55,7 @@ fn replaying_the_command_log_rebuilds_the_same_state() -> Result<()> {
         },
         Command::AdvanceMigration {
             tenant: t,
-            to: MigrationState::PreparingTarget,
+            to: MigrationState::TargetCreated,
             target_node: Some(NodeId(4)),
         },
         Command::AdvanceMigration {
@@ -65,7 +65,7 @@ fn replaying_the_command_log_rebuilds_the_same_state() -> Result<()> {
         },
         Command::AdvanceMigration {
             tenant: t,
-            to: MigrationState::Finalizing,
+            to: MigrationState::Finalized,
             target_node: None,
         },
         Command::Rejoin(host(1)),
@@ -95,7 +95,7 @@ fn replaying_the_command_log_rebuilds_the_same_state() -> Result<()> {
         .is_err()
     );
     assert_eq!(cp.command_log().len(), 10);
-    // Finalizing moved the tenant and its leadership to the target, in a new term.
+    // Finalized moved the tenant and its leadership to the target, in a new term.
     let group = GroupId {
         tenant: t,
         shard: ShardId(0),
@@ -165,13 +165,13 @@ fn replicas_and_migration_targets_are_validated() -> Result<()> {
     // preparation starts.
     for wrong in [NodeId(1), NodeId(3), NodeId(9)] {
         assert!(
-            cp.apply(at(4), advance(MigrationState::PreparingTarget, Some(wrong)))
+            cp.apply(at(4), advance(MigrationState::TargetCreated, Some(wrong)))
                 .is_err()
         );
     }
     cp.apply(
         at(4),
-        advance(MigrationState::PreparingTarget, Some(NodeId(4))),
+        advance(MigrationState::TargetCreated, Some(NodeId(4))),
     )?;
     assert!(
         cp.apply(at(5), advance(MigrationState::DualWrite, Some(NodeId(1))))
@@ -179,5 +179,28 @@ fn replicas_and_migration_targets_are_validated() -> Result<()> {
     );
     cp.apply(at(5), advance(MigrationState::DualWrite, None))?;
     assert_eq!(cp.migration(t).and_then(|m| m.target_node), Some(NodeId(4)));
+    Ok(())
+}
+
+#[test]
+fn hosts_are_drained_one_at_a_time() -> Result<()> {
+    let mut cp = three_region_plane();
+    cp.apply(at(0), Command::Drain(host(1)))?;
+    cp.apply(at(1), Command::Drain(host(1)))?; // a retry of the same drain
+    let logged = cp.command_log().len();
+    let refused = cp.apply(at(2), Command::Drain(host(2)));
+    assert!(
+        matches!(refused, Err(TidalError::Conflict(ref m)) if m.contains("region 1")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        cp.command_log().len(),
+        logged,
+        "a refused drain is not logged"
+    );
+    assert!(!cp.is_drained(host(2)));
+    cp.apply(at(3), Command::Rejoin(host(1)))?;
+    cp.apply(at(4), Command::Drain(host(2)))?;
+    assert!(cp.is_drained(host(2)) && !cp.is_drained(host(1)));
     Ok(())
 }

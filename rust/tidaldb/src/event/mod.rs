@@ -43,15 +43,40 @@ pub enum EventBody {
         entity: EntityId,
         weight: f64,
         ts: Timestamp,
+        /// Its origin held no event of `entity` when it admitted this one, so the event
+        /// spends one of the origin's entity rights (see [`CapKind::Entities`]). Set only
+        /// for tenants with an entity cap.
+        claims_entity: bool,
     },
+    /// `ts` is when the user hid the item; it orders hides against unhides (see
+    /// [`HideRegister`](crate::crdt::HideRegister)).
     Hide {
         user: EntityId,
         item: EntityId,
+        ts: Timestamp,
     },
     Unhide {
         user: EntityId,
         item: EntityId,
+        ts: Timestamp,
     },
+    /// The origin gives `amount` of its `kind` rights to replica `to`. Only a replica
+    /// giving rights it holds originates one, so no replica can give what it lacks.
+    Grant {
+        kind: CapKind,
+        to: NodeId,
+        amount: u64,
+    },
+}
+
+/// A tenant hard cap that replicas spend from rights they hold (a bounded counter, see
+/// [`BoundedCounter`](crate::crdt::BoundedCounter)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CapKind {
+    /// `max_entities`: a right is one entity.
+    Entities,
+    /// `max_storage_bytes`: a right is one event of the log, as storage is accounted.
+    Storage,
 }
 
 /// A client-chosen key that names one logical write, so that a retry of it (to the same

@@ -10,12 +10,15 @@
 use serde::Serialize;
 
 use super::Ledger;
+use crate::event::CapKind;
 
 /// Entry kinds, hashed into each entry so that equal bytes of two kinds never cancel.
 const SIGNAL: u8 = 0;
 const HIDE: u8 = 1;
 const KEY: u8 = 2;
 const SESSION: u8 = 3;
+const TRANSFER: u8 = 4;
+const CONSUMED: u8 = 5;
 
 /// The sum of the entries' hashes, with a buffer reused to encode each entry.
 #[derive(Default)]
@@ -67,7 +70,8 @@ fn hash_bytes(bytes: &[u8]) -> u64 {
 impl Ledger {
     /// An order-independent digest of the materialized state: every signal's decay state
     /// (per-origin partials, bit for bit) and window buckets per entity, every hide
-    /// register, and every remembered idempotency key and session. Two ledgers that
+    /// register, every remembered idempotency key and session, and the hard caps' rights
+    /// (transfers and consumption per replica). Two ledgers that
     /// applied the same set of events give the same digest, in whatever order they applied
     /// them; ledgers whose states differ give different digests with overwhelming
     /// probability. The version vector is not part of it: compare that on its own.
@@ -95,6 +99,15 @@ impl Ledger {
         }
         for (session, seq, id) in self.clients().session_entries() {
             sum.add(&(SESSION, session, seq, id));
+        }
+        for kind in [CapKind::Entities, CapKind::Storage] {
+            let counter = self.escrow().counter(kind);
+            for (pair, n) in counter.transfers() {
+                sum.add(&(TRANSFER, kind, pair, n));
+            }
+            for (node, n) in counter.consumption() {
+                sum.add(&(CONSUMED, kind, node, n));
+            }
         }
         sum.total
     }
@@ -136,20 +149,24 @@ mod tests {
     fn event(origin: u16, seq: u64) -> Event {
         let n = u64::from(origin) * 1_000 + seq;
         let ts = 1_000_000_000_000 + ((n * 7_919) % 10_000) as i64 * 1_000_000_000;
+        let at = Timestamp::from_nanos(ts).expect("a valid timestamp");
         let body = match n % 7 {
             5 => EventBody::Hide {
                 user: EntityId(n % 3),
                 item: EntityId(n % 11),
+                ts: at,
             },
             6 => EventBody::Unhide {
                 user: EntityId(n % 3),
                 item: EntityId(n % 11),
+                ts: at,
             },
             k => EventBody::Signal {
                 signal: SignalIdx((k % 2) as u16),
                 entity: EntityId(n % 13),
                 weight: 0.25 + (n % 5) as f64,
                 ts: Timestamp::from_nanos(ts).expect("a valid timestamp"),
+                claims_entity: n.is_multiple_of(3),
             },
         };
         let client = match n % 4 {
@@ -262,14 +279,18 @@ mod tests {
                 entity.0 += 100;
             }
         });
-        let hide = with(&|e| {
-            e.body = EventBody::Hide {
-                user: EntityId(7),
-                item: EntityId(7),
-            }
-        });
+        let hide_at = |ns: i64| {
+            with(&|e| {
+                e.body = EventBody::Hide {
+                    user: EntityId(7),
+                    item: EntityId(7),
+                    ts: Timestamp::from_nanos(ns).expect("a valid timestamp"),
+                }
+            })
+        };
+        let (hide, hide_later) = (hide_at(5), hide_at(6));
         let key = with(&|e| e.client = Some(ClientTag::Key(IdempotencyKey(u64::MAX))));
-        let digests = [reference, weight_bit, ts_ns, entity, hide, key];
+        let digests = [reference, weight_bit, ts_ns, entity, hide, hide_later, key];
         for (i, a) in digests.iter().enumerate() {
             for b in &digests[i + 1..] {
                 assert_ne!(a, b, "digests {digests:x?}");

@@ -4,7 +4,7 @@
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::crdt::{HideRegister, HlcTimestamp};
+use crate::crdt::{HideRegister, HideStamp};
 use crate::schema::EntityId;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -13,12 +13,17 @@ pub struct HiddenSet {
 }
 
 impl HiddenSet {
-    pub fn hide(&mut self, user: EntityId, item: EntityId, at: HlcTimestamp) {
+    pub fn hide(&mut self, user: EntityId, item: EntityId, at: HideStamp) {
         self.register(user, item).hide(at);
     }
 
-    pub fn unhide(&mut self, user: EntityId, item: EntityId, at: HlcTimestamp) {
+    pub fn unhide(&mut self, user: EntityId, item: EntityId, at: HideStamp) {
         self.register(user, item).unhide(at);
+    }
+
+    /// Merges a whole register in, as a snapshot of another format hands it over.
+    pub fn merge_register(&mut self, user: EntityId, item: EntityId, register: &HideRegister) {
+        self.register(user, item).merge(register);
     }
 
     fn register(&mut self, user: EntityId, item: EntityId) -> &mut HideRegister {

@@ -6,50 +6,34 @@
 
 mod clients;
 mod digest;
+mod escrow;
 mod hidden;
+mod item_errors;
 mod pace;
 mod parallel;
 mod signals;
 mod slots;
+mod weight;
 mod window_codec;
 mod windows;
 
 pub use clients::{ClientTable, DEFAULT_CLIENT_CAPACITY, IdempotencyStore};
+pub use escrow::Escrow;
 
-/// What a bulk read does about an entity whose score cannot be read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ItemErrors {
-    /// The whole read fails, naming the first such entity.
-    #[default]
-    Raise,
-    /// That entity's score is NaN; the others are read.
-    Nan,
-}
-
-impl ItemErrors {
-    /// `"raise"` or `"nan"`, as the Python API spells them.
-    pub fn parse(text: &str) -> Result<Self> {
-        match text {
-            "raise" => Ok(ItemErrors::Raise),
-            "nan" => Ok(ItemErrors::Nan),
-            other => Err(TidalError::InvalidArgument {
-                name: "errors",
-                reason: format!("{other:?} is not a policy; pass \"raise\" or \"nan\""),
-            }),
-        }
-    }
-}
 pub use hidden::HiddenSet;
+pub use item_errors::ItemErrors;
 pub use parallel::PARALLEL_MIN_EVENTS;
 use parallel::RunItem;
 pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
 pub use slots::EntitySlots;
+pub use weight::{MAX_WEIGHT, validate_weight};
 pub use windows::{MICROS_PER_UNIT, WindowGap, WindowReading, WindowSet};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::crdt::HideStamp;
 use crate::error::{Result, TidalError};
 use crate::event::{Event, EventBody, VersionVector};
 use crate::schema::{EntityId, NodeId, Schema, SignalIdx, Timestamp, Window};
@@ -72,27 +56,6 @@ pub enum Applied {
     Buffered,
 }
 
-/// The largest weight magnitude accepted. Window sums are fixed point in an `i64` of
-/// millionths, and this bound keeps millions of events per bucket clear of overflow.
-pub const MAX_WEIGHT: f64 = 1e6;
-
-/// Checks a weight before it can reach the log. Negative zero is refused because it is
-/// almost always a sign bug upstream, and it would make `-0.0 == 0.0` scores differ in bits.
-pub fn validate_weight(weight: f64) -> Result<f64> {
-    let reason = if weight.is_nan() {
-        "NaN is not a weight"
-    } else if weight.is_infinite() {
-        "an infinite weight would make every score infinite"
-    } else if weight == 0.0 && weight.is_sign_negative() {
-        "negative zero is refused; pass 0.0"
-    } else if weight.abs() > MAX_WEIGHT {
-        "the magnitude exceeds 1e6, the largest weight window sums can hold exactly"
-    } else {
-        return Ok(weight);
-    };
-    Err(TidalError::InvalidWeight { weight, reason })
-}
-
 #[derive(Clone, Debug)]
 pub struct Ledger {
     schema: Arc<Schema>,
@@ -100,6 +63,8 @@ pub struct Ledger {
     hidden: HiddenSet,
     clients: ClientTable,
     vv: VersionVector,
+    /// The hard caps' bounded counters, as the applied events spent and moved them.
+    escrow: Escrow,
     /// Events that arrived ahead of a gap, keyed so that one origin's run is contiguous.
     pending: BTreeMap<(NodeId, u64), Event>,
     /// Distinct entities over all signals, kept only when there is more than one signal
@@ -120,6 +85,7 @@ impl Ledger {
             hidden: HiddenSet::default(),
             clients: ClientTable::default(),
             vv: VersionVector::new(),
+            escrow: Escrow::default(),
             pending: BTreeMap::new(),
             distinct_entities: 0,
             apply_threads: 1,
@@ -248,6 +214,7 @@ impl Ledger {
             }
             return Ok(());
         }
+        self.escrow.record_run(events);
         let mut runs: Vec<Vec<RunItem>> = vec![Vec::new(); self.signals.len()];
         if let [only] = runs.as_mut_slice() {
             only.reserve_exact(events.len());
@@ -256,7 +223,7 @@ impl Ledger {
             if let Some(tag) = e.client {
                 self.clients.record(tag, e.id);
             }
-            if let Some((signal, entity, weight, ts)) = self.apply_hides(e)
+            if let Some((signal, entity, weight, ts)) = self.apply_unsigned(e)
                 && let Some(run) = runs.get_mut(signal.0 as usize)
             {
                 run.push((entity, weight, ts, e.id.seq));
@@ -285,6 +252,11 @@ impl Ledger {
         }
         let last = start + events.len() as u64 - 1;
         self.vv.advance(origin, last);
+        debug_assert_eq!(
+            (self.escrow.counter(crate::event::CapKind::Storage)).consumed(origin),
+            last,
+            "every applied event spends one storage right of its origin"
+        );
         if let Some(out) = applied.as_deref_mut() {
             out.extend_from_slice(events);
         }
@@ -298,32 +270,51 @@ impl Ledger {
     }
 
     fn check(&self, body: &EventBody) -> Result<()> {
-        if let EventBody::Signal { signal, weight, .. } = body {
-            self.schema.checked(*signal)?;
-            validate_weight(*weight)?;
+        match body {
+            EventBody::Signal { signal, weight, .. } => {
+                self.schema.checked(*signal)?;
+                validate_weight(*weight)?;
+            }
+            EventBody::Grant { amount: 0, .. } => {
+                return Err(TidalError::InvalidArgument {
+                    name: "grant",
+                    reason: "a grant of no rights is never originated".into(),
+                });
+            }
+            _ => {}
         }
         Ok(())
     }
 
-    /// Applies a hide or unhide; hands a signal's parts back to the caller, which applies
-    /// it one at a time or gathers a run.
+    /// Applies a hide, unhide or grant (whose rights [`Escrow::record`] has moved); hands
+    /// a signal's parts back to the caller, which applies it one at a time or gathers a run.
     #[inline]
-    fn apply_hides(&mut self, event: &Event) -> Option<(SignalIdx, EntityId, f64, i64)> {
+    fn apply_unsigned(&mut self, event: &Event) -> Option<(SignalIdx, EntityId, f64, i64)> {
         match event.body {
             EventBody::Signal {
                 signal,
                 entity,
                 weight,
                 ts,
+                ..
             } => Some((signal, entity, weight, ts.as_nanos())),
-            EventBody::Hide { user, item } => {
-                self.hidden.hide(user, item, event.hlc);
+            EventBody::Hide { user, item, ts } => {
+                let at = HideStamp {
+                    at: ts,
+                    hlc: event.hlc,
+                };
+                self.hidden.hide(user, item, at);
                 None
             }
-            EventBody::Unhide { user, item } => {
-                self.hidden.unhide(user, item, event.hlc);
+            EventBody::Unhide { user, item, ts } => {
+                let at = HideStamp {
+                    at: ts,
+                    hlc: event.hlc,
+                };
+                self.hidden.unhide(user, item, at);
                 None
             }
+            EventBody::Grant { .. } => None,
         }
     }
 
@@ -332,7 +323,8 @@ impl Ledger {
         if let Some(tag) = event.client {
             self.clients.record(tag, event.id);
         }
-        if let Some((signal, entity, weight, ts)) = self.apply_hides(event)
+        self.escrow.record(event);
+        if let Some((signal, entity, weight, ts)) = self.apply_unsigned(event)
             && let Some(s) = self.signals.get_mut(signal.0 as usize)
         {
             let before = s.entity_count();
@@ -342,6 +334,13 @@ impl Ledger {
             }
         }
         self.vv.advance(event.id.origin, event.id.seq);
+        debug_assert_eq!(
+            self.escrow
+                .counter(crate::event::CapKind::Storage)
+                .consumed(event.id.origin),
+            event.id.seq,
+            "every applied event spends one storage right of its origin"
+        );
     }
 
     fn signal_ledger(&self, signal: SignalIdx) -> Result<&SignalLedger> {
@@ -514,6 +513,7 @@ impl Ledger {
         hidden: HiddenSet,
         clients: ClientTable,
         vv: VersionVector,
+        escrow: Escrow,
     ) -> Self {
         Ledger {
             schema,
@@ -521,6 +521,7 @@ impl Ledger {
             hidden,
             clients,
             vv,
+            escrow,
             pending: BTreeMap::new(),
             distinct_entities: 0,
             apply_threads: 1,
@@ -547,6 +548,11 @@ impl Ledger {
             [one] => one.entity_count() as u64,
             _ => self.distinct_entities,
         }
+    }
+
+    /// The hard caps' bounded counters.
+    pub fn escrow(&self) -> &Escrow {
+        &self.escrow
     }
 
     /// True when some signal has an event for `entity`.

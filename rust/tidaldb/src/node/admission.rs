@@ -4,10 +4,9 @@
 use std::time::Duration;
 
 use crate::error::{Result, TidalError};
-use crate::event::EventBody;
+use crate::event::{Event, EventBody};
 use crate::ledger::{Ledger, validate_weight};
 use crate::schema::{EntityId, SignalIdx, Timestamp};
-use crate::tenancy::{TenantQuotas, TenantUsage};
 
 /// A write as a client asks for it, before it has an id.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -19,21 +18,27 @@ pub enum ClientOp {
         weight: f64,
         ts: Option<Timestamp>,
     },
+    /// `ts = None` stamps the hide with the node's current time.
     Hide {
         user: EntityId,
         item: EntityId,
+        ts: Option<Timestamp>,
     },
     Unhide {
         user: EntityId,
         item: EntityId,
+        ts: Option<Timestamp>,
     },
 }
 
+/// `claims`: the tenant caps entities, so a signal on an entity this replica holds no
+/// event of claims it (see [`EventBody::Signal`]).
 pub(super) fn admit(
     ledger: &Ledger,
     max_future_skew: Duration,
     now: Timestamp,
     op: ClientOp,
+    claims: bool,
 ) -> Result<EventBody> {
     Ok(match op {
         ClientOp::Signal {
@@ -48,10 +53,19 @@ pub(super) fn admit(
                 entity,
                 weight: validate_weight(weight)?,
                 ts: check_not_future(max_future_skew, now, ts.unwrap_or(now))?,
+                claims_entity: claims && !ledger.holds_entity(entity),
             }
         }
-        ClientOp::Hide { user, item } => EventBody::Hide { user, item },
-        ClientOp::Unhide { user, item } => EventBody::Unhide { user, item },
+        ClientOp::Hide { user, item, ts } => EventBody::Hide {
+            user,
+            item,
+            ts: check_not_future(max_future_skew, now, ts.unwrap_or(now))?,
+        },
+        ClientOp::Unhide { user, item, ts } => EventBody::Unhide {
+            user,
+            item,
+            ts: check_not_future(max_future_skew, now, ts.unwrap_or(now))?,
+        },
     })
 }
 
@@ -70,37 +84,31 @@ fn check_not_future(max_skew: Duration, now: Timestamp, ts: Timestamp) -> Result
     Ok(ts)
 }
 
-/// The tenant's quotas for a write of `ops`, all of them already admitted. Runs before
-/// anything is stamped, so a refused write leaves no event, no seq and no token spent on
-/// a write that a hard cap refuses.
-pub(super) fn check_quotas(
-    quotas: &TenantQuotas,
-    ledger: &Ledger,
-    now: Timestamp,
-    ops: &[ClientOp],
-) -> Result<()> {
-    let usage = TenantUsage {
-        entities: ledger.distinct_entities(),
-        events: ledger.version_vector().sum(),
-    };
-    // Only near the cap is it worth looking up which entities are new: if every op
-    // brought one, would the cap still hold?
-    let near_cap = quotas
-        .max_entities()
-        .is_some_and(|max| usage.entities.saturating_add(ops.len() as u64) > max);
-    let new_entities = if near_cap {
-        let mut fresh: smallvec::SmallVec<[EntityId; 8]> = smallvec::SmallVec::new();
-        for op in ops {
-            if let ClientOp::Signal { entity, .. } = op
-                && !ledger.holds_entity(*entity)
-                && !fresh.contains(entity)
-            {
-                fresh.push(*entity);
-            }
+/// In one request only the first signal on a new entity claims it; returns how many
+/// entities the request claims.
+pub(super) fn settle_claims(events: &mut [Event]) -> u64 {
+    let mut claimed: rustc_hash::FxHashSet<EntityId> = rustc_hash::FxHashSet::default();
+    for e in events {
+        if let EventBody::Signal {
+            entity,
+            claims_entity: claims @ true,
+            ..
+        } = &mut e.body
+            && !claimed.insert(*entity)
+        {
+            *claims = false;
         }
-        fresh.len() as u64
-    } else {
-        0
-    };
-    quotas.admit(now, usage, ops.len() as u64, new_entities)
+    }
+    claimed.len() as u64
+}
+
+/// The number of entities one event claims.
+pub(super) fn claimed(body: &EventBody) -> u64 {
+    u64::from(matches!(
+        body,
+        EventBody::Signal {
+            claims_entity: true,
+            ..
+        }
+    ))
 }

@@ -6,6 +6,7 @@
 //! carry out its [`Outputs`]. The simulator and the tokio runtime run this same code.
 
 mod admission;
+mod escrow;
 mod hard_state;
 mod in_flight;
 mod inbound;
@@ -91,6 +92,10 @@ pub struct NodeConfig {
     pub max_frame_events: usize,
     /// The tenant's quotas, checked at admission; `None` admits without limits.
     pub quotas: Option<Arc<TenantQuotas>>,
+    /// The replica of the group that starts with all the rights of the tenant's hard
+    /// caps (see `escrow`); `None` names this one, as for a replica without peers. Every
+    /// replica of a group must name the same one, or the caps do not hold.
+    pub rights_home: Option<NodeId>,
     /// Threads a large batch of events (a bulk write's chunk, a replicated frame) may be
     /// applied on, partitioned by entity, while that is timed faster than one thread. The
     /// events are still stamped and logged on one thread, in one order, and every count
@@ -121,6 +126,7 @@ impl Default for NodeConfig {
             max_retained_own: DEFAULT_MAX_RETAINED_OWN,
             max_frame_events: 1 << 16,
             quotas: None,
+            rights_home: None,
             ingest_threads: default_ingest_threads(),
         }
     }
@@ -143,6 +149,7 @@ pub struct Node {
     early: EarlyRuns,
     last_heartbeat: Option<Timestamp>,
     lag: ReplicationLagGauge,
+    asks: escrow::RightsAsks,
 }
 
 impl Node {
@@ -170,6 +177,7 @@ impl Node {
             early: EarlyRuns::default(),
             last_heartbeat: None,
             lag: ReplicationLagGauge::new(),
+            asks: escrow::RightsAsks::default(),
             cfg,
         }
     }
@@ -341,6 +349,9 @@ impl Node {
             }
             Input::Control(ControlCommand::AddPeer(peer)) => self.add_peer(peer),
             Input::Control(ControlCommand::RemovePeer(node)) => self.remove_peer(node),
+            Input::Control(ControlCommand::HandOverRights(to)) => {
+                self.hand_over_rights(now, to, out)
+            }
             Input::Rejoin(state) => self.rejoin(state),
         }
     }
@@ -391,7 +402,9 @@ impl Node {
             seq: self.ledger.version_vector().get(self.cfg.id) + 1,
         };
         let before = out.persist.len();
-        self.stamp_and_apply(now, req.ops, req.tag, &mut out.persist)?;
+        if let Err(e) = self.stamp_and_apply(now, req.ops, req.tag, &mut out.persist) {
+            return Err(self.after_refusal(now, e, out));
+        }
         if !self.peers.is_empty() {
             for e in &out.persist[before..] {
                 self.log.push(e);
@@ -416,7 +429,7 @@ impl Node {
     /// Checks `op` as admission would at `now`, without writing anything: how a client
     /// that splits one request over several replicas refuses it before any part lands.
     pub fn check_op(&self, now: Timestamp, op: ClientOp) -> Result<()> {
-        admission::admit(&self.ledger, self.cfg.max_future_skew, now, op).map(|_| ())
+        admission::admit(&self.ledger, self.cfg.max_future_skew, now, op, false).map(|_| ())
     }
 
     /// Validates every op first, then stamps and applies them all: a request is written
@@ -429,21 +442,21 @@ impl Node {
         events: &mut Vec<Event>,
     ) -> Result<()> {
         let skew = self.cfg.max_future_skew;
+        let claims = (self.cfg.quotas.as_ref()).is_some_and(|q| q.max_entities().is_some());
         if let [op] = ops {
             // The common single write, without a temporary vector.
-            let body = admission::admit(&self.ledger, skew, now, *op)?;
-            if let Some(q) = &self.cfg.quotas {
-                admission::check_quotas(q, &self.ledger, now, ops)?;
-            }
+            let body = admission::admit(&self.ledger, skew, now, *op, claims)?;
+            self.check_quotas(now, 1, admission::claimed(&body))?;
             let event = self.next_event(now, 0, body, tag);
             // Admission validated the body, and the seq is the next in order, so this applies.
             let _ = self.ledger.apply(&event);
             events.push(event);
+            self.debug_check_rights();
             return Ok(());
         }
         let start = events.len();
         for (i, op) in ops.iter().enumerate() {
-            match admission::admit(&self.ledger, skew, now, *op) {
+            match admission::admit(&self.ledger, skew, now, *op, claims) {
                 Ok(body) => {
                     let event = self.next_event(now, i as u64, body, tag.filter(|_| i == 0));
                     events.push(event);
@@ -455,9 +468,8 @@ impl Node {
             }
         }
         // Every op was valid; only now may the quotas spend anything on the batch.
-        if let Some(q) = &self.cfg.quotas
-            && let Err(e) = admission::check_quotas(q, &self.ledger, now, ops)
-        {
+        let claimed = admission::settle_claims(&mut events[start..]);
+        if let Err(e) = self.check_quotas(now, ops.len() as u64, claimed) {
             events.truncate(start);
             return Err(e);
         }
@@ -465,6 +477,7 @@ impl Node {
             events.truncate(start);
             return Err(e);
         }
+        self.debug_check_rights();
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use super::admission::ClientOp;
 use super::hard_state::HardState;
 use super::routing::NodeRole;
 use crate::error::Result;
-use crate::event::{ClientTag, Event, EventId, VersionVector};
+use crate::event::{CapKind, ClientTag, Event, EventId, VersionVector};
 use crate::schema::NodeId;
 
 /// The driver's name for a client write, echoed in its reply.
@@ -54,6 +54,9 @@ pub enum ControlCommand {
     AddPeer(PeerAddr),
     /// A replica leaves the group for good (a migration's collected source).
     RemovePeer(NodeId),
+    /// Give every right of the tenant's hard caps this replica holds to another (a
+    /// migration's source, to its target, before it is collected).
+    HandOverRights(NodeId),
 }
 
 #[derive(Clone, Debug)]
@@ -149,6 +152,13 @@ pub enum Message {
     Fenced {
         term: u64,
     },
+    /// "I am short of `need` `kind` rights": the receiver may grant part of its spare,
+    /// as an event of its own (see `node::escrow`).
+    RightsRequest {
+        term: u64,
+        kind: CapKind,
+        need: u64,
+    },
 }
 
 impl Message {
@@ -159,7 +169,8 @@ impl Message {
             | Message::Heartbeat { term, .. }
             | Message::SyncRequest { term, .. }
             | Message::Snapshot { term, .. }
-            | Message::Fenced { term } => *term,
+            | Message::Fenced { term }
+            | Message::RightsRequest { term, .. } => *term,
         }
     }
 
@@ -172,6 +183,7 @@ impl Message {
             Message::SyncRequest { .. } => "sync-request",
             Message::Snapshot { .. } => "snapshot",
             Message::Fenced { .. } => "fenced",
+            Message::RightsRequest { .. } => "rights-request",
         }
     }
 }

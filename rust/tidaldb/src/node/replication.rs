@@ -105,6 +105,13 @@ impl Node {
         let was_reachable = self.peers[i].reachable(now, self.cfg.peer_timeout);
         let term = msg.term();
         if term < self.term {
+            // A rights request is answered in any term: the giver decides from rights only
+            // it can give, so a stale sender cannot make it give what it lacks. (A replica
+            // that has not yet heard the current term asks as soon as it is written to.)
+            if let Message::RightsRequest { kind, need, .. } = msg {
+                self.on_rights_request(now, i, kind, need, out);
+                return;
+            }
             if !matches!(msg, Message::Fenced { .. }) {
                 tracing::debug!(
                     node = self.cfg.id.0,
@@ -154,6 +161,9 @@ impl Node {
             }
             Message::Snapshot { state, .. } => self.on_snapshot(now, i, &state, out),
             Message::Fenced { .. } => self.on_fenced(now, i, out),
+            Message::RightsRequest { kind, need, .. } => {
+                self.on_rights_request(now, i, kind, need, out)
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 
 use crate::crdt::HlcTimestamp;
 use crate::event::{Event, EventBody, EventId, TenantId, VersionVector};
-use crate::schema::{EntityId, NodeId};
+use crate::schema::{EntityId, NodeId, Timestamp};
 
 /// Event `seq` of `origin`: a hide, the cheapest body.
 pub fn event(origin: u16, seq: u64) -> Event {
@@ -16,6 +16,7 @@ pub fn event(origin: u16, seq: u64) -> Event {
         body: EventBody::Hide {
             user: EntityId(1),
             item: EntityId(seq),
+            ts: Timestamp::EPOCH,
         },
         client: None,
     }

@@ -277,12 +277,26 @@ impl TidalDb {
         outcome.and(settled)
     }
 
-    pub fn hide_item(&self, user: EntityId, item: EntityId) -> Result<EventId> {
-        self.write(ClientOp::Hide { user, item })
+    /// Hides `item` from `user`'s retrievals until an unhide later in event time.
+    /// `ts = None` stamps the hide with the current time; a backfilled hide passes the
+    /// time it happened, so that it does not override a later unhide.
+    pub fn hide_item(
+        &self,
+        user: EntityId,
+        item: EntityId,
+        ts: Option<Timestamp>,
+    ) -> Result<EventId> {
+        self.write(ClientOp::Hide { user, item, ts })
     }
 
-    pub fn unhide_item(&self, user: EntityId, item: EntityId) -> Result<EventId> {
-        self.write(ClientOp::Unhide { user, item })
+    /// Undoes a hide that is earlier in event time (see [`hide_item`](Self::hide_item)).
+    pub fn unhide_item(
+        &self,
+        user: EntityId,
+        item: EntityId,
+        ts: Option<Timestamp>,
+    ) -> Result<EventId> {
+        self.write(ClientOp::Unhide { user, item, ts })
     }
 
     /// Records one signal under a write concern. `Local` returns as [`signal`](Self::signal)

@@ -27,7 +27,7 @@ use crate::interrupt;
 use crate::node::{
     ClientOp, ControlCommand, Input, Node, NodeConfig, NodeReport, WriteAck, WriteConcern,
 };
-use crate::schema::{NodeId, RegionId, Schema, Timestamp};
+use crate::schema::{NodeId, RegionId, Schema, Timestamp, format_duration};
 use crate::wal::Durability;
 
 /// How a [`LocalCluster`] is laid out and run.
@@ -423,7 +423,10 @@ impl ClusterDriver for LocalDriver {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(TidalError::Timeout(format!("not done within {timeout:?}")));
+                return Err(TidalError::Timeout(format!(
+                    "not done within {}",
+                    format_duration(timeout)
+                )));
             }
             std::thread::sleep(poll);
             interrupt::checkpoint()?;

@@ -174,7 +174,8 @@ impl ClusterDriver for SimDriver {
             }
             if sim.now >= deadline || !sim.step() {
                 return Err(TidalError::Timeout(format!(
-                    "not done within {timeout:?} of virtual time"
+                    "not done within {} of virtual time",
+                    crate::schema::format_duration(timeout)
                 )));
             }
             if interrupt::due() {

@@ -19,7 +19,7 @@ use governor::{RateLimiter, clock::Reference};
 use super::TenantConfig;
 pub use crate::error::{Quota, QuotaBreach};
 use crate::error::{Result, TidalError};
-use crate::event::TenantId;
+use crate::event::{CapKind, TenantId};
 use crate::schema::Timestamp;
 
 /// Storage is accounted per applied event at the size of a signal's WAL record, so every
@@ -169,8 +169,32 @@ impl TenantQuotas {
         self.max_entities
     }
 
-    /// Admits `events` events bringing `new_entities` entities the tenant has not seen.
-    /// The hard caps are checked first, so a write they refuse spends no rate tokens.
+    /// A hard cap in rights of its bounded counter: entities, or events of the log for
+    /// storage (a partial event's bytes buy nothing). `None` when uncapped.
+    pub fn rights_cap(&self, kind: CapKind) -> Option<u64> {
+        match kind {
+            CapKind::Entities => self.max_entities,
+            CapKind::Storage => self.max_storage_bytes.map(|b| b / EVENT_STORAGE_BYTES),
+        }
+    }
+
+    /// The refusal of a write that hard cap `kind` does not let through; `retry_after`
+    /// is left for the caller, who knows whether a transfer of rights is under way.
+    pub fn breach(&self, kind: CapKind) -> TidalError {
+        let (quota, limit) = match kind {
+            CapKind::Entities => (Quota::Entities, self.max_entities),
+            CapKind::Storage => (Quota::StorageBytes, self.max_storage_bytes),
+        };
+        TidalError::QuotaExceeded(QuotaBreach {
+            tenant: self.tenant.0,
+            quota,
+            limit: limit.unwrap_or(u64::MAX),
+            retry_after: None,
+        })
+    }
+
+    /// Admits `events` events bringing `new_entities` entities the tenant has not seen,
+    /// against this replica's own view (see [`TenantQuotas::check_caps`]) and the rate.
     pub fn admit(
         &self,
         now: Timestamp,
@@ -178,18 +202,17 @@ impl TenantQuotas {
         events: u64,
         new_entities: u64,
     ) -> Result<()> {
-        let breach = |quota, limit| {
-            Err(TidalError::QuotaExceeded(QuotaBreach {
-                tenant: self.tenant.0,
-                quota,
-                limit,
-                retry_after: None,
-            }))
-        };
+        self.check_caps(usage, events, new_entities)?;
+        self.spend_rate(now, events)
+    }
+
+    /// The hard caps against what this replica holds. Across replicas the bounded
+    /// counters hold them; this check also covers data written before those existed.
+    pub fn check_caps(&self, usage: TenantUsage, events: u64, new_entities: u64) -> Result<()> {
         if let Some(max) = self.max_entities
             && usage.entities.saturating_add(new_entities) > max
         {
-            return breach(Quota::Entities, max);
+            return Err(self.breach(CapKind::Entities));
         }
         if let Some(max) = self.max_storage_bytes
             && usage
@@ -198,8 +221,14 @@ impl TenantQuotas {
                 .saturating_mul(EVENT_STORAGE_BYTES)
                 > max
         {
-            return breach(Quota::StorageBytes, max);
+            return Err(self.breach(CapKind::Storage));
         }
+        Ok(())
+    }
+
+    /// Spends `events` rate tokens at the driver's time `now`, all or none. Called after
+    /// the hard caps, so a write they refuse spends no tokens.
+    pub fn spend_rate(&self, now: Timestamp, events: u64) -> Result<()> {
         match &self.rate {
             Some(limiter) => {
                 limiter.try_acquire_n_at(now, u32::try_from(events).unwrap_or(u32::MAX))

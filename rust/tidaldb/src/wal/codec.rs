@@ -1,15 +1,24 @@
 //! The byte encoding of events inside a batch payload. Fixed-width little-endian fields:
 //! the payload is checksummed as a whole, so the codec only has to be unambiguous.
 
-use crate::crdt::HlcTimestamp;
+use crate::crdt::{HideStamp, HlcTimestamp};
 use crate::event::{
-    ClientTag, Event, EventBody, EventId, IdempotencyKey, SessionId, SessionSeqNo, TenantId,
+    CapKind, ClientTag, Event, EventBody, EventId, IdempotencyKey, SessionId, SessionSeqNo,
+    TenantId,
 };
 use crate::schema::{EntityId, NodeId, SignalIdx, Timestamp};
 
 const TAG_SIGNAL: u8 = 1;
-const TAG_HIDE: u8 = 2;
-const TAG_UNHIDE: u8 = 3;
+/// Hides written before hides carried their own time; their HLC's wall clock stands in.
+const TAG_HIDE_UNTIMED: u8 = 2;
+const TAG_UNHIDE_UNTIMED: u8 = 3;
+const TAG_HIDE: u8 = 4;
+const TAG_UNHIDE: u8 = 5;
+/// A signal whose origin claimed its entity (older records never did: [`TAG_SIGNAL`]).
+const TAG_SIGNAL_CLAIM: u8 = 6;
+const TAG_GRANT: u8 = 7;
+const CAP_ENTITIES: u8 = 1;
+const CAP_STORAGE: u8 = 2;
 /// Or'ed into the record tag when a client tag follows the body.
 const FLAG_CLIENT: u8 = 0x80;
 const CLIENT_KEY: u8 = 1;
@@ -29,14 +38,20 @@ pub fn encode_event(e: &Event, out: &mut Vec<u8>) {
             entity,
             weight,
             ts,
+            claims_entity,
         } => {
-            out.push(TAG_SIGNAL | flag);
+            let tag = if claims_entity {
+                TAG_SIGNAL_CLAIM
+            } else {
+                TAG_SIGNAL
+            };
+            out.push(tag | flag);
             out.extend_from_slice(&signal.0.to_le_bytes());
             out.extend_from_slice(&entity.0.to_le_bytes());
             out.extend_from_slice(&weight.to_bits().to_le_bytes());
             out.extend_from_slice(&ts.as_nanos().to_le_bytes());
         }
-        EventBody::Hide { user, item } | EventBody::Unhide { user, item } => {
+        EventBody::Hide { user, item, ts } | EventBody::Unhide { user, item, ts } => {
             let tag = if matches!(e.body, EventBody::Hide { .. }) {
                 TAG_HIDE
             } else {
@@ -45,6 +60,16 @@ pub fn encode_event(e: &Event, out: &mut Vec<u8>) {
             out.push(tag | flag);
             out.extend_from_slice(&user.0.to_le_bytes());
             out.extend_from_slice(&item.0.to_le_bytes());
+            out.extend_from_slice(&ts.as_nanos().to_le_bytes());
+        }
+        EventBody::Grant { kind, to, amount } => {
+            out.push(TAG_GRANT | flag);
+            out.push(match kind {
+                CapKind::Entities => CAP_ENTITIES,
+                CapKind::Storage => CAP_STORAGE,
+            });
+            out.extend_from_slice(&to.0.to_le_bytes());
+            out.extend_from_slice(&amount.to_le_bytes());
         }
     }
     match e.client {
@@ -114,7 +139,7 @@ pub fn decode_event(r: &mut Reader<'_>) -> Result<Event, String> {
     let tenant = TenantId(r.u64()?);
     let tag = r.u8()?;
     let body = match tag & !FLAG_CLIENT {
-        TAG_SIGNAL => {
+        TAG_SIGNAL | TAG_SIGNAL_CLAIM => {
             let signal = SignalIdx(r.u16()?);
             let entity = EntityId(r.u64()?);
             let weight = f64::from_bits(r.u64()?);
@@ -124,16 +149,36 @@ pub fn decode_event(r: &mut Reader<'_>) -> Result<Event, String> {
                 entity,
                 weight,
                 ts,
+                claims_entity: tag & !FLAG_CLIENT == TAG_SIGNAL_CLAIM,
             }
         }
-        TAG_HIDE => EventBody::Hide {
-            user: EntityId(r.u64()?),
-            item: EntityId(r.u64()?),
-        },
-        TAG_UNHIDE => EventBody::Unhide {
-            user: EntityId(r.u64()?),
-            item: EntityId(r.u64()?),
-        },
+        TAG_GRANT => {
+            let kind = match r.u8()? {
+                CAP_ENTITIES => CapKind::Entities,
+                CAP_STORAGE => CapKind::Storage,
+                k => return Err(format!("unknown cap kind {k} in a grant")),
+            };
+            EventBody::Grant {
+                kind,
+                to: NodeId(r.u16()?),
+                amount: r.u64()?,
+            }
+        }
+        TAG_HIDE | TAG_HIDE_UNTIMED | TAG_UNHIDE | TAG_UNHIDE_UNTIMED => {
+            let kind = tag & !FLAG_CLIENT;
+            let user = EntityId(r.u64()?);
+            let item = EntityId(r.u64()?);
+            let ts = if kind == TAG_HIDE || kind == TAG_UNHIDE {
+                Timestamp::from_nanos(r.u64()? as i64).map_err(|e| e.to_string())?
+            } else {
+                HideStamp::from_hlc(hlc).at
+            };
+            if kind == TAG_HIDE || kind == TAG_HIDE_UNTIMED {
+                EventBody::Hide { user, item, ts }
+            } else {
+                EventBody::Unhide { user, item, ts }
+            }
+        }
         _ => return Err(format!("unknown record tag {tag}")),
     };
     let client = if tag & FLAG_CLIENT == 0 {
@@ -155,4 +200,86 @@ pub fn decode_event(r: &mut Reader<'_>) -> Result<Event, String> {
         body,
         client,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hide(ts_ns: i64) -> Event {
+        Event {
+            id: EventId {
+                origin: NodeId(3),
+                seq: 9,
+            },
+            hlc: HlcTimestamp {
+                wall_ns: 5_000,
+                logical: 2,
+                node_id: 3,
+            },
+            tenant: TenantId(4),
+            body: EventBody::Unhide {
+                user: EntityId(11),
+                item: EntityId(12),
+                ts: Timestamp::from_nanos(ts_ns).unwrap(),
+            },
+            client: Some(ClientTag::Key(IdempotencyKey(77))),
+        }
+    }
+
+    #[test]
+    fn claiming_signals_and_grants_round_trip() {
+        for body in [
+            EventBody::Signal {
+                signal: SignalIdx(1),
+                entity: EntityId(8),
+                weight: 2.5,
+                ts: Timestamp::from_nanos(77).unwrap(),
+                claims_entity: true,
+            },
+            EventBody::Grant {
+                kind: CapKind::Storage,
+                to: NodeId(4),
+                amount: 1 << 40,
+            },
+            EventBody::Grant {
+                kind: CapKind::Entities,
+                to: NodeId(2),
+                amount: 3,
+            },
+        ] {
+            let event = Event { body, ..hide(1) };
+            let mut bytes = Vec::new();
+            encode_event(&event, &mut bytes);
+            let mut r = Reader::new(&bytes);
+            assert_eq!(decode_event(&mut r).unwrap(), event);
+            assert!(r.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_timed_hide_round_trips() {
+        let event = hide(1_234);
+        let mut bytes = Vec::new();
+        encode_event(&event, &mut bytes);
+        let mut r = Reader::new(&bytes);
+        assert_eq!(decode_event(&mut r).unwrap(), event);
+        assert!(r.is_empty());
+    }
+
+    /// A record written before hides carried their time: the untimed tag, no time field.
+    /// Its HLC wall clock stands in for the time.
+    #[test]
+    fn an_untimed_hide_reads_with_its_clock_as_its_time() {
+        let event = hide(1_234);
+        let mut bytes = Vec::new();
+        encode_event(&event, &mut bytes);
+        let tag_at = 2 + 8 + 8 + 4 + 2 + 8;
+        assert_eq!(bytes[tag_at], TAG_UNHIDE | FLAG_CLIENT);
+        bytes[tag_at] = TAG_UNHIDE_UNTIMED | FLAG_CLIENT;
+        let time_at = tag_at + 1 + 16;
+        bytes.drain(time_at..time_at + 8);
+        let decoded = decode_event(&mut Reader::new(&bytes)).unwrap();
+        assert_eq!(decoded, hide(5_000), "the time is the HLC's wall clock");
+    }
 }

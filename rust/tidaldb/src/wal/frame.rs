@@ -97,6 +97,7 @@ mod tests {
                 },
                 tenant: TenantId(9),
                 body: EventBody::Signal {
+                    claims_entity: false,
                     signal: SignalIdx(0),
                     entity: EntityId(seq),
                     weight: 1.5,

@@ -14,6 +14,7 @@ pub mod snapshot;
 mod snapshot_v1;
 pub mod storage;
 mod sync_stats;
+mod untimed_hides;
 pub(crate) mod walk;
 
 pub use codec::{Reader, decode_event, encode_event};

@@ -125,6 +125,7 @@ mod tests {
             },
             tenant: TenantId(0),
             body: EventBody::Signal {
+                claims_entity: false,
                 signal: SignalIdx(0),
                 entity: EntityId(seq),
                 weight: 1.0,

@@ -11,16 +11,21 @@ use serde::{Deserialize, Serialize};
 use super::segment::sync_dir_on;
 use super::snapshot_v1::SnapshotV1;
 use super::storage::Storage;
+use super::untimed_hides::UntimedHiddenSet;
 use crate::crdt::HlcTimestamp;
 use crate::error::{Result, TidalError};
 use crate::event::VersionVector;
-use crate::ledger::{ClientTable, HiddenSet, Ledger, SignalLedger, SignalParts, SignalPartsRef};
+use crate::ledger::{
+    ClientTable, Escrow, HiddenSet, Ledger, SignalLedger, SignalParts, SignalPartsRef,
+};
 use crate::schema::{Schema, ShardId, Timestamp};
 
 const MAGIC: [u8; 4] = *b"TSNP";
 /// Version 2 added the client table (idempotency keys and sessions) at the end and each
-/// decay partial's progress marker; version 1 files still read (see `snapshot_v1`).
-pub const CURRENT_VERSION: u16 = 2;
+/// decay partial's progress marker; version 3 gave each hide its event time. Versions 1
+/// and 2 still read (see `snapshot_v1` and `untimed_hides`). Version 4 added the hard
+/// caps' bounded counters at the end; older files read with no grant and no claim made.
+pub const CURRENT_VERSION: u16 = 4;
 const VERSION: u16 = CURRENT_VERSION;
 const HEADER_LEN: usize = 32;
 const CRC_AT: usize = 24;
@@ -42,15 +47,18 @@ struct SnapshotRef<'a> {
     hidden: &'a HiddenSet,
     signals: Vec<SignalPartsRef<'a>>,
     clients: &'a ClientTable,
+    escrow: &'a Escrow,
 }
 
-/// Field for field the same as [`SnapshotRef`]: postcard is positional.
+/// Field for field the same as [`SnapshotRef`] up to the escrow, which version 4 files
+/// follow with (postcard is positional, so a struct and a tuple of its fields encode
+/// alike). `Hidden` is the hidden set's shape, which differs in version 2 files.
 #[derive(Deserialize)]
-struct SnapshotOwned {
+struct SnapshotOwned<Hidden = HiddenSet> {
     schema: Schema,
     vv: VersionVector,
     clock: HlcTimestamp,
-    hidden: HiddenSet,
+    hidden: Hidden,
     signals: Vec<SignalParts>,
     clients: ClientTable,
 }
@@ -117,6 +125,7 @@ pub fn encode_state(ledger: &Ledger, clock: HlcTimestamp) -> Result<Vec<u8>> {
             .map(SignalLedger::parts)
             .collect(),
         clients: ledger.clients(),
+        escrow: ledger.escrow(),
     };
     postcard::to_stdvec(&body).map_err(|e| TidalError::InvalidArgument {
         name: "snapshot",
@@ -201,7 +210,7 @@ pub fn check_frame(path: &Path, bytes: &[u8], expected_lsn: u64) -> Result<(u16,
         u64::from_le_bytes(x)
     };
     let version = u16::from_le_bytes([header[4], header[5]]);
-    if version != VERSION && version != 1 {
+    if !(1..=VERSION).contains(&version) {
         return Err(corruption(4, "unknown snapshot version; upgrade tidaldb"));
     }
     let lsn = u64_at(8);
@@ -230,21 +239,48 @@ pub fn decode_state(
         offset: 0,
         detail: detail.to_owned(),
     };
-    let body: SnapshotOwned = if version == 1 {
-        let mut v1: SnapshotV1 = postcard::from_bytes(payload)
-            .map_err(|e| corruption(&format!("snapshot does not decode: {e}")))?;
-        let signals = v1.take_signals();
-        SnapshotOwned {
-            schema: v1.schema,
-            vv: v1.vv,
-            clock: v1.clock,
-            hidden: v1.hidden,
-            clients: ClientTable::default(),
-            signals,
+    let undecodable = |e: postcard::Error| corruption(&format!("snapshot does not decode: {e}"));
+    let (body, escrow): (SnapshotOwned, Option<Escrow>) = match version {
+        1 => {
+            let mut v1: SnapshotV1 = postcard::from_bytes(payload).map_err(undecodable)?;
+            let signals = v1.take_signals();
+            let body = SnapshotOwned {
+                schema: v1.schema,
+                vv: v1.vv,
+                clock: v1.clock,
+                hidden: v1.hidden.into(),
+                clients: ClientTable::default(),
+                signals,
+            };
+            (body, None)
         }
-    } else {
-        postcard::from_bytes(payload)
-            .map_err(|e| corruption(&format!("snapshot does not decode: {e}")))?
+        2 => {
+            let v2: SnapshotOwned<UntimedHiddenSet> =
+                postcard::from_bytes(payload).map_err(undecodable)?;
+            let body = SnapshotOwned {
+                schema: v2.schema,
+                vv: v2.vv,
+                clock: v2.clock,
+                hidden: v2.hidden.into(),
+                clients: v2.clients,
+                signals: v2.signals,
+            };
+            (body, None)
+        }
+        3 => (postcard::from_bytes(payload).map_err(undecodable)?, None),
+        _ => {
+            let (body, rest): (SnapshotOwned, &[u8]) =
+                postcard::take_from_bytes(payload).map_err(undecodable)?;
+            // A full resync carries no version, and a peer not yet upgraded ships the
+            // version 3 body. (A file's payload cannot lose its tail unnoticed: its length
+            // and checksum are checked first.)
+            let escrow = if rest.is_empty() {
+                None
+            } else {
+                Some(postcard::from_bytes(rest).map_err(undecodable)?)
+            };
+            (body, escrow)
+        }
     };
     if body.schema != **schema {
         return Err(TidalError::SchemaMismatch {
@@ -271,7 +307,20 @@ pub fn decode_state(
         .map(|(def, parts)| SignalLedger::from_parts(def, parts))
         .collect::<Result<Vec<_>>>()
         .map_err(|e| corruption(&e.to_string()))?;
-    let ledger = Ledger::from_parts(schema.clone(), signals, body.hidden, body.clients, body.vv);
+    let escrow = escrow.unwrap_or_else(|| Escrow::before_caps(&body.vv));
+    if !escrow.storage_matches(&body.vv) {
+        return Err(corruption(
+            "the storage rights spent differ from the events applied",
+        ));
+    }
+    let ledger = Ledger::from_parts(
+        schema.clone(),
+        signals,
+        body.hidden,
+        body.clients,
+        body.vv,
+        escrow,
+    );
     Ok((ledger, body.clock))
 }
 
@@ -292,6 +341,7 @@ mod tests {
         hidden: HiddenSet,
         signals: Vec<Parts>,
         clients: ClientTable,
+        escrow: Escrow,
     }
     #[derive(Serialize)]
     struct Parts {
@@ -315,6 +365,7 @@ mod tests {
         };
         Body {
             schema,
+            escrow: Escrow::before_caps(&vv),
             vv,
             clock: HlcTimestamp::default(),
             hidden: HiddenSet::default(),
@@ -335,16 +386,21 @@ mod tests {
         }
     }
 
-    /// Each impossible value is refused with `Corruption`, though the checksum is valid.
-    #[test]
-    fn a_checksummed_snapshot_with_impossible_state_is_corruption() {
-        let schema = std::sync::Arc::new(
+    /// One permanent signal, "v".
+    fn one_signal() -> std::sync::Arc<Schema> {
+        std::sync::Arc::new(
             Schema::builder()
                 .signal("v", EntityKind::Item, DecaySpec::Permanent)
                 .add()
                 .build()
                 .unwrap(),
-        );
+        )
+    }
+
+    /// Each impossible value is refused with `Corruption`, though the checksum is valid.
+    #[test]
+    fn a_checksummed_snapshot_with_impossible_state_is_corruption() {
+        let schema = one_signal();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
         let write = |b: &Body<'_>| {
@@ -380,6 +436,8 @@ mod tests {
         ];
         let mut missing_state = body(&schema);
         missing_state.signals[0].exp.pop();
+        let mut unspent_storage = body(&schema);
+        unspent_storage.escrow = Escrow::default();
         for (what, b) in [
             ("negative t_ref", bad_time),
             ("duplicate key", duplicate_key),
@@ -387,6 +445,7 @@ mod tests {
             ("clock past 2^62", future_clock),
             ("unsorted partials", unsorted),
             ("a key without state", missing_state),
+            ("storage rights unspent", unspent_storage),
         ] {
             write(&b);
             let err = read(&RealFs, &path, 2, &schema).err();
@@ -395,6 +454,30 @@ mod tests {
                 "{what}: {err:?}"
             );
         }
+    }
+
+    /// A version 3 file (no bounded counters), or a version 3 body a peer not yet
+    /// upgraded ships, reads as if no grant or claim was ever made, with each event's
+    /// storage spent by its origin.
+    #[test]
+    fn a_version_3_snapshot_reads_with_storage_spent_and_nothing_granted() {
+        let schema = one_signal();
+        let b = body(&schema);
+        let mut payload = postcard::to_stdvec(&b).unwrap();
+        let escrow_len = postcard::to_stdvec(&b.escrow).unwrap().len();
+        payload.truncate(payload.len() - escrow_len);
+        for version in [3, CURRENT_VERSION] {
+            let (ledger, _) = decode_state(&payload, version, &schema).unwrap();
+            assert_eq!(ledger.escrow(), &Escrow::before_caps(&b.vv));
+            let storage = ledger.escrow().counter(crate::event::CapKind::Storage);
+            assert_eq!(storage.consumed(NodeId(0)), 2);
+            assert_eq!(storage.given(NodeId(0)), 0);
+        }
+        payload.push(0xff);
+        assert!(
+            decode_state(&payload, CURRENT_VERSION, &schema).is_err(),
+            "counters that do not decode are corruption, not absent"
+        );
     }
 
     /// Files written before version 2 (no client table, partials without progress) still
@@ -425,13 +508,7 @@ mod tests {
             hidden: HiddenSet,
             signals: Vec<PartsV1>,
         }
-        let schema = std::sync::Arc::new(
-            Schema::builder()
-                .signal("v", EntityKind::Item, DecaySpec::Permanent)
-                .add()
-                .build()
-                .unwrap(),
-        );
+        let schema = one_signal();
         let mut vv = VersionVector::new();
         vv.advance(NodeId(0), 1);
         let body = BodyV1 {

@@ -4,9 +4,10 @@
 
 use serde::Deserialize;
 
+use super::untimed_hides::UntimedHiddenSet;
 use crate::crdt::{CrdtSignalState, ExpAccumulator, HlcTimestamp, LinearState, Partial, Seq48};
 use crate::event::VersionVector;
-use crate::ledger::{HiddenSet, SignalParts, WindowSet};
+use crate::ledger::{SignalParts, WindowSet};
 use crate::schema::{EntityId, NodeId, Schema};
 
 #[derive(Deserialize)]
@@ -34,7 +35,7 @@ pub(super) struct SnapshotV1 {
     pub schema: Schema,
     pub vv: VersionVector,
     pub clock: HlcTimestamp,
-    pub hidden: HiddenSet,
+    pub hidden: UntimedHiddenSet,
     signals: Vec<SignalPartsV1>,
 }
 

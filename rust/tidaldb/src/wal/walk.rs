@@ -194,6 +194,7 @@ mod tests {
             hlc: HlcTimestamp::default(),
             tenant: TenantId::DEFAULT,
             body: EventBody::Signal {
+                claims_entity: false,
                 signal: SignalIdx(0),
                 entity: EntityId(seq),
                 weight: 1.0,

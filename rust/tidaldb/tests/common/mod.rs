@@ -54,6 +54,7 @@ pub fn signal_event(
             entity,
             weight,
             ts,
+            claims_entity: false,
         },
         client: None,
     }

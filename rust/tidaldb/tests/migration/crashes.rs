@@ -56,9 +56,9 @@ impl Run {
 fn step(m: &TenantMigration, state: MigrationState) -> Result<()> {
     match state {
         MigrationState::Idle => m.prepare_target(),
-        MigrationState::PreparingTarget => m.enter_dual_write(),
+        MigrationState::TargetCreated => m.enter_dual_write(),
         MigrationState::DualWrite => m.finalize(),
-        MigrationState::Finalizing => m.gc_source(Duration::ZERO),
+        MigrationState::Finalized => m.gc_source(Duration::ZERO),
         MigrationState::Complete => Ok(()),
     }
 }
@@ -140,7 +140,7 @@ fn check(state: MigrationState, victim: Victim, seed: u64) {
 fn every_state_survives_a_crash_of_the_source_the_target_or_the_driver() {
     use MigrationState::*;
     let mut seed = 100;
-    for state in [Idle, PreparingTarget, DualWrite, Finalizing] {
+    for state in [Idle, TargetCreated, DualWrite, Finalized] {
         for victim in [Victim::Source, Victim::Target, Victim::Driver] {
             seed += 1;
             check(state, victim, seed);

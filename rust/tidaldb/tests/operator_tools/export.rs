@@ -118,8 +118,16 @@ fn reingest(rows: &[Row]) -> TidalDb {
                 i += run.len();
                 continue;
             }
-            "hide" => db.hide_item(EntityId(r.user.unwrap()), EntityId(r.item.unwrap())),
-            "unhide" => db.unhide_item(EntityId(r.user.unwrap()), EntityId(r.item.unwrap())),
+            "hide" => db.hide_item(
+                EntityId(r.user.unwrap()),
+                EntityId(r.item.unwrap()),
+                Some(ts(r.ts_ns.unwrap())),
+            ),
+            "unhide" => db.unhide_item(
+                EntityId(r.user.unwrap()),
+                EntityId(r.item.unwrap()),
+                Some(ts(r.ts_ns.unwrap())),
+            ),
             other => panic!("unknown kind {other}"),
         }
         .unwrap();

@@ -100,12 +100,12 @@ fn run(seed: u64) {
         let signal = ["view", "trial", "follow"][rng.below(3) as usize];
         match rng.below(20) {
             0 => {
-                db.hide_item(EntityId(100), entity).unwrap();
-                twin.hide_item(EntityId(100), entity).unwrap();
+                db.hide_item(EntityId(100), entity, None).unwrap();
+                twin.hide_item(EntityId(100), entity, None).unwrap();
             }
             1 => {
-                db.unhide_item(EntityId(100), entity).unwrap();
-                twin.unhide_item(EntityId(100), entity).unwrap();
+                db.unhide_item(EntityId(100), entity, None).unwrap();
+                twin.unhide_item(EntityId(100), entity, None).unwrap();
             }
             2 => {
                 db.snapshot().unwrap();

@@ -64,11 +64,23 @@ pub struct ControlVoter {
     /// Failover commands proposed and not yet applied, by group, so that a leader ticking
     /// faster than its log commits does not propose the same promotion again.
     failover_in_flight: BTreeMap<GroupId, Command>,
+    /// Operators' commands proposed here and not yet applied, with the (leader, term)
+    /// they were handed to. raft-rs drops a proposal forwarded to a leader that then
+    /// dies or is deposed, without a word; one still waiting when the leadership changes
+    /// is proposed again under its own id (see `repropose_after_a_leader_change`).
+    awaiting: BTreeMap<ProposalId, Awaiting>,
     election_ticks: usize,
     /// The state of the generator that draws election timeouts (splitmix64).
     timeout_draws: u64,
     /// Term, role and leader when the election timeout was last drawn.
     drawn_for: (u64, StateRole, u64),
+}
+
+/// An operator's command waiting to be applied.
+#[derive(Clone, Debug)]
+struct Awaiting {
+    proposal: Proposal,
+    handed_to: (u64, u64),
 }
 
 impl std::fmt::Debug for ControlVoter {
@@ -130,6 +142,7 @@ impl ControlVoter {
             next_seq: 0,
             snapshot_every: spec.snapshot_every.max(1),
             failover_in_flight: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
             election_ticks: spec.election_ticks,
             timeout_draws: spec.seed,
             drawn_for: (u64::MAX, StateRole::Follower, u64::MAX),
@@ -202,7 +215,50 @@ impl ControlVoter {
                 }
             }
         }
+        self.repropose_after_a_leader_change(out);
         self.process_ready(out)
+    }
+
+    /// Proposes again, under the same id, each operator's command still waiting when the
+    /// leadership has changed since it was handed over; a command that is not idempotent
+    /// is failed instead, since the first proposal may yet commit. Applying an idempotent
+    /// command twice changes nothing the first did not, and the caller hears the first.
+    fn repropose_after_a_leader_change(&mut self, out: &mut VoterOutputs) {
+        let now = (self.raw.raft.leader_id, self.raw.raft.term);
+        if now.0 == raft::INVALID_ID {
+            return;
+        }
+        let stale: Vec<ProposalId> = (self.awaiting.iter())
+            .filter(|(_, a)| a.handed_to != now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            let Some(mut waiting) = self.awaiting.remove(&id) else {
+                continue;
+            };
+            if !waiting.proposal.logged.command.is_idempotent() {
+                out.outcomes.push((
+                    id,
+                    Err(TidalError::Unavailable(
+                        "the control-plane leader changed while the command was in flight; \
+                         it may still commit: read the control status before sending it again"
+                            .into(),
+                    )),
+                ));
+                continue;
+            }
+            let sent = (waiting.proposal.encode()).and_then(|bytes| {
+                (self.raw.propose(Vec::new(), bytes))
+                    .map_err(|e| TidalError::Unavailable(format!("the proposal was dropped: {e}")))
+            });
+            match sent {
+                Ok(()) => {
+                    waiting.handed_to = now;
+                    self.awaiting.insert(id, waiting);
+                }
+                Err(e) => out.outcomes.push((id, Err(e))),
+            }
+        }
     }
 
     /// A message from another voter.
@@ -257,8 +313,9 @@ impl ControlVoter {
         self.raw.raft.set_randomized_election_timeout(ticks);
     }
 
-    /// Proposes `command`. It is checked against this voter's plane first, so a command
-    /// that would be refused never enters the log; it takes effect once committed, and its
+    /// Proposes `command`. It is checked against this voter's plane first, so bad input
+    /// never enters the log (at a follower, a conflict with the state is left to the
+    /// log, whose refusal changes nothing); it takes effect once committed, and its
     /// outcome comes back in [`VoterOutputs::outcomes`]. A follower forwards it to the
     /// leader; with no leader known it is refused as `Unavailable`.
     pub fn propose(
@@ -268,13 +325,30 @@ impl ControlVoter {
         out: &mut VoterOutputs,
     ) -> Result<ProposalId> {
         let mut trial = self.plane.clone();
-        trial.apply(now, command.clone())?;
-        let id = self.submit(now, command)?;
+        if let Err(refused) = trial.apply(now, command.clone()) {
+            // A follower's plane may lag the log (a rejoin committed a moment ago), so a
+            // refusal that depends on the state (a Conflict) is left to the committed log,
+            // where every voter decides it alike and a refused command changes nothing.
+            // Bad input (an unknown host, a bad argument) is refused here and now.
+            if self.is_leader() || !matches!(refused, TidalError::Conflict(_)) {
+                return Err(refused);
+            }
+        }
+        let proposal = self.submit(now, command)?;
+        let id = proposal.id;
+        let handed_to = (self.raw.raft.leader_id, self.raw.raft.term);
+        self.awaiting.insert(
+            id,
+            Awaiting {
+                proposal,
+                handed_to,
+            },
+        );
         self.process_ready(out)?;
         Ok(id)
     }
 
-    fn submit(&mut self, now: Timestamp, command: Command) -> Result<ProposalId> {
+    fn submit(&mut self, now: Timestamp, command: Command) -> Result<Proposal> {
         if self.leader().is_none() {
             return Err(TidalError::Unavailable(
                 "the control plane has no leader this voter knows of (an election is \
@@ -298,7 +372,7 @@ impl ControlVoter {
         self.raw
             .propose(Vec::new(), proposal.encode()?)
             .map_err(|e| TidalError::Unavailable(format!("the proposal was dropped: {e}")))?;
-        Ok(id)
+        Ok(proposal)
     }
 
     /// Carries out everything raft-rs has ready: messages out, snapshots and committed
@@ -388,7 +462,8 @@ impl ControlVoter {
         if let Err(e) = &result {
             tracing::debug!(voter = self.id, index = entry.index, error = %e, "a committed control command was refused");
         }
-        if proposal.id.voter == self.id && proposal.id.run == self.run {
+        // The caller hears the first application; a re-proposal's second one is silent.
+        if self.awaiting.remove(&proposal.id).is_some() {
             out.outcomes.push((proposal.id, result));
         }
         Ok(())

@@ -19,7 +19,8 @@ use super::proto::{Answer, Concern, Op, PeerLag, Ranked, Reply, Request, Served}
 use super::tls::{Security, Stream};
 use crate::error::{ErrorKind, Result, TidalError};
 use crate::event::{EventId, TenantId};
-use crate::schema::NodeId;
+use crate::ledger::ItemErrors;
+use crate::schema::{NodeId, format_duration};
 
 /// How a client reaches a cluster.
 #[derive(Clone, Debug)]
@@ -87,6 +88,17 @@ impl std::fmt::Debug for Client {
             .field("addrs", &self.addrs)
             .field("connected_to", &self.conn.as_ref().map(|(_, n)| *n))
             .finish_non_exhaustive()
+    }
+}
+
+/// For people: the nodes it may use and the one it is connected to.
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "of {}", self.addrs.join(", "))?;
+        match self.node() {
+            Some(node) => write!(f, ", connected to node {}", node.0),
+            None => write!(f, ", not connected"),
+        }
     }
 }
 
@@ -206,7 +218,9 @@ impl Client {
             };
             tokio::time::timeout(timeout, roundtrip)
                 .await
-                .map_err(|_| TidalError::Timeout(format!("no answer within {timeout:?}")))?
+                .map_err(|_| {
+                    TidalError::Timeout(format!("no answer within {}", format_duration(timeout)))
+                })?
         })
     }
 
@@ -291,13 +305,14 @@ impl Client {
         written(self.call(tenant, op)?)
     }
 
-    /// Hides `item` from `user` (or unhides it).
+    /// Hides `item` from `user` (or unhides it) as of `ts_ns` (`None`: the server's now).
     pub fn set_hidden(
         &mut self,
         tenant: TenantId,
         user: u64,
         item: u64,
         hidden: bool,
+        ts_ns: Option<i64>,
         concern: Concern,
     ) -> Result<Written> {
         let idempotency_key = Some(self.new_key());
@@ -305,6 +320,7 @@ impl Client {
             user,
             item,
             hidden,
+            ts_ns,
             concern,
             idempotency_key,
         };
@@ -318,10 +334,25 @@ impl Client {
         entities: Vec<u64>,
         at_ns: Option<i64>,
     ) -> Result<Answered<Vec<f64>>> {
+        self.scores_on_error(tenant, signal, entities, at_ns, ItemErrors::Raise)
+    }
+
+    /// [`scores`](Self::scores), with an entity whose score cannot be read (a read that
+    /// would overflow, or before a linear signal's retained history) read as NaN when
+    /// `errors` is [`ItemErrors::Nan`].
+    pub fn scores_on_error(
+        &mut self,
+        tenant: TenantId,
+        signal: &str,
+        entities: Vec<u64>,
+        at_ns: Option<i64>,
+        errors: ItemErrors,
+    ) -> Result<Answered<Vec<f64>>> {
         let op = Op::Scores {
             signal: signal.to_owned(),
             entities,
             at_ns,
+            errors,
         };
         let a = self.call(tenant, op)?;
         match a.value {

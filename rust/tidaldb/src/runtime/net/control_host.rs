@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::majority::{LatestVerdict, MajorityView, Verdict};
 use super::peers::{ControlFrame, ControlInbox, PeerNetwork};
 use super::proto::AdminOp;
 use super::service::ClientService;
@@ -132,6 +133,12 @@ pub struct ControlStatus {
     /// Each group's leading process and term in the committed plane.
     pub groups: Vec<GroupStatus>,
     pub commands: usize,
+    /// The regions whose hosts are drained in the committed plane: the rolling upgrade's
+    /// progress (at most one at a time).
+    pub drained: Vec<String>,
+    /// Region health as the majority sees it (the Raft leader's verdict), on every
+    /// process, voter or not.
+    pub majority: MajorityView,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -252,6 +259,9 @@ pub fn start(
         voter,
         status,
         pending: BTreeMap::new(),
+        verdict: LatestVerdict::default(),
+        ticks: 0,
+        leaderless: Vec::new(),
     };
     tokio::spawn(host.run(inbox, reports, admin_rx, stopped));
     Ok(handle)
@@ -284,7 +294,16 @@ struct Host {
     status: Arc<Mutex<ControlStatus>>,
     /// Operators' proposals awaiting their outcome.
     pending: BTreeMap<ProposalId, oneshot::Sender<Result<()>>>,
+    /// The Raft leader's latest verdict on the regions.
+    verdict: LatestVerdict,
+    ticks: u64,
+    /// Operators' commands that arrived while no Raft leader was known (an election under
+    /// way): proposed once one is, or failed at their deadline.
+    leaderless: Vec<(Command, oneshot::Sender<Result<()>>, std::time::Instant)>,
 }
+
+/// How often, in Raft ticks, the Raft leader sends its verdict on the regions.
+const VERDICT_EVERY_TICKS: u64 = 5;
 
 impl Host {
     async fn run(
@@ -319,6 +338,15 @@ impl Host {
             ))));
             return;
         }
+        let leader_known = self
+            .voter
+            .as_ref()
+            .is_some_and(|(v, _)| v.leader().is_some());
+        if !leader_known {
+            let deadline = std::time::Instant::now() + ADMIN_TIMEOUT;
+            self.leaderless.push((command, reply, deadline));
+            return;
+        }
         let now = Timestamp::now();
         let mut proposed = None;
         self.with_voter(|v, out| {
@@ -345,6 +373,7 @@ impl Host {
         self.pending.retain(|_, reply| !reply.is_closed());
         let now = Timestamp::now();
         self.with_voter(|v, out| v.tick(now, out));
+        self.propose_leaderless();
         let orders = match &self.voter {
             Some((v, _)) => v.orders(now),
             None => Vec::new(),
@@ -352,7 +381,55 @@ impl Host {
         for (replica, order) in orders {
             self.order(replica, order);
         }
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(VERDICT_EVERY_TICKS) {
+            self.send_verdict(now);
+        }
         self.publish_status();
+    }
+
+    /// Proposes the commands that waited for an election, once it has a winner; fails
+    /// those whose caller would time out anyway.
+    fn propose_leaderless(&mut self) {
+        if self.leaderless.is_empty() {
+            return;
+        }
+        let leader_known = self
+            .voter
+            .as_ref()
+            .is_some_and(|(v, _)| v.leader().is_some());
+        let waiting = std::mem::take(&mut self.leaderless);
+        for (command, reply, deadline) in waiting {
+            if reply.is_closed() {
+                continue;
+            }
+            if leader_known {
+                self.propose(command, reply);
+            } else if std::time::Instant::now() >= deadline {
+                let _ = reply.send(Err(TidalError::Unavailable(
+                    "the control plane elected no leader in time: is a majority of voters \
+                     up and reachable?"
+                        .into(),
+                )));
+            } else {
+                self.leaderless.push((command, reply, deadline));
+            }
+        }
+    }
+
+    /// The Raft leader tells every process what it sees of the regions.
+    fn send_verdict(&mut self, now: Timestamp) {
+        let Some((voter, _)) = self.voter.as_ref().filter(|(v, _)| v.is_leader()) else {
+            return;
+        };
+        let verdict = Verdict::of(voter.plane(), now, voter.term(), self.me);
+        for &(node, _) in &self.spec.nodes {
+            if node != self.me {
+                let frame = ControlFrame::Verdict(verdict.clone());
+                self.network.send_control(node, TenantId::DEFAULT, frame);
+            }
+        }
+        self.verdict.hear(verdict);
     }
 
     fn heard(&mut self, from: NodeId, tenant: TenantId, frame: ControlFrame) {
@@ -363,6 +440,7 @@ impl Host {
             },
             ControlFrame::Report(report) => self.observe(from, tenant, report),
             ControlFrame::Order(command) => self.obey(tenant, command),
+            ControlFrame::Verdict(verdict) => self.verdict.hear(verdict),
         }
     }
 
@@ -456,6 +534,9 @@ impl Host {
     }
 
     fn publish_status(&self) {
+        // Three election timeouts without a verdict: this process has lost the majority.
+        let stale_after = self.spec.tick * (3 * self.spec.election_ticks) as u32;
+        let majority = self.verdict.view(stale_after, &self.spec.region_names);
         let status = match &self.voter {
             Some((v, _)) => ControlStatus {
                 voter: true,
@@ -466,12 +547,24 @@ impl Host {
                 applied: v.applied(),
                 groups: self.group_statuses(v.plane()),
                 commands: v.plane().command_log().len(),
+                drained: (v.plane().drained_hosts())
+                    .map(|h| self.region_name(h.region_id))
+                    .collect(),
+                majority,
             },
-            None => ControlStatus::default(),
+            None => ControlStatus {
+                majority,
+                ..ControlStatus::default()
+            },
         };
         if let Ok(mut s) = self.status.lock() {
             *s = status;
         }
+    }
+
+    fn region_name(&self, region: RegionId) -> String {
+        (self.spec.region_names.get(region.0 as usize).cloned())
+            .unwrap_or_else(|| format!("region {}", region.0))
     }
 
     fn group_statuses(&self, plane: &ControlPlane) -> Vec<GroupStatus> {

@@ -20,7 +20,7 @@ use crate::schema::NodeId;
 
 /// Raised whenever the bytes on the wire change meaning. Both ends must agree exactly.
 /// 2: the client protocol's bulk arrays are little-endian bytes, no longer varints.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The first bytes of every hello, so that a stray client of some other protocol is told
 /// apart from a tidaldb node of another version.
@@ -171,6 +171,10 @@ where
 {
     match conn.next().await {
         None => Ok(None),
+        // A peer that exits without TLS's close_notify (a CLI run, a killed client) ends
+        // the stream here. Every frame carries its length, so a cut inside one is still
+        // refused as a damaged frame; at a frame boundary this is an ordinary close.
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
         Some(Ok(body)) => decode(&body).map(Some),
         Some(Err(e)) => Err(TidalError::io("reading a frame")(e)),
     }

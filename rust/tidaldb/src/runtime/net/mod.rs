@@ -5,6 +5,7 @@ mod backoff;
 mod client;
 pub mod control_host;
 pub mod frame;
+mod majority;
 mod peers;
 pub mod proto;
 mod server;

@@ -79,6 +79,8 @@ pub enum ControlFrame {
     Report(NodeReport),
     /// The Raft leader's order to a replica.
     Order(ControlCommand),
+    /// The Raft leader's verdict on the regions, for every process's health answers.
+    Verdict(super::majority::Verdict),
 }
 
 /// A frame between processes: the tenant whose replica group it belongs to (the control

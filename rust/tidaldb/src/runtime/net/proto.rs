@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, TidalError};
 use crate::event::{EventId, TenantId};
+use crate::ledger::ItemErrors;
 use crate::schema::NodeId;
 
 /// When a write is acknowledged, as the wire carries it.
@@ -53,6 +54,8 @@ pub enum Op {
         user: u64,
         item: u64,
         hidden: bool,
+        /// When the user hid the item; `None` is the server's time now.
+        ts_ns: Option<i64>,
         concern: Concern,
         idempotency_key: Option<u64>,
     },
@@ -61,6 +64,8 @@ pub enum Op {
         #[serde(with = "le")]
         entities: Vec<u64>,
         at_ns: Option<i64>,
+        /// Whether an entity whose score cannot be read fails the read or reads as NaN.
+        errors: ItemErrors,
     },
     Window {
         signal: String,

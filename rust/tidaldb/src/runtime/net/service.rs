@@ -221,14 +221,16 @@ impl ClientService {
                 user,
                 item,
                 hidden,
+                ts_ns,
                 concern,
                 idempotency_key,
             } => {
                 let (user, item) = (EntityId(user), EntityId(item));
+                let ts = ts_ns.map(Timestamp::from_nanos).transpose()?;
                 let op = if hidden {
-                    ClientOp::Hide { user, item }
+                    ClientOp::Hide { user, item, ts }
                 } else {
-                    ClientOp::Unhide { user, item }
+                    ClientOp::Unhide { user, item, ts }
                 };
                 let ack = write(db, &[op], concern, idempotency_key).await?;
                 Ok(self.written(ack))
@@ -237,10 +239,11 @@ impl ClientService {
                 signal,
                 entities,
                 at_ns,
+                errors,
             } => {
                 let ids: Vec<EntityId> = entities.into_iter().map(EntityId).collect();
                 let mut out = vec![0.0; ids.len()];
-                db.read_decay_scores_at(&signal, &ids, at(at_ns)?, &mut out)?;
+                db.read_decay_scores_on_error_at(&signal, &ids, at(at_ns)?, errors, &mut out)?;
                 Ok(Answer::Scores(out))
             }
             Op::Window {

@@ -11,16 +11,16 @@
 //! | `origin` | u16 | the node that accepted the write |
 //! | `seq` | u64 | its sequence number at that origin (dense: 1, 2, 3, ...) |
 //! | `hlc_ns` | u64 | wall time of its hybrid logical clock stamp (ns since the epoch) |
-//! | `kind` | string | `signal`, `hide` or `unhide` |
+//! | `kind` | string | `signal`, `hide`, `unhide`, or `grant` (rights moved for a hard cap) |
 //! | `signal` | string | the signal's name (signal rows only) |
 //! | `entity` | u64 | the entity (signal rows only) |
 //! | `weight` | f64 | the weight (signal rows only) |
-//! | `ts_ns` | i64 | the event's timestamp, ns since the epoch (signal rows only) |
+//! | `ts_ns` | i64 | when the event happened, ns since the epoch (every row but grants) |
 //! | `user`, `item` | u64 | the pair hidden or unhidden (hide and unhide rows only) |
 //!
 //! A column that does not apply to a row is empty in CSV and null in Parquet. Writing
-//! each `signal` row back with its signal, entity, weight and `ts_ns` (in log order)
-//! rebuilds bit-identical scores.
+//! each row back (a `signal` row with its signal, entity, weight and `ts_ns`; a hide or
+//! unhide with its user, item and `ts_ns`) in log order rebuilds bit-identical state.
 //!
 //! ## Scores: [`SCORE_COLUMNS`]
 //!
@@ -44,7 +44,7 @@ use super::export_parquet::{ParquetEvents, write_scores_parquet};
 use super::{check_is_data_dir, require_schema, tenant};
 use crate::error::{Result, TidalError};
 use crate::event::{Event, EventBody, TenantId};
-use crate::schema::{Schema, SignalIdx, Timestamp};
+use crate::schema::{EntityId, Schema, SignalIdx, Timestamp};
 use crate::wal::offline::{for_each_logged_batch, replay_read_only};
 
 /// What to export.
@@ -248,14 +248,14 @@ pub(super) struct EventRow<'a> {
 }
 
 pub(super) fn event_row<'a>(e: &Event, names: &[&'a str]) -> Result<EventRow<'a>> {
-    let empty = |kind, user: u64, item: u64| EventRow {
+    let hide = |kind, user: EntityId, item: EntityId, ts: Timestamp| EventRow {
         kind,
         signal: None,
         entity: None,
         weight: None,
-        ts_ns: None,
-        user: Some(user),
-        item: Some(item),
+        ts_ns: Some(ts.as_nanos()),
+        user: Some(user.0),
+        item: Some(item.0),
     };
     Ok(match e.body {
         EventBody::Signal {
@@ -263,6 +263,7 @@ pub(super) fn event_row<'a>(e: &Event, names: &[&'a str]) -> Result<EventRow<'a>
             entity,
             weight,
             ts,
+            ..
         } => {
             let i = signal.0 as usize;
             let name = names.get(i).ok_or_else(|| {
@@ -281,8 +282,18 @@ pub(super) fn event_row<'a>(e: &Event, names: &[&'a str]) -> Result<EventRow<'a>
                 item: None,
             }
         }
-        EventBody::Hide { user, item } => empty("hide", user.0, item.0),
-        EventBody::Unhide { user, item } => empty("unhide", user.0, item.0),
+        EventBody::Hide { user, item, ts } => hide("hide", user, item, ts),
+        EventBody::Unhide { user, item, ts } => hide("unhide", user, item, ts),
+        // Rights moved between replicas for the tenant's hard caps: no user data.
+        EventBody::Grant { .. } => EventRow {
+            kind: "grant",
+            signal: None,
+            entity: None,
+            weight: None,
+            ts_ns: None,
+            user: None,
+            item: None,
+        },
     })
 }
 
