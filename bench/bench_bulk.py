@@ -1,10 +1,11 @@
 """One large bulk call against the same events in 10K-event calls: speed, and the resident
-memory each leaves behind (issue 15's streaming targets).
+memory each leaves behind (issue 15's streaming targets); and the large call applied on
+every core (the default ``ingest_threads``) against the same call on one thread.
 
     .venv/bin/python bench/bench_bulk.py            # after `make ext`
 
 Every measurement runs in a fresh subprocess (so resident memory starts from the same
-place), alternating the two paths, ``--rounds`` times each; the table gives the best and
+place), alternating the three paths, ``--rounds`` times each; the table gives the best and
 the median. The machine's load average is printed, since the VM is shared.
 """
 
@@ -27,8 +28,8 @@ def rss_mib():
             return int(line.split()[1]) / 1024
     return 0.0
 
-n, chunk = int(sys.argv[1]), int(sys.argv[2])
-db = tidaldb.Db(tidaldb.Schema().signal("view", half_life="1d"))
+n, chunk, threads = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+db = tidaldb.Db(tidaldb.Schema().signal("view", half_life="1d"), ingest_threads=threads or None)
 rng = np.random.default_rng(1)
 items = rng.integers(0, 100_000, n).astype(np.uint64)
 weights = np.ones(n)
@@ -43,8 +44,10 @@ print(json.dumps({"rate": n / elapsed, "left_mib": rss_mib() - base}))
 """
 
 
-def run(n: int, chunk: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(n), str(chunk)], capture_output=True, text=True, check=True)
+def run(n: int, chunk: int, threads: int = 0) -> dict[str, float]:
+    """``threads=0``: the default (every core)."""
+    args = [sys.executable, "-c", CHILD, str(n), str(chunk), str(threads)]
+    out = subprocess.run(args, capture_output=True, text=True, check=True)
     result: dict[str, float] = json.loads(out.stdout)
     return result
 
@@ -53,20 +56,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    print(f"load average at the start: {os.getloadavg()}")
+    print(f"load average at the start: {os.getloadavg()}; {os.cpu_count()} cores")
     rows = []
     for n in (1_000_000, 4_000_000):
         one: list[dict[str, float]] = []
         small: list[dict[str, float]] = []
+        serial: list[dict[str, float]] = []
         for _ in range(args.rounds):
             one.append(run(n, n))
             small.append(run(n, 10_000))
+            serial.append(run(n, n, threads=1))
         best_one = max(r["rate"] for r in one)
         best_small = max(r["rate"] for r in small)
         med_one = statistics.median(r["rate"] for r in one)
         med_small = statistics.median(r["rate"] for r in small)
         left_one = statistics.median(r["left_mib"] for r in one)
         left_small = statistics.median(r["left_mib"] for r in small)
+        best_serial = max(r["rate"] for r in serial)
+        med_serial = statistics.median(r["rate"] for r in serial)
         rows.append(
             (
                 f"{n:,} events, one call vs {n // 10_000} calls of 10K",
@@ -74,6 +81,15 @@ def main() -> None:
                 f"{best_small / 1e6:.2f} M/s (median {med_small / 1e6:.2f})",
                 f"{best_one / best_small:.2f}x (median {med_one / med_small:.2f}x)",
                 f"left {left_one:.1f} MiB vs {left_small:.1f} MiB (medians)",
+            )
+        )
+        rows.append(
+            (
+                f"{n:,} events, one call on every core vs on one thread",
+                f"{best_one / 1e6:.2f} M/s (median {med_one / 1e6:.2f})",
+                f"{best_serial / 1e6:.2f} M/s (median {med_serial / 1e6:.2f})",
+                f"{best_one / best_serial:.2f}x (median {med_one / med_serial:.2f}x)",
+                "",
             )
         )
     print(f"load average at the end: {os.getloadavg()}")

@@ -8,7 +8,8 @@ one day), exponential decay with a 1-day half-life. The SQL systems keep the raw
 compute the decayed score as ``sum(weight * 2^(-(now - ts) / half_life))``; tidaldb keeps
 its decay state. Figures, each system in every repetition on fresh state:
 
-- bulk load: tidaldb from numpy in one ``Db.signals`` call; DuckDB from an Arrow table
+- bulk load: tidaldb from numpy in one ``Db.signals`` call (on every core, the default,
+  and again on one thread as the column "tidaldb 1 thread"); DuckDB from an Arrow table
   (``CREATE TABLE AS``); SQLite by ``executemany``, then an index on ``item`` for the reads
   (the second row adds it);
 - point reads, one call each: 10K of them (DuckDB: the first 1K, see `Duck`), per read;
@@ -157,8 +158,10 @@ class Tidal:
     name = "tidaldb"
     point_cap = 10_000
 
+    threads: int | None = None  # None: the default, every core
+
     def __init__(self) -> None:
-        self.db = tidaldb.Db(tidaldb.Schema().signal("view", half_life=HALF_LIFE))
+        self.db = tidaldb.Db(tidaldb.Schema().signal("view", half_life=HALF_LIFE), ingest_threads=self.threads)
 
     def load(self, w: Workload) -> None:
         self.db.signals("view", w.items, w.weights, ts=w.ts)
@@ -182,6 +185,13 @@ class Tidal:
 
     def close(self) -> None:
         self.db.close()
+
+
+class TidalOneThread(Tidal):
+    """The same on one thread (``ingest_threads=1``): the baseline of the parallel apply."""
+
+    name = "tidaldb 1 thread"
+    threads = 1
 
 
 SCORE = "sum(e.weight * power(2.0, -(? - e.ts) / ?))"
@@ -279,7 +289,7 @@ class Duck(Sql):
 
 
 def available() -> list[tuple[str, Callable[[], System]]]:
-    systems: list[tuple[str, Callable[[], System]]] = [("tidaldb", Tidal)]
+    systems: list[tuple[str, Callable[[], System]]] = [("tidaldb", Tidal), ("tidaldb 1 thread", TidalOneThread)]
     try:
         import duckdb  # noqa: F401
         import pyarrow  # noqa: F401

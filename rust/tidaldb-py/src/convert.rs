@@ -60,6 +60,7 @@ args!(
     WriteConcernKw = "write_concern",
     MaxRetained = "max_retained",
     MaxRetainedOwn = "max_retained_own",
+    IngestThreads = "ingest_threads",
 );
 
 /// An entity id argument. A negative or too large int is a bad value, not a bad type, so

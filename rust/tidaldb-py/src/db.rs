@@ -25,8 +25,8 @@ use tidaldb::{TidalDb, TidalError, Window};
 use crate::at_exit::{self, DbSlot};
 use crate::cluster_config::{TenantArg, tenant_of, tenant_options};
 use crate::convert::{
-    At, Count, Float, Id, Item, MaxEntities, MaxSignalsPerSec, MaxStorageBytes, Natural,
-    TenantIdArg, Ts, User, Weight, bulk_times, duration, f64_array, id_array, same_length,
+    At, Count, Float, Id, IngestThreads, Item, MaxEntities, MaxSignalsPerSec, MaxStorageBytes,
+    Natural, TenantIdArg, Ts, User, Weight, bulk_times, duration, f64_array, id_array, same_length,
     timestamp, timestamp_or_now,
 };
 use crate::errors::IntoPyResult;
@@ -132,6 +132,7 @@ impl PyDb {
     #[new]
     #[pyo3(signature = (
         schema, path=None, *, durability="immediate", sync_interval=None, max_future_skew=None,
+        ingest_threads=None,
     ))]
     fn new(
         py: Python<'_>,
@@ -140,6 +141,7 @@ impl PyDb {
         durability: &str,
         sync_interval: Option<&Bound<'_, PyAny>>,
         max_future_skew: Option<&Bound<'_, PyAny>>,
+        ingest_threads: Option<Natural<IngestThreads>>,
     ) -> PyResult<Self> {
         let interval = sync_interval
             .map(|v| duration(py, "sync_interval", v))
@@ -155,6 +157,9 @@ impl PyDb {
         };
         if let Some(skew) = skew {
             builder = builder.max_future_skew(skew);
+        }
+        if let Some(threads) = ingest_threads {
+            builder = builder.ingest_threads(threads.narrow(py)?);
         }
         let opened = py.detach(move || builder.with_schema(schema).durability(mode).open());
         logging::deliver(py)?;

@@ -1,5 +1,7 @@
 //! One `signal_batch` call of N events against the same events in 10K-event calls, in Rust
-//! alone (no Python copies): `cargo run --release -p tidaldb --example bulk_call -- 1000000`.
+//! alone (no Python copies), applied on one thread and on T:
+//! `cargo run --release -p tidaldb --example bulk_call -- 1000000 [T] [ROUNDS]` (T defaults
+//! to the number of cores, ROUNDS to 5).
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +11,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = std::env::args()
         .nth(1)
         .map_or(Ok(1_000_000), |a| a.parse())?;
+    let threads: usize = std::env::args()
+        .nth(2)
+        .map_or(Ok(tidaldb::node::default_ingest_threads()), |a| a.parse())?;
     let schema = Schema::builder()
         .signal(
             "view",
@@ -26,10 +31,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ts: Vec<Timestamp> = (0..n)
         .map(|i| Timestamp::from_nanos(1_700_000_000_000_000_000 + i as i64 * 1_000_000))
         .collect::<Result<_, _>>()?;
-    for round in 0..3 {
-        for chunk in [n, 10_000] {
+    println!("load average at the start: {}", load_average());
+    let rounds: usize = std::env::args().nth(3).map_or(Ok(5), |a| a.parse())?;
+    let paths = [(n, 1), (n, threads), (10_000, 1)];
+    let mut rates = vec![Vec::new(); paths.len()];
+    for round in 0..rounds {
+        // Alternating, so that a busy moment hits every path.
+        for (p, &(chunk, threads)) in paths.iter().enumerate() {
             let db = TidalDb::builder()
                 .ephemeral()
+                .ingest_threads(threads)
                 .with_schema(schema.clone())
                 .open()?;
             let started = Instant::now();
@@ -38,8 +49,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 db.signal_batch("view", &ids[s..e], &weights[s..e], Some(&ts[s..e]))?;
             }
             let rate = n as f64 / started.elapsed().as_secs_f64() / 1e6;
-            println!("round {round} chunk {chunk}: {rate:.2} M/s");
+            println!("round {round} chunk {chunk} threads {threads}: {rate:.2} M/s");
+            rates[p].push(rate);
         }
     }
+    println!("load average at the end: {}", load_average());
+    let best = |p: usize| rates[p].iter().copied().fold(0.0, f64::max);
+    let median = |p: usize| {
+        let mut r = rates[p].clone();
+        r.sort_by(f64::total_cmp);
+        r[r.len() / 2]
+    };
+    for (p, &(chunk, threads)) in paths.iter().enumerate() {
+        println!(
+            "chunk {chunk} threads {threads}: best {:.2} M/s, median {:.2} M/s; against one call \
+             on one thread: best {:.2}x, median {:.2}x",
+            best(p),
+            median(p),
+            best(p) / best(0),
+            median(p) / median(0)
+        );
+    }
     Ok(())
+}
+
+/// The 1-, 5- and 15-minute load averages: the machine is shared, so figures need them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }

@@ -111,35 +111,63 @@ fn signed_events() -> impl Strategy<Value = Vec<(u16, u64, f64, i64)>> {
     })
 }
 
+/// With weights of both signs the sum can cancel, so the error is bounded relative to the
+/// sum of magnitudes `Σ |w|·2^(-(t - t_i)/h)`, which is what floating point promises.
+fn matches_the_analytical_sum(
+    raw: &[(u16, u64, f64, i64)],
+    half_life: u64,
+    read_offset: i64,
+) -> Result<(), TestCaseError> {
+    let schema = schema(half_life, HOUR as u64);
+    let evs = events(raw, SignalIdx(0));
+    let ledger = applied(&schema, &evs);
+    let min_t = raw.iter().map(|r| r.3).min().unwrap();
+    let at = min_t + read_offset;
+    let h = half_life as f64;
+    for entity in 0..3u64 {
+        let terms: Vec<f64> = raw
+            .iter()
+            .filter(|r| r.1 == entity)
+            .map(|r| r.2 * 2f64.powf(-((at - r.3) as f64) / h))
+            .collect();
+        let expected: f64 = terms.iter().sum();
+        let magnitude: f64 = terms.iter().map(|x| x.abs()).sum();
+        let got = ledger
+            .decay_score(SignalIdx(0), EntityId(entity), ts(at))
+            .unwrap();
+        let tolerance = 1e-9 * magnitude.max(f64::MIN_POSITIVE);
+        prop_assert!(
+            (got - expected).abs() <= tolerance,
+            "entity {entity}: got {got}, analytical {expected}"
+        );
+    }
+    Ok(())
+}
+
 proptest! {
 
-    /// With weights of both signs the sum can cancel, so the error is bounded relative to
-    /// the sum of magnitudes `Σ |w|·2^(-(t - t_i)/h)`, which is what floating point promises.
     #[test]
     fn exponential_matches_the_analytical_sum(
         raw in signed_events(),
         half_life in HOUR as u64..30 * 24 * HOUR as u64,
         read_offset in 0i64..30 * 24 * HOUR,
     ) {
-        let schema = schema(half_life, HOUR as u64);
-        let evs = events(&raw, SignalIdx(0));
-        let ledger = applied(&schema, &evs);
-        let min_t = raw.iter().map(|r| r.3).min().unwrap();
-        let at = min_t + read_offset;
-        let h = half_life as f64;
-        for entity in 0..3u64 {
-            let terms: Vec<f64> = raw
-                .iter()
-                .filter(|r| r.1 == entity)
-                .map(|r| r.2 * 2f64.powf(-((at - r.3) as f64) / h))
-                .collect();
-            let expected: f64 = terms.iter().sum();
-            let magnitude: f64 = terms.iter().map(|x| x.abs()).sum();
-            let got = ledger.decay_score(SignalIdx(0), EntityId(entity), ts(at)).unwrap();
-            let tolerance = 1e-9 * magnitude.max(f64::MIN_POSITIVE);
-            prop_assert!((got - expected).abs() <= tolerance,
-                "entity {entity}: got {got}, analytical {expected}");
-        }
+        matches_the_analytical_sum(&raw, half_life, read_offset)?;
+    }
+
+    /// Many events share a timestamp (as a bulk write stamped "now" makes them), which the
+    /// accumulator adds without computing a factor of 2^-0.
+    #[test]
+    fn events_sharing_timestamps_match_the_analytical_sum(
+        raw in prop::collection::vec((1u16..4, 0u64..3, -100.0f64..100.0, 0i64..3), 1..120),
+        half_life in HOUR as u64..30 * 24 * HOUR as u64,
+        read_offset in 0i64..30 * 24 * HOUR,
+    ) {
+        let raw: Vec<_> = raw
+            .into_iter()
+            .map(|(o, e, w, k)| (o, e, if w == 0.0 { 1.0 } else { w }, T0 + k * HOUR))
+            .collect();
+        matches_the_analytical_sum(&raw, half_life, read_offset)?;
     }
 
     #[test]

@@ -8,49 +8,39 @@ mod clients;
 mod digest;
 mod escrow;
 mod hidden;
+mod item_errors;
+mod pace;
+mod parallel;
 mod signals;
 mod slots;
+mod weight;
 mod window_codec;
 mod windows;
 
 pub use clients::{ClientTable, DEFAULT_CLIENT_CAPACITY, IdempotencyStore};
 pub use escrow::Escrow;
 
-/// What a bulk read does about an entity whose score cannot be read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ItemErrors {
-    /// The whole read fails, naming the first such entity.
-    #[default]
-    Raise,
-    /// That entity's score is NaN; the others are read.
-    Nan,
-}
-
-impl ItemErrors {
-    /// `"raise"` or `"nan"`, as the Python API spells them.
-    pub fn parse(text: &str) -> Result<Self> {
-        match text {
-            "raise" => Ok(ItemErrors::Raise),
-            "nan" => Ok(ItemErrors::Nan),
-            other => Err(TidalError::InvalidArgument {
-                name: "errors",
-                reason: format!("{other:?} is not a policy; pass \"raise\" or \"nan\""),
-            }),
-        }
-    }
-}
 pub use hidden::HiddenSet;
+pub use item_errors::ItemErrors;
+pub use parallel::PARALLEL_MIN_EVENTS;
+use parallel::RunItem;
 pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
 pub use slots::EntitySlots;
+pub use weight::{MAX_WEIGHT, validate_weight};
 pub use windows::{MICROS_PER_UNIT, WindowGap, WindowReading, WindowSet};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::crdt::HideStamp;
 use crate::error::{Result, TidalError};
 use crate::event::{Event, EventBody, VersionVector};
 use crate::schema::{EntityId, NodeId, Schema, SignalIdx, Timestamp, Window};
+
+/// Batches from this size on are timed, to learn whether spreading over threads pays: a
+/// bulk write's chunks on one thread are this size (`runtime::BULK_CHUNK`).
+const TIMED_MIN_EVENTS: usize = 1 << 12;
 
 /// Out-of-order events held back at most; past it, delivery must fill the gaps first.
 const MAX_PENDING: usize = 1 << 20;
@@ -64,27 +54,6 @@ pub enum Applied {
     Duplicate,
     /// Waits for an earlier seq of the same origin.
     Buffered,
-}
-
-/// The largest weight magnitude accepted. Window sums are fixed point in an `i64` of
-/// millionths, and this bound keeps millions of events per bucket clear of overflow.
-pub const MAX_WEIGHT: f64 = 1e6;
-
-/// Checks a weight before it can reach the log. Negative zero is refused because it is
-/// almost always a sign bug upstream, and it would make `-0.0 == 0.0` scores differ in bits.
-pub fn validate_weight(weight: f64) -> Result<f64> {
-    let reason = if weight.is_nan() {
-        "NaN is not a weight"
-    } else if weight.is_infinite() {
-        "an infinite weight would make every score infinite"
-    } else if weight == 0.0 && weight.is_sign_negative() {
-        "negative zero is refused; pass 0.0"
-    } else if weight.abs() > MAX_WEIGHT {
-        "the magnitude exceeds 1e6, the largest weight window sums can hold exactly"
-    } else {
-        return Ok(weight);
-    };
-    Err(TidalError::InvalidWeight { weight, reason })
 }
 
 #[derive(Clone, Debug)]
@@ -101,6 +70,10 @@ pub struct Ledger {
     /// Distinct entities over all signals, kept only when there is more than one signal
     /// (with one, it is that signal's entity count).
     distinct_entities: u64,
+    /// Threads a large in-order batch is applied on; see [`Ledger::set_apply_threads`].
+    apply_threads: usize,
+    /// Spread every large batch, without consulting the process's pace (`pace.rs`).
+    spread_always: bool,
 }
 
 impl Ledger {
@@ -115,7 +88,33 @@ impl Ledger {
             escrow: Escrow::default(),
             pending: BTreeMap::new(),
             distinct_entities: 0,
+            apply_threads: 1,
+            spread_always: false,
         }
+    }
+
+    /// Lets [`Ledger::apply_batch`] spread a large batch over up to `threads` threads (1,
+    /// the default, applies on the caller's), as long as that has been measured to pay
+    /// (see `pace.rs`). Any count gives bit-identical state: it only changes how fast.
+    pub fn set_apply_threads(&mut self, threads: usize) {
+        self.apply_threads = threads.max(1);
+    }
+
+    pub fn apply_threads(&self) -> usize {
+        self.apply_threads
+    }
+
+    /// Whether the next batch of at least [`PARALLEL_MIN_EVENTS`] events will be spread over
+    /// threads: a bulk writer sizes its next chunk by it.
+    pub fn spreads_next(&self) -> bool {
+        self.apply_threads > 1
+            && (self.spread_always || pace::with_process_pace(|p| p.spread_next()))
+    }
+
+    /// Spreads every large batch over the apply threads, without timing whether that pays:
+    /// for tests and measurements of the partitioned apply itself.
+    pub fn spread_always(&mut self) {
+        self.spread_always = true;
     }
 
     pub fn schema(&self) -> &Arc<Schema> {
@@ -183,9 +182,10 @@ impl Ledger {
     }
 
     /// Applies many events. When they are one origin's next events in seq order (a local
-    /// batch, or a replayed log), each signal's run is applied with prefetching; the result
-    /// is bit-identical to applying them one by one, because each entity's events keep
-    /// their order. Anything else falls back to `apply` per event.
+    /// batch, or a replayed log), each signal's run is applied with prefetching, and a large
+    /// batch may be spread over the apply threads; the result is bit-identical to applying
+    /// them one by one, because each entity's events keep their order. Anything else falls
+    /// back to `apply` per event.
     pub fn apply_batch(&mut self, events: &[Event]) -> Result<()> {
         self.apply_batch_collect(events, None)
     }
@@ -196,18 +196,18 @@ impl Ledger {
         events: &[Event],
         mut applied: Option<&mut Vec<Event>>,
     ) -> Result<()> {
-        for e in events {
-            self.check(&e.body)?;
-        }
         let Some(first) = events.first() else {
             return Ok(());
         };
         let origin = first.id.origin;
         let start = self.vv.get(origin) + 1;
-        let contiguous = events
-            .iter()
-            .enumerate()
-            .all(|(i, e)| e.id.origin == origin && e.id.seq == start + i as u64);
+        // One pass checks every event (before anything changes) and whether they are the
+        // origin's next ones in order.
+        let mut contiguous = true;
+        for (i, e) in events.iter().enumerate() {
+            self.check(&e.body)?;
+            contiguous &= e.id.origin == origin && e.id.seq == start + i as u64;
+        }
         if !contiguous {
             for e in events {
                 self.apply_collect(e, applied.as_deref_mut())?;
@@ -215,7 +215,10 @@ impl Ledger {
             return Ok(());
         }
         self.escrow.record_run(events);
-        let mut runs: Vec<Vec<(EntityId, f64, i64, u64)>> = vec![Vec::new(); self.signals.len()];
+        let mut runs: Vec<Vec<RunItem>> = vec![Vec::new(); self.signals.len()];
+        if let [only] = runs.as_mut_slice() {
+            only.reserve_exact(events.len());
+        }
         for e in events {
             if let Some(tag) = e.client {
                 self.clients.record(tag, e.id);
@@ -226,16 +229,26 @@ impl Ledger {
                 run.push((entity, weight, ts, e.id.seq));
             }
         }
+        // Batches of a bulk write's size are timed (per event), and one large enough is
+        // spread only while that has paid.
+        let timed = self.apply_threads > 1 && events.len() >= TIMED_MIN_EVENTS;
+        let spread = timed && events.len() >= PARALLEL_MIN_EVENTS && self.spreads_next();
+        let threads = if spread { self.apply_threads } else { 1 };
+        let started = timed.then(Instant::now);
         for (i, run) in runs.iter().enumerate() {
             if let Some(ledger) = self.signals.get_mut(i)
                 && !run.is_empty()
             {
                 let before = ledger.entity_count();
-                ledger.apply_run(origin, run);
+                ledger.apply_run(origin, run, threads);
                 if ledger.entity_count() > before {
                     self.count_new_entities(i, before);
                 }
             }
+        }
+        if let Some(started) = started {
+            let took = started.elapsed();
+            pace::with_process_pace(|p| p.record(spread, events.len(), took));
         }
         let last = start + events.len() as u64 - 1;
         self.vv.advance(origin, last);
@@ -511,6 +524,8 @@ impl Ledger {
             escrow,
             pending: BTreeMap::new(),
             distinct_entities: 0,
+            apply_threads: 1,
+            spread_always: false,
         }
         .with_distinct_entities_counted()
     }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::parallel::{self, PARALLEL_MIN_EVENTS, RunItem};
 use super::slots::{EntitySlots, prefetch, push_grown_by_eighths};
 use super::windows::{WindowGap, WindowReading, WindowSet, to_micros};
 use crate::crdt::{CrdtSignalState, HalfLife, LinearState};
@@ -174,14 +175,49 @@ impl SignalLedger {
 
     /// Applies a run of one origin's events in order. Same result as `apply` one by one,
     /// but it resolves every slot first, then prefetches the states a few events ahead.
-    /// Each item is `(entity, weight, ts, seq)`.
-    pub fn apply_run(&mut self, origin: NodeId, run: &[(EntityId, f64, i64, u64)]) {
+    /// A run of at least [`PARALLEL_MIN_EVENTS`] is spread over `threads` threads,
+    /// partitioned by entity (see `parallel.rs`), with the same result.
+    pub fn apply_run(&mut self, origin: NodeId, run: &[RunItem], threads: usize) {
+        if threads > 1 && run.len() >= PARALLEL_MIN_EVENTS {
+            return self.apply_run_partitioned(origin, run, threads);
+        }
         let slots: Vec<usize> = run.iter().map(|r| self.slot_for_write(r.0)).collect();
         for (i, &(_, weight, ts, seq)) in run.iter().enumerate() {
             if let Some(&ahead) = slots.get(i + PREFETCH_AHEAD) {
                 self.prefetch_slot(ahead);
             }
             self.apply_at(slots[i], EventId { origin, seq }, weight, ts);
+        }
+    }
+
+    /// Looks the slots up on `threads` threads, creates the new ones here in run order (so
+    /// they are numbered as the serial path numbers them), then applies by partition.
+    fn apply_run_partitioned(&mut self, origin: NodeId, run: &[RunItem], threads: usize) {
+        let mut slots = parallel::find_slots(&self.slots, run, threads);
+        for (slot, item) in slots.iter_mut().zip(run) {
+            if parallel::is_missing(*slot) {
+                *slot = self.slot_for_write(item.0) as u32;
+            }
+        }
+        let shared = parallel::Run {
+            items: run,
+            slots: &slots,
+            windows: &self.windows,
+        };
+        let window_sets = &mut self.window_sets;
+        match &mut self.states {
+            States::Exp { half_life, states } => {
+                let h = *half_life;
+                parallel::apply_partitioned(threads, &shared, states, window_sets, |s, r| {
+                    s.add(origin, r.3, r.1, r.2, h)
+                });
+            }
+            States::Linear { lifetime, states } => {
+                let l = *lifetime;
+                parallel::apply_partitioned(threads, &shared, states, window_sets, |s, r| {
+                    s.add(r.1, r.2, l)
+                });
+            }
         }
     }
 

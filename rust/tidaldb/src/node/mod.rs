@@ -96,6 +96,16 @@ pub struct NodeConfig {
     /// caps (see `escrow`); `None` names this one, as for a replica without peers. Every
     /// replica of a group must name the same one, or the caps do not hold.
     pub rights_home: Option<NodeId>,
+    /// Threads a large batch of events (a bulk write's chunk, a replicated frame) may be
+    /// applied on, partitioned by entity, while that is timed faster than one thread. The
+    /// events are still stamped and logged on one thread, in one order, and every count
+    /// gives bit-identical state.
+    pub ingest_threads: usize,
+}
+
+/// The default of [`NodeConfig::ingest_threads`]: every core the process may use.
+pub fn default_ingest_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 impl Default for NodeConfig {
@@ -117,6 +127,7 @@ impl Default for NodeConfig {
             max_frame_events: 1 << 16,
             quotas: None,
             rights_home: None,
+            ingest_threads: default_ingest_threads(),
         }
     }
 }
@@ -144,7 +155,8 @@ pub struct Node {
 impl Node {
     /// A node over a (possibly recovered) ledger; `clock_floor` is the newest HLC in it.
     /// Everything in `ledger` counts as durable.
-    pub fn new(cfg: NodeConfig, ledger: Ledger, clock_floor: HlcTimestamp) -> Self {
+    pub fn new(cfg: NodeConfig, mut ledger: Ledger, clock_floor: HlcTimestamp) -> Self {
+        ledger.set_apply_threads(cfg.ingest_threads);
         let mut clock = HybridClock::new(cfg.id, cfg.max_clock_drift);
         clock.observe(clock_floor);
         let peers = cfg

@@ -282,12 +282,13 @@ impl Node {
                     {
                         return Ok(false);
                     }
-                    let rebuilt = ReconciliationEngine::rebuild(
+                    let mut rebuilt = ReconciliationEngine::rebuild(
                         ledger,
                         self.ledger.version_vector(),
                         &self.log,
                     )?;
                     self.clock.update(clock, now)?;
+                    rebuilt.set_apply_threads(self.cfg.ingest_threads);
                     self.ledger = rebuilt;
                     Ok(true)
                 });

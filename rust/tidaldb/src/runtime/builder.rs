@@ -81,8 +81,22 @@ impl TidalDbBuilder {
         self
     }
 
+    /// Threads a bulk write (and a replicated batch, and the replay at open) may be applied
+    /// on, partitioned by entity; at least 1. Defaults to every core the process may use.
+    /// Events are still validated, stamped and logged on one thread, in one order, and
+    /// scores, windows and query results are bit-identical whatever the count: only the
+    /// speed changes. Batches below [`PARALLEL_MIN_EVENTS`](crate::ledger::PARALLEL_MIN_EVENTS)
+    /// events apply on the caller's thread, and larger ones are spread only while that
+    /// has been timed faster than one thread (it is not when other processes keep the
+    /// cores busy).
+    pub fn ingest_threads(mut self, threads: usize) -> Self {
+        self.node.ingest_threads = threads;
+        self
+    }
+
     /// Makes this database one replica of a group: its id, region, shard, role, peers and
-    /// protocol timings. Replaces whatever `node_id` or `max_future_skew` set before.
+    /// protocol timings. Replaces whatever `node_id`, `max_future_skew` or `ingest_threads`
+    /// set before.
     /// A group needs a transport as well (see [`with_transport`](Self::with_transport)).
     pub fn with_cluster(mut self, node: NodeConfig) -> Self {
         self.node = node;
@@ -144,6 +158,13 @@ impl TidalDbBuilder {
             return Err(TidalError::InvalidArgument {
                 name: "durability",
                 reason: "Batched needs max_batch >= 1 and a non-zero max_delay".into(),
+            });
+        }
+        if self.node.ingest_threads == 0 {
+            return Err(TidalError::InvalidArgument {
+                name: "ingest_threads",
+                reason: "at least one thread must apply writes; pass 1 to apply on the caller's"
+                    .into(),
             });
         }
         self.check_cluster()?;

@@ -27,6 +27,11 @@ use crate::wal::{Durability, RecoveryReport};
 /// at once nor leaves that peak allocated behind.
 pub const BULK_CHUNK: usize = 1 << 12;
 
+/// Ops a bulk write applies at a time when it may use several threads: the fewest the
+/// ledger spreads over threads. Larger chunks pay less for starting threads but fall out
+/// of the cache: 32K-op chunks applied about a quarter slower than 4K ones on one core.
+pub const PARALLEL_BULK_CHUNK: usize = crate::ledger::PARALLEL_MIN_EVENTS;
+
 fn held_back() -> TidalError {
     TidalError::Unavailable("the node held back the reply to a local write".into())
 }
@@ -57,6 +62,7 @@ impl TidalDb {
             wal: b.wal,
             durability: b.durability,
             snapshot_every: b.snapshot_every.unwrap_or(DEFAULT_SNAPSHOT_EVERY),
+            ingest_threads: b.node.ingest_threads,
         };
         let log = match &b.data_dir {
             None => open_log(&schema, None, &policy, None)?,
@@ -209,7 +215,8 @@ impl TidalDb {
     }
 
     /// Writes `n` ops, `op(i)` each, whole or not at all, in bounded memory: every op is
-    /// validated first, then they are applied [`BULK_CHUNK`] at a time and committed as
+    /// validated first, then they are applied [`BULK_CHUNK`] at a time ([`PARALLEL_BULK_CHUNK`]
+    /// when the ledger will spread the chunk over several threads) and committed as
     /// one group (so a crash keeps all of them or none). Applying a chunk cannot fail once
     /// its ops are admitted, because applying checks nothing admission has not. A tenant
     /// with quotas is written as one request instead, so that the quota judges the call
@@ -235,15 +242,22 @@ impl TidalDb {
             }
             st.node.check_op(now, op(i))?;
         }
-        let mut ops = Vec::with_capacity(BULK_CHUNK);
+        let mut ops = Vec::with_capacity(PARALLEL_BULK_CHUNK);
         let mut outcome = Ok(());
-        for start in (0..n).step_by(BULK_CHUNK) {
+        let mut start = 0;
+        while start < n {
             if let Err(stopped) = interrupt::checkpoint() {
                 outcome = Err(interrupt::after_writing(stopped, start));
                 break;
             }
+            // The smaller chunk whenever the ledger will apply it on one thread.
+            let chunk = match st.node.ledger().spreads_next() {
+                true => PARALLEL_BULK_CHUNK,
+                false => BULK_CHUNK,
+            };
             ops.clear();
-            ops.extend((start..n.min(start + BULK_CHUNK)).map(&op));
+            ops.extend((start..n.min(start + chunk)).map(&op));
+            start += ops.len();
             let (_, applied) = st.submit_unsettled(&ops, WriteConcern::Local, None);
             debug_assert!(
                 !matches!(applied, Ok(Some(Err(ref e))) if e.kind() != crate::error::ErrorKind::Unavailable),

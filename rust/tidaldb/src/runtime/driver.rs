@@ -184,6 +184,7 @@ mod tests {
                 max_delay,
             },
             snapshot_every: 0,
+            ingest_threads: 1,
         };
         let log = open_log(&schema, Some(dir), &policy, None).unwrap();
         State::new(

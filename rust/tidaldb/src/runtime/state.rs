@@ -44,6 +44,8 @@ pub(super) struct LogPolicy {
     pub wal: WalConfig,
     pub durability: Durability,
     pub snapshot_every: u64,
+    /// Threads the replay at open applies large batches on, as the node does its writes.
+    pub ingest_threads: usize,
 }
 
 /// A log opened and replayed, ready to become a [`State`].
@@ -82,6 +84,7 @@ pub(super) fn open_log(
         });
     };
     let (wal, ledger, clock, report) = Wal::open(dir, policy.wal, schema, |ledger, events| {
+        ledger.set_apply_threads(policy.ingest_threads);
         ledger.apply_batch(events)
     })?;
     let hard_state = hard_state::read(dir)?;

@@ -4,9 +4,14 @@
 
 use std::time::Duration;
 
+use tidaldb::crdt::HlcTimestamp;
 use tidaldb::node::{NodeConfig, NodeRole, PeerAddr};
 use tidaldb::schema::SignalBuilder;
-use tidaldb::{DecaySpec, EntityKind, NodeId, RegionId, Schema, Timestamp};
+use tidaldb::schema::SignalIdx;
+use tidaldb::{
+    DecaySpec, EntityId, EntityKind, Event, EventBody, EventId, NodeId, RegionId, Schema, TenantId,
+    Timestamp,
+};
 
 /// 2023-11-14, in nanoseconds: well in the past, so no write is refused as future.
 pub const T0: i64 = 1_700_000_000_000_000_000;
@@ -29,6 +34,29 @@ impl SplitMix {
 
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
+    }
+}
+
+/// Event `id`: `weight` of `signal` on `entity` at `ts`, with no client tag.
+pub fn signal_event(
+    id: EventId,
+    signal: SignalIdx,
+    entity: EntityId,
+    weight: f64,
+    ts: Timestamp,
+) -> Event {
+    Event {
+        id,
+        hlc: HlcTimestamp::default(),
+        tenant: TenantId::DEFAULT,
+        body: EventBody::Signal {
+            signal,
+            entity,
+            weight,
+            ts,
+            claims_entity: false,
+        },
+        client: None,
     }
 }
 

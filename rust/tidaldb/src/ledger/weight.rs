@@ -1,0 +1,24 @@
+//! The weights a write may carry.
+
+use crate::error::{Result, TidalError};
+
+/// The largest weight magnitude accepted. Window sums are fixed point in an `i64` of
+/// millionths, and this bound keeps millions of events per bucket clear of overflow.
+pub const MAX_WEIGHT: f64 = 1e6;
+
+/// Checks a weight before it can reach the log. Negative zero is refused because it is
+/// almost always a sign bug upstream, and it would make `-0.0 == 0.0` scores differ in bits.
+pub fn validate_weight(weight: f64) -> Result<f64> {
+    let reason = if weight.is_nan() {
+        "NaN is not a weight"
+    } else if weight.is_infinite() {
+        "an infinite weight would make every score infinite"
+    } else if weight == 0.0 && weight.is_sign_negative() {
+        "negative zero is refused; pass 0.0"
+    } else if weight.abs() > MAX_WEIGHT {
+        "the magnitude exceeds 1e6, the largest weight window sums can hold exactly"
+    } else {
+        return Ok(weight);
+    };
+    Err(TidalError::InvalidWeight { weight, reason })
+}
