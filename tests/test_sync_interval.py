@@ -83,8 +83,9 @@ def test_a_replica_loses_at_most_what_it_wrote_since_its_last_sync() -> None:
 def test_a_bad_sync_interval_is_refused(kwargs: dict[str, object], needle: str) -> None:
     with pytest.raises(tidaldb.InvalidArgument, match=needle):
         tidaldb.Db(schema(), **kwargs)  # type: ignore[arg-type]
-    cluster_kwargs = {**kwargs, "durability": kwargs.get("durability") and "periodic"}
-    if cluster_kwargs["durability"] is None:
-        del cluster_kwargs["durability"]
+    # The same arguments for a Cluster, whose waiting policy is "periodic".
+    cluster_kwargs = dict(kwargs)
+    if "durability" in cluster_kwargs:
+        cluster_kwargs["durability"] = "periodic"
     with pytest.raises(tidaldb.InvalidArgument, match=needle):
         tidaldb.Cluster(schema(), **cluster_kwargs)  # type: ignore[arg-type]
