@@ -1,7 +1,8 @@
 //! The Rust client: talks to any node of a cluster over the client protocol, and fails over
 //! to the next address when the node it uses stops answering.
 //!
-//! Failover never counts a write twice. A read moves to the next node freely. A write
+//! Failover never counts a write twice. A read moves to the next node freely, also when a
+//! node refuses it as unavailable (it is shutting down, or lost its log). A write
 //! moves only while no node has received it; once sent, a write whose node stops answering
 //! fails with `TidalError::OutcomeUnknown`: it may be applied, and it then replicates, or
 //! it may be lost with the node. A node recognises a retried idempotency key only once the
@@ -11,6 +12,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::{FutureExt, StreamExt};
 use tokio::net::TcpStream;
 
 use super::frame::{self, CLIENT_MAX_FRAME_BYTES, Conn, Dialer, Hello, Welcome};
@@ -164,6 +166,15 @@ impl Client {
             request.id = self.next_id;
             self.next_id += 1;
             match self.exchange(&request) {
+                Ok(reply) if request.op.is_read() && is_unavailable(&reply) => {
+                    // A node that is shutting down (or lost its log) refuses, and another
+                    // node can answer the same read.
+                    let refused = self.unpack(reply).err();
+                    tracing::warn!(addr = %self.addrs[self.current], error = ?refused, "node refused a read as unavailable; failing over");
+                    self.conn = None;
+                    self.current = (self.current + 1) % self.addrs.len();
+                    last_failure = refused;
+                }
                 Ok(reply) => {
                     self.last_served = Some(reply.served.clone());
                     return self.unpack(reply);
@@ -225,10 +236,22 @@ impl Client {
         })
     }
 
-    /// Connects to the current address, or to the next ones in turn.
+    /// Connects to the current address, or to the next ones in turn. A connection the node
+    /// has closed since the last call (it restarted, or stopped) is replaced before anything
+    /// is sent on it, so a write is not put in doubt by a connection that was already gone.
     fn ensure_connected(&mut self) -> Result<()> {
-        if self.conn.is_some() {
-            return Ok(());
+        if let Some((conn, _)) = self.conn.as_mut() {
+            // Between calls the node sends nothing: anything readable now is its close. The
+            // yield lets the runtime poll its I/O driver first (tokio learns that a socket is
+            // readable only then), so a close that came while the client was idle is seen.
+            let closed = self.runtime.block_on(async {
+                tokio::task::yield_now().await;
+                conn.next().now_or_never().is_some()
+            });
+            if !closed {
+                return Ok(());
+            }
+            self.conn = None;
         }
         let mut failures = Vec::new();
         for _ in 0..self.addrs.len() {
@@ -481,6 +504,10 @@ impl Client {
             other => Err(unexpected(&other)),
         }
     }
+}
+
+fn is_unavailable(reply: &Reply) -> bool {
+    matches!(&reply.result, Err(refused) if refused.kind == ErrorKind::Unavailable)
 }
 
 fn written(a: Answered<Answer>) -> Result<Written> {

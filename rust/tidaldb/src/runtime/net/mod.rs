@@ -4,6 +4,7 @@
 mod backoff;
 mod client;
 pub mod control_host;
+mod drain;
 pub mod frame;
 mod majority;
 mod peers;

@@ -115,6 +115,13 @@ impl Op {
     pub fn is_write(&self) -> bool {
         matches!(self, Op::Write { .. } | Op::Hide { .. })
     }
+
+    /// Whether the op only reads, so any node may answer it, as often as asked: a read
+    /// that a node refuses as unavailable goes on to the next node. Operator commands are
+    /// not reads (a retry could apply one twice).
+    pub fn is_read(&self) -> bool {
+        !self.is_write() && !matches!(self, Op::Admin(_))
+    }
 }
 
 /// Which node answered, and whether its answer may miss writes.

@@ -65,6 +65,10 @@ pub struct ServerSpec {
     pub election_timeout: Duration,
 }
 
+/// How long a graceful stop waits for the requests being answered: longer than a
+/// replicated write normally takes, short enough that a stop is never in doubt.
+const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(5);
+
 /// One Raft tick of the control plane. Heartbeats go every 2 ticks and a follower
 /// campaigns after 10 to 20 silent ones (200 to 400 ms), so a dead Raft leader is
 /// replaced well within the group election timeout that follows it.
@@ -195,10 +199,19 @@ impl Server {
         &self.service
     }
 
-    /// Stops accepting, then syncs and closes every replica. Returns the first failure to
-    /// sync, which may mean acknowledged batched writes were lost.
+    /// Stops accepting, lets the requests being answered finish (while replication still
+    /// runs, so a write waiting for its replicas can get them), then syncs and closes every
+    /// replica. Returns the first failure to sync, which may mean acknowledged batched
+    /// writes were lost.
     pub fn shutdown(&self) -> Result<()> {
         self.stop.send_replace(true);
+        let unfinished = self.service.stop_answering(SHUTDOWN_PATIENCE);
+        if unfinished > 0 {
+            tracing::warn!(
+                unfinished,
+                "closing with requests still running; their clients will see the node go"
+            );
+        }
         self.network.shutdown();
         let mut result = Ok(());
         for (tenant, db) in self.service.replicas() {

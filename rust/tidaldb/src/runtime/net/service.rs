@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use super::drain::InFlight;
 use super::frame::{self, CLIENT_MAX_FRAME_BYTES, Dialer, Hello, Welcome};
 use super::proto::{Answer, Concern, Op, Ranked, Refused, Reply, Request, Served};
 use super::tls::Security;
@@ -42,6 +43,7 @@ pub struct ClientService {
     security: Security,
     replicas: RwLock<BTreeMap<TenantId, TidalDb>>,
     control: std::sync::OnceLock<super::control_host::ControlHost>,
+    in_flight: InFlight,
     pub stats: ServiceStats,
 }
 
@@ -65,6 +67,7 @@ impl ClientService {
             security,
             replicas: RwLock::new(BTreeMap::new()),
             control: std::sync::OnceLock::new(),
+            in_flight: InFlight::default(),
             stats: ServiceStats::default(),
         })
     }
@@ -151,6 +154,7 @@ impl ClientService {
         frame::open_up(&mut conn, CLIENT_MAX_FRAME_BYTES);
         loop {
             let request = tokio::select! {
+                biased;
                 _ = stop.changed() => return Ok(()),
                 r = frame::recv::<_, Request>(&mut conn) => r,
             };
@@ -159,10 +163,43 @@ impl ClientService {
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(e.to_string()),
             };
+            let Some(_answering) = self.in_flight.enter() else {
+                let reply = self.refuse_while_stopping(request.id);
+                let _ = frame::send(&mut conn, &reply).await;
+                return Ok(());
+            };
             let reply = self.answer(request).await;
             frame::send(&mut conn, &reply)
                 .await
                 .map_err(|e| e.to_string())?;
+        }
+    }
+
+    /// Stops answering: requests that arrive from now on are refused untouched, and this
+    /// waits up to `patience` for those being answered, so none meets a closed replica.
+    /// Returns how many were still running when it gave up.
+    pub fn stop_answering(&self, patience: Duration) -> usize {
+        self.in_flight.stop_and_wait(patience)
+    }
+
+    fn refuse_while_stopping(&self, id: u64) -> Reply {
+        let stopping = TidalError::Unavailable(format!(
+            "node {} is shutting down; the request was not applied, another node can take it",
+            self.node.0
+        ));
+        debug_assert!(self.in_flight.is_stopping());
+        Reply {
+            id,
+            served: self.served_here(),
+            result: Err(Refused::from(&stopping)),
+        }
+    }
+
+    fn served_here(&self) -> Served {
+        Served {
+            node: self.node,
+            region: self.region.clone(),
+            ..Served::default()
         }
     }
 
@@ -174,11 +211,7 @@ impl ClientService {
             .read()
             .ok()
             .and_then(|r| r.get(&request.tenant).cloned());
-        let mut served = Served {
-            node: self.node,
-            region: self.region.clone(),
-            ..Served::default()
-        };
+        let mut served = self.served_here();
         let result = match db {
             None => Err(TidalError::UnknownTenant(request.tenant.0)),
             Some(db) => {
