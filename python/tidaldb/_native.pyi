@@ -888,6 +888,36 @@ class Client:
             InvalidArgument: an unknown region; nothing is committed.
             Unavailable: the node has no control plane, or no node answered.
         """
+    def register_tenant(
+        self,
+        id: int,
+        max_signals_per_sec: int | None = None,
+        max_entities: int | None = None,
+        max_storage_bytes: int | None = None,
+        regions: Sequence[str] | None = None,
+        label: str | None = None,
+    ) -> None:
+        """Registers a tenant while the cluster runs. Returns once the control plane has
+        committed it; the nodes of its regions then open their replicas within about a
+        second (``control()["groups"]`` lists each tenant's ``hosts``). Pass ``tenant=id``
+        to the reads and writes of a client of those nodes.
+
+        Args:
+            id: the tenant id, not 0 (the built-in default tenant).
+            max_signals_per_sec: writes each replica admits per second; None for unlimited.
+            max_entities: distinct entities with signals, a hard cap over all its regions
+                together; None for unlimited.
+            max_storage_bytes: the tenant's log, at 64 bytes an event, a hard cap over all its
+                regions together; None for unlimited.
+            regions: the regions its data may live in; every region when None.
+            label: a human-readable name.
+
+        Raises:
+            Conflict: the tenant is registered already (also id 0); nothing is committed.
+            NotFound: an unknown region; nothing is committed.
+            InvalidArgument: a zero quota or an empty ``regions``; nothing is committed.
+            Unavailable: the node has no control plane, or no node answered.
+        """
     def regions(self) -> list[str]:
         """The cluster's region names, indexed by region id.
 

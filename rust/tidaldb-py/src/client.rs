@@ -13,9 +13,10 @@ use tidaldb::runtime::net::proto::{AdminOp, Concern, Served};
 use tidaldb::runtime::net::{Client, ClientOptions, Security, TlsFiles, Written};
 use tidaldb::{EntityId, QueryStats, Results, ScoredItem, TenantId, TidalError, Timestamp};
 
-use crate::cluster_config::TenantArg;
+use crate::cluster_config::{TenantArg, tenant_options};
 use crate::convert::{
-    At, Count, Float, Id, Item, Ts, User, Weight, bulk_times, id_array, timestamp, weights_or_ones,
+    At, Count, Float, Id, Item, MaxEntities, MaxSignalsPerSec, MaxStorageBytes, Natural,
+    TenantIdArg, Ts, User, Weight, bulk_times, id_array, timestamp, weights_or_ones,
 };
 use crate::errors::{IntoPyResult, invalid};
 use crate::fork_guard::Origin;
@@ -516,6 +517,31 @@ impl PyClient {
     #[doc = include_str!("../pydoc/Client/rejoin.md")]
     fn rejoin(&self, py: Python<'_>, region: String) -> PyResult<()> {
         self.admin(py, AdminOp::Rejoin { region })
+    }
+
+    #[doc = include_str!("../pydoc/Client/register_tenant.md")]
+    #[pyo3(signature = (
+        id,
+        max_signals_per_sec = None,
+        max_entities = None,
+        max_storage_bytes = None,
+        regions = None,
+        label = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn register_tenant(
+        &self,
+        py: Python<'_>,
+        id: Natural<TenantIdArg>,
+        max_signals_per_sec: Option<Natural<MaxSignalsPerSec>>,
+        max_entities: Option<Natural<MaxEntities>>,
+        max_storage_bytes: Option<Natural<MaxStorageBytes>>,
+        regions: Option<&Bound<'_, PyAny>>,
+        label: Option<String>,
+    ) -> PyResult<()> {
+        let quotas = (max_signals_per_sec, max_entities, max_storage_bytes);
+        let options = tenant_options(id, quotas, regions, label)?;
+        self.admin(py, AdminOp::RegisterTenant(options))
     }
 
     #[doc = include_str!("../pydoc/Client/regions.md")]

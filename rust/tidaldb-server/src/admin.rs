@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use tidaldb::TidalError;
+use tidaldb::cluster::TenantOptions;
 use tidaldb::runtime::net::proto::AdminOp;
 use tidaldb::runtime::net::{Client, ClientOptions, Security, TlsFiles};
 
@@ -51,6 +52,29 @@ enum AdminAction {
     Drain { region: String },
     /// Let a drained region's hosts lead again. Returns once committed.
     Rejoin { region: String },
+    /// Register a tenant while the cluster runs: a replica on every node of its regions
+    /// (of every region without --region), opened by those nodes on the control plane's
+    /// order. Returns once committed.
+    Register(RegisterArgs),
+}
+
+#[derive(Debug, Args)]
+struct RegisterArgs {
+    /// The tenant's id (not 0, the default tenant's).
+    #[arg(long)]
+    tenant: u64,
+    /// A name for monitoring; "tenant <id>" without it.
+    #[arg(long)]
+    label: Option<String>,
+    /// A region its data may live in; repeat it for several. None: every region.
+    #[arg(long = "region")]
+    regions: Vec<String>,
+    #[arg(long)]
+    max_signals_per_sec: Option<u64>,
+    #[arg(long)]
+    max_entities: Option<u64>,
+    #[arg(long)]
+    max_storage_bytes: Option<u64>,
 }
 
 /// Runs one admin command; the error is what the operator reads.
@@ -96,6 +120,17 @@ fn run(args: &AdminArgs) -> Result<(), TidalError> {
                 region: region.clone(),
             })?;
             println!("{region} rejoined");
+        }
+        AdminAction::Register(r) => {
+            client.admin(AdminOp::RegisterTenant(TenantOptions {
+                id: r.tenant,
+                label: r.label.clone(),
+                regions: (!r.regions.is_empty()).then(|| r.regions.clone()),
+                max_signals_per_sec: r.max_signals_per_sec,
+                max_entities: r.max_entities,
+                max_storage_bytes: r.max_storage_bytes,
+            }))?;
+            println!("registered tenant {}", r.tenant);
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::model::{HOUR_NS, Model};
-use support::{Cluster, PATIENCE, Spec, now_ns, wait_until, write_views};
+use support::{Cluster, PATIENCE, Spec, admin_command, now_ns, wait_until, write_views};
 use tidaldb::runtime::net::proto::Concern;
 
 /// What node `i`'s voter reports: (Raft leader, the default group's leader and term).
@@ -206,28 +206,6 @@ fn the_control_plane_outlives_its_raft_leader() {
     let others: Vec<usize> = (0..3).filter(|&i| i as u64 != group_leader).collect();
     let (leader, _) = await_new_leader(&mut cluster, &others, Some(group_leader));
     assert!(others.contains(&(leader as usize)));
-}
-
-/// Runs `tidaldb admin` against node `i` with the test client's certificate.
-fn admin_command(cluster: &Cluster, i: usize, action: &[&str]) -> std::process::Output {
-    let certs = cluster.dir().join("certs");
-    std::process::Command::new(env!("CARGO_BIN_EXE_tidaldb"))
-        .arg("admin")
-        .args([
-            "--addr",
-            &cluster.addr(i),
-            "--cluster-id",
-            support::CLUSTER_ID,
-        ])
-        .arg("--ca")
-        .arg(certs.join("ca.pem"))
-        .arg("--cert")
-        .arg(certs.join("client.pem"))
-        .arg("--key")
-        .arg(certs.join("client.key"))
-        .args(action)
-        .output()
-        .expect("run tidaldb admin")
 }
 
 #[test]

@@ -517,3 +517,20 @@ pub fn set_hidden(
 pub fn data_dir(cluster: &Cluster, i: usize) -> PathBuf {
     cluster.dir().join(format!("n{i}-data"))
 }
+
+/// Runs `tidaldb admin` against node `i` with the test client's certificate.
+pub fn admin_command(cluster: &Cluster, i: usize, action: &[&str]) -> std::process::Output {
+    let certs = cluster.dir().join("certs");
+    std::process::Command::new(env!("CARGO_BIN_EXE_tidaldb"))
+        .arg("admin")
+        .args(["--addr", &cluster.addr(i), "--cluster-id", CLUSTER_ID])
+        .arg("--ca")
+        .arg(certs.join("ca.pem"))
+        .arg("--cert")
+        .arg(certs.join("client.pem"))
+        .arg("--key")
+        .arg(certs.join("client.key"))
+        .args(action)
+        .output()
+        .expect("run tidaldb admin")
+}

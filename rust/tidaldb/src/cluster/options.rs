@@ -199,8 +199,9 @@ pub fn shard_in(shard: u64, shards_per_region: u16) -> Result<ShardId> {
 }
 
 /// The options of a tenant being registered, unchecked; `None` means no limit, every
-/// region, or the default label.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// region, or the default label. The client protocol carries them as they are, so a
+/// server checks them with the same rules.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TenantOptions {
     pub id: u64,
     pub max_signals_per_sec: Option<u64>,

@@ -12,6 +12,7 @@ pub mod consensus;
 mod election;
 mod health;
 mod migration;
+mod placement;
 #[cfg(test)]
 mod tests;
 
@@ -94,6 +95,12 @@ pub enum Command {
         tenant: TenantId,
         to: MigrationState,
         target_node: Option<NodeId>,
+    },
+    /// Registers a tenant and its replica group in one step: all of it or nothing.
+    PlaceTenant {
+        config: TenantConfig,
+        replicas: Vec<Replica>,
+        lead: Option<NodeId>,
     },
 }
 
@@ -284,6 +291,11 @@ impl ControlPlane {
                 to,
                 target_node,
             } => self.advance_migration(now, *tenant, *to, *target_node)?,
+            Command::PlaceTenant {
+                config,
+                replicas,
+                lead,
+            } => self.place_tenant_whole(config, replicas, *lead)?,
         }
         self.record_decision(&command, now.as_nanos());
         self.log.push(LoggedCommand {
@@ -305,50 +317,6 @@ impl ControlPlane {
                 other.shard_id.0, other.region_id.0
             ))),
         }
-    }
-
-    /// A replica may join only its registered tenant, on a host of the tenant's placement
-    /// or on the target of the tenant's running migration.
-    fn check_new_replica(&self, replica: &Replica) -> Result<()> {
-        if self.members.iter().any(|m| m.replica.node == replica.node) {
-            return Err(TidalError::Conflict(format!(
-                "node {} is already a replica",
-                replica.node.0
-            )));
-        }
-        let host = replica.host();
-        let placed = self.router.placement(replica.tenant)?.contains(&host);
-        let migrating_there = self
-            .migration(replica.tenant)
-            .is_some_and(|m| m.is_running() && m.target == host);
-        if !(placed || migrating_there) {
-            return Err(TidalError::InvalidArgument {
-                name: "replica",
-                reason: format!(
-                    "tenant {} is not placed on shard {} in region {}, and is not migrating there",
-                    replica.tenant, host.shard_id.0, host.region_id.0
-                ),
-            });
-        }
-        Ok(())
-    }
-
-    /// Registers `tenant` with `replicas` as its group, `lead` leading: the starting
-    /// placement of a tenant that a cluster's config names, which every voter builds
-    /// alike before any command.
-    pub fn place_tenant(
-        &mut self,
-        tenant: TenantId,
-        replicas: impl IntoIterator<Item = Replica>,
-        lead: Option<NodeId>,
-    ) -> Result<()> {
-        self.router
-            .register_tenant(TenantConfig::new(tenant, format!("t{}", tenant.0)))?;
-        for replica in replicas {
-            self.check_new_replica(&replica)?;
-            self.add_replica(replica, Some(replica.node) == lead);
-        }
-        Ok(())
     }
 
     fn add_replica(&mut self, replica: Replica, lead: bool) {

@@ -7,8 +7,10 @@
 //! what it hears into failover commands, and its orders go back over the same links. A
 //! process that is not a voter only reports and takes orders.
 //!
-//! The plane names replicas by one id each, while a process hosts one replica of every
-//! tenant under its own node id; [`ReplicaIds`] maps between the two.
+//! The plane names replicas by one id each, while a process hosts one replica of each of
+//! its tenants under its own node id; [`ReplicaIds`] maps between the two. A tenant
+//! registered while the cluster runs is opened by the processes the plane places it on,
+//! on the Raft leader's [`HostOrder`]s.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,22 +22,22 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::majority::{LatestVerdict, MajorityView, Verdict};
 use super::peers::{ControlFrame, ControlInbox, PeerNetwork};
+use super::placement::{
+    HostOrder, ReplicaIds, ReplicaOpener, host_orders, initial_plane, place_command, regions_named,
+};
 use super::proto::AdminOp;
 use super::service::ClientService;
+use crate::cluster::RegionNames;
 use crate::control::consensus::{
     ControlStore, ControlVoter, ProposalId, VoterOutputs, VoterSpec, decode_message, encode_message,
 };
-use crate::control::{Command, ControlPlane, GroupId, Replica};
+use crate::control::{Command, ControlPlane, GroupId};
 use crate::error::{Result, TidalError};
 use crate::event::TenantId;
 use crate::node::{ControlCommand, NodeReport};
 use crate::schema::{NodeId, RegionId, ShardId, Timestamp};
-use crate::tenancy::ShardAssignment;
+use crate::tenancy::{ShardAssignment, TenantConfig};
 use crate::wal::RealFs;
-
-/// Replica ids per tenant in the plane: node ids of a cluster with a control plane stay
-/// below this.
-pub const MAX_CONTROL_NODES: u16 = 64;
 
 /// How a process takes part in the control plane.
 #[derive(Clone, Debug)]
@@ -57,68 +59,6 @@ pub struct ControlSpec {
     pub group_election_timeout: Duration,
     pub dir: PathBuf,
     pub snapshot_every: u64,
-}
-
-/// Maps the plane's replica ids to (process, tenant) and back.
-#[derive(Clone, Debug)]
-pub struct ReplicaIds {
-    tenants: Vec<TenantId>,
-}
-
-impl ReplicaIds {
-    pub fn new(tenants: Vec<TenantId>) -> Self {
-        ReplicaIds { tenants }
-    }
-
-    /// The plane's id of `tenant`'s replica on process `node`.
-    pub fn replica(&self, node: NodeId, tenant: TenantId) -> Option<NodeId> {
-        let slot = self.tenants.iter().position(|t| *t == tenant)? as u16;
-        (node.0 < MAX_CONTROL_NODES).then(|| NodeId(slot * MAX_CONTROL_NODES + node.0))
-    }
-
-    /// The process and tenant of one of the plane's replica ids.
-    pub fn process(&self, replica: NodeId) -> Option<(NodeId, TenantId)> {
-        let tenant = *self.tenants.get((replica.0 / MAX_CONTROL_NODES) as usize)?;
-        Some((NodeId(replica.0 % MAX_CONTROL_NODES), tenant))
-    }
-}
-
-/// The plane every process of the cluster starts from, built from the shared config:
-/// one group per tenant, a replica on every process, the lowest node id leading.
-pub fn initial_plane(spec: &ControlSpec, ids: &ReplicaIds) -> Result<ControlPlane> {
-    let mut replicas: Vec<Replica> = Vec::new();
-    let mut leaders = Vec::new();
-    let lowest = spec.nodes.iter().map(|(n, _)| *n).min();
-    for &tenant in &spec.tenants {
-        for &(node, region) in &spec.nodes {
-            let id = ids.replica(node, tenant).ok_or_else(|| TidalError::InvalidArgument {
-                name: "node_id",
-                reason: format!(
-                    "with a control plane, node ids stay below {MAX_CONTROL_NODES}; {} does not",
-                    node.0
-                ),
-            })?;
-            replicas.push(Replica {
-                node: id,
-                region,
-                shard: spec.shard,
-                tenant,
-            });
-            if Some(node) == lowest && tenant == TenantId::DEFAULT {
-                leaders.push((spec.shard, id));
-            }
-        }
-    }
-    let (default, others): (Vec<Replica>, Vec<Replica>) = replicas
-        .into_iter()
-        .partition(|r| r.tenant == TenantId::DEFAULT);
-    let mut plane = ControlPlane::new(default, &leaders, spec.group_election_timeout);
-    for &tenant in spec.tenants.iter().filter(|t| **t != TenantId::DEFAULT) {
-        let lead = lowest.and_then(|n| ids.replica(n, tenant));
-        let members = others.iter().filter(|r| r.tenant == tenant).copied();
-        plane.place_tenant(tenant, members, lead)?;
-    }
-    Ok(plane)
 }
 
 /// What this process's voter knows, for `Op::Control` and monitoring.
@@ -144,15 +84,26 @@ pub struct ControlStatus {
 #[derive(Clone, Debug, Serialize)]
 pub struct GroupStatus {
     pub tenant: u64,
+    pub label: String,
     pub leader: Option<u16>,
     pub term: u64,
+    /// The processes that host a replica of the tenant.
+    pub hosts: Vec<u16>,
 }
 
 /// How long an operator's command may take to commit before the caller is told so.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An operator's command on its way to the voter, with where its outcome goes.
-type AdminRequest = (Command, oneshot::Sender<Result<()>>);
+type AdminRequest = (Proposal, oneshot::Sender<Result<()>>);
+
+/// What an operator asked for: a command, or a tenant to place, which the voter turns
+/// into a command from its plane (the placement depends on the slots taken).
+#[derive(Debug)]
+enum Proposal {
+    Ready(Command),
+    Register(TenantConfig),
+}
 
 /// A running control host; dropping it does not stop it, the server's stop signal does.
 #[derive(Clone, Debug)]
@@ -172,8 +123,14 @@ impl ControlHost {
     /// Bad input is refused before anything is proposed.
     pub async fn admin(&self, op: AdminOp) -> Result<()> {
         let command = match op {
-            AdminOp::Drain { region } => Command::Drain(self.host_in(&region)?),
-            AdminOp::Rejoin { region } => Command::Rejoin(self.host_in(&region)?),
+            AdminOp::Drain { region } => Proposal::Ready(Command::Drain(self.host_in(&region)?)),
+            AdminOp::Rejoin { region } => Proposal::Ready(Command::Rejoin(self.host_in(&region)?)),
+            AdminOp::RegisterTenant(options) => {
+                let names = RegionNames::new(self.region_names.clone())?;
+                let config = options.config(&names)?;
+                config.validate()?;
+                Proposal::Register(config)
+            }
         };
         let (reply, outcome) = oneshot::channel();
         self.admin
@@ -195,18 +152,14 @@ impl ControlHost {
     }
 
     fn host_in(&self, region: &str) -> Result<ShardAssignment> {
-        let Some(i) = self.region_names.iter().position(|r| r == region) else {
-            return Err(TidalError::InvalidArgument {
-                name: "region",
-                reason: format!(
-                    "no region {region:?}; the cluster's regions are {}",
-                    self.region_names.join(", ")
-                ),
-            });
+        let [region_id] = regions_named(&self.region_names, &[region.to_owned()])?[..] else {
+            return Err(TidalError::Unavailable(
+                "one region name gave several ids".into(),
+            ));
         };
         Ok(ShardAssignment {
             shard_id: self.shard,
-            region_id: RegionId(i as u16),
+            region_id,
         })
     }
 }
@@ -220,12 +173,12 @@ pub fn start(
     network: PeerNetwork,
     service: Arc<ClientService>,
     reports: LocalReports,
+    opener: ReplicaOpener,
     stopped: watch::Receiver<bool>,
 ) -> Result<ControlHost> {
     let me = network.local_id();
-    let ids = ReplicaIds::new(spec.tenants.clone());
     let voter = if spec.voters.contains(&me) {
-        let plane = initial_plane(&spec, &ids)?;
+        let plane = initial_plane(&spec)?;
         let store = ControlStore::open(RealFs::shared(), &spec.dir, &raft_ids(&spec.voters))?;
         let vspec = VoterSpec {
             id: raft_id(me),
@@ -250,10 +203,13 @@ pub fn start(
         shard: spec.shard,
         region_names: spec.region_names.clone(),
     };
+    let ids = (voter.as_ref()).map_or_else(ReplicaIds::default, |(v, _)| ReplicaIds::of(v.plane()));
     let host = Host {
         me,
         spec,
         ids,
+        ids_applied: 0,
+        opener,
         network,
         service,
         voter,
@@ -287,7 +243,11 @@ fn rand_u64() -> u64 {
 struct Host {
     me: NodeId,
     spec: ControlSpec,
+    /// The committed plane's replica ids, refreshed as commands apply.
     ids: ReplicaIds,
+    /// The applied index `ids` was derived at.
+    ids_applied: u64,
+    opener: ReplicaOpener,
     network: PeerNetwork,
     service: Arc<ClientService>,
     voter: Option<(ControlVoter, ControlStore)>,
@@ -299,11 +259,16 @@ struct Host {
     ticks: u64,
     /// Operators' commands that arrived while no Raft leader was known (an election under
     /// way): proposed once one is, or failed at their deadline.
-    leaderless: Vec<(Command, oneshot::Sender<Result<()>>, std::time::Instant)>,
+    leaderless: Vec<(Proposal, oneshot::Sender<Result<()>>, std::time::Instant)>,
 }
 
 /// How often, in Raft ticks, the Raft leader sends its verdict on the regions.
 const VERDICT_EVERY_TICKS: u64 = 5;
+
+/// How often, in Raft ticks, the Raft leader repeats its orders to host the tenants
+/// registered while the cluster ran: a process that restarted, or missed the first one,
+/// opens its replica within this.
+const HOST_ORDERS_EVERY_TICKS: u64 = 10;
 
 impl Host {
     async fn run(
@@ -328,7 +293,7 @@ impl Host {
 
     /// An operator's command: checked and proposed here (a follower forwards it to the
     /// Raft leader); the reply waits for this voter to apply it.
-    fn propose(&mut self, command: Command, reply: oneshot::Sender<Result<()>>) {
+    fn propose(&mut self, proposal: Proposal, reply: oneshot::Sender<Result<()>>) {
         if self.voter.is_none() {
             let voters: Vec<String> = self.spec.voters.iter().map(|v| v.0.to_string()).collect();
             let _ = reply.send(Err(TidalError::Unavailable(format!(
@@ -344,9 +309,27 @@ impl Host {
             .is_some_and(|(v, _)| v.leader().is_some());
         if !leader_known {
             let deadline = std::time::Instant::now() + ADMIN_TIMEOUT;
-            self.leaderless.push((command, reply, deadline));
+            self.leaderless.push((proposal, reply, deadline));
             return;
         }
+        let command = match (proposal, self.voter.as_ref()) {
+            (Proposal::Ready(command), _) => command,
+            (Proposal::Register(config), Some((v, _))) => {
+                match place_command(&self.spec, v.plane(), config) {
+                    Ok(command) => command,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            (Proposal::Register(_), None) => {
+                let _ = reply.send(Err(TidalError::Unavailable(
+                    "this node's voter has stopped".into(),
+                )));
+                return;
+            }
+        };
         let now = Timestamp::now();
         let mut proposed = None;
         self.with_voter(|v, out| {
@@ -385,6 +368,9 @@ impl Host {
         if self.ticks.is_multiple_of(VERDICT_EVERY_TICKS) {
             self.send_verdict(now);
         }
+        if self.ticks.is_multiple_of(HOST_ORDERS_EVERY_TICKS) {
+            self.send_host_orders();
+        }
         self.publish_status();
     }
 
@@ -399,12 +385,12 @@ impl Host {
             .as_ref()
             .is_some_and(|(v, _)| v.leader().is_some());
         let waiting = std::mem::take(&mut self.leaderless);
-        for (command, reply, deadline) in waiting {
+        for (proposal, reply, deadline) in waiting {
             if reply.is_closed() {
                 continue;
             }
             if leader_known {
-                self.propose(command, reply);
+                self.propose(proposal, reply);
             } else if std::time::Instant::now() >= deadline {
                 let _ = reply.send(Err(TidalError::Unavailable(
                     "the control plane elected no leader in time: is a majority of voters \
@@ -412,7 +398,7 @@ impl Host {
                         .into(),
                 )));
             } else {
-                self.leaderless.push((command, reply, deadline));
+                self.leaderless.push((proposal, reply, deadline));
             }
         }
     }
@@ -432,6 +418,38 @@ impl Host {
         self.verdict.hear(verdict);
     }
 
+    /// The Raft leader tells each process which registered tenants it must host.
+    fn send_host_orders(&mut self) {
+        let Some((voter, _)) = self.voter.as_ref().filter(|(v, _)| v.is_leader()) else {
+            return;
+        };
+        for (process, tenant, order) in host_orders(voter.plane(), &self.spec.tenants) {
+            if process == self.me {
+                self.host(&order);
+            } else {
+                let frame = ControlFrame::Host(order);
+                self.network.send_control(process, tenant, frame);
+            }
+        }
+    }
+
+    /// Opens the ordered replica unless this process hosts it already.
+    fn host(&self, order: &HostOrder) {
+        let tenant = order.config.tenant_id;
+        if self.service.hosts(tenant) {
+            return;
+        }
+        match (self.opener)(order) {
+            Ok(()) => tracing::info!(
+                tenant = tenant.0,
+                "hosting a replica the control plane placed here"
+            ),
+            Err(e) => {
+                tracing::error!(tenant = tenant.0, error = %e, "the replica the control plane placed here did not open")
+            }
+        }
+    }
+
     fn heard(&mut self, from: NodeId, tenant: TenantId, frame: ControlFrame) {
         match frame {
             ControlFrame::Raft(bytes) => match decode_message(&bytes) {
@@ -441,6 +459,7 @@ impl Host {
             ControlFrame::Report(report) => self.observe(from, tenant, report),
             ControlFrame::Order(command) => self.obey(tenant, command),
             ControlFrame::Verdict(verdict) => self.verdict.hear(verdict),
+            ControlFrame::Host(order) => self.host(&order),
         }
     }
 
@@ -516,10 +535,10 @@ impl Host {
             self.voter = None;
             return;
         }
-        for (id, result) in out.outcomes {
-            if let Some(reply) = self.pending.remove(&id) {
-                let _ = reply.send(result);
-            }
+        let applied_more = voter.applied() != self.ids_applied;
+        if applied_more {
+            self.ids = ReplicaIds::of(voter.plane());
+            self.ids_applied = voter.applied();
         }
         for msg in out.messages {
             let to = NodeId((msg.to.saturating_sub(1)) as u16);
@@ -529,6 +548,17 @@ impl Host {
                         .send_control(to, TenantId::DEFAULT, ControlFrame::Raft(bytes))
                 }
                 Err(e) => tracing::error!(error = %e, "a raft message did not encode"),
+            }
+        }
+        if applied_more {
+            // An operator who reads the status after the reply sees the command, and a
+            // tenant just placed is opened without waiting for the next round of orders.
+            self.publish_status();
+            self.send_host_orders();
+        }
+        for (id, result) in out.outcomes {
+            if let Some(reply) = self.pending.remove(&id) {
+                let _ = reply.send(result);
             }
         }
     }
@@ -568,21 +598,27 @@ impl Host {
     }
 
     fn group_statuses(&self, plane: &ControlPlane) -> Vec<GroupStatus> {
-        self.spec
-            .tenants
-            .iter()
-            .map(|&tenant| {
+        plane
+            .router()
+            .tenants()
+            .map(|config| {
+                let tenant = config.tenant_id;
                 let group = GroupId {
                     tenant,
                     shard: self.spec.shard,
                 };
+                let process_of = |r: NodeId| self.ids.process(r).map(|(n, _)| n.0);
+                let mut hosts: Vec<u16> = (plane.replicas())
+                    .filter(|r| r.tenant == tenant)
+                    .filter_map(|r| process_of(r.node))
+                    .collect();
+                hosts.sort_unstable();
                 GroupStatus {
                     tenant: tenant.0,
-                    leader: plane
-                        .leader_of_group(group)
-                        .and_then(|r| self.ids.process(r))
-                        .map(|(n, _)| n.0),
+                    label: config.label.clone(),
+                    leader: plane.leader_of_group(group).and_then(process_of),
                     term: plane.group_term(group),
+                    hosts,
                 }
             })
             .collect()

@@ -8,6 +8,7 @@ mod drain;
 pub mod frame;
 mod majority;
 mod peers;
+pub mod placement;
 pub mod proto;
 mod server;
 mod service;

@@ -81,6 +81,8 @@ pub enum ControlFrame {
     Order(ControlCommand),
     /// The Raft leader's verdict on the regions, for every process's health answers.
     Verdict(super::majority::Verdict),
+    /// The Raft leader's order to host a replica of a registered tenant.
+    Host(super::placement::HostOrder),
 }
 
 /// A frame between processes: the tenant whose replica group it belongs to (the control

@@ -108,6 +108,8 @@ pub enum AdminOp {
     Drain { region: String },
     /// Lets a drained region's hosts lead again.
     Rejoin { region: String },
+    /// Registers a tenant, with replicas on the processes of its regions.
+    RegisterTenant(crate::cluster::TenantOptions),
 }
 
 impl Op {

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use super::control_host::{self, ControlSpec};
 use super::peers::{DEFAULT_QUEUE_LEN, PeerAddress, PeerNetConfig, PeerNetwork};
+use super::placement::{HostOrder, ReplicaOpener};
 use super::service::ClientService;
 use super::tls::Security;
 use crate::error::{Result, TidalError};
@@ -134,7 +135,7 @@ impl Server {
         );
         let (report_tx, reports) = tokio::sync::mpsc::unbounded_channel();
         let sink = (!spec.control_voters.is_empty()).then_some(report_tx);
-        if let Err(e) = open_replicas(&spec, &network, &service, sink) {
+        if let Err(e) = open_replicas(&spec, &network, &service, sink.as_ref()) {
             // Nothing serves yet: stop the dialers and close what did open.
             network.shutdown();
             for (_, db) in service.replicas() {
@@ -149,6 +150,7 @@ impl Server {
                 network.clone(),
                 service.clone(),
                 reports,
+                replica_opener(&spec, &network, &service, sink),
                 stopped.clone(),
             );
             match host {
@@ -262,37 +264,95 @@ fn control_spec(spec: &ServerSpec) -> ControlSpec {
     }
 }
 
-/// Opens the replica of every hosted tenant, attached to the network, into `service`.
-/// With `reports`, each replica's heartbeats go to the control plane, tagged with its tenant.
+/// Opens the replica of every tenant the config names, attached to the network, into
+/// `service`. Each has every process of the cluster as its group.
 fn open_replicas(
     spec: &ServerSpec,
     network: &PeerNetwork,
     service: &ClientService,
-    reports: Option<UnboundedSender<(TenantId, NodeReport)>>,
+    reports: Option<&UnboundedSender<(TenantId, NodeReport)>>,
 ) -> Result<()> {
+    let mut peers: Vec<PeerAddr> = spec
+        .peers
+        .iter()
+        .map(|p| PeerAddr::new(p.node, p.region))
+        .collect();
+    peers.retain(|p| p.node != spec.node);
+    peers.sort_by_key(|p| p.node);
+    // Every process of the group must name the same replica as the one that starts with
+    // a capped tenant's rights: the lowest node id, which also leads first.
+    let rights_home = peers.iter().map(|p| p.node).chain([spec.node]).min();
     let mut tenants = vec![None];
     tenants.extend(spec.tenants.iter().map(Some));
     for config in tenants {
         let tenant = config.map_or(TenantId(0), |c| c.tenant_id);
-        let (transport, inbox) = network.attach(tenant);
-        let mut builder = TidalDb::builder();
-        if let Some(tx) = reports.clone() {
-            // Runs under the replica's lock: it only queues.
-            builder = builder.report_to(ReportSink(Arc::new(move |report| {
-                let _ = tx.send((tenant, report));
-            })));
-        }
-        let db = builder
-            .with_data_dir(replica_dir(&spec.data_dir, tenant))
-            .with_schema(spec.schema.clone())
-            .durability(spec.durability)
-            .with_cluster(node_config(spec, tenant, config)?)
-            .replication_timeout(spec.replication_timeout)
-            .with_transport(transport, inbox)
-            .open()?;
-        service.host(tenant, db);
+        let group = Group {
+            tenant,
+            config,
+            peers: peers.clone(),
+            rights_home,
+        };
+        open_replica(spec, network, service, reports, group)?;
     }
     Ok(())
+}
+
+/// A replica group as this process joins it.
+struct Group<'a> {
+    tenant: TenantId,
+    /// The tenant's quotas; `None` for the default tenant.
+    config: Option<&'a TenantConfig>,
+    peers: Vec<PeerAddr>,
+    rights_home: Option<NodeId>,
+}
+
+/// Opens this process's replica of `group.tenant` into `service`. With `reports`, its
+/// heartbeats go to the control plane, tagged with its tenant.
+fn open_replica(
+    spec: &ServerSpec,
+    network: &PeerNetwork,
+    service: &ClientService,
+    reports: Option<&UnboundedSender<(TenantId, NodeReport)>>,
+    group: Group<'_>,
+) -> Result<()> {
+    let tenant = group.tenant;
+    let (transport, inbox) = network.attach(tenant);
+    let mut builder = TidalDb::builder();
+    if let Some(tx) = reports.cloned() {
+        // Runs under the replica's lock: it only queues.
+        builder = builder.report_to(ReportSink(Arc::new(move |report| {
+            let _ = tx.send((tenant, report));
+        })));
+    }
+    let db = builder
+        .with_data_dir(replica_dir(&spec.data_dir, tenant))
+        .with_schema(spec.schema.clone())
+        .durability(spec.durability)
+        .with_cluster(node_config(spec, group)?)
+        .replication_timeout(spec.replication_timeout)
+        .with_transport(transport, inbox)
+        .open()?;
+    service.host(tenant, db);
+    Ok(())
+}
+
+/// Opens the replicas the control plane places on this process after it started.
+fn replica_opener(
+    spec: &ServerSpec,
+    network: &PeerNetwork,
+    service: &Arc<ClientService>,
+    reports: Option<UnboundedSender<(TenantId, NodeReport)>>,
+) -> ReplicaOpener {
+    let (spec, network, service) = (spec.clone(), network.clone(), service.clone());
+    Arc::new(move |order: &HostOrder| {
+        let group = Group {
+            tenant: order.config.tenant_id,
+            config: Some(&order.config),
+            peers: order.peers.clone(),
+            rights_home: Some(order.rights_home),
+        };
+        open_replica(&spec, &network, &service, reports.as_ref(), group)
+    })
 }
 
 /// Where the replica of `tenant` keeps its files.
@@ -304,22 +364,8 @@ pub fn replica_dir(data_dir: &Path, tenant: TenantId) -> PathBuf {
     }
 }
 
-fn node_config(
-    spec: &ServerSpec,
-    tenant: TenantId,
-    config: Option<&TenantConfig>,
-) -> Result<NodeConfig> {
-    let mut peers: Vec<PeerAddr> = spec
-        .peers
-        .iter()
-        .map(|p| PeerAddr::new(p.node, p.region))
-        .collect();
-    peers.retain(|p| p.node != spec.node);
-    peers.sort_by_key(|p| p.node);
-    // Every process of the group must name the same replica as the one that starts with
-    // a capped tenant's rights: the lowest node id, which also leads first.
-    let rights_home = peers.iter().map(|p| p.node).chain([spec.node]).min();
-    let quotas = match config {
+fn node_config(spec: &ServerSpec, group: Group<'_>) -> Result<NodeConfig> {
+    let quotas = match group.config {
         Some(c) => Some(Arc::new(TenantQuotas::new(c)?)),
         None => None,
     };
@@ -328,12 +374,12 @@ fn node_config(
         region: spec.region,
         shard: spec.shard,
         role: spec.role,
-        tenant,
-        peers,
+        tenant: group.tenant,
+        peers: group.peers,
         heartbeat_interval: spec.heartbeat_interval,
         peer_timeout: spec.peer_timeout,
         quotas,
-        rights_home,
+        rights_home: group.rights_home,
         ..NodeConfig::default()
     })
 }

@@ -79,6 +79,11 @@ impl ClientService {
         }
     }
 
+    /// Whether this process hosts a replica of `tenant`.
+    pub fn hosts(&self, tenant: TenantId) -> bool {
+        self.replicas.read().is_ok_and(|r| r.contains_key(&tenant))
+    }
+
     /// Answers `Op::Control` from `host` from now on.
     pub fn set_control(&self, host: super::control_host::ControlHost) {
         let _ = self.control.set(host);
