@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -32,3 +33,24 @@ def eventually(read: Callable[[], T], ok: Callable[[T], bool], timeout: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached within {timeout}s; last value: {value!r}")
         time.sleep(0.05)
+
+
+class Reader(threading.Thread):
+    """Calls ``read`` over and over until stopped (``done.set()``); counts successes and
+    keeps every failure: the concurrent reader of the zero-downtime tests."""
+
+    def __init__(self, read: Callable[[], object]) -> None:
+        super().__init__(daemon=True)
+        self.read = read
+        self.ok = 0
+        self.failures: list[BaseException] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                self.read()
+                self.ok += 1
+            except Exception as e:  # noqa: BLE001 - every failure is what the test counts
+                self.failures.append(e)
+            time.sleep(0.002)

@@ -5,39 +5,15 @@ hold every acknowledged write, read against the analytical decay formula."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
 
 import tidaldb
 from conftest import T0, assert_close, exp_score
-from server_support import eventually, servers
+from server_support import Reader, eventually, servers
 
 HALF_LIFE_S = 3600.0  # server_support's "view"
 AT = T0 + 2 * HALF_LIFE_S
 PER_WINDOW = 60  # writes during each node's drain window
-
-
-class Reader(threading.Thread):
-    """Reads the scores of the written items over and over, through a client that knows
-    every node, until stopped; counts successes and keeps every failure."""
-
-    def __init__(self, client: tidaldb.Client, items: np.ndarray) -> None:
-        super().__init__(daemon=True)
-        self.client, self.items = client, items
-        self.ok = 0
-        self.failures: list[BaseException] = []
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            try:
-                self.client.scores("view", self.items, at=AT)
-                self.ok += 1
-            except Exception as e:  # noqa: BLE001 - every failure is what the test counts
-                self.failures.append(e)
-            time.sleep(0.002)
 
 
 def test_every_node_is_upgraded_in_turn_and_nothing_fails_or_goes_missing() -> None:
@@ -50,7 +26,8 @@ def test_every_node_is_upgraded_in_turn_and_nothing_fails_or_goes_missing() -> N
         )
         items = np.arange(100, 100 + PER_WINDOW * len(ids), dtype=np.uint64)
         written: list[tuple[int, float]] = []  # (item, ts): the acknowledged writes
-        reader = Reader(s.connect(ids, timeout=10.0), items)
+        reading = s.connect(ids, timeout=10.0)
+        reader = Reader(lambda: reading.scores("view", items, at=AT))
         reader.start()
         try:
             for k, node in enumerate(s.nodes):

@@ -918,6 +918,28 @@ class Client:
             InvalidArgument: a zero quota or an empty ``regions``; nothing is committed.
             Unavailable: the node has no control plane, or no node answered.
         """
+    def migrate_tenant(self, id: int, to_region: str, from_region: str | None = None) -> None:
+        """Moves a registered tenant's replica from ``from_region`` to ``to_region`` without
+        downtime, and returns once the migration has begun. The control plane's leader then
+        takes its steps (``control()["migrations"]`` shows the one reached): the target's
+        node opens a replica and catches up; once it holds everything the source does, the
+        source stops serving the tenant (its reads move to the tenant's other nodes: give
+        clients both nodes), hands over its caps' rights, and its copy is deleted. A
+        leader that dies mid-way is replaced, and the next one continues from the
+        committed step.
+
+        Args:
+            id: the tenant.
+            to_region: the region it moves to; one where it has no replica.
+            from_region: the region it leaves; None when it lives in one region.
+
+        Raises:
+            NotFound: an unknown tenant.
+            InvalidArgument: an unknown region, a target where the tenant already is, or
+                no ``from_region`` for a tenant in several regions; nothing is committed.
+            Conflict: the tenant is migrating already; nothing is committed.
+            Unavailable: the node has no control plane, or no node answered.
+        """
     def regions(self) -> list[str]:
         """The cluster's region names, indexed by region id.
 

@@ -544,6 +544,23 @@ impl PyClient {
         self.admin(py, AdminOp::RegisterTenant(options))
     }
 
+    #[doc = include_str!("../pydoc/Client/migrate_tenant.md")]
+    #[pyo3(signature = (id, to_region, from_region = None))]
+    fn migrate_tenant(
+        &self,
+        py: Python<'_>,
+        id: Natural<TenantIdArg>,
+        to_region: String,
+        from_region: Option<String>,
+    ) -> PyResult<()> {
+        let op = AdminOp::MigrateTenant {
+            tenant: id.0,
+            from: from_region,
+            to: to_region,
+        };
+        self.admin(py, op)
+    }
+
     #[doc = include_str!("../pydoc/Client/regions.md")]
     fn regions(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let json = self.call(py, |c| {

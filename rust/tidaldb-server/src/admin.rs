@@ -56,6 +56,18 @@ enum AdminAction {
     /// (of every region without --region), opened by those nodes on the control plane's
     /// order. Returns once committed.
     Register(RegisterArgs),
+    /// Move a tenant's replica to another region without downtime. Returns once the
+    /// migration has begun; `status` shows its steps under "migrations".
+    Migrate {
+        #[arg(long)]
+        tenant: u64,
+        /// The region it leaves; may be left out when it lives in one region.
+        #[arg(long)]
+        from: Option<String>,
+        /// The region it moves to.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +143,14 @@ fn run(args: &AdminArgs) -> Result<(), TidalError> {
                 max_storage_bytes: r.max_storage_bytes,
             }))?;
             println!("registered tenant {}", r.tenant);
+        }
+        AdminAction::Migrate { tenant, from, to } => {
+            client.admin(AdminOp::MigrateTenant {
+                tenant: *tenant,
+                from: from.clone(),
+                to: to.clone(),
+            })?;
+            println!("tenant {tenant} is migrating to {to}");
         }
     }
     Ok(())

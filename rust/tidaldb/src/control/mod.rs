@@ -393,6 +393,17 @@ impl ControlPlane {
         self.drained.iter().copied()
     }
 
+    /// Every tenant's latest migration, running or complete.
+    pub fn migrations(&self) -> impl Iterator<Item = &MigrationRecord> + '_ {
+        self.migrations.values()
+    }
+
+    /// A replica's latest heartbeat report and when it was heard.
+    pub fn last_report(&self, node: NodeId) -> Option<(Timestamp, &NodeReport)> {
+        let m = self.member(node)?;
+        Some((m.last_heard?, m.last_report.as_ref()?))
+    }
+
     pub fn migration(&self, tenant: TenantId) -> Option<&MigrationRecord> {
         self.migrations.get(&tenant)
     }

@@ -17,10 +17,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::majority::{LatestVerdict, MajorityView, Verdict};
+use super::control_status::ControlStatus;
+use super::majority::{LatestVerdict, Verdict};
+use super::migration_steps::{MigrationAction, MigrationPace, migrate_command, next_actions};
 use super::peers::{ControlFrame, ControlInbox, PeerNetwork};
 use super::placement::{
     HostOrder, ReplicaIds, ReplicaOpener, host_orders, initial_plane, place_command, regions_named,
@@ -28,10 +29,10 @@ use super::placement::{
 use super::proto::AdminOp;
 use super::service::ClientService;
 use crate::cluster::RegionNames;
+use crate::control::Command;
 use crate::control::consensus::{
     ControlStore, ControlVoter, ProposalId, VoterOutputs, VoterSpec, decode_message, encode_message,
 };
-use crate::control::{Command, ControlPlane, GroupId};
 use crate::error::{Result, TidalError};
 use crate::event::TenantId;
 use crate::node::{ControlCommand, NodeReport};
@@ -61,36 +62,6 @@ pub struct ControlSpec {
     pub snapshot_every: u64,
 }
 
-/// What this process's voter knows, for `Op::Control` and monitoring.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct ControlStatus {
-    pub voter: bool,
-    pub raft_term: u64,
-    pub raft_leader: Option<u16>,
-    pub is_raft_leader: bool,
-    pub committed: u64,
-    pub applied: u64,
-    /// Each group's leading process and term in the committed plane.
-    pub groups: Vec<GroupStatus>,
-    pub commands: usize,
-    /// The regions whose hosts are drained in the committed plane: the rolling upgrade's
-    /// progress (at most one at a time).
-    pub drained: Vec<String>,
-    /// Region health as the majority sees it (the Raft leader's verdict), on every
-    /// process, voter or not.
-    pub majority: MajorityView,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct GroupStatus {
-    pub tenant: u64,
-    pub label: String,
-    pub leader: Option<u16>,
-    pub term: u64,
-    /// The processes that host a replica of the tenant.
-    pub hosts: Vec<u16>,
-}
-
 /// How long an operator's command may take to commit before the caller is told so.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -103,6 +74,12 @@ type AdminRequest = (Proposal, oneshot::Sender<Result<()>>);
 enum Proposal {
     Ready(Command),
     Register(TenantConfig),
+    /// A migration whose source, when not named, is the tenant's one host.
+    Migrate {
+        tenant: TenantId,
+        from: Option<ShardAssignment>,
+        to: ShardAssignment,
+    },
 }
 
 /// A running control host; dropping it does not stop it, the server's stop signal does.
@@ -131,6 +108,11 @@ impl ControlHost {
                 config.validate()?;
                 Proposal::Register(config)
             }
+            AdminOp::MigrateTenant { tenant, from, to } => Proposal::Migrate {
+                tenant: TenantId(tenant),
+                from: from.map(|r| self.host_in(&r)).transpose()?,
+                to: self.host_in(&to)?,
+            },
         };
         let (reply, outcome) = oneshot::channel();
         self.admin
@@ -210,6 +192,7 @@ pub fn start(
         ids,
         ids_applied: 0,
         opener,
+        migrating: MigrationPace::default(),
         network,
         service,
         voter,
@@ -248,6 +231,7 @@ struct Host {
     /// The applied index `ids` was derived at.
     ids_applied: u64,
     opener: ReplicaOpener,
+    migrating: MigrationPace,
     network: PeerNetwork,
     service: Arc<ClientService>,
     voter: Option<(ControlVoter, ControlStore)>,
@@ -269,6 +253,9 @@ const VERDICT_EVERY_TICKS: u64 = 5;
 /// registered while the cluster ran: a process that restarted, or missed the first one,
 /// opens its replica within this.
 const HOST_ORDERS_EVERY_TICKS: u64 = 10;
+
+/// How often, in Raft ticks, the Raft leader takes the next steps of running migrations.
+const MIGRATION_EVERY_TICKS: u64 = 5;
 
 impl Host {
     async fn run(
@@ -313,20 +300,21 @@ impl Host {
             return;
         }
         let command = match (proposal, self.voter.as_ref()) {
-            (Proposal::Ready(command), _) => command,
+            (Proposal::Ready(command), _) => Ok(command),
             (Proposal::Register(config), Some((v, _))) => {
-                match place_command(&self.spec, v.plane(), config) {
-                    Ok(command) => command,
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                        return;
-                    }
-                }
+                place_command(&self.spec, v.plane(), config)
             }
-            (Proposal::Register(_), None) => {
-                let _ = reply.send(Err(TidalError::Unavailable(
-                    "this node's voter has stopped".into(),
-                )));
+            (Proposal::Migrate { tenant, from, to }, Some((v, _))) => {
+                migrate_command(v.plane(), tenant, from, to)
+            }
+            (_, None) => Err(TidalError::Unavailable(
+                "this node's voter has stopped".into(),
+            )),
+        };
+        let command = match command {
+            Ok(command) => command,
+            Err(e) => {
+                let _ = reply.send(Err(e));
                 return;
             }
         };
@@ -370,6 +358,9 @@ impl Host {
         }
         if self.ticks.is_multiple_of(HOST_ORDERS_EVERY_TICKS) {
             self.send_host_orders();
+        }
+        if self.ticks.is_multiple_of(MIGRATION_EVERY_TICKS) {
+            self.run_migrations(now);
         }
         self.publish_status();
     }
@@ -433,13 +424,62 @@ impl Host {
         }
     }
 
+    /// The Raft leader takes each running migration's next steps.
+    fn run_migrations(&mut self, now: Timestamp) {
+        let Some((voter, _)) = self.voter.as_ref().filter(|(v, _)| v.is_leader()) else {
+            return;
+        };
+        let retired = &self.migrating.retired_at;
+        let actions = next_actions(voter.plane(), &self.spec.nodes, now, |t| {
+            retired.get(&t).copied()
+        });
+        for action in actions {
+            match action {
+                MigrationAction::Propose(command) => {
+                    if self.migrating.should_propose(&command) {
+                        self.with_voter(|v, out| v.propose(now, command, out).map(|_| ()));
+                    }
+                }
+                MigrationAction::Order {
+                    process,
+                    tenant,
+                    order,
+                } => self.send_order(process, tenant, order),
+                MigrationAction::Retire { process, tenant } => {
+                    self.migrating.retired_at.entry(tenant).or_insert(now);
+                    self.send_frame(process, tenant, ControlFrame::Retire);
+                }
+                MigrationAction::Drop { process, tenant } => {
+                    self.send_frame(process, tenant, ControlFrame::Delete);
+                }
+            }
+        }
+    }
+
+    fn send_order(&self, process: NodeId, tenant: TenantId, order: ControlCommand) {
+        if process == self.me {
+            self.obey(tenant, order);
+        } else {
+            self.network
+                .send_control(process, tenant, ControlFrame::Order(order));
+        }
+    }
+
+    fn send_frame(&mut self, process: NodeId, tenant: TenantId, frame: ControlFrame) {
+        if process == self.me {
+            self.heard(process, tenant, frame);
+        } else {
+            self.network.send_control(process, tenant, frame);
+        }
+    }
+
     /// Opens the ordered replica unless this process hosts it already.
     fn host(&self, order: &HostOrder) {
         let tenant = order.config.tenant_id;
         if self.service.hosts(tenant) {
             return;
         }
-        match (self.opener)(order) {
+        match self.opener.open(order) {
             Ok(()) => tracing::info!(
                 tenant = tenant.0,
                 "hosting a replica the control plane placed here"
@@ -460,6 +500,23 @@ impl Host {
             ControlFrame::Order(command) => self.obey(tenant, command),
             ControlFrame::Verdict(verdict) => self.verdict.hear(verdict),
             ControlFrame::Host(order) => self.host(&order),
+            ControlFrame::Retire => self.service.retire(tenant),
+            ControlFrame::Delete => self.delete(tenant),
+        }
+    }
+
+    fn delete(&self, tenant: TenantId) {
+        if tenant == TenantId::DEFAULT || !self.service.hosts(tenant) {
+            return;
+        }
+        match self.opener.delete(tenant) {
+            Ok(()) => tracing::info!(
+                tenant = tenant.0,
+                "deleted the replica a migration moved away"
+            ),
+            Err(e) => {
+                tracing::error!(tenant = tenant.0, error = %e, "deleting a migrated replica failed")
+            }
         }
     }
 
@@ -493,14 +550,8 @@ impl Host {
 
     /// Sends the leader's order to the process that hosts the replica.
     fn order(&self, replica: NodeId, order: ControlCommand) {
-        let Some((process, tenant)) = self.ids.process(replica) else {
-            return;
-        };
-        if process == self.me {
-            self.obey(tenant, order);
-        } else {
-            self.network
-                .send_control(process, tenant, ControlFrame::Order(order));
+        if let Some((process, tenant)) = self.ids.process(replica) {
+            self.send_order(process, tenant, order);
         }
     }
 
@@ -567,60 +618,10 @@ impl Host {
         // Three election timeouts without a verdict: this process has lost the majority.
         let stale_after = self.spec.tick * (3 * self.spec.election_ticks) as u32;
         let majority = self.verdict.view(stale_after, &self.spec.region_names);
-        let status = match &self.voter {
-            Some((v, _)) => ControlStatus {
-                voter: true,
-                raft_term: v.term(),
-                raft_leader: v.leader().map(|l| (l - 1) as u16),
-                is_raft_leader: v.is_leader(),
-                committed: v.committed(),
-                applied: v.applied(),
-                groups: self.group_statuses(v.plane()),
-                commands: v.plane().command_log().len(),
-                drained: (v.plane().drained_hosts())
-                    .map(|h| self.region_name(h.region_id))
-                    .collect(),
-                majority,
-            },
-            None => ControlStatus {
-                majority,
-                ..ControlStatus::default()
-            },
-        };
+        let voter = self.voter.as_ref().map(|(v, _)| v);
+        let status = ControlStatus::of(voter, &self.ids, &self.spec, majority);
         if let Ok(mut s) = self.status.lock() {
             *s = status;
         }
-    }
-
-    fn region_name(&self, region: RegionId) -> String {
-        (self.spec.region_names.get(region.0 as usize).cloned())
-            .unwrap_or_else(|| format!("region {}", region.0))
-    }
-
-    fn group_statuses(&self, plane: &ControlPlane) -> Vec<GroupStatus> {
-        plane
-            .router()
-            .tenants()
-            .map(|config| {
-                let tenant = config.tenant_id;
-                let group = GroupId {
-                    tenant,
-                    shard: self.spec.shard,
-                };
-                let process_of = |r: NodeId| self.ids.process(r).map(|(n, _)| n.0);
-                let mut hosts: Vec<u16> = (plane.replicas())
-                    .filter(|r| r.tenant == tenant)
-                    .filter_map(|r| process_of(r.node))
-                    .collect();
-                hosts.sort_unstable();
-                GroupStatus {
-                    tenant: tenant.0,
-                    label: config.label.clone(),
-                    leader: plane.leader_of_group(group).and_then(process_of),
-                    term: plane.group_term(group),
-                    hosts,
-                }
-            })
-            .collect()
     }
 }

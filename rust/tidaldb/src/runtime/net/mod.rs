@@ -4,9 +4,11 @@
 mod backoff;
 mod client;
 pub mod control_host;
+pub mod control_status;
 mod drain;
 pub mod frame;
 mod majority;
+mod migration_steps;
 mod peers;
 pub mod placement;
 pub mod proto;

@@ -83,6 +83,11 @@ pub enum ControlFrame {
     Verdict(super::majority::Verdict),
     /// The Raft leader's order to host a replica of a registered tenant.
     Host(super::placement::HostOrder),
+    /// The frame's tenant is migrating away from this process: stop serving it (clients
+    /// fail over) but keep replicating.
+    Retire,
+    /// The frame's tenant has migrated away: delete this process's copy.
+    Delete,
 }
 
 /// A frame between processes: the tenant whose replica group it belongs to (the control

@@ -197,8 +197,15 @@ pub fn host_orders(
     orders
 }
 
-/// Opens this process's replica of a tenant on the control plane's order.
-pub type ReplicaOpener = Arc<dyn Fn(&HostOrder) -> Result<()> + Send + Sync>;
+/// Opens and deletes this process's replicas on the control plane's orders.
+pub trait Hosting: Send + Sync {
+    /// Opens the ordered replica (the caller has checked it is not open).
+    fn open(&self, order: &HostOrder) -> Result<()>;
+    /// Closes the tenant's replica, if open, and deletes its files: a migration moved it.
+    fn delete(&self, tenant: TenantId) -> Result<()>;
+}
+
+pub type ReplicaOpener = Arc<dyn Hosting>;
 
 /// The regions of `names`, by their index in the cluster's region list.
 pub fn regions_named(region_names: &[String], names: &[String]) -> Result<Vec<RegionId>> {

@@ -110,6 +110,13 @@ pub enum AdminOp {
     Rejoin { region: String },
     /// Registers a tenant, with replicas on the processes of its regions.
     RegisterTenant(crate::cluster::TenantOptions),
+    /// Moves a tenant's replica from region `from` to region `to`, without downtime. `from`
+    /// may be left out when the tenant lives in one region.
+    MigrateTenant {
+        tenant: u64,
+        from: Option<String>,
+        to: String,
+    },
 }
 
 impl Op {

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::control_host::{self, ControlSpec};
 use super::peers::{DEFAULT_QUEUE_LEN, PeerAddress, PeerNetConfig, PeerNetwork};
-use super::placement::{HostOrder, ReplicaOpener};
+use super::placement::{HostOrder, Hosting, ReplicaOpener};
 use super::service::ClientService;
 use super::tls::Security;
 use crate::error::{Result, TidalError};
@@ -336,22 +336,60 @@ fn open_replica(
     Ok(())
 }
 
-/// Opens the replicas the control plane places on this process after it started.
-fn replica_opener(
-    spec: &ServerSpec,
-    network: &PeerNetwork,
-    service: &Arc<ClientService>,
+/// Opens and deletes the replicas the control plane places on (or moves off) this
+/// process after it started.
+struct PlacedReplicas {
+    spec: ServerSpec,
+    network: PeerNetwork,
+    service: Arc<ClientService>,
     reports: Option<UnboundedSender<(TenantId, NodeReport)>>,
-) -> ReplicaOpener {
-    let (spec, network, service) = (spec.clone(), network.clone(), service.clone());
-    Arc::new(move |order: &HostOrder| {
+}
+
+impl Hosting for PlacedReplicas {
+    fn open(&self, order: &HostOrder) -> Result<()> {
         let group = Group {
             tenant: order.config.tenant_id,
             config: Some(&order.config),
             peers: order.peers.clone(),
             rights_home: Some(order.rights_home),
         };
-        open_replica(&spec, &network, &service, reports.as_ref(), group)
+        open_replica(
+            &self.spec,
+            &self.network,
+            &self.service,
+            self.reports.as_ref(),
+            group,
+        )
+    }
+
+    fn delete(&self, tenant: TenantId) -> Result<()> {
+        if let Some(db) = self.service.unhost(tenant) {
+            db.close()?;
+        }
+        let dir = replica_dir(&self.spec.data_dir, tenant);
+        debug_assert!(
+            tenant != TenantId::DEFAULT,
+            "the default tenant never moves"
+        );
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(TidalError::io(format!("deleting {}", dir.display()))(e)),
+        }
+    }
+}
+
+fn replica_opener(
+    spec: &ServerSpec,
+    network: &PeerNetwork,
+    service: &Arc<ClientService>,
+    reports: Option<UnboundedSender<(TenantId, NodeReport)>>,
+) -> ReplicaOpener {
+    Arc::new(PlacedReplicas {
+        spec: spec.clone(),
+        network: network.clone(),
+        service: service.clone(),
+        reports,
     })
 }
 

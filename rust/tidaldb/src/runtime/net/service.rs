@@ -1,7 +1,7 @@
 //! The node's side of the client protocol: accepts clients on the client port, checks
 //! their hello, and answers each request from the replica of the tenant it names.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -42,6 +42,8 @@ pub struct ClientService {
     region_names: Vec<String>,
     security: Security,
     replicas: RwLock<BTreeMap<TenantId, TidalDb>>,
+    /// Tenants migrating or migrated away from this process: refused, so clients move on.
+    retired: RwLock<BTreeSet<TenantId>>,
     control: std::sync::OnceLock<super::control_host::ControlHost>,
     in_flight: InFlight,
     pub stats: ServiceStats,
@@ -66,6 +68,7 @@ impl ClientService {
             region_names,
             security,
             replicas: RwLock::new(BTreeMap::new()),
+            retired: RwLock::new(BTreeSet::new()),
             control: std::sync::OnceLock::new(),
             in_flight: InFlight::default(),
             stats: ServiceStats::default(),
@@ -74,8 +77,26 @@ impl ClientService {
 
     /// Serves `tenant` from `db` from now on.
     pub fn host(&self, tenant: TenantId, db: TidalDb) {
+        if let Ok(mut retired) = self.retired.write() {
+            retired.remove(&tenant);
+        }
         if let Ok(mut r) = self.replicas.write() {
             r.insert(tenant, db);
+        }
+    }
+
+    /// Stops serving `tenant` and hands back its replica (a migration moved it away);
+    /// from now on its requests are refused as unavailable, so clients fail over.
+    pub fn unhost(&self, tenant: TenantId) -> Option<TidalDb> {
+        self.retire(tenant);
+        self.replicas.write().ok()?.remove(&tenant)
+    }
+
+    /// Stops serving `tenant` while its replica keeps replicating: requests are refused
+    /// as unavailable, so clients fail over to the tenant's other replicas.
+    pub fn retire(&self, tenant: TenantId) {
+        if let Ok(mut retired) = self.retired.write() {
+            retired.insert(tenant);
         }
     }
 
@@ -217,7 +238,15 @@ impl ClientService {
             .ok()
             .and_then(|r| r.get(&request.tenant).cloned());
         let mut served = self.served_here();
+        let retired = self
+            .retired
+            .read()
+            .is_ok_and(|r| r.contains(&request.tenant));
         let result = match db {
+            _ if retired => Err(TidalError::Unavailable(format!(
+                "tenant {} has moved away from node {}; its other replicas serve it",
+                request.tenant.0, self.node.0
+            ))),
             None => Err(TidalError::UnknownTenant(request.tenant.0)),
             Some(db) => {
                 if let Ok(unreachable) = db.unreachable_peers() {
