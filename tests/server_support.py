@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import tidaldb
 from tidaldb.servers import LocalServers
 
 T = TypeVar("T")
@@ -54,3 +55,27 @@ class Reader(threading.Thread):
             except Exception as e:  # noqa: BLE001 - every failure is what the test counts
                 self.failures.append(e)
             time.sleep(0.002)
+
+
+def control_servers(n: int = 3) -> LocalServers:
+    """``n`` started server processes with a control plane whose Raft leader every node
+    knows; stop them with ``close()`` (or use them as a context manager)."""
+    s = LocalServers(n, signals=SIGNALS, control=True).start()
+    ids = [node.id for node in s.nodes]
+    try:
+        eventually(
+            lambda: [s.connect([i]).control()["raft_leader"] for i in ids],
+            lambda seen: seen[0] is not None and len(set(seen)) == 1,
+        )
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def hosts_of(client: tidaldb.Client, tenant: int) -> list[int] | None:
+    """The processes the control plane places ``tenant`` on, or None if it has no group."""
+    for group in client.control()["groups"]:
+        if group["tenant"] == tenant:
+            return list(group["hosts"])
+    return None

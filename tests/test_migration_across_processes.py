@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import tidaldb
-from server_support import SIGNALS, Reader, eventually
+from server_support import Reader, control_servers, eventually, hosts_of
 from tidaldb.servers import LocalServers
 
 MOVING, STAYING = 60, 61
@@ -20,12 +20,7 @@ MOVING, STAYING = 60, 61
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalServers]:
-    with LocalServers(3, signals=SIGNALS, control=True) as s:
-        ids = [n.id for n in s.nodes]
-        eventually(
-            lambda: [s.connect([i]).control()["raft_leader"] for i in ids],
-            lambda seen: seen[0] is not None and len(set(seen)) == 1,
-        )
+    with control_servers() as s:
         yield s
 
 
@@ -33,13 +28,6 @@ def migration_state(client: tidaldb.Client, tenant: int) -> str | None:
     for m in client.control()["migrations"]:
         if m["tenant"] == tenant:
             return str(m["state"])
-    return None
-
-
-def hosts_of(client: tidaldb.Client, tenant: int) -> list[int] | None:
-    for group in client.control()["groups"]:
-        if group["tenant"] == tenant:
-            return list(group["hosts"])
     return None
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import tidaldb
-from server_support import SIGNALS, eventually
+from server_support import control_servers, eventually, hosts_of
 from tidaldb.servers import LocalServers
 
 RESIDENT, CAPPED = 40, 41
@@ -21,20 +21,8 @@ RESIDENT, CAPPED = 40, 41
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalServers]:
-    with LocalServers(3, signals=SIGNALS, control=True) as s:
-        ids = [n.id for n in s.nodes]
-        eventually(
-            lambda: [s.connect([i]).control()["raft_leader"] for i in ids],
-            lambda seen: seen[0] is not None and len(set(seen)) == 1,
-        )
+    with control_servers() as s:
         yield s
-
-
-def hosts_of(client: tidaldb.Client, tenant: int) -> list[int] | None:
-    for group in client.control()["groups"]:
-        if group["tenant"] == tenant:
-            return list(group["hosts"])
-    return None
 
 
 def count(client: tidaldb.Client, item: int, tenant: int) -> int:

@@ -19,17 +19,16 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use super::control_admin::ControlHost;
+use super::control_admin::{ADMIN_TIMEOUT, AdminRequest, Proposal};
 use super::control_status::ControlStatus;
 use super::majority::{LatestVerdict, Verdict};
 use super::migration_steps::{MigrationAction, MigrationPace, migrate_command, next_actions};
 use super::peers::{ControlFrame, ControlInbox, PeerNetwork};
 use super::placement::{
-    HostOrder, ReplicaIds, ReplicaOpener, host_orders, initial_plane, place_command, regions_named,
+    HostOrder, ReplicaIds, ReplicaOpener, host_orders, initial_plane, place_command,
 };
-use super::proto::AdminOp;
 use super::service::ClientService;
-use crate::cluster::RegionNames;
-use crate::control::Command;
 use crate::control::consensus::{
     ControlStore, ControlVoter, ProposalId, VoterOutputs, VoterSpec, decode_message, encode_message,
 };
@@ -37,7 +36,6 @@ use crate::error::{Result, TidalError};
 use crate::event::TenantId;
 use crate::node::{ControlCommand, NodeReport};
 use crate::schema::{NodeId, RegionId, ShardId, Timestamp};
-use crate::tenancy::{ShardAssignment, TenantConfig};
 use crate::wal::RealFs;
 
 /// How a process takes part in the control plane.
@@ -60,90 +58,6 @@ pub struct ControlSpec {
     pub group_election_timeout: Duration,
     pub dir: PathBuf,
     pub snapshot_every: u64,
-}
-
-/// How long an operator's command may take to commit before the caller is told so.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// An operator's command on its way to the voter, with where its outcome goes.
-type AdminRequest = (Proposal, oneshot::Sender<Result<()>>);
-
-/// What an operator asked for: a command, or a tenant to place, which the voter turns
-/// into a command from its plane (the placement depends on the slots taken).
-#[derive(Debug)]
-enum Proposal {
-    Ready(Command),
-    Register(TenantConfig),
-    /// A migration whose source, when not named, is the tenant's one host.
-    Migrate {
-        tenant: TenantId,
-        from: Option<ShardAssignment>,
-        to: ShardAssignment,
-    },
-}
-
-/// A running control host; dropping it does not stop it, the server's stop signal does.
-#[derive(Clone, Debug)]
-pub struct ControlHost {
-    status: Arc<Mutex<ControlStatus>>,
-    admin: mpsc::Sender<AdminRequest>,
-    shard: ShardId,
-    region_names: Vec<String>,
-}
-
-impl ControlHost {
-    pub fn status(&self) -> ControlStatus {
-        self.status.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    /// Proposes an operator's command and waits until it is committed and applied here.
-    /// Bad input is refused before anything is proposed.
-    pub async fn admin(&self, op: AdminOp) -> Result<()> {
-        let command = match op {
-            AdminOp::Drain { region } => Proposal::Ready(Command::Drain(self.host_in(&region)?)),
-            AdminOp::Rejoin { region } => Proposal::Ready(Command::Rejoin(self.host_in(&region)?)),
-            AdminOp::RegisterTenant(options) => {
-                let names = RegionNames::new(self.region_names.clone())?;
-                let config = options.config(&names)?;
-                config.validate()?;
-                Proposal::Register(config)
-            }
-            AdminOp::MigrateTenant { tenant, from, to } => Proposal::Migrate {
-                tenant: TenantId(tenant),
-                from: from.map(|r| self.host_in(&r)).transpose()?,
-                to: self.host_in(&to)?,
-            },
-        };
-        let (reply, outcome) = oneshot::channel();
-        self.admin
-            .send((command, reply))
-            .await
-            .map_err(|_| TidalError::Unavailable("the control host has stopped".into()))?;
-        match tokio::time::timeout(ADMIN_TIMEOUT, outcome).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(TidalError::Unavailable(
-                "the control host stopped before the command committed".into(),
-            )),
-            Err(_) => Err(TidalError::Timeout(format!(
-                "the control plane did not commit the command within {} s (is a majority \
-                 of voters reachable?); it may still commit: read the control status \
-                 before sending it again",
-                ADMIN_TIMEOUT.as_secs()
-            ))),
-        }
-    }
-
-    fn host_in(&self, region: &str) -> Result<ShardAssignment> {
-        let [region_id] = regions_named(&self.region_names, &[region.to_owned()])?[..] else {
-            return Err(TidalError::Unavailable(
-                "one region name gave several ids".into(),
-            ));
-        };
-        Ok(ShardAssignment {
-            shard_id: self.shard,
-            region_id,
-        })
-    }
 }
 
 /// Heartbeats of this process's replicas, as their report sinks queue them.
@@ -179,12 +93,7 @@ pub fn start(
     let status = Arc::new(Mutex::new(ControlStatus::default()));
     let inbox = network.attach_control();
     let (admin, admin_rx) = mpsc::channel(64);
-    let handle = ControlHost {
-        status: status.clone(),
-        admin,
-        shard: spec.shard,
-        region_names: spec.region_names.clone(),
-    };
+    let handle = ControlHost::new(status.clone(), admin, spec.shard, spec.region_names.clone());
     let ids = (voter.as_ref()).map_or_else(ReplicaIds::default, |(v, _)| ReplicaIds::of(v.plane()));
     let host = Host {
         me,

@@ -303,3 +303,160 @@ impl MigrationPace {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::VersionVector;
+    use crate::node::{NodeReport, NodeRole};
+    use crate::runtime::net::placement::tests::spec_of;
+    use crate::runtime::net::placement::{initial_plane, place_command};
+    use crate::schema::ShardId;
+    use crate::tenancy::TenantConfig;
+
+    const T: TenantId = TenantId(9);
+    const SECOND: i64 = 1_000_000_000;
+
+    fn nodes() -> Vec<(NodeId, RegionId)> {
+        (0..3).map(|i| (NodeId(i), RegionId(i))).collect()
+    }
+
+    fn at(ns: i64) -> Timestamp {
+        Timestamp::from_nanos(ns).unwrap()
+    }
+
+    /// Tenant 9 on process 0 only (slot 1, so replica ids 64..), migrating to region 1.
+    fn migrating_plane() -> ControlPlane {
+        let spec = spec_of(&[(0, 0), (1, 1), (2, 2)], &[]);
+        let mut plane = initial_plane(&spec).unwrap();
+        let mut config = TenantConfig::new(T, "nine");
+        config.required_regions = vec![RegionId(0)];
+        plane
+            .apply(at(1), place_command(&spec, &plane, config).unwrap())
+            .unwrap();
+        let host = |r| ShardAssignment {
+            shard_id: ShardId(0),
+            region_id: RegionId(r),
+        };
+        let begin = migrate_command(&plane, T, None, host(1)).unwrap();
+        plane.apply(at(2), begin).unwrap();
+        plane
+    }
+
+    fn proposals(actions: &[MigrationAction]) -> Vec<&Command> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                MigrationAction::Propose(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Applies the one proposal among `actions`, as a commit would.
+    fn commit(plane: &mut ControlPlane, actions: &[MigrationAction], now: i64) {
+        let [command] = proposals(actions)[..] else {
+            panic!("expected one proposal in {actions:?}");
+        };
+        plane.apply(at(now), command.clone()).unwrap();
+    }
+
+    fn report(plane: &mut ControlPlane, replica: u16, events: u64, now: i64) {
+        let mut vv = VersionVector::new();
+        vv.advance(NodeId(0), events);
+        let report = NodeReport {
+            node: NodeId(replica),
+            term: 1,
+            role: NodeRole::Follower,
+            vv,
+            entities: 0,
+            behind_log: Vec::new(),
+        };
+        plane.observe(at(now), report);
+    }
+
+    #[test]
+    fn a_migration_walks_its_steps_and_collects_the_source_only_once_covered() {
+        let mut plane = migrating_plane();
+        let (source, target) = (64, 65);
+        let never = |_| None;
+        let first = next_actions(&plane, &nodes(), at(3), never);
+        assert!(matches!(
+            proposals(&first)[..],
+            [Command::AddReplica { replica, lead: false }] if replica.node == NodeId(target)
+        ));
+        commit(&mut plane, &first, 3);
+        let created = next_actions(&plane, &nodes(), at(4), never);
+        assert!(created.contains(&MigrationAction::Order {
+            process: NodeId(0),
+            tenant: T,
+            order: ControlCommand::AddPeer(PeerAddr::new(NodeId(1), RegionId(1))),
+        }));
+        commit(&mut plane, &created, 4);
+        let dual = next_actions(&plane, &nodes(), at(5), never);
+        commit(&mut plane, &dual, 5);
+        assert_eq!(plane.migration(T).unwrap().state, MigrationState::DualWrite);
+
+        // The target is behind: no switch yet.
+        report(&mut plane, source, 100, 6);
+        report(&mut plane, target, 99, 6);
+        assert!(proposals(&next_actions(&plane, &nodes(), at(6), never)).is_empty());
+        report(&mut plane, target, 100, 7);
+        let switch = next_actions(&plane, &nodes(), at(7), never);
+        commit(&mut plane, &switch, 7);
+        assert_eq!(plane.migration(T).unwrap().state, MigrationState::Finalized);
+
+        // Finalized: the source is told to stop serving, and nothing is removed until a
+        // report heard after the settle time shows the target holding all it has.
+        let retire = next_actions(&plane, &nodes(), at(8), never);
+        assert!(retire.contains(&MigrationAction::Retire {
+            process: NodeId(0),
+            tenant: T
+        }));
+        assert!(proposals(&retire).is_empty());
+        let retired = |_| Some(at(8));
+        let early = next_actions(&plane, &nodes(), at(9), retired);
+        assert!(
+            proposals(&early).is_empty(),
+            "before the settle time: {early:?}"
+        );
+        let later = 8 + 2 * SECOND;
+        report(&mut plane, source, 101, later); // a last write (the hand-over) landed
+        assert!(proposals(&next_actions(&plane, &nodes(), at(later), retired)).is_empty());
+        report(&mut plane, target, 101, later);
+        let collect = next_actions(&plane, &nodes(), at(later), retired);
+        assert_eq!(
+            proposals(&collect),
+            [&Command::RemoveReplica(NodeId(source))]
+        );
+        commit(&mut plane, &collect, later);
+
+        let done = next_actions(&plane, &nodes(), at(later + 1), retired);
+        assert!(done.contains(&MigrationAction::Drop {
+            process: NodeId(0),
+            tenant: T
+        }));
+        commit(&mut plane, &done, later + 1);
+        assert_eq!(plane.migration(T).unwrap().state, MigrationState::Complete);
+    }
+
+    #[test]
+    fn the_same_step_is_not_proposed_again_while_it_commits() {
+        let mut pace = MigrationPace::default();
+        let step = Command::RemoveReplica(NodeId(64));
+        assert!(pace.should_propose(&step));
+        assert!(!pace.should_propose(&step));
+        assert!(pace.should_propose(&Command::RemoveReplica(NodeId(65))));
+    }
+
+    #[test]
+    fn a_tenant_in_several_regions_must_name_the_one_it_leaves() {
+        let plane = migrating_plane();
+        let host = ShardAssignment {
+            shard_id: ShardId(0),
+            region_id: RegionId(2),
+        };
+        let e = migrate_command(&plane, TenantId::DEFAULT, None, host).unwrap_err();
+        assert!(e.to_string().contains("name the one to move"), "{e}");
+    }
+}

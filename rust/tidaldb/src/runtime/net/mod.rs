@@ -3,6 +3,7 @@
 
 mod backoff;
 mod client;
+mod control_admin;
 pub mod control_host;
 pub mod control_status;
 mod drain;

@@ -225,12 +225,14 @@ pub fn regions_named(region_names: &[String], names: &[String]) -> Result<Vec<Re
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::schema::{ShardId, Timestamp};
     use std::time::Duration;
 
-    fn spec(nodes: &[(u16, u16)]) -> ControlSpec {
+    /// A plane's spec: process `n` in region `r` for each `(n, r)`, node 0 voting, the
+    /// default tenant and `tenants` from the config.
+    pub(crate) fn spec_of(nodes: &[(u16, u16)], tenants: &[TenantId]) -> ControlSpec {
         ControlSpec {
             voters: vec![NodeId(0)],
             nodes: nodes
@@ -239,7 +241,10 @@ mod tests {
                 .collect(),
             region_names: vec!["us".into(), "eu".into(), "ap".into()],
             shard: ShardId(0),
-            tenants: vec![TenantId::DEFAULT, TenantId(5)],
+            tenants: [TenantId::DEFAULT]
+                .into_iter()
+                .chain(tenants.iter().copied())
+                .collect(),
             tick: Duration::from_millis(20),
             heartbeat_ticks: 2,
             election_ticks: 10,
@@ -247,6 +252,10 @@ mod tests {
             dir: std::path::PathBuf::new(),
             snapshot_every: 1024,
         }
+    }
+
+    fn spec(nodes: &[(u16, u16)]) -> ControlSpec {
+        spec_of(nodes, &[TenantId(5)])
     }
 
     #[test]
