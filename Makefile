@@ -128,6 +128,7 @@ bench: $(EXT_STAMP) $(BENCH_DEPS_STAMP)
 	$(PY) bench/bench_network.py
 	$(CARGO) test --release -p tidaldb-server --test failover_timing -- --ignored --nocapture
 	$(CARGO) test --release -p tidaldb-server --test control_commit_latency -- --ignored --nocapture
+	$(CARGO) test --release -p tidaldb-server --test migration_timing -- --ignored --nocapture
 
 clean:
 	rm -f $(DEPS_STAMP) $(EXT_STAMP) $(WHEEL_DEPS_STAMP) $(BENCH_DEPS_STAMP)

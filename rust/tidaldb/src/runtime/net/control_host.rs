@@ -164,7 +164,7 @@ const VERDICT_EVERY_TICKS: u64 = 5;
 const HOST_ORDERS_EVERY_TICKS: u64 = 10;
 
 /// How often, in Raft ticks, the Raft leader takes the next steps of running migrations.
-const MIGRATION_EVERY_TICKS: u64 = 5;
+const MIGRATION_EVERY_TICKS: u64 = 2;
 
 impl Host {
     async fn run(

@@ -29,7 +29,7 @@ use crate::tenancy::ShardAssignment;
 
 /// How long after the source stopped serving its last writes are taken to have reached
 /// its heartbeats: a report heard later than this reflects everything it acknowledged.
-pub const RETIRE_SETTLE: Duration = Duration::from_millis(500);
+pub const RETIRE_SETTLE: Duration = Duration::from_millis(300);
 
 /// One thing the leader does for a migration.
 #[derive(Clone, Debug, PartialEq)]
