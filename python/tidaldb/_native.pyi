@@ -918,6 +918,30 @@ class Client:
             InvalidArgument: a zero quota or an empty ``regions``; nothing is committed.
             Unavailable: the node has no control plane, or no node answered.
         """
+    def add_voter(self, node: int) -> None:
+        """Lets ``node`` vote in the control plane again (after :meth:`remove_voter`).
+        Returns once the new configuration is applied on the node asked.
+
+        Raises:
+            InvalidArgument: a node the cluster does not have, or one that runs no voter
+                (only nodes in ``[control] voters`` of the config do); nothing changes.
+            Conflict: the node votes already, or another change of voters is being applied.
+            Unavailable: the node has no control plane, or no node answered.
+            Timeout: the change did not apply within 10 s (it may still).
+        """
+    def remove_voter(self, node: int) -> None:
+        """Stops ``node`` voting in the control plane: the others decide without it (to
+        replace its machine, say). The change is a Raft configuration change, kept in the
+        log and its snapshots, so it survives restarts. Returns once applied on the node
+        asked.
+
+        Raises:
+            InvalidArgument: a node the cluster does not have, one that runs no voter, or
+                the last voter; nothing changes.
+            Conflict: the node does not vote, or another change of voters is being applied.
+            Unavailable: the node has no control plane, or no node answered.
+            Timeout: the change did not apply within 10 s (it may still).
+        """
     def migrate_tenant(self, id: int, to_region: str, from_region: str | None = None) -> None:
         """Moves a registered tenant's replica from ``from_region`` to ``to_region`` without
         downtime, and returns once the migration has begun. The control plane's leader then

@@ -15,7 +15,7 @@ use tidaldb::{EntityId, QueryStats, Results, ScoredItem, TenantId, TidalError, T
 
 use crate::cluster_config::{TenantArg, tenant_options};
 use crate::convert::{
-    At, Count, Float, Id, Item, MaxEntities, MaxSignalsPerSec, MaxStorageBytes, Natural,
+    At, Count, Float, Id, Item, MaxEntities, MaxSignalsPerSec, MaxStorageBytes, Natural, Node,
     TenantIdArg, Ts, User, Weight, bulk_times, id_array, timestamp, weights_or_ones,
 };
 use crate::errors::{IntoPyResult, invalid};
@@ -559,6 +559,18 @@ impl PyClient {
             to: to_region,
         };
         self.admin(py, op)
+    }
+
+    #[doc = include_str!("../pydoc/Client/add_voter.md")]
+    fn add_voter(&self, py: Python<'_>, node: Natural<Node>) -> PyResult<()> {
+        let node = node.narrow(py)?;
+        self.admin(py, AdminOp::ChangeVoters { node, add: true })
+    }
+
+    #[doc = include_str!("../pydoc/Client/remove_voter.md")]
+    fn remove_voter(&self, py: Python<'_>, node: Natural<Node>) -> PyResult<()> {
+        let node = node.narrow(py)?;
+        self.admin(py, AdminOp::ChangeVoters { node, add: false })
     }
 
     #[doc = include_str!("../pydoc/Client/regions.md")]

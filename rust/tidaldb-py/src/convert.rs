@@ -61,6 +61,7 @@ args!(
     MaxRetained = "max_retained",
     MaxRetainedOwn = "max_retained_own",
     IngestThreads = "ingest_threads",
+    Node = "node",
 );
 
 /// An entity id argument. A negative or too large int is a bad value, not a bad type, so

@@ -56,6 +56,11 @@ enum AdminAction {
     /// (of every region without --region), opened by those nodes on the control plane's
     /// order. Returns once committed.
     Register(RegisterArgs),
+    /// Let a node listed in [control] voters vote again. Returns once applied.
+    AddVoter { node: u16 },
+    /// Stop a node voting (to replace its machine, say); the others go on deciding.
+    /// Returns once applied.
+    RemoveVoter { node: u16 },
     /// Move a tenant's replica to another region without downtime. Returns once the
     /// migration has begun; `status` shows its steps under "migrations".
     Migrate {
@@ -143,6 +148,14 @@ fn run(args: &AdminArgs) -> Result<(), TidalError> {
                 max_storage_bytes: r.max_storage_bytes,
             }))?;
             println!("registered tenant {}", r.tenant);
+        }
+        AdminAction::AddVoter { node } | AdminAction::RemoveVoter { node } => {
+            let add = matches!(args.action, AdminAction::AddVoter { .. });
+            client.admin(AdminOp::ChangeVoters { node: *node, add })?;
+            println!(
+                "node {node} {}",
+                if add { "votes" } else { "no longer votes" }
+            );
         }
         AdminAction::Migrate { tenant, from, to } => {
             client.admin(AdminOp::MigrateTenant {

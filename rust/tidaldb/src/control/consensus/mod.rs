@@ -13,6 +13,7 @@
 //! its seeded network; the runtime on the wall clock over TCP.
 
 mod log;
+mod membership;
 mod proposal;
 mod raft_logger;
 mod store;

@@ -54,7 +54,7 @@ pub struct VoterOutputs {
 pub struct ControlVoter {
     id: u64,
     run: u64,
-    raw: RawNode<ControlLog>,
+    pub(super) raw: RawNode<ControlLog>,
     /// The plane before any command: snapshots are replayed onto it.
     initial: ControlPlane,
     plane: ControlPlane,
@@ -377,7 +377,7 @@ impl ControlVoter {
 
     /// Carries out everything raft-rs has ready: messages out, snapshots and committed
     /// entries applied, new entries and hard state recorded.
-    fn process_ready(&mut self, out: &mut VoterOutputs) -> Result<()> {
+    pub(super) fn process_ready(&mut self, out: &mut VoterOutputs) -> Result<()> {
         while self.raw.has_ready() {
             let mut ready = self.raw.ready();
             out.messages.extend(ready.take_messages());
@@ -541,7 +541,7 @@ fn replay(initial: &ControlPlane, snapshot: &StoredSnapshot) -> Result<ControlPl
     Ok(plane)
 }
 
-fn raft_error(e: raft::Error) -> TidalError {
+pub(super) fn raft_error(e: raft::Error) -> TidalError {
     match e {
         raft::Error::Store(s) => corrupt(0, format!("raft storage: {s}")),
         other => TidalError::Unavailable(format!("raft: {other}")),

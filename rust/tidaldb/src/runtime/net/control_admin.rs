@@ -14,7 +14,7 @@ use crate::cluster::RegionNames;
 use crate::control::Command;
 use crate::error::{Result, TidalError};
 use crate::event::TenantId;
-use crate::schema::ShardId;
+use crate::schema::{NodeId, ShardId};
 use crate::tenancy::{ShardAssignment, TenantConfig};
 
 /// How long an operator's command may take to commit before the caller is told so.
@@ -29,6 +29,11 @@ pub(super) type AdminRequest = (Proposal, oneshot::Sender<Result<()>>);
 pub(super) enum Proposal {
     Ready(Command),
     Register(TenantConfig),
+    /// One voter added or removed: a Raft configuration change, not a command.
+    Voters {
+        node: NodeId,
+        add: bool,
+    },
     /// A migration whose source, when not named, is the tenant's one host.
     Migrate {
         tenant: TenantId,
@@ -77,6 +82,10 @@ impl ControlHost {
                 config.validate()?;
                 Proposal::Register(config)
             }
+            AdminOp::ChangeVoters { node, add } => Proposal::Voters {
+                node: NodeId(node),
+                add,
+            },
             AdminOp::MigrateTenant { tenant, from, to } => Proposal::Migrate {
                 tenant: TenantId(tenant),
                 from: from.map(|r| self.host_in(&r)).transpose()?,

@@ -107,9 +107,11 @@ pub fn start(
         voter,
         status,
         pending: BTreeMap::new(),
+        unclaimed: Vec::new(),
         verdict: LatestVerdict::default(),
         ticks: 0,
         leaderless: Vec::new(),
+        voter_changes: Vec::new(),
     };
     tokio::spawn(host.run(inbox, reports, admin_rx, stopped));
     Ok(handle)
@@ -147,12 +149,28 @@ struct Host {
     status: Arc<Mutex<ControlStatus>>,
     /// Operators' proposals awaiting their outcome.
     pending: BTreeMap<ProposalId, oneshot::Sender<Result<()>>>,
+    /// Outcomes of the last voter step that no caller awaited yet: a proposal that
+    /// commits within its own step (a lone voter) has its outcome before its id is known.
+    unclaimed: Vec<(ProposalId, Result<()>)>,
     /// The Raft leader's latest verdict on the regions.
     verdict: LatestVerdict,
     ticks: u64,
     /// Operators' commands that arrived while no Raft leader was known (an election under
     /// way): proposed once one is, or failed at their deadline.
     leaderless: Vec<(Proposal, oneshot::Sender<Result<()>>, std::time::Instant)>,
+    /// Changes of voters awaiting their application here.
+    voter_changes: Vec<VoterChange>,
+}
+
+/// An operator's change of voters, until this voter has applied it.
+struct VoterChange {
+    /// The Raft id of the voter added or removed.
+    id: u64,
+    add: bool,
+    reply: oneshot::Sender<Result<()>>,
+    deadline: std::time::Instant,
+    /// The leader the proposal went to.
+    proposed_to: Option<u64>,
 }
 
 /// How often, in Raft ticks, the Raft leader sends its verdict on the regions.
@@ -208,8 +226,15 @@ impl Host {
             self.leaderless.push((proposal, reply, deadline));
             return;
         }
+        if let Proposal::Voters { node, add } = proposal {
+            self.change_voters(node, add, reply);
+            return;
+        }
         let command = match (proposal, self.voter.as_ref()) {
             (Proposal::Ready(command), _) => Ok(command),
+            (Proposal::Voters { .. }, _) => Err(TidalError::Unavailable(
+                "a change of voters is not a command".into(),
+            )),
             (Proposal::Register(config), Some((v, _))) => {
                 place_command(&self.spec, v.plane(), config)
             }
@@ -234,9 +259,16 @@ impl Host {
             Ok(())
         });
         match proposed {
-            Some(Ok(id)) => {
-                self.pending.insert(id, reply);
-            }
+            Some(Ok(id)) => match self.unclaimed.iter().position(|(u, _)| *u == id) {
+                // Committed and applied within the proposal (a voter alone in its group).
+                Some(i) => {
+                    let (_, result) = self.unclaimed.swap_remove(i);
+                    let _ = reply.send(result);
+                }
+                None => {
+                    self.pending.insert(id, reply);
+                }
+            },
             Some(Err(e)) => {
                 let _ = reply.send(Err(e));
             }
@@ -248,7 +280,86 @@ impl Host {
         }
     }
 
+    /// Proposes a change of voters; the reply waits until this voter has applied it.
+    fn change_voters(&mut self, node: NodeId, add: bool, reply: oneshot::Sender<Result<()>>) {
+        if !self.spec.nodes.iter().any(|(n, _)| *n == node) {
+            let _ = reply.send(Err(TidalError::InvalidArgument {
+                name: "node",
+                reason: format!("no node {} in this cluster", node.0),
+            }));
+            return;
+        }
+        if !self.spec.voters.contains(&node) {
+            let _ = reply.send(Err(TidalError::InvalidArgument {
+                name: "node",
+                reason: format!(
+                    "node {} runs no voter: only nodes in [control] voters of the config vote",
+                    node.0
+                ),
+            }));
+            return;
+        }
+        let deadline = std::time::Instant::now() + ADMIN_TIMEOUT;
+        match self.propose_voter_change(raft_id(node), add) {
+            Ok(leader) => self.voter_changes.push(VoterChange {
+                id: raft_id(node),
+                add,
+                reply,
+                deadline,
+                proposed_to: leader,
+            }),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    /// Proposes one change of voters; returns the leader it went to.
+    fn propose_voter_change(&mut self, id: u64, add: bool) -> Result<Option<u64>> {
+        let mut proposed = Ok(None);
+        self.with_voter(|v, out| {
+            proposed = v.propose_voter_change(id, add, out).map(|()| v.leader());
+            Ok(())
+        });
+        proposed
+    }
+
+    /// Answers the changes of voters that have applied here, or whose time is up.
+    fn answer_voter_changes(&mut self) {
+        let Some((voter, _)) = self.voter.as_ref() else {
+            return;
+        };
+        let (voters, leader) = (voter.voters(), voter.leader());
+        let waiting = std::mem::take(&mut self.voter_changes);
+        for mut change in waiting {
+            if voters.contains(&change.id) == change.add {
+                let _ = change.reply.send(Ok(()));
+                continue;
+            }
+            if change.reply.is_closed() {
+                continue;
+            }
+            if std::time::Instant::now() >= change.deadline {
+                let _ = change.reply.send(Err(TidalError::Timeout(format!(
+                    "the change of voters did not apply within {} s; it may still: read the \
+                     control status before sending it again",
+                    ADMIN_TIMEOUT.as_secs()
+                ))));
+                continue;
+            }
+            if leader.is_some() && leader != change.proposed_to {
+                // Sent to a leader that lost its place (one that removed itself steps
+                // aside): the proposal may be lost, and making it again is harmless.
+                if let Ok(to) = self.propose_voter_change(change.id, change.add) {
+                    change.proposed_to = to;
+                }
+            }
+            self.voter_changes.push(change);
+        }
+    }
+
     fn tick(&mut self) {
+        self.answer_voter_changes();
         // Callers that gave up no longer wait for their outcome.
         self.pending.retain(|_, reply| !reply.is_closed());
         let now = Timestamp::now();
@@ -516,9 +627,13 @@ impl Host {
             self.publish_status();
             self.send_host_orders();
         }
+        self.unclaimed.clear();
         for (id, result) in out.outcomes {
-            if let Some(reply) = self.pending.remove(&id) {
-                let _ = reply.send(result);
+            match self.pending.remove(&id) {
+                Some(reply) => {
+                    let _ = reply.send(result);
+                }
+                None => self.unclaimed.push((id, result)),
             }
         }
     }

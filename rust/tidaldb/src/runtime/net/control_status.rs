@@ -18,6 +18,8 @@ pub struct ControlStatus {
     pub raft_term: u64,
     pub raft_leader: Option<u16>,
     pub is_raft_leader: bool,
+    /// The nodes that vote in the configuration this voter has applied.
+    pub voters: Vec<u16>,
     pub committed: u64,
     pub applied: u64,
     /// Each group's leading process and term in the committed plane.
@@ -72,6 +74,7 @@ impl ControlStatus {
             raft_term: v.term(),
             raft_leader: v.leader().map(|l| (l - 1) as u16),
             is_raft_leader: v.is_leader(),
+            voters: v.voters().iter().map(|id| (id - 1) as u16).collect(),
             committed: v.committed(),
             applied: v.applied(),
             groups: group_statuses(plane, ids, spec),

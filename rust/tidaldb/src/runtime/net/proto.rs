@@ -117,6 +117,8 @@ pub enum AdminOp {
         from: Option<String>,
         to: String,
     },
+    /// Lets a node whose config lists it as a voter vote again (`add`), or stops it voting.
+    ChangeVoters { node: u16, add: bool },
 }
 
 impl Op {
