@@ -1,7 +1,8 @@
 """A rolling upgrade of every server process, one at a time, with each really stopped and
 started again: drain it through the replicated control plane, stop it, start it, rejoin it.
 A concurrent reader must see every one of its queries succeed, and each rejoined node must
-hold every acknowledged write, read against the analytical decay formula."""
+hold every acknowledged write, read against the analytical decay formula. An upgrade whose
+control-plane leader is killed mid-way resumes from the committed drain."""
 
 from __future__ import annotations
 
@@ -62,3 +63,39 @@ def test_every_node_is_upgraded_in_turn_and_nothing_fails_or_goes_missing() -> N
             reader.join(timeout=30)
         assert reader.failures == [], f"{len(reader.failures)} of {reader.ok + len(reader.failures)} reads failed"
         assert reader.ok > 50, "the reader ran throughout"
+
+
+def test_an_upgrade_resumes_after_the_control_planes_leader_is_killed() -> None:
+    with servers(3, control=True) as s:
+        ids = [n.id for n in s.nodes]
+        leader = eventually(
+            lambda: [s.connect([i]).control()["raft_leader"] for i in ids],
+            lambda seen: seen[0] is not None and len(set(seen)) == 1,
+        )[0]
+        # Drain a host that is not the Raft leader's, then kill the Raft leader.
+        upgraded = next(n for n in s.nodes if n.id != leader)
+        bystanders = [i for i in ids if i != leader]
+        admin = s.connect(bystanders)
+        admin.drain(upgraded.region)
+        s.kill(leader)
+        # The survivors elect a new leader that still holds the committed drain.
+        eventually(
+            lambda: admin.control(),
+            lambda c: c["raft_leader"] not in (None, leader) and c["drained"] == [upgraded.region],
+        )
+        writer = s.connect(bystanders, write_concern=1)
+        items = np.arange(1, 21, dtype=np.uint64)
+        for item in items:
+            writer.write("view", int(item), ts=T0)
+        assert s.stop(upgraded.id) == 0
+        s.start_node(upgraded.id)
+        admin.rejoin(upgraded.region)
+        s.start_node(leader)
+        eventually(lambda: s.connect([leader]).control()["drained"], lambda d: d == [])
+        expected = np.full(len(items), exp_score([(T0, 1.0)], AT, HALF_LIFE_S))
+        for node in (upgraded.id, leader):
+            client = s.connect([node])
+            eventually(
+                lambda: client.scores("view", items, at=AT),
+                lambda got: bool(np.allclose(got, expected, rtol=1e-12, atol=0.0)),
+            )
