@@ -24,6 +24,7 @@ mod query_args;
 mod results;
 mod schema;
 mod scoped;
+mod served;
 mod signals;
 mod simulation;
 mod tables;
@@ -51,7 +52,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handles::PyPartition>()?;
     m.add_class::<handles::PyWriteAck>()?;
     m.add_class::<client::PyClient>()?;
-    m.add_class::<client::PyServed>()?;
+    m.add_class::<served::PyServed>()?;
     m.add_function(wrap_pyfunction!(client::connect, m)?)?;
     m.add_function(wrap_pyfunction!(convert::duration_seconds, m)?)?;
     m.add_function(wrap_pyfunction!(export::export_events_csv, m)?)?;

@@ -12,6 +12,9 @@
 //! registered while the cluster runs is opened by the processes the plane places it on,
 //! on the Raft leader's [`HostOrder`]s.
 
+mod migrations;
+mod voters;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -23,7 +26,7 @@ pub use super::control_admin::ControlHost;
 use super::control_admin::{ADMIN_TIMEOUT, AdminRequest, Proposal};
 use super::control_status::ControlStatus;
 use super::majority::{LatestVerdict, Verdict};
-use super::migration_steps::{MigrationAction, MigrationPace, migrate_command, next_actions};
+use super::migration_steps::{MigrationPace, migrate_command};
 use super::peers::{ControlFrame, ControlInbox, PeerNetwork};
 use super::placement::{
     HostOrder, ReplicaIds, ReplicaOpener, host_orders, initial_plane, place_command,
@@ -159,18 +162,7 @@ struct Host {
     /// way): proposed once one is, or failed at their deadline.
     leaderless: Vec<(Proposal, oneshot::Sender<Result<()>>, std::time::Instant)>,
     /// Changes of voters awaiting their application here.
-    voter_changes: Vec<VoterChange>,
-}
-
-/// An operator's change of voters, until this voter has applied it.
-struct VoterChange {
-    /// The Raft id of the voter added or removed.
-    id: u64,
-    add: bool,
-    reply: oneshot::Sender<Result<()>>,
-    deadline: std::time::Instant,
-    /// The leader the proposal went to.
-    proposed_to: Option<u64>,
+    voter_changes: Vec<voters::VoterChange>,
 }
 
 /// How often, in Raft ticks, the Raft leader sends its verdict on the regions.
@@ -280,84 +272,6 @@ impl Host {
         }
     }
 
-    /// Proposes a change of voters; the reply waits until this voter has applied it.
-    fn change_voters(&mut self, node: NodeId, add: bool, reply: oneshot::Sender<Result<()>>) {
-        if !self.spec.nodes.iter().any(|(n, _)| *n == node) {
-            let _ = reply.send(Err(TidalError::InvalidArgument {
-                name: "node",
-                reason: format!("no node {} in this cluster", node.0),
-            }));
-            return;
-        }
-        if !self.spec.voters.contains(&node) {
-            let _ = reply.send(Err(TidalError::InvalidArgument {
-                name: "node",
-                reason: format!(
-                    "node {} runs no voter: only nodes in [control] voters of the config vote",
-                    node.0
-                ),
-            }));
-            return;
-        }
-        let deadline = std::time::Instant::now() + ADMIN_TIMEOUT;
-        match self.propose_voter_change(raft_id(node), add) {
-            Ok(leader) => self.voter_changes.push(VoterChange {
-                id: raft_id(node),
-                add,
-                reply,
-                deadline,
-                proposed_to: leader,
-            }),
-            Err(e) => {
-                let _ = reply.send(Err(e));
-            }
-        }
-    }
-
-    /// Proposes one change of voters; returns the leader it went to.
-    fn propose_voter_change(&mut self, id: u64, add: bool) -> Result<Option<u64>> {
-        let mut proposed = Ok(None);
-        self.with_voter(|v, out| {
-            proposed = v.propose_voter_change(id, add, out).map(|()| v.leader());
-            Ok(())
-        });
-        proposed
-    }
-
-    /// Answers the changes of voters that have applied here, or whose time is up.
-    fn answer_voter_changes(&mut self) {
-        let Some((voter, _)) = self.voter.as_ref() else {
-            return;
-        };
-        let (voters, leader) = (voter.voters(), voter.leader());
-        let waiting = std::mem::take(&mut self.voter_changes);
-        for mut change in waiting {
-            if voters.contains(&change.id) == change.add {
-                let _ = change.reply.send(Ok(()));
-                continue;
-            }
-            if change.reply.is_closed() {
-                continue;
-            }
-            if std::time::Instant::now() >= change.deadline {
-                let _ = change.reply.send(Err(TidalError::Timeout(format!(
-                    "the change of voters did not apply within {} s; it may still: read the \
-                     control status before sending it again",
-                    ADMIN_TIMEOUT.as_secs()
-                ))));
-                continue;
-            }
-            if leader.is_some() && leader != change.proposed_to {
-                // Sent to a leader that lost its place (one that removed itself steps
-                // aside): the proposal may be lost, and making it again is harmless.
-                if let Ok(to) = self.propose_voter_change(change.id, change.add) {
-                    change.proposed_to = to;
-                }
-            }
-            self.voter_changes.push(change);
-        }
-    }
-
     fn tick(&mut self) {
         self.answer_voter_changes();
         // Callers that gave up no longer wait for their outcome.
@@ -440,38 +354,6 @@ impl Host {
             } else {
                 let frame = ControlFrame::Host(order);
                 self.network.send_control(process, tenant, frame);
-            }
-        }
-    }
-
-    /// The Raft leader takes each running migration's next steps.
-    fn run_migrations(&mut self, now: Timestamp) {
-        let Some((voter, _)) = self.voter.as_ref().filter(|(v, _)| v.is_leader()) else {
-            return;
-        };
-        let retired = &self.migrating.retired_at;
-        let actions = next_actions(voter.plane(), &self.spec.nodes, now, |t| {
-            retired.get(&t).copied()
-        });
-        for action in actions {
-            match action {
-                MigrationAction::Propose(command) => {
-                    if self.migrating.should_propose(&command) {
-                        self.with_voter(|v, out| v.propose(now, command, out).map(|_| ()));
-                    }
-                }
-                MigrationAction::Order {
-                    process,
-                    tenant,
-                    order,
-                } => self.send_order(process, tenant, order),
-                MigrationAction::Retire { process, tenant } => {
-                    self.migrating.retired_at.entry(tenant).or_insert(now);
-                    self.send_frame(process, tenant, ControlFrame::Retire);
-                }
-                MigrationAction::Drop { process, tenant } => {
-                    self.send_frame(process, tenant, ControlFrame::Delete);
-                }
             }
         }
     }
