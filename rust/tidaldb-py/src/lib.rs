@@ -24,6 +24,7 @@ mod query_args;
 mod results;
 mod schema;
 mod scoped;
+mod signal_names;
 mod signals;
 mod simulation;
 mod tables;

@@ -168,10 +168,25 @@ impl Ledger {
         Ok(Applied::Now { unblocked })
     }
 
+    /// [`Ledger::apply`] for the next event of its origin, already checked by admission: a
+    /// single local write, which need not be checked or ordered again.
+    pub fn apply_next(&mut self, event: &Event) {
+        debug_assert!(
+            self.check(&event.body).is_ok(),
+            "admission checked the event"
+        );
+        let next = self.vv.get(event.id.origin) + 1;
+        debug_assert_eq!(event.id.seq, next, "the origin's next event");
+        self.apply_in_order(event);
+        self.drain_pending(event.id.origin, None);
+    }
+
     /// Applies the buffered events of `origin` that now follow its version vector.
     fn drain_pending(&mut self, origin: NodeId, mut applied: Option<&mut Vec<Event>>) -> usize {
         let mut unblocked = 0;
-        while let Some(e) = self.pending.remove(&(origin, self.vv.get(origin) + 1)) {
+        while !self.pending.is_empty()
+            && let Some(e) = self.pending.remove(&(origin, self.vv.get(origin) + 1))
+        {
             self.apply_in_order(&e);
             if let Some(out) = applied.as_deref_mut() {
                 out.push(e);

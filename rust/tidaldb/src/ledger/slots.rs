@@ -50,9 +50,24 @@ impl EntitySlots {
     /// The slot of `e`, and whether it was just created (the caller then pushes its state).
     #[inline]
     pub fn find_or_insert(&mut self, e: EntityId) -> (usize, bool) {
+        self.find_or_insert_hinting(e, |_| {})
+    }
+
+    /// [`Self::find_or_insert`] that shows `candidate` each slot before reading its key: a
+    /// caller prefetches the slot's state there, so that its cache miss overlaps the key's.
+    #[inline]
+    pub fn find_or_insert_hinting(
+        &mut self,
+        e: EntityId,
+        candidate: impl Fn(usize),
+    ) -> (usize, bool) {
         let h = hash(e);
         let keys = &self.keys;
-        if let Some(&s) = self.table.find(h, |&s| keys[s as usize] == e) {
+        let is_e = |&s: &u32| {
+            candidate(s as usize);
+            keys[s as usize] == e
+        };
+        if let Some(&s) = self.table.find(h, is_e) {
             return (s as usize, false);
         }
         let slot = self.keys.len() as u32;

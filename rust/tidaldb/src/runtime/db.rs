@@ -184,7 +184,19 @@ impl TidalDb {
         weight: f64,
         ts: Option<Timestamp>,
     ) -> Result<EventId> {
-        let signal = self.resolve(name)?;
+        self.signal_at(self.resolve(name)?, entity, weight, ts)
+    }
+
+    /// [`signal`](Self::signal) by the signal's index in the schema (see
+    /// [`Schema::resolve`]), for callers that resolve a name once and write it many times.
+    /// An index outside the schema is refused.
+    pub fn signal_at(
+        &self,
+        signal: SignalIdx,
+        entity: EntityId,
+        weight: f64,
+        ts: Option<Timestamp>,
+    ) -> Result<EventId> {
         self.write(ClientOp::Signal {
             signal,
             entity,

@@ -260,7 +260,8 @@ impl State {
         claim: Option<RequestId>,
     ) -> Result<Option<Result<WriteAck>>> {
         let mut out = std::mem::take(&mut self.out);
-        out.clear();
+        // Every step leaves the buffers cleared (below), so there is nothing to clear here.
+        debug_assert!(out.is_empty(), "the output buffers were left uncleared");
         self.node.handle(now, input, &mut out);
         // Before anything is sent: a message in a new term must not outlive a crash that
         // forgets the term.
