@@ -347,6 +347,30 @@ fn duplicates_are_dropped_and_gaps_wait() {
 }
 
 #[test]
+fn an_admitted_next_event_unblocks_its_buffered_successors() {
+    let schema = schema(HOUR as u64, HOUR as u64);
+    let evs = events(
+        &[(1, 0, 1.0, T0), (1, 0, 2.0, T0 + 1), (1, 0, 4.0, T0 + 2)],
+        SignalIdx(2),
+    );
+    let mut l = Ledger::new(schema);
+    assert_eq!(
+        l.apply(&evs[2]).unwrap(),
+        tidaldb::ledger::Applied::Buffered
+    );
+    l.apply_next(&evs[0]);
+    assert_eq!(l.pending_len(), 1, "seq 3 still waits for seq 2");
+    l.apply_next(&evs[1]);
+    assert_eq!(l.pending_len(), 0, "seq 2 let seq 3 through");
+    assert_eq!(l.version_vector().get(NodeId(1)), 3);
+    assert_eq!(
+        l.decay_score(SignalIdx(2), EntityId(0), ts(T0 + 9))
+            .unwrap(),
+        7.0
+    );
+}
+
+#[test]
 fn the_gap_buffer_is_bounded() {
     let schema = schema(HOUR as u64, HOUR as u64);
     let mut l = Ledger::new(schema);

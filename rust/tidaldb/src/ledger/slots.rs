@@ -124,6 +124,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_hint_is_shown_the_slot_found_before_it_is_returned() {
+        let mut s = EntitySlots::default();
+        for id in 0..1_000 {
+            s.find_or_insert(EntityId(id * 31));
+        }
+        let shown = std::cell::RefCell::new(Vec::new());
+        let found =
+            s.find_or_insert_hinting(EntityId(500 * 31), |slot| shown.borrow_mut().push(slot));
+        assert_eq!(found, (500, false));
+        assert!(shown.borrow().contains(&500), "shown: {:?}", shown.borrow());
+        let created = s.find_or_insert_hinting(EntityId(7), |slot| assert!(slot < 1_000));
+        assert_eq!(created, (1_000, true), "a new key gets the next slot");
+    }
+
+    #[test]
     fn slots_are_stable_and_survive_a_rebuild() {
         let mut s = EntitySlots::default();
         let ids: Vec<u64> = (0..10_000).map(|i| i * 7919 % 100_003).collect();
