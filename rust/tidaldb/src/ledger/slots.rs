@@ -50,7 +50,12 @@ impl EntitySlots {
     /// The slot of `e`, and whether it was just created (the caller then pushes its state).
     #[inline]
     pub fn find_or_insert(&mut self, e: EntityId) -> (usize, bool) {
-        self.find_or_insert_hinting(e, |_| {})
+        let h = hash(e);
+        let keys = &self.keys;
+        if let Some(&s) = self.table.find(h, |&s| keys[s as usize] == e) {
+            return (s as usize, false);
+        }
+        self.insert_new(h, e)
     }
 
     /// [`Self::find_or_insert`] that shows `candidate` each slot before reading its key: a
@@ -70,6 +75,12 @@ impl EntitySlots {
         if let Some(&s) = self.table.find(h, is_e) {
             return (s as usize, false);
         }
+        self.insert_new(h, e)
+    }
+
+    /// Gives `e`, which has none, the next slot.
+    #[inline]
+    fn insert_new(&mut self, h: u64, e: EntityId) -> (usize, bool) {
         let slot = self.keys.len() as u32;
         push_grown_by_eighths(&mut self.keys, e);
         let keys = &self.keys;
