@@ -7,7 +7,7 @@ mod common;
 use common::{T0, ts};
 
 use tidaldb::schema::SignalIdx;
-use tidaldb::{DecaySpec, EntityId, EntityKind, Schema, TidalDb, TidalError};
+use tidaldb::{DecaySpec, EntityId, EntityKind, TidalDb, TidalError};
 
 fn db() -> TidalDb {
     let schema = common::view_signal(Duration::from_secs(3_600))
