@@ -1,37 +1,15 @@
 //! `TidalDb::signal_at`: a signal named by its schema index writes what the same signal
 //! written by name does, and an index outside the schema is refused without writing.
 
-use std::time::Duration;
-
 mod common;
 use common::{T0, ts};
 
 use tidaldb::schema::SignalIdx;
-use tidaldb::{DecaySpec, EntityId, EntityKind, TidalDb, TidalError};
-
-fn db() -> TidalDb {
-    let schema = common::view_signal(Duration::from_secs(3_600))
-        .add()
-        .signal(
-            "like",
-            EntityKind::Item,
-            DecaySpec::Exponential {
-                half_life: Duration::from_secs(86_400),
-            },
-        )
-        .add()
-        .build()
-        .unwrap();
-    TidalDb::builder()
-        .ephemeral()
-        .with_schema(schema)
-        .open()
-        .unwrap()
-}
+use tidaldb::{EntityId, TidalError};
 
 #[test]
 fn an_index_writes_the_signal_its_name_would() {
-    let (by_name, by_index) = (db(), db());
+    let (by_name, by_index) = (common::view_like_trial_db(), common::view_like_trial_db());
     let like = by_index.schema().resolve("like").unwrap();
     assert_eq!(like, SignalIdx(1));
     for i in 0..50i64 {
@@ -55,8 +33,8 @@ fn an_index_writes_the_signal_its_name_would() {
 
 #[test]
 fn an_index_outside_the_schema_is_refused_and_writes_nothing() {
-    let db = db();
-    let refused = db.signal_at(SignalIdx(2), EntityId(1), 1.0, Some(ts(T0)));
+    let db = common::view_like_trial_db();
+    let refused = db.signal_at(SignalIdx(3), EntityId(1), 1.0, Some(ts(T0)));
     assert!(
         matches!(
             refused,
