@@ -138,13 +138,6 @@ impl SignalLedger {
     #[inline]
     fn slot_for_write(&mut self, entity: EntityId) -> usize {
         let (slot, created) = self.slots.find_or_insert(entity);
-        self.push_state_if(created);
-        slot
-    }
-
-    /// Gives a slot just created its empty state.
-    #[inline]
-    fn push_state_if(&mut self, created: bool) {
         if created {
             match &mut self.states {
                 States::Exp { states, .. } => {
@@ -158,6 +151,7 @@ impl SignalLedger {
                 push_grown_by_eighths(&mut self.window_sets, WindowSet::default());
             }
         }
+        slot
     }
 
     #[inline]
@@ -175,13 +169,7 @@ impl SignalLedger {
 
     #[inline]
     pub fn apply(&mut self, id: EventId, entity: EntityId, weight: f64, ts: i64) {
-        // One event has no other event's cache misses to overlap, but its state can be
-        // fetched while its key is compared.
-        let (states, window_sets) = (&self.states, &self.window_sets);
-        let (slot, created) = self
-            .slots
-            .find_or_insert_hinting(entity, |s| prefetch_slot(states, window_sets, s));
-        self.push_state_if(created);
+        let slot = self.slot_for_write(entity);
         self.apply_at(slot, id, weight, ts);
     }
 
@@ -234,8 +222,19 @@ impl SignalLedger {
     }
 
     #[inline]
+    fn prefetch_state(&self, slot: usize) {
+        match &self.states {
+            States::Exp { states, .. } => states.get(slot).map(prefetch),
+            States::Linear { states, .. } => states.get(slot).map(prefetch),
+        };
+    }
+
+    #[inline]
     fn prefetch_slot(&self, slot: usize) {
-        prefetch_slot(&self.states, &self.window_sets, slot);
+        self.prefetch_state(slot);
+        if let Some(w) = self.window_sets.get(slot) {
+            w.prefetch();
+        }
     }
 
     /// The decayed score at `at`; `None` when a linear signal no longer keeps that history.
@@ -262,7 +261,7 @@ impl SignalLedger {
         let slots: Vec<Option<usize>> = entities.iter().map(|e| self.slots.find(*e)).collect();
         for (i, slot) in slots.iter().enumerate() {
             if let Some(Some(ahead)) = slots.get(i + PREFETCH_AHEAD) {
-                prefetch_slot(&self.states, &[], *ahead);
+                self.prefetch_state(*ahead);
             }
             let score = match (slot, &self.states) {
                 (None, _) => Some(0.0),
@@ -346,18 +345,5 @@ impl SignalLedger {
                 .map(|r| r.count)
                 .sum(),
         )
-    }
-}
-
-/// Hints the CPU to fetch the decay state of `slot`, and its window set if `window_sets`
-/// holds one (see [`prefetch`]).
-#[inline]
-fn prefetch_slot(states: &States, window_sets: &[WindowSet], slot: usize) {
-    match states {
-        States::Exp { states, .. } => states.get(slot).map(prefetch),
-        States::Linear { states, .. } => states.get(slot).map(prefetch),
-    };
-    if let Some(w) = window_sets.get(slot) {
-        w.prefetch();
     }
 }

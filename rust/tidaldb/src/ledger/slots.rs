@@ -55,32 +55,6 @@ impl EntitySlots {
         if let Some(&s) = self.table.find(h, |&s| keys[s as usize] == e) {
             return (s as usize, false);
         }
-        self.insert_new(h, e)
-    }
-
-    /// [`Self::find_or_insert`] that shows `candidate` each slot before reading its key: a
-    /// caller prefetches the slot's state there, so that its cache miss overlaps the key's.
-    #[inline]
-    pub fn find_or_insert_hinting(
-        &mut self,
-        e: EntityId,
-        candidate: impl Fn(usize),
-    ) -> (usize, bool) {
-        let h = hash(e);
-        let keys = &self.keys;
-        let is_e = |&s: &u32| {
-            candidate(s as usize);
-            keys[s as usize] == e
-        };
-        if let Some(&s) = self.table.find(h, is_e) {
-            return (s as usize, false);
-        }
-        self.insert_new(h, e)
-    }
-
-    /// Gives `e`, which has none, the next slot.
-    #[inline]
-    fn insert_new(&mut self, h: u64, e: EntityId) -> (usize, bool) {
         let slot = self.keys.len() as u32;
         push_grown_by_eighths(&mut self.keys, e);
         let keys = &self.keys;
@@ -133,21 +107,6 @@ pub fn prefetch<T>(value: &T) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_hint_is_shown_the_slot_found_before_it_is_returned() {
-        let mut s = EntitySlots::default();
-        for id in 0..1_000 {
-            s.find_or_insert(EntityId(id * 31));
-        }
-        let shown = std::cell::RefCell::new(Vec::new());
-        let found =
-            s.find_or_insert_hinting(EntityId(500 * 31), |slot| shown.borrow_mut().push(slot));
-        assert_eq!(found, (500, false));
-        assert!(shown.borrow().contains(&500), "shown: {:?}", shown.borrow());
-        let created = s.find_or_insert_hinting(EntityId(7), |slot| assert!(slot < 1_000));
-        assert_eq!(created, (1_000, true), "a new key gets the next slot");
-    }
 
     #[test]
     fn slots_are_stable_and_survive_a_rebuild() {
