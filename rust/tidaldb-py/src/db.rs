@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, TryLockError};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 use tidaldb::cluster::RegionNames;
 use tidaldb::cluster::db_durability;
 use tidaldb::ledger::ItemErrors;
@@ -35,6 +35,7 @@ use crate::logging;
 use crate::query_args::QueryArgs;
 use crate::results::PyResults;
 use crate::schema::PySchema;
+use crate::signal_names::SignalNames;
 use crate::signals;
 use crate::tables;
 
@@ -49,6 +50,7 @@ pub struct PyDb {
     path: Option<PathBuf>,
     /// The preset's name, as given.
     durability: String,
+    names: SignalNames,
 }
 
 fn closed() -> TidalError {
@@ -163,7 +165,9 @@ impl PyDb {
         }
         let opened = py.detach(move || builder.with_schema(schema).durability(mode).open());
         logging::deliver(py)?;
-        let db = Arc::new(Mutex::new(Some(opened.py_err(py)?)));
+        let opened = opened.py_err(py)?;
+        let names = SignalNames::new(py, opened.schema());
+        let db = Arc::new(Mutex::new(Some(opened)));
         let origin = Origin::here();
         at_exit::register(origin, &db);
         Ok(PyDb {
@@ -171,6 +175,7 @@ impl PyDb {
             origin,
             path,
             durability: durability.to_owned(),
+            names,
         })
     }
 
@@ -182,7 +187,7 @@ impl PyDb {
     fn signal(
         &self,
         py: Python<'_>,
-        name: &str,
+        name: &Bound<'_, PyString>,
         item: Id<Item>,
         weight: Float<Weight>,
         ts: Option<Float<Ts>>,
@@ -190,11 +195,21 @@ impl PyDb {
     ) -> PyResult<()> {
         let ts = timestamp(py, ts)?;
         match tenant {
-            None => self.with(py, |db| db.signal(name, item.0, weight.0, ts).map(|_| ())),
-            Some(TenantArg(t)) => self.with(py, |db| {
-                db.signal_for_tenant(t, name, item.0, weight.0, ts)
-                    .map(|_| ())
-            }),
+            None => {
+                // A forked child hears that first, as from every other call.
+                self.origin.check(py, "Db")?;
+                let signal = self.names.resolve(name)?;
+                self.with(py, |db| {
+                    db.signal_at(signal, item.0, weight.0, ts).map(|_| ())
+                })
+            }
+            Some(TenantArg(t)) => {
+                let name = name.to_cow()?;
+                self.with(py, |db| {
+                    db.signal_for_tenant(t, &name, item.0, weight.0, ts)
+                        .map(|_| ())
+                })
+            }
         }
     }
 

@@ -25,6 +25,7 @@ mod results;
 mod schema;
 mod scoped;
 mod served;
+mod signal_names;
 mod signals;
 mod simulation;
 mod tables;

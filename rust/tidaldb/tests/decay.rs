@@ -320,16 +320,25 @@ fn permuted(evs: &[Event], seed: u64) -> Vec<Event> {
     out
 }
 
-#[test]
-fn duplicates_are_dropped_and_gaps_wait() {
-    let schema = schema(HOUR as u64, HOUR as u64);
+/// Origin 1's events 1 to 3 (weights 1, 2 and 4 on entity 0 of signal 2), and a ledger
+/// that received the third first and holds it in its gap buffer.
+fn ledger_waiting_for_seq_1() -> (Ledger, Vec<Event>) {
     let evs = events(
         &[(1, 0, 1.0, T0), (1, 0, 2.0, T0 + 1), (1, 0, 4.0, T0 + 2)],
         SignalIdx(2),
     );
-    let mut l = Ledger::new(schema);
+    let mut l = Ledger::new(schema(HOUR as u64, HOUR as u64));
+    assert_eq!(
+        l.apply(&evs[2]).unwrap(),
+        tidaldb::ledger::Applied::Buffered
+    );
+    (l, evs)
+}
+
+#[test]
+fn duplicates_are_dropped_and_gaps_wait() {
+    let (mut l, evs) = ledger_waiting_for_seq_1();
     use tidaldb::ledger::Applied;
-    assert_eq!(l.apply(&evs[2]).unwrap(), Applied::Buffered);
     assert_eq!(
         l.decay_score(SignalIdx(2), EntityId(0), ts(T0 + 9))
             .unwrap(),
@@ -339,6 +348,21 @@ fn duplicates_are_dropped_and_gaps_wait() {
     assert_eq!(l.apply(&evs[0]).unwrap(), Applied::Duplicate);
     assert_eq!(l.apply(&evs[1]).unwrap(), Applied::Now { unblocked: 1 });
     assert_eq!(l.apply(&evs[2]).unwrap(), Applied::Duplicate);
+    assert_eq!(
+        l.decay_score(SignalIdx(2), EntityId(0), ts(T0 + 9))
+            .unwrap(),
+        7.0
+    );
+}
+
+#[test]
+fn an_admitted_next_event_unblocks_its_buffered_successors() {
+    let (mut l, evs) = ledger_waiting_for_seq_1();
+    l.apply_next(&evs[0]);
+    assert_eq!(l.pending_len(), 1, "seq 3 still waits for seq 2");
+    l.apply_next(&evs[1]);
+    assert_eq!(l.pending_len(), 0, "seq 2 let seq 3 through");
+    assert_eq!(l.version_vector().get(NodeId(1)), 3);
     assert_eq!(
         l.decay_score(SignalIdx(2), EntityId(0), ts(T0 + 9))
             .unwrap(),

@@ -17,25 +17,17 @@ use common::assert_close;
 
 use tidaldb::node::{WriteAck, WriteConcern};
 use tidaldb::sim::{ClusterConfig, ShardCrash, SimDurability, SimulatedCluster};
-use tidaldb::{
-    DecaySpec, EntityId, EntityKind, ReplicaAddr, Retrieve, Schema, ShardId, Timestamp, Window,
-};
+use tidaldb::{EntityId, ReplicaAddr, Retrieve, Schema, ShardId, Timestamp, Window};
 use tidaldb::{RegionId, Result};
 
 const VIEW_HALF_LIFE: Duration = Duration::from_secs(7 * 24 * 3600);
 const REGIONS: [RegionId; 3] = [RegionId(0), RegionId(1), RegionId(2)];
 
 fn m8_schema() -> Schema {
-    common::view_signal(VIEW_HALF_LIFE)
+    let views = common::view_signal(VIEW_HALF_LIFE)
         .windows(&[Window::OneHour, Window::TwentyFourHours])
-        .add()
-        .signal(
-            "like",
-            EntityKind::Item,
-            DecaySpec::Exponential {
-                half_life: Duration::from_secs(24 * 3600),
-            },
-        )
+        .add();
+    common::daily_like(views)
         .add()
         .build()
         .expect("the M8 schema is valid")

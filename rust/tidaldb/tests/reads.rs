@@ -15,33 +15,7 @@ use tidaldb::{
 const HOUR: i64 = 3_600_000_000_000;
 
 fn db() -> TidalDb {
-    let schema = common::view_signal(Duration::from_secs(6 * 3600))
-        .windows(&[Window::OneHour, Window::TwentyFourHours])
-        .velocity(true)
-        .add()
-        .signal(
-            "like",
-            EntityKind::Item,
-            DecaySpec::Exponential {
-                half_life: Duration::from_secs(24 * 3600),
-            },
-        )
-        .add()
-        .signal(
-            "trial",
-            EntityKind::Item,
-            DecaySpec::Linear {
-                lifetime: Duration::from_secs(10 * 3600),
-            },
-        )
-        .add()
-        .build()
-        .unwrap();
-    TidalDb::builder()
-        .ephemeral()
-        .with_schema(schema)
-        .open()
-        .unwrap()
+    common::view_like_trial_db()
 }
 
 #[test]

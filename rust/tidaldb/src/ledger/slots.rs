@@ -55,6 +55,14 @@ impl EntitySlots {
         if let Some(&s) = self.table.find(h, |&s| keys[s as usize] == e) {
             return (s as usize, false);
         }
+        self.insert_new(h, e)
+    }
+
+    /// Gives `e`, which has no slot, the next one. Out of line: inlined, the growth of the
+    /// key vector and the table crowds the lookup that nearly every event takes.
+    #[cold]
+    #[inline(never)]
+    fn insert_new(&mut self, h: u64, e: EntityId) -> (usize, bool) {
         let slot = self.keys.len() as u32;
         push_grown_by_eighths(&mut self.keys, e);
         let keys = &self.keys;

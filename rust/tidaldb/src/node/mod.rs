@@ -448,8 +448,8 @@ impl Node {
             let body = admission::admit(&self.ledger, skew, now, *op, claims)?;
             self.check_quotas(now, 1, admission::claimed(&body))?;
             let event = self.next_event(now, 0, body, tag);
-            // Admission validated the body, and the seq is the next in order, so this applies.
-            let _ = self.ledger.apply(&event);
+            // Admission validated the body, and the seq is the next in order.
+            self.ledger.apply_next(&event);
             events.push(event);
             self.debug_check_rights();
             return Ok(());

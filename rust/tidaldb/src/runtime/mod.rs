@@ -10,6 +10,7 @@ mod layout;
 mod local_cluster;
 pub mod net;
 mod open_dirs;
+mod reads;
 mod replica;
 mod state;
 mod tenants;

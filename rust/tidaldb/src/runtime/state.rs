@@ -140,8 +140,9 @@ pub(super) enum Submitted {
 #[derive(Debug)]
 pub(super) struct State {
     pub node: Node,
-    /// The node's output buffers, reused from call to call.
-    out: Outputs,
+    /// The node's output buffers, reused from call to call; boxed so that a step takes and
+    /// puts them back by moving a pointer, not the buffers' heads. `None` only during a step.
+    out: Option<Box<Outputs>>,
     pub disk: Option<Disk>,
     /// Set when a WAL write failed: memory may now be ahead of disk, so no further write
     /// may be acknowledged until the database is reopened and recovers from its log.
@@ -177,7 +178,7 @@ impl State {
     pub fn new(node: Node, disk: Option<Disk>, net: Option<Net>) -> State {
         State {
             node,
-            out: Outputs::default(),
+            out: Some(Box::default()),
             disk,
             failed: None,
             closed: false,
@@ -259,8 +260,9 @@ impl State {
         input: Input<'_>,
         claim: Option<RequestId>,
     ) -> Result<Option<Result<WriteAck>>> {
-        let mut out = std::mem::take(&mut self.out);
-        out.clear();
+        let mut out = self.out.take().unwrap_or_default();
+        // Every step leaves the buffers cleared (below), so there is nothing to clear here.
+        debug_assert!(out.is_empty(), "the output buffers were left uncleared");
         self.node.handle(now, input, &mut out);
         // Before anything is sent: a message in a new term must not outlive a crash that
         // forgets the term.
@@ -290,7 +292,7 @@ impl State {
         }
         let reads = std::mem::take(&mut out.log_reads);
         out.clear_and_release(KEPT_OUTPUT_CAPACITY);
-        self.out = out;
+        self.out = Some(out);
         persisted?;
         self.serve_log_reads(now, &reads)?;
         Ok(claimed)

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tidaldb::crdt::HlcTimestamp;
 use tidaldb::node::{NodeConfig, NodeRole, PeerAddr};
-use tidaldb::schema::SignalBuilder;
 use tidaldb::schema::SignalIdx;
+use tidaldb::schema::{SchemaBuilder, SignalBuilder};
 use tidaldb::{
     DecaySpec, EntityId, EntityKind, Event, EventBody, EventId, NodeId, RegionId, Schema, TenantId,
     Timestamp,
@@ -68,6 +68,44 @@ pub fn view_signal(half_life: Duration) -> SignalBuilder {
         EntityKind::Item,
         DecaySpec::Exponential { half_life },
     )
+}
+
+/// `schema` and, after its signals, an item signal "like" with a one-day half-life.
+pub fn daily_like(schema: SchemaBuilder) -> SignalBuilder {
+    schema.signal(
+        "like",
+        EntityKind::Item,
+        DecaySpec::Exponential {
+            half_life: Duration::from_secs(24 * 3600),
+        },
+    )
+}
+
+/// An ephemeral database over "view" (6-hour half-life, 1h and 24h windows, velocity),
+/// "like" (1-day half-life) and "trial" (linear, 10-hour lifetime), in that order: the
+/// schema of the read suites.
+pub fn view_like_trial_db() -> tidaldb::TidalDb {
+    let views = view_signal(Duration::from_secs(6 * 3600))
+        .windows(&[tidaldb::Window::OneHour, tidaldb::Window::TwentyFourHours])
+        .velocity(true)
+        .add();
+    let schema = daily_like(views)
+        .add()
+        .signal(
+            "trial",
+            EntityKind::Item,
+            DecaySpec::Linear {
+                lifetime: Duration::from_secs(10 * 3600),
+            },
+        )
+        .add()
+        .build()
+        .unwrap();
+    tidaldb::TidalDb::builder()
+        .ephemeral()
+        .with_schema(schema)
+        .open()
+        .unwrap()
 }
 
 /// One "view" signal with a one-hour half-life and a one-hour window (so it keeps counts):
