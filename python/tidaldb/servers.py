@@ -14,6 +14,7 @@ stopped when the ``with`` block ends, or by ``close()``, even after an error.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -35,11 +36,34 @@ from tidaldb.exceptions import Unavailable
 _REGIONS = ("us-east", "eu-west", "ap-south", "sa-east", "af-south")
 
 
+_PORT_SPAN = 10_000
+_next_port = itertools.count()
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that was free a moment ago. It lies below the kernel's
+    ephemeral range (and below the range the Rust test harness uses), so that no outgoing
+    connection, of these servers or any other process, can take it between this check and
+    the server's own bind. Each process walks the range from its own starting point."""
+    low = max(1024, _ephemeral_low() - 2 * _PORT_SPAN)
+    start = (os.getpid() * 7919) % _PORT_SPAN
+    for _ in range(_PORT_SPAN):
+        port = low + (start + next(_next_port)) % _PORT_SPAN
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise Unavailable("no free port left below the ephemeral range")
 
 
 @dataclass
@@ -164,10 +188,15 @@ class LocalServers:
             node.dir.mkdir(parents=True, exist_ok=True)
             node.config.write_text(self._config(node))
         self._started = True
-        for node in self.nodes:
-            self.start_node(node.id, wait=False)
-        for node in self.nodes:
-            self.wait_ready(node.id, timeout)
+        try:
+            for node in self.nodes:
+                self.start_node(node.id, wait=False)
+            for node in self.nodes:
+                self.wait_ready(node.id, timeout)
+        except BaseException:
+            # No caller will reach close(): stop the nodes that did start.
+            self.close()
+            raise
         return self
 
     def start_node(self, node_id: int, *, wait: bool = True, timeout: float = 30.0) -> None:

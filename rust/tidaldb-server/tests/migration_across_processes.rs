@@ -5,23 +5,16 @@
 
 mod support;
 
-use serde_json::Value;
-use support::{Cluster, PATIENCE, Spec, admin_command, now_ns, wait_until};
+use support::{
+    Cluster, PATIENCE, Spec, admin_command, await_raft_leader, control_status, now_ns, wait_until,
+};
 use tidaldb::TenantId;
 use tidaldb::runtime::net::proto::Concern;
 
 const TENANT: u64 = 30;
 
-fn status(cluster: &mut Cluster, i: usize) -> Result<Value, String> {
-    let json = cluster
-        .client(i)
-        .control_json()
-        .map_err(|e| e.to_string())?;
-    serde_json::from_str(&json).map_err(|e| e.to_string())
-}
-
 fn migration_state(cluster: &mut Cluster, i: usize) -> Result<String, String> {
-    let v = status(cluster, i)?;
+    let v = control_status(cluster, i)?;
     let m = v["migrations"]
         .as_array()
         .and_then(|ms| ms.iter().find(|m| m["tenant"] == TENANT));
@@ -32,14 +25,7 @@ fn migration_state(cluster: &mut Cluster, i: usize) -> Result<String, String> {
 #[test]
 fn a_migration_survives_the_death_of_the_control_planes_leader() {
     let mut cluster = Cluster::start(Spec::tls(3).with_control());
-    let raft_leader = |cluster: &mut Cluster| {
-        wait_until(PATIENCE, "a Raft leader", || {
-            status(cluster, 2)?["raft_leader"]
-                .as_u64()
-                .ok_or_else(|| "none yet".to_string())
-        })
-    };
-    raft_leader(&mut cluster);
+    await_raft_leader(&mut cluster, 2);
     let registered = admin_command(
         &cluster,
         0,
@@ -76,7 +62,7 @@ fn a_migration_survives_the_death_of_the_control_planes_leader() {
         }
     }
 
-    let leader = raft_leader(&mut cluster) as usize;
+    let leader = await_raft_leader(&mut cluster, 2) as usize;
     let begun = admin_command(
         &cluster,
         (leader + 1) % 3,

@@ -10,8 +10,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use support::{Cluster, PATIENCE, Spec, admin_command, now_ns, wait_until};
+use support::{
+    Cluster, PATIENCE, Spec, admin_command, await_raft_leader, control_status, now_ns, wait_until,
+};
 use tidaldb::cluster::Scope;
 use tidaldb::runtime::net::proto::Concern;
 use tidaldb::runtime::{LocalCluster, LocalClusterConfig};
@@ -31,18 +32,7 @@ fn entity(i: usize) -> u64 {
 
 fn across_processes() -> Duration {
     let mut cluster = Cluster::start(Spec::tls(3).with_control());
-    let status = |cluster: &mut Cluster| -> Result<Value, String> {
-        let json = cluster
-            .client(2)
-            .control_json()
-            .map_err(|e| e.to_string())?;
-        serde_json::from_str(&json).map_err(|e| e.to_string())
-    };
-    wait_until(PATIENCE, "a Raft leader", || {
-        status(&mut cluster)?["raft_leader"]
-            .as_u64()
-            .ok_or_else(|| "none".into())
-    });
+    await_raft_leader(&mut cluster, 2);
     let registered = admin_command(
         &cluster,
         0,
@@ -74,7 +64,7 @@ fn across_processes() -> Duration {
     let begun = admin_command(&cluster, 0, &["migrate", "--tenant", "30", "--to", "r1"]);
     assert!(begun.status.success(), "{begun:?}");
     wait_until(Duration::from_secs(600), "the migration completes", || {
-        let v = status(&mut cluster)?;
+        let v = control_status(&mut cluster, 2)?;
         let done = v["migrations"].as_array().is_some_and(|ms| {
             ms.iter()
                 .any(|m| m["tenant"] == TENANT && m["state"] == "complete")

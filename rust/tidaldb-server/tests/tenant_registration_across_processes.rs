@@ -6,14 +6,15 @@
 mod support;
 
 use serde_json::Value;
-use support::{Cluster, PATIENCE, Spec, admin_command, now_ns, wait_until};
+use support::{
+    Cluster, PATIENCE, Spec, admin_command, await_raft_leader, control_status, now_ns, wait_until,
+};
 use tidaldb::cluster::TenantOptions;
 use tidaldb::runtime::net::proto::{AdminOp, Concern};
 use tidaldb::{ErrorKind, TenantId};
 
 fn committed(cluster: &mut Cluster, i: usize) -> u64 {
-    let json = cluster.client(i).control_json().expect("status");
-    let status: Value = serde_json::from_str(&json).expect("json");
+    let status = control_status(cluster, i).expect("status");
     status["commands"].as_u64().expect("a command count")
 }
 
@@ -29,16 +30,7 @@ fn count_on(cluster: &mut Cluster, i: usize, tenant: u64) -> Result<f64, ErrorKi
 #[test]
 fn tenants_registered_by_the_admin_command_and_the_rust_client_live_in_their_regions() {
     let mut cluster = Cluster::start(Spec::tls(3).with_control());
-    wait_until(PATIENCE, "a Raft leader", || {
-        let json = cluster
-            .client(0)
-            .control_json()
-            .map_err(|e| e.to_string())?;
-        let v: Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
-        v["raft_leader"]
-            .as_u64()
-            .ok_or_else(|| "none yet".to_string())
-    });
+    await_raft_leader(&mut cluster, 0);
     let registered = admin_command(
         &cluster,
         0,

@@ -6,14 +6,12 @@
 mod support;
 
 use serde_json::Value;
-use support::{Cluster, PATIENCE, Spec, admin_command, wait_until};
+use support::{
+    Cluster, PATIENCE, Spec, admin_command, await_raft_leader, control_status, wait_until,
+};
 
 fn voters_on(cluster: &mut Cluster, i: usize) -> Result<Vec<u64>, String> {
-    let json = cluster
-        .client(i)
-        .control_json()
-        .map_err(|e| e.to_string())?;
-    let v: Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+    let v = control_status(cluster, i)?;
     let voters = v["voters"].as_array().ok_or_else(|| v.to_string())?;
     Ok(voters.iter().filter_map(Value::as_u64).collect())
 }
@@ -36,14 +34,7 @@ fn admin_ok(cluster: &Cluster, i: usize, args: &[&str]) {
 fn a_lone_voter_decides_after_the_others_are_removed_and_remembers_it_after_a_restart() {
     let mut cluster = Cluster::start(Spec::tls(3).with_control());
     await_voters(&mut cluster, 0, &[0, 1, 2]);
-    wait_until(PATIENCE, "a Raft leader", || {
-        let json = cluster
-            .client(0)
-            .control_json()
-            .map_err(|e| e.to_string())?;
-        let v: Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
-        v["raft_leader"].as_u64().ok_or_else(|| "none".to_string())
-    });
+    await_raft_leader(&mut cluster, 0);
 
     for (args, said) in [
         (&["remove-voter", "7"][..], "no node 7"),

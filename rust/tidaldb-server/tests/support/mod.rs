@@ -534,3 +534,21 @@ pub fn admin_command(cluster: &Cluster, i: usize, action: &[&str]) -> std::proce
         .output()
         .expect("run tidaldb admin")
 }
+
+/// Node `i`'s control-plane status (`Client::control_json`), parsed.
+pub fn control_status(cluster: &mut Cluster, i: usize) -> Result<serde_json::Value, String> {
+    let json = cluster
+        .client(i)
+        .control_json()
+        .map_err(|e| e.to_string())?;
+    serde_json::from_str(&json).map_err(|e| e.to_string())
+}
+
+/// Waits until node `i` knows a Raft leader of the control plane, and returns its id.
+pub fn await_raft_leader(cluster: &mut Cluster, i: usize) -> u64 {
+    wait_until(PATIENCE, "a Raft leader", || {
+        control_status(cluster, i)?["raft_leader"]
+            .as_u64()
+            .ok_or_else(|| "none yet".to_string())
+    })
+}

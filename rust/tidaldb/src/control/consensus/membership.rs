@@ -16,7 +16,9 @@ impl ControlVoter {
     }
 
     /// Proposes adding (`add`) or removing voter `id`. It takes effect once committed and
-    /// applied ([`voters`](Self::voters) then shows it). Refused, with nothing proposed:
+    /// applied ([`voters`](Self::voters) then shows it). Removing the leader moves its
+    /// leadership first and proposes nothing: propose it again once the leader changed.
+    /// Refused, with nothing proposed:
     /// adding a voter that votes, removing one that does not, removing the last one, and a
     /// second change while one is pending at this leader. A follower forwards it.
     pub fn propose_voter_change(
@@ -46,6 +48,26 @@ impl ControlVoter {
                 name: "node",
                 reason: format!("node {node} is the last voter; the control plane needs one"),
             });
+        }
+        if !add && self.leader() == Some(id) {
+            // A leader that removes itself can step aside before its followers learn the
+            // change committed, and they then wait on a voter that no longer answers.
+            // Leadership moves first (a follower forwards the request to the leader);
+            // the caller proposes the removal again to the next leader.
+            let Some(&heir) = voters.iter().find(|&&v| v != id) else {
+                return Err(TidalError::InvalidArgument {
+                    name: "node",
+                    reason: format!("node {node} is the last voter; the control plane needs one"),
+                });
+            };
+            let me = self.id();
+            let transferee = if me != id && voters.contains(&me) {
+                me
+            } else {
+                heir
+            };
+            self.raw.transfer_leader(transferee);
+            return self.process_ready(out);
         }
         if self.is_leader() && self.raw.raft.has_pending_conf() {
             return Err(TidalError::Conflict(

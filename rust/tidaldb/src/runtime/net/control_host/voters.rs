@@ -14,9 +14,13 @@ pub(super) struct VoterChange {
     add: bool,
     reply: oneshot::Sender<Result<()>>,
     deadline: std::time::Instant,
-    /// The leader the proposal went to.
+    /// The leader the proposal went to, and when.
     proposed_to: Option<u64>,
+    proposed_at: std::time::Instant,
 }
+
+/// How long a change of voters may stay unapplied before it is proposed again.
+const REPROPOSE_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Host {
     /// Proposes a change of voters; the reply waits until this voter has applied it.
@@ -51,6 +55,7 @@ impl Host {
                 reply,
                 deadline,
                 proposed_to: leader,
+                proposed_at: std::time::Instant::now(),
             }),
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -91,11 +96,15 @@ impl Host {
                 ))));
                 continue;
             }
-            if leader.is_some() && leader != change.proposed_to {
+            let stale = change.proposed_at.elapsed() >= REPROPOSE_AFTER;
+            if leader.is_some() && (leader != change.proposed_to || stale) {
                 // Sent to a leader that lost its place (one that removed itself steps
-                // aside): the proposal may be lost, and making it again is harmless.
+                // aside), or dropped by a new leader whose own first entry has not
+                // committed yet: making it again is harmless (adding a voter that votes,
+                // or removing one that does not, changes nothing).
                 if let Ok(to) = self.propose_voter_change(change.id, change.add) {
                     change.proposed_to = to;
+                    change.proposed_at = std::time::Instant::now();
                 }
             }
             self.voter_changes.push(change);
