@@ -6,7 +6,8 @@
 mod support;
 
 use support::{
-    Cluster, PATIENCE, Spec, admin_command, await_raft_leader, control_status, now_ns, wait_until,
+    Cluster, PATIENCE, Spec, admin_command, await_raft_leader, control_status, now_ns,
+    register_in_r0, wait_until,
 };
 use tidaldb::TenantId;
 use tidaldb::runtime::net::proto::Concern;
@@ -26,19 +27,8 @@ fn migration_state(cluster: &mut Cluster, i: usize) -> Result<String, String> {
 fn a_migration_survives_the_death_of_the_control_planes_leader() {
     let mut cluster = Cluster::start(Spec::tls(3).with_control());
     await_raft_leader(&mut cluster, 2);
-    let registered = admin_command(
-        &cluster,
-        0,
-        &["register", "--tenant", "30", "--region", "r0"],
-    );
-    assert!(registered.status.success(), "{registered:?}");
+    register_in_r0(&mut cluster, TENANT);
     let items: Vec<u64> = (1..=50).collect();
-    wait_until(PATIENCE, "tenant 30 on node 0", || {
-        let scores = cluster
-            .client(0)
-            .scores(TenantId(TENANT), "count", vec![1], None);
-        scores.map_err(|e| e.to_string())
-    });
     let mut acknowledged = vec![0.0; items.len()];
     let at = now_ns();
     for round in 0..40 {

@@ -11,7 +11,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::{
-    Cluster, PATIENCE, Spec, admin_command, await_raft_leader, control_status, now_ns, wait_until,
+    Cluster, Spec, admin_command, await_raft_leader, control_status, now_ns, register_in_r0,
+    wait_until,
 };
 use tidaldb::cluster::Scope;
 use tidaldb::runtime::net::proto::Concern;
@@ -33,18 +34,7 @@ fn entity(i: usize) -> u64 {
 fn across_processes() -> Duration {
     let mut cluster = Cluster::start(Spec::tls(3).with_control());
     await_raft_leader(&mut cluster, 2);
-    let registered = admin_command(
-        &cluster,
-        0,
-        &["register", "--tenant", "30", "--region", "r0"],
-    );
-    assert!(registered.status.success(), "{registered:?}");
-    wait_until(PATIENCE, "the tenant on node 0", || {
-        let scores = cluster
-            .client(0)
-            .scores(TenantId(TENANT), "count", vec![1], None);
-        scores.map_err(|e| e.to_string())
-    });
+    register_in_r0(&mut cluster, TENANT);
     let at = now_ns();
     for start in (0..EVENTS).step_by(BATCH) {
         let entities: Vec<u64> = (start..start + BATCH).map(entity).collect();

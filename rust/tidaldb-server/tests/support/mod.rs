@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tidaldb::runtime::net::proto::Concern;
 use tidaldb::runtime::net::{Client, ClientOptions, Security, TlsFiles, Written};
-use tidaldb::{NodeId, TidalError};
+use tidaldb::{NodeId, TenantId, TidalError};
 use tidaldb_server::cert::{CertRequest, make_certs};
 
 use model::{Model, Observed, TENANT};
@@ -551,4 +551,18 @@ pub fn await_raft_leader(cluster: &mut Cluster, i: usize) -> u64 {
             .as_u64()
             .ok_or_else(|| "none yet".to_string())
     })
+}
+
+/// Registers `tenant` in region r0 only (node 0's) with `tidaldb admin`, and waits until
+/// node 0 serves it.
+pub fn register_in_r0(cluster: &mut Cluster, tenant: u64) {
+    let id = tenant.to_string();
+    let registered = admin_command(cluster, 0, &["register", "--tenant", &id, "--region", "r0"]);
+    assert!(registered.status.success(), "{registered:?}");
+    wait_until(PATIENCE, &format!("tenant {tenant} on node 0"), || {
+        let scores = cluster
+            .client(0)
+            .scores(TenantId(tenant), "count", vec![1], None);
+        scores.map_err(|e| e.to_string())
+    });
 }
