@@ -919,25 +919,26 @@ class Client:
             Unavailable: the node has no control plane, or no node answered.
         """
     def add_voter(self, node: int) -> None:
-        """Lets ``node`` vote in the control plane again (after :meth:`remove_voter`).
+        """Lets ``node`` vote in the control plane: one that follows the log as a Raft
+        learner (a node outside ``[control] voters``, or one :meth:`remove_voter` removed).
         Returns once the new configuration is applied on the node asked.
 
         Raises:
-            InvalidArgument: a node the cluster does not have, or one that runs no voter
-                (only nodes in ``[control] voters`` of the config do); nothing changes.
+            InvalidArgument: a node the cluster does not have; nothing changes.
             Conflict: the node votes already, or another change of voters is being applied.
             Unavailable: the node has no control plane, or no node answered.
             Timeout: the change did not apply within 10 s (it may still).
         """
     def remove_voter(self, node: int) -> None:
         """Stops ``node`` voting in the control plane: the others decide without it (to
-        replace its machine, say). The change is a Raft configuration change, kept in the
-        log and its snapshots, so it survives restarts. Returns once applied on the node
-        asked.
+        replace its machine, say); it goes on following the log as a Raft learner. The
+        change is a Raft configuration change, kept in the log and its snapshots, so it
+        survives restarts. Removing the current leader moves its leadership first. Returns
+        once applied on the node asked.
 
         Raises:
-            InvalidArgument: a node the cluster does not have, one that runs no voter, or
-                the last voter; nothing changes.
+            InvalidArgument: a node the cluster does not have, or the last voter; nothing
+                changes.
             Conflict: the node does not vote, or another change of voters is being applied.
             Unavailable: the node has no control plane, or no node answered.
             Timeout: the change did not apply within 10 s (it may still).

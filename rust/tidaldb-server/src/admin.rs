@@ -56,10 +56,11 @@ enum AdminAction {
     /// (of every region without --region), opened by those nodes on the control plane's
     /// order. Returns once committed.
     Register(RegisterArgs),
-    /// Let a node listed in [control] voters vote again. Returns once applied.
+    /// Let a node vote: one outside [control] voters, or one removed before (both follow
+    /// the log as Raft learners). Returns once applied.
     AddVoter { node: u16 },
-    /// Stop a node voting (to replace its machine, say); the others go on deciding.
-    /// Returns once applied.
+    /// Stop a node voting (to replace its machine, say); the others go on deciding, and it
+    /// follows the log as a learner. Returns once applied.
     RemoveVoter { node: u16 },
     /// Move a tenant's replica to another region without downtime. Returns once the
     /// migration has begun; `status` shows its steps under "migrations".

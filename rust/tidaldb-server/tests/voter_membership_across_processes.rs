@@ -69,3 +69,35 @@ fn a_lone_voter_decides_after_the_others_are_removed_and_remembers_it_after_a_re
     await_voters(&mut cluster, 0, &[0, 1, 2]);
     await_voters(&mut cluster, 2, &[0, 1, 2]);
 }
+
+#[test]
+fn a_process_that_does_not_vote_follows_the_committed_log_and_can_be_made_a_voter() {
+    let mut cluster = Cluster::start(Spec::tls(3).with_voters(1));
+    await_raft_leader(&mut cluster, 2);
+    await_voters(&mut cluster, 2, &[0]);
+    let follower = control_status(&mut cluster, 2).expect("status");
+    assert_eq!(follower["voter"], Value::Bool(false), "{follower}");
+    admin_ok(&cluster, 0, &["drain", "r0"]);
+    wait_until(
+        PATIENCE,
+        "node 2 applies the drain it does not vote on",
+        || {
+            let (voter, learner) = (
+                control_status(&mut cluster, 0)?,
+                control_status(&mut cluster, 2)?,
+            );
+            let same = learner["drained"] == serde_json::json!(["r0"])
+                && learner["commands"] == voter["commands"];
+            same.then_some(()).ok_or_else(|| format!("{learner}"))
+        },
+    );
+    let refused = admin_command(&cluster, 2, &["rejoin", "r0"]);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not a control-plane voter"));
+
+    admin_ok(&cluster, 0, &["add-voter", "2"]);
+    await_voters(&mut cluster, 2, &[0, 2]);
+    admin_ok(&cluster, 2, &["rejoin", "r0"]);
+    let status = control_status(&mut cluster, 0).expect("status");
+    assert_eq!(status["drained"], serde_json::json!([]), "{status}");
+}

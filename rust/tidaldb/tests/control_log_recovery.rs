@@ -26,6 +26,7 @@ fn spec(snapshot_every: u64, run: u64) -> VoterSpec {
     VoterSpec {
         id: 1,
         voters: vec![1],
+        learners: Vec::new(),
         heartbeat_ticks: 1,
         election_ticks: 5,
         seed: 5,
@@ -82,7 +83,7 @@ fn restarted(store: &ControlStore, snapshot_every: u64) -> Result<Vec<LoggedComm
 }
 
 fn open(fs: &SharedStorage, dir: &Path) -> Result<ControlStore> {
-    ControlStore::open(fs.clone(), dir, &[1])
+    ControlStore::open(fs.clone(), dir, &[1], &[])
 }
 
 #[test]

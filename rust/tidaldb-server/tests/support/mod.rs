@@ -102,6 +102,8 @@ pub struct Spec {
     pub phantom_peer: bool,
     /// Every node votes in a replicated control plane, which decides leadership.
     pub control: bool,
+    /// With `control`, only nodes below this id vote; the others follow as learners.
+    pub voters_below: Option<u16>,
 }
 
 impl Spec {
@@ -111,6 +113,7 @@ impl Spec {
             tls: true,
             phantom_peer: false,
             control: false,
+            voters_below: None,
         }
     }
 
@@ -118,6 +121,15 @@ impl Spec {
     pub fn with_control(self) -> Spec {
         Spec {
             control: true,
+            ..self
+        }
+    }
+
+    /// With a replicated control plane in which only nodes `0..voters` vote.
+    pub fn with_voters(self, voters: u16) -> Spec {
+        Spec {
+            control: true,
+            voters_below: Some(voters),
             ..self
         }
     }
@@ -442,6 +454,7 @@ fn config_toml(
     if spec.control {
         let mut voters: Vec<u16> = peers.iter().map(|(n, _)| *n).collect();
         voters.push(id);
+        voters.retain(|v| spec.voters_below.is_none_or(|below| *v < below));
         voters.sort_unstable();
         let voters: Vec<String> = voters.iter().map(u16::to_string).collect();
         let _ = writeln!(

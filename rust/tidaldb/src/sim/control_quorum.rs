@@ -119,6 +119,7 @@ impl SimControlQuorum {
             let spec = VoterSpec {
                 id,
                 voters: ids.clone(),
+                learners: Vec::new(),
                 heartbeat_ticks: cfg.heartbeat_ticks,
                 election_ticks: cfg.election_ticks,
                 seed: rng.next_u64(),

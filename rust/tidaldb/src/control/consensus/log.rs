@@ -135,10 +135,12 @@ pub struct ControlLog {
 }
 
 impl ControlLog {
-    /// A new log whose first configuration is `voters`.
-    pub fn bootstrap(voters: &[u64]) -> Self {
+    /// A new log whose first configuration is `voters`, with `learners` following the
+    /// log without a vote.
+    pub fn bootstrap(voters: &[u64], learners: &[u64]) -> Self {
         let snapshot = StoredSnapshot {
             voters: voters.to_vec(),
+            learners: learners.to_vec(),
             ..StoredSnapshot::default()
         };
         ControlLog {
@@ -149,9 +151,10 @@ impl ControlLog {
         }
     }
 
-    /// The log the records describe, replayed onto the bootstrap log of `voters`.
-    pub fn recover(voters: &[u64], records: &[ControlRecord]) -> Result<Self> {
-        let mut log = ControlLog::bootstrap(voters);
+    /// The log the records describe, replayed onto the bootstrap log of `voters` and
+    /// `learners`.
+    pub fn recover(voters: &[u64], learners: &[u64], records: &[ControlRecord]) -> Result<Self> {
+        let mut log = ControlLog::bootstrap(voters, learners);
         for record in records {
             log.apply_record(record)?;
         }

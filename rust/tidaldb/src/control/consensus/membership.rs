@@ -1,5 +1,5 @@
 //! Changing who votes: one voter added or removed at a time, as a Raft configuration
-//! change. The change is an entry of the log like any command, so it is persisted with
+//! change. A removed voter becomes a learner, which follows the log without a vote. The change is an entry of the log like any command, so it is persisted with
 //! it, kept in snapshots (their configuration), and re-applied when a voter restarts.
 
 use raft::prelude::{ConfChange, ConfChangeType};
@@ -75,10 +75,11 @@ impl ControlVoter {
             ));
         }
         let mut cc = ConfChange::default();
+        // A removed voter stays a learner: it follows the log, and can vote again.
         cc.set_change_type(if add {
             ConfChangeType::AddNode
         } else {
-            ConfChangeType::RemoveNode
+            ConfChangeType::AddLearnerNode
         });
         cc.node_id = id;
         self.raw

@@ -48,7 +48,7 @@ impl std::fmt::Debug for ControlStore {
 
 impl ControlStore {
     /// Opens (or creates) the store in `dir` for a group whose first voters are `voters`.
-    pub fn open(fs: SharedStorage, dir: &Path, voters: &[u64]) -> Result<Self> {
+    pub fn open(fs: SharedStorage, dir: &Path, voters: &[u64], learners: &[u64]) -> Result<Self> {
         fs.create_dir_all(dir).map_err(|e| io(e, "creating", dir))?;
         let path = dir.join(CONTROL_LOG_FILE);
         let bytes = match fs.read(&path) {
@@ -62,7 +62,7 @@ impl ControlStore {
             fs.truncate(&path, valid_len as u64)
                 .map_err(|e| io(e, "truncating", &path))?;
         }
-        let log = ControlLog::recover(voters, &records)?;
+        let log = ControlLog::recover(voters, learners, &records)?;
         let file = match fs.open_append(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

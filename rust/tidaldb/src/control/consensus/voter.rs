@@ -17,10 +17,13 @@ use crate::schema::{NodeId, Timestamp};
 /// How one voter takes part.
 #[derive(Clone, Debug)]
 pub struct VoterSpec {
-    /// This voter's Raft id: at least 1, and one of `voters`.
+    /// This voter's Raft id: at least 1, and one of `voters` or `learners`.
     pub id: u64,
     /// The group's first configuration.
     pub voters: Vec<u64>,
+    /// Members of the first configuration that follow the log without a vote (a learner
+    /// can be made a voter by a configuration change).
+    pub learners: Vec<u64>,
     /// Ticks between the leader's heartbeats.
     pub heartbeat_ticks: usize,
     /// Ticks a follower waits for the leader before it campaigns: a fresh draw in
@@ -102,16 +105,17 @@ impl ControlVoter {
         initial: ControlPlane,
         records: &[ControlRecord],
     ) -> Result<Self> {
-        if spec.id == 0 || !spec.voters.contains(&spec.id) {
+        let member = spec.voters.contains(&spec.id) || spec.learners.contains(&spec.id);
+        if spec.id == 0 || !member {
             return Err(TidalError::InvalidArgument {
                 name: "voter",
                 reason: format!(
-                    "voter {} is not one of the voters {:?}",
-                    spec.id, spec.voters
+                    "voter {} is not one of the voters {:?} or learners {:?}",
+                    spec.id, spec.voters, spec.learners
                 ),
             });
         }
-        let log = ControlLog::recover(&spec.voters, records)?;
+        let log = ControlLog::recover(&spec.voters, &spec.learners, records)?;
         let snapshot = log.stored_snapshot().clone();
         let plane = replay(&initial, &snapshot)?;
         let config = Config {

@@ -14,6 +14,7 @@ use crate::schema::{NodeId, RegionId};
 /// What this process's voter knows, for `Op::Control` and monitoring.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ControlStatus {
+    /// Whether this process votes (the others follow the log as Raft learners).
     pub voter: bool,
     pub raft_term: u64,
     pub raft_leader: Option<u16>,
@@ -70,7 +71,7 @@ impl ControlStatus {
         let plane = v.plane();
         let region = |r: RegionId| region_name(spec, r);
         ControlStatus {
-            voter: true,
+            voter: v.voters().contains(&v.id()),
             raft_term: v.term(),
             raft_leader: v.leader().map(|l| (l - 1) as u16),
             is_raft_leader: v.is_leader(),

@@ -76,23 +76,26 @@ pub fn start(
     stopped: watch::Receiver<bool>,
 ) -> Result<ControlHost> {
     let me = network.local_id();
-    let voter = if spec.voters.contains(&me) {
-        let plane = initial_plane(&spec)?;
-        let store = ControlStore::open(RealFs::shared(), &spec.dir, &raft_ids(&spec.voters))?;
-        let vspec = VoterSpec {
-            id: raft_id(me),
-            voters: raft_ids(&spec.voters),
-            heartbeat_ticks: spec.heartbeat_ticks,
-            election_ticks: spec.election_ticks,
-            seed: rand_u64(),
-            snapshot_every: spec.snapshot_every,
-            run: rand_u64(),
-        };
-        let voter = ControlVoter::start(&vspec, plane, store.records())?;
-        Some((voter, store))
-    } else {
-        None
+    // Every process runs the Raft member: the configured voters vote, the others follow
+    // the committed log as learners (and can be made voters).
+    let voters = raft_ids(&spec.voters);
+    let learners: Vec<u64> = (spec.nodes.iter())
+        .filter(|(n, _)| !spec.voters.contains(n))
+        .map(|(n, _)| raft_id(*n))
+        .collect();
+    let plane = initial_plane(&spec)?;
+    let store = ControlStore::open(RealFs::shared(), &spec.dir, &voters, &learners)?;
+    let vspec = VoterSpec {
+        id: raft_id(me),
+        voters,
+        learners,
+        heartbeat_ticks: spec.heartbeat_ticks,
+        election_ticks: spec.election_ticks,
+        seed: rand_u64(),
+        snapshot_every: spec.snapshot_every,
+        run: rand_u64(),
     };
+    let voter = Some((ControlVoter::start(&vspec, plane, store.records())?, store));
     let status = Arc::new(Mutex::new(ControlStatus::default()));
     let inbox = network.attach_control();
     let (admin, admin_rx) = mpsc::channel(64);
@@ -200,8 +203,14 @@ impl Host {
     /// An operator's command: checked and proposed here (a follower forwards it to the
     /// Raft leader); the reply waits for this voter to apply it.
     fn propose(&mut self, proposal: Proposal, reply: oneshot::Sender<Result<()>>) {
-        if self.voter.is_none() {
-            let voters: Vec<String> = self.spec.voters.iter().map(|v| v.0.to_string()).collect();
+        let votes = (self.voter.as_ref()).is_some_and(|(v, _)| v.voters().contains(&v.id()));
+        if !votes {
+            let voters: Vec<String> = (self.voter.as_ref())
+                .map(|(v, _)| v.voters())
+                .unwrap_or_default()
+                .iter()
+                .map(|v| (v - 1).to_string())
+                .collect();
             let _ = reply.send(Err(TidalError::Unavailable(format!(
                 "node {} is not a control-plane voter; send admin commands to one of nodes {}",
                 self.me.0,
@@ -424,7 +433,17 @@ impl Host {
 
     /// A local replica's heartbeat goes to every voter, this process's own included.
     fn report(&mut self, tenant: TenantId, report: NodeReport) {
-        for voter in self.spec.voters.clone() {
+        // To the voters of the configuration applied here: a learner made a voter may
+        // lead, and needs the heartbeats to decide failover.
+        let voters: Vec<NodeId> = match &self.voter {
+            Some((v, _)) => v
+                .voters()
+                .iter()
+                .map(|id| NodeId((id - 1) as u16))
+                .collect(),
+            None => self.spec.voters.clone(),
+        };
+        for voter in voters {
             if voter == self.me {
                 self.observe(self.me, tenant, report.clone());
             } else {

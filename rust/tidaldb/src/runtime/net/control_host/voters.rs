@@ -37,16 +37,6 @@ impl Host {
             }));
             return;
         }
-        if !self.spec.voters.contains(&node) {
-            let _ = reply.send(Err(TidalError::InvalidArgument {
-                name: "node",
-                reason: format!(
-                    "node {} runs no voter: only nodes in [control] voters of the config vote",
-                    node.0
-                ),
-            }));
-            return;
-        }
         let deadline = std::time::Instant::now() + ADMIN_TIMEOUT;
         match self.propose_voter_change(raft_id(node), add) {
             Ok(leader) => self.voter_changes.push(VoterChange {
