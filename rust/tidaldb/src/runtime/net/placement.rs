@@ -202,7 +202,8 @@ pub trait Hosting: Send + Sync {
     /// Opens the ordered replica (the caller has checked it is not open).
     fn open(&self, order: &HostOrder) -> Result<()>;
     /// Closes the tenant's replica, if open, and deletes its files: a migration moved it.
-    fn delete(&self, tenant: TenantId) -> Result<()>;
+    /// `false` when there was nothing left to delete (the order is repeated).
+    fn delete(&self, tenant: TenantId) -> Result<bool>;
 }
 
 pub type ReplicaOpener = Arc<dyn Hosting>;

@@ -362,18 +362,21 @@ impl Hosting for PlacedReplicas {
         )
     }
 
-    fn delete(&self, tenant: TenantId) -> Result<()> {
+    fn delete(&self, tenant: TenantId) -> Result<bool> {
+        let dir = replica_dir(&self.spec.data_dir, tenant);
+        if !self.service.hosts(tenant) && !dir.exists() {
+            return Ok(false); // deleted already: the order is repeated
+        }
         if let Some(db) = self.service.unhost(tenant) {
             db.close()?;
         }
-        let dir = replica_dir(&self.spec.data_dir, tenant);
         debug_assert!(
             tenant != TenantId::DEFAULT,
             "the default tenant never moves"
         );
         match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
             Err(e) => Err(TidalError::io(format!("deleting {}", dir.display()))(e)),
         }
     }

@@ -416,12 +416,16 @@ impl Host {
         }
     }
 
+    /// Deletes this process's copy of a migrated tenant, open or not: a process that
+    /// restarted after the source left the plane does not open the tenant again, but its
+    /// files are still there to delete.
     fn delete(&self, tenant: TenantId) {
-        if tenant == TenantId::DEFAULT || !self.service.hosts(tenant) {
+        if tenant == TenantId::DEFAULT {
             return;
         }
         match self.opener.delete(tenant) {
-            Ok(()) => tracing::info!(
+            Ok(false) => {}
+            Ok(true) => tracing::info!(
                 tenant = tenant.0,
                 "deleted the replica a migration moved away"
             ),
