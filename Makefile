@@ -53,7 +53,7 @@ $(EXT_STAMP): $(DEPS_STAMP) $(RUST_SOURCES) $(BIN)
 
 ext: $(EXT_STAMP)
 
-# `make wheel`: the one wheel to publish, in dist/. It is abi3 (CPython >= 3.9) and
+# `make wheel`: the one wheel to publish, in dist/. It is abi3 (CPython >= 3.10) and
 # manylinux_2_28: zig (the ziglang and cargo-zigbuild packages of requirements-wheel.txt)
 # links the extension and the server binary against glibc 2.28, where linking with this
 # machine's glibc would demand that version (2.36 here). Both ELF files are stripped, and

@@ -2,7 +2,7 @@
 
 Run by `make wheel-test` (after `make wheel`): ``python tests/wheel_smoke.py dist/*.whl``.
 
-For each Python found (3.9, 3.12 and 3.13 by default; ``WHEEL_PYTHONS="3.10 3.11"`` picks
+For each Python found (3.10, 3.12 and 3.13 by default; ``WHEEL_PYTHONS="3.10 3.11"`` picks
 others), it makes a venv in a temporary directory, ``pip install``s the wheel there (numpy
 comes from the index or pip's cache), and, from a directory outside this checkout so that
 the source tree cannot be imported by mistake, checks:
@@ -30,7 +30,7 @@ import zipfile
 from email.parser import HeaderParser
 from pathlib import Path
 
-DEFAULT_VERSIONS = ("3.9", "3.12", "3.13")
+DEFAULT_VERSIONS = ("3.10", "3.12", "3.13")
 
 SMOKE = r"""
 import sys
@@ -87,7 +87,7 @@ def run(*args: str | Path, cwd: Path) -> str:
 
 def check_wheel(wheel: Path) -> None:
     name = wheel.name
-    assert "-cp39-abi3-" in name, f"{name}: not an abi3 wheel for CPython >= 3.9"
+    assert "-cp310-abi3-" in name, f"{name}: not an abi3 wheel for CPython >= 3.10"
     assert "manylinux_2_28_x86_64" in name or "manylinux2014" in name, name
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()

@@ -3,8 +3,7 @@
 //! A signal name passed as a literal (`db.signal("view", ...)`) is the interpreter's
 //! interned string object, the same object on every call. The schema's names are interned
 //! once, when the `Db` opens, so such a name is recognized by identity: no UTF-8 copy of
-//! the string (which the stable ABI of Python 3.9 can only make as a new bytes object) and
-//! no string compare. Any other string object takes the core's name lookup, as before.
+//! the string and no string compare. Any other string object takes the core's name lookup, as before.
 
 use std::sync::Arc;
 
