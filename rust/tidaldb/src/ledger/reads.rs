@@ -59,11 +59,39 @@ impl Ledger {
         signal: SignalIdx,
         entities: &[EntityId],
         at: Timestamp,
+        each: impl FnMut(usize, f64),
+    ) -> Result<()> {
+        let slots = self.slots_of(signal, entities)?;
+        self.decay_scores_at_slots(signal, entities, &slots, at, each)
+    }
+
+    /// The slot of each entity in `signal` (`None`: it has no events there), for
+    /// [`Self::decay_scores_at_slots`]. A retrieval resolves them once and also
+    /// deduplicates its candidates by them.
+    pub fn slots_of(&self, signal: SignalIdx, entities: &[EntityId]) -> Result<Vec<Option<u32>>> {
+        let ledger = self.signal_ledger(signal)?;
+        Ok(entities.iter().map(|e| ledger.slot_of(*e)).collect())
+    }
+
+    /// Slots of `signal` held per entity: the size of a bitset over them.
+    pub fn slot_count(&self, signal: SignalIdx) -> Result<usize> {
+        Ok(self.signal_ledger(signal)?.entity_count())
+    }
+
+    /// [`Self::decay_scores_with`] over `slots`, which [`Self::slots_of`] resolved for
+    /// `entities` in `signal`.
+    pub fn decay_scores_at_slots(
+        &self,
+        signal: SignalIdx,
+        entities: &[EntityId],
+        slots: &[Option<u32>],
+        at: Timestamp,
         mut each: impl FnMut(usize, f64),
     ) -> Result<()> {
+        debug_assert_eq!(entities.len(), slots.len(), "one slot per entity");
         let mut overflowed = None;
         self.signal_ledger(signal)?
-            .scores_with(entities, at.as_nanos(), |i, score| {
+            .scores_with(slots, at.as_nanos(), |i, score| {
                 if !score.is_finite() && overflowed.is_none() {
                     overflowed = Some(i);
                 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::parallel::{self, PARALLEL_MIN_EVENTS, RunItem};
-use super::slots::{EntitySlots, prefetch, push_grown_by_eighths};
+use super::slots::{EntitySlots, prefetch, prefetch_lines, push_grown_by_eighths};
 use super::windows::{WindowGap, WindowReading, WindowSet, to_micros};
 use crate::crdt::{CrdtSignalState, HalfLife, LinearState};
 use crate::error::{Result, TidalError};
@@ -28,6 +28,9 @@ enum States {
 
 /// How many events ahead a batch prefetches the states it will update.
 const PREFETCH_AHEAD: usize = 8;
+
+/// How many entities ahead a batch read prefetches the states it will read.
+const READ_AHEAD: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct SignalLedger {
@@ -230,6 +233,14 @@ impl SignalLedger {
     }
 
     #[inline]
+    fn prefetch_state_lines(&self, slot: usize) {
+        match &self.states {
+            States::Exp { states, .. } => states.get(slot).map(prefetch_lines),
+            States::Linear { states, .. } => states.get(slot).map(prefetch_lines),
+        };
+    }
+
+    #[inline]
     fn prefetch_slot(&self, slot: usize) {
         self.prefetch_state(slot);
         if let Some(w) = self.window_sets.get(slot) {
@@ -240,50 +251,63 @@ impl SignalLedger {
     /// The decayed score at `at`; `None` when a linear signal no longer keeps that history.
     #[inline]
     pub fn score(&self, entity: EntityId, at: i64) -> Option<f64> {
-        let Some(slot) = self.slots.find(entity) else {
+        self.score_at_slot(self.slot_of(entity), at)
+    }
+
+    /// The slot holding `entity`'s state, `None` when it has no events here. A batch read
+    /// resolves its slots once and hands them to [`Self::scores_at_slots`].
+    #[inline]
+    pub fn slot_of(&self, entity: EntityId) -> Option<u32> {
+        let slot = self.slots.find(entity)?;
+        debug_assert!(u32::try_from(slot).is_ok(), "slots are u32 in the index");
+        Some(slot as u32)
+    }
+
+    /// The score of the entity in `slot` (no slot: no events, score 0).
+    #[inline]
+    fn score_at_slot(&self, slot: Option<u32>, at: i64) -> Option<f64> {
+        let Some(s) = slot else {
             return Some(0.0);
         };
         match &self.states {
-            States::Exp { half_life, states } => Some(states[slot].read(at, *half_life)),
-            States::Linear { lifetime, states } => states[slot].read(at, *lifetime),
+            States::Exp { half_life, states } => Some(states[s as usize].read(at, *half_life)),
+            States::Linear { lifetime, states } => states[s as usize].read(at, *lifetime),
         }
     }
 
     /// Scores of many entities at `at`, handed to `each(index, score)` in order. Slots are
     /// resolved first and states prefetched ahead, as in `apply_run`. `None` stands for an
     /// entity whose linear history no longer reaches back to `at`.
-    pub fn scores_each(
+    pub fn scores_each(&self, entities: &[EntityId], at: i64, each: impl FnMut(usize, Option<f64>)) {
+        let slots: Vec<Option<u32>> = entities.iter().map(|e| self.slot_of(*e)).collect();
+        self.scores_at_slots(&slots, at, each);
+    }
+
+    /// [`Self::scores_each`] over slots already resolved by [`Self::slot_of`].
+    pub fn scores_at_slots(
         &self,
-        entities: &[EntityId],
+        slots: &[Option<u32>],
         at: i64,
         mut each: impl FnMut(usize, Option<f64>),
     ) {
-        let slots: Vec<Option<usize>> = entities.iter().map(|e| self.slots.find(*e)).collect();
         for (i, slot) in slots.iter().enumerate() {
-            if let Some(Some(ahead)) = slots.get(i + PREFETCH_AHEAD) {
-                self.prefetch_state(*ahead);
+            if let Some(Some(ahead)) = slots.get(i + READ_AHEAD) {
+                self.prefetch_state_lines(*ahead as usize);
             }
-            let score = match (slot, &self.states) {
-                (None, _) => Some(0.0),
-                (Some(s), States::Exp { half_life, states }) => {
-                    Some(states[*s].read(at, *half_life))
-                }
-                (Some(s), States::Linear { lifetime, states }) => states[*s].read(at, *lifetime),
-            };
-            each(i, score);
+            each(i, self.score_at_slot(*slot, at));
         }
     }
 
-    /// [`Self::scores_each`] that stops at the first entity without a score: `Err(index)`
-    /// names it.
+    /// [`Self::scores_at_slots`] that stops at the first entity without a score:
+    /// `Err(index)` names it.
     pub fn scores_with(
         &self,
-        entities: &[EntityId],
+        slots: &[Option<u32>],
         at: i64,
         mut each: impl FnMut(usize, f64),
     ) -> Result<(), usize> {
         let mut gap = None;
-        self.scores_each(entities, at, |i, score| match (score, gap) {
+        self.scores_at_slots(slots, at, |i, score| match (score, gap) {
             (Some(score), None) => each(i, score),
             (None, None) => gap = Some(i),
             (_, Some(_)) => {}

@@ -1,7 +1,5 @@
 //! The retrieval request: whose feed, which candidates, how to rank them, how many.
 
-use rustc_hash::FxHashSet;
-
 use crate::error::{Result, TidalError};
 use crate::schema::{EntityId, Timestamp};
 
@@ -9,7 +7,8 @@ use crate::schema::{EntityId, Timestamp};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Retrieve {
     pub(crate) user: Option<EntityId>,
-    /// Deduplicated, so no item can appear twice in the results.
+    /// As given, duplicates included: execution scores and counts each item once,
+    /// deduplicating by the slots it resolves anyway (`distinct.rs`).
     pub(crate) candidates: Vec<EntityId>,
     pub(crate) rank_by: Vec<(String, f64)>,
     pub(crate) limit: usize,
@@ -88,14 +87,9 @@ impl RetrieveBuilder {
         // A limit of 0 asks for nothing and gets an empty result (with its stats), as a
         // slice `[:0]` would.
         let limit = self.limit.unwrap_or(10);
-        // Linear-time dedup that keeps the caller's order; ranking breaks ties by id anyway.
-        let mut seen =
-            FxHashSet::with_capacity_and_hasher(self.candidates.len(), Default::default());
-        let mut candidates = self.candidates;
-        candidates.retain(|c| seen.insert(*c));
         Ok(Retrieve {
             user: self.user,
-            candidates,
+            candidates: self.candidates,
             rank_by: self.rank_by,
             limit,
             at: self.at,
