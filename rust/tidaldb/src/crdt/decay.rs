@@ -211,6 +211,31 @@ impl CrdtSignalState {
         self.partials().iter().map(|p| p.acc.read(t, h)).sum()
     }
 
+    /// A bound on `|read(t, h)|` found without `exp2`, for a top-k to pass over states that
+    /// cannot reach it: the partials' `|sum|`, added as `read` adds their reads. At or after
+    /// every partial's reference time each decay factor is at most 1 (`exp2` of a
+    /// non-positive number), so each read is at most its `|sum|`, and rounding is monotone.
+    /// `None` when `t` is before some reference time (the factors then exceed 1) or the
+    /// half-life is not positive.
+    #[inline]
+    pub fn read_bound(&self, t: i64, h: HalfLife) -> Option<f64> {
+        if h.0.is_nan() || h.0 <= 0.0 {
+            return None;
+        }
+        let mut bound = 0.0;
+        for p in self.partials() {
+            if t < p.acc.t_ref {
+                return None;
+            }
+            bound += p.acc.sum.abs();
+        }
+        debug_assert!(
+            self.read(t, h).abs() <= bound,
+            "a read is at most the sum of its partials' magnitudes"
+        );
+        Some(bound)
+    }
+
     /// A state from its partials, for decoding; `is_well_formed` checks them.
     pub fn from_partials(partials: impl IntoIterator<Item = Partial>) -> Self {
         CrdtSignalState {
@@ -342,6 +367,32 @@ mod tests {
         s.add(NodeId(0), 1, 8.0, 0, H);
         assert_eq!(s.read(1_000_000_000, H), 4.0);
         assert_eq!(s.read(3_000_000_000, H), 1.0);
+    }
+
+    /// States of one to three origins with weights of both signs, read from each partial's
+    /// reference time on, under several half-lives: the bound holds (`read_bound`'s own
+    /// `debug_assert` checks it too), and reads before a reference time have none.
+    #[test]
+    fn the_read_bound_holds_from_every_reference_time_on() {
+        let mut rng = crate::sim::SimRng::new(11);
+        for h in [HalfLife(1.0), H, HalfLife(3.6e12), HalfLife(f64::INFINITY)] {
+            for _ in 0..2_000 {
+                let mut s = CrdtSignalState::default();
+                for seq in 1..=rng.below(6) + 1 {
+                    let w = (rng.next_f64() - 0.3) * 1e6;
+                    let t = rng.below(1 << 40) as i64;
+                    s.add(NodeId(rng.below(3) as u16), seq, w, t, h);
+                }
+                let newest = s.partials().iter().map(|p| p.acc.t_ref).max().unwrap();
+                for at in [newest, newest + 1, newest + (rng.below(1 << 42) as i64)] {
+                    let bound = s.read_bound(at, h).unwrap();
+                    assert!(s.read(at, h).abs() <= bound, "{s:?} at {at}");
+                }
+                assert_eq!(s.read_bound(newest - 1, h), None);
+            }
+        }
+        assert_eq!(CrdtSignalState::default().read_bound(0, H), Some(0.0));
+        assert_eq!(CrdtSignalState::default().read_bound(0, HalfLife(0.0)), None);
     }
 
     #[test]

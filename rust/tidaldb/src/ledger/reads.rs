@@ -59,62 +59,44 @@ impl Ledger {
         signal: SignalIdx,
         entities: &[EntityId],
         at: Timestamp,
-        each: impl FnMut(usize, f64),
-    ) -> Result<()> {
-        let slots = self.slots_of(signal, entities)?;
-        self.decay_scores_at_slots(signal, entities, &slots, at, each)
-    }
-
-    /// The slot of each entity in `signal` (`None`: it has no events there), for
-    /// [`Self::decay_scores_at_slots`]. A retrieval resolves them once and also
-    /// deduplicates its candidates by them.
-    pub fn slots_of(&self, signal: SignalIdx, entities: &[EntityId]) -> Result<Vec<Option<u32>>> {
-        let ledger = self.signal_ledger(signal)?;
-        Ok(entities.iter().map(|e| ledger.slot_of(*e)).collect())
-    }
-
-    /// Slots of `signal` held per entity: the size of a bitset over them.
-    pub fn slot_count(&self, signal: SignalIdx) -> Result<usize> {
-        Ok(self.signal_ledger(signal)?.entity_count())
-    }
-
-    /// [`Self::decay_scores_with`] over `slots`, which [`Self::slots_of`] resolved for
-    /// `entities` in `signal`.
-    pub fn decay_scores_at_slots(
-        &self,
-        signal: SignalIdx,
-        entities: &[EntityId],
-        slots: &[Option<u32>],
-        at: Timestamp,
         mut each: impl FnMut(usize, f64),
     ) -> Result<()> {
-        debug_assert_eq!(entities.len(), slots.len(), "one slot per entity");
         let mut overflowed = None;
         self.signal_ledger(signal)?
-            .scores_with(slots, at.as_nanos(), |i, score| {
+            .scores_with(entities, at.as_nanos(), |i, score| {
                 if !score.is_finite() && overflowed.is_none() {
                     overflowed = Some(i);
                 }
                 each(i, score)
             })
-            .map_err(|i| TidalError::BeforeRetainedHistory {
-                what: format!(
-                    "the linear score of {:?} for entity {}",
-                    self.signal_name(signal),
-                    entities[i]
-                ),
-                at_ns: at.as_nanos(),
-            })?;
+            .map_err(|i| self.history_gap(signal, entities[i], at))?;
         match overflowed {
             None => Ok(()),
-            Some(i) => Err(TidalError::ReadOverflow {
-                what: format!(
-                    "the score of {:?} for entity {}",
-                    self.signal_name(signal),
-                    entities[i]
-                ),
-                at_ns: at.as_nanos(),
-            }),
+            Some(i) => Err(self.score_overflow(signal, entities[i], at)),
+        }
+    }
+
+    /// The error of a batch read that reaches before `entity`'s retained linear history.
+    pub(crate) fn history_gap(&self, signal: SignalIdx, entity: EntityId, at: Timestamp) -> TidalError {
+        TidalError::BeforeRetainedHistory {
+            what: format!(
+                "the linear score of {:?} for entity {entity}",
+                self.signal_name(signal)
+            ),
+            at_ns: at.as_nanos(),
+        }
+    }
+
+    /// The error of a batch read whose score of `entity` overflows.
+    pub(crate) fn score_overflow(
+        &self,
+        signal: SignalIdx,
+        entity: EntityId,
+        at: Timestamp,
+    ) -> TidalError {
+        TidalError::ReadOverflow {
+            what: format!("the score of {:?} for entity {entity}", self.signal_name(signal)),
+            at_ns: at.as_nanos(),
         }
     }
 

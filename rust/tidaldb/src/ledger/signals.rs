@@ -30,7 +30,7 @@ enum States {
 const PREFETCH_AHEAD: usize = 8;
 
 /// How many entities ahead a batch read prefetches the states it will read.
-const READ_AHEAD: usize = 16;
+pub const READ_AHEAD: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct SignalLedger {
@@ -233,14 +233,6 @@ impl SignalLedger {
     }
 
     #[inline]
-    fn prefetch_state_lines(&self, slot: usize) {
-        match &self.states {
-            States::Exp { states, .. } => states.get(slot).map(prefetch_lines),
-            States::Linear { states, .. } => states.get(slot).map(prefetch_lines),
-        };
-    }
-
-    #[inline]
     fn prefetch_slot(&self, slot: usize) {
         self.prefetch_state(slot);
         if let Some(w) = self.window_sets.get(slot) {
@@ -263,9 +255,10 @@ impl SignalLedger {
         Some(slot as u32)
     }
 
-    /// The score of the entity in `slot` (no slot: no events, score 0).
+    /// The score of the entity in `slot` (no slot: no events, score 0), as
+    /// [`Self::score`] reads it.
     #[inline]
-    fn score_at_slot(&self, slot: Option<u32>, at: i64) -> Option<f64> {
+    pub fn score_at_slot(&self, slot: Option<u32>, at: i64) -> Option<f64> {
         let Some(s) = slot else {
             return Some(0.0);
         };
@@ -275,39 +268,58 @@ impl SignalLedger {
         }
     }
 
+    /// A bound on `|score_at_slot(slot, at)|` computed without decaying anything (see
+    /// `CrdtSignalState::read_bound`); `None` when there is none to be had cheaply: a linear
+    /// signal, or a read before the state's latest events.
+    #[inline]
+    pub fn score_bound_at_slot(&self, slot: Option<u32>, at: i64) -> Option<f64> {
+        let Some(s) = slot else {
+            return Some(0.0);
+        };
+        match &self.states {
+            States::Exp { half_life, states } => states[s as usize].read_bound(at, *half_life),
+            States::Linear { .. } => None,
+        }
+    }
+
+    /// Hints the CPU to fetch the state of `slot`, which a batch read reads a few entities
+    /// later.
+    #[inline]
+    pub fn prefetch_read(&self, slot: u32) {
+        match &self.states {
+            States::Exp { states, .. } => states.get(slot as usize).map(prefetch_lines),
+            States::Linear { states, .. } => states.get(slot as usize).map(prefetch_lines),
+        };
+    }
+
     /// Scores of many entities at `at`, handed to `each(index, score)` in order. Slots are
     /// resolved first and states prefetched ahead, as in `apply_run`. `None` stands for an
     /// entity whose linear history no longer reaches back to `at`.
-    pub fn scores_each(&self, entities: &[EntityId], at: i64, each: impl FnMut(usize, Option<f64>)) {
-        let slots: Vec<Option<u32>> = entities.iter().map(|e| self.slot_of(*e)).collect();
-        self.scores_at_slots(&slots, at, each);
-    }
-
-    /// [`Self::scores_each`] over slots already resolved by [`Self::slot_of`].
-    pub fn scores_at_slots(
+    pub fn scores_each(
         &self,
-        slots: &[Option<u32>],
+        entities: &[EntityId],
         at: i64,
         mut each: impl FnMut(usize, Option<f64>),
     ) {
+        let slots: Vec<Option<u32>> = entities.iter().map(|e| self.slot_of(*e)).collect();
         for (i, slot) in slots.iter().enumerate() {
             if let Some(Some(ahead)) = slots.get(i + READ_AHEAD) {
-                self.prefetch_state_lines(*ahead as usize);
+                self.prefetch_read(*ahead);
             }
             each(i, self.score_at_slot(*slot, at));
         }
     }
 
-    /// [`Self::scores_at_slots`] that stops at the first entity without a score:
-    /// `Err(index)` names it.
+    /// [`Self::scores_each`] that stops at the first entity without a score: `Err(index)`
+    /// names it.
     pub fn scores_with(
         &self,
-        slots: &[Option<u32>],
+        entities: &[EntityId],
         at: i64,
         mut each: impl FnMut(usize, f64),
     ) -> Result<(), usize> {
         let mut gap = None;
-        self.scores_at_slots(slots, at, |i, score| match (score, gap) {
+        self.scores_each(entities, at, |i, score| match (score, gap) {
             (Some(score), None) => each(i, score),
             (None, None) => gap = Some(i),
             (_, Some(_)) => {}

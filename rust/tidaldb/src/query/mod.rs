@@ -1,24 +1,21 @@
 //! Retrieval: score candidates, drop hidden items, keep the top k.
 
 mod distinct;
+mod rank;
 mod results;
 mod retrieve;
+mod top;
 
 pub use results::{QueryStats, ReplicaAddr, Results, ScoredItem};
 pub use retrieve::{Retrieve, RetrieveBuilder};
-
-use std::cmp::Ordering;
+pub use top::top_k;
 
 use distinct::Distinct;
+use top::TopK;
 
-use crate::error::{Result, TidalError};
+use crate::error::Result;
 use crate::ledger::Ledger;
 use crate::schema::{EntityId, ShardId, SignalIdx, Timestamp};
-
-/// Best first: higher score, then lower item id.
-fn rank(a: &ScoredItem, b: &ScoredItem) -> Ordering {
-    b.score.total_cmp(&a.score).then(a.item.cmp(&b.item))
-}
 
 /// Runs a retrieval against one ledger. `now` is the driver's clock, used when the query
 /// does not name a time. Elapsed time is left for the driver to fill in.
@@ -30,48 +27,25 @@ pub fn execute(ledger: &Ledger, q: &Retrieve, now: Timestamp, shard: ShardId) ->
         .map(|(name, c)| Ok((ledger.schema().resolve(name)?, *c)))
         .collect::<Result<_>>()?;
     // A zero coefficient contributes nothing, so its signal is not read (nor can it overflow).
-    let scored_terms: Vec<(SignalIdx, f64)> =
-        terms.into_iter().filter(|(_, c)| *c != 0.0).collect();
-    let visible = Visible::of(ledger, q, scored_terms.first().map(|t| t.0))?;
-    let kept = visible.items;
-
-    // One pass per ranking term over all kept candidates, so each pass can prefetch; the
-    // first term reuses the slots the candidates were deduplicated by.
-    let mut totals = vec![0.0f64; kept.len()];
-    for (k, &(signal, coefficient)) in scored_terms.iter().enumerate() {
-        let add = |i: usize, score: f64| totals[i] += coefficient * score;
-        if k == 0 {
-            ledger.decay_scores_at_slots(signal, &kept, &visible.slots, at, add)?;
-        } else {
-            ledger.decay_scores_with(signal, &kept, at, add)?;
-        }
-    }
-    if let Some(i) = totals.iter().position(|t| !t.is_finite()) {
-        return Err(TidalError::ReadOverflow {
-            what: format!("the ranking score of item {}", kept[i]),
-            at_ns: at.as_nanos(),
-        });
-    }
-    let mut scored: Vec<ScoredItem> = kept
-        .into_iter()
-        .zip(totals)
-        .map(|(item, score)| ScoredItem { item, score })
-        .collect();
-    let after_filter = scored.len();
-    top_k(&mut scored, q.limit);
+    let terms: Vec<(SignalIdx, f64)> = terms.into_iter().filter(|(_, c)| *c != 0.0).collect();
+    let visible = Visible::of(ledger, q, terms.first().map(|t| t.0))?;
+    let after_filter = visible.items.len();
+    let mut top = TopK::new(q.limit, after_filter);
+    rank::rank(ledger, &terms, &visible.items, visible.slots, at, &mut top)?;
+    let items = top.into_sorted();
     Ok(Results {
         stats: QueryStats {
             candidates_considered: visible.distinct,
             candidates_after_filter: after_filter,
             hidden_filtered: visible.hidden,
-            returned: scored.len(),
+            returned: items.len(),
             elapsed: Default::default(),
             degraded: false,
             shards_reached: vec![shard],
             shards_unreachable: Vec::new(),
             replicas_unreachable: Vec::new(),
         },
-        items: scored,
+        items,
     })
 }
 
@@ -92,10 +66,11 @@ impl Visible {
     fn of(ledger: &Ledger, q: &Retrieve, ranking: Option<SignalIdx>) -> Result<Self> {
         let candidates = &q.candidates;
         let (slots, slot_count) = match ranking {
-            Some(signal) => (
-                ledger.slots_of(signal, candidates)?,
-                ledger.slot_count(signal)?,
-            ),
+            Some(signal) => {
+                let reader = ledger.signal_ledger(signal)?;
+                let slots = candidates.iter().map(|c| reader.slot_of(*c)).collect();
+                (slots, reader.entity_count())
+            }
             None => (vec![None; candidates.len()], 0),
         };
         let hidden_for_user = q
@@ -127,40 +102,5 @@ impl Visible {
             }
         }
         Ok(visible)
-    }
-}
-
-/// Keeps the best `k`, best first: a linear-time selection, then a sort of the k survivors.
-pub fn top_k(items: &mut Vec<ScoredItem>, k: usize) {
-    if k == 0 {
-        items.clear();
-    } else if items.len() > k {
-        items.select_nth_unstable_by(k - 1, rank);
-        items.truncate(k);
-    }
-    items.sort_unstable_by(rank);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::schema::EntityId;
-
-    #[test]
-    fn top_k_matches_a_full_sort() {
-        let all: Vec<ScoredItem> = (0..1000u64)
-            .map(|i| ScoredItem {
-                item: EntityId(i),
-                score: ((i * 7919) % 101) as f64,
-            })
-            .collect();
-        for k in [1, 7, 50, 999, 1000, 5000] {
-            let mut fast = all.clone();
-            top_k(&mut fast, k);
-            let mut slow = all.clone();
-            slow.sort_by(rank);
-            slow.truncate(k);
-            assert_eq!(fast, slow, "k = {k}");
-        }
     }
 }
