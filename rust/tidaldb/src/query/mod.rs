@@ -1,9 +1,11 @@
 //! Retrieval: score candidates, drop hidden items, keep the top k.
 
 mod distinct;
+mod hidden;
 mod rank;
 mod results;
 mod retrieve;
+mod slot_bits;
 mod top;
 
 pub use results::{QueryStats, ReplicaAddr, Results, ScoredItem};
@@ -11,6 +13,7 @@ pub use retrieve::{Retrieve, RetrieveBuilder};
 pub use top::top_k;
 
 use distinct::Distinct;
+use hidden::Hidden;
 use top::TopK;
 
 use crate::error::Result;
@@ -65,24 +68,14 @@ impl Visible {
     /// by it and drops the user's hidden items, in one pass.
     fn of(ledger: &Ledger, q: &Retrieve, ranking: Option<SignalIdx>) -> Result<Self> {
         let candidates = &q.candidates;
-        let (slots, slot_count) = match ranking {
-            Some(signal) => {
-                let reader = ledger.signal_ledger(signal)?;
-                let slots = candidates.iter().map(|c| reader.slot_of(*c)).collect();
-                (slots, reader.entity_count())
-            }
-            None => (vec![None; candidates.len()], 0),
+        let reader = ranking.map(|s| ledger.signal_ledger(s)).transpose()?;
+        let slots: Vec<Option<u32>> = match reader {
+            Some(r) => candidates.iter().map(|c| r.slot_of(*c)).collect(),
+            None => vec![None; candidates.len()],
         };
-        let hidden_for_user = q
-            .user
-            .and_then(|u| ledger.hidden().for_user(u))
-            .filter(|regs| !regs.is_empty());
-        let is_hidden = |item: &EntityId| {
-            hidden_for_user
-                .and_then(|regs| regs.get(item))
-                .is_some_and(|r| r.is_hidden())
-        };
-        let mut distinct = Distinct::new(slot_count, candidates.len());
+        let registers = q.user.and_then(|u| ledger.hidden().for_user(u));
+        let hidden = Hidden::new(registers, reader, candidates.len());
+        let mut distinct = Distinct::new(reader.map_or(0, |r| r.entity_count()), candidates.len());
         let mut visible = Visible {
             items: Vec::with_capacity(candidates.len()),
             slots: Vec::with_capacity(candidates.len()),
@@ -94,7 +87,7 @@ impl Visible {
                 continue;
             }
             visible.distinct += 1;
-            if is_hidden(&item) {
+            if hidden.hides(item, slot) {
                 visible.hidden += 1;
             } else {
                 visible.items.push(item);

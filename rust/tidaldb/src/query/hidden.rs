@@ -1,0 +1,75 @@
+//! Which candidates the user has hidden.
+//!
+//! Probing the user's hide registers once per candidate costs a hash probe each. When the
+//! user has hidden far fewer items than there are candidates, it is cheaper to resolve the
+//! hidden items' slots once, mark them in a bitset over the ranking signal's slots, and test
+//! each candidate's bit: an item resolves to the same slot as candidate and as hidden item.
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::slot_bits::SlotBits;
+use crate::crdt::HideRegister;
+use crate::ledger::SignalLedger;
+use crate::schema::EntityId;
+
+/// Hide registers per candidate beyond which they are marked by slot: resolving one
+/// hidden item's slot costs a probe of the signal's (large) index, a few probes of the
+/// user's (small) registers.
+const CANDIDATES_PER_MARKED_REGISTER: usize = 4;
+
+pub(super) enum Hidden<'a> {
+    /// The user hid nothing, or no user was named.
+    Nothing,
+    /// Probed per candidate.
+    Registers(&'a FxHashMap<EntityId, HideRegister>),
+    /// The hidden items with a slot in the ranking signal, and those without one.
+    Marked {
+        slots: SlotBits,
+        slotless: FxHashSet<EntityId>,
+    },
+}
+
+impl<'a> Hidden<'a> {
+    /// For `candidates` candidates, ranked first by `ranking`, whose slots resolve there.
+    pub fn new(
+        registers: Option<&'a FxHashMap<EntityId, HideRegister>>,
+        ranking: Option<&SignalLedger>,
+        candidates: usize,
+    ) -> Self {
+        let Some(registers) = registers.filter(|r| !r.is_empty()) else {
+            return Hidden::Nothing;
+        };
+        let few = registers.len().saturating_mul(CANDIDATES_PER_MARKED_REGISTER) <= candidates;
+        let marked = ranking
+            .filter(|_| few)
+            .and_then(|r| Some((r, SlotBits::for_query(r.entity_count(), candidates)?)));
+        let Some((ranking, mut slots)) = marked else {
+            return Hidden::Registers(registers);
+        };
+        let mut slotless = FxHashSet::default();
+        for (item, _) in registers.iter().filter(|(_, r)| r.is_hidden()) {
+            match ranking.slot_of(*item) {
+                Some(s) => {
+                    slots.insert(s);
+                }
+                None => {
+                    slotless.insert(*item);
+                }
+            }
+        }
+        Hidden::Marked { slots, slotless }
+    }
+
+    /// Whether the user hid `item`, which resolved to `slot` in the ranking signal.
+    #[inline]
+    pub fn hides(&self, item: EntityId, slot: Option<u32>) -> bool {
+        match self {
+            Hidden::Nothing => false,
+            Hidden::Registers(r) => r.get(&item).is_some_and(HideRegister::is_hidden),
+            Hidden::Marked { slots, slotless } => match slot {
+                Some(s) => slots.contains(s),
+                None => slotless.contains(&item),
+            },
+        }
+    }
+}
