@@ -255,6 +255,12 @@ impl SignalLedger {
         Some(slot as u32)
     }
 
+    /// [`Self::slot_of`] of every entity, faster than one at a time.
+    pub fn slots_of(&self, entities: &[EntityId]) -> Vec<Option<u32>> {
+        debug_assert!(u32::try_from(self.slots.len()).is_ok(), "slots are u32 in the index");
+        self.slots.find_many(entities)
+    }
+
     /// The score of the entity in `slot` (no slot: no events, score 0), as
     /// [`Self::score`] reads it.
     #[inline]
@@ -301,7 +307,7 @@ impl SignalLedger {
         at: i64,
         mut each: impl FnMut(usize, Option<f64>),
     ) {
-        let slots: Vec<Option<u32>> = entities.iter().map(|e| self.slot_of(*e)).collect();
+        let slots = self.slots_of(entities);
         for (i, slot) in slots.iter().enumerate() {
             if let Some(Some(ahead)) = slots.get(i + READ_AHEAD) {
                 self.prefetch_read(*ahead);

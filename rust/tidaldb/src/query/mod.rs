@@ -70,7 +70,7 @@ impl Visible {
         let candidates = &q.candidates;
         let reader = ranking.map(|s| ledger.signal_ledger(s)).transpose()?;
         let slots: Vec<Option<u32>> = match reader {
-            Some(r) => candidates.iter().map(|c| r.slot_of(*c)).collect(),
+            Some(r) => r.slots_of(candidates),
             None => vec![None; candidates.len()],
         };
         let registers = q.user.and_then(|u| ledger.hidden().for_user(u));

@@ -51,7 +51,7 @@ pub(super) fn rank(
             let reader = ledger.signal_ledger(signal)?;
             let slots = first_slots
                 .take()
-                .unwrap_or_else(|| items.iter().map(|e| reader.slot_of(*e)).collect());
+                .unwrap_or_else(|| reader.slots_of(items));
             debug_assert_eq!(slots.len(), items.len(), "one slot per item");
             Ok(Term {
                 signal,
