@@ -98,7 +98,6 @@ impl Partial {
 /// 32 bytes: an entity written from one origin (every entity of a single node) keeps its
 /// partial inline; a second origin moves them all to the heap.
 #[derive(Clone, Debug, PartialEq)]
-#[repr(align(32))]
 pub struct CrdtSignalState {
     partials: Partials,
 }

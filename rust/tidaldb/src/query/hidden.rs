@@ -46,17 +46,20 @@ impl<'a> Hidden<'a> {
         let Some((ranking, mut slots)) = marked else {
             return Hidden::Registers(registers);
         };
+        let items: Vec<EntityId> = registers
+            .iter()
+            .filter(|(_, r)| r.is_hidden())
+            .map(|(item, _)| *item)
+            .collect();
         let mut slotless = FxHashSet::default();
-        for (item, _) in registers.iter().filter(|(_, r)| r.is_hidden()) {
-            match ranking.slot_of(*item) {
-                Some(s) => {
-                    slots.insert(s);
-                }
-                None => {
-                    slotless.insert(*item);
-                }
+        ranking.slots_each(&items, |i, slot| match slot {
+            Some(s) => {
+                slots.insert(s);
             }
-        }
+            None => {
+                slotless.insert(items[i]);
+            }
+        });
         Hidden::Marked { slots, slotless }
     }
 

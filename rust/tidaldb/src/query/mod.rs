@@ -69,10 +69,6 @@ impl Visible {
     fn of(ledger: &Ledger, q: &Retrieve, ranking: Option<SignalIdx>) -> Result<Self> {
         let candidates = &q.candidates;
         let reader = ranking.map(|s| ledger.signal_ledger(s)).transpose()?;
-        let slots: Vec<Option<u32>> = match reader {
-            Some(r) => r.slots_of(candidates),
-            None => vec![None; candidates.len()],
-        };
         let registers = q.user.and_then(|u| ledger.hidden().for_user(u));
         let hidden = Hidden::new(registers, reader, candidates.len());
         let mut distinct = Distinct::new(reader.map_or(0, |r| r.entity_count()), candidates.len());
@@ -81,6 +77,10 @@ impl Visible {
             slots: Vec::with_capacity(candidates.len()),
             distinct: 0,
             hidden: 0,
+        };
+        let slots = match reader {
+            Some(r) => r.slots_of(candidates),
+            None => vec![None; candidates.len()],
         };
         for (&item, &slot) in candidates.iter().zip(&slots) {
             if !distinct.first_time(item, slot) {
