@@ -32,8 +32,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = TidalDb::builder().ephemeral().with_schema(schema).open()?;
     let mut rng = SimRng::new(1);
     let ids: Vec<EntityId> = (0..EVENTS).map(|_| EntityId(rng.below(ITEMS))).collect();
-    let weights: Vec<f64> = (0..EVENTS).map(|_| [0.5, 1.0, 2.0][rng.below(3) as usize]).collect();
-    let mut offsets: Vec<i64> = (0..EVENTS).map(|_| rng.below(DAY_NS as u64) as i64).collect();
+    let weights: Vec<f64> = (0..EVENTS)
+        .map(|_| [0.5, 1.0, 2.0][rng.below(3) as usize])
+        .collect();
+    let mut offsets: Vec<i64> = (0..EVENTS)
+        .map(|_| rng.below(DAY_NS as u64) as i64)
+        .collect();
     offsets.sort_unstable();
     let ts: Vec<Timestamp> = offsets
         .iter()
@@ -73,5 +77,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(|_| "unknown".into(), |s| s.trim().to_owned())
+    std::fs::read_to_string("/proc/loadavg")
+        .map_or_else(|_| "unknown".into(), |s| s.trim().to_owned())
 }

@@ -20,8 +20,8 @@ use tidaldb::crdt::HlcTimestamp;
 use tidaldb::ledger::Ledger;
 use tidaldb::schema::{ShardId, SignalIdx};
 use tidaldb::{
-    DecaySpec, EntityId, EntityKind, Event, EventBody, EventId, NodeId, Retrieve, Schema,
-    TenantId, TidalError, Timestamp,
+    DecaySpec, EntityId, EntityKind, Event, EventBody, EventId, NodeId, Retrieve, Schema, TenantId,
+    TidalError, Timestamp,
 };
 
 mod common;
@@ -129,7 +129,10 @@ fn world(rng: &mut SplitMix) -> World {
             claims_entity: false,
         };
         apply(&mut ledger, next_id(rng), body);
-        events.entry((signal, entity)).or_default().push((t, weight));
+        events
+            .entry((signal, entity))
+            .or_default()
+            .push((t, weight));
     }
     for i in 0..rng.below(300) {
         let user = EntityId(9 + rng.below(2));
@@ -251,7 +254,12 @@ fn full_scan(w: &World, q: &Query) -> Result<Scan, (TidalError, Option<EntityId>
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     ranked.truncate(q.limit);
     let items = ranked.iter().map(|(s, i)| (*i, s.to_bits())).collect();
-    Ok((items, distinct.len(), kept.len(), distinct.len() - kept.len()))
+    Ok((
+        items,
+        distinct.len(),
+        kept.len(),
+        distinct.len() - kept.len(),
+    ))
 }
 
 /// The score of `item` by the decay formulas, and the sum of its terms' magnitudes (the
@@ -298,8 +306,11 @@ fn run(w: &World, q: &Query) {
     );
     match (got, full_scan(w, q)) {
         (Ok(r), Ok((items, considered, after_filter, hidden))) => {
-            let got_items: Vec<(u64, u64)> =
-                r.items.iter().map(|s| (s.item.0, s.score.to_bits())).collect();
+            let got_items: Vec<(u64, u64)> = r
+                .items
+                .iter()
+                .map(|s| (s.item.0, s.score.to_bits()))
+                .collect();
             assert_eq!(got_items, items, "{what}");
             let s = &r.stats;
             assert_eq!(
@@ -307,7 +318,11 @@ fn run(w: &World, q: &Query) {
                 (considered, after_filter),
                 "{what}"
             );
-            assert_eq!((s.hidden_filtered, s.returned), (hidden, items.len()), "{what}");
+            assert_eq!(
+                (s.hidden_filtered, s.returned),
+                (hidden, items.len()),
+                "{what}"
+            );
             for item in &r.items {
                 let (exact, scale) = analytical(w, q, item.item.0);
                 assert!(

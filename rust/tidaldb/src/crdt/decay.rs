@@ -392,7 +392,10 @@ mod tests {
             }
         }
         assert_eq!(CrdtSignalState::default().read_bound(0, H), Some(0.0));
-        assert_eq!(CrdtSignalState::default().read_bound(0, HalfLife(0.0)), None);
+        assert_eq!(
+            CrdtSignalState::default().read_bound(0, HalfLife(0.0)),
+            None
+        );
     }
 
     #[test]

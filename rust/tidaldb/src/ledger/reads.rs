@@ -77,7 +77,12 @@ impl Ledger {
     }
 
     /// The error of a batch read that reaches before `entity`'s retained linear history.
-    pub(crate) fn history_gap(&self, signal: SignalIdx, entity: EntityId, at: Timestamp) -> TidalError {
+    pub(crate) fn history_gap(
+        &self,
+        signal: SignalIdx,
+        entity: EntityId,
+        at: Timestamp,
+    ) -> TidalError {
         TidalError::BeforeRetainedHistory {
             what: format!(
                 "the linear score of {:?} for entity {entity}",
@@ -95,7 +100,10 @@ impl Ledger {
         at: Timestamp,
     ) -> TidalError {
         TidalError::ReadOverflow {
-            what: format!("the score of {:?} for entity {entity}", self.signal_name(signal)),
+            what: format!(
+                "the score of {:?} for entity {entity}",
+                self.signal_name(signal)
+            ),
             at_ns: at.as_nanos(),
         }
     }

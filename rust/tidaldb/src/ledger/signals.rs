@@ -257,13 +257,19 @@ impl SignalLedger {
 
     /// [`Self::slot_of`] of every entity, faster than one at a time.
     pub fn slots_of(&self, entities: &[EntityId]) -> Vec<Option<u32>> {
-        debug_assert!(u32::try_from(self.slots.len()).is_ok(), "slots are u32 in the index");
+        debug_assert!(
+            u32::try_from(self.slots.len()).is_ok(),
+            "slots are u32 in the index"
+        );
         self.slots.find_many(entities)
     }
 
     /// [`Self::slots_of`] handed to `each(index, slot)` in order instead of gathered.
     pub fn slots_each(&self, entities: &[EntityId], each: impl FnMut(usize, Option<u32>)) {
-        debug_assert!(u32::try_from(self.slots.len()).is_ok(), "slots are u32 in the index");
+        debug_assert!(
+            u32::try_from(self.slots.len()).is_ok(),
+            "slots are u32 in the index"
+        );
         self.slots.find_each(entities, each);
     }
 

@@ -194,7 +194,8 @@ mod tests {
             s.find_or_insert(EntityId(i * 3));
         }
         let probe: Vec<EntityId> = (0..60_000u64).chain(0..100).map(EntityId).collect();
-        let one_by_one: Vec<Option<u32>> = probe.iter().map(|e| s.find(*e).map(|x| x as u32)).collect();
+        let one_by_one: Vec<Option<u32>> =
+            probe.iter().map(|e| s.find(*e).map(|x| x as u32)).collect();
         assert_eq!(s.find_many(&probe), one_by_one);
         assert_eq!(EntitySlots::default().find_many(&probe[..5]), vec![None; 5]);
     }

@@ -39,7 +39,10 @@ impl<'a> Hidden<'a> {
         let Some(registers) = registers.filter(|r| !r.is_empty()) else {
             return Hidden::Nothing;
         };
-        let few = registers.len().saturating_mul(CANDIDATES_PER_MARKED_REGISTER) <= candidates;
+        let few = registers
+            .len()
+            .saturating_mul(CANDIDATES_PER_MARKED_REGISTER)
+            <= candidates;
         let marked = ranking
             .filter(|_| few)
             .and_then(|r| Some((r, SlotBits::for_query(r.entity_count(), candidates)?)));

@@ -49,9 +49,7 @@ pub(super) fn rank(
         .iter()
         .map(|&(signal, coefficient)| {
             let reader = ledger.signal_ledger(signal)?;
-            let slots = first_slots
-                .take()
-                .unwrap_or_else(|| reader.slots_of(items));
+            let slots = first_slots.take().unwrap_or_else(|| reader.slots_of(items));
             debug_assert_eq!(slots.len(), items.len(), "one slot per item");
             Ok(Term {
                 signal,

@@ -16,7 +16,8 @@ impl SlotBits {
     /// than `candidates` hash probes.
     pub fn for_query(slot_count: usize, candidates: usize) -> Option<Self> {
         let words = slot_count.div_ceil(64);
-        (words <= candidates.saturating_mul(MAX_WORDS_PER_CANDIDATE)).then(|| SlotBits(vec![0; words]))
+        (words <= candidates.saturating_mul(MAX_WORDS_PER_CANDIDATE))
+            .then(|| SlotBits(vec![0; words]))
     }
 
     /// Sets the bit of `slot`; whether it was clear. `slot` must be below the slot count.
