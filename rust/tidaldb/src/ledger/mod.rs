@@ -25,7 +25,7 @@ pub use hidden::HiddenSet;
 pub use item_errors::ItemErrors;
 pub use parallel::PARALLEL_MIN_EVENTS;
 use parallel::RunItem;
-pub use signals::{READ_AHEAD, SignalLedger, SignalParts, SignalPartsRef};
+pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
 pub use slots::EntitySlots;
 pub use weight::{MAX_WEIGHT, validate_weight};
 pub use windows::{MICROS_PER_UNIT, WindowGap, WindowReading, WindowSet};

@@ -29,9 +29,6 @@ enum States {
 /// How many events ahead a batch prefetches the states it will update.
 const PREFETCH_AHEAD: usize = 8;
 
-/// How many entities ahead a batch read prefetches the states it will read.
-pub const READ_AHEAD: usize = 16;
-
 #[derive(Clone, Debug)]
 pub struct SignalLedger {
     windows: Vec<Window>,
@@ -61,6 +58,9 @@ pub struct SignalParts {
 }
 
 impl SignalLedger {
+    /// How many entities ahead a batch read prefetches the states it will read.
+    pub const READ_AHEAD: usize = 16;
+
     pub fn new(def: &SignalDef) -> Self {
         let exp = |half_life| States::Exp {
             half_life,
@@ -247,7 +247,7 @@ impl SignalLedger {
     }
 
     /// The slot holding `entity`'s state, `None` when it has no events here. A batch read
-    /// resolves its slots once and hands them to [`Self::scores_at_slots`].
+    /// resolves its slots once and reads by them ([`Self::score_at_slot`]).
     #[inline]
     pub fn slot_of(&self, entity: EntityId) -> Option<u32> {
         let slot = self.slots.find(entity)?;
@@ -321,7 +321,7 @@ impl SignalLedger {
     ) {
         let slots = self.slots_of(entities);
         for (i, slot) in slots.iter().enumerate() {
-            if let Some(Some(ahead)) = slots.get(i + READ_AHEAD) {
+            if let Some(Some(ahead)) = slots.get(i + Self::READ_AHEAD) {
                 self.prefetch_read(*ahead);
             }
             each(i, self.score_at_slot(*slot, at));

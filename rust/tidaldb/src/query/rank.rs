@@ -12,7 +12,7 @@
 use super::results::ScoredItem;
 use super::top::TopK;
 use crate::error::{Result, TidalError};
-use crate::ledger::{Ledger, READ_AHEAD, SignalLedger};
+use crate::ledger::{Ledger, SignalLedger};
 use crate::schema::{EntityId, SignalIdx, Timestamp};
 
 /// One ranking term, with the slot of every candidate in its signal.
@@ -63,7 +63,7 @@ pub(super) fn rank(
     let mut non_finite = None;
     for (i, &item) in items.iter().enumerate() {
         for t in &terms {
-            if let Some(Some(ahead)) = t.slots.get(i + READ_AHEAD) {
+            if let Some(Some(ahead)) = t.slots.get(i + SignalLedger::READ_AHEAD) {
                 t.reader.prefetch_read(*ahead);
             }
         }
