@@ -12,9 +12,9 @@ use crate::crdt::HideRegister;
 use crate::ledger::SignalLedger;
 use crate::schema::EntityId;
 
-/// Hide registers per candidate beyond which they are marked by slot: resolving one
-/// hidden item's slot costs a probe of the signal's (large) index, a few probes of the
-/// user's (small) registers.
+/// The registers are marked by slot when there are at least this many candidates per
+/// register: resolving one hidden item's slot probes the signal's (large) index, which
+/// costs about as much as a few probes of the user's (small) registers.
 const CANDIDATES_PER_MARKED_REGISTER: usize = 4;
 
 pub(super) enum Hidden<'a> {
