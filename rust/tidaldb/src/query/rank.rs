@@ -1,6 +1,8 @@
-//! Scoring the visible candidates into the top k: one candidate at a time, over every
-//! ranking term.
+//! The pass over the candidates: each item once, none the user hid, scored into the top k
+//! one candidate at a time over every ranking term.
 //!
+//! The candidates' slots in the first ranking signal are resolved once, up front, and serve
+//! to deduplicate (`distinct.rs`), to drop hidden items (`hidden.rs`) and to read the states.
 //! A candidate whose score cannot reach the k-th best found so far is passed over without
 //! being decayed: the bound of its states (the magnitudes of their sums, see
 //! `CrdtSignalState::read_bound`) is already below it. Its state is still read, since the
@@ -9,7 +11,10 @@
 //! which ranks below the k-th best, and with a finite bound none of its scores can have
 //! overflowed or be missing either.
 
+use super::distinct::Distinct;
+use super::hidden::Hidden;
 use super::results::ScoredItem;
+use super::retrieve::Retrieve;
 use super::top::TopK;
 use crate::error::{Result, TidalError};
 use crate::ledger::{Ledger, SignalLedger};
@@ -27,45 +32,66 @@ struct Term<'a> {
 /// in order would report it: a missing linear history first, else an overflow.
 #[derive(Clone, Copy, Default)]
 struct Faults {
-    gap: Option<usize>,
-    overflow: Option<usize>,
+    gap: Option<EntityId>,
+    overflow: Option<EntityId>,
 }
 
-/// Offers each of `items` to `top` with its score `Σ coefficient · decay_score`, added in
-/// the order of `terms`. `first_slots` are the items' slots in the first term's signal.
-/// Errors are those of reading the terms one after the other over every item: the first
-/// term with a fault names its first faulty item; then the first total that overflowed.
+/// How many candidates the pass counted.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Counts {
+    /// Distinct candidates, hidden or not.
+    pub distinct: usize,
+    /// Distinct candidates the user has hidden.
+    pub hidden: usize,
+}
+
+/// Offers each distinct candidate of `q` the user has not hidden to `top`, with its score
+/// `Σ coefficient · decay_score` added in the order of `terms`. Errors are those of reading
+/// the terms one after the other over every such candidate: the first term with a fault
+/// names its first faulty item; then the first total that overflowed.
 pub(super) fn rank(
     ledger: &Ledger,
+    q: &Retrieve,
     terms: &[(SignalIdx, f64)],
-    items: &[EntityId],
-    first_slots: Vec<Option<u32>>,
     at: Timestamp,
     top: &mut TopK,
-) -> Result<()> {
+) -> Result<Counts> {
     let at_ns = at.as_nanos();
-    let mut first_slots = Some(first_slots);
+    let candidates = &q.candidates;
     let terms: Vec<Term<'_>> = terms
         .iter()
         .map(|&(signal, coefficient)| {
             let reader = ledger.signal_ledger(signal)?;
-            let slots = first_slots.take().unwrap_or_else(|| reader.slots_of(items));
-            debug_assert_eq!(slots.len(), items.len(), "one slot per item");
             Ok(Term {
                 signal,
                 reader,
                 coefficient,
-                slots,
+                slots: reader.slots_of(candidates),
             })
         })
         .collect::<Result<_>>()?;
+    let first = terms.first();
+    let registers = q.user.and_then(|u| ledger.hidden().for_user(u));
+    let hidden = Hidden::new(registers, first.map(|t| t.reader), candidates.len());
+    let slot_count = first.map_or(0, |t| t.reader.entity_count());
+    let mut distinct = Distinct::new(slot_count, candidates.len());
+    let mut counts = Counts::default();
     let mut faults = vec![Faults::default(); terms.len()];
     let mut non_finite = None;
-    for (i, &item) in items.iter().enumerate() {
+    for (i, &item) in candidates.iter().enumerate() {
         for t in &terms {
             if let Some(Some(ahead)) = t.slots.get(i + SignalLedger::READ_AHEAD) {
                 t.reader.prefetch_read(*ahead);
             }
+        }
+        let slot = first.and_then(|t| t.slots[i]);
+        if !distinct.first_time(item, slot) {
+            continue;
+        }
+        counts.distinct += 1;
+        if hidden.hides(item, slot) {
+            counts.hidden += 1;
+            continue;
         }
         if let Some(floor) = top.floor_score()
             && bound(&terms, i, at_ns).is_some_and(|b| b < floor)
@@ -77,32 +103,32 @@ pub(super) fn rank(
             match t.reader.score_at_slot(t.slots[i], at_ns) {
                 Some(score) => {
                     if !score.is_finite() {
-                        f.overflow.get_or_insert(i);
+                        f.overflow.get_or_insert(item);
                     }
                     total += t.coefficient * score;
                 }
                 None => {
-                    f.gap.get_or_insert(i);
+                    f.gap.get_or_insert(item);
                 }
             }
         }
         if !total.is_finite() {
-            non_finite.get_or_insert(i);
+            non_finite.get_or_insert(item);
         }
         top.offer(ScoredItem { item, score: total });
     }
     for (t, f) in terms.iter().zip(&faults) {
-        if let Some(i) = f.gap {
-            return Err(ledger.history_gap(t.signal, items[i], at));
+        if let Some(item) = f.gap {
+            return Err(ledger.history_gap(t.signal, item, at));
         }
-        if let Some(i) = f.overflow {
-            return Err(ledger.score_overflow(t.signal, items[i], at));
+        if let Some(item) = f.overflow {
+            return Err(ledger.score_overflow(t.signal, item, at));
         }
     }
     match non_finite {
-        None => Ok(()),
-        Some(i) => Err(TidalError::ReadOverflow {
-            what: format!("the ranking score of item {}", items[i]),
+        None => Ok(counts),
+        Some(item) => Err(TidalError::ReadOverflow {
+            what: format!("the ranking score of item {item}"),
             at_ns,
         }),
     }
