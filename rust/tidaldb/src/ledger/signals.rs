@@ -264,15 +264,6 @@ impl SignalLedger {
         self.slots.find_many(entities)
     }
 
-    /// [`Self::slots_of`] handed to `each(index, slot)` in order instead of gathered.
-    pub fn slots_each(&self, entities: &[EntityId], each: impl FnMut(usize, Option<u32>)) {
-        debug_assert!(
-            u32::try_from(self.slots.len()).is_ok(),
-            "slots are u32 in the index"
-        );
-        self.slots.find_each(entities, each);
-    }
-
     /// The score of the entity in `slot` (no slot: no events, score 0), as
     /// [`Self::score`] reads it.
     #[inline]

@@ -13,7 +13,7 @@ use rustc_hash::FxBuildHasher;
 
 use crate::schema::EntityId;
 
-/// How many entities ahead [`EntitySlots::find_each`] prefetches the keys it compares.
+/// How many entities ahead [`EntitySlots::find_many`] prefetches the keys it compares.
 const KEYS_AHEAD: usize = 16;
 
 #[derive(Clone, Debug, Default)]
@@ -50,34 +50,27 @@ impl EntitySlots {
             .map(|&s| s as usize)
     }
 
-    /// [`Self::find`] of every entity, handed to `each(index, slot)` in order, for a
-    /// batch read. A lookup loads the index entry, then the key of the slot it names, to
-    /// compare: one after the other, the second load waits on the first. So a first pass
-    /// takes the first entry whose hash tag matches (the entity's own, when it has a slot,
-    /// unless a rare false match comes first), and the second compares the keys, prefetched
-    /// a few entities ahead, looking up in full only where they differ.
-    pub fn find_each(&self, entities: &[EntityId], mut each: impl FnMut(usize, Option<u32>)) {
-        let tagged: Vec<Option<u32>> = entities
+    /// [`Self::find`] of every entity, for a batch read. A lookup loads the index entry,
+    /// then the key of the slot it names, to compare: one after the other, the second load
+    /// waits on the first. So a first pass takes the first entry whose hash tag matches (the
+    /// entity's own, when it has a slot, unless a rare false match comes first), and the
+    /// second compares the keys, prefetched a few entities ahead, looking up in full only
+    /// where they differ.
+    pub fn find_many(&self, entities: &[EntityId]) -> Vec<Option<u32>> {
+        let mut slots: Vec<Option<u32>> = entities
             .iter()
             .map(|e| self.table.find(hash(*e), |_| true).copied())
             .collect();
-        for (i, (e, tag)) in entities.iter().zip(&tagged).enumerate() {
-            if let Some(Some(ahead)) = tagged.get(i + KEYS_AHEAD) {
+        for i in 0..slots.len() {
+            if let Some(Some(ahead)) = slots.get(i + KEYS_AHEAD) {
                 self.keys.get(*ahead as usize).map(prefetch);
             }
-            let slot = match tag {
-                Some(s) if self.keys.get(*s as usize) == Some(e) => Some(*s),
-                Some(_) => self.find(*e).map(|s| s as u32),
-                None => None,
-            };
-            each(i, slot);
+            if let (Some(Some(tagged)), Some(e)) = (slots.get(i), entities.get(i))
+                && self.keys.get(*tagged as usize) != Some(e)
+            {
+                slots[i] = self.find(*e).map(|s| s as u32);
+            }
         }
-    }
-
-    /// [`Self::find_each`] gathered.
-    pub fn find_many(&self, entities: &[EntityId]) -> Vec<Option<u32>> {
-        let mut slots = Vec::with_capacity(entities.len());
-        self.find_each(entities, |_, slot| slots.push(slot));
         slots
     }
 

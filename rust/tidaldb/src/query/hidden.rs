@@ -55,14 +55,16 @@ impl<'a> Hidden<'a> {
             .map(|(item, _)| *item)
             .collect();
         let mut slotless = FxHashSet::default();
-        ranking.slots_each(&items, |i, slot| match slot {
-            Some(s) => {
-                slots.insert(s);
+        for (item, slot) in items.iter().zip(ranking.slots_of(&items)) {
+            match slot {
+                Some(s) => {
+                    slots.insert(s);
+                }
+                None => {
+                    slotless.insert(*item);
+                }
             }
-            None => {
-                slotless.insert(items[i]);
-            }
-        });
+        }
         Hidden::Marked { slots, slotless }
     }
 
