@@ -135,8 +135,17 @@ impl TidalDb {
         &self.shared.recovery
     }
 
-    /// The default tenant's state, while the database is open.
+    /// The default tenant's state, with every staged write applied: how every call but a
+    /// staged write reaches it, so none can see the database without them.
     pub(super) fn lock(&self) -> Result<MutexGuard<'_, State>> {
+        let mut st = self.lock_staged()?;
+        st.apply_staged()?;
+        Ok(st)
+    }
+
+    /// The default tenant's state while the database is open, staged writes still queued:
+    /// only for staging another.
+    fn lock_staged(&self) -> Result<MutexGuard<'_, State>> {
         let st = self.shared.state.lock().map_err(|_| {
             TidalError::Unavailable(
                 "a thread panicked while holding the database; reopen it".into(),
@@ -175,7 +184,9 @@ impl TidalDb {
     }
 
     /// Records one signal. `ts = None` means now. Returns the event's id once it is
-    /// applied and, under `Durability::Immediate`, synced.
+    /// applied and, under `Durability::Immediate`, synced. A lone in-memory database
+    /// returns once the write is admitted and applies it with later ones, before any other
+    /// call reaches the database (see `staged.rs`), so every read still sees it.
     pub fn signal(
         &self,
         name: &str,
@@ -395,7 +406,15 @@ impl TidalDb {
     }
 
     fn write(&self, op: ClientOp) -> Result<EventId> {
-        self.write_local(&[op], None).map(|ack| ack.event_id())
+        let mut st = self.lock_staged()?;
+        if st.stages_writes() {
+            return st.stage(op);
+        }
+        st.apply_staged()?;
+        match st.submit(&[op], WriteConcern::Local, None)? {
+            Submitted::Done(ack) => Ok(ack.event_id()),
+            Submitted::Waiting(..) => Err(held_back()),
+        }
     }
 
     fn write_local(&self, ops: &[ClientOp], tag: Option<ClientTag>) -> Result<WriteAck> {

@@ -12,6 +12,7 @@ pub mod net;
 mod open_dirs;
 mod reads;
 mod replica;
+mod staged;
 mod state;
 mod tenants;
 pub mod tools;

@@ -11,6 +11,7 @@ use tokio::sync::{Notify, oneshot};
 
 use super::hard_state;
 use super::layout::DirLock;
+use super::staged::StagedWrites;
 use super::tenants::TenantSet;
 use super::transport::Transport;
 use crate::crdt::HlcTimestamp;
@@ -158,6 +159,8 @@ pub(super) struct State {
     /// `Replicated(k)` writes whose callers await the node's reply.
     pub waiters: HashMap<RequestId, oneshot::Sender<Result<WriteAck>>>,
     next_request: RequestId,
+    /// Single writes admitted but not yet applied (see `staged.rs`).
+    pub staged: StagedWrites,
 }
 
 #[derive(Debug)]
@@ -187,6 +190,7 @@ impl State {
             sync_due: false,
             waiters: HashMap::new(),
             next_request: 1,
+            staged: StagedWrites::default(),
         }
     }
 
