@@ -16,7 +16,9 @@ use super::tenants::{TenantEnv, TenantSet};
 use crate::error::{Result, TidalError};
 use crate::event::{ClientTag, EventId};
 use crate::interrupt;
-use crate::node::{ClientOp, Input, Node, Outputs, RequestId, WriteAck, WriteConcern};
+use crate::node::{
+    ClientOp, Input, Node, Outputs, RequestId, SignalColumns, WriteAck, WriteConcern,
+};
 use crate::query::{self, Results, Retrieve};
 use crate::schema::{EntityId, NodeId, Schema, SignalIdx, Timestamp};
 use crate::wal::{Durability, RecoveryReport};
@@ -226,13 +228,24 @@ impl TidalDb {
     ) -> Result<usize> {
         let signal = self.resolve(name)?;
         check_batch_lengths(entities.len(), weights.len(), ts.map(<[Timestamp]>::len))?;
+        let mut st = self.lock()?;
+        if st.writes_stay_in_memory() {
+            let columns = SignalColumns {
+                signal,
+                entities,
+                weights,
+                ts,
+            };
+            st.write_unlogged(&columns)?;
+            return Ok(entities.len());
+        }
         let op = |i: usize| ClientOp::Signal {
             signal,
             entity: entities[i],
             weight: weights[i],
             ts: ts.map(|t| t[i]),
         };
-        self.write_streamed(entities.len(), op)?;
+        Self::write_streamed(st, entities.len(), op)?;
         Ok(entities.len())
     }
 
@@ -247,8 +260,11 @@ impl TidalDb {
     /// An [`interrupt`] stops it between two chunks: stopped while validating, it writes
     /// nothing; while applying, it keeps (and commits) the chunks applied, and its error
     /// says how many events they held. That is the one way to write part of a batch.
-    fn write_streamed(&self, n: usize, op: impl Fn(usize) -> ClientOp) -> Result<()> {
-        let mut st = self.lock()?;
+    fn write_streamed(
+        mut st: MutexGuard<'_, State>,
+        n: usize,
+        op: impl Fn(usize) -> ClientOp,
+    ) -> Result<()> {
         if n <= BULK_CHUNK || st.node.config().quotas.is_some() {
             let ops: Vec<ClientOp> = (0..n).map(&op).collect();
             return match st.submit(&ops, WriteConcern::Local, None)? {
@@ -407,7 +423,7 @@ impl TidalDb {
 
     fn write(&self, op: ClientOp) -> Result<EventId> {
         let mut st = self.lock_staged()?;
-        if st.stages_writes() {
+        if st.writes_stay_in_memory() {
             return st.stage(op);
         }
         st.apply_staged()?;

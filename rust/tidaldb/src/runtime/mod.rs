@@ -17,6 +17,7 @@ mod state;
 mod tenants;
 pub mod tools;
 mod transport;
+mod unlogged;
 
 pub use builder::{DEFAULT_SNAPSHOT_EVERY, TidalDbBuilder};
 pub use db::{BULK_CHUNK, DEFAULT_REPLICATION_TIMEOUT, TidalDb};

@@ -57,20 +57,13 @@ fn dated(op: ClientOp, now: Timestamp) -> ClientOp {
 }
 
 impl State {
-    /// True when a single write may be staged: nothing outside this process (a log on
-    /// disk, a peer, a control plane) and no quota needs to see it before it is
-    /// acknowledged.
-    pub fn stages_writes(&self) -> bool {
-        self.disk.is_none()
-            && self.net.is_none()
-            && self.reports.is_none()
-            && self.node.config().quotas.is_none()
-    }
-
     /// Admits `op` now and queues it; returns the id it will have. Refused, it queues
     /// nothing.
     pub fn stage(&mut self, op: ClientOp) -> Result<EventId> {
-        debug_assert!(self.stages_writes(), "a write staged where it must not be");
+        debug_assert!(
+            self.writes_stay_in_memory(),
+            "a write staged where it must not be"
+        );
         self.check_writable()?;
         let now = Timestamp::now();
         self.node.check_op(now, op)?;

@@ -244,6 +244,17 @@ impl State {
         )
     }
 
+    /// True when nothing outside this process (a log on disk, a peer, a control plane)
+    /// and no quota needs to see a write before it is acknowledged, nor as an event: a
+    /// lone in-memory database. Such a database stages single writes (`staged.rs`) and
+    /// applies bulk writes without events (`unlogged.rs`).
+    pub fn writes_stay_in_memory(&self) -> bool {
+        self.disk.is_none()
+            && self.net.is_none()
+            && self.reports.is_none()
+            && self.node.config().quotas.is_none()
+    }
+
     pub fn check_writable(&self) -> Result<()> {
         match &self.failed {
             Some(why) => Err(TidalError::Unavailable(format!(
