@@ -18,6 +18,10 @@ import statistics
 import subprocess
 import sys
 
+# numpy's OpenBLAS leaves worker threads spinning after some calls. Nothing measured here
+# uses BLAS, and on a 2-core machine those threads take a core from the systems measured.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 CHILD = r"""
 import json, sys, time
 import numpy as np, tidaldb

@@ -45,6 +45,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+# numpy's OpenBLAS leaves worker threads spinning after some calls. Nothing measured here
+# uses BLAS, and on a 2-core machine those threads take a core from the systems measured.
+# Set before numpy is imported, which is when OpenBLAS starts them.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 import numpy.typing as npt
 

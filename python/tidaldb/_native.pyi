@@ -317,6 +317,11 @@ class Db:
     ) -> None:
         """Records one event.
 
+        An in-memory ``Db`` (no ``path``) checks the event at once, then applies it
+        together with the next ones, before any other call on the ``Db`` runs: a
+        read always sees it, and a loop of single calls costs about what a dict
+        update does.
+
         Args:
             name: a declared signal.
             item: the entity id, an unsigned 64-bit int.

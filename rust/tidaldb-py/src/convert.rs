@@ -8,7 +8,7 @@ use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
 use tidaldb::schema::{duration_from_secs, parse_duration};
-use tidaldb::{EntityId, Timestamp};
+use tidaldb::{EntityId, TidalError, Timestamp};
 
 use crate::columns::{self, Column};
 use crate::errors::{IntoPyResult, invalid};
@@ -396,17 +396,18 @@ fn is_array_like(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
 
 /// A 1-D float64 array, copied out (see [`id_array`] for why).
 pub fn f64_array(py: Python<'_>, what: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
-    with_f64s(py, Column::Floats, what, obj, |values| Ok(values.collect()))
+    with_f64s(py, Column::Floats, what, obj, |values| Ok(values.to_vec()))
 }
 
-/// Runs `f` over the elements of a 1-D float64 array, read in place while attached; any
-/// other `obj` is first converted by `tidaldb._columns` as `column` says.
+/// Runs `f` over the elements of a 1-D float64 array, read in place while attached (a
+/// strided array is gathered first); any other `obj` is first converted by
+/// `tidaldb._columns` as `column` says.
 fn with_f64s<T>(
     py: Python<'_>,
     column: Column,
     what: &'static str,
     obj: &Bound<'_, PyAny>,
-    f: impl FnOnce(&mut dyn ExactSizeIterator<Item = f64>) -> PyResult<T>,
+    f: impl FnOnce(&[f64]) -> PyResult<T>,
 ) -> PyResult<T> {
     let converted;
     let array = match obj.cast::<PyArray1<f64>>() {
@@ -422,8 +423,8 @@ fn with_f64s<T>(
         .try_readonly()
         .map_err(|e| invalid(py, what, e.to_string()))?;
     match ro.as_slice() {
-        Ok(s) => f(&mut s.iter().copied()),
-        Err(_) => f(&mut ro.as_array().iter().copied()),
+        Ok(s) => f(s),
+        Err(_) => f(&ro.as_array().iter().copied().collect::<Vec<f64>>()),
     }
 }
 
@@ -475,16 +476,19 @@ pub fn region_names(what: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<
 }
 
 /// Element `i` of a time array, `s` Unix seconds, as a timestamp.
+#[inline]
 fn timestamp_at(py: Python<'_>, what: &'static str, i: usize, s: f64) -> PyResult<Timestamp> {
-    if !s.is_finite() {
-        return Err(invalid(
-            py,
-            what,
-            format!("element {i} is {s}, not a time; pass Unix seconds as finite floats"),
-        ));
-    }
-    Timestamp::from_secs_f64(s)
-        .map_err(|e| invalid(py, what, format!("element {i}, {s} seconds: {e}")))
+    Timestamp::from_secs_f64(s).map_err(|e| bad_timestamp(py, what, i, s, e))
+}
+
+#[cold]
+fn bad_timestamp(py: Python<'_>, what: &'static str, i: usize, s: f64, e: TidalError) -> PyErr {
+    let reason = if s.is_finite() {
+        format!("element {i}, {s} seconds: {e}")
+    } else {
+        format!("element {i} is {s}, not a time; pass Unix seconds as finite floats")
+    };
+    invalid(py, what, reason)
 }
 
 /// The optional `ts` array of a bulk call with `len` items, copied and converted.
@@ -499,9 +503,11 @@ pub fn bulk_times(
     // Converted as read, without an intermediate copy of the seconds.
     with_f64s(py, Column::Times, "ts", t, |secs| {
         same_length(py, "ts", secs.len(), len)?;
-        secs.enumerate()
-            .map(|(i, s)| timestamp_at(py, "ts", i, s))
-            .collect()
+        let mut times = Vec::with_capacity(secs.len());
+        for (i, &s) in secs.iter().enumerate() {
+            times.push(timestamp_at(py, "ts", i, s)?);
+        }
+        Ok(times)
     })
     .map(Some)
 }

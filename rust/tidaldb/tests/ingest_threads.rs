@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tidaldb::ledger::{Ledger, PARALLEL_MIN_EVENTS};
 use tidaldb::schema::SignalIdx;
@@ -41,29 +41,8 @@ fn schema() -> Schema {
 }
 
 /// The seed from `TIDALDB_SEED`, else a fresh one; printed if the test fails.
-fn seed() -> SeedReport {
-    let seed = std::env::var("TIDALDB_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(7, |d| d.as_nanos() as u64)
-        });
-    SeedReport(seed)
-}
-
-struct SeedReport(u64);
-
-impl Drop for SeedReport {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "seed {0}; replay with TIDALDB_SEED={0} cargo test -p tidaldb --test ingest_threads",
-                self.0
-            );
-        }
-    }
+fn seed() -> common::SeedReport {
+    common::seed("ingest_threads")
 }
 
 /// A random workload: `n` events over up to `entities` entities, a tenth of them hot,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crdt::BoundedCounter;
 use crate::event::{CapKind, Event, EventBody, VersionVector};
+use crate::schema::NodeId;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Escrow {
@@ -51,6 +52,11 @@ impl Escrow {
             debug_assert_eq!(e.id.origin, first.id.origin, "a run has one origin");
             self.record_body(e);
         }
+    }
+
+    /// [`record_run`](Self::record_run) of `n` signals of one origin that claim no entity.
+    pub fn record_unclaimed_run(&mut self, origin: NodeId, n: u64) {
+        self.storage.consume(origin, n);
     }
 
     #[inline]

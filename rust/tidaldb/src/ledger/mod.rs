@@ -24,7 +24,7 @@ pub use escrow::Escrow;
 pub use hidden::HiddenSet;
 pub use item_errors::ItemErrors;
 pub use parallel::PARALLEL_MIN_EVENTS;
-use parallel::RunItem;
+pub use parallel::RunItem;
 pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
 pub use slots::EntitySlots;
 pub use weight::{MAX_WEIGHT, validate_weight};
@@ -245,13 +245,50 @@ impl Ledger {
                 run.push((entity, weight, ts, e.id.seq));
             }
         }
-        // Batches of a bulk write's size are timed (per event), and one large enough is
-        // spread only while that has paid.
-        let timed = self.apply_threads > 1 && events.len() >= TIMED_MIN_EVENTS;
-        let spread = timed && events.len() >= PARALLEL_MIN_EVENTS && self.spreads_next();
+        let runs = runs.iter().map(Vec::as_slice).enumerate();
+        self.apply_runs(origin, runs, events.len());
+        let last = start + events.len() as u64 - 1;
+        if let Some(out) = applied.as_deref_mut() {
+            out.extend_from_slice(events);
+        }
+        self.after_run(origin, last, applied);
+        Ok(())
+    }
+
+    /// Applies `run`: the origin's next events, all signals of `signal` with no client tag
+    /// and no entity claim, checked by admission. A lone in-memory node's bulk write, which
+    /// builds no events at all; the same result as [`Ledger::apply_batch`] of the events
+    /// the run stands for.
+    pub fn apply_admitted_run(&mut self, origin: NodeId, signal: SignalIdx, run: &[RunItem]) {
+        let Some(&(.., last)) = run.last() else {
+            return;
+        };
+        debug_assert!(
+            self.schema.checked(signal).is_ok()
+                && run.iter().enumerate().all(|(i, r)| {
+                    r.3 == self.vv.get(origin) + 1 + i as u64 && validate_weight(r.1).is_ok()
+                }),
+            "an admitted run holds valid signals, the origin's next events in order"
+        );
+        self.escrow.record_unclaimed_run(origin, run.len() as u64);
+        self.apply_runs(origin, [(signal.0 as usize, run)].into_iter(), run.len());
+        self.after_run(origin, last, None);
+    }
+
+    /// Applies each signal's run, on several threads when the batch is large and spreading
+    /// has paid: batches of a bulk write's size are timed (per event), and one large enough
+    /// is spread only while that has been faster.
+    fn apply_runs<'a>(
+        &mut self,
+        origin: NodeId,
+        runs: impl Iterator<Item = (usize, &'a [RunItem])>,
+        events: usize,
+    ) {
+        let timed = self.apply_threads > 1 && events >= TIMED_MIN_EVENTS;
+        let spread = timed && events >= PARALLEL_MIN_EVENTS && self.spreads_next();
         let threads = if spread { self.apply_threads } else { 1 };
         let started = timed.then(Instant::now);
-        for (i, run) in runs.iter().enumerate() {
+        for (i, run) in runs {
             if let Some(ledger) = self.signals.get_mut(i)
                 && !run.is_empty()
             {
@@ -264,25 +301,25 @@ impl Ledger {
         }
         if let Some(started) = started {
             let took = started.elapsed();
-            pace::with_process_pace(|p| p.record(spread, events.len(), took));
+            pace::with_process_pace(|p| p.record(spread, events, took));
         }
-        let last = start + events.len() as u64 - 1;
+    }
+
+    /// Moves the version vector past a run applied whole, ending at `last`, and applies the
+    /// buffered events that now follow it.
+    fn after_run(&mut self, origin: NodeId, last: u64, applied: Option<&mut Vec<Event>>) {
         self.vv.advance(origin, last);
         debug_assert_eq!(
             (self.escrow.counter(crate::event::CapKind::Storage)).consumed(origin),
             last,
             "every applied event spends one storage right of its origin"
         );
-        if let Some(out) = applied.as_deref_mut() {
-            out.extend_from_slice(events);
-        }
         if !self.pending.is_empty() {
             // Buffered copies of events this batch just applied are duplicates now.
             self.pending
                 .retain(|&(o, seq), _| o != origin || seq > last);
             self.drain_pending(origin, applied);
         }
-        Ok(())
     }
 
     fn check(&self, body: &EventBody) -> Result<()> {

@@ -71,7 +71,11 @@ pub(super) fn admit(
 
 /// Scores read before an event grow back exponentially, so an event dated years ahead
 /// would make its entity's score overflow; a little skew between machines is fine.
-fn check_not_future(max_skew: Duration, now: Timestamp, ts: Timestamp) -> Result<Timestamp> {
+pub(super) fn check_not_future(
+    max_skew: Duration,
+    now: Timestamp,
+    ts: Timestamp,
+) -> Result<Timestamp> {
     let ahead = ts.as_nanos() - now.as_nanos();
     let max = i64::try_from(max_skew.as_nanos()).unwrap_or(i64::MAX);
     if ahead > max {

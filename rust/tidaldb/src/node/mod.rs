@@ -19,11 +19,13 @@ pub mod routing;
 mod shipping;
 #[cfg(test)]
 mod test_support;
+mod unlogged;
 
 pub use admission::ClientOp;
 pub use hard_state::HardState;
 pub use lag::{LagReading, ReplicationLagGauge, events_behind};
 pub use log::{DEFAULT_MAX_RETAINED, DEFAULT_MAX_RETAINED_OWN, RetainedLog};
+pub use unlogged::SignalColumns;
 
 /// How far ahead of a node's clock a write's timestamp may be, unless configured: an
 /// event far ahead would make its entity's score grow without bound when read before it.

@@ -16,7 +16,9 @@ use super::tenants::{TenantEnv, TenantSet};
 use crate::error::{Result, TidalError};
 use crate::event::{ClientTag, EventId};
 use crate::interrupt;
-use crate::node::{ClientOp, Input, Node, Outputs, RequestId, WriteAck, WriteConcern};
+use crate::node::{
+    ClientOp, Input, Node, Outputs, RequestId, SignalColumns, WriteAck, WriteConcern,
+};
 use crate::query::{self, Results, Retrieve};
 use crate::schema::{EntityId, NodeId, Schema, SignalIdx, Timestamp};
 use crate::wal::{Durability, RecoveryReport};
@@ -135,8 +137,17 @@ impl TidalDb {
         &self.shared.recovery
     }
 
-    /// The default tenant's state, while the database is open.
+    /// The default tenant's state, with every staged write applied: how every call but a
+    /// staged write reaches it, so none can see the database without them.
     pub(super) fn lock(&self) -> Result<MutexGuard<'_, State>> {
+        let mut st = self.lock_staged()?;
+        st.apply_staged()?;
+        Ok(st)
+    }
+
+    /// The default tenant's state while the database is open, staged writes still queued:
+    /// only for staging another.
+    fn lock_staged(&self) -> Result<MutexGuard<'_, State>> {
         let st = self.shared.state.lock().map_err(|_| {
             TidalError::Unavailable(
                 "a thread panicked while holding the database; reopen it".into(),
@@ -175,7 +186,9 @@ impl TidalDb {
     }
 
     /// Records one signal. `ts = None` means now. Returns the event's id once it is
-    /// applied and, under `Durability::Immediate`, synced.
+    /// applied and, under `Durability::Immediate`, synced. A lone in-memory database
+    /// returns once the write is admitted and applies it with later ones, before any other
+    /// call reaches the database (see `staged.rs`), so every read still sees it.
     pub fn signal(
         &self,
         name: &str,
@@ -215,13 +228,24 @@ impl TidalDb {
     ) -> Result<usize> {
         let signal = self.resolve(name)?;
         check_batch_lengths(entities.len(), weights.len(), ts.map(<[Timestamp]>::len))?;
+        let mut st = self.lock()?;
+        if st.writes_stay_in_memory() {
+            let columns = SignalColumns {
+                signal,
+                entities,
+                weights,
+                ts,
+            };
+            st.write_unlogged(&columns)?;
+            return Ok(entities.len());
+        }
         let op = |i: usize| ClientOp::Signal {
             signal,
             entity: entities[i],
             weight: weights[i],
             ts: ts.map(|t| t[i]),
         };
-        self.write_streamed(entities.len(), op)?;
+        Self::write_streamed(st, entities.len(), op)?;
         Ok(entities.len())
     }
 
@@ -236,8 +260,11 @@ impl TidalDb {
     /// An [`interrupt`] stops it between two chunks: stopped while validating, it writes
     /// nothing; while applying, it keeps (and commits) the chunks applied, and its error
     /// says how many events they held. That is the one way to write part of a batch.
-    fn write_streamed(&self, n: usize, op: impl Fn(usize) -> ClientOp) -> Result<()> {
-        let mut st = self.lock()?;
+    fn write_streamed(
+        mut st: MutexGuard<'_, State>,
+        n: usize,
+        op: impl Fn(usize) -> ClientOp,
+    ) -> Result<()> {
         if n <= BULK_CHUNK || st.node.config().quotas.is_some() {
             let ops: Vec<ClientOp> = (0..n).map(&op).collect();
             return match st.submit(&ops, WriteConcern::Local, None)? {
@@ -395,7 +422,15 @@ impl TidalDb {
     }
 
     fn write(&self, op: ClientOp) -> Result<EventId> {
-        self.write_local(&[op], None).map(|ack| ack.event_id())
+        let mut st = self.lock_staged()?;
+        if st.writes_stay_in_memory() {
+            return st.stage(op);
+        }
+        st.apply_staged()?;
+        match st.submit(&[op], WriteConcern::Local, None)? {
+            Submitted::Done(ack) => Ok(ack.event_id()),
+            Submitted::Waiting(..) => Err(held_back()),
+        }
     }
 
     fn write_local(&self, ops: &[ClientOp], tag: Option<ClientTag>) -> Result<WriteAck> {

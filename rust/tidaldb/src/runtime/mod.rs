@@ -12,10 +12,12 @@ pub mod net;
 mod open_dirs;
 mod reads;
 mod replica;
+mod staged;
 mod state;
 mod tenants;
 pub mod tools;
 mod transport;
+mod unlogged;
 
 pub use builder::{DEFAULT_SNAPSHOT_EVERY, TidalDbBuilder};
 pub use db::{BULK_CHUNK, DEFAULT_REPLICATION_TIMEOUT, TidalDb};

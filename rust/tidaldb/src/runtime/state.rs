@@ -11,6 +11,7 @@ use tokio::sync::{Notify, oneshot};
 
 use super::hard_state;
 use super::layout::DirLock;
+use super::staged::StagedWrites;
 use super::tenants::TenantSet;
 use super::transport::Transport;
 use crate::crdt::HlcTimestamp;
@@ -158,6 +159,8 @@ pub(super) struct State {
     /// `Replicated(k)` writes whose callers await the node's reply.
     pub waiters: HashMap<RequestId, oneshot::Sender<Result<WriteAck>>>,
     next_request: RequestId,
+    /// Single writes admitted but not yet applied (see `staged.rs`).
+    pub staged: StagedWrites,
 }
 
 #[derive(Debug)]
@@ -187,6 +190,7 @@ impl State {
             sync_due: false,
             waiters: HashMap::new(),
             next_request: 1,
+            staged: StagedWrites::default(),
         }
     }
 
@@ -238,6 +242,17 @@ impl State {
             id,
             self.step(Timestamp::now(), Input::Write(request), Some(id)),
         )
+    }
+
+    /// True when nothing outside this process (a log on disk, a peer, a control plane)
+    /// and no quota needs to see a write before it is acknowledged, nor as an event: a
+    /// lone in-memory database. Such a database stages single writes (`staged.rs`) and
+    /// applies bulk writes without events (`unlogged.rs`).
+    pub fn writes_stay_in_memory(&self) -> bool {
+        self.disk.is_none()
+            && self.net.is_none()
+            && self.reports.is_none()
+            && self.node.config().quotas.is_none()
     }
 
     pub fn check_writable(&self) -> Result<()> {

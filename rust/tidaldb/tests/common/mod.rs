@@ -37,6 +37,34 @@ impl SplitMix {
     }
 }
 
+/// The seed from `TIDALDB_SEED`, else a fresh one from the clock. Keep the report alive
+/// for the test's length: if the test fails, it prints the seed and the command that
+/// replays it (`suite`: the test target's name).
+pub fn seed(suite: &'static str) -> SeedReport {
+    let seed = std::env::var("TIDALDB_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                .map_or(7, |d| d.as_nanos() as u64)
+        });
+    SeedReport(seed, suite)
+}
+
+pub struct SeedReport(pub u64, &'static str);
+
+impl Drop for SeedReport {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "seed {0}; replay with TIDALDB_SEED={0} cargo test -p tidaldb --test {1}",
+                self.0, self.1
+            );
+        }
+    }
+}
+
 /// Event `id`: `weight` of `signal` on `entity` at `ts`, with no client tag.
 pub fn signal_event(
     id: EventId,

@@ -1,0 +1,114 @@
+//! A bulk write of one signal that no one will read as events.
+//!
+//! Every write becomes events because the log, the peers and the quotas consume events. A
+//! lone in-memory database has none of them: it drops the events the node hands it. For
+//! its bulk writes, building them (about 90 bytes each, written and read back) and
+//! admitting each op twice cost more than applying the signals. So the node admits the
+//! columns as a whole and applies them as one run per chunk, with the ids, times and
+//! rights the events would have had; the ledger ends in the state the events would have
+//! left it in.
+
+use super::Node;
+use super::admission::check_not_future;
+use crate::error::{Result, TidalError};
+use crate::event::EventId;
+use crate::ledger::{RunItem, validate_weight};
+use crate::node::WriteAck;
+use crate::schema::{EntityId, SignalIdx, Timestamp};
+
+/// One bulk write of `signal`: an entity and a weight per event, and a time per event or
+/// none (then every event is dated at the write's `now`).
+#[derive(Clone, Copy, Debug)]
+pub struct SignalColumns<'a> {
+    pub signal: SignalIdx,
+    pub entities: &'a [EntityId],
+    pub weights: &'a [f64],
+    pub ts: Option<&'a [Timestamp]>,
+}
+
+impl SignalColumns<'_> {
+    pub fn len(&self) -> usize {
+        self.entities.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty()
+    }
+
+    /// The rows `start..end`.
+    pub fn rows(&self, start: usize, end: usize) -> Self {
+        SignalColumns {
+            signal: self.signal,
+            entities: &self.entities[start..end],
+            weights: &self.weights[start..end],
+            ts: self.ts.map(|t| &t[start..end]),
+        }
+    }
+}
+
+impl Node {
+    /// Checks every row as admission checks a signal at `now`, writing nothing: one bad
+    /// row refuses the whole write.
+    pub fn check_signal_columns(&self, now: Timestamp, columns: &SignalColumns<'_>) -> Result<()> {
+        self.ledger.schema().checked(columns.signal)?;
+        debug_assert_eq!(
+            columns.weights.len(),
+            columns.len(),
+            "one weight per entity"
+        );
+        for &w in columns.weights {
+            validate_weight(w)?;
+        }
+        if let Some(ts) = columns.ts {
+            debug_assert_eq!(ts.len(), columns.len(), "one time per entity");
+            // The latest time decides: every other is no further ahead.
+            if let Some(latest) = ts.iter().max() {
+                check_not_future(self.cfg.max_future_skew, now, *latest)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies rows that [`check_signal_columns`](Self::check_signal_columns) accepted,
+    /// without building their events: only for a driver that logs nothing, has no peer
+    /// and charges no quota (see the module's doc). `run` is scratch space, reused from
+    /// call to call.
+    pub fn write_unlogged_signals(
+        &mut self,
+        now: Timestamp,
+        columns: &SignalColumns<'_>,
+        run: &mut Vec<RunItem>,
+    ) -> Result<WriteAck> {
+        if self.cfg.quotas.is_some() || !self.peers.is_empty() {
+            return Err(TidalError::InvalidArgument {
+                name: "write",
+                reason: "a node with quotas or peers must log its writes as events".into(),
+            });
+        }
+        debug_assert!(
+            self.check_signal_columns(now, columns).is_ok(),
+            "the rows were checked"
+        );
+        let origin = self.cfg.id;
+        let first = self.ledger.version_vector().get(origin) + 1;
+        // The clock moves on as it would have stamping the events: nothing later may be
+        // stamped before them.
+        self.clock.now(now);
+        run.clear();
+        run.extend((0..columns.len()).map(|i| {
+            let ts = columns.ts.map_or(now, |t| t[i]);
+            (
+                columns.entities[i],
+                columns.weights[i],
+                ts.as_nanos(),
+                first + i as u64,
+            )
+        }));
+        self.ledger.apply_admitted_run(origin, columns.signal, run);
+        self.debug_check_rights();
+        Ok(WriteAck::Applied {
+            first: EventId { origin, seq: first },
+            count: columns.len(),
+        })
+    }
+}

@@ -1,0 +1,42 @@
+//! Bulk writes of a lone in-memory database, applied without events (see
+//! `node/unlogged.rs`): nothing it has would read them.
+
+use super::db::{BULK_CHUNK, PARALLEL_BULK_CHUNK};
+use super::state::State;
+use crate::error::Result;
+use crate::interrupt;
+use crate::node::SignalColumns;
+use crate::schema::Timestamp;
+
+impl State {
+    /// Writes `columns` whole or not at all, in bounded memory, as the logged path
+    /// (`TidalDb::write_streamed`) does: every row is checked first, then the rows are
+    /// applied a chunk at a time. An [`interrupt`] between two chunks keeps the chunks
+    /// applied, and its error says how many events they held.
+    pub fn write_unlogged(&mut self, columns: &SignalColumns<'_>) -> Result<()> {
+        debug_assert!(
+            self.writes_stay_in_memory(),
+            "an unlogged write where a log or a peer needs events"
+        );
+        self.check_writable()?;
+        let now = Timestamp::now();
+        self.node.check_signal_columns(now, columns)?;
+        let mut run = Vec::new();
+        let mut start = 0;
+        while start < columns.len() {
+            if let Err(stopped) = interrupt::checkpoint() {
+                return Err(interrupt::after_writing(stopped, start));
+            }
+            // The smaller chunk whenever the ledger will apply it on one thread.
+            let chunk = match self.node.ledger().spreads_next() {
+                true => PARALLEL_BULK_CHUNK,
+                false => BULK_CHUNK,
+            };
+            let end = columns.len().min(start + chunk);
+            self.node
+                .write_unlogged_signals(now, &columns.rows(start, end), &mut run)?;
+            start = end;
+        }
+        Ok(())
+    }
+}
