@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tidaldb::crdt::HlcTimestamp;
 use tidaldb::ledger::Ledger;
@@ -60,33 +60,6 @@ fn schema() -> Schema {
         b = b.signal(name, EntityKind::Item, spec).add();
     }
     b.build().unwrap()
-}
-
-/// The seed from `TIDALDB_SEED`, else a fresh one; printed if the test fails.
-fn seed() -> SeedReport {
-    let seed = std::env::var("TIDALDB_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(7, |d| d.as_nanos() as u64)
-        });
-    SeedReport(seed)
-}
-
-struct SeedReport(u64);
-
-impl Drop for SeedReport {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "seed {0}; replay with TIDALDB_SEED={0} cargo test -p tidaldb --test \
-                 retrieve_matches_a_full_scan",
-                self.0
-            );
-        }
-    }
 }
 
 /// A ledger and every signal event applied to it, as (signal, entity) → [(ts, weight)].
@@ -349,7 +322,7 @@ fn run(w: &World, q: &Query) {
 
 #[test]
 fn retrieve_matches_a_full_scan_of_random_workloads() {
-    let seed = seed();
+    let seed = common::seed("retrieve_matches_a_full_scan");
     let mut rng = SplitMix(seed.0);
     for _ in 0..20 {
         let w = world(&mut rng);
@@ -364,7 +337,7 @@ fn retrieve_matches_a_full_scan_of_random_workloads() {
 /// world large enough that the candidates are deduplicated and hidden by slot.
 #[test]
 fn a_large_retrieval_matches_a_full_scan() {
-    let seed = seed();
+    let seed = common::seed("retrieve_matches_a_full_scan");
     let mut rng = SplitMix(seed.0 ^ 0x5eed);
     let w = world(&mut rng);
     for limit in [1, 10, 50] {
