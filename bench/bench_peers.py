@@ -17,7 +17,7 @@ its decay state. Figures, each system in every repetition on fresh state:
   candidates and the hidden set as tables, built outside the timing; tidaldb gets the
   candidate array in every call);
 - resident memory per 1M events: VmRSS after the load minus before it, each system in a
-  fresh subprocess;
+  fresh subprocess, with the C heap's free memory released before both readings;
 - streaming: batches of 1K new events, each followed by a top-50 query, as a live ranking
   service runs.
 
@@ -33,6 +33,7 @@ the peer's. The machine's load average is printed at the start and the end.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import platform
@@ -375,11 +376,23 @@ import bench_peers as b
 w = b.make_workload({events}, {n_items}, 0, 0)
 systems = dict(b.available())
 system = systems[{name!r}]()
+b.release_free_memory()
 before = b.rss_mib()
 system.load(w)
 system.index()
+b.release_free_memory()
 print(b.json.dumps({{"mib": b.rss_mib() - before}}))
 """
+
+
+def release_free_memory() -> None:
+    """Returns the C heap's free memory to the system (glibc's ``malloc_trim``), so that the
+    growth measured is memory held, not memory the allocator happened to keep: otherwise the
+    figure swings by tens of MiB with where the workload's numpy temporaries were freed."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError):
+        pass
 
 
 def rss_mib() -> float:
