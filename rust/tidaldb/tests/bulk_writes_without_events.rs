@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use tidaldb::runtime::BULK_CHUNK;
 use tidaldb::wal::Durability;
-use tidaldb::{
-    DecaySpec, EntityId, EntityKind, Retrieve, Schema, TidalDb, TidalError, Timestamp, Window,
-};
+use tidaldb::{EntityId, Retrieve, Schema, TidalDb, TidalError, Timestamp, Window};
 
 mod common;
 use common::{SplitMix, T0, ts};
@@ -24,28 +22,11 @@ const MINUTE: i64 = 60_000_000_000;
 const USER: EntityId = EntityId(1 << 40);
 
 fn schema() -> Schema {
-    common::view_signal(Duration::from_secs(600))
-        .windows(&[Window::OneHour, Window::TwentyFourHours])
-        .add()
-        .signal(
-            "lin",
-            EntityKind::Item,
-            DecaySpec::Linear {
-                lifetime: Duration::from_secs(3600),
-            },
-        )
-        .add()
-        .build()
-        .unwrap()
+    common::windowed_view_and_linear(Duration::from_secs(600), Duration::from_secs(3600))
 }
 
 fn in_memory(threads: usize) -> TidalDb {
-    TidalDb::builder()
-        .ephemeral()
-        .ingest_threads(threads)
-        .with_schema(schema())
-        .open()
-        .unwrap()
+    common::ephemeral_db(schema(), threads)
 }
 
 fn logged(dir: &std::path::Path) -> TidalDb {

@@ -14,8 +14,7 @@ use std::time::Duration;
 use tidaldb::ledger::{Ledger, PARALLEL_MIN_EVENTS};
 use tidaldb::schema::SignalIdx;
 use tidaldb::{
-    DecaySpec, EntityId, EntityKind, Event, EventId, NodeId, Retrieve, Schema, TidalDb, TidalError,
-    Timestamp, Window,
+    EntityId, Event, EventId, NodeId, Retrieve, Schema, TidalDb, TidalError, Timestamp, Window,
 };
 
 mod common;
@@ -25,19 +24,7 @@ const HALF_LIFE: Duration = Duration::from_secs(600);
 const MINUTE: i64 = 60_000_000_000;
 
 fn schema() -> Schema {
-    common::view_signal(HALF_LIFE)
-        .windows(&[Window::OneHour, Window::TwentyFourHours])
-        .add()
-        .signal(
-            "lin",
-            EntityKind::Item,
-            DecaySpec::Linear {
-                lifetime: Duration::from_secs(1800),
-            },
-        )
-        .add()
-        .build()
-        .unwrap()
+    common::windowed_view_and_linear(HALF_LIFE, Duration::from_secs(1800))
 }
 
 /// The seed from `TIDALDB_SEED`, else a fresh one; printed if the test fails.
@@ -81,12 +68,7 @@ fn workload(rng: &mut SplitMix, n: usize) -> Workload {
 }
 
 fn open(threads: usize) -> TidalDb {
-    TidalDb::builder()
-        .ephemeral()
-        .ingest_threads(threads)
-        .with_schema(schema())
-        .open()
-        .unwrap()
+    common::ephemeral_db(schema(), threads)
 }
 
 /// Everything a reader can see of one database at `at`, in comparable form.

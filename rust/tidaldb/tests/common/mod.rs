@@ -98,6 +98,28 @@ pub fn view_signal(half_life: Duration) -> SignalBuilder {
     )
 }
 
+/// "view" (exponential, `half_life`, 1h and 24h windows) and "lin" (linear, `lifetime`):
+/// both decay shapes and the window rings, for suites that compare two write paths.
+pub fn windowed_view_and_linear(half_life: Duration, lifetime: Duration) -> Schema {
+    view_signal(half_life)
+        .windows(&[tidaldb::Window::OneHour, tidaldb::Window::TwentyFourHours])
+        .add()
+        .signal("lin", EntityKind::Item, DecaySpec::Linear { lifetime })
+        .add()
+        .build()
+        .unwrap()
+}
+
+/// An ephemeral database over `schema` applying bulk writes on `threads` threads.
+pub fn ephemeral_db(schema: Schema, threads: usize) -> tidaldb::TidalDb {
+    tidaldb::TidalDb::builder()
+        .ephemeral()
+        .ingest_threads(threads)
+        .with_schema(schema)
+        .open()
+        .unwrap()
+}
+
 /// `schema` and, after its signals, an item signal "like" with a one-day half-life.
 pub fn daily_like(schema: SchemaBuilder) -> SignalBuilder {
     schema.signal(
