@@ -76,6 +76,9 @@ def test_a_tenant_moves_to_another_process_and_no_read_fails(cluster: LocalServe
 def test_a_bad_migration_is_refused_and_commits_nothing(cluster: LocalServers) -> None:
     admin = cluster.connect([n.id for n in cluster.nodes])
     admin.register_tenant(STAYING, regions=[cluster.nodes[2].region])
+    # The node that answers `control()` may apply the registration a heartbeat after the
+    # leader acknowledged it; counting before then would count it as a later command.
+    eventually(lambda: hosts_of(admin, STAYING), lambda hosts: hosts is not None)
     before = admin.control()["commands"]
     for kwargs, error in [
         ({"id": 99, "to_region": cluster.nodes[0].region}, tidaldb.NotFound),
