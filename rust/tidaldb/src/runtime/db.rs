@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use super::builder::{DEFAULT_SNAPSHOT_EVERY, TidalDbBuilder};
 use super::driver::{spawn_driver, spawn_flusher};
 use super::layout::{DirLock, StoredSchema, check_schema, default_wal_dir, record_schema};
-use super::state::{LogPolicy, Net, Shared, State, Submitted, open_log};
+use super::state::{LogPolicy, Net, Shared, State, Submitted, held_back, open_log};
 use super::tenants::{TenantEnv, TenantSet};
 use crate::error::{Result, TidalError};
 use crate::event::{ClientTag, EventId};
@@ -32,10 +32,6 @@ pub const BULK_CHUNK: usize = 1 << 12;
 /// ledger spreads over threads. Larger chunks pay less for starting threads but fall out
 /// of the cache: 32K-op chunks applied about a quarter slower than 4K ones on one core.
 pub const PARALLEL_BULK_CHUNK: usize = crate::ledger::PARALLEL_MIN_EVENTS;
-
-fn held_back() -> TidalError {
-    TidalError::Unavailable("the node held back the reply to a local write".into())
-}
 
 /// How long a `Replicated(k)` write waits for its acknowledgements unless the builder says
 /// otherwise: long enough to ride out a retransmission or two, short enough that a caller
@@ -267,10 +263,7 @@ impl TidalDb {
     ) -> Result<()> {
         if n <= BULK_CHUNK || st.node.config().quotas.is_some() {
             let ops: Vec<ClientOp> = (0..n).map(&op).collect();
-            return match st.submit(&ops, WriteConcern::Local, None)? {
-                Submitted::Done(_) => Ok(()),
-                Submitted::Waiting(..) => Err(held_back()),
-            };
+            return st.submit_local(&ops, None).map(|_| ());
         }
         st.check_writable()?;
         let now = Timestamp::now();
@@ -288,11 +281,7 @@ impl TidalDb {
                 outcome = Err(interrupt::after_writing(stopped, start));
                 break;
             }
-            // The smaller chunk whenever the ledger will apply it on one thread.
-            let chunk = match st.node.ledger().spreads_next() {
-                true => PARALLEL_BULK_CHUNK,
-                false => BULK_CHUNK,
-            };
+            let chunk = st.next_bulk_chunk();
             ops.clear();
             ops.extend((start..n.min(start + chunk)).map(&op));
             start += ops.len();
@@ -427,17 +416,11 @@ impl TidalDb {
             return st.stage(op);
         }
         st.apply_staged()?;
-        match st.submit(&[op], WriteConcern::Local, None)? {
-            Submitted::Done(ack) => Ok(ack.event_id()),
-            Submitted::Waiting(..) => Err(held_back()),
-        }
+        st.submit_local(&[op], None).map(|ack| ack.event_id())
     }
 
     fn write_local(&self, ops: &[ClientOp], tag: Option<ClientTag>) -> Result<WriteAck> {
-        match self.lock()?.submit(ops, WriteConcern::Local, tag)? {
-            Submitted::Done(ack) => Ok(ack),
-            Submitted::Waiting(..) => Err(held_back()),
-        }
+        self.lock()?.submit_local(ops, tag)
     }
 
     pub fn is_hidden(&self, user: EntityId, item: EntityId) -> Result<bool> {

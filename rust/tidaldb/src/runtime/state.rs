@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
 
+use super::db::{BULK_CHUNK, PARALLEL_BULK_CHUNK};
 use super::hard_state;
 use super::layout::DirLock;
 use super::staged::StagedWrites;
@@ -132,6 +133,11 @@ impl fmt::Debug for ReportSink {
     }
 }
 
+/// The node kept a `Local` write waiting, which it never should.
+pub(super) fn held_back() -> TidalError {
+    TidalError::Unavailable("the node held back the reply to a local write".into())
+}
+
 /// A reply the node gave, or the promise of one (a `Replicated(k)` write).
 pub(super) enum Submitted {
     Done(WriteAck),
@@ -253,6 +259,23 @@ impl State {
             && self.net.is_none()
             && self.reports.is_none()
             && self.node.config().quotas.is_none()
+    }
+
+    /// Runs a `Local` write, which the node answers at once.
+    pub fn submit_local(&mut self, ops: &[ClientOp], tag: Option<ClientTag>) -> Result<WriteAck> {
+        match self.submit(ops, WriteConcern::Local, tag)? {
+            Submitted::Done(ack) => Ok(ack),
+            Submitted::Waiting(..) => Err(held_back()),
+        }
+    }
+
+    /// How many ops a bulk write applies next: the smaller chunk whenever the ledger will
+    /// apply it on one thread.
+    pub fn next_bulk_chunk(&self) -> usize {
+        match self.node.ledger().spreads_next() {
+            true => PARALLEL_BULK_CHUNK,
+            false => BULK_CHUNK,
+        }
     }
 
     pub fn check_writable(&self) -> Result<()> {

@@ -1,7 +1,6 @@
 //! Bulk writes of a lone in-memory database, applied without events (see
 //! `node/unlogged.rs`): nothing it has would read them.
 
-use super::db::{BULK_CHUNK, PARALLEL_BULK_CHUNK};
 use super::state::State;
 use crate::error::Result;
 use crate::interrupt;
@@ -27,11 +26,7 @@ impl State {
             if let Err(stopped) = interrupt::checkpoint() {
                 return Err(interrupt::after_writing(stopped, start));
             }
-            // The smaller chunk whenever the ledger will apply it on one thread.
-            let chunk = match self.node.ledger().spreads_next() {
-                true => PARALLEL_BULK_CHUNK,
-                false => BULK_CHUNK,
-            };
+            let chunk = self.next_bulk_chunk();
             let end = columns.len().min(start + chunk);
             self.node
                 .write_unlogged_signals(now, &columns.rows(start, end), &mut run)?;
