@@ -475,12 +475,6 @@ pub fn region_names(what: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<
     })
 }
 
-/// Element `i` of a time array, `s` Unix seconds, as a timestamp.
-#[inline]
-fn timestamp_at(py: Python<'_>, what: &'static str, i: usize, s: f64) -> PyResult<Timestamp> {
-    Timestamp::from_secs_f64(s).map_err(|e| bad_timestamp(py, what, i, s, e))
-}
-
 #[cold]
 fn bad_timestamp(py: Python<'_>, what: &'static str, i: usize, s: f64, e: TidalError) -> PyErr {
     let reason = if s.is_finite() {
@@ -504,9 +498,8 @@ pub fn bulk_times(
     with_f64s(py, Column::Times, "ts", t, |secs| {
         same_length(py, "ts", secs.len(), len)?;
         let mut times = Vec::with_capacity(secs.len());
-        for (i, &s) in secs.iter().enumerate() {
-            times.push(timestamp_at(py, "ts", i, s)?);
-        }
+        Timestamp::extend_from_secs_f64(&mut times, secs)
+            .map_err(|(i, e)| bad_timestamp(py, "ts", i, secs[i], e))?;
         Ok(times)
     })
     .map(Some)

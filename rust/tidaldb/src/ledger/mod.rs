@@ -14,6 +14,7 @@ mod parallel;
 mod reads;
 mod signals;
 mod slots;
+mod thread_pool;
 mod weight;
 mod window_codec;
 mod windows;
@@ -27,7 +28,7 @@ pub use parallel::PARALLEL_MIN_EVENTS;
 pub use parallel::RunItem;
 pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
 pub use slots::EntitySlots;
-pub use weight::{MAX_WEIGHT, validate_weight};
+pub use weight::{MAX_WEIGHT, all_weights_valid, validate_weight};
 pub use windows::{MICROS_PER_UNIT, WindowGap, WindowReading, WindowSet};
 
 use std::collections::BTreeMap;

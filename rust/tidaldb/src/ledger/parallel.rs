@@ -8,11 +8,8 @@
 //! loop applies them, and no state is shared between lanes, so the result is bit-identical
 //! to the serial apply for every `T`. The lanes are handed out to whichever thread is free.
 
-use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
-use std::thread;
-
 use super::slots::{EntitySlots, prefetch};
+use super::thread_pool::run_shared;
 use super::windows::{WindowSet, to_micros};
 use crate::schema::{EntityId, Window};
 
@@ -33,36 +30,6 @@ const PREFETCH_AHEAD: usize = 8;
 /// Marks a run item whose entity has no slot yet.
 const NO_SLOT: u32 = u32::MAX;
 
-/// Runs `work` on every item: on the calling thread and on up to `threads - 1` more, each
-/// taking the next item until none is left. The caller takes items from the front and the
-/// helpers from the back, so that from one call to the next each thread tends to get the
-/// same items (and finds their states still in its cache). A thread the OS refuses to start
-/// leaves its share to the others, so this never fails and never panics on its own account.
-fn on_threads<W: Send>(threads: usize, items: Vec<W>, work: impl Fn(W) + Sync) {
-    let helpers = threads.min(items.len()).saturating_sub(1);
-    let queue = Mutex::new(VecDeque::from(items));
-    let take = |front: bool| {
-        let mut q = queue.lock().unwrap_or_else(PoisonError::into_inner);
-        if front { q.pop_front() } else { q.pop_back() }
-    };
-    let work = &work;
-    thread::scope(|scope| {
-        for _ in 0..helpers {
-            let helper = move || {
-                while let Some(item) = take(false) {
-                    work(item);
-                }
-            };
-            if thread::Builder::new().spawn_scoped(scope, helper).is_err() {
-                break;
-            }
-        }
-        while let Some(item) = take(true) {
-            work(item);
-        }
-    });
-}
-
 /// The slot of every item's entity, looked up on up to `threads` threads over [`LANES`]
 /// contiguous pieces of the run; [`NO_SLOT`] where the entity is new. Read-only: the caller creates the
 /// missing slots afterwards, in run order, so they are numbered as a serial apply would.
@@ -71,7 +38,7 @@ pub fn find_slots(slots: &EntitySlots, run: &[RunItem], threads: usize) -> Vec<u
     let piece = run.len().div_ceil(LANES).max(1);
     let pieces: Vec<(&mut [u32], &[RunItem])> =
         found.chunks_mut(piece).zip(run.chunks(piece)).collect();
-    on_threads(threads, pieces, |(out, items)| {
+    run_shared(threads, pieces, |(out, items)| {
         for (slot, item) in out.iter_mut().zip(items) {
             if let Some(s) = slots.find(item.0) {
                 *slot = s as u32;
@@ -163,7 +130,7 @@ pub fn apply_partitioned<S: Send>(
         lanes[p % LANES].window_sets.push(block);
     }
     lanes.retain(|l| !l.events.is_empty());
-    on_threads(threads, lanes, |lane| lane.apply(run, &add));
+    run_shared(threads, lanes, |lane| lane.apply(run, &add));
 }
 
 impl<S> Lane<'_, S> {

@@ -12,7 +12,7 @@ use super::Node;
 use super::admission::check_not_future;
 use crate::error::{Result, TidalError};
 use crate::event::EventId;
-use crate::ledger::{RunItem, validate_weight};
+use crate::ledger::{RunItem, all_weights_valid, validate_weight};
 use crate::node::WriteAck;
 use crate::schema::{EntityId, SignalIdx, Timestamp};
 
@@ -56,8 +56,10 @@ impl Node {
             columns.len(),
             "one weight per entity"
         );
-        for &w in columns.weights {
-            validate_weight(w)?;
+        if !all_weights_valid(columns.weights) {
+            for &w in columns.weights {
+                validate_weight(w)?;
+            }
         }
         if let Some(ts) = columns.ts {
             debug_assert_eq!(ts.len(), columns.len(), "one time per entity");

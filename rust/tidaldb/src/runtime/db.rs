@@ -31,7 +31,7 @@ pub const BULK_CHUNK: usize = 1 << 12;
 /// Ops a bulk write applies at a time when it may use several threads: the fewest the
 /// ledger spreads over threads. Larger chunks pay less for starting threads but fall out
 /// of the cache: 32K-op chunks applied about a quarter slower than 4K ones on one core.
-pub const PARALLEL_BULK_CHUNK: usize = crate::ledger::PARALLEL_MIN_EVENTS;
+pub const PARALLEL_BULK_CHUNK: usize = 1 << 16;
 
 /// How long a `Replicated(k)` write waits for its acknowledgements unless the builder says
 /// otherwise: long enough to ride out a retransmission or two, short enough that a caller

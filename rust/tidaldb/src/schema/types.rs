@@ -127,6 +127,47 @@ impl Timestamp {
         Ok(Timestamp(ns.round() as i64))
     }
 
+    /// [`Self::from_secs_f64`] of every element, appended to `out`: the same values, in a
+    /// loop without branches or calls that the compiler can vectorize (rounding the
+    /// exact way `f64::round` does, which is a call on baseline x86-64). On the first
+    /// element out of range, the error and its index; `out` is then left as it was.
+    pub fn extend_from_secs_f64(
+        out: &mut Vec<Timestamp>,
+        secs: &[f64],
+    ) -> Result<(), (usize, TidalError)> {
+        let start = out.len();
+        let max = Self::MAX_NANOS as f64;
+        let mut in_range = true;
+        out.extend(secs.iter().map(|&s| {
+            let ns = s * 1e9;
+            // NaN fails both comparisons, and an infinity the second.
+            in_range &= (ns >= 0.0) & (ns <= max);
+            Timestamp(round_non_negative(ns))
+        }));
+        if in_range {
+            debug_assert!(
+                out[start..]
+                    .iter()
+                    .zip(secs)
+                    .all(|(t, &s)| Self::from_secs_f64(s).ok() == Some(*t))
+            );
+            return Ok(());
+        }
+        out.truncate(start);
+        let bad = secs
+            .iter()
+            .enumerate()
+            .find_map(|(i, &s)| Self::from_secs_f64(s).err().map(|e| (i, e)));
+        debug_assert!(bad.is_some(), "some element is out of range");
+        Err(bad.unwrap_or((
+            0,
+            TidalError::TimestampOutOfRange {
+                ns: i128::MAX,
+                max: Self::MAX_NANOS,
+            },
+        )))
+    }
+
     /// The wall clock. Only drivers call this; the sans-IO node is handed the time.
     pub fn now() -> Self {
         let ns = SystemTime::now()
@@ -154,5 +195,76 @@ impl Timestamp {
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}ns", self.0)
+    }
+}
+
+/// `x.round() as i64` for `0 <= x <= 2^62`, bit for bit, without the call `round` is on
+/// baseline x86-64: the conversion truncates, and the fraction it dropped is exact (for
+/// `x >= 2^52` it is zero), so rounding half away from zero adds one at a fraction of a half
+/// or more. Out of that range (a NaN) the result is meaningless but defined; callers check
+/// the range themselves.
+#[inline(always)]
+fn round_non_negative(x: f64) -> i64 {
+    let t = x as i64;
+    t.wrapping_add(i64::from(x - t as f64 >= 0.5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ties, the largest fractions below a half, integers past 2^52, and the range's ends,
+    /// against `f64::round`.
+    #[test]
+    fn the_branch_free_rounding_is_f64_round() {
+        let mut xs = vec![
+            0.0,
+            0.5,
+            1.5,
+            2.5,
+            1e9 + 0.5,
+            (1u64 << 52) as f64,
+            (1u64 << 62) as f64,
+        ];
+        for k in [0.0f64, 1.0, 7.0, 1.7e18, 4.5e15] {
+            let half_below = f64::from_bits(0.5f64.to_bits() - 1);
+            xs.extend([
+                k + half_below,
+                k + 0.5,
+                k + 0.25,
+                k + 0.75,
+                f64::from_bits(k.to_bits() + 1),
+            ]);
+        }
+        let mut rng = crate::sim::SimRng::new(7);
+        xs.extend(
+            (0..100_000)
+                .map(|_| (rng.next_u64() >> 2) as f64 / (1 + rng.next_u64() % 1_000_000) as f64),
+        );
+        for x in xs {
+            assert_eq!(round_non_negative(x), x.round() as i64, "{x:e}");
+        }
+    }
+
+    #[test]
+    fn a_column_converts_as_each_element_would_and_names_the_first_bad_one() {
+        let secs = [1.7e9, 0.0, 1.5e-9, 4.611686018427388e9, 1.234_567_891_5];
+        let mut out = vec![Timestamp(5)];
+        Timestamp::extend_from_secs_f64(&mut out, &secs).unwrap();
+        let one_by_one: Vec<Timestamp> = secs
+            .iter()
+            .map(|&s| Timestamp::from_secs_f64(s).unwrap())
+            .collect();
+        assert_eq!(out[1..], one_by_one[..]);
+        for bad in [f64::NAN, -1.0, f64::INFINITY, 5e9] {
+            let column = [1.0, 2.0, bad, f64::NAN];
+            let (at, err) = Timestamp::extend_from_secs_f64(&mut out, &column).unwrap_err();
+            assert_eq!(at, 2, "{bad}");
+            assert!(
+                matches!(err, TidalError::TimestampOutOfRange { .. }),
+                "{bad}"
+            );
+            assert_eq!(out.len(), 1 + secs.len(), "nothing appended on a refusal");
+        }
     }
 }
