@@ -277,11 +277,56 @@ def run_client(addr: str) -> None:
     print(json.dumps({"scores": [client.score("view", i, at=at) for i in range(ITEMS)]}))
 
 
+def bulk_columns(seed: int, n: int) -> tuple[Any, Any, Any]:
+    rng = np.random.default_rng(seed)
+    items = rng.integers(0, 50_000, n).astype(np.uint64)
+    return items, rng.choice([0.5, 1.0, 2.0], n), T0 + rng.random(n) * HOUR
+
+
+def run_threads_across_fork() -> None:
+    """Forks while another thread's bulk writes may be spread over the process's helper
+    threads (``ingest_threads=2``). A child has none of those threads, and none of the locks
+    they held at the fork; its own bulk writes, which may be spread too, must finish and be
+    exact: compared with the analytical decay of what it wrote."""
+    import threading
+
+    stop = threading.Event()
+    items, weights, ts = bulk_columns(1, 200_000)
+
+    def keep_writing() -> None:
+        with tidaldb.Db(schema(), ingest_threads=2) as db:
+            while not stop.is_set():
+                db.signals("view", items, weights, ts=ts)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+
+    def child_writes() -> None:
+        c_items, c_weights, c_ts = bulk_columns(os.getpid(), 300_000)
+        with tidaldb.Db(schema(), ingest_threads=2) as db:
+            for _ in range(3):
+                db.signals("view", c_items, c_weights, ts=c_ts)
+            at = T0 + 2 * HOUR
+            want = 3 * np.bincount(c_items.astype(np.int64), c_weights * np.exp2(-(at - c_ts) / HOUR))
+            got = db.scores("view", np.arange(len(want), dtype=np.uint64), at=at)
+            assert np.allclose(got, want, rtol=1e-9, atol=0.0), "a child's bulk writes are not exact"
+
+    try:
+        for _ in range(4):
+            in_forked_child(child_writes)
+    finally:
+        stop.set()
+        writer.join()
+    print(json.dumps({"children": 4}))
+
+
 if __name__ == "__main__":
     scenario, where = sys.argv[1], Path(sys.argv[2])
     if scenario == "os.fork":
         run_os_fork(where)
     elif scenario == "client":
         run_client(sys.argv[3])
+    elif scenario == "threads":
+        run_threads_across_fork()
     else:
         run_multiprocessing(scenario, where)

@@ -72,6 +72,10 @@ def test_an_os_fork_child_that_exits_normally_touches_nothing_of_the_parent(tmp_
         assert_close(got, expected)
 
 
+def test_a_child_forked_during_spread_bulk_writes_writes_exactly() -> None:
+    assert run("threads", ".") == {"children": 4}
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     with servers(1, insecure=True) as s:

@@ -110,7 +110,7 @@ impl Ledger {
     /// threads: a bulk writer sizes its next chunk by it.
     pub fn spreads_next(&self) -> bool {
         self.apply_threads > 1
-            && (self.spread_always || pace::with_process_pace(|p| p.spread_next()))
+            && (self.spread_always || pace::with_process_pace(|p| p.spread_next()).unwrap_or(false))
     }
 
     /// Spreads every large batch over the apply threads, without timing whether that pays:
@@ -302,7 +302,7 @@ impl Ledger {
         }
         if let Some(started) = started {
             let took = started.elapsed();
-            pace::with_process_pace(|p| p.record(spread, events, took));
+            let _ = pace::with_process_pace(|p| p.record(spread, events, took));
         }
     }
 

@@ -9,7 +9,7 @@
 //! changes the speed and never the state: a partitioned apply is bit-identical to a
 //! serial one.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, TryLockError};
 use std::time::Duration;
 
 /// Batches between two tries of the slower way, at first and after the answer changed: a
@@ -48,10 +48,18 @@ impl Default for Pace {
 /// timing both ways.
 static PROCESS: Mutex<Pace> = Mutex::new(Pace::new());
 
-/// Runs `f` on the process's pace. A thread that panicked while holding it left at worst a
-/// stale timing, which the next batches correct.
-pub fn with_process_pace<T>(f: impl FnOnce(&mut Pace) -> T) -> T {
-    f(&mut PROCESS.lock().unwrap_or_else(PoisonError::into_inner))
+/// Runs `f` on the process's pace, or returns `None` without waiting if another thread
+/// holds it: the caller then goes without (applies on one thread, or leaves a timing
+/// unrecorded), which costs at most one batch's speed. Never waiting matters after a
+/// `fork`: a lock some parent thread held at that moment stays held for good in the child,
+/// which must still write. A thread that panicked while holding it left at worst a stale
+/// timing, which the next batches correct.
+pub fn with_process_pace<T>(f: impl FnOnce(&mut Pace) -> T) -> Option<T> {
+    match PROCESS.try_lock() {
+        Ok(mut pace) => Some(f(&mut pace)),
+        Err(TryLockError::Poisoned(pace)) => Some(f(&mut pace.into_inner())),
+        Err(TryLockError::WouldBlock) => None,
+    }
 }
 
 impl Pace {
