@@ -255,8 +255,7 @@ impl PyClient {
             .map(|e| e.0)
             .collect();
         let weights = weights_or_ones(py, weights, items.len())?;
-        let ts = bulk_times(py, ts, items.len())?
-            .map(|t| t.into_iter().map(Timestamp::as_nanos).collect());
+        let ts = bulk_times(py, ts, items.len())?.map(|t| t.iter().map(|t| t.as_nanos()).collect());
         let concern = self.concern(py, write_concern)?;
         let t = tenant_of(tenant);
         self.call(py, move |c| {

@@ -7,6 +7,7 @@ use numpy::{PyArray1, PyArrayMethods, PyUntypedArray};
 use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
+use tidaldb::runtime::CopiedColumn;
 use tidaldb::schema::{duration_from_secs, parse_duration};
 use tidaldb::{EntityId, TidalError, Timestamp};
 
@@ -322,11 +323,35 @@ pub fn id_array(
     what: &'static str,
     obj: &Bound<'_, PyAny>,
 ) -> PyResult<Vec<EntityId>> {
-    if let Some(ids) = numpy_ids(py, what, obj) {
+    ids_with(py, what, obj, <[EntityId]>::to_vec, |v| v)
+}
+
+/// [`id_array`] into a [`CopiedColumn`], for a bulk write: a large one costs fewer page
+/// faults than a vector.
+pub fn id_column(
+    py: Python<'_>,
+    what: &'static str,
+    obj: &Bound<'_, PyAny>,
+) -> PyResult<CopiedColumn<EntityId>> {
+    ids_with(py, what, obj, CopiedColumn::copy_of, |v| {
+        CopiedColumn::copy_of(&v)
+    })
+}
+
+/// The ids of `obj` as [`id_array`] reads them, handed to `copy` (contiguous ids, read in
+/// place) or `own` (ids gathered into a vector first).
+fn ids_with<T>(
+    py: Python<'_>,
+    what: &'static str,
+    obj: &Bound<'_, PyAny>,
+    copy: impl Fn(&[EntityId]) -> T,
+    own: impl Fn(Vec<EntityId>) -> T,
+) -> PyResult<T> {
+    if let Some(ids) = numpy_ids(py, what, obj, &copy, &own) {
         return ids;
     }
     let converted = columns::array(py, Column::Ids, what, obj)?;
-    numpy_ids(py, what, &converted).unwrap_or_else(|| {
+    numpy_ids(py, what, &converted, &copy, &own).unwrap_or_else(|| {
         Err(invalid(
             py,
             what,
@@ -336,18 +361,20 @@ pub fn id_array(
 }
 
 /// The ids of a uint64 or int64 numpy array; `None` for anything else.
-fn numpy_ids(
+fn numpy_ids<T>(
     py: Python<'_>,
     what: &'static str,
     obj: &Bound<'_, PyAny>,
-) -> Option<PyResult<Vec<EntityId>>> {
+    copy: impl Fn(&[EntityId]) -> T,
+    own: impl Fn(Vec<EntityId>) -> T,
+) -> Option<PyResult<T>> {
     if let Ok(a) = obj.cast::<PyArray1<u64>>() {
         return Some(
             a.try_readonly()
                 .map_err(|e| invalid(py, what, e.to_string()))
                 .map(|ro| match ro.as_slice() {
-                    Ok(raw) => EntityId::from_raw_slice(raw).to_vec(),
-                    Err(_) => ro.as_array().iter().map(|&v| EntityId(v)).collect(),
+                    Ok(raw) => copy(EntityId::from_raw_slice(raw)),
+                    Err(_) => own(ro.as_array().iter().map(|&v| EntityId(v)).collect()),
                 }),
         );
     }
@@ -368,7 +395,7 @@ fn numpy_ids(
             })?;
             ids.push(EntityId(id));
         }
-        Ok(ids)
+        Ok(own(ids))
     })())
 }
 
@@ -397,6 +424,17 @@ fn is_array_like(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
 /// A 1-D float64 array, copied out (see [`id_array`] for why).
 pub fn f64_array(py: Python<'_>, what: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
     with_f64s(py, Column::Floats, what, obj, |values| Ok(values.to_vec()))
+}
+
+/// [`f64_array`] into a [`CopiedColumn`] (see [`id_column`]).
+pub fn f64_column(
+    py: Python<'_>,
+    what: &'static str,
+    obj: &Bound<'_, PyAny>,
+) -> PyResult<CopiedColumn<f64>> {
+    with_f64s(py, Column::Floats, what, obj, |values| {
+        Ok(CopiedColumn::copy_of(values))
+    })
 }
 
 /// Runs `f` over the elements of a 1-D float64 array, read in place while attached (a
@@ -490,15 +528,15 @@ pub fn bulk_times(
     py: Python<'_>,
     ts: Option<&Bound<'_, PyAny>>,
     len: usize,
-) -> PyResult<Option<Vec<Timestamp>>> {
+) -> PyResult<Option<CopiedColumn<Timestamp>>> {
     let Some(t) = ts else {
         return Ok(None);
     };
     // Converted as read, without an intermediate copy of the seconds.
     with_f64s(py, Column::Times, "ts", t, |secs| {
         same_length(py, "ts", secs.len(), len)?;
-        let mut times = Vec::with_capacity(secs.len());
-        Timestamp::extend_from_secs_f64(&mut times, secs)
+        let mut times = CopiedColumn::zeroed(secs.len());
+        Timestamp::fill_from_secs_f64(&mut times, secs)
             .map_err(|(i, e)| bad_timestamp(py, "ts", i, secs[i], e))?;
         Ok(times)
     })

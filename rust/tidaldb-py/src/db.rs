@@ -26,8 +26,8 @@ use crate::at_exit::{self, DbSlot};
 use crate::cluster_config::{TenantArg, tenant_of, tenant_options};
 use crate::convert::{
     At, Count, Float, Id, IngestThreads, Item, MaxEntities, MaxSignalsPerSec, MaxStorageBytes,
-    Natural, TenantIdArg, Ts, User, Weight, bulk_times, duration, f64_array, id_array, same_length,
-    timestamp, timestamp_or_now,
+    Natural, TenantIdArg, Ts, User, Weight, bulk_times, duration, f64_column, id_array, id_column,
+    same_length, timestamp, timestamp_or_now,
 };
 use crate::errors::IntoPyResult;
 use crate::fork_guard::Origin;
@@ -224,8 +224,8 @@ impl PyDb {
         ts: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<usize> {
         // Copies, taken while attached: the arrays may change once the interpreter is released.
-        let items = id_array(py, "items", items)?;
-        let weights = f64_array(py, "weights", weights)?;
+        let items = id_column(py, "items", items)?;
+        let weights = f64_column(py, "weights", weights)?;
         same_length(py, "weights", weights.len(), items.len())?;
         let ts = bulk_times(py, ts, items.len())?;
         self.detached(py, move |db| {

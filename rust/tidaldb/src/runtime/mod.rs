@@ -2,6 +2,7 @@
 //! sans-IO node.
 
 mod builder;
+mod copied_column;
 mod db;
 mod driver;
 mod group_view;
@@ -20,6 +21,7 @@ mod transport;
 mod unlogged;
 
 pub use builder::{DEFAULT_SNAPSHOT_EVERY, TidalDbBuilder};
+pub use copied_column::CopiedColumn;
 pub use db::{BULK_CHUNK, DEFAULT_REPLICATION_TIMEOUT, TidalDb};
 pub use layout::default_wal_dir;
 pub use local_cluster::{LocalCluster, LocalClusterConfig, LocalDriver};

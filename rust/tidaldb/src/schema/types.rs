@@ -17,6 +17,9 @@ pub struct EntityId(pub u64);
 // SAFETY: `EntityId` is `repr(transparent)` over `u64`, which is what the trait requires.
 unsafe impl bytemuck::TransparentWrapper<u64> for EntityId {}
 
+// SAFETY: all zeroes is `EntityId(0)`, a valid id.
+unsafe impl bytemuck::Zeroable for EntityId {}
+
 impl EntityId {
     /// Views a slice of raw ids (a numpy `uint64` array, say) as entity ids, without a copy.
     pub fn from_raw_slice(ids: &[u64]) -> &[EntityId] {
@@ -93,7 +96,11 @@ impl EntityKind {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
+#[repr(transparent)]
 pub struct Timestamp(i64);
+
+// SAFETY: all zeroes is `Timestamp::EPOCH`, in range.
+unsafe impl bytemuck::Zeroable for Timestamp {}
 
 impl Timestamp {
     pub const MAX_NANOS: i64 = 1 << 62;
@@ -127,33 +134,32 @@ impl Timestamp {
         Ok(Timestamp(ns.round() as i64))
     }
 
-    /// [`Self::from_secs_f64`] of every element, appended to `out`: the same values, in a
-    /// loop without branches or calls that the compiler can vectorize (rounding the
-    /// exact way `f64::round` does, which is a call on baseline x86-64). On the first
-    /// element out of range, the error and its index; `out` is then left as it was.
-    pub fn extend_from_secs_f64(
-        out: &mut Vec<Timestamp>,
+    /// [`Self::from_secs_f64`] of every element of `secs` into `out`, of the same length:
+    /// the same values, in a loop without branches or calls that the compiler can
+    /// vectorize (rounding the exact way `f64::round` does, which is a call on baseline
+    /// x86-64). On the first element out of range, the error and its index; `out` then
+    /// holds unspecified timestamps.
+    pub fn fill_from_secs_f64(
+        out: &mut [Timestamp],
         secs: &[f64],
     ) -> Result<(), (usize, TidalError)> {
-        let start = out.len();
+        debug_assert_eq!(out.len(), secs.len(), "one timestamp per element");
         let max = Self::MAX_NANOS as f64;
         let mut in_range = true;
-        out.extend(secs.iter().map(|&s| {
+        for (t, &s) in out.iter_mut().zip(secs) {
             let ns = s * 1e9;
             // NaN fails both comparisons, and an infinity the second.
             in_range &= (ns >= 0.0) & (ns <= max);
-            Timestamp(round_non_negative(ns))
-        }));
+            *t = Timestamp(round_non_negative(ns));
+        }
         if in_range {
             debug_assert!(
-                out[start..]
-                    .iter()
+                out.iter()
                     .zip(secs)
                     .all(|(t, &s)| Self::from_secs_f64(s).ok() == Some(*t))
             );
             return Ok(());
         }
-        out.truncate(start);
         let bad = secs
             .iter()
             .enumerate()
@@ -249,22 +255,22 @@ mod tests {
     #[test]
     fn a_column_converts_as_each_element_would_and_names_the_first_bad_one() {
         let secs = [1.7e9, 0.0, 1.5e-9, 4.611686018427388e9, 1.234_567_891_5];
-        let mut out = vec![Timestamp(5)];
-        Timestamp::extend_from_secs_f64(&mut out, &secs).unwrap();
+        let mut out = vec![Timestamp(5); secs.len()];
+        Timestamp::fill_from_secs_f64(&mut out, &secs).unwrap();
         let one_by_one: Vec<Timestamp> = secs
             .iter()
             .map(|&s| Timestamp::from_secs_f64(s).unwrap())
             .collect();
-        assert_eq!(out[1..], one_by_one[..]);
+        assert_eq!(out, one_by_one);
         for bad in [f64::NAN, -1.0, f64::INFINITY, 5e9] {
             let column = [1.0, 2.0, bad, f64::NAN];
-            let (at, err) = Timestamp::extend_from_secs_f64(&mut out, &column).unwrap_err();
+            let (at, err) =
+                Timestamp::fill_from_secs_f64(&mut [Timestamp::EPOCH; 4], &column).unwrap_err();
             assert_eq!(at, 2, "{bad}");
             assert!(
                 matches!(err, TidalError::TimestampOutOfRange { .. }),
                 "{bad}"
             );
-            assert_eq!(out.len(), 1 + secs.len(), "nothing appended on a refusal");
         }
     }
 }
