@@ -24,8 +24,9 @@ pub use escrow::Escrow;
 
 pub use hidden::HiddenSet;
 pub use item_errors::ItemErrors;
+pub use pace::spread_every_batch;
 pub use parallel::PARALLEL_MIN_EVENTS;
-pub use parallel::RunItem;
+pub use parallel::{RunEvents, RunItem};
 pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
 pub use slots::EntitySlots;
 pub use weight::{MAX_WEIGHT, all_weights_valid, validate_weight};
@@ -110,7 +111,9 @@ impl Ledger {
     /// threads: a bulk writer sizes its next chunk by it.
     pub fn spreads_next(&self) -> bool {
         self.apply_threads > 1
-            && (self.spread_always || pace::with_process_pace(|p| p.spread_next()).unwrap_or(false))
+            && (self.spread_always
+                || pace::spreads_every_batch()
+                || pace::with_process_pace(|p| p.spread_next()).unwrap_or(false))
     }
 
     /// Spreads every large batch over the apply threads, without timing whether that pays:
@@ -260,15 +263,24 @@ impl Ledger {
     /// and no entity claim, checked by admission. A lone in-memory node's bulk write, which
     /// builds no events at all; the same result as [`Ledger::apply_batch`] of the events
     /// the run stands for.
-    pub fn apply_admitted_run(&mut self, origin: NodeId, signal: SignalIdx, run: &[RunItem]) {
-        let Some(&(.., last)) = run.last() else {
+    pub fn apply_admitted_run<R: RunEvents + ?Sized>(
+        &mut self,
+        origin: NodeId,
+        signal: SignalIdx,
+        run: &R,
+    ) {
+        if run.is_empty() {
             return;
-        };
+        }
+        let (.., last) = run.item(run.len() - 1);
         debug_assert!(
             self.schema.checked(signal).is_ok()
-                && run.iter().enumerate().all(|(i, r)| {
-                    r.3 == self.vv.get(origin) + 1 + i as u64 && validate_weight(r.1).is_ok()
-                }),
+                && (0..run.len())
+                    .map(|i| run.item(i))
+                    .enumerate()
+                    .all(|(i, r)| {
+                        r.3 == self.vv.get(origin) + 1 + i as u64 && validate_weight(r.1).is_ok()
+                    }),
             "an admitted run holds valid signals, the origin's next events in order"
         );
         self.escrow.record_unclaimed_run(origin, run.len() as u64);
@@ -279,10 +291,10 @@ impl Ledger {
     /// Applies each signal's run, on several threads when the batch is large and spreading
     /// has paid: batches of a bulk write's size are timed (per event), and one large enough
     /// is spread only while that has been faster.
-    fn apply_runs<'a>(
+    fn apply_runs<'a, R: RunEvents + ?Sized + 'a>(
         &mut self,
         origin: NodeId,
-        runs: impl Iterator<Item = (usize, &'a [RunItem])>,
+        runs: impl Iterator<Item = (usize, &'a R)>,
         events: usize,
     ) {
         let timed = self.apply_threads > 1 && events >= TIMED_MIN_EVENTS;

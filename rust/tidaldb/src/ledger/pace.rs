@@ -9,6 +9,7 @@
 //! changes the speed and never the state: a partitioned apply is bit-identical to a
 //! serial one.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, TryLockError};
 use std::time::Duration;
 
@@ -47,6 +48,21 @@ impl Default for Pace {
 /// ledger (each tenant's, each reopened database's) shares it instead of paying again for
 /// timing both ways.
 static PROCESS: Mutex<Pace> = Mutex::new(Pace::new());
+
+/// Set by [`spread_every_batch`].
+static SPREAD_EVERY_BATCH: AtomicBool = AtomicBool::new(false);
+
+/// Spreads every large batch in this process over its ledger's apply threads from now on,
+/// without timing whether that pays: for tests and measurements of the spread apply
+/// itself, which must give the same state as applying on one thread.
+pub fn spread_every_batch() {
+    SPREAD_EVERY_BATCH.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`spread_every_batch`] was called.
+pub fn spreads_every_batch() -> bool {
+    SPREAD_EVERY_BATCH.load(Ordering::Relaxed)
+}
 
 /// Runs `f` on the process's pace, or returns `None` without waiting if another thread
 /// holds it: the caller then goes without (applies on one thread, or leaves a timing

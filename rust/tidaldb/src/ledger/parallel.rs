@@ -16,6 +16,39 @@ use crate::schema::{EntityId, Window};
 /// One event of a signal's run: `(entity, weight, ts, seq)`.
 pub type RunItem = (EntityId, f64, i64, u64);
 
+/// A run of one origin's events of one signal, read by position: events gathered into
+/// [`RunItem`]s, or the columns of a bulk write, for which nothing is gathered (building
+/// the items cost a pass over memory and 32 bytes an event).
+pub trait RunEvents: Sync {
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The entity of event `i`: what slot lookups read, without the rest.
+    fn entity(&self, i: usize) -> EntityId;
+
+    /// Event `i`. Panics if `i` is out of range, as indexing does.
+    fn item(&self, i: usize) -> RunItem;
+}
+
+impl RunEvents for [RunItem] {
+    fn len(&self) -> usize {
+        <[RunItem]>::len(self)
+    }
+
+    #[inline]
+    fn entity(&self, i: usize) -> EntityId {
+        self[i].0
+    }
+
+    #[inline]
+    fn item(&self, i: usize) -> RunItem {
+        self[i]
+    }
+}
+
 /// Slots per partition: large enough that the lanes' lists of blocks stay short, small
 /// enough that entities first seen together (and often hot together) spread over lanes.
 pub const PARTITION_SLOTS: usize = 1024;
@@ -33,14 +66,17 @@ const NO_SLOT: u32 = u32::MAX;
 /// The slot of every item's entity, looked up on up to `threads` threads over [`LANES`]
 /// contiguous pieces of the run; [`NO_SLOT`] where the entity is new. Read-only: the caller creates the
 /// missing slots afterwards, in run order, so they are numbered as a serial apply would.
-pub fn find_slots(slots: &EntitySlots, run: &[RunItem], threads: usize) -> Vec<u32> {
+pub fn find_slots<R: RunEvents + ?Sized>(slots: &EntitySlots, run: &R, threads: usize) -> Vec<u32> {
     let mut found = vec![NO_SLOT; run.len()];
     let piece = run.len().div_ceil(LANES).max(1);
-    let pieces: Vec<(&mut [u32], &[RunItem])> =
-        found.chunks_mut(piece).zip(run.chunks(piece)).collect();
-    run_shared(threads, pieces, |(out, items)| {
-        for (slot, item) in out.iter_mut().zip(items) {
-            if let Some(s) = slots.find(item.0) {
+    let pieces: Vec<(usize, &mut [u32])> = found
+        .chunks_mut(piece)
+        .enumerate()
+        .map(|(k, out)| (k * piece, out))
+        .collect();
+    run_shared(threads, pieces, |(start, out)| {
+        for (i, slot) in (start..).zip(out.iter_mut()) {
+            if let Some(s) = slots.find(run.entity(i)) {
                 *slot = s as u32;
             }
         }
@@ -54,8 +90,8 @@ pub fn is_missing(slot: u32) -> bool {
 }
 
 /// What the lanes share, read-only.
-pub struct Run<'a> {
-    pub items: &'a [RunItem],
+pub struct Run<'a, R: ?Sized> {
+    pub items: &'a R,
     /// The slot of each item's entity, every one resolved.
     pub slots: &'a [u32],
     /// The signal's windows; empty when it keeps none (and `window_sets` is empty too).
@@ -90,9 +126,9 @@ fn place(slot: u32) -> (usize, usize) {
 /// Applies `run` to the per-slot `states` and `window_sets` on up to `threads` threads,
 /// `add` updating one decay state with one event; see the module's comment for why the
 /// result equals a serial apply.
-pub fn apply_partitioned<S: Send>(
+pub fn apply_partitioned<S: Send, R: RunEvents + ?Sized>(
     threads: usize,
-    run: &Run<'_>,
+    run: &Run<'_, R>,
     states: &mut [S],
     window_sets: &mut [WindowSet],
     add: impl Fn(&mut S, &RunItem) + Sync,
@@ -134,13 +170,13 @@ pub fn apply_partitioned<S: Send>(
 }
 
 impl<S> Lane<'_, S> {
-    fn apply(mut self, run: &Run<'_>, add: &impl Fn(&mut S, &RunItem)) {
+    fn apply<R: RunEvents + ?Sized>(mut self, run: &Run<'_, R>, add: &impl Fn(&mut S, &RunItem)) {
         for (k, &i) in self.events.iter().enumerate() {
             if let Some(&ahead) = self.events.get(k + PREFETCH_AHEAD) {
                 let (block, at) = place(run.slots[ahead as usize]);
                 self.prefetch(block, at);
             }
-            let item = &run.items[i as usize];
+            let item = &run.items.item(i as usize);
             let (block, at) = place(run.slots[i as usize]);
             let state = self.states.get_mut(block).and_then(|b| b.get_mut(at));
             debug_assert!(state.is_some(), "every resolved slot has a state");

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::parallel::{self, PARALLEL_MIN_EVENTS, RunItem};
+use super::parallel::{self, PARALLEL_MIN_EVENTS, RunEvents};
 use super::slots::{EntitySlots, prefetch, prefetch_lines, push_grown_by_eighths};
 use super::windows::{WindowGap, WindowReading, WindowSet, to_micros};
 use crate::crdt::{CrdtSignalState, HalfLife, LinearState};
@@ -180,26 +180,34 @@ impl SignalLedger {
     /// but it resolves every slot first, then prefetches the states a few events ahead.
     /// A run of at least [`PARALLEL_MIN_EVENTS`] is spread over `threads` threads,
     /// partitioned by entity (see `parallel.rs`), with the same result.
-    pub fn apply_run(&mut self, origin: NodeId, run: &[RunItem], threads: usize) {
+    pub fn apply_run<R: RunEvents + ?Sized>(&mut self, origin: NodeId, run: &R, threads: usize) {
         if threads > 1 && run.len() >= PARALLEL_MIN_EVENTS {
             return self.apply_run_partitioned(origin, run, threads);
         }
-        let slots: Vec<usize> = run.iter().map(|r| self.slot_for_write(r.0)).collect();
-        for (i, &(_, weight, ts, seq)) in run.iter().enumerate() {
+        let slots: Vec<usize> = (0..run.len())
+            .map(|i| self.slot_for_write(run.entity(i)))
+            .collect();
+        for (i, &slot) in slots.iter().enumerate() {
             if let Some(&ahead) = slots.get(i + PREFETCH_AHEAD) {
                 self.prefetch_slot(ahead);
             }
-            self.apply_at(slots[i], EventId { origin, seq }, weight, ts);
+            let (_, weight, ts, seq) = run.item(i);
+            self.apply_at(slot, EventId { origin, seq }, weight, ts);
         }
     }
 
     /// Looks the slots up on `threads` threads, creates the new ones here in run order (so
     /// they are numbered as the serial path numbers them), then applies by partition.
-    fn apply_run_partitioned(&mut self, origin: NodeId, run: &[RunItem], threads: usize) {
+    fn apply_run_partitioned<R: RunEvents + ?Sized>(
+        &mut self,
+        origin: NodeId,
+        run: &R,
+        threads: usize,
+    ) {
         let mut slots = parallel::find_slots(&self.slots, run, threads);
-        for (slot, item) in slots.iter_mut().zip(run) {
+        for (i, slot) in slots.iter_mut().enumerate() {
             if parallel::is_missing(*slot) {
-                *slot = self.slot_for_write(item.0) as u32;
+                *slot = self.slot_for_write(run.entity(i)) as u32;
             }
         }
         let shared = parallel::Run {

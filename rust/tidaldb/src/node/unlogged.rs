@@ -12,7 +12,7 @@ use super::Node;
 use super::admission::check_not_future;
 use crate::error::{Result, TidalError};
 use crate::event::EventId;
-use crate::ledger::{RunItem, all_weights_valid, validate_weight};
+use crate::ledger::{RunEvents, RunItem, all_weights_valid, validate_weight};
 use crate::node::WriteAck;
 use crate::schema::{EntityId, SignalIdx, Timestamp};
 
@@ -73,13 +73,11 @@ impl Node {
 
     /// Applies rows that [`check_signal_columns`](Self::check_signal_columns) accepted,
     /// without building their events: only for a driver that logs nothing, has no peer
-    /// and charges no quota (see the module's doc). `run` is scratch space, reused from
-    /// call to call.
+    /// and charges no quota (see the module's doc).
     pub fn write_unlogged_signals(
         &mut self,
         now: Timestamp,
         columns: &SignalColumns<'_>,
-        run: &mut Vec<RunItem>,
     ) -> Result<WriteAck> {
         if self.cfg.quotas.is_some() || !self.peers.is_empty() {
             return Err(TidalError::InvalidArgument {
@@ -96,21 +94,46 @@ impl Node {
         // The clock moves on as it would have stamping the events: nothing later may be
         // stamped before them.
         self.clock.now(now);
-        run.clear();
-        run.extend((0..columns.len()).map(|i| {
-            let ts = columns.ts.map_or(now, |t| t[i]);
-            (
-                columns.entities[i],
-                columns.weights[i],
-                ts.as_nanos(),
-                first + i as u64,
-            )
-        }));
-        self.ledger.apply_admitted_run(origin, columns.signal, run);
+        let run = ColumnRun {
+            columns,
+            now: now.as_nanos(),
+            first,
+        };
+        self.ledger.apply_admitted_run(origin, columns.signal, &run);
         self.debug_check_rights();
         Ok(WriteAck::Applied {
             first: EventId { origin, seq: first },
             count: columns.len(),
         })
+    }
+}
+
+/// The rows of a bulk write read as the run of events they stand for: numbered from
+/// `first`, dated `now` where the write gave no times.
+struct ColumnRun<'a> {
+    columns: &'a SignalColumns<'a>,
+    now: i64,
+    first: u64,
+}
+
+impl RunEvents for ColumnRun<'_> {
+    fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    #[inline]
+    fn entity(&self, i: usize) -> EntityId {
+        self.columns.entities[i]
+    }
+
+    #[inline]
+    fn item(&self, i: usize) -> RunItem {
+        let ts = self.columns.ts.map_or(self.now, |t| t[i].as_nanos());
+        (
+            self.columns.entities[i],
+            self.columns.weights[i],
+            ts,
+            self.first + i as u64,
+        )
     }
 }

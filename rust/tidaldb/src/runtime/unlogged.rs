@@ -20,7 +20,6 @@ impl State {
         self.check_writable()?;
         let now = Timestamp::now();
         self.node.check_signal_columns(now, columns)?;
-        let mut run = Vec::new();
         let mut start = 0;
         while start < columns.len() {
             if let Err(stopped) = interrupt::checkpoint() {
@@ -29,7 +28,7 @@ impl State {
             let chunk = self.next_bulk_chunk();
             let end = columns.len().min(start + chunk);
             self.node
-                .write_unlogged_signals(now, &columns.rows(start, end), &mut run)?;
+                .write_unlogged_signals(now, &columns.rows(start, end))?;
             start = end;
         }
         Ok(())
