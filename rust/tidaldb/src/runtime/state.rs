@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
 
-use super::db::{BULK_CHUNK, PARALLEL_BULK_CHUNK};
+use super::db::BULK_CHUNK;
 use super::hard_state;
 use super::layout::DirLock;
 use super::staged::StagedWrites;
@@ -269,11 +269,11 @@ impl State {
         }
     }
 
-    /// How many ops a bulk write applies next: the smaller chunk whenever the ledger will
-    /// apply it on one thread.
-    pub fn next_bulk_chunk(&self) -> usize {
+    /// How many ops a bulk write applies next: `spread_chunk` when the ledger will spread
+    /// the chunk over several threads, [`BULK_CHUNK`] when it will apply it on one.
+    pub fn next_bulk_chunk(&self, spread_chunk: usize) -> usize {
         match self.node.ledger().spreads_next() {
-            true => PARALLEL_BULK_CHUNK,
+            true => spread_chunk,
             false => BULK_CHUNK,
         }
     }

@@ -1,6 +1,7 @@
 //! Bulk writes of a lone in-memory database, applied without events (see
 //! `node/unlogged.rs`): nothing it has would read them.
 
+use super::db::PARALLEL_COLUMN_CHUNK;
 use super::state::State;
 use crate::error::Result;
 use crate::interrupt;
@@ -25,7 +26,7 @@ impl State {
             if let Err(stopped) = interrupt::checkpoint() {
                 return Err(interrupt::after_writing(stopped, start));
             }
-            let chunk = self.next_bulk_chunk();
+            let chunk = self.next_bulk_chunk(PARALLEL_COLUMN_CHUNK);
             let end = columns.len().min(start + chunk);
             self.node
                 .write_unlogged_signals(now, &columns.rows(start, end))?;
