@@ -514,7 +514,7 @@ pub fn region_names(what: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<
 }
 
 #[cold]
-fn bad_timestamp(py: Python<'_>, what: &'static str, i: usize, s: f64, e: TidalError) -> PyErr {
+pub fn bad_timestamp(py: Python<'_>, what: &'static str, i: usize, s: f64, e: TidalError) -> PyErr {
     let reason = if s.is_finite() {
         format!("element {i}, {s} seconds: {e}")
     } else {

@@ -39,6 +39,8 @@ use crate::signal_names::SignalNames;
 use crate::signals;
 use crate::tables;
 
+mod in_place;
+
 #[doc = include_str!("../pydoc/Db.md")]
 #[pyclass(module = "tidaldb._native", name = "Db", frozen)]
 pub struct PyDb {
@@ -223,6 +225,9 @@ impl PyDb {
         weights: &Bound<'py, PyAny>,
         ts: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<usize> {
+        if let Some(written) = self.signals_in_place(py, name, items, weights, ts)? {
+            return Ok(written);
+        }
         // Copies, taken while attached: the arrays may change once the interpreter is released.
         let items = id_column(py, "items", items)?;
         let weights = f64_column(py, "weights", weights)?;

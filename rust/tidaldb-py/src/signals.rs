@@ -30,6 +30,21 @@ pub fn detached<T: Send>(
     work: impl FnOnce() -> Result<T, TidalError> + Send,
 ) -> PyResult<Result<T, TidalError>> {
     let out = py.detach(|| interrupt::scope(run_signal_handlers, work));
+    outcome(py, out)
+}
+
+/// [`detached`] for work that stays attached (it reads the interpreter's memory): the
+/// signal handlers run at the same safe points.
+pub fn attached<T>(
+    py: Python<'_>,
+    work: impl FnOnce() -> Result<T, TidalError>,
+) -> PyResult<Result<T, TidalError>> {
+    let out = interrupt::scope(run_signal_handlers, work);
+    outcome(py, out)
+}
+
+/// The call's outcome once its scope ended: a handler's exception, if one raised.
+fn outcome<T>(py: Python<'_>, out: Result<T, TidalError>) -> PyResult<Result<T, TidalError>> {
     match RAISED.with(|r| r.borrow_mut().take()) {
         // Even if the core swallowed the interruption and finished, the exception stands:
         // Python would have raised it at the next bytecode anyway.

@@ -25,7 +25,7 @@ pub use admission::ClientOp;
 pub use hard_state::HardState;
 pub use lag::{LagReading, ReplicationLagGauge, events_behind};
 pub use log::{DEFAULT_MAX_RETAINED, DEFAULT_MAX_RETAINED_OWN, RetainedLog};
-pub use unlogged::SignalColumns;
+pub use unlogged::{SignalColumns, Times};
 
 /// How far ahead of a node's clock a write's timestamp may be, unless configured: an
 /// event far ahead would make its entity's score grow without bound when read before it.

@@ -23,7 +23,49 @@ pub struct SignalColumns<'a> {
     pub signal: SignalIdx,
     pub entities: &'a [EntityId],
     pub weights: &'a [f64],
-    pub ts: Option<&'a [Timestamp]>,
+    pub ts: Option<Times<'a>>,
+}
+
+/// The times of a bulk write: timestamps, or Unix seconds as a caller holds them (a numpy
+/// array read in place), converted row by row as [`Timestamp::from_secs_f64`] would,
+/// once the whole column is checked.
+#[derive(Clone, Copy, Debug)]
+pub enum Times<'a> {
+    Stamps(&'a [Timestamp]),
+    Seconds(&'a [f64]),
+}
+
+impl<'a> Times<'a> {
+    fn len(&self) -> usize {
+        match self {
+            Times::Stamps(t) => t.len(),
+            Times::Seconds(s) => s.len(),
+        }
+    }
+
+    fn rows(&self, start: usize, end: usize) -> Times<'a> {
+        match self {
+            Times::Stamps(t) => Times::Stamps(&t[start..end]),
+            Times::Seconds(s) => Times::Seconds(&s[start..end]),
+        }
+    }
+
+    /// The latest time; an error if a time in seconds is out of range.
+    fn latest(&self) -> Result<Option<Timestamp>> {
+        match self {
+            Times::Stamps(t) => Ok(t.iter().max().copied()),
+            Times::Seconds(s) => Timestamp::latest_of_secs_f64(s).map_err(|(_, e)| e),
+        }
+    }
+
+    /// Row `i` in nanoseconds; for seconds, only once [`Self::latest`] accepted them.
+    #[inline]
+    fn nanos(&self, i: usize) -> i64 {
+        match self {
+            Times::Stamps(t) => t[i].as_nanos(),
+            Times::Seconds(s) => Timestamp::from_checked_secs_f64(s[i]).as_nanos(),
+        }
+    }
 }
 
 impl SignalColumns<'_> {
@@ -41,7 +83,7 @@ impl SignalColumns<'_> {
             signal: self.signal,
             entities: &self.entities[start..end],
             weights: &self.weights[start..end],
-            ts: self.ts.map(|t| &t[start..end]),
+            ts: self.ts.map(|t| t.rows(start, end)),
         }
     }
 }
@@ -64,8 +106,8 @@ impl Node {
         if let Some(ts) = columns.ts {
             debug_assert_eq!(ts.len(), columns.len(), "one time per entity");
             // The latest time decides: every other is no further ahead.
-            if let Some(latest) = ts.iter().max() {
-                check_not_future(self.cfg.max_future_skew, now, *latest)?;
+            if let Some(latest) = ts.latest()? {
+                check_not_future(self.cfg.max_future_skew, now, latest)?;
             }
         }
         Ok(())
@@ -128,7 +170,7 @@ impl RunEvents for ColumnRun<'_> {
 
     #[inline]
     fn item(&self, i: usize) -> RunItem {
-        let ts = self.columns.ts.map_or(self.now, |t| t[i].as_nanos());
+        let ts = self.columns.ts.map_or(self.now, |t| t.nanos(i));
         (
             self.columns.entities[i],
             self.columns.weights[i],

@@ -17,7 +17,7 @@ use crate::error::{Result, TidalError};
 use crate::event::{ClientTag, EventId};
 use crate::interrupt;
 use crate::node::{
-    ClientOp, Input, Node, Outputs, RequestId, SignalColumns, WriteAck, WriteConcern,
+    ClientOp, Input, Node, Outputs, RequestId, SignalColumns, Times, WriteAck, WriteConcern,
 };
 use crate::query::{self, Results, Retrieve};
 use crate::schema::{EntityId, NodeId, Schema, SignalIdx, Timestamp};
@@ -132,6 +132,13 @@ impl TidalDb {
         Ok(TidalDb { shared })
     }
 
+    /// Whether writes reach nothing but this process's memory: no log, no peer, no control
+    /// plane and no quota. No thread of the database's own then takes its lock, so a
+    /// caller that holds a lock of its own around a write waits for no one else.
+    pub fn writes_stay_in_memory(&self) -> Result<bool> {
+        Ok(self.lock_staged()?.writes_stay_in_memory())
+    }
+
     pub fn schema(&self) -> &Arc<Schema> {
         &self.shared.schema
     }
@@ -238,7 +245,7 @@ impl TidalDb {
                 signal,
                 entities,
                 weights,
-                ts,
+                ts: ts.map(Times::Stamps),
             };
             st.write_unlogged(&columns)?;
             return Ok(entities.len());
@@ -251,6 +258,42 @@ impl TidalDb {
         };
         Self::write_streamed(st, entities.len(), op)?;
         Ok(entities.len())
+    }
+
+    /// [`Self::signal_batch`] with the times in Unix seconds, as Python and numpy hold
+    /// them: an in-memory database reads them as they are, with no column of timestamps
+    /// built first. A time out of range refuses the whole write with
+    /// [`TidalError::TimestampOutOfRange`].
+    pub fn signal_batch_secs(
+        &self,
+        name: &str,
+        entities: &[EntityId],
+        weights: &[f64],
+        ts_secs: Option<&[f64]>,
+    ) -> Result<usize> {
+        let signal = self.resolve(name)?;
+        check_batch_lengths(entities.len(), weights.len(), ts_secs.map(<[f64]>::len))?;
+        let mut st = self.lock()?;
+        if st.writes_stay_in_memory() {
+            let columns = SignalColumns {
+                signal,
+                entities,
+                weights,
+                ts: ts_secs.map(Times::Seconds),
+            };
+            st.write_unlogged(&columns)?;
+            return Ok(entities.len());
+        }
+        drop(st);
+        let ts = match ts_secs {
+            Some(secs) => {
+                let mut ts = vec![Timestamp::EPOCH; secs.len()];
+                Timestamp::fill_from_secs_f64(&mut ts, secs).map_err(|(_, e)| e)?;
+                Some(ts)
+            }
+            None => None,
+        };
+        self.signal_batch(name, entities, weights, ts.as_deref())
     }
 
     /// Writes `n` ops, `op(i)` each, whole or not at all, in bounded memory: every op is

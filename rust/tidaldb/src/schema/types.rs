@@ -174,6 +174,42 @@ impl Timestamp {
         )))
     }
 
+    /// What [`Self::fill_from_secs_f64`] checks, storing nothing: the latest of the times
+    /// (`None` for no times), or the first element out of range, with its error.
+    pub fn latest_of_secs_f64(secs: &[f64]) -> Result<Option<Timestamp>, (usize, TidalError)> {
+        let max = Self::MAX_NANOS as f64;
+        let (in_range, latest) = secs
+            .iter()
+            .fold((true, f64::NEG_INFINITY), |(ok, latest), &s| {
+                let ns = s * 1e9;
+                (ok & (ns >= 0.0) & (ns <= max), latest.max(ns))
+            });
+        if in_range {
+            // Rounding is monotonic, so the latest rounded time is the latest time rounded.
+            return Ok((!secs.is_empty()).then(|| Timestamp(round_non_negative(latest))));
+        }
+        let bad = secs
+            .iter()
+            .enumerate()
+            .find_map(|(i, &s)| Self::from_secs_f64(s).err().map(|e| (i, e)));
+        debug_assert!(bad.is_some(), "some element is out of range");
+        Err(bad.unwrap_or((
+            0,
+            TidalError::TimestampOutOfRange {
+                ns: i128::MAX,
+                max: Self::MAX_NANOS,
+            },
+        )))
+    }
+
+    /// [`Self::from_secs_f64`] of a time already checked in range (by
+    /// [`Self::latest_of_secs_f64`]); meaningless otherwise.
+    #[inline]
+    pub(crate) fn from_checked_secs_f64(secs: f64) -> Timestamp {
+        debug_assert!(Self::from_secs_f64(secs).is_ok(), "{secs} was checked");
+        Timestamp(round_non_negative(secs * 1e9))
+    }
+
     /// The wall clock. Only drivers call this; the sans-IO node is handed the time.
     pub fn now() -> Self {
         let ns = SystemTime::now()
@@ -249,6 +285,25 @@ mod tests {
         );
         for x in xs {
             assert_eq!(round_non_negative(x), x.round() as i64, "{x:e}");
+        }
+    }
+
+    #[test]
+    fn the_latest_of_a_column_is_the_latest_converted_and_a_bad_one_is_named() {
+        let secs = [1.7e9, 0.0, 1.7e9 + 0.4999999, 1.5e-9];
+        let latest = secs
+            .iter()
+            .map(|&s| Timestamp::from_secs_f64(s).unwrap())
+            .max();
+        assert_eq!(Timestamp::latest_of_secs_f64(&secs).unwrap(), latest);
+        assert_eq!(Timestamp::latest_of_secs_f64(&[]).unwrap(), None);
+        for bad in [f64::NAN, -1.0, f64::INFINITY, 5e9] {
+            let (at, err) = Timestamp::latest_of_secs_f64(&[1.0, bad, 2.0]).unwrap_err();
+            assert_eq!(at, 1, "{bad}");
+            assert!(
+                matches!(err, TidalError::TimestampOutOfRange { .. }),
+                "{bad}"
+            );
         }
     }
 
