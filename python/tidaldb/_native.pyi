@@ -350,7 +350,12 @@ class Db:
         """Records ``weights[i]`` on ``items[i]`` at ``ts[i]`` (now when None), all or none.
 
         The columns may be numpy arrays, pandas or polars Series, pyarrow arrays or
-        sequences. The GIL is released once they are copied. Ctrl-C raises
+        sequences. They are read as they are at the call: the GIL is released once they
+        are copied. A call of 65,536 events or more to an in-memory ``Db`` from a
+        program's only Python thread copies nothing instead: it reads contiguous
+        uint64/float64 arrays in place and keeps the GIL, which no other thread is
+        waiting for (a signal handler that changes the arrays during the call changes
+        the rows not yet written). Ctrl-C raises
         ``KeyboardInterrupt`` within about 50 ms: stopped while the batch is checked,
         nothing is written; stopped while it is applied, the chunks applied stay
         (committed) and the exception's ``written`` says how many events, the first ones.
