@@ -278,11 +278,15 @@ mod tests {
                 f64::from_bits(k.to_bits() + 1),
             ]);
         }
-        let mut rng = crate::sim::SimRng::new(7);
-        xs.extend(
-            (0..100_000)
-                .map(|_| (rng.next_u64() >> 2) as f64 / (1 + rng.next_u64() % 1_000_000) as f64),
-        );
+        // SplitMix64: spread values, from tiny fractions to the 2^62 end of the range.
+        let mut state = 7u64;
+        let mut next = || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let z = (state ^ (state >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        xs.extend((0..100_000).map(|_| (next() >> 2) as f64 / (1 + next() % 1_000_000) as f64));
         for x in xs {
             assert_eq!(round_non_negative(x), x.round() as i64, "{x:e}");
         }
