@@ -122,6 +122,13 @@ impl CrdtSignalState {
     /// Adds `origin`'s event number `seq`, of weight `w` at time `t`.
     #[inline]
     pub fn add(&mut self, origin: NodeId, seq: u64, w: f64, t: i64, h: HalfLife) {
+        if let Partials::Many(none) = &self.partials
+            && none.is_empty()
+        {
+            // An entity's first event: its partial inline at once, with no vector built
+            // and dropped on the way (a bulk load creates an entity every few events).
+            self.partials = Partials::One(Self::fresh(origin, t));
+        }
         let p = match &mut self.partials {
             Partials::One(p) if p.origin == origin => p,
             _ => self.partial_for(origin, t),
