@@ -178,12 +178,29 @@ impl Timestamp {
     /// (`None` for no times), or the first element out of range, with its error.
     pub fn latest_of_secs_f64(secs: &[f64]) -> Result<Option<Timestamp>, (usize, TidalError)> {
         let max = Self::MAX_NANOS as f64;
-        let (in_range, latest) = secs
+        // Eight independent lanes, and a comparison instead of `f64::max` (whose NaN rule
+        // costs a blend per element): the compiler keeps this in vector registers. A NaN
+        // never wins a comparison, and it fails the range check anyway.
+        let mut in_range = [true; 8];
+        let mut latest = [f64::NEG_INFINITY; 8];
+        let lanes = secs.chunks_exact(8);
+        let tail = lanes.remainder();
+        for lane in lanes {
+            for k in 0..8 {
+                let ns = lane[k] * 1e9;
+                in_range[k] &= (ns >= 0.0) & (ns <= max);
+                latest[k] = if ns > latest[k] { ns } else { latest[k] };
+            }
+        }
+        for (k, &s) in tail.iter().enumerate() {
+            let ns = s * 1e9;
+            in_range[k] &= (ns >= 0.0) & (ns <= max);
+            latest[k] = if ns > latest[k] { ns } else { latest[k] };
+        }
+        let in_range = in_range.iter().all(|&ok| ok);
+        let latest = latest
             .iter()
-            .fold((true, f64::NEG_INFINITY), |(ok, latest), &s| {
-                let ns = s * 1e9;
-                (ok & (ns >= 0.0) & (ns <= max), latest.max(ns))
-            });
+            .fold(f64::NEG_INFINITY, |a, &b| if b > a { b } else { a });
         if in_range {
             // Rounding is monotonic, so the latest rounded time is the latest time rounded.
             return Ok((!secs.is_empty()).then(|| Timestamp(round_non_negative(latest))));
@@ -301,6 +318,27 @@ mod tests {
             .max();
         assert_eq!(Timestamp::latest_of_secs_f64(&secs).unwrap(), latest);
         assert_eq!(Timestamp::latest_of_secs_f64(&[]).unwrap(), None);
+        // Long enough for the vector lanes and a tail, the latest in either.
+        for (len, top) in [(1003, 17), (1003, 1001), (64, 63)] {
+            let mut column: Vec<f64> = (0..len)
+                .map(|i| 1.7e9 + ((i * 7919) % 1000) as f64 * 0.37)
+                .collect();
+            column[top] = 1.8e9 + 0.123_456_789;
+            let want = column
+                .iter()
+                .map(|&s| Timestamp::from_secs_f64(s).unwrap())
+                .max();
+            assert_eq!(
+                Timestamp::latest_of_secs_f64(&column).unwrap(),
+                want,
+                "{len} {top}"
+            );
+            column[top - 1] = f64::NAN;
+            assert_eq!(
+                Timestamp::latest_of_secs_f64(&column).unwrap_err().0,
+                top - 1
+            );
+        }
         for bad in [f64::NAN, -1.0, f64::INFINITY, 5e9] {
             let (at, err) = Timestamp::latest_of_secs_f64(&[1.0, bad, 2.0]).unwrap_err();
             assert_eq!(at, 1, "{bad}");
