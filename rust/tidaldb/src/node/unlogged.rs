@@ -36,11 +36,15 @@ pub enum Times<'a> {
 }
 
 impl<'a> Times<'a> {
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         match self {
             Times::Stamps(t) => t.len(),
             Times::Seconds(s) => s.len(),
         }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     fn rows(&self, start: usize, end: usize) -> Times<'a> {

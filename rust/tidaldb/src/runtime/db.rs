@@ -3,6 +3,7 @@
 //! durability policy and, when it has peers, replicates the default tenant through a
 //! [`Transport`](super::Transport). The per-tenant API is in `tenants.rs`.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -237,27 +238,7 @@ impl TidalDb {
         weights: &[f64],
         ts: Option<&[Timestamp]>,
     ) -> Result<usize> {
-        let signal = self.resolve(name)?;
-        check_batch_lengths(entities.len(), weights.len(), ts.map(<[Timestamp]>::len))?;
-        let mut st = self.lock()?;
-        if st.writes_stay_in_memory() {
-            let columns = SignalColumns {
-                signal,
-                entities,
-                weights,
-                ts: ts.map(Times::Stamps),
-            };
-            st.write_unlogged(&columns)?;
-            return Ok(entities.len());
-        }
-        let op = |i: usize| ClientOp::Signal {
-            signal,
-            entity: entities[i],
-            weight: weights[i],
-            ts: ts.map(|t| t[i]),
-        };
-        Self::write_streamed(st, entities.len(), op)?;
-        Ok(entities.len())
+        self.signal_columns(name, entities, weights, ts.map(Times::Stamps))
     }
 
     /// [`Self::signal_batch`] with the times in Unix seconds, as Python and numpy hold
@@ -271,29 +252,47 @@ impl TidalDb {
         weights: &[f64],
         ts_secs: Option<&[f64]>,
     ) -> Result<usize> {
+        self.signal_columns(name, entities, weights, ts_secs.map(Times::Seconds))
+    }
+
+    fn signal_columns(
+        &self,
+        name: &str,
+        entities: &[EntityId],
+        weights: &[f64],
+        ts: Option<Times<'_>>,
+    ) -> Result<usize> {
         let signal = self.resolve(name)?;
-        check_batch_lengths(entities.len(), weights.len(), ts_secs.map(<[f64]>::len))?;
+        check_batch_lengths(entities.len(), weights.len(), ts.map(|t| t.len()))?;
         let mut st = self.lock()?;
         if st.writes_stay_in_memory() {
             let columns = SignalColumns {
                 signal,
                 entities,
                 weights,
-                ts: ts_secs.map(Times::Seconds),
+                ts,
             };
             st.write_unlogged(&columns)?;
             return Ok(entities.len());
         }
-        drop(st);
-        let ts = match ts_secs {
-            Some(secs) => {
-                let mut ts = vec![Timestamp::EPOCH; secs.len()];
-                Timestamp::fill_from_secs_f64(&mut ts, secs).map_err(|(_, e)| e)?;
-                Some(ts)
-            }
+        // Each op is logged with its timestamp: times in seconds are converted first.
+        let stamps: Option<Cow<'_, [Timestamp]>> = match ts {
             None => None,
+            Some(Times::Stamps(t)) => Some(Cow::Borrowed(t)),
+            Some(Times::Seconds(secs)) => {
+                let mut t = vec![Timestamp::EPOCH; secs.len()];
+                Timestamp::fill_from_secs_f64(&mut t, secs).map_err(|(_, e)| e)?;
+                Some(Cow::Owned(t))
+            }
         };
-        self.signal_batch(name, entities, weights, ts.as_deref())
+        let op = |i: usize| ClientOp::Signal {
+            signal,
+            entity: entities[i],
+            weight: weights[i],
+            ts: stamps.as_ref().map(|t| t[i]),
+        };
+        Self::write_streamed(st, entities.len(), op)?;
+        Ok(entities.len())
     }
 
     /// Writes `n` ops, `op(i)` each, whole or not at all, in bounded memory: every op is

@@ -160,18 +160,7 @@ impl Timestamp {
             );
             return Ok(());
         }
-        let bad = secs
-            .iter()
-            .enumerate()
-            .find_map(|(i, &s)| Self::from_secs_f64(s).err().map(|e| (i, e)));
-        debug_assert!(bad.is_some(), "some element is out of range");
-        Err(bad.unwrap_or((
-            0,
-            TidalError::TimestampOutOfRange {
-                ns: i128::MAX,
-                max: Self::MAX_NANOS,
-            },
-        )))
+        Err(Self::first_out_of_range(secs))
     }
 
     /// What [`Self::fill_from_secs_f64`] checks, storing nothing: the latest of the times
@@ -205,18 +194,24 @@ impl Timestamp {
             // Rounding is monotonic, so the latest rounded time is the latest time rounded.
             return Ok((!secs.is_empty()).then(|| Timestamp(round_non_negative(latest))));
         }
+        Err(Self::first_out_of_range(secs))
+    }
+
+    /// The first element of a column that a range check refused, with its error.
+    #[cold]
+    fn first_out_of_range(secs: &[f64]) -> (usize, TidalError) {
         let bad = secs
             .iter()
             .enumerate()
             .find_map(|(i, &s)| Self::from_secs_f64(s).err().map(|e| (i, e)));
         debug_assert!(bad.is_some(), "some element is out of range");
-        Err(bad.unwrap_or((
+        bad.unwrap_or((
             0,
             TidalError::TimestampOutOfRange {
                 ns: i128::MAX,
                 max: Self::MAX_NANOS,
             },
-        )))
+        ))
     }
 
     /// [`Self::from_secs_f64`] of a time already checked in range (by
