@@ -26,7 +26,7 @@ pub use item_errors::ItemErrors;
 pub use parallel::PARALLEL_MIN_EVENTS;
 pub use parallel::RunItem;
 pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
-pub use slots::EntitySlots;
+pub use slots::{EntitySlots, Slot};
 pub use weight::{MAX_WEIGHT, validate_weight};
 pub use windows::{MICROS_PER_UNIT, WindowGap, WindowReading, WindowSet};
 
