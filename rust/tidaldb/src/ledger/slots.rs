@@ -13,8 +13,9 @@ use rustc_hash::FxBuildHasher;
 
 use crate::schema::EntityId;
 
-/// How many entities ahead [`EntitySlots::find_many`] prefetches the keys it compares.
-const KEYS_AHEAD: usize = 16;
+/// How many entities ahead [`EntitySlots::find_many`] prefetches the keys it compares: as
+/// far as `SignalLedger::READ_AHEAD`, and for the same reason.
+const KEYS_AHEAD: usize = 64;
 
 /// One entity's slot in a batch lookup's answer, or none: four bytes where an
 /// `Option<u32>` takes eight, which halves what a large batch writes and reads back.
