@@ -84,11 +84,13 @@ impl<'a> Hidden<'a> {
     }
 }
 
+/// The probe of [`Hidden::Registers`], out of line (see `hides`).
 #[inline(never)]
 fn registered(registers: &FxHashMap<EntityId, HideRegister>, item: EntityId) -> bool {
     registers.get(&item).is_some_and(HideRegister::is_hidden)
 }
 
+/// The probe of [`Hidden::Marked`]'s slotless items, out of line (see `hides`).
 #[inline(never)]
 fn slotless_hidden(slotless: &FxHashSet<EntityId>, item: EntityId) -> bool {
     slotless.contains(&item)
