@@ -229,13 +229,20 @@ impl CrdtSignalState {
         if h.0.is_nan() || h.0 <= 0.0 {
             return None;
         }
-        let mut bound = 0.0;
-        for p in self.partials() {
-            if t < p.acc.t_ref {
-                return None;
+        let bound = match &self.partials {
+            // The common shape without the loop: `0.0 + |sum|` is `|sum|`.
+            Partials::One(p) => (t >= p.acc.t_ref).then_some(p.acc.sum.abs())?,
+            Partials::Many(partials) => {
+                let mut bound = 0.0;
+                for p in partials {
+                    if t < p.acc.t_ref {
+                        return None;
+                    }
+                    bound += p.acc.sum.abs();
+                }
+                bound
             }
-            bound += p.acc.sum.abs();
-        }
+        };
         debug_assert!(
             self.read(t, h).abs() <= bound,
             "a read is at most the sum of its partials' magnitudes"

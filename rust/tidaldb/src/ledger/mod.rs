@@ -28,7 +28,7 @@ pub use pace::spread_every_batch;
 pub use parallel::PARALLEL_MIN_EVENTS;
 pub use parallel::{RunEvents, RunItem};
 pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
-pub use slots::EntitySlots;
+pub use slots::{EntitySlots, Slot};
 pub use weight::{MAX_WEIGHT, all_weights_valid, validate_weight};
 pub use windows::{MICROS_PER_UNIT, WindowGap, WindowReading, WindowSet};
 

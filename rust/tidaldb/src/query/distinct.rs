@@ -8,6 +8,7 @@
 use rustc_hash::FxHashSet;
 
 use super::slot_bits::SlotBits;
+use crate::ledger::Slot;
 use crate::schema::EntityId;
 
 pub(super) struct Distinct {
@@ -29,13 +30,19 @@ impl Distinct {
     }
 
     /// Whether `item`, which resolved to `slot`, is seen here for the first time.
-    #[inline]
-    pub fn first_time(&mut self, item: EntityId, slot: Option<u32>) -> bool {
-        match (&mut self.bits, slot) {
+    #[inline(always)]
+    pub fn first_time(&mut self, item: EntityId, slot: Slot) -> bool {
+        match (&mut self.bits, slot.get()) {
             (Some(bits), Some(s)) => bits.insert(s),
-            _ => self.others.insert(item),
+            _ => first_other(&mut self.others, item),
         }
     }
+}
+
+/// Out of line, so as not to crowd the pass over the candidates it is inlined into.
+#[inline(never)]
+fn first_other(others: &mut FxHashSet<EntityId>, item: EntityId) -> bool {
+    others.insert(item)
 }
 
 #[cfg(test)]
@@ -51,7 +58,7 @@ mod tests {
             let mut firsts = Vec::new();
             for round in 0..3 {
                 for i in 0..200u64 {
-                    let slot = (i < 100).then_some(i as u32);
+                    let slot = Slot::from((i < 100).then_some(i as u32));
                     if d.first_time(EntityId(i), slot) {
                         firsts.push((round, i));
                     }

@@ -9,7 +9,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::slot_bits::SlotBits;
 use crate::crdt::HideRegister;
-use crate::ledger::SignalLedger;
+use crate::ledger::{SignalLedger, Slot};
 use crate::schema::EntityId;
 
 /// The registers are marked by slot when there are at least this many candidates per
@@ -56,7 +56,7 @@ impl<'a> Hidden<'a> {
             .collect();
         let mut slotless = FxHashSet::default();
         for (item, slot) in items.iter().zip(ranking.slots_of(&items)) {
-            match slot {
+            match slot.get() {
                 Some(s) => {
                     slots.insert(s);
                 }
@@ -68,16 +68,30 @@ impl<'a> Hidden<'a> {
         Hidden::Marked { slots, slotless }
     }
 
-    /// Whether the user hid `item`, which resolved to `slot` in the ranking signal.
-    #[inline]
-    pub fn hides(&self, item: EntityId, slot: Option<u32>) -> bool {
+    /// Whether the user hid `item`, which resolved to `slot` in the ranking signal. Inlined
+    /// into the pass over the candidates, where a call per candidate shows; the hash probes
+    /// stay out of line so as not to crowd it.
+    #[inline(always)]
+    pub fn hides(&self, item: EntityId, slot: Slot) -> bool {
         match self {
             Hidden::Nothing => false,
-            Hidden::Registers(r) => r.get(&item).is_some_and(HideRegister::is_hidden),
-            Hidden::Marked { slots, slotless } => match slot {
+            Hidden::Registers(r) => registered(r, item),
+            Hidden::Marked { slots, slotless } => match slot.get() {
                 Some(s) => slots.contains(s),
-                None => slotless.contains(&item),
+                None => !slotless.is_empty() && slotless_hidden(slotless, item),
             },
         }
     }
+}
+
+/// The probe of [`Hidden::Registers`], out of line (see `hides`).
+#[inline(never)]
+fn registered(registers: &FxHashMap<EntityId, HideRegister>, item: EntityId) -> bool {
+    registers.get(&item).is_some_and(HideRegister::is_hidden)
+}
+
+/// The probe of [`Hidden::Marked`]'s slotless items, out of line (see `hides`).
+#[inline(never)]
+fn slotless_hidden(slotless: &FxHashSet<EntityId>, item: EntityId) -> bool {
+    slotless.contains(&item)
 }
