@@ -2,11 +2,14 @@
 memory each leaves behind (issue 15's streaming targets); and the large call applied on
 every core (the default ``ingest_threads``) against the same call on one thread.
 
-    .venv/bin/python bench/bench_bulk.py            # after `make ext`
+    .venv/bin/python bench/bench_bulk.py                  # after `make ext`
+    .venv/bin/python bench/bench_bulk.py --other-thread   # as from a program with threads
 
 Every measurement runs in a fresh subprocess (so resident memory starts from the same
 place), alternating the three paths, ``--rounds`` times each; the table gives the best and
-the median. The machine's load average is printed, since the VM is shared.
+the median. The machine's load average is printed, since the VM is shared. Alone in its
+process, a large call reads its arrays in place; with another Python thread alive
+(``--other-thread``) every call copies them first.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 CHILD = r"""
-import json, sys, time
+import json, sys, threading, time
 import numpy as np, tidaldb
 
 def rss_mib():
@@ -33,6 +36,10 @@ def rss_mib():
     return 0.0
 
 n, chunk, threads = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+if sys.argv[4] == "other":
+    # A second Python thread (idle): Db.signals then copies its arrays before releasing
+    # the interpreter, as in any program with threads; alone, a large call reads in place.
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
 db = tidaldb.Db(tidaldb.Schema().signal("view", half_life="1d"), ingest_threads=threads or None)
 rng = np.random.default_rng(1)
 items = rng.integers(0, 100_000, n).astype(np.uint64)
@@ -48,9 +55,10 @@ print(json.dumps({"rate": n / elapsed, "left_mib": rss_mib() - base}))
 """
 
 
-def run(n: int, chunk: int, threads: int = 0) -> dict[str, float]:
+def run(n: int, chunk: int, threads: int = 0, other_thread: bool = False) -> dict[str, float]:
     """``threads=0``: the default (every core)."""
-    args = [sys.executable, "-c", CHILD, str(n), str(chunk), str(threads)]
+    other = "other" if other_thread else "alone"
+    args = [sys.executable, "-c", CHILD, str(n), str(chunk), str(threads), other]
     out = subprocess.run(args, capture_output=True, text=True, check=True)
     result: dict[str, float] = json.loads(out.stdout)
     return result
@@ -59,6 +67,11 @@ def run(n: int, chunk: int, threads: int = 0) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--other-thread",
+        action="store_true",
+        help="start an idle second Python thread in each measured process (every call copies)",
+    )
     args = parser.parse_args()
     print(f"load average at the start: {os.getloadavg()}; {os.cpu_count()} cores")
     rows = []
@@ -67,9 +80,9 @@ def main() -> None:
         small: list[dict[str, float]] = []
         serial: list[dict[str, float]] = []
         for _ in range(args.rounds):
-            one.append(run(n, n))
-            small.append(run(n, 10_000))
-            serial.append(run(n, n, threads=1))
+            one.append(run(n, n, other_thread=args.other_thread))
+            small.append(run(n, 10_000, other_thread=args.other_thread))
+            serial.append(run(n, n, threads=1, other_thread=args.other_thread))
         best_one = max(r["rate"] for r in one)
         best_small = max(r["rate"] for r in small)
         med_one = statistics.median(r["rate"] for r in one)
