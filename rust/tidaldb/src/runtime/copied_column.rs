@@ -3,21 +3,19 @@
 //! the call releases the interpreter).
 //!
 //! A large copy is written into pages the process has never touched: the allocator maps a
-//! block of that size afresh for every call, and unmaps it when freed. At 4 KiB a page, the
-//! page faults cost more than the copy: a 24 MB column took 11.6 ms to fill against 3.0 ms
-//! with 2 MiB pages (`madvise(MADV_HUGEPAGE)`, which the kernel's default "madvise" mode
-//! of transparent huge pages honours). So a large column gets a mapping of its own, aligned
-//! to 2 MiB and advised to use huge pages; a small one a plain vector, which the allocator
-//! serves from memory it keeps. Either way the memory is returned when the column drops:
-//! nothing is kept from one call to the next.
+//! block of that size afresh for every call, and unmaps it when freed. One page fault per
+//! 4 KiB page cost more than the copy: filling a fresh 24 MB buffer took 11.6 ms. So a
+//! large column gets a mapping of its own, populated in one system call (`MAP_POPULATE`):
+//! 5.2 ms. Huge pages (`MADV_HUGEPAGE`) filled it in 3.0 ms, but now and then took 70-110
+//! ms to allocate, all of it while the interpreter is held (the copy must be complete
+//! before it is released), so they are not used. A small column is a plain vector, which
+//! the allocator serves from memory it keeps. Either way the memory is returned when the
+//! column drops: nothing is kept from one call to the next.
 
 use std::ops::{Deref, DerefMut};
 
 use bytemuck::Zeroable;
-use memmap2::MmapMut;
-
-/// The size of a transparent huge page on x86-64 and most arm64 kernels.
-const HUGE_PAGE: usize = 2 << 20;
+use memmap2::{MmapMut, MmapOptions};
 
 /// Columns of at least this many bytes get a mapping of their own: below it, the
 /// allocator's kept memory is already faulted in, and a mapping's system calls cost more.
@@ -30,12 +28,7 @@ pub struct CopiedColumn<T> {
 
 enum Storage<T> {
     Heap(Vec<T>),
-    Mapped {
-        map: MmapMut,
-        /// Where the values start in `map`: the first 2 MiB boundary.
-        offset: usize,
-        len: usize,
-    },
+    Mapped { map: MmapMut, len: usize },
 }
 
 impl<T: Zeroable + Copy> CopiedColumn<T> {
@@ -59,16 +52,15 @@ impl<T: Zeroable + Copy> CopiedColumn<T> {
         column
     }
 
-    /// An anonymous mapping with room to start at a 2 MiB boundary and to end a whole huge
-    /// page later; `None` if the system refuses it (the heap then serves).
+    /// An anonymous mapping of `bytes`, its pages populated; `None` if the system refuses
+    /// it (the heap then serves).
     fn mapped(len: usize, bytes: usize) -> Option<Storage<T>> {
-        let map = MmapMut::map_anon(bytes.checked_add(2 * HUGE_PAGE)?).ok()?;
-        let offset = (map.as_ptr() as usize).next_multiple_of(HUGE_PAGE) - map.as_ptr() as usize;
-        // Only a hint: without huge pages the column is as correct, only slower to fill.
-        #[cfg(target_os = "linux")]
-        let _ = map.advise(memmap2::Advice::HugePage);
-        debug_assert!(offset + bytes <= map.len() && offset.is_multiple_of(align_of::<T>()));
-        Some(Storage::Mapped { map, offset, len })
+        let map = MmapOptions::new().len(bytes).populate().map_anon().ok()?;
+        debug_assert!(
+            map.len() >= bytes && (map.as_ptr() as usize).is_multiple_of(align_of::<T>()),
+            "a mapping is page-aligned"
+        );
+        Some(Storage::Mapped { map, len })
     }
 }
 
@@ -78,12 +70,12 @@ impl<T: Zeroable + Copy> Deref for CopiedColumn<T> {
     fn deref(&self) -> &[T] {
         match &self.storage {
             Storage::Heap(v) => v,
-            // SAFETY: `mapped` checked that `len` values fit after `offset` and that the
-            // start is aligned for `T` (a 2 MiB boundary); an anonymous mapping starts
-            // zeroed, and all zeroes is a valid `T` (`Zeroable`); after that only values
-            // of `T` are written (through `deref_mut`). The mapping lives as long as `self`.
-            Storage::Mapped { map, offset, len } => unsafe {
-                std::slice::from_raw_parts(map.as_ptr().add(*offset).cast::<T>(), *len)
+            // SAFETY: `mapped` made room for `len` values, at a page boundary (aligned for
+            // any `T`); an anonymous mapping starts zeroed, and all zeroes is a valid `T`
+            // (`Zeroable`); after that only values of `T` are written (through
+            // `deref_mut`). The mapping lives as long as `self`.
+            Storage::Mapped { map, len } => unsafe {
+                std::slice::from_raw_parts(map.as_ptr().cast::<T>(), *len)
             },
         }
     }
@@ -94,8 +86,8 @@ impl<T: Zeroable + Copy> DerefMut for CopiedColumn<T> {
         match &mut self.storage {
             Storage::Heap(v) => v,
             // SAFETY: as in `deref`; `&mut self` makes this the only reference.
-            Storage::Mapped { map, offset, len } => unsafe {
-                std::slice::from_raw_parts_mut(map.as_mut_ptr().add(*offset).cast::<T>(), *len)
+            Storage::Mapped { map, len } => unsafe {
+                std::slice::from_raw_parts_mut(map.as_mut_ptr().cast::<T>(), *len)
             },
         }
     }
