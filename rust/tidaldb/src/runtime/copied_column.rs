@@ -93,12 +93,6 @@ impl<T: Zeroable + Copy> DerefMut for CopiedColumn<T> {
     }
 }
 
-impl<T: Zeroable + Copy + std::fmt::Debug> std::fmt::Debug for CopiedColumn<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
