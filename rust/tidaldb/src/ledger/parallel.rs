@@ -63,12 +63,12 @@ const PREFETCH_AHEAD: usize = 8;
 /// Marks a run item whose entity has no slot yet.
 const NO_SLOT: u32 = u32::MAX;
 
-/// The slot of every item's entity, looked up on up to `threads` threads over [`LANES`]
+/// The slot of every item's entity, looked up on up to `threads` threads over [`PIECES`]
 /// contiguous pieces of the run; [`NO_SLOT`] where the entity is new. Read-only: the caller creates the
 /// missing slots afterwards, in run order, so they are numbered as a serial apply would.
 pub fn find_slots<R: RunEvents + ?Sized>(slots: &EntitySlots, run: &R, threads: usize) -> Vec<u32> {
     let mut found = vec![NO_SLOT; run.len()];
-    let piece = run.len().div_ceil(LANES).max(1);
+    let piece = piece_len(run.len());
     let pieces: Vec<(usize, &mut [u32])> = found
         .chunks_mut(piece)
         .enumerate()
@@ -103,12 +103,34 @@ pub struct Run<'a, R: ?Sized> {
 /// keep a thread the OS preempts from holding back much of the batch.
 pub const LANES: usize = 16;
 
+/// Contiguous pieces the run is cut into for the work that goes by run position (slot
+/// lookups, sorting events into lanes); as for [`LANES`], more pieces than threads.
+const PIECES: usize = 16;
+
+fn piece_len(events: usize) -> usize {
+    events.div_ceil(PIECES).max(1)
+}
+
+/// An event sorted into its lane, its entity resolved to a slot, so that a lane reads its
+/// events from contiguous lists. Read in place from the run, each of the lanes would stride
+/// through all of the run's columns, loading nearly every cache line of them.
+#[derive(Clone, Copy)]
+struct Placed {
+    slot: u32,
+    weight: f64,
+    ts: i64,
+    seq: u64,
+}
+
+/// One piece of the run, its events sorted by lane, each lane's in run order.
+type SortedPiece = [Vec<Placed>; LANES];
+
 /// One lane's work: the blocks of the partitions it owns (block `k` of each list is
-/// partition `lane + k * LANES`) and the run positions of its events, in run order.
+/// partition `lane + k * LANES`).
 struct Lane<'a, S> {
+    lane: usize,
     states: Vec<&'a mut [S]>,
     window_sets: Vec<&'a mut [WindowSet]>,
-    events: &'a [u32],
 }
 
 #[inline]
@@ -124,67 +146,91 @@ fn place(slot: u32) -> (usize, usize) {
 }
 
 /// Applies `run` to the per-slot `states` and `window_sets` on up to `threads` threads,
-/// `add` updating one decay state with one event; see the module's comment for why the
-/// result equals a serial apply.
+/// `add(state, weight, ts, seq)` updating one decay state with one event; see the module's
+/// comment for why the result equals a serial apply.
 pub fn apply_partitioned<S: Send, R: RunEvents + ?Sized>(
     threads: usize,
     run: &Run<'_, R>,
     states: &mut [S],
     window_sets: &mut [WindowSet],
-    add: impl Fn(&mut S, &RunItem) + Sync,
+    add: impl Fn(&mut S, f64, i64, u64) + Sync,
 ) {
-    // The run's positions sorted by lane (a counting sort, so each lane keeps run order).
-    let mut starts = [0usize; LANES + 1];
-    for &slot in run.slots {
-        starts[lane_of(slot) + 1] += 1;
-    }
-    for l in 0..LANES {
-        starts[l + 1] += starts[l];
-    }
-    let mut order = vec![0u32; run.slots.len()];
-    let mut next = starts;
-    for (i, &slot) in run.slots.iter().enumerate() {
-        let lane = lane_of(slot);
-        order[next[lane]] = i as u32;
-        next[lane] += 1;
-    }
-    let mut lanes: Vec<Lane<'_, S>> = Vec::with_capacity(LANES);
-    let mut rest: &[u32] = &order;
-    for l in 0..LANES {
-        let (events, tail) = rest.split_at(starts[l + 1] - starts[l]);
-        rest = tail;
-        lanes.push(Lane {
+    let pieces = sort_into_lanes(threads, run);
+    let mut lanes: Vec<Lane<'_, S>> = (0..LANES)
+        .map(|lane| Lane {
+            lane,
             states: Vec::new(),
             window_sets: Vec::new(),
-            events,
-        });
-    }
+        })
+        .collect();
     for (p, block) in states.chunks_mut(PARTITION_SLOTS).enumerate() {
         lanes[p % LANES].states.push(block);
     }
     for (p, block) in window_sets.chunks_mut(PARTITION_SLOTS).enumerate() {
         lanes[p % LANES].window_sets.push(block);
     }
-    lanes.retain(|l| !l.events.is_empty());
-    run_shared(threads, lanes, |lane| lane.apply(run, &add));
+    lanes.retain(|l| pieces.iter().any(|p| !p[l.lane].is_empty()));
+    run_shared(threads, lanes, |lane| {
+        lane.apply(&pieces, run.windows, &add)
+    });
+}
+
+/// Every piece's events sorted into lanes, on up to `threads` threads. A lane then takes
+/// its list from each piece in turn, which is run order.
+fn sort_into_lanes<R: RunEvents + ?Sized>(threads: usize, run: &Run<'_, R>) -> Vec<SortedPiece> {
+    let piece = piece_len(run.slots.len());
+    let mut sorted: Vec<SortedPiece> = (0..run.slots.len().div_ceil(piece))
+        .map(|_| SortedPiece::default())
+        .collect();
+    let jobs: Vec<(usize, &mut SortedPiece)> = sorted
+        .iter_mut()
+        .enumerate()
+        .map(|(k, out)| (k * piece, out))
+        .collect();
+    run_shared(threads, jobs, |(start, out)| {
+        let slots = &run.slots[start..run.slots.len().min(start + piece)];
+        let mut counts = [0usize; LANES];
+        for &slot in slots {
+            counts[lane_of(slot)] += 1;
+        }
+        for (list, n) in out.iter_mut().zip(counts) {
+            list.reserve_exact(n);
+        }
+        for (i, &slot) in (start..).zip(slots) {
+            let (_, weight, ts, seq) = run.items.item(i);
+            out[lane_of(slot)].push(Placed {
+                slot,
+                weight,
+                ts,
+                seq,
+            });
+        }
+    });
+    sorted
 }
 
 impl<S> Lane<'_, S> {
-    fn apply<R: RunEvents + ?Sized>(mut self, run: &Run<'_, R>, add: &impl Fn(&mut S, &RunItem)) {
-        for (k, &i) in self.events.iter().enumerate() {
-            if let Some(&ahead) = self.events.get(k + PREFETCH_AHEAD) {
-                let (block, at) = place(run.slots[ahead as usize]);
-                self.prefetch(block, at);
-            }
-            let item = &run.items.item(i as usize);
-            let (block, at) = place(run.slots[i as usize]);
-            let state = self.states.get_mut(block).and_then(|b| b.get_mut(at));
-            debug_assert!(state.is_some(), "every resolved slot has a state");
-            if let Some(state) = state {
-                add(state, item);
-            }
-            if let Some(w) = self.window_sets.get_mut(block).and_then(|b| b.get_mut(at)) {
-                w.add(run.windows, item.2, to_micros(item.1));
+    fn apply(
+        mut self,
+        pieces: &[SortedPiece],
+        windows: &[Window],
+        add: &impl Fn(&mut S, f64, i64, u64),
+    ) {
+        for events in pieces.iter().map(|p| &p[self.lane]) {
+            for (k, e) in events.iter().enumerate() {
+                if let Some(ahead) = events.get(k + PREFETCH_AHEAD) {
+                    let (block, at) = place(ahead.slot);
+                    self.prefetch(block, at);
+                }
+                let (block, at) = place(e.slot);
+                let state = self.states.get_mut(block).and_then(|b| b.get_mut(at));
+                debug_assert!(state.is_some(), "every resolved slot has a state");
+                if let Some(state) = state {
+                    add(state, e.weight, e.ts, e.seq);
+                }
+                if let Some(w) = self.window_sets.get_mut(block).and_then(|b| b.get_mut(at)) {
+                    w.add(windows, e.ts, to_micros(e.weight));
+                }
             }
         }
     }

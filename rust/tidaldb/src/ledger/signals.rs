@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::parallel::{self, PARALLEL_MIN_EVENTS, RunEvents};
-use super::slots::{EntitySlots, Slot, prefetch, prefetch_lines, push_grown_by_eighths};
+use super::slots::{EntitySlots, Slot, prefetch, prefetch_lines, resize_grown_by_eighths};
 use super::windows::{WindowGap, WindowReading, WindowSet, to_micros};
 use crate::crdt::{CrdtSignalState, HalfLife, LinearState};
 use crate::error::{Result, TidalError};
@@ -144,19 +144,26 @@ impl SignalLedger {
     fn slot_for_write(&mut self, entity: EntityId) -> usize {
         let (slot, created) = self.slots.find_or_insert(entity);
         if created {
-            match &mut self.states {
-                States::Exp { states, .. } => {
-                    push_grown_by_eighths(states, CrdtSignalState::default())
-                }
-                States::Linear { states, .. } => {
-                    push_grown_by_eighths(states, LinearState::default())
-                }
-            }
-            if !self.windows.is_empty() {
-                push_grown_by_eighths(&mut self.window_sets, WindowSet::default());
-            }
+            self.add_empty_states();
         }
         slot
+    }
+
+    /// Gives every slot created since the states were last lengthened its empty state:
+    /// a batch creates its slots first and the states for all of them at once.
+    fn add_empty_states(&mut self) {
+        let n = self.slots.len();
+        match &mut self.states {
+            States::Exp { states, .. } => {
+                resize_grown_by_eighths(states, n, CrdtSignalState::default())
+            }
+            States::Linear { states, .. } => {
+                resize_grown_by_eighths(states, n, LinearState::default())
+            }
+        }
+        if !self.windows.is_empty() {
+            resize_grown_by_eighths(&mut self.window_sets, n, WindowSet::default());
+        }
     }
 
     #[inline]
@@ -187,8 +194,9 @@ impl SignalLedger {
             return self.apply_run_partitioned(origin, run, threads);
         }
         let slots: Vec<usize> = (0..run.len())
-            .map(|i| self.slot_for_write(run.entity(i)))
+            .map(|i| self.slots.find_or_insert(run.entity(i)).0)
             .collect();
+        self.add_empty_states();
         for (i, &slot) in slots.iter().enumerate() {
             if let Some(&ahead) = slots.get(i + PREFETCH_AHEAD) {
                 self.prefetch_slot(ahead);
@@ -209,9 +217,10 @@ impl SignalLedger {
         let mut slots = parallel::find_slots(&self.slots, run, threads);
         for (i, slot) in slots.iter_mut().enumerate() {
             if parallel::is_missing(*slot) {
-                *slot = self.slot_for_write(run.entity(i)) as u32;
+                *slot = self.slots.find_or_insert(run.entity(i)).0 as u32;
             }
         }
+        self.add_empty_states();
         let shared = parallel::Run {
             items: run,
             slots: &slots,
@@ -221,15 +230,23 @@ impl SignalLedger {
         match &mut self.states {
             States::Exp { half_life, states } => {
                 let h = *half_life;
-                parallel::apply_partitioned(threads, &shared, states, window_sets, |s, r| {
-                    s.add(origin, r.3, r.1, r.2, h)
-                });
+                parallel::apply_partitioned(
+                    threads,
+                    &shared,
+                    states,
+                    window_sets,
+                    |s, weight, ts, seq| s.add(origin, seq, weight, ts, h),
+                );
             }
             States::Linear { lifetime, states } => {
                 let l = *lifetime;
-                parallel::apply_partitioned(threads, &shared, states, window_sets, |s, r| {
-                    s.add(r.1, r.2, l)
-                });
+                parallel::apply_partitioned(
+                    threads,
+                    &shared,
+                    states,
+                    window_sets,
+                    |s, weight, ts, _| s.add(weight, ts, l),
+                );
             }
         }
     }

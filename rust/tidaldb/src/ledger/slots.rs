@@ -9,6 +9,7 @@
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use rustc_hash::FxBuildHasher;
 
 use crate::schema::EntityId;
@@ -104,27 +105,23 @@ impl EntitySlots {
     }
 
     /// The slot of `e`, and whether it was just created (the caller then pushes its state).
+    /// One probe either way: a new entity takes the bucket its lookup ended at.
     #[inline]
     pub fn find_or_insert(&mut self, e: EntityId) -> (usize, bool) {
-        let h = hash(e);
-        let keys = &self.keys;
-        if let Some(&s) = self.table.find(h, |&s| keys[s as usize] == e) {
-            return (s as usize, false);
-        }
-        self.insert_new(h, e)
-    }
-
-    /// Gives `e`, which has no slot, the next one. Out of line: inlined, the growth of the
-    /// key vector and the table crowds the lookup that nearly every event takes.
-    #[cold]
-    #[inline(never)]
-    fn insert_new(&mut self, h: u64, e: EntityId) -> (usize, bool) {
         let slot = self.keys.len() as u32;
-        push_grown_by_eighths(&mut self.keys, e);
         let keys = &self.keys;
-        self.table
-            .insert_unique(h, slot, |&s| hash(keys[s as usize]));
-        (slot as usize, true)
+        match self.table.entry(
+            hash(e),
+            |&s| keys[s as usize] == e,
+            |&s| hash(keys[s as usize]),
+        ) {
+            Entry::Occupied(found) => (*found.get() as usize, false),
+            Entry::Vacant(free) => {
+                free.insert(slot);
+                push_grown_by_eighths(&mut self.keys, e);
+                (slot as usize, true)
+            }
+        }
     }
 
     pub fn keys(&self) -> &[EntityId] {
@@ -152,6 +149,15 @@ pub fn push_grown_by_eighths<T>(v: &mut Vec<T>, value: T) {
         v.reserve_exact((v.len() / 8).max(MIN_GROWTH));
     }
     v.push(value);
+}
+
+/// Lengthens one of a signal's per-entity vectors to `len` entries of `value`, growing
+/// its capacity as [`push_grown_by_eighths`] does, or to `len` exactly when that is more.
+pub fn resize_grown_by_eighths<T: Clone>(v: &mut Vec<T>, len: usize, value: T) {
+    if len > v.capacity() {
+        v.reserve_exact((len - v.len()).max(v.len() / 8).max(MIN_GROWTH));
+    }
+    v.resize(len, value);
 }
 
 /// Hints the CPU to fetch `value`'s cache line now; it is needed a few iterations later.
@@ -234,5 +240,12 @@ mod tests {
             assert!(v.capacity() <= v.len() + (v.len() / 8).max(MIN_GROWTH));
         }
         assert_eq!(v.iter().sum::<u64>(), 100_000 * 99_999 / 2);
+        v.shrink_to_fit();
+        let before = v.len();
+        resize_grown_by_eighths(&mut v, before + 3, 7);
+        assert_eq!(v.capacity(), before + (before / 8));
+        resize_grown_by_eighths(&mut v, 400_000, 7);
+        assert_eq!((v.len(), v.capacity()), (400_000, 400_000));
+        assert!(v[before..].iter().all(|&x| x == 7));
     }
 }
