@@ -11,7 +11,10 @@
 //!
 //! Nothing here depends on the rounding mode or on contraction: Rust always rounds to
 //! nearest and never fuses `a * b + c` into an FMA unless asked to (`f64::mul_add`).
-//! `tests/exp2_matches_libm.rs` compares the bits against `libm::exp2`.
+//! `tests/exp2_matches_libm.rs` compares the bits against `libm::exp2`, so a libm release
+//! that changed its table or polynomial would fail it rather than split replicas of mixed
+//! versions silently. (On 32-bit x86 without SSE libm computes `exp2` on the x87 unit,
+//! where every `f64` operation may round twice: no bit-exact target in any case.)
 
 /// Table entries per unit: `x` is reduced to `k + i/256 + z`.
 const TBLSIZE: u32 = 256;
@@ -36,11 +39,16 @@ const TINY: f64 = f64::from_bits(0x3c90_0000_0000_0000); // 2^-54
 /// where libm's `scalbn(r, k)` is the single product `r * 2^k`.
 const FAST_LIMIT: f64 = 1022.0;
 
+const SIGN: u64 = 1 << 63;
+
 /// `2^x`, bit for bit `libm::exp2(x)` for every `x` (the tests compare them).
 #[inline]
 pub fn exp2(x: f64) -> f64 {
-    // Written as `<` so that NaN fails it too.
-    let general = x.abs() < FAST_LIMIT;
+    // |x| < FAST_LIMIT compared as bits, which orders non-negative floats as their values
+    // and puts NaN above infinity: the same test without a floating-point instruction,
+    // since the polynomial keeps the floating-point units busy.
+    let general = x.to_bits() & !SIGN < FAST_LIMIT.to_bits();
+    debug_assert_eq!(general, x.abs() < FAST_LIMIT);
     if !general {
         return exp2_filtered(x);
     }
