@@ -2,13 +2,10 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+// `2^x` with the bits of the pure-Rust `libm::exp2`, so that every machine computes the
+// same decay factors; inlined for the finite arguments decay sees.
+use super::exp2;
 use crate::schema::{NodeId, Timestamp};
-
-/// `2^x` computed by the pure-Rust `libm`, so that every machine produces the same bits.
-#[inline]
-fn exp2(x: f64) -> f64 {
-    libm::exp2(x)
-}
 
 /// Half-life in nanoseconds as a float; `f64::INFINITY` for signals that never decay,
 /// which makes every decay factor exactly `2^-0 = 1`.

@@ -5,6 +5,7 @@
 mod bounded_counter;
 mod counter;
 mod decay;
+mod exp2;
 mod hard_negative;
 mod hlc;
 mod lww;
@@ -12,6 +13,7 @@ mod lww;
 pub use bounded_counter::BoundedCounter;
 pub use counter::PNCounter;
 pub use decay::{CrdtSignalState, ExpAccumulator, HalfLife, LinearState, Partial, Seq48};
+pub use exp2::exp2;
 pub use hard_negative::{HideRegister, HideStamp};
 pub use hlc::{HlcTimestamp, HybridClock};
 pub use lww::LWWRegister;
