@@ -175,3 +175,56 @@ fn a_refused_bulk_write_without_events_writes_nothing() {
     );
     assert_eq!(db.events_applied().unwrap(), 0);
 }
+
+/// A write large enough to be checked in pieces on several threads refuses exactly what
+/// one thread's check refuses, with the same error naming the same row, wherever the bad
+/// row falls, and writes nothing.
+#[test]
+fn a_large_write_checked_in_pieces_refuses_as_one_thread_does() {
+    let (spread, serial) = (in_memory(2), in_memory(1));
+    let n = 300_001;
+    let ids: Vec<EntityId> = (0..n as u64).map(EntityId).collect();
+    let secs = vec![T0 as f64 / 1e9; n];
+    let future = (Timestamp::now().as_nanos() + 3_600_000_000_000) as f64 / 1e9;
+    for bad_row in [0, n / 2 + 3, n - 1] {
+        let mut weights = vec![1.0; n];
+        weights[bad_row] = f64::NAN;
+        let mut bad_times = secs.clone();
+        bad_times[bad_row] = -1.0;
+        let mut late = secs.clone();
+        late[bad_row] = future;
+        let cases = [
+            (&weights, &secs),
+            (&vec![1.0; n], &bad_times),
+            (&vec![1.0; n], &late),
+        ];
+        for (case, (weights, times)) in cases.into_iter().enumerate() {
+            let refused = |db: &TidalDb| {
+                db.signal_batch_secs("view", &ids, weights, Some(times))
+                    .expect_err("a bad row refuses the write")
+            };
+            let (got, want) = (refused(&spread), refused(&serial));
+            assert_eq!(
+                std::mem::discriminant(&got),
+                std::mem::discriminant(&want),
+                "bad row {bad_row}: {got} against {want}"
+            );
+            // How far ahead a future time is depends on when each write read the clock.
+            if !matches!(got, TidalError::TimestampInFuture { .. }) {
+                assert_eq!(
+                    got.to_string(),
+                    want.to_string(),
+                    "case {case}, row {bad_row}"
+                );
+            }
+        }
+    }
+    assert_eq!(spread.events_applied().unwrap(), 0);
+    let weights = vec![1.0; n];
+    assert_eq!(
+        spread
+            .signal_batch_secs("view", &ids, &weights, Some(&secs))
+            .unwrap(),
+        n
+    );
+}

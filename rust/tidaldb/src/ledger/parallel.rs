@@ -31,6 +31,11 @@ pub trait RunEvents: Sync {
 
     /// Event `i`. Panics if `i` is out of range, as indexing does.
     fn item(&self, i: usize) -> RunItem;
+
+    /// The seq of event `i`, as in [`Self::item`].
+    fn seq(&self, i: usize) -> u64 {
+        self.item(i).3
+    }
 }
 
 impl RunEvents for [RunItem] {
@@ -114,12 +119,13 @@ fn piece_len(events: usize) -> usize {
 /// An event sorted into its lane, its entity resolved to a slot, so that a lane reads its
 /// events from contiguous lists. Read in place from the run, each of the lanes would stride
 /// through all of the run's columns, loading nearly every cache line of them.
+/// 24 bytes: the seq is read back from the run by position when the event is applied.
 #[derive(Clone, Copy)]
 struct Placed {
     slot: u32,
+    position: u32,
     weight: f64,
     ts: i64,
-    seq: u64,
 }
 
 /// One piece of the run, its events sorted by lane, each lane's in run order.
@@ -155,6 +161,10 @@ pub fn apply_partitioned<S: Send, R: RunEvents + ?Sized>(
     window_sets: &mut [WindowSet],
     add: impl Fn(&mut S, f64, i64, u64) + Sync,
 ) {
+    debug_assert!(
+        u32::try_from(run.slots.len()).is_ok(),
+        "positions fit in a Placed"
+    );
     let pieces = sort_into_lanes(threads, run);
     let mut lanes: Vec<Lane<'_, S>> = (0..LANES)
         .map(|lane| Lane {
@@ -170,9 +180,7 @@ pub fn apply_partitioned<S: Send, R: RunEvents + ?Sized>(
         lanes[p % LANES].window_sets.push(block);
     }
     lanes.retain(|l| pieces.iter().any(|p| !p[l.lane].is_empty()));
-    run_shared(threads, lanes, |lane| {
-        lane.apply(&pieces, run.windows, &add)
-    });
+    run_shared(threads, lanes, |lane| lane.apply(&pieces, run, &add));
 }
 
 /// Every piece's events sorted into lanes, on up to `threads` threads. A lane then takes
@@ -197,12 +205,12 @@ fn sort_into_lanes<R: RunEvents + ?Sized>(threads: usize, run: &Run<'_, R>) -> V
             list.reserve_exact(n);
         }
         for (i, &slot) in (start..).zip(slots) {
-            let (_, weight, ts, seq) = run.items.item(i);
+            let (_, weight, ts, _) = run.items.item(i);
             out[lane_of(slot)].push(Placed {
                 slot,
+                position: i as u32,
                 weight,
                 ts,
-                seq,
             });
         }
     });
@@ -210,10 +218,10 @@ fn sort_into_lanes<R: RunEvents + ?Sized>(threads: usize, run: &Run<'_, R>) -> V
 }
 
 impl<S> Lane<'_, S> {
-    fn apply(
+    fn apply<R: RunEvents + ?Sized>(
         mut self,
         pieces: &[SortedPiece],
-        windows: &[Window],
+        run: &Run<'_, R>,
         add: &impl Fn(&mut S, f64, i64, u64),
     ) {
         for events in pieces.iter().map(|p| &p[self.lane]) {
@@ -226,10 +234,10 @@ impl<S> Lane<'_, S> {
                 let state = self.states.get_mut(block).and_then(|b| b.get_mut(at));
                 debug_assert!(state.is_some(), "every resolved slot has a state");
                 if let Some(state) = state {
-                    add(state, e.weight, e.ts, e.seq);
+                    add(state, e.weight, e.ts, run.items.seq(e.position as usize));
                 }
                 if let Some(w) = self.window_sets.get_mut(block).and_then(|b| b.get_mut(at)) {
-                    w.add(windows, e.ts, to_micros(e.weight));
+                    w.add(run.windows, e.ts, to_micros(e.weight));
                 }
             }
         }

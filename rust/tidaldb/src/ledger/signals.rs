@@ -190,7 +190,8 @@ impl SignalLedger {
     /// A run of at least [`PARALLEL_MIN_EVENTS`] is spread over `threads` threads,
     /// partitioned by entity (see `parallel.rs`), with the same result.
     pub fn apply_run<R: RunEvents + ?Sized>(&mut self, origin: NodeId, run: &R, threads: usize) {
-        if threads > 1 && run.len() >= PARALLEL_MIN_EVENTS {
+        // A partitioned apply numbers events in `u32`; no chunk comes near that.
+        if threads > 1 && run.len() >= PARALLEL_MIN_EVENTS && u32::try_from(run.len()).is_ok() {
             return self.apply_run_partitioned(origin, run, threads);
         }
         let slots: Vec<usize> = (0..run.len())

@@ -12,9 +12,16 @@ use super::Node;
 use super::admission::check_not_future;
 use crate::error::{Result, TidalError};
 use crate::event::EventId;
-use crate::ledger::{RunEvents, RunItem, all_weights_valid, validate_weight};
+use crate::ledger::{RunEvents, RunItem, all_weights_valid, run_shared, validate_weight};
 use crate::node::WriteAck;
 use crate::schema::{EntityId, SignalIdx, Timestamp};
+
+/// Writes from this many rows on are checked on the ingest threads.
+const SPREAD_CHECK_MIN_ROWS: usize = 1 << 18;
+
+/// Pieces a spread check cuts the columns into: more than threads, so that a thread the
+/// OS preempts holds back little.
+const CHECK_PIECES: usize = 16;
 
 /// One bulk write of `signal`: an entity and a weight per event, and a time per event or
 /// none (then every event is dated at the write's `now`).
@@ -102,19 +109,53 @@ impl Node {
             columns.len(),
             "one weight per entity"
         );
-        if !all_weights_valid(columns.weights) {
-            for &w in columns.weights {
-                validate_weight(w)?;
+        debug_assert!(
+            columns.ts.is_none_or(|t| t.len() == columns.len()),
+            "one time per entity"
+        );
+        let latest = match self.scan_spread(columns) {
+            Some(latest) => latest,
+            None => {
+                // Some row is bad: find the first, for its error.
+                for &w in columns.weights {
+                    validate_weight(w)?;
+                }
+                columns.ts.map(|t| t.latest()).transpose()?.flatten()
             }
-        }
-        if let Some(ts) = columns.ts {
-            debug_assert_eq!(ts.len(), columns.len(), "one time per entity");
-            // The latest time decides: every other is no further ahead.
-            if let Some(latest) = ts.latest()? {
-                check_not_future(self.cfg.max_future_skew, now, latest)?;
-            }
+        };
+        // The latest time decides: every other is no further ahead.
+        if let Some(latest) = latest {
+            check_not_future(self.cfg.max_future_skew, now, latest)?;
         }
         Ok(())
+    }
+
+    /// The latest time of a write whose every weight and time is valid, `None` if any is
+    /// not; the columns are cut into pieces scanned on the ingest threads (a 1M-row check
+    /// reads 16 MB).
+    fn scan_spread(&self, columns: &SignalColumns<'_>) -> Option<Option<Timestamp>> {
+        let scan = |rows: &SignalColumns<'_>| {
+            all_weights_valid(rows.weights)
+                .then(|| rows.ts.map_or(Some(None), |t| t.latest().ok()))
+                .flatten()
+        };
+        if columns.len() < SPREAD_CHECK_MIN_ROWS || self.cfg.ingest_threads < 2 {
+            return scan(columns);
+        }
+        let piece = columns.len().div_ceil(CHECK_PIECES);
+        let mut found: Vec<Option<Option<Timestamp>>> = vec![None; CHECK_PIECES];
+        let jobs: Vec<(usize, &mut Option<Option<Timestamp>>)> = found
+            .iter_mut()
+            .enumerate()
+            .map(|(k, out)| (k * piece, out))
+            .collect();
+        run_shared(self.cfg.ingest_threads, jobs, |(start, out)| {
+            let end = columns.len().min(start + piece);
+            *out = scan(&columns.rows(start.min(end), end));
+        });
+        found
+            .into_iter()
+            .try_fold(None, |latest, piece| Some(latest.max(piece?)))
     }
 
     /// Applies rows that [`check_signal_columns`](Self::check_signal_columns) accepted,
@@ -181,5 +222,10 @@ impl RunEvents for ColumnRun<'_> {
             ts,
             self.first + i as u64,
         )
+    }
+
+    #[inline]
+    fn seq(&self, i: usize) -> u64 {
+        self.first + i as u64
     }
 }
