@@ -8,6 +8,8 @@
 //! loop applies them, and no state is shared between lanes, so the result is bit-identical
 //! to the serial apply for every `T`. The lanes are handed out to whichever thread is free.
 
+use std::mem::MaybeUninit;
+
 use super::slots::{EntitySlots, prefetch};
 use super::thread_pool::run_shared;
 use super::windows::{WindowSet, to_micros};
@@ -128,8 +130,25 @@ struct Placed {
     ts: i64,
 }
 
-/// One piece of the run, its events sorted by lane, each lane's in run order.
-type SortedPiece = [Vec<Placed>; LANES];
+/// A run's events sorted into lanes piece by piece: piece `k` holds the events at
+/// `k * piece..` in `events[k * piece..]`, lane `l`'s (in run order) at `starts[k][l]..
+/// starts[k][l + 1]` of it. A lane then takes its events from each piece in turn, which is
+/// run order.
+struct SortedRun {
+    piece: usize,
+    events: Vec<Placed>,
+    starts: Vec<[usize; LANES + 1]>,
+}
+
+impl SortedRun {
+    /// Lane `lane`'s events of each piece, in run order.
+    fn lane(&self, lane: usize) -> impl Iterator<Item = &[Placed]> {
+        self.starts.iter().enumerate().map(move |(k, starts)| {
+            let base = k * self.piece;
+            &self.events[base + starts[lane]..base + starts[lane + 1]]
+        })
+    }
+}
 
 /// One lane's work: the blocks of the partitions it owns (block `k` of each list is
 /// partition `lane + k * LANES`).
@@ -179,52 +198,79 @@ pub fn apply_partitioned<S: Send, R: RunEvents + ?Sized>(
     for (p, block) in window_sets.chunks_mut(PARTITION_SLOTS).enumerate() {
         lanes[p % LANES].window_sets.push(block);
     }
-    lanes.retain(|l| pieces.iter().any(|p| !p[l.lane].is_empty()));
+    lanes.retain(|l| pieces.lane(l.lane).any(|events| !events.is_empty()));
     run_shared(threads, lanes, |lane| lane.apply(&pieces, run, &add));
 }
 
-/// Every piece's events sorted into lanes, on up to `threads` threads. A lane then takes
-/// its list from each piece in turn, which is run order.
-fn sort_into_lanes<R: RunEvents + ?Sized>(threads: usize, run: &Run<'_, R>) -> Vec<SortedPiece> {
-    let piece = piece_len(run.slots.len());
-    let mut sorted: Vec<SortedPiece> = (0..run.slots.len().div_ceil(piece))
-        .map(|_| SortedPiece::default())
-        .collect();
-    let jobs: Vec<(usize, &mut SortedPiece)> = sorted
-        .iter_mut()
+/// Every piece's events sorted into lanes (a counting sort, so each lane keeps run
+/// order), on up to `threads` threads, into one buffer the caller allocates: memory a
+/// helper allocated would come from its own malloc arena, which keeps it after the write.
+fn sort_into_lanes<R: RunEvents + ?Sized>(threads: usize, run: &Run<'_, R>) -> SortedRun {
+    let n = run.slots.len();
+    let piece = piece_len(n);
+    let mut events: Vec<Placed> = Vec::with_capacity(n);
+    let mut starts = vec![[0usize; LANES + 1]; n.div_ceil(piece)];
+    let regions = events.spare_capacity_mut()[..n].chunks_mut(piece);
+    let jobs: Vec<_> = regions
+        .zip(starts.iter_mut())
         .enumerate()
-        .map(|(k, out)| (k * piece, out))
+        .map(|(k, (region, starts))| (k * piece, region, starts))
         .collect();
-    run_shared(threads, jobs, |(start, out)| {
-        let slots = &run.slots[start..run.slots.len().min(start + piece)];
-        let mut counts = [0usize; LANES];
-        for &slot in slots {
-            counts[lane_of(slot)] += 1;
-        }
-        for (list, n) in out.iter_mut().zip(counts) {
-            list.reserve_exact(n);
-        }
-        for (i, &slot) in (start..).zip(slots) {
-            let (_, weight, ts, _) = run.items.item(i);
-            out[lane_of(slot)].push(Placed {
-                slot,
-                position: i as u32,
-                weight,
-                ts,
-            });
-        }
+    run_shared(threads, jobs, |(first, region, starts)| {
+        sort_piece(run, first, region, starts)
     });
-    sorted
+    // SAFETY: `sort_piece` initialized every element of every region, and the regions
+    // tile `0..n` of the capacity.
+    unsafe { events.set_len(n) };
+    SortedRun {
+        piece,
+        events,
+        starts,
+    }
+}
+
+/// Sorts the events at `first..first + region.len()` into `region` by lane, writing each
+/// element of `region` exactly once: event `i` of lane `l` goes to `starts[l] + i`, and
+/// `starts` are the prefix sums of the lanes' counts, which add up to the region's length.
+fn sort_piece<R: RunEvents + ?Sized>(
+    run: &Run<'_, R>,
+    first: usize,
+    region: &mut [MaybeUninit<Placed>],
+    starts: &mut [usize; LANES + 1],
+) {
+    let slots = &run.slots[first..first + region.len()];
+    for &slot in slots {
+        starts[lane_of(slot) + 1] += 1;
+    }
+    for l in 0..LANES {
+        starts[l + 1] += starts[l];
+    }
+    let mut next = *starts;
+    for (i, &slot) in (first..).zip(slots) {
+        let (_, weight, ts, _) = run.items.item(i);
+        let lane = lane_of(slot);
+        region[next[lane]].write(Placed {
+            slot,
+            position: i as u32,
+            weight,
+            ts,
+        });
+        next[lane] += 1;
+    }
+    debug_assert!(
+        next[..LANES] == starts[1..] && starts[LANES] == region.len(),
+        "every element of the region written once"
+    );
 }
 
 impl<S> Lane<'_, S> {
     fn apply<R: RunEvents + ?Sized>(
         mut self,
-        pieces: &[SortedPiece],
+        pieces: &SortedRun,
         run: &Run<'_, R>,
         add: &impl Fn(&mut S, f64, i64, u64),
     ) {
-        for events in pieces.iter().map(|p| &p[self.lane]) {
+        for events in pieces.lane(self.lane) {
             for (k, e) in events.iter().enumerate() {
                 if let Some(ahead) = events.get(k + PREFETCH_AHEAD) {
                     let (block, at) = place(ahead.slot);

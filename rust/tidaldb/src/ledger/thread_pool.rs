@@ -20,12 +20,16 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
+use std::time::{Duration, Instant};
 
 /// Never more helpers than this, whatever a database's `ingest_threads` asks for.
 const MAX_HELPERS: usize = 63;
+
+/// How long a helper spins for the next job after one (see `Pool::spin_for_next_job`).
+const SPIN: Duration = Duration::from_micros(500);
 
 /// One batch's work, seen by a helper without its type: `run` takes items until none is
 /// left. Valid only while the job is on the board or a helper counted in `active` runs it
@@ -53,6 +57,9 @@ struct Board {
 struct Pool {
     pid: u32,
     board: Mutex<Board>,
+    /// Jobs posted so far, readable without the lock: what a helper watches while it
+    /// spins between jobs.
+    posted_jobs: AtomicU64,
     /// Helpers wait on it for a job.
     posted: Condvar,
     /// A caller waits on it for the helpers still running its job.
@@ -81,6 +88,7 @@ impl Pool {
                 started: 0,
                 panic: None,
             }),
+            posted_jobs: AtomicU64::new(0),
             posted: Condvar::new(),
             finished: Condvar::new(),
         }));
@@ -151,6 +159,23 @@ impl Pool {
             if board.active == 0 {
                 self.finished.notify_all();
             }
+            drop(board);
+            self.spin_for_next_job();
+            board = self.board();
+        }
+    }
+
+    /// Waits a little for the next job without sleeping. A bulk write posts a job or
+    /// more per chunk, a few hundred microseconds apart; a helper asleep on the condition
+    /// variable is often woken onto the poster's own CPU, where it runs only once the
+    /// poster has done the whole job alone. Spinning keeps it running on its own.
+    fn spin_for_next_job(&self) {
+        let seen = self.posted_jobs.load(Ordering::Acquire);
+        let started = Instant::now();
+        while self.posted_jobs.load(Ordering::Acquire) == seen && started.elapsed() < SPIN {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
         }
     }
 }
@@ -190,6 +215,7 @@ pub fn run_shared<W: Send>(threads: usize, items: Vec<W>, work: impl Fn(W) + Syn
         let job: *const (dyn Fn() + Sync) = unsafe { std::mem::transmute(erased) };
         board.job = Some((board.next_job, JobRef(job)));
         board.next_job += 1;
+        pool.posted_jobs.store(board.next_job, Ordering::Release);
         pool.posted.notify_all();
         true
     });
