@@ -15,7 +15,8 @@ its decay state. Figures, each system in every repetition on fresh state:
 - point reads, one call each: 10K of them (DuckDB: the first 1K, see `Duck`), per read;
 - top-50 of 10K candidates with 1K of them hidden for the user (the SQL systems get the
   candidates and the hidden set as tables, built outside the timing; tidaldb gets the
-  candidate array in every call);
+  candidate array in every call): the median of 21 calls, and the first of them alone
+  (right after the load, when little of the data is in the cache);
 - resident memory per 1M events: VmRSS after the load minus before it, each system in a
   fresh subprocess, with the C heap's free memory released before both readings;
 - streaming: batches of 1K new events, each followed by a top-50 query, as a live ranking
@@ -60,6 +61,9 @@ T0 = 1_700_000_000.0
 HALF_LIFE = 86_400.0
 USER = 7
 TOP = 50
+# Top-50 calls per repetition: the figure is their median, as a ranking service calling
+# again and again sees; the first of them, with data not yet in the cache, is its own row.
+TOP_CALLS = 21
 REL_TOL = 1e-9
 
 U64 = npt.NDArray[np.uint64]
@@ -340,13 +344,14 @@ def one_repetition(w: Workload, make: Callable[[], System], figures: Figures, an
         if not close(score, float(truth[item])):
             raise SystemExit(f"MISMATCH: {system.name} read {score!r} for item {item}, the formula gives {truth[item]!r}")
 
-    best: list[float] = []
+    calls: list[float] = []
     ranked: Ranked = []
-    for _ in range(5):
+    for _ in range(TOP_CALLS):
         start = time.perf_counter()
         ranked = system.top(w, now)
-        best.append(time.perf_counter() - start)
-    figures.add("top", statistics.median(best))
+        calls.append(time.perf_counter() - start)
+    figures.add("first top", calls[0])
+    figures.add("top", statistics.median(calls))
     check_ranked(system.name, ranked, oracle.top(now), truth, "the top-50")
     answers.setdefault("loaded", ranked)
     check_ranked(system.name, ranked, answers["loaded"], truth, "the top-50 (against the first system's)")
@@ -414,11 +419,12 @@ ROWS = [
     ("load", "bulk load, all events (s)"),
     ("load+index", "same + SQLite's item index (s)"),
     ("point", "point read, one call each (us)"),
+    ("first top", "first top-50 after the load (ms)"),
     ("top", "top-50 of 10K, 1K hidden (ms)"),
     ("stream", "1K-event batch + top-50 (ms)"),
     ("memory", "resident MiB per 1M events"),
 ]
-SCALE = {"point": 1e6, "top": 1e3, "stream": 1e3}
+SCALE = {"point": 1e6, "first top": 1e3, "top": 1e3, "stream": 1e3}
 
 
 def main() -> None:
