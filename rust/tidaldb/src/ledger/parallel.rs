@@ -219,8 +219,9 @@ fn sort_into_lanes<R: RunEvents + ?Sized>(threads: usize, run: &Run<'_, R>) -> S
     run_shared(threads, jobs, |(first, region, starts)| {
         sort_piece(run, first, region, starts)
     });
-    // SAFETY: `sort_piece` initialized every element of every region, and the regions
-    // tile `0..n` of the capacity.
+    // SAFETY: the regions tile `0..n` of the capacity, `run_shared` ran `sort_piece` on
+    // every one of them (a panic in any would have reached this thread instead), and
+    // `sort_piece` initializes every element of its region.
     unsafe { events.set_len(n) };
     SortedRun {
         piece,
@@ -230,8 +231,9 @@ fn sort_into_lanes<R: RunEvents + ?Sized>(threads: usize, run: &Run<'_, R>) -> S
 }
 
 /// Sorts the events at `first..first + region.len()` into `region` by lane, writing each
-/// element of `region` exactly once: event `i` of lane `l` goes to `starts[l] + i`, and
-/// `starts` are the prefix sums of the lanes' counts, which add up to the region's length.
+/// element of `region` exactly once: the `j`th event of lane `l` goes to `starts[l] + j`,
+/// and `starts` are the prefix sums of the lanes' counts, which add up to the region's
+/// length.
 fn sort_piece<R: RunEvents + ?Sized>(
     run: &Run<'_, R>,
     first: usize,
