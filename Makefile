@@ -120,7 +120,7 @@ test: rust-check
 	$(MAKE) --no-print-directory python-check
 
 bench: $(EXT_STAMP) $(BENCH_DEPS_STAMP)
-	$(CARGO) bench -p tidaldb --bench core --bench replication --bench tenancy --bench state_bytes
+	$(CARGO) bench -p tidaldb --bench core --bench replication --bench tenancy --bench state_bytes --bench exp2
 	$(PY) bench/bench_python.py
 	$(PY) bench/bench_bulk.py
 	$(PY) bench/bench_peers.py
