@@ -27,9 +27,9 @@ pub use item_errors::ItemErrors;
 pub use pace::spread_every_batch;
 pub use parallel::PARALLEL_MIN_EVENTS;
 pub use parallel::{RunEvents, RunItem};
+pub(crate) use parallel::{piece_len, run_pieces};
 pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
 pub use slots::{EntitySlots, Slot};
-pub(crate) use thread_pool::run_shared;
 pub use weight::{MAX_WEIGHT, all_weights_valid, validate_weight};
 pub use windows::{MICROS_PER_UNIT, WindowGap, WindowReading, WindowSet};
 

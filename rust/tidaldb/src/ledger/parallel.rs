@@ -9,6 +9,7 @@
 //! to the serial apply for every `T`. The lanes are handed out to whichever thread is free.
 
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 use super::slots::{EntitySlots, prefetch};
 use super::thread_pool::run_shared;
@@ -75,14 +76,9 @@ const NO_SLOT: u32 = u32::MAX;
 /// missing slots afterwards, in run order, so they are numbered as a serial apply would.
 pub fn find_slots<R: RunEvents + ?Sized>(slots: &EntitySlots, run: &R, threads: usize) -> Vec<u32> {
     let mut found = vec![NO_SLOT; run.len()];
-    let piece = piece_len(run.len());
-    let pieces: Vec<(usize, &mut [u32])> = found
-        .chunks_mut(piece)
-        .enumerate()
-        .map(|(k, out)| (k * piece, out))
-        .collect();
-    run_shared(threads, pieces, |(start, out)| {
-        for (i, slot) in (start..).zip(out.iter_mut()) {
+    let outs = found.chunks_mut(piece_len(run.len()));
+    run_pieces(threads, run.len(), outs, |rows, out| {
+        for (i, slot) in rows.zip(out.iter_mut()) {
             if let Some(s) = slots.find(run.entity(i)) {
                 *slot = s as u32;
             }
@@ -110,12 +106,33 @@ pub struct Run<'a, R: ?Sized> {
 /// keep a thread the OS preempts from holding back much of the batch.
 pub const LANES: usize = 16;
 
-/// Contiguous pieces the run is cut into for the work that goes by run position (slot
-/// lookups, sorting events into lanes); as for [`LANES`], more pieces than threads.
+/// Contiguous pieces the rows are cut into for the work that goes by position (checking
+/// columns, slot lookups, sorting events into lanes); as for [`LANES`], more pieces than
+/// threads, so that a thread the OS preempts holds back little.
 const PIECES: usize = 16;
 
-fn piece_len(events: usize) -> usize {
-    events.div_ceil(PIECES).max(1)
+/// The rows in each piece of `rows` (the last piece may have fewer).
+pub fn piece_len(rows: usize) -> usize {
+    rows.div_ceil(PIECES).max(1)
+}
+
+/// Runs `work(piece's rows, its output)` for each piece of `0..rows` on up to `threads`
+/// threads; `outs` gives one output per piece, in order (such as the pieces of an output
+/// vector, cut by [`piece_len`]).
+pub fn run_pieces<O: Send>(
+    threads: usize,
+    rows: usize,
+    outs: impl IntoIterator<Item = O>,
+    work: impl Fn(Range<usize>, O) + Sync,
+) {
+    let piece = piece_len(rows);
+    let jobs: Vec<(Range<usize>, O)> = outs
+        .into_iter()
+        .enumerate()
+        .map(|(k, out)| (k * piece..rows.min((k + 1) * piece), out))
+        .collect();
+    debug_assert_eq!(jobs.len(), rows.div_ceil(piece), "one output per piece");
+    run_shared(threads, jobs, |(rows, out)| work(rows, out));
 }
 
 /// An event sorted into its lane, its entity resolved to a slot, so that a lane reads its
@@ -211,14 +228,12 @@ fn sort_into_lanes<R: RunEvents + ?Sized>(threads: usize, run: &Run<'_, R>) -> S
     let mut events: Vec<Placed> = Vec::with_capacity(n);
     let mut starts = vec![[0usize; LANES + 1]; n.div_ceil(piece)];
     let regions = events.spare_capacity_mut()[..n].chunks_mut(piece);
-    let jobs: Vec<_> = regions
-        .zip(starts.iter_mut())
-        .enumerate()
-        .map(|(k, (region, starts))| (k * piece, region, starts))
-        .collect();
-    run_shared(threads, jobs, |(first, region, starts)| {
-        sort_piece(run, first, region, starts)
-    });
+    run_pieces(
+        threads,
+        n,
+        regions.zip(starts.iter_mut()),
+        |rows, (region, starts)| sort_piece(run, rows.start, region, starts),
+    );
     // SAFETY: the regions tile `0..n` of the capacity, `run_shared` ran `sort_piece` on
     // every one of them (a panic in any would have reached this thread instead), and
     // `sort_piece` initializes every element of its region.

@@ -104,8 +104,8 @@ impl EntitySlots {
         slots
     }
 
-    /// The slot of `e`, and whether it was just created (the caller then pushes its state).
-    /// One probe either way: a new entity takes the bucket its lookup ended at.
+    /// The slot of `e`, and whether it was just created (the caller then gives it its
+    /// state). One probe either way: a new entity takes the bucket its lookup ended at.
     #[inline]
     pub fn find_or_insert(&mut self, e: EntityId) -> (usize, bool) {
         let slot = self.keys.len() as u32;

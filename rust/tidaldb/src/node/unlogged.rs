@@ -12,16 +12,14 @@ use super::Node;
 use super::admission::check_not_future;
 use crate::error::{Result, TidalError};
 use crate::event::EventId;
-use crate::ledger::{RunEvents, RunItem, all_weights_valid, run_shared, validate_weight};
+use crate::ledger::{
+    RunEvents, RunItem, all_weights_valid, piece_len, run_pieces, validate_weight,
+};
 use crate::node::WriteAck;
 use crate::schema::{EntityId, SignalIdx, Timestamp};
 
 /// Writes from this many rows on are checked on the ingest threads.
 const SPREAD_CHECK_MIN_ROWS: usize = 1 << 18;
-
-/// Pieces a spread check cuts the columns into: more than threads, so that a thread the
-/// OS preempts holds back little.
-const CHECK_PIECES: usize = 16;
 
 /// One bulk write of `signal`: an entity and a weight per event, and a time per event or
 /// none (then every event is dated at the write's `now`).
@@ -142,17 +140,16 @@ impl Node {
         if columns.len() < SPREAD_CHECK_MIN_ROWS || self.cfg.ingest_threads < 2 {
             return scan(columns);
         }
-        let piece = columns.len().div_ceil(CHECK_PIECES);
-        let mut found: Vec<Option<Option<Timestamp>>> = vec![None; CHECK_PIECES];
-        let jobs: Vec<(usize, &mut Option<Option<Timestamp>>)> = found
-            .iter_mut()
-            .enumerate()
-            .map(|(k, out)| (k * piece, out))
-            .collect();
-        run_shared(self.cfg.ingest_threads, jobs, |(start, out)| {
-            let end = columns.len().min(start + piece);
-            *out = scan(&columns.rows(start.min(end), end));
-        });
+        let mut found: Vec<Option<Option<Timestamp>>> =
+            vec![None; columns.len().div_ceil(piece_len(columns.len()))];
+        run_pieces(
+            self.cfg.ingest_threads,
+            columns.len(),
+            found.iter_mut(),
+            |rows, out| {
+                *out = scan(&columns.rows(rows.start, rows.end));
+            },
+        );
         found
             .into_iter()
             .try_fold(None, |latest, piece| Some(latest.max(piece?)))
