@@ -79,3 +79,15 @@ def hosts_of(client: tidaldb.Client, tenant: int) -> list[int] | None:
         if group["tenant"] == tenant:
             return list(group["hosts"])
     return None
+
+
+def settled_commands(admin: tidaldb.Client) -> int:
+    """The control plane's command count once two readings half a second apart agree."""
+    seen: list[int] = []
+
+    def read() -> list[int]:
+        seen.append(admin.control()["commands"])
+        time.sleep(0.5)
+        return seen
+
+    return eventually(read, lambda s: len(s) >= 2 and s[-1] == s[-2])[-1]

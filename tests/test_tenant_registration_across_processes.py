@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import tidaldb
-from server_support import control_servers, eventually, hosts_of
+from server_support import control_servers, eventually, hosts_of, settled_commands
 from tidaldb.servers import LocalServers
 
 RESIDENT, CAPPED = 40, 41
@@ -23,18 +23,6 @@ RESIDENT, CAPPED = 40, 41
 def cluster() -> Iterator[LocalServers]:
     with control_servers() as s:
         yield s
-
-
-def settled_commands(admin: tidaldb.Client) -> int:
-    """The control plane's command count once two readings half a second apart agree."""
-    seen: list[int] = []
-
-    def read() -> list[int]:
-        seen.append(admin.control()["commands"])
-        time.sleep(0.5)
-        return seen
-
-    return eventually(read, lambda s: len(s) >= 2 and s[-1] == s[-2])[-1]
 
 
 def count(client: tidaldb.Client, item: int, tenant: int) -> int:
