@@ -27,7 +27,7 @@ pub use item_errors::ItemErrors;
 pub use pace::spread_every_batch;
 pub use parallel::PARALLEL_MIN_EVENTS;
 pub use parallel::{RunEvents, RunItem};
-pub(crate) use parallel::{piece_len, run_pieces};
+pub(crate) use parallel::{piece_count, run_pieces};
 pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
 pub use slots::{EntitySlots, Slot};
 pub use weight::{MAX_WEIGHT, all_weights_valid, validate_weight};

@@ -121,6 +121,11 @@ pub fn piece_len(rows: usize) -> usize {
     rows.div_ceil(PIECES).max(1)
 }
 
+/// How many pieces `rows` are cut into: one output each for [`run_pieces`].
+pub fn piece_count(rows: usize) -> usize {
+    rows.div_ceil(piece_len(rows))
+}
+
 /// Runs `work(piece's rows, its output)` for each piece of `0..rows` on up to `threads`
 /// threads; `outs` gives one output per piece, in order (such as the pieces of an output
 /// vector, cut by [`piece_len`]).
@@ -136,7 +141,7 @@ pub fn run_pieces<O: Send>(
         .enumerate()
         .map(|(k, out)| (k * piece..rows.min((k + 1) * piece), out))
         .collect();
-    debug_assert_eq!(jobs.len(), rows.div_ceil(piece), "one output per piece");
+    debug_assert_eq!(jobs.len(), piece_count(rows), "one output per piece");
     run_shared(threads, jobs, |(rows, out)| work(rows, out));
 }
 
@@ -231,7 +236,7 @@ fn sort_into_lanes<R: RunEvents + ?Sized>(threads: usize, run: &Run<'_, R>) -> S
     let n = run.slots.len();
     let piece = piece_len(n);
     let mut events: Vec<Placed> = Vec::with_capacity(n);
-    let mut starts = vec![[0usize; LANES + 1]; n.div_ceil(piece)];
+    let mut starts = vec![[0usize; LANES + 1]; piece_count(n)];
     let regions = events.spare_capacity_mut()[..n].chunks_mut(piece);
     run_pieces(
         threads,

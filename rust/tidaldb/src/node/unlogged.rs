@@ -13,7 +13,7 @@ use super::admission::check_not_future;
 use crate::error::{Result, TidalError};
 use crate::event::EventId;
 use crate::ledger::{
-    RunEvents, RunItem, all_weights_valid, piece_len, run_pieces, validate_weight,
+    RunEvents, RunItem, all_weights_valid, piece_count, run_pieces, validate_weight,
 };
 use crate::node::WriteAck;
 use crate::schema::{EntityId, SignalIdx, Timestamp};
@@ -140,8 +140,7 @@ impl Node {
         if columns.len() < SPREAD_CHECK_MIN_ROWS || self.cfg.ingest_threads < 2 {
             return scan(columns);
         }
-        let mut found: Vec<Option<Option<Timestamp>>> =
-            vec![None; columns.len().div_ceil(piece_len(columns.len()))];
+        let mut found: Vec<Option<Option<Timestamp>>> = vec![None; piece_count(columns.len())];
         run_pieces(
             self.cfg.ingest_threads,
             columns.len(),

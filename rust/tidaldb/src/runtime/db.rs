@@ -38,7 +38,8 @@ pub const PARALLEL_BULK_CHUNK: usize = crate::ledger::PARALLEL_MIN_EVENTS;
 /// (`runtime/unlogged.rs`). Each chunk hands work to the process's helper threads three
 /// times (slot lookups, sorting into lanes, the partitioned apply) and waits for them, so
 /// larger chunks wait less often: a 1M-event load took 19 ms in 256K-op chunks against
-/// 23 ms in 64K ones. A chunk's scratch is about 40 bytes an op (10 MiB), freed after it.
+/// 23 ms in 64K ones. A chunk's scratch is about 28 bytes an op (7 MiB: a slot and a sorted
+/// 24-byte event each), freed after it.
 /// On one thread chunks stay at [`BULK_CHUNK`]: 32K-op chunks applied about a quarter
 /// slower than 4K ones there.
 pub const PARALLEL_COLUMN_CHUNK: usize = 1 << 18;
