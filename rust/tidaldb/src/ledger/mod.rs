@@ -4,6 +4,7 @@
 //! duplicate and is dropped, a seq beyond the next one waits until the gap fills. That makes
 //! application exactly-once under retries, duplicates, reordering and restarts.
 
+mod beside;
 mod clients;
 mod digest;
 mod escrow;
@@ -19,6 +20,7 @@ mod weight;
 mod window_codec;
 mod windows;
 
+pub use beside::{Beside, run_alone};
 pub use clients::{ClientTable, DEFAULT_CLIENT_CAPACITY, IdempotencyStore};
 pub use escrow::Escrow;
 
@@ -26,8 +28,8 @@ pub use hidden::HiddenSet;
 pub use item_errors::ItemErrors;
 pub use pace::spread_every_batch;
 pub use parallel::PARALLEL_MIN_EVENTS;
+pub(crate) use parallel::piece_len;
 pub use parallel::{RunEvents, RunItem};
-pub(crate) use parallel::{piece_count, run_pieces};
 pub use signals::{SignalLedger, SignalParts, SignalPartsRef};
 pub use slots::{EntitySlots, Slot};
 pub use weight::{MAX_WEIGHT, all_weights_valid, validate_weight};
@@ -251,7 +253,8 @@ impl Ledger {
             }
         }
         let runs = runs.iter().map(Vec::as_slice).enumerate();
-        self.apply_runs(origin, runs, events.len());
+        // Only the work run beside an apply can refuse it, and none runs beside these.
+        self.apply_runs(origin, runs, events.len(), None)?;
         let last = start + events.len() as u64 - 1;
         if let Some(out) = applied.as_deref_mut() {
             out.extend_from_slice(events);
@@ -261,19 +264,27 @@ impl Ledger {
     }
 
     /// Applies `run`: the origin's next events, all signals of `signal` with no client tag
-    /// and no entity claim, checked by admission. A lone in-memory node's bulk write, which
-    /// builds no events at all; the same result as [`Ledger::apply_batch`] of the events
-    /// the run stands for.
+    /// and no entity claim, checked by admission, or by `beside` (see `beside.rs`), which
+    /// then runs first or beside the apply, and whose refusal leaves the ledger untouched.
+    /// A lone in-memory node's bulk write, which builds no events at all; the same result
+    /// as [`Ledger::apply_batch`] of the events the run stands for.
     pub fn apply_admitted_run<R: RunEvents + ?Sized>(
         &mut self,
         origin: NodeId,
         signal: SignalIdx,
         run: &R,
-    ) {
+        beside: Option<&dyn Beside>,
+    ) -> Result<()> {
         if run.is_empty() {
-            return;
+            return beside.map_or(Ok(()), run_alone);
         }
         let (.., last) = run.item(run.len() - 1);
+        self.apply_runs(
+            origin,
+            [(signal.0 as usize, run)].into_iter(),
+            run.len(),
+            beside,
+        )?;
         debug_assert!(
             self.schema.checked(signal).is_ok()
                 && (0..run.len())
@@ -285,38 +296,48 @@ impl Ledger {
             "an admitted run holds valid signals, the origin's next events in order"
         );
         self.escrow.record_unclaimed_run(origin, run.len() as u64);
-        self.apply_runs(origin, [(signal.0 as usize, run)].into_iter(), run.len());
         self.after_run(origin, last, None);
+        Ok(())
     }
 
     /// Applies each signal's run, on several threads when the batch is large and spreading
     /// has paid: batches of a bulk write's size are timed (per event), and one large enough
-    /// is spread only while that has been faster.
+    /// is spread only while that has been faster. `beside` goes with the first run; if it
+    /// refuses, nothing is applied.
     fn apply_runs<'a, R: RunEvents + ?Sized + 'a>(
         &mut self,
         origin: NodeId,
         runs: impl Iterator<Item = (usize, &'a R)>,
         events: usize,
-    ) {
+        mut beside: Option<&dyn Beside>,
+    ) -> Result<()> {
         let timed = self.apply_threads > 1 && events >= TIMED_MIN_EVENTS;
         let spread = timed && events >= PARALLEL_MIN_EVENTS && self.spreads_next();
         let threads = if spread { self.apply_threads } else { 1 };
+        if !spread && let Some(alone) = beside.take() {
+            // Before the clock starts: a serial apply's timing is of the apply alone.
+            run_alone(alone)?;
+        }
         let started = timed.then(Instant::now);
         for (i, run) in runs {
             if let Some(ledger) = self.signals.get_mut(i)
                 && !run.is_empty()
             {
                 let before = ledger.entity_count();
-                ledger.apply_run(origin, run, threads);
+                ledger.apply_run(origin, run, threads, beside.take())?;
                 if ledger.entity_count() > before {
                     self.count_new_entities(i, before);
                 }
             }
         }
+        if let Some(left) = beside {
+            run_alone(left)?;
+        }
         if let Some(started) = started {
             let took = started.elapsed();
             let _ = pace::with_process_pace(|p| p.record(spread, events, took));
         }
+        Ok(())
     }
 
     /// Moves the version vector past a run applied whole, ending at `last`, and applies the

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::beside::{Beside, create_missing_beside, run_alone};
 use super::parallel::{self, PARALLEL_MIN_EVENTS, RunEvents};
 use super::slots::{EntitySlots, Slot, prefetch, prefetch_lines, resize_grown_by_eighths};
 use super::windows::{WindowGap, WindowReading, WindowSet, to_micros};
@@ -188,11 +189,22 @@ impl SignalLedger {
     /// Applies a run of one origin's events in order. Same result as `apply` one by one,
     /// but it resolves every slot first, then prefetches the states a few events ahead.
     /// A run of at least [`PARALLEL_MIN_EVENTS`] is spread over `threads` threads,
-    /// partitioned by entity (see `parallel.rs`), with the same result.
-    pub fn apply_run<R: RunEvents + ?Sized>(&mut self, origin: NodeId, run: &R, threads: usize) {
+    /// partitioned by entity (see `parallel.rs`), with the same result. `beside` runs
+    /// before anything is written, beside the creation of slots when spread (see
+    /// `beside.rs`); if it refuses, nothing is.
+    pub fn apply_run<R: RunEvents + ?Sized>(
+        &mut self,
+        origin: NodeId,
+        run: &R,
+        threads: usize,
+        beside: Option<&dyn Beside>,
+    ) -> Result<()> {
         // A partitioned apply numbers events in `u32`; no chunk comes near that.
         if threads > 1 && run.len() >= PARALLEL_MIN_EVENTS && u32::try_from(run.len()).is_ok() {
-            return self.apply_run_partitioned(origin, run, threads);
+            return self.apply_run_partitioned(origin, run, threads, beside);
+        }
+        if let Some(beside) = beside {
+            run_alone(beside)?;
         }
         let slots: Vec<usize> = (0..run.len())
             .map(|i| self.slots.find_or_insert(run.entity(i)).0)
@@ -205,22 +217,21 @@ impl SignalLedger {
             let (_, weight, ts, seq) = run.item(i);
             self.apply_at(slot, EventId { origin, seq }, weight, ts);
         }
+        Ok(())
     }
 
     /// Looks the slots up on `threads` threads, creates the new ones here in run order (so
-    /// they are numbered as the serial path numbers them), then applies by partition.
+    /// they are numbered as the serial path numbers them) while the other threads run
+    /// `beside`, then, if it accepts, applies by partition.
     fn apply_run_partitioned<R: RunEvents + ?Sized>(
         &mut self,
         origin: NodeId,
         run: &R,
         threads: usize,
-    ) {
+        beside: Option<&dyn Beside>,
+    ) -> Result<()> {
         let mut slots = parallel::find_slots(&self.slots, run, threads);
-        for (i, slot) in slots.iter_mut().enumerate() {
-            if parallel::is_missing(*slot) {
-                *slot = self.slots.find_or_insert(run.entity(i)).0 as u32;
-            }
-        }
+        create_missing_beside(&mut self.slots, run, &mut slots, threads, beside)?;
         self.add_empty_states();
         let shared = parallel::Run {
             items: run,
@@ -250,6 +261,7 @@ impl SignalLedger {
                 );
             }
         }
+        Ok(())
     }
 
     #[inline]

@@ -8,12 +8,15 @@
 //! rights the events would have had; the ledger ends in the state the events would have
 //! left it in.
 
+use std::sync::OnceLock;
+use std::time::Duration;
+
 use super::Node;
 use super::admission::check_not_future;
 use crate::error::{Result, TidalError};
 use crate::event::EventId;
 use crate::ledger::{
-    RunEvents, RunItem, all_weights_valid, piece_count, run_pieces, validate_weight,
+    Beside, RunEvents, RunItem, all_weights_valid, piece_len, run_alone, validate_weight,
 };
 use crate::node::WriteAck;
 use crate::schema::{EntityId, SignalIdx, Timestamp};
@@ -102,56 +105,32 @@ impl Node {
     /// row refuses the whole write.
     pub fn check_signal_columns(&self, now: Timestamp, columns: &SignalColumns<'_>) -> Result<()> {
         self.ledger.schema().checked(columns.signal)?;
-        debug_assert_eq!(
-            columns.weights.len(),
-            columns.len(),
-            "one weight per entity"
-        );
-        debug_assert!(
-            columns.ts.is_none_or(|t| t.len() == columns.len()),
-            "one time per entity"
-        );
-        let latest = match self.scan_spread(columns) {
-            Some(latest) => latest,
-            None => {
-                // Some row is bad: find the first, for its error.
-                for &w in columns.weights {
-                    validate_weight(w)?;
-                }
-                columns.ts.map(|t| t.latest()).transpose()?.flatten()
-            }
-        };
-        // The latest time decides: every other is no further ahead.
-        if let Some(latest) = latest {
-            check_not_future(self.cfg.max_future_skew, now, latest)?;
-        }
-        Ok(())
+        run_alone(&RowsCheck::new(
+            now,
+            self.cfg.max_future_skew,
+            self.cfg.ingest_threads,
+            columns,
+        ))
     }
 
-    /// The latest time of a write whose every weight and time is valid, `None` if any is
-    /// not; the columns are cut into pieces scanned on the ingest threads (a 1M-row check
-    /// reads 16 MB).
-    fn scan_spread(&self, columns: &SignalColumns<'_>) -> Option<Option<Timestamp>> {
-        let scan = |rows: &SignalColumns<'_>| {
-            all_weights_valid(rows.weights)
-                .then(|| rows.ts.map_or(Some(None), |t| t.latest().ok()))
-                .flatten()
-        };
-        if columns.len() < SPREAD_CHECK_MIN_ROWS || self.cfg.ingest_threads < 2 {
-            return scan(columns);
-        }
-        let mut found: Vec<Option<Option<Timestamp>>> = vec![None; piece_count(columns.len())];
-        run_pieces(
+    /// Writes the first `rows` rows of `columns` as [`Self::write_unlogged_signals`] does,
+    /// but only if every row of `columns` passes [`Self::check_signal_columns`]: checked
+    /// while the rows' new entities get their slots (see `ledger/beside.rs`). A refused
+    /// write writes nothing.
+    pub fn write_unlogged_checking(
+        &mut self,
+        now: Timestamp,
+        columns: &SignalColumns<'_>,
+        rows: usize,
+    ) -> Result<WriteAck> {
+        self.ledger.schema().checked(columns.signal)?;
+        let check = RowsCheck::new(
+            now,
+            self.cfg.max_future_skew,
             self.cfg.ingest_threads,
-            columns.len(),
-            found.iter_mut(),
-            |rows, out| {
-                *out = scan(&columns.rows(rows.start, rows.end));
-            },
+            columns,
         );
-        found
-            .into_iter()
-            .try_fold(None, |latest, piece| Some(latest.max(piece?)))
+        self.write_unlogged(now, &columns.rows(0, rows), Some(&check))
     }
 
     /// Applies rows that [`check_signal_columns`](Self::check_signal_columns) accepted,
@@ -162,32 +141,137 @@ impl Node {
         now: Timestamp,
         columns: &SignalColumns<'_>,
     ) -> Result<WriteAck> {
+        debug_assert!(
+            self.check_signal_columns(now, columns).is_ok(),
+            "the rows were checked"
+        );
+        self.write_unlogged(now, columns, None)
+    }
+
+    fn write_unlogged(
+        &mut self,
+        now: Timestamp,
+        columns: &SignalColumns<'_>,
+        check: Option<&dyn Beside>,
+    ) -> Result<WriteAck> {
         if self.cfg.quotas.is_some() || !self.peers.is_empty() {
             return Err(TidalError::InvalidArgument {
                 name: "write",
                 reason: "a node with quotas or peers must log its writes as events".into(),
             });
         }
-        debug_assert!(
-            self.check_signal_columns(now, columns).is_ok(),
-            "the rows were checked"
-        );
         let origin = self.cfg.id;
         let first = self.ledger.version_vector().get(origin) + 1;
-        // The clock moves on as it would have stamping the events: nothing later may be
-        // stamped before them.
-        self.clock.now(now);
         let run = ColumnRun {
             columns,
             now: now.as_nanos(),
             first,
         };
-        self.ledger.apply_admitted_run(origin, columns.signal, &run);
+        self.ledger
+            .apply_admitted_run(origin, columns.signal, &run, check)?;
+        // The clock moves on as it would have stamping the events: nothing later may be
+        // stamped before them.
+        self.clock.now(now);
         self.debug_check_rights();
         Ok(WriteAck::Applied {
             first: EventId { origin, seq: first },
             count: columns.len(),
         })
+    }
+}
+
+/// The check of a bulk write's rows, in pieces that any thread may run, as admission
+/// checks each signal: every weight valid, every time in range and not too far ahead.
+struct RowsCheck<'a> {
+    now: Timestamp,
+    max_skew: Duration,
+    /// Threads for the pieces when nothing else runs beside them.
+    threads: usize,
+    columns: &'a SignalColumns<'a>,
+    /// Rows per piece: the whole write, or [`piece_len`] from [`SPREAD_CHECK_MIN_ROWS`]
+    /// rows on (a 1M-row check reads 16 MB).
+    piece_rows: usize,
+    /// Each piece's latest time once it ran; `None` inside if some row of it is bad.
+    found: Vec<OnceLock<Option<Option<Timestamp>>>>,
+}
+
+impl<'a> RowsCheck<'a> {
+    fn new(
+        now: Timestamp,
+        max_skew: Duration,
+        threads: usize,
+        columns: &'a SignalColumns<'a>,
+    ) -> Self {
+        debug_assert_eq!(
+            columns.weights.len(),
+            columns.len(),
+            "one weight per entity"
+        );
+        debug_assert!(
+            columns.ts.is_none_or(|t| t.len() == columns.len()),
+            "one time per entity"
+        );
+        let piece_rows = if columns.len() < SPREAD_CHECK_MIN_ROWS {
+            columns.len().max(1)
+        } else {
+            piece_len(columns.len())
+        };
+        let pieces = columns.len().div_ceil(piece_rows).max(1);
+        RowsCheck {
+            now,
+            max_skew,
+            threads,
+            columns,
+            piece_rows,
+            found: (0..pieces).map(|_| OnceLock::new()).collect(),
+        }
+    }
+}
+
+impl Beside for RowsCheck<'_> {
+    fn pieces(&self) -> usize {
+        self.found.len()
+    }
+
+    fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Piece `k`: the latest time of its rows, `None` if any row is bad.
+    fn run_piece(&self, k: usize) {
+        let start = (k * self.piece_rows).min(self.columns.len());
+        let end = self.columns.len().min(start + self.piece_rows);
+        let rows = self.columns.rows(start, end);
+        let latest = all_weights_valid(rows.weights)
+            .then(|| rows.ts.map_or(Some(None), |t| t.latest().ok()))
+            .flatten();
+        let stored = self.found[k].set(latest);
+        debug_assert!(stored.is_ok(), "each piece runs once");
+    }
+
+    /// Whether the write may go on, once every piece ran: the exact error of the first bad
+    /// row if not, as the serial scan finds it.
+    fn verdict(&self) -> Result<()> {
+        let scanned = self.found.iter().try_fold(None, |latest, piece| {
+            let piece = piece.get().copied();
+            debug_assert!(piece.is_some(), "every piece ran");
+            Some(latest.max(piece.flatten()?))
+        });
+        let latest = match scanned {
+            Some(latest) => latest,
+            None => {
+                // Some row is bad: find the first, for its error.
+                for &w in self.columns.weights {
+                    validate_weight(w)?;
+                }
+                self.columns.ts.map(|t| t.latest()).transpose()?.flatten()
+            }
+        };
+        // The latest time decides: every other is no further ahead.
+        if let Some(latest) = latest {
+            check_not_future(self.max_skew, self.now, latest)?;
+        }
+        Ok(())
     }
 }
 
