@@ -331,6 +331,7 @@ impl Ledger {
             }
         }
         if let Some(left) = beside {
+            // No run took it, so nothing was applied: its verdict still decides the call.
             run_alone(left)?;
         }
         if let Some(started) = started {
