@@ -75,8 +75,9 @@ def test_bulk_calls_read_their_inputs_as_of_the_call() -> None:
 
 
 def test_a_call_waiting_for_a_busy_db_releases_the_interpreter() -> None:
-    """While one thread runs a long bulk call, another calls `score`, which has to wait for
-    it; a third thread keeps running all along (waiting attached would stall it)."""
+    """While one thread runs a long bulk call, another calls `score` and `signal`, which
+    have to wait for it; a third thread keeps running all along (waiting attached would
+    stall it). Every single write that waited is applied."""
     rng = np.random.default_rng(5)
     items = rng.integers(0, 100_000, 2_000_000).astype(np.uint64)
     weights = np.ones(len(items))
@@ -91,12 +92,20 @@ def test_a_call_waiting_for_a_busy_db_releases_the_interpreter() -> None:
             span.extend([start, time.perf_counter()])
             done.set()
 
+        singles = 0
+
         def read() -> None:
             while not done.is_set():
                 db.score("view", 1, at=T0)
                 db.closed  # noqa: B018  (the getter takes the Db lock too)
 
-        workers = [threading.Thread(target=ingest), threading.Thread(target=read)]
+        def write() -> None:
+            nonlocal singles
+            while not done.is_set():
+                db.signal("view", 1 << 40, 1.0, ts=T0)
+                singles += 1
+
+        workers = [threading.Thread(target=f) for f in (ingest, read, write)]
         ticks: list[float] = []
         for w in workers:
             w.start()
@@ -104,6 +113,8 @@ def test_a_call_waiting_for_a_busy_db_releases_the_interpreter() -> None:
             ticks.append(time.perf_counter())
         for w in workers:
             w.join()
+        assert singles > 0
+        assert db.score("view", 1 << 40, at=T0) == singles
     start, end = span
     during = [t for t in ticks if start <= t <= end]
     gaps = np.diff([start, *during, end])

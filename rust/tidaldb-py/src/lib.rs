@@ -6,6 +6,7 @@
 //! by `python/tidaldb/__init__.py`, and `_native.pyi` describes it for type checkers.
 
 mod at_exit;
+mod attached_cell;
 mod awaitable;
 mod client;
 mod cluster;
@@ -33,7 +34,8 @@ mod tenant;
 
 use pyo3::prelude::*;
 
-#[pymodule]
+// The global interpreter lock is what orders `AttachedCell`'s accesses.
+#[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install(m.py())?;
     fork_guard::install(m)?;

@@ -161,16 +161,9 @@ impl TidalDb {
 
     /// The default tenant's state while the database is open, staged writes still queued:
     /// only for staging another.
-    fn lock_staged(&self) -> Result<MutexGuard<'_, State>> {
-        let st = self.shared.state.lock().map_err(|_| {
-            TidalError::Unavailable(
-                "a thread panicked while holding the database; reopen it".into(),
-            )
-        })?;
-        if st.closed {
-            return Err(TidalError::Unavailable("the database is closed".into()));
-        }
-        Ok(st)
+    pub(super) fn lock_staged(&self) -> Result<MutexGuard<'_, State>> {
+        let st = self.shared.state.lock().map_err(|_| poisoned())?;
+        if_open(st)
     }
 
     /// Syncs every write of every tenant, releases the data directory (another process may
@@ -197,38 +190,6 @@ impl TidalDb {
 
     pub(super) fn resolve(&self, name: &str) -> Result<SignalIdx> {
         self.shared.schema.resolve(name)
-    }
-
-    /// Records one signal. `ts = None` means now. Returns the event's id once it is
-    /// applied and, under `Durability::Immediate`, synced. A lone in-memory database
-    /// returns once the write is admitted and applies it with later ones, before any other
-    /// call reaches the database (see `staged.rs`), so every read still sees it.
-    pub fn signal(
-        &self,
-        name: &str,
-        entity: EntityId,
-        weight: f64,
-        ts: Option<Timestamp>,
-    ) -> Result<EventId> {
-        self.signal_at(self.resolve(name)?, entity, weight, ts)
-    }
-
-    /// [`signal`](Self::signal) by the signal's index in the schema (see
-    /// [`Schema::resolve`]), for callers that resolve a name once and write it many times.
-    /// An index outside the schema is refused.
-    pub fn signal_at(
-        &self,
-        signal: SignalIdx,
-        entity: EntityId,
-        weight: f64,
-        ts: Option<Timestamp>,
-    ) -> Result<EventId> {
-        self.write(ClientOp::Signal {
-            signal,
-            entity,
-            weight,
-            ts,
-        })
     }
 
     /// Records many signals of one kind in one call: validated as a whole, then written as
@@ -356,28 +317,6 @@ impl TidalDb {
         outcome.and(settled)
     }
 
-    /// Hides `item` from `user`'s retrievals until an unhide later in event time.
-    /// `ts = None` stamps the hide with the current time; a backfilled hide passes the
-    /// time it happened, so that it does not override a later unhide.
-    pub fn hide_item(
-        &self,
-        user: EntityId,
-        item: EntityId,
-        ts: Option<Timestamp>,
-    ) -> Result<EventId> {
-        self.write(ClientOp::Hide { user, item, ts })
-    }
-
-    /// Undoes a hide that is earlier in event time (see [`hide_item`](Self::hide_item)).
-    pub fn unhide_item(
-        &self,
-        user: EntityId,
-        item: EntityId,
-        ts: Option<Timestamp>,
-    ) -> Result<EventId> {
-        self.write(ClientOp::Unhide { user, item, ts })
-    }
-
     /// Records one signal under a write concern. `Local` returns as [`signal`](Self::signal)
     /// does; `Replicated(k)` returns once `k` other replicas hold the event durably, so it
     /// survives the loss of this one.
@@ -460,15 +399,6 @@ impl TidalDb {
                     .collect::<Vec<_>>()
             ))),
         }
-    }
-
-    fn write(&self, op: ClientOp) -> Result<EventId> {
-        let mut st = self.lock_staged()?;
-        if st.writes_stay_in_memory() {
-            return st.stage(op);
-        }
-        st.apply_staged()?;
-        st.submit_local(&[op], None).map(|ack| ack.event_id())
     }
 
     fn write_local(&self, ops: &[ClientOp], tag: Option<ClientTag>) -> Result<WriteAck> {
@@ -580,4 +510,16 @@ impl Drop for ForgetWaiter<'_> {
             );
         }
     }
+}
+
+pub(super) fn poisoned() -> TidalError {
+    TidalError::Unavailable("a thread panicked while holding the database; reopen it".into())
+}
+
+/// The state behind `st`, unless the database was closed.
+pub(super) fn if_open(st: MutexGuard<'_, State>) -> Result<MutexGuard<'_, State>> {
+    if st.closed {
+        return Err(TidalError::Unavailable("the database is closed".into()));
+    }
+    Ok(st)
 }

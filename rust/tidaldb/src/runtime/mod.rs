@@ -13,6 +13,7 @@ pub mod net;
 mod open_dirs;
 mod reads;
 mod replica;
+mod single_writes;
 mod staged;
 mod state;
 mod tenants;
