@@ -24,7 +24,7 @@ pub use beside::{Beside, run_alone};
 pub use clients::{ClientTable, DEFAULT_CLIENT_CAPACITY, IdempotencyStore};
 pub use escrow::Escrow;
 
-pub use hidden::HiddenSet;
+pub use hidden::{HiddenSet, UserHides};
 pub use item_errors::ItemErrors;
 pub use pace::spread_every_batch;
 pub use parallel::PARALLEL_MIN_EVENTS;

@@ -9,7 +9,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::slot_bits::SlotBits;
 use crate::crdt::HideRegister;
-use crate::ledger::{SignalLedger, Slot};
+use crate::ledger::{SignalLedger, Slot, UserHides};
 use crate::schema::EntityId;
 
 /// The registers are marked by slot when there are at least this many candidates per
@@ -32,13 +32,14 @@ pub(super) enum Hidden<'a> {
 impl<'a> Hidden<'a> {
     /// For `candidates` candidates, ranked first by `ranking`, whose slots resolve there.
     pub fn new(
-        registers: Option<&'a FxHashMap<EntityId, HideRegister>>,
+        hides: Option<&'a UserHides>,
         ranking: Option<&SignalLedger>,
         candidates: usize,
     ) -> Self {
-        let Some(registers) = registers.filter(|r| !r.is_empty()) else {
+        let Some(hides) = hides.filter(|h| !h.registers().is_empty()) else {
             return Hidden::Nothing;
         };
+        let registers = hides.registers();
         let few = registers
             .len()
             .saturating_mul(CANDIDATES_PER_MARKED_REGISTER)
@@ -49,13 +50,9 @@ impl<'a> Hidden<'a> {
         let Some((ranking, mut slots)) = marked else {
             return Hidden::Registers(registers);
         };
-        let items: Vec<EntityId> = registers
-            .iter()
-            .filter(|(_, r)| r.is_hidden())
-            .map(|(item, _)| *item)
-            .collect();
+        let items = hides.hidden_items();
         let mut slotless = FxHashSet::default();
-        for (item, slot) in items.iter().zip(ranking.slots_of(&items)) {
+        for (item, slot) in items.iter().zip(ranking.slots_of(items)) {
             match slot.get() {
                 Some(s) => {
                     slots.insert(s);
