@@ -11,7 +11,7 @@
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-use super::slots::{EntitySlots, prefetch};
+use super::slots::{EntitySlots, prefetch, reserve_grown_by_eighths, resize_grown_by_eighths};
 use super::thread_pool::run_shared;
 use super::windows::{WindowSet, to_micros};
 use crate::schema::{EntityId, Window};
@@ -91,6 +91,39 @@ pub fn find_slots<R: RunEvents + ?Sized>(slots: &EntitySlots, run: &R, threads: 
     });
     found
 }
+
+/// Lengthens `v` to `len` copies of `value`, growing it as [`resize_grown_by_eighths`]
+/// does, with a large addition written in pieces on up to `threads` threads. The new
+/// entries of a fresh load's states land on pages the process has not touched: written
+/// on one thread, their page faults were the first chunk's serial step after creation.
+///
+/// [`resize_grown_by_eighths`]: super::slots::resize_grown_by_eighths
+pub fn resize_spread<T: Clone + Send + Sync>(
+    v: &mut Vec<T>,
+    len: usize,
+    value: &T,
+    threads: usize,
+) {
+    let added = len.saturating_sub(v.len());
+    if added.saturating_mul(size_of::<T>()) < SPREAD_MIN_BYTES || threads < 2 {
+        return resize_grown_by_eighths(v, len, value.clone());
+    }
+    reserve_grown_by_eighths(v, len);
+    let regions = v.spare_capacity_mut()[..added].chunks_mut(piece_len(added));
+    run_pieces(threads, added, regions, |_, region| {
+        for entry in region {
+            entry.write(value.clone());
+        }
+    });
+    // SAFETY: the regions tile the first `added` entries of the spare capacity, which
+    // `reserve_grown_by_eighths` made room for; `run_pieces` ran every region (a panic in
+    // any would have reached this thread instead), and each wrote every entry of its own.
+    unsafe { v.set_len(len) };
+}
+
+/// Additions smaller than this are written on the calling thread: waking the helpers
+/// costs about what writing a megabyte does.
+const SPREAD_MIN_BYTES: usize = 1 << 20;
 
 /// True for the marker [`find_slots`] leaves where an entity has no slot yet.
 pub fn is_missing(slot: u32) -> bool {
@@ -323,6 +356,35 @@ impl<S> Lane<'_, S> {
         }
         if let Some(w) = self.window_sets.get(block).and_then(|b| b.get(at)) {
             w.prefetch();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Spread or not, the vector ends as `resize_grown_by_eighths` leaves it: the same
+    /// entries and the same capacity, for additions on both sides of the threshold.
+    #[test]
+    fn resizing_on_every_core_ends_as_resizing_on_one() {
+        let cases = [
+            (0, 10),
+            (0, 300_000),
+            (5, 200_000),
+            (150_000, 400_000),
+            // Less than an eighth added: the capacity grows by the eighth.
+            (1_200_000, 1_340_000),
+        ];
+        for (start, len) in cases {
+            for threads in [1, 2, 4] {
+                let mut spread: Vec<u64> = (0..start).collect();
+                let mut serial = spread.clone();
+                resize_spread(&mut spread, len, &7, threads);
+                resize_grown_by_eighths(&mut serial, len, 7);
+                assert_eq!(spread, serial, "{start} -> {len} on {threads}");
+                assert_eq!(spread.capacity(), serial.capacity());
+            }
         }
     }
 }

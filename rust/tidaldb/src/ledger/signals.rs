@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::beside::{Beside, create_missing_beside, run_alone};
+use super::parallel::resize_spread;
 use super::parallel::{self, PARALLEL_MIN_EVENTS, RunEvents};
-use super::slots::{EntitySlots, Slot, prefetch, prefetch_lines, resize_grown_by_eighths};
+use super::slots::{EntitySlots, Slot, prefetch, prefetch_lines};
 use super::windows::{WindowGap, WindowReading, WindowSet, to_micros};
 use crate::crdt::{CrdtSignalState, HalfLife, LinearState};
 use crate::error::{Result, TidalError};
@@ -145,25 +146,25 @@ impl SignalLedger {
     fn slot_for_write(&mut self, entity: EntityId) -> usize {
         let (slot, created) = self.slots.find_or_insert(entity);
         if created {
-            self.add_empty_states();
+            self.add_empty_states(1);
         }
         slot
     }
 
     /// Gives every slot created since the states were last lengthened its empty state:
     /// a batch creates its slots first and the states for all of them at once.
-    fn add_empty_states(&mut self) {
+    fn add_empty_states(&mut self, threads: usize) {
         let n = self.slots.len();
         match &mut self.states {
             States::Exp { states, .. } => {
-                resize_grown_by_eighths(states, n, CrdtSignalState::default())
+                resize_spread(states, n, &CrdtSignalState::default(), threads)
             }
             States::Linear { states, .. } => {
-                resize_grown_by_eighths(states, n, LinearState::default())
+                resize_spread(states, n, &LinearState::default(), threads)
             }
         }
         if !self.windows.is_empty() {
-            resize_grown_by_eighths(&mut self.window_sets, n, WindowSet::default());
+            resize_spread(&mut self.window_sets, n, &WindowSet::default(), threads);
         }
     }
 
@@ -209,7 +210,7 @@ impl SignalLedger {
         let slots: Vec<usize> = (0..run.len())
             .map(|i| self.slots.find_or_insert(run.entity(i)).0)
             .collect();
-        self.add_empty_states();
+        self.add_empty_states(1);
         for (i, &slot) in slots.iter().enumerate() {
             if let Some(&ahead) = slots.get(i + PREFETCH_AHEAD) {
                 self.prefetch_slot(ahead);
@@ -232,7 +233,7 @@ impl SignalLedger {
     ) -> Result<()> {
         let mut slots = parallel::find_slots(&self.slots, run, threads);
         create_missing_beside(&mut self.slots, run, &mut slots, threads, beside)?;
-        self.add_empty_states();
+        self.add_empty_states(threads);
         let shared = parallel::Run {
             items: run,
             slots: &slots,

@@ -189,10 +189,15 @@ pub fn push_grown_by_eighths<T>(v: &mut Vec<T>, value: T) {
 /// Lengthens one of a signal's per-entity vectors to `len` entries of `value`, growing
 /// its capacity as [`push_grown_by_eighths`] does, or to `len` exactly when that is more.
 pub fn resize_grown_by_eighths<T: Clone>(v: &mut Vec<T>, len: usize, value: T) {
+    reserve_grown_by_eighths(v, len);
+    v.resize(len, value);
+}
+
+/// Makes room in `v` for `len` entries as [`resize_grown_by_eighths`] does.
+pub fn reserve_grown_by_eighths<T>(v: &mut Vec<T>, len: usize) {
     if len > v.capacity() {
         v.reserve_exact((len - v.len()).max(v.len() / 8).max(MIN_GROWTH));
     }
-    v.resize(len, value);
 }
 
 /// Hints the CPU to fetch `value`'s cache line now; it is needed a few iterations later.
