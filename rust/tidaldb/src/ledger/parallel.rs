@@ -11,7 +11,11 @@
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-use super::slots::{EntitySlots, prefetch, reserve_grown_by_eighths, resize_grown_by_eighths};
+use bytemuck::TransparentWrapper;
+
+use super::slots::{
+    EntitySlots, Slot, prefetch, reserve_grown_by_eighths, resize_grown_by_eighths,
+};
 use super::thread_pool::run_shared;
 use super::windows::{WindowSet, to_micros};
 use crate::schema::{EntityId, Window};
@@ -81,13 +85,10 @@ pub fn find_slots<R: RunEvents + ?Sized>(slots: &EntitySlots, run: &R, threads: 
         // every event cost half a millisecond a 256K-event chunk.
         return found;
     }
+    debug_assert_eq!(Slot::wrap(NO_SLOT), Slot::NONE);
     let outs = found.chunks_mut(piece_len(run.len()));
     run_pieces(threads, run.len(), outs, |rows, out| {
-        for (i, slot) in rows.zip(out.iter_mut()) {
-            if let Some(s) = slots.find(run.entity(i)) {
-                *slot = s as u32;
-            }
-        }
+        slots.find_each(|i| run.entity(rows.start + i), Slot::wrap_slice_mut(out));
     });
     found
 }
