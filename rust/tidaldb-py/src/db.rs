@@ -26,7 +26,7 @@ use tidaldb::ledger::ItemErrors;
 use tidaldb::{TidalDb, TidalError, Window};
 
 use crate::at_exit::{self, DbSlot};
-use crate::attached_cell::AttachedCell;
+use crate::attached_cell::{self, AttachedCell};
 use crate::cluster_config::{TenantArg, tenant_of, tenant_options};
 use crate::convert::{
     At, Count, Float, Id, IngestThreads, Item, MaxEntities, MaxSignalsPerSec, MaxStorageBytes,
@@ -210,8 +210,10 @@ impl PyDb {
                 // A forked child hears that first, as from every other call.
                 self.origin.check(py, "Db")?;
                 let signal = self.names.resolve(name)?;
+                // A poisoned Db lock refuses every call, this one too (on the path below).
                 let tried = self.attached.with(py, |db| {
                     db.as_ref()
+                        .filter(|_| !self.db.is_poisoned())
                         .and_then(|db| db.try_signal_at(signal, item.0, weight.0, ts))
                 });
                 if let Some(Some(written)) = tried {
@@ -488,12 +490,15 @@ impl PyDb {
     #[doc = include_str!("../pydoc/Db/close.md")]
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.origin.check(py, "Db")?;
-        // No attached caller is inside `with` now: none of them detaches there.
+        // No attached caller is inside `with` now: none of them detaches there. Dropped
+        // at once, while the slot still holds the database: the slot's handle is then the
+        // last, and is closed and dropped detached, ledger and all.
         let released = self.attached.replace(py, None);
         debug_assert!(
-            released.is_ok(),
+            released.is_ok() || !attached_cell::gil_orders_access(),
             "a single write detached while using the Db"
         );
+        drop(released);
         let Some(db) = self.slot(py, Option::take).py_err(py)? else {
             return Ok(());
         };

@@ -38,6 +38,7 @@ use pyo3::prelude::*;
 #[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install(m.py())?;
+    attached_cell::install(m.py())?;
     fork_guard::install(m)?;
     // atexit runs its hooks last registered first: awaitables' workers are shut out of
     // Python before the open databases are closed.
