@@ -4,8 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::beside::{Beside, create_missing_beside, run_alone};
-use super::parallel::resize_spread;
-use super::parallel::{self, PARALLEL_MIN_EVENTS, RunEvents};
+use super::parallel::{self, PARALLEL_MIN_EVENTS, RunEvents, resize_spread};
 use super::slots::{EntitySlots, Slot, prefetch, prefetch_lines};
 use super::windows::{WindowGap, WindowReading, WindowSet, to_micros};
 use crate::crdt::{CrdtSignalState, HalfLife, LinearState};
