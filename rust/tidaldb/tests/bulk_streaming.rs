@@ -87,13 +87,7 @@ fn a_large_batch_equals_the_same_events_in_small_calls_bit_for_bit() {
 fn a_large_batch_survives_a_reopen_whole() {
     let dir = tempfile::tempdir().unwrap();
     let (ids, weights, ts) = batch();
-    let open = || {
-        TidalDb::builder()
-            .with_data_dir(dir.path())
-            .with_schema(schema())
-            .open()
-            .unwrap()
-    };
+    let open = || common::open_in(dir.path(), schema());
     let db = open();
     db.signal_batch("view", &ids, &weights, Some(&ts)).unwrap();
     let before = scores(&db);

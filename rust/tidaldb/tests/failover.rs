@@ -68,6 +68,7 @@ async fn a_restarted_replica_keeps_its_term_and_membership_and_fences_stale_term
     let expected = HardState {
         term: 3,
         peers: vec![PeerAddr::new(NodeId(1), RegionId(1)), newcomer],
+        stopped_serving: false,
     };
     assert_eq!(db.hard_state().unwrap(), expected);
     db.close().unwrap();

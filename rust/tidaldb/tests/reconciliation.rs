@@ -15,14 +15,13 @@ mod runtime_beyond_retained_log;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{T0, ts};
+use common::{T0, deliver, ts};
 use tidaldb::ledger::Ledger;
-use tidaldb::node::PeerAddr;
 use tidaldb::node::{
-    ClientOp, ControlCommand, Input, Message, Node, NodeConfig, NodeRole, Outputs, ReconcilePlan,
+    ClientOp, ControlCommand, Input, Message, Node, NodeRole, Outputs, ReconcilePlan,
     ReconciliationEngine, WriteAck, WriteConcern, WriteRequest,
 };
-use tidaldb::{EntityId, NodeId, RegionId, Schema, Timestamp};
+use tidaldb::{EntityId, Schema, Timestamp};
 
 fn schema() -> Arc<Schema> {
     Arc::new(
@@ -34,16 +33,7 @@ fn schema() -> Arc<Schema> {
 }
 
 fn node(id: u16, peers: &[u16]) -> Node {
-    let cfg = NodeConfig {
-        id: NodeId(id),
-        peers: peers
-            .iter()
-            .map(|p| PeerAddr::new(NodeId(*p), RegionId(*p)))
-            .collect(),
-        role: NodeRole::Follower,
-        ..NodeConfig::default()
-    };
-    Node::new(cfg, Ledger::new(schema()), Default::default())
+    common::sans_io_node(id, peers, schema())
 }
 
 fn write(n: &mut Node, now: Timestamp, entity: u64, out: &mut Outputs) -> WriteAck {
@@ -62,25 +52,6 @@ fn write(n: &mut Node, now: Timestamp, entity: u64, out: &mut Outputs) -> WriteA
     n.handle(now, Input::Write(req), out);
     n.handle(now, Input::Synced, out);
     out.replies.pop().unwrap().1.unwrap()
-}
-
-/// Delivers every message in `out` addressed to `to`, from `from`; returns what `to` emits.
-fn deliver(out: &mut Outputs, from: &Node, to: &mut Node, now: Timestamp) -> Outputs {
-    let mut reply = Outputs::default();
-    for (dest, msg) in out.messages.drain(..) {
-        if dest == to.id() {
-            to.handle(
-                now,
-                Input::Peer {
-                    from: from.id(),
-                    msg,
-                },
-                &mut reply,
-            );
-        }
-    }
-    to.handle(now, Input::Synced, &mut reply);
-    reply
 }
 
 #[test]

@@ -294,8 +294,10 @@ impl<D: ClusterDriver> TenantMigration<D> {
         });
         if let Some(source) = source {
             let target = target_of(&m)?;
-            // The source takes no writes since the switch: its rights go to the target
-            // (as events of its own, which the wait below sees the target hold).
+            // The source is routed no writes since the switch; now it refuses them too,
+            // for good, and its rights go to the target (as events of its own, which the
+            // wait below sees the target hold).
+            driver.input(source, Input::Control(ControlCommand::StopServing));
             driver.input(
                 source,
                 Input::Control(ControlCommand::HandOverRights(target)),

@@ -1,7 +1,9 @@
-//! The part of a node's state that is not derived from its log: the last term it knew
-//! and the members of its replica group. A restart needs both to rejoin as it left: the
-//! term fences messages from deposed leaders, and the membership says whom to ship to
-//! (a migration may have added or removed peers since the node was configured).
+//! The part of a node's state that is not derived from its log: the last term it knew,
+//! the members of its replica group, and whether it stopped serving. A restart needs all
+//! three to rejoin as it left: the term fences messages from deposed leaders, the
+//! membership says whom to ship to (a migration may have added or removed peers since the
+//! node was configured), and a migrated-away source must not take writes again, since
+//! the migration already counted everything it had acknowledged.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,4 +17,6 @@ pub struct HardState {
     pub term: u64,
     /// The other replicas of the node's group, in the order they joined.
     pub peers: Vec<PeerAddr>,
+    /// Set by [`ControlCommand::StopServing`](super::ControlCommand::StopServing).
+    pub stopped_serving: bool,
 }

@@ -143,6 +143,8 @@ pub struct Node {
     peers: Vec<Peer>,
     term: u64,
     role: NodeRole,
+    /// Refuses client writes for good (see [`ControlCommand::StopServing`]).
+    stopped_serving: bool,
     /// What the driver has confirmed durable; only this much of our own events leaves the
     /// node, so a crash that loses the unsynced tail never reuses a seq a peer has seen.
     durable: VersionVector,
@@ -172,6 +174,7 @@ impl Node {
             durable: ledger.version_vector().clone(),
             role: cfg.role,
             term: 0,
+            stopped_serving: false,
             peers,
             clock,
             ledger,
@@ -194,6 +197,7 @@ impl Node {
         }
         let Some(state) = state else { return };
         self.term = self.term.max(state.term);
+        self.stopped_serving |= state.stopped_serving;
         self.cfg.peers.clear();
         self.peers.clear();
         for p in state.peers {
@@ -228,6 +232,7 @@ impl Node {
                 .filter(|p| p.node != self.cfg.id)
                 .copied()
                 .collect(),
+            stopped_serving: self.stopped_serving,
         }
     }
 
@@ -253,6 +258,11 @@ impl Node {
 
     pub fn term(&self) -> u64 {
         self.term
+    }
+
+    /// Whether the node refuses client writes for good ([`ControlCommand::StopServing`]).
+    pub fn stopped_serving(&self) -> bool {
+        self.stopped_serving
     }
 
     pub fn role(&self) -> NodeRole {
@@ -312,11 +322,11 @@ impl Node {
     /// The state machine's one entry point. Outputs are appended to `out`, which the
     /// driver drains (see [`Outputs`] for the order in which to carry them out).
     pub fn handle(&mut self, now: Timestamp, input: Input<'_>, out: &mut Outputs) {
-        let (term, members) = (self.term, self.cfg.peers.len());
+        let (term, members, stopped) = (self.term, self.cfg.peers.len(), self.stopped_serving);
         self.dispatch(now, input, out);
         // Membership only grows or shrinks by one per input, so a changed count is a
         // changed membership; a changed term is a changed term.
-        if self.term != term || self.cfg.peers.len() != members {
+        if self.term != term || self.cfg.peers.len() != members || self.stopped_serving != stopped {
             out.hard_state = Some(self.hard_state());
         }
     }
@@ -354,6 +364,7 @@ impl Node {
             Input::Control(ControlCommand::HandOverRights(to)) => {
                 self.hand_over_rights(now, to, out)
             }
+            Input::Control(ControlCommand::StopServing) => self.stopped_serving = true,
             Input::Rejoin(state) => self.rejoin(state),
         }
     }
@@ -366,6 +377,13 @@ impl Node {
         req: &WriteRequest<'_>,
         out: &mut Outputs,
     ) -> Result<Option<WriteAck>> {
+        if self.stopped_serving {
+            return Err(TidalError::Unavailable(format!(
+                "tenant {}'s replica on node {} has stopped taking writes (the tenant moved \
+                 away); its other replicas serve it",
+                self.cfg.tenant.0, self.cfg.id.0
+            )));
+        }
         if let WriteConcern::Replicated(k) = req.concern
             && usize::from(k) > self.peers.len()
         {

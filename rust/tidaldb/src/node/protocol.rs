@@ -57,6 +57,11 @@ pub enum ControlCommand {
     /// Give every right of the tenant's hard caps this replica holds to another (a
     /// migration's source, to its target, before it is collected).
     HandOverRights(NodeId),
+    /// Take no client write from now on, for good (a migration's source once its target
+    /// serves the tenant). Peers' events still apply and the node still ships its own, so
+    /// once a peer holds the version vector read right after this order, it holds every
+    /// write this replica acknowledged. Kept in the hard state, so a restart keeps it.
+    StopServing,
 }
 
 #[derive(Clone, Debug)]

@@ -18,7 +18,8 @@ use crate::error::{Result, TidalError};
 use crate::event::{ClientTag, EventId};
 use crate::interrupt;
 use crate::node::{
-    ClientOp, Input, Node, Outputs, RequestId, SignalColumns, Times, WriteAck, WriteConcern,
+    ClientOp, ControlCommand, Input, Node, Outputs, RequestId, SignalColumns, Times, WriteAck,
+    WriteConcern,
 };
 use crate::query::{self, Results, Retrieve};
 use crate::schema::{EntityId, NodeId, Schema, SignalIdx, Timestamp};
@@ -94,12 +95,18 @@ impl TidalDb {
         };
         let restarting = log.is_restart();
         let mut node = Node::new(b.node.clone(), log.ledger, log.clock);
-        if restarting && network.is_some() {
-            // As a restarted simulated replica does: a follower in its last term, with
-            // its last membership.
+        if restarting {
             let state = log.hard_state.clone();
             let mut out = Outputs::default();
-            node.handle(Timestamp::now(), Input::Rejoin(state), &mut out);
+            if network.is_some() {
+                // As a restarted simulated replica does: a follower in its last term,
+                // with its last membership.
+                node.handle(Timestamp::now(), Input::Rejoin(state), &mut out);
+            } else if state.is_some_and(|s| s.stopped_serving) {
+                // A lone database has no group to rejoin, but still refuses writes.
+                let stop = Input::Control(ControlCommand::StopServing);
+                node.handle(Timestamp::now(), stop, &mut out);
+            }
         }
         let (disk, recovery) = (log.disk, log.report);
         // After the default tenant's log, which holds the directory lock.

@@ -12,9 +12,35 @@ pub(super) fn read(wal_dir: &Path) -> Result<Option<HardState>> {
     let Some(payload) = read_hard_state(&RealFs, wal_dir)? else {
         return Ok(None);
     };
-    postcard::from_bytes(&payload)
+    decode(&payload)
         .map(Some)
         .map_err(|e| hard_state_corrupt(wal_dir, 13, &format!("does not decode: {e}")))
+}
+
+/// The hard state as releases before `stopped_serving` stored it. postcard has no field
+/// names, so a file of theirs ends where the flag would begin.
+#[derive(serde::Deserialize)]
+struct TermAndPeers {
+    term: u64,
+    peers: Vec<crate::node::PeerAddr>,
+}
+
+/// A file of this release, or failing that one of the releases before it (a rolling
+/// upgrade reopens those): every byte of the payload must be used either way, so a
+/// truncated file of this release is not read as an older one by accident.
+fn decode(payload: &[u8]) -> postcard::Result<HardState> {
+    match postcard::take_from_bytes::<HardState>(payload) {
+        Ok((state, [])) => Ok(state),
+        Ok(_) => Err(postcard::Error::DeserializeBadEncoding),
+        Err(current) => match postcard::take_from_bytes::<TermAndPeers>(payload) {
+            Ok((old, [])) => Ok(HardState {
+                term: old.term,
+                peers: old.peers,
+                stopped_serving: false,
+            }),
+            _ => Err(current),
+        },
+    }
 }
 
 /// Stores `state` in `wal_dir`, replacing the old one atomically and durably.
@@ -40,6 +66,7 @@ mod tests {
         let state = HardState {
             term: 7,
             peers: vec![PeerAddr::new(NodeId(2), RegionId(1))],
+            stopped_serving: true,
         };
         write(dir.path(), &state).unwrap();
         assert_eq!(read(dir.path()).unwrap(), Some(state));
@@ -52,5 +79,37 @@ mod tests {
             read(dir.path()),
             Err(TidalError::Corruption { .. })
         ));
+    }
+
+    #[test]
+    fn reads_the_hard_state_of_releases_before_the_serving_flag() {
+        #[derive(serde::Serialize)]
+        struct Before {
+            term: u64,
+            peers: Vec<PeerAddr>,
+        }
+        let peers = vec![PeerAddr::new(NodeId(4), RegionId(2))];
+        let old = postcard::to_stdvec(&Before {
+            term: 9,
+            peers: peers.clone(),
+        })
+        .unwrap();
+        let want = HardState {
+            term: 9,
+            peers,
+            stopped_serving: false,
+        };
+        assert_eq!(decode(&old).unwrap(), want);
+        let current = postcard::to_stdvec(&HardState {
+            stopped_serving: true,
+            ..want.clone()
+        })
+        .unwrap();
+        assert!(decode(&current).unwrap().stopped_serving);
+        // Neither a byte too many nor one too few passes.
+        let mut longer = current.clone();
+        longer.push(0);
+        assert!(decode(&longer).is_err());
+        assert!(decode(&old[..old.len() - 1]).is_err());
     }
 }

@@ -3,8 +3,9 @@
 
 use super::TidalDb;
 use crate::error::Result;
+use crate::event::VersionVector;
 use crate::node::{ControlCommand, HardState, Input, NodeRole};
-use crate::schema::Timestamp;
+use crate::schema::{NodeId, Timestamp};
 
 impl TidalDb {
     /// Carries out an order of the control plane on the default tenant's replica: a role
@@ -15,6 +16,28 @@ impl TidalDb {
         st.check_writable()?;
         st.step(Timestamp::now(), Input::Control(command), None)?;
         st.settle()
+    }
+
+    /// Stops taking client writes for good, gives every cap right this replica holds to
+    /// `hand_over_to`, and returns the version vector right after, read under the same
+    /// lock as the order: no write of this replica's own can be acknowledged beyond it. So
+    /// once a peer's applied events dominate it, the peer holds every write this replica
+    /// ever acknowledged, and this replica can be removed. Stored before this returns, so
+    /// a restart keeps refusing writes. Repeating it is harmless, and returns the vector
+    /// as it is now (peers' events still arrive).
+    pub fn stop_serving(&self, hand_over_to: NodeId) -> Result<VersionVector> {
+        // `lock` applies staged single writes first: they were acknowledged.
+        let mut st = self.lock()?;
+        st.check_writable()?;
+        let now = Timestamp::now();
+        st.step(now, Input::Control(ControlCommand::StopServing), None)?;
+        st.step(
+            now,
+            Input::Control(ControlCommand::HandOverRights(hand_over_to)),
+            None,
+        )?;
+        st.settle()?;
+        Ok(st.node.ledger().version_vector().clone())
     }
 
     /// Exchanges version vectors with every peer now and ships what each lacks, as after

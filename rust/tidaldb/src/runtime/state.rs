@@ -255,7 +255,10 @@ impl State {
     /// lone in-memory database. Such a database stages single writes (`staged.rs`) and
     /// applies bulk writes without events (`unlogged.rs`).
     pub fn writes_stay_in_memory(&self) -> bool {
-        self.disk.is_none()
+        // A node that stopped serving refuses writes in `Node::handle`, which the staged
+        // and unlogged paths do not go through.
+        !self.node.stopped_serving()
+            && self.disk.is_none()
             && self.net.is_none()
             && self.reports.is_none()
             && self.node.config().quotas.is_none()

@@ -111,6 +111,7 @@ impl Sim {
         let hard_state = HardState {
             term,
             peers: members.clone(),
+            stopped_serving: false,
         };
         let mut disk = SimDisk::format(disk_seed(self.seed, new_id), &cfg, &self.schema)?;
         disk.install_snapshot(&ledger, clock, None)?;

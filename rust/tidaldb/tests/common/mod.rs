@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
 use tidaldb::crdt::HlcTimestamp;
-use tidaldb::node::{NodeConfig, NodeRole, PeerAddr};
+
+use tidaldb::ledger::Ledger;
+use tidaldb::node::{Input, Node, NodeConfig, NodeRole, Outputs, PeerAddr};
 use tidaldb::schema::SignalIdx;
 use tidaldb::schema::{SchemaBuilder, SignalBuilder};
 use tidaldb::{
@@ -115,6 +118,15 @@ pub fn ephemeral_db(schema: Schema, threads: usize) -> tidaldb::TidalDb {
     tidaldb::TidalDb::builder()
         .ephemeral()
         .ingest_threads(threads)
+        .with_schema(schema)
+        .open()
+        .unwrap()
+}
+
+/// A database over `schema` in `dir`, opened (again) with every other option its default.
+pub fn open_in(dir: &std::path::Path, schema: Schema) -> tidaldb::TidalDb {
+    tidaldb::TidalDb::builder()
+        .with_data_dir(dir)
         .with_schema(schema)
         .open()
         .unwrap()
@@ -252,4 +264,38 @@ pub fn all_time_count(
         .node(r)?
         .read_window(item, "view", tidaldb::Window::AllTime)?
         .count)
+}
+
+/// A sans-IO follower `id` over `schema`, whose peers are `peers`, each in its own region.
+pub fn sans_io_node(id: u16, peers: &[u16], schema: Arc<Schema>) -> Node {
+    let cfg = NodeConfig {
+        id: NodeId(id),
+        peers: peers
+            .iter()
+            .map(|p| PeerAddr::new(NodeId(*p), RegionId(*p)))
+            .collect(),
+        role: NodeRole::Follower,
+        ..NodeConfig::default()
+    };
+    Node::new(cfg, Ledger::new(schema), Default::default())
+}
+
+/// Delivers every message in `out` addressed to `to`, from `from`, and confirms what `to`
+/// persisted as durable; returns what `to` emits.
+pub fn deliver(out: &mut Outputs, from: &Node, to: &mut Node, now: Timestamp) -> Outputs {
+    let mut reply = Outputs::default();
+    for (dest, msg) in out.messages.drain(..) {
+        if dest == to.id() {
+            to.handle(
+                now,
+                Input::Peer {
+                    from: from.id(),
+                    msg,
+                },
+                &mut reply,
+            );
+        }
+    }
+    to.handle(now, Input::Synced, &mut reply);
+    reply
 }

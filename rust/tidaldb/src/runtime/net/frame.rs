@@ -20,7 +20,7 @@ use crate::schema::NodeId;
 
 /// Raised whenever the bytes on the wire change meaning. Both ends must agree exactly.
 /// 2: the client protocol's bulk arrays are little-endian bytes, no longer varints.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The first bytes of every hello, so that a stray client of some other protocol is told
 /// apart from a tidaldb node of another version.

@@ -11,13 +11,17 @@
 //! - `TargetCreated`: every write the source takes now reaches the target too, as it does
 //!   every peer (the data plane is active-active): `DualWrite`.
 //! - `DualWrite`: once the target's applied events cover the source's: `Finalized`.
-//! - `Finalized`: the source stops serving the tenant (its clients fail over), hands its
-//!   caps' rights to the target, and once the target covers everything the source holds
-//!   (heard after the source stopped serving), it leaves the plane; its peers drop it, its
-//!   process deletes its copy: `Complete`.
+//! - `Finalized`: the source stops serving the tenant (its clients fail over) and hands
+//!   its caps' rights to the target, and answers with its version vector read right after,
+//!   under the lock every write takes: nothing it acknowledged lies beyond it. Once the
+//!   target's applied events dominate that vector, the source leaves the plane; its peers
+//!   drop it, its process deletes its copy: `Complete`. No step waits on a clock: a stop
+//!   order delivered late only delays the collection.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+use crate::event::VersionVector;
 
 use super::placement::ReplicaIds;
 use crate::control::{Command, ControlPlane, MigrationRecord, MigrationState, Replica};
@@ -26,10 +30,6 @@ use crate::event::TenantId;
 use crate::node::{ControlCommand, PeerAddr};
 use crate::schema::{NodeId, RegionId, Timestamp};
 use crate::tenancy::ShardAssignment;
-
-/// How long after the source stopped serving its last writes are taken to have reached
-/// its heartbeats: a report heard later than this reflects everything it acknowledged.
-pub const RETIRE_SETTLE: Duration = Duration::from_millis(300);
 
 /// One thing the leader does for a migration.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,10 +41,13 @@ pub enum MigrationAction {
         tenant: TenantId,
         order: ControlCommand,
     },
-    /// The source's process stops serving the tenant; its replica keeps replicating.
+    /// The source's process stops serving the tenant for good and hands its rights to
+    /// `hand_over_to`; its replica keeps replicating. It answers with the version vector
+    /// it stopped at (see [`MigrationPace::stopped`]).
     Retire {
         process: NodeId,
         tenant: TenantId,
+        hand_over_to: NodeId,
     },
     /// The source's process closes its replica and deletes its files.
     Drop {
@@ -81,13 +84,12 @@ pub fn migrate_command(
     })
 }
 
-/// What the leader must do now for every migration, given `retired_at(tenant)`: when it
-/// first told the tenant's source to stop serving, if it has.
+/// What the leader must do now for every migration, given what the sources that stopped
+/// serving answered (see [`MigrationPace::stopped`]).
 pub fn next_actions(
     plane: &ControlPlane,
     nodes: &[(NodeId, RegionId)],
-    now: Timestamp,
-    retired_at: impl Fn(TenantId) -> Option<Timestamp>,
+    stopped: &StoppedSources,
 ) -> Vec<MigrationAction> {
     let ids = ReplicaIds::of(plane);
     let mut actions = Vec::new();
@@ -122,7 +124,9 @@ pub fn next_actions(
                 }
             }
             MigrationState::Finalized => {
-                step.collect_source(now, retired_at(m.tenant), &mut actions)
+                let answer = stopped.get(&m.tenant);
+                let at = answer.filter(|(from, _)| *from == source_process);
+                step.collect_source(at.map(|(_, vv)| vv), &mut actions)
             }
             // Repeated for a source process that was down when it was first told.
             MigrationState::Complete if plane.replica_on(m.tenant, m.source).is_none() => {
@@ -230,10 +234,10 @@ impl Step<'_> {
         heard_after.is_none_or(|t| heard > t) && target_report.vv.dominates(&source_report.vv)
     }
 
+    /// `stopped_at`: the version vector the source answered when it stopped serving.
     fn collect_source(
         &self,
-        now: Timestamp,
-        retired_at: Option<Timestamp>,
+        stopped_at: Option<&VersionVector>,
         actions: &mut Vec<MigrationAction>,
     ) {
         let tenant = self.m.tenant;
@@ -253,38 +257,37 @@ impl Step<'_> {
             actions.push(self.advance(MigrationState::Complete));
             return;
         };
-        actions.push(MigrationAction::Retire {
-            process: self.source_process,
-            tenant,
-        });
-        let Some(retired_at) = retired_at else {
+        let Some(stopped_at) = stopped_at else {
+            // Again every round until the source answers: a frame may be lost, or the
+            // source's process down.
+            actions.push(MigrationAction::Retire {
+                process: self.source_process,
+                tenant,
+                hand_over_to: self.target_process,
+            });
             return;
         };
-        let settled =
-            Timestamp::from_nanos(retired_at.as_nanos() + RETIRE_SETTLE.as_nanos() as i64);
-        let Ok(settled) = settled else {
-            return;
-        };
-        if now <= settled {
-            return;
-        }
-        actions.push(MigrationAction::Order {
-            process: self.source_process,
-            tenant,
-            order: ControlCommand::HandOverRights(self.target_process),
-        });
-        if self.target_covers_source(Some(settled)) {
+        let target_holds_it = self
+            .plane
+            .last_report(self.target)
+            .is_some_and(|(_, report)| report.vv.dominates(stopped_at));
+        if target_holds_it {
             actions.push(MigrationAction::Propose(Command::RemoveReplica(source)));
         }
     }
 }
 
-/// The leader's memory between rounds: when it told each source to stop serving, and
-/// what it proposed lately, so that a step is not proposed again every round while the
-/// first proposal commits.
+/// What each migrated tenant's source answered when it stopped serving: its process, and
+/// its version vector right after.
+pub type StoppedSources = BTreeMap<TenantId, (NodeId, VersionVector)>;
+
+/// The leader's memory between rounds: what the sources answered when they stopped
+/// serving, and what it proposed lately, so that a step is not proposed again every round
+/// while the first proposal commits. A new leader starts empty: it orders the source to
+/// stop again, and the source answers again.
 #[derive(Debug, Default)]
 pub struct MigrationPace {
-    pub retired_at: BTreeMap<TenantId, Timestamp>,
+    stopped: StoppedSources,
     proposed: Vec<(Command, Instant)>,
 }
 
@@ -292,6 +295,24 @@ pub struct MigrationPace {
 const PROPOSAL_PATIENCE: Duration = Duration::from_secs(1);
 
 impl MigrationPace {
+    /// The answers to keep for this round: only a `Finalized` migration's. An answer from
+    /// before (a tenant migrated twice from the same process) would name a vector the
+    /// target held long ago, and let the source go while it still took writes.
+    pub fn stopped(&mut self, plane: &ControlPlane) -> &StoppedSources {
+        self.stopped.retain(|tenant, _| {
+            plane
+                .migration(*tenant)
+                .is_some_and(|m| m.state == MigrationState::Finalized)
+        });
+        &self.stopped
+    }
+
+    /// `process` stopped serving `tenant` at `vv`. Kept only while the tenant's migration
+    /// is `Finalized` (see [`Self::stopped`]).
+    pub fn source_stopped(&mut self, tenant: TenantId, process: NodeId, vv: VersionVector) {
+        self.stopped.insert(tenant, (process, vv));
+    }
+
     /// Whether to propose `command` now: not if it was proposed within the patience.
     pub fn should_propose(&mut self, command: &Command) -> bool {
         self.proposed
@@ -375,69 +396,105 @@ mod tests {
         plane.observe(at(now), report);
     }
 
-    #[test]
-    fn a_migration_walks_its_steps_and_collects_the_source_only_once_covered() {
+    /// Walks `T`'s migration to `Finalized`: the source holds 100 events, the target too.
+    fn finalized_plane() -> ControlPlane {
         let mut plane = migrating_plane();
         let (source, target) = (64, 65);
-        let never = |_| None;
-        let first = next_actions(&plane, &nodes(), at(3), never);
+        let none = StoppedSources::new();
+        let first = next_actions(&plane, &nodes(), &none);
         assert!(matches!(
             proposals(&first)[..],
             [Command::AddReplica { replica, lead: false }] if replica.node == NodeId(target)
         ));
         commit(&mut plane, &first, 3);
-        let created = next_actions(&plane, &nodes(), at(4), never);
+        let created = next_actions(&plane, &nodes(), &none);
         assert!(created.contains(&MigrationAction::Order {
             process: NodeId(0),
             tenant: T,
             order: ControlCommand::AddPeer(PeerAddr::new(NodeId(1), RegionId(1))),
         }));
         commit(&mut plane, &created, 4);
-        let dual = next_actions(&plane, &nodes(), at(5), never);
+        let dual = next_actions(&plane, &nodes(), &none);
         commit(&mut plane, &dual, 5);
         assert_eq!(plane.migration(T).unwrap().state, MigrationState::DualWrite);
 
         // The target is behind: no switch yet.
         report(&mut plane, source, 100, 6);
         report(&mut plane, target, 99, 6);
-        assert!(proposals(&next_actions(&plane, &nodes(), at(6), never)).is_empty());
+        assert!(proposals(&next_actions(&plane, &nodes(), &none)).is_empty());
         report(&mut plane, target, 100, 7);
-        let switch = next_actions(&plane, &nodes(), at(7), never);
+        let switch = next_actions(&plane, &nodes(), &none);
         commit(&mut plane, &switch, 7);
         assert_eq!(plane.migration(T).unwrap().state, MigrationState::Finalized);
+        plane
+    }
 
-        // Finalized: the source is told to stop serving, and nothing is removed until a
-        // report heard after the settle time shows the target holding all it has.
-        let retire = next_actions(&plane, &nodes(), at(8), never);
-        assert!(retire.contains(&MigrationAction::Retire {
-            process: NodeId(0),
-            tenant: T
-        }));
-        assert!(proposals(&retire).is_empty());
-        let retired = |_| Some(at(8));
-        let early = next_actions(&plane, &nodes(), at(9), retired);
-        assert!(
-            proposals(&early).is_empty(),
-            "before the settle time: {early:?}"
-        );
-        let later = 8 + 2 * SECOND;
-        report(&mut plane, source, 101, later); // a last write (the hand-over) landed
-        assert!(proposals(&next_actions(&plane, &nodes(), at(later), retired)).is_empty());
-        report(&mut plane, target, 101, later);
-        let collect = next_actions(&plane, &nodes(), at(later), retired);
+    const STOP_ORDER: MigrationAction = MigrationAction::Retire {
+        process: NodeId(0),
+        tenant: T,
+        hand_over_to: NodeId(1),
+    };
+
+    fn stopped_at(process: u16, events: u64) -> StoppedSources {
+        let mut vv = VersionVector::new();
+        vv.advance(NodeId(0), events);
+        StoppedSources::from([(T, (NodeId(process), vv))])
+    }
+
+    #[test]
+    fn a_migration_walks_its_steps_and_collects_the_source_only_once_covered() {
+        let mut plane = finalized_plane();
+        let (source, target) = (64, 65);
+
+        // Finalized: the source is told to stop serving, again every round, and nothing
+        // is removed before it answers, whatever the reports say and however long it takes.
+        let unanswered = next_actions(&plane, &nodes(), &StoppedSources::new());
+        assert!(unanswered.contains(&STOP_ORDER));
+        assert!(proposals(&unanswered).is_empty());
+        let hour = 3_600 * SECOND;
+        report(&mut plane, source, 100, hour);
+        report(&mut plane, target, 100, hour);
+        assert!(proposals(&next_actions(&plane, &nodes(), &StoppedSources::new())).is_empty());
+
+        // It stopped after a last write (the hand-over): the target must hold that too.
+        let answered = stopped_at(0, 101);
+        let waiting = next_actions(&plane, &nodes(), &answered);
+        assert!(!waiting.contains(&STOP_ORDER), "{waiting:?}");
+        assert!(proposals(&waiting).is_empty(), "{waiting:?}");
+        report(&mut plane, target, 101, hour + 1);
+        let collect = next_actions(&plane, &nodes(), &answered);
         assert_eq!(
             proposals(&collect),
             [&Command::RemoveReplica(NodeId(source))]
         );
-        commit(&mut plane, &collect, later);
+        commit(&mut plane, &collect, hour + 1);
 
-        let done = next_actions(&plane, &nodes(), at(later + 1), retired);
+        let done = next_actions(&plane, &nodes(), &answered);
         assert!(done.contains(&MigrationAction::Drop {
             process: NodeId(0),
             tenant: T
         }));
-        commit(&mut plane, &done, later + 1);
+        commit(&mut plane, &done, hour + 2);
         assert_eq!(plane.migration(T).unwrap().state, MigrationState::Complete);
+    }
+
+    #[test]
+    fn only_the_source_process_answer_to_this_migration_counts() {
+        let mut plane = finalized_plane();
+        report(&mut plane, 65, 500, 8);
+        // Another process's answer is not the source's.
+        let elsewhere = next_actions(&plane, &nodes(), &stopped_at(2, 100));
+        assert!(elsewhere.contains(&STOP_ORDER));
+        assert!(proposals(&elsewhere).is_empty());
+
+        // An answer kept from before the migration was finalized is dropped, so it cannot
+        // stand for this one.
+        let mut pace = MigrationPace::default();
+        let (_, (process, vv)) = stopped_at(0, 1).pop_first().unwrap();
+        pace.source_stopped(T, process, vv.clone());
+        assert!(pace.stopped(&migrating_plane()).is_empty());
+        pace.source_stopped(T, process, vv);
+        assert_eq!(pace.stopped(&plane).len(), 1);
     }
 
     #[test]

@@ -83,9 +83,13 @@ pub enum ControlFrame {
     Verdict(super::majority::Verdict),
     /// The Raft leader's order to host a replica of a registered tenant.
     Host(super::placement::HostOrder),
-    /// The frame's tenant is migrating away from this process: stop serving it (clients
-    /// fail over) but keep replicating.
-    Retire,
+    /// The frame's tenant is migrating away from this process: stop serving it for good
+    /// (clients fail over) but keep replicating, and hand its cap rights to
+    /// `hand_over_to`. Answered with `Retired`.
+    Retire { hand_over_to: NodeId },
+    /// The answer to `Retire`: the replica's version vector right after it stopped, which
+    /// holds every write it acknowledged.
+    Retired(crate::event::VersionVector),
     /// The frame's tenant has migrated away: delete this process's copy.
     Delete,
 }

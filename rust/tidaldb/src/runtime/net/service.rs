@@ -105,6 +105,11 @@ impl ClientService {
         self.replicas.read().is_ok_and(|r| r.contains_key(&tenant))
     }
 
+    /// The replica of `tenant` this process hosts.
+    pub fn replica(&self, tenant: TenantId) -> Option<TidalDb> {
+        self.replicas.read().ok()?.get(&tenant).cloned()
+    }
+
     /// Answers `Op::Control` from `host` from now on.
     pub fn set_control(&self, host: super::control_host::ControlHost) {
         let _ = self.control.set(host);
@@ -232,11 +237,7 @@ impl ClientService {
     /// One request's reply. Never fails: every error becomes a `Refused` for the client.
     pub async fn answer(&self, request: Request) -> Reply {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let db = self
-            .replicas
-            .read()
-            .ok()
-            .and_then(|r| r.get(&request.tenant).cloned());
+        let db = self.replica(request.tenant);
         let mut served = self.served_here();
         let retired = self
             .retired

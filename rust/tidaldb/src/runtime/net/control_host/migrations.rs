@@ -4,7 +4,8 @@
 use super::super::migration_steps::{MigrationAction, next_actions};
 use super::super::peers::ControlFrame;
 use super::Host;
-use crate::schema::Timestamp;
+use crate::event::TenantId;
+use crate::schema::{NodeId, Timestamp};
 
 impl Host {
     /// The Raft leader takes each running migration's next steps.
@@ -12,10 +13,8 @@ impl Host {
         let Some((voter, _)) = self.voter.as_ref().filter(|(v, _)| v.is_leader()) else {
             return;
         };
-        let retired = &self.migrating.retired_at;
-        let actions = next_actions(voter.plane(), &self.spec.nodes, now, |t| {
-            retired.get(&t).copied()
-        });
+        let plane = voter.plane();
+        let actions = next_actions(plane, &self.spec.nodes, self.migrating.stopped(plane));
         for action in actions {
             match action {
                 MigrationAction::Propose(command) => {
@@ -28,13 +27,30 @@ impl Host {
                     tenant,
                     order,
                 } => self.send_order(process, tenant, order),
-                MigrationAction::Retire { process, tenant } => {
-                    self.migrating.retired_at.entry(tenant).or_insert(now);
-                    self.send_frame(process, tenant, ControlFrame::Retire);
-                }
+                MigrationAction::Retire {
+                    process,
+                    tenant,
+                    hand_over_to,
+                } => self.send_frame(process, tenant, ControlFrame::Retire { hand_over_to }),
                 MigrationAction::Drop { process, tenant } => {
                     self.send_frame(process, tenant, ControlFrame::Delete);
                 }
+            }
+        }
+    }
+
+    /// This process hosts a migration's source: it stops serving `tenant` and answers
+    /// `leader` with the version vector it stopped at. Without the replica (not open yet
+    /// after a restart) it says nothing, and the leader asks again.
+    pub(super) fn stop_serving(&mut self, leader: NodeId, tenant: TenantId, to: NodeId) {
+        self.service.retire(tenant);
+        let Some(db) = self.service.replica(tenant) else {
+            return;
+        };
+        match db.stop_serving(to) {
+            Ok(vv) => self.send_frame(leader, tenant, ControlFrame::Retired(vv)),
+            Err(e) => {
+                tracing::warn!(tenant = tenant.0, error = %e, "stopping a migrated replica failed")
             }
         }
     }

@@ -411,7 +411,8 @@ impl Host {
             ControlFrame::Order(command) => self.obey(tenant, command),
             ControlFrame::Verdict(verdict) => self.verdict.hear(verdict),
             ControlFrame::Host(order) => self.host(&order),
-            ControlFrame::Retire => self.service.retire(tenant),
+            ControlFrame::Retire { hand_over_to } => self.stop_serving(from, tenant, hand_over_to),
+            ControlFrame::Retired(vv) => self.migrating.source_stopped(tenant, from, vv),
             ControlFrame::Delete => self.delete(tenant),
         }
     }
@@ -481,12 +482,7 @@ impl Host {
     }
 
     fn obey(&self, tenant: TenantId, order: ControlCommand) {
-        let db = self
-            .service
-            .replicas()
-            .into_iter()
-            .find(|(t, _)| *t == tenant);
-        if let Some((_, db)) = db
+        if let Some(db) = self.service.replica(tenant)
             && let Err(e) = db.apply_control(order)
         {
             tracing::warn!(tenant = tenant.0, error = %e, "an order of the control plane failed");
