@@ -162,7 +162,11 @@ fn no_write_is_acknowledged_beyond_the_vector_stop_serving_returns() {
     let stopped_at = db.stop_serving(NodeId(9)).expect("stops");
     let seen: Vec<Acknowledged> = writers.into_iter().map(|w| w.join().unwrap()).collect();
 
-    let origin = seen[0].ids[0].origin;
+    let origin = seen
+        .iter()
+        .find_map(|a| a.ids.first())
+        .expect("some single write was acknowledged")
+        .origin;
     let acknowledged: u64 = seen
         .iter()
         .map(|a| a.ids.len() as u64 + a.batched_events)

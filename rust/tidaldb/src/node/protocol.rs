@@ -265,7 +265,8 @@ pub struct NodeReport {
     pub node: NodeId,
     pub term: u64,
     pub role: NodeRole,
-    /// Applied events; equal to the durable ones once the driver has synced.
+    /// Events the driver has confirmed durable (`Synced`): a migration lets its source go
+    /// once the target's report holds everything the source acknowledged.
     pub vv: VersionVector,
     /// Distinct entities in the ledger, for health reporting.
     pub entities: u64,

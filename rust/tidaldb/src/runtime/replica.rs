@@ -18,13 +18,14 @@ impl TidalDb {
         st.settle()
     }
 
-    /// Stops taking client writes for good, gives every cap right this replica holds to
-    /// `hand_over_to`, and returns the version vector right after, read under the same
-    /// lock as the order: no write of this replica's own can be acknowledged beyond it. So
-    /// once a peer's applied events dominate it, the peer holds every write this replica
-    /// ever acknowledged, and this replica can be removed. Stored before this returns, so
-    /// a restart keeps refusing writes. Repeating it is harmless, and returns the vector
-    /// as it is now (peers' events still arrive).
+    /// Stops the default tenant's replica (a server opens one such database per tenant it
+    /// hosts) taking client writes for good, gives every cap right it holds to
+    /// `hand_over_to`, syncs, and returns the version vector right after, read under the
+    /// same lock as the order: no write of this replica's own can be acknowledged beyond
+    /// it. So once a peer's durable events dominate it, the peer holds every write this
+    /// replica ever acknowledged, and this replica can be removed. Stored before this
+    /// returns, so a restart keeps refusing writes. Repeating it is harmless, and returns
+    /// the vector as it is now (peers' events still arrive).
     pub fn stop_serving(&self, hand_over_to: NodeId) -> Result<VersionVector> {
         // `lock` applies staged single writes first: they were acknowledged.
         let mut st = self.lock()?;
@@ -36,7 +37,9 @@ impl TidalDb {
             Input::Control(ControlCommand::HandOverRights(hand_over_to)),
             None,
         )?;
-        st.settle()?;
+        // Synced whatever the durability: the vector may name only what a crash keeps, or
+        // the target could be waiting for events that no longer exist anywhere.
+        st.commit()?;
         Ok(st.node.ledger().version_vector().clone())
     }
 

@@ -12,7 +12,7 @@ use crate::event::{Event, VersionVector};
 use crate::ledger::Ledger;
 use crate::node::{HardState, NodeConfig};
 use crate::schema::{NodeId, Schema};
-use crate::wal::{Wal, WalConfig, read_hard_state, write_hard_state};
+use crate::wal::{Wal, WalConfig, hard_state_corrupt, read_hard_state, write_hard_state};
 
 /// Where the log lives on every simulated disk.
 const WAL_DIR: &str = "/data/wal";
@@ -84,15 +84,10 @@ impl SimDisk {
                 ledger.apply_batch(events)
             })?;
         let hard_state = match read_hard_state(&self.fs, &dir())? {
-            Some(bytes) => {
-                Some(
-                    postcard::from_bytes(&bytes).map_err(|e| TidalError::Corruption {
-                        path: dir().join("HARDSTATE"),
-                        offset: 0,
-                        detail: format!("the hard state does not decode: {e}"),
-                    })?,
-                )
-            }
+            Some((version, bytes)) => Some(
+                HardState::decode(version, &bytes)
+                    .map_err(|e| hard_state_corrupt(&dir(), 13, &e))?,
+            ),
             None => None,
         };
         self.wal = Some(wal);
@@ -146,9 +141,10 @@ impl SimDisk {
 
     pub fn store_hard_state(&mut self, state: &HardState) -> Result<()> {
         self.wal()?;
-        let r = postcard::to_stdvec(state)
-            .map_err(|e| TidalError::Unavailable(format!("the hard state does not encode: {e}")))
-            .and_then(|bytes| write_hard_state(&self.fs, Path::new(WAL_DIR), &bytes));
+        let r = state
+            .encode()
+            .map_err(TidalError::Unavailable)
+            .and_then(|(v, bytes)| write_hard_state(&self.fs, Path::new(WAL_DIR), (v, &bytes)));
         self.or_fail(r)
     }
 

@@ -15,8 +15,8 @@ use crate::error::{Result, TidalError};
 
 const FILE: &str = "HARDSTATE";
 const MAGIC: &[u8; 4] = b"TDHS";
-const VERSION: u8 = 1;
-/// Magic, version, then the crc32c and length of the payload.
+/// Magic, the payload's version (its encoder's, which decodes it), then the crc32c and
+/// length of the payload.
 const HEADER: usize = 4 + 1 + 4 + 4;
 
 pub fn hard_state_path(wal_dir: &Path) -> PathBuf {
@@ -32,8 +32,9 @@ pub fn hard_state_corrupt(wal_dir: &Path, offset: u64, detail: &str) -> TidalErr
     }
 }
 
-/// The payload last stored in `wal_dir`, verified, or `None` if none was ever stored.
-pub fn read_hard_state(fs: &dyn Storage, wal_dir: &Path) -> Result<Option<Vec<u8>>> {
+/// The payload last stored in `wal_dir` and its version, verified, or `None` if none was
+/// ever stored.
+pub fn read_hard_state(fs: &dyn Storage, wal_dir: &Path) -> Result<Option<(u8, Vec<u8>)>> {
     let path = hard_state_path(wal_dir);
     let bytes = match fs.read(&path) {
         Ok(b) => b,
@@ -44,29 +45,28 @@ pub fn read_hard_state(fs: &dyn Storage, wal_dir: &Path) -> Result<Option<Vec<u8
     if bytes.len() < HEADER || &bytes[..4] != MAGIC {
         return Err(corrupt(0, "not a hard-state file (bad magic or too short)"));
     }
-    if bytes[4] != VERSION {
-        return Err(corrupt(
-            4,
-            &format!("unknown hard-state version {}", bytes[4]),
-        ));
-    }
     let crc = u32::from_le_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]);
     let len = u32::from_le_bytes([bytes[9], bytes[10], bytes[11], bytes[12]]) as usize;
     let payload = &bytes[HEADER..];
     if payload.len() != len || crc32c::crc32c(payload) != crc {
         return Err(corrupt(HEADER as u64, "checksum or length mismatch"));
     }
-    Ok(Some(payload.to_vec()))
+    Ok(Some((bytes[4], payload.to_vec())))
 }
 
-/// Stores `payload` in `wal_dir`, replacing the old one atomically and durably.
-pub fn write_hard_state(fs: &dyn Storage, wal_dir: &Path, payload: &[u8]) -> Result<()> {
+/// Stores `payload` of `version` in `wal_dir`, replacing the old one atomically and
+/// durably.
+pub fn write_hard_state(
+    fs: &dyn Storage,
+    wal_dir: &Path,
+    (version, payload): (u8, &[u8]),
+) -> Result<()> {
     let len = u32::try_from(payload.len()).map_err(|_| {
         TidalError::Unavailable("the node's hard state is larger than 4 GiB".into())
     })?;
     let mut bytes = Vec::with_capacity(HEADER + payload.len());
     bytes.extend_from_slice(MAGIC);
-    bytes.push(VERSION);
+    bytes.push(version);
     bytes.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
     bytes.extend_from_slice(&len.to_le_bytes());
     bytes.extend_from_slice(payload);

@@ -43,11 +43,12 @@ pub enum MigrationAction {
     },
     /// The source's process stops serving the tenant for good and hands its rights to
     /// `hand_over_to`; its replica keeps replicating. It answers with the version vector
-    /// it stopped at (see [`MigrationPace::stopped`]).
+    /// it stopped at, naming the tenant's `migration` (see [`MigrationPace::stopped`]).
     Retire {
         process: NodeId,
         tenant: TenantId,
         hand_over_to: NodeId,
+        migration: u64,
     },
     /// The source's process closes its replica and deletes its files.
     Drop {
@@ -124,9 +125,10 @@ pub fn next_actions(
                 }
             }
             MigrationState::Finalized => {
-                let answer = stopped.get(&m.tenant);
-                let at = answer.filter(|(from, _)| *from == source_process);
-                step.collect_source(at.map(|(_, vv)| vv), &mut actions)
+                let answer = stopped.get(&m.tenant).filter(|answer| {
+                    answer.process == source_process && answer.migration == m.number
+                });
+                step.collect_source(answer.map(|answer| &answer.vv), &mut actions)
             }
             // Repeated for a source process that was down when it was first told.
             MigrationState::Complete if plane.replica_on(m.tenant, m.source).is_none() => {
@@ -264,6 +266,7 @@ impl Step<'_> {
                 process: self.source_process,
                 tenant,
                 hand_over_to: self.target_process,
+                migration: self.m.number,
             });
             return;
         };
@@ -277,9 +280,21 @@ impl Step<'_> {
     }
 }
 
-/// What each migrated tenant's source answered when it stopped serving: its process, and
-/// its version vector right after.
-pub type StoppedSources = BTreeMap<TenantId, (NodeId, VersionVector)>;
+/// What a migration's source answered when it stopped serving.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoppedSource {
+    /// The process that answered.
+    pub process: NodeId,
+    /// The tenant's migration it was ordered to stop for ([`MigrationRecord::number`]): an
+    /// answer to an earlier migration of the tenant from the same process, heard by a
+    /// voter that leads again later, names a vector the target held long ago.
+    pub migration: u64,
+    /// Its version vector right after it stopped.
+    pub vv: VersionVector,
+}
+
+/// The latest answer for each tenant.
+pub type StoppedSources = BTreeMap<TenantId, StoppedSource>;
 
 /// The leader's memory between rounds: what the sources answered when they stopped
 /// serving, and what it proposed lately, so that a step is not proposed again every round
@@ -295,9 +310,8 @@ pub struct MigrationPace {
 const PROPOSAL_PATIENCE: Duration = Duration::from_secs(1);
 
 impl MigrationPace {
-    /// The answers to keep for this round: only a `Finalized` migration's. An answer from
-    /// before (a tenant migrated twice from the same process) would name a vector the
-    /// target held long ago, and let the source go while it still took writes.
+    /// The answers to keep for this round: only a `Finalized` migration's, so that the
+    /// map does not grow with every migration ever made.
     pub fn stopped(&mut self, plane: &ControlPlane) -> &StoppedSources {
         self.stopped.retain(|tenant, _| {
             plane
@@ -307,10 +321,10 @@ impl MigrationPace {
         &self.stopped
     }
 
-    /// `process` stopped serving `tenant` at `vv`. Kept only while the tenant's migration
-    /// is `Finalized` (see [`Self::stopped`]).
-    pub fn source_stopped(&mut self, tenant: TenantId, process: NodeId, vv: VersionVector) {
-        self.stopped.insert(tenant, (process, vv));
+    /// A source answered that it stopped serving `tenant`. Kept only while the tenant's
+    /// migration is `Finalized` (see [`Self::stopped`]).
+    pub fn source_stopped(&mut self, tenant: TenantId, answer: StoppedSource) {
+        self.stopped.insert(tenant, answer);
     }
 
     /// Whether to propose `command` now: not if it was proposed within the patience.
@@ -433,12 +447,21 @@ mod tests {
         process: NodeId(0),
         tenant: T,
         hand_over_to: NodeId(1),
+        migration: 1,
     };
 
-    fn stopped_at(process: u16, events: u64) -> StoppedSources {
+    fn answer(process: u16, migration: u64, events: u64) -> StoppedSource {
         let mut vv = VersionVector::new();
         vv.advance(NodeId(0), events);
-        StoppedSources::from([(T, (NodeId(process), vv))])
+        StoppedSource {
+            process: NodeId(process),
+            migration,
+            vv,
+        }
+    }
+
+    fn stopped_at(process: u16, events: u64) -> StoppedSources {
+        StoppedSources::from([(T, answer(process, 1, events))])
     }
 
     #[test]
@@ -482,18 +505,20 @@ mod tests {
     fn only_the_source_process_answer_to_this_migration_counts() {
         let mut plane = finalized_plane();
         report(&mut plane, 65, 500, 8);
-        // Another process's answer is not the source's.
-        let elsewhere = next_actions(&plane, &nodes(), &stopped_at(2, 100));
-        assert!(elsewhere.contains(&STOP_ORDER));
-        assert!(proposals(&elsewhere).is_empty());
+        // Another process's answer is not the source's, and the source's answer to an
+        // earlier migration of the tenant is not an answer to this one.
+        for stale in [answer(2, 1, 100), answer(0, 0, 100)] {
+            let actions = next_actions(&plane, &nodes(), &StoppedSources::from([(T, stale)]));
+            assert!(actions.contains(&STOP_ORDER));
+            assert!(proposals(&actions).is_empty());
+        }
+        assert!(!proposals(&next_actions(&plane, &nodes(), &stopped_at(0, 100))).is_empty());
 
-        // An answer kept from before the migration was finalized is dropped, so it cannot
-        // stand for this one.
+        // Answers are kept only while their migration is finalized.
         let mut pace = MigrationPace::default();
-        let (_, (process, vv)) = stopped_at(0, 1).pop_first().unwrap();
-        pace.source_stopped(T, process, vv.clone());
+        pace.source_stopped(T, answer(0, 1, 1));
         assert!(pace.stopped(&migrating_plane()).is_empty());
-        pace.source_stopped(T, process, vv);
+        pace.source_stopped(T, answer(0, 1, 1));
         assert_eq!(pace.stopped(&plane).len(), 1);
     }
 

@@ -83,13 +83,19 @@ pub enum ControlFrame {
     Verdict(super::majority::Verdict),
     /// The Raft leader's order to host a replica of a registered tenant.
     Host(super::placement::HostOrder),
-    /// The frame's tenant is migrating away from this process: stop serving it for good
-    /// (clients fail over) but keep replicating, and hand its cap rights to
-    /// `hand_over_to`. Answered with `Retired`.
-    Retire { hand_over_to: NodeId },
+    /// The frame's tenant is migrating away from this process (its `migration`th
+    /// migration): stop serving it for good (clients fail over) but keep replicating, and
+    /// hand its cap rights to `hand_over_to`. Answered with `Retired`.
+    Retire {
+        hand_over_to: NodeId,
+        migration: u64,
+    },
     /// The answer to `Retire`: the replica's version vector right after it stopped, which
     /// holds every write it acknowledged.
-    Retired(crate::event::VersionVector),
+    Retired {
+        migration: u64,
+        vv: crate::event::VersionVector,
+    },
     /// The frame's tenant has migrated away: delete this process's copy.
     Delete,
 }

@@ -75,10 +75,15 @@ impl ClientService {
         })
     }
 
-    /// Serves `tenant` from `db` from now on.
+    /// Serves `tenant` from `db` from now on, unless `db` stopped serving for good (a
+    /// migration's source that restarted): then its requests are refused as before.
     pub fn host(&self, tenant: TenantId, db: TidalDb) {
+        let stopped = db.hard_state().is_ok_and(|h| h.stopped_serving);
         if let Ok(mut retired) = self.retired.write() {
-            retired.remove(&tenant);
+            match stopped {
+                true => retired.insert(tenant),
+                false => retired.remove(&tenant),
+            };
         }
         if let Ok(mut r) = self.replicas.write() {
             r.insert(tenant, db);
@@ -465,4 +470,62 @@ async fn write(
     };
     let tag = key.map(|k| crate::event::ClientTag::Key(IdempotencyKey(k)));
     db.write_request(ops, concern, tag).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::ledger::ItemErrors;
+    use crate::schema::{DecaySpec, EntityKind, RegionId, Schema};
+
+    #[test]
+    fn a_replica_that_stopped_serving_is_refused_when_hosted_again() {
+        const T: TenantId = TenantId(5);
+        let service = ClientService::new(
+            "c".into(),
+            NodeId(0),
+            RegionId(0),
+            vec!["r0".into()],
+            Security::Insecure,
+        );
+        let half_life = Duration::from_secs(60);
+        let schema = Schema::builder()
+            .signal(
+                "view",
+                EntityKind::Item,
+                DecaySpec::Exponential { half_life },
+            )
+            .add()
+            .build()
+            .unwrap();
+        let db = TidalDb::builder()
+            .ephemeral()
+            .with_schema(schema)
+            .open()
+            .unwrap();
+        let read = || Request {
+            id: 1,
+            tenant: T,
+            op: Op::Scores {
+                signal: "view".into(),
+                entities: vec![1],
+                at_ns: None,
+                errors: ItemErrors::Raise,
+            },
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        service.host(T, db.clone());
+        assert!(runtime.block_on(service.answer(read())).result.is_ok());
+
+        db.stop_serving(NodeId(1)).unwrap();
+        // As the process hosts it again after a restart, with no order to stop since.
+        service.host(T, db);
+        let refused = runtime.block_on(service.answer(read())).result.unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::Unavailable, "{refused:?}");
+    }
 }

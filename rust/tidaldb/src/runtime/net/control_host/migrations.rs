@@ -31,7 +31,14 @@ impl Host {
                     process,
                     tenant,
                     hand_over_to,
-                } => self.send_frame(process, tenant, ControlFrame::Retire { hand_over_to }),
+                    migration,
+                } => {
+                    let order = ControlFrame::Retire {
+                        hand_over_to,
+                        migration,
+                    };
+                    self.send_frame(process, tenant, order)
+                }
                 MigrationAction::Drop { process, tenant } => {
                     self.send_frame(process, tenant, ControlFrame::Delete);
                 }
@@ -42,13 +49,19 @@ impl Host {
     /// This process hosts a migration's source: it stops serving `tenant` and answers
     /// `leader` with the version vector it stopped at. Without the replica (not open yet
     /// after a restart) it says nothing, and the leader asks again.
-    pub(super) fn stop_serving(&mut self, leader: NodeId, tenant: TenantId, to: NodeId) {
+    pub(super) fn stop_serving(
+        &mut self,
+        leader: NodeId,
+        tenant: TenantId,
+        to: NodeId,
+        migration: u64,
+    ) {
         self.service.retire(tenant);
         let Some(db) = self.service.replica(tenant) else {
             return;
         };
         match db.stop_serving(to) {
-            Ok(vv) => self.send_frame(leader, tenant, ControlFrame::Retired(vv)),
+            Ok(vv) => self.send_frame(leader, tenant, ControlFrame::Retired { migration, vv }),
             Err(e) => {
                 tracing::warn!(tenant = tenant.0, error = %e, "stopping a migrated replica failed")
             }

@@ -26,7 +26,7 @@ pub use super::control_admin::ControlHost;
 use super::control_admin::{ADMIN_TIMEOUT, AdminRequest, Proposal};
 use super::control_status::ControlStatus;
 use super::majority::{LatestVerdict, Verdict};
-use super::migration_steps::{MigrationPace, migrate_command};
+use super::migration_steps::{MigrationPace, StoppedSource, migrate_command};
 use super::peers::{ControlFrame, ControlInbox, PeerNetwork};
 use super::placement::{
     HostOrder, ReplicaIds, ReplicaOpener, host_orders, initial_plane, place_command,
@@ -411,8 +411,18 @@ impl Host {
             ControlFrame::Order(command) => self.obey(tenant, command),
             ControlFrame::Verdict(verdict) => self.verdict.hear(verdict),
             ControlFrame::Host(order) => self.host(&order),
-            ControlFrame::Retire { hand_over_to } => self.stop_serving(from, tenant, hand_over_to),
-            ControlFrame::Retired(vv) => self.migrating.source_stopped(tenant, from, vv),
+            ControlFrame::Retire {
+                hand_over_to,
+                migration,
+            } => self.stop_serving(from, tenant, hand_over_to, migration),
+            ControlFrame::Retired { migration, vv } => {
+                let answer = StoppedSource {
+                    process: from,
+                    migration,
+                    vv,
+                };
+                self.migrating.source_stopped(tenant, answer)
+            }
             ControlFrame::Delete => self.delete(tenant),
         }
     }
