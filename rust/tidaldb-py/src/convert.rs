@@ -543,6 +543,39 @@ pub fn bulk_times(
     .map(Some)
 }
 
+/// A bulk write's times as Unix seconds, copied (see [`id_column`]), for
+/// [`TidalDb::signal_batch_secs`](tidaldb::TidalDb::signal_batch_secs), which converts them
+/// as it applies them: no column of timestamps is built while the interpreter waits.
+pub fn bulk_seconds(
+    py: Python<'_>,
+    ts: Option<&Bound<'_, PyAny>>,
+    len: usize,
+) -> PyResult<Option<CopiedColumn<f64>>> {
+    let Some(t) = ts else {
+        return Ok(None);
+    };
+    with_f64s(py, Column::Times, "ts", t, |secs| {
+        same_length(py, "ts", secs.len(), len)?;
+        Ok(CopiedColumn::copy_of(secs))
+    })
+    .map(Some)
+}
+
+/// The core's answer to a bulk write of times in seconds, a time out of range named as
+/// [`bulk_times`] names it: which element, and what it held.
+pub fn name_bad_time<T>(
+    py: Python<'_>,
+    out: Result<T, TidalError>,
+    secs: Option<&[f64]>,
+) -> PyResult<T> {
+    if let (Err(TidalError::TimestampOutOfRange { .. }), Some(secs)) = (&out, secs)
+        && let Err((i, e)) = Timestamp::latest_of_secs_f64(secs)
+    {
+        return Err(bad_timestamp(py, "ts", i, secs[i], e));
+    }
+    out.py_err(py)
+}
+
 // Python helpers (`tidaldb.plotting`) read durations through this, so that they accept
 // exactly what the rest of the API accepts.
 #[doc = include_str!("../pydoc/parse_duration.md")]

@@ -30,8 +30,8 @@ use crate::attached_cell::{self, AttachedCell};
 use crate::cluster_config::{TenantArg, tenant_of, tenant_options};
 use crate::convert::{
     At, Count, Float, Id, IngestThreads, Item, MaxEntities, MaxSignalsPerSec, MaxStorageBytes,
-    Natural, TenantIdArg, Ts, User, Weight, bulk_times, duration, f64_column, id_array, id_column,
-    same_length, timestamp, timestamp_or_now,
+    Natural, TenantIdArg, Ts, User, Weight, bulk_seconds, duration, f64_column, id_array,
+    id_column, name_bad_time, same_length, timestamp, timestamp_or_now,
 };
 use crate::errors::IntoPyResult;
 use crate::fork_guard::Origin;
@@ -117,10 +117,19 @@ impl PyDb {
         py: Python<'_>,
         f: impl FnOnce(&TidalDb) -> Result<T, TidalError> + Send,
     ) -> PyResult<T> {
+        self.detached_core(py, f)?.py_err(py)
+    }
+
+    /// [`Self::detached`], the core's error left for the caller to name.
+    fn detached_core<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&TidalDb) -> Result<T, TidalError> + Send,
+    ) -> PyResult<Result<T, TidalError>> {
         self.origin.check(py, "Db")?;
         let out = signals::detached(py, || self.slot_detached(|s| f(open(s)?)).and_then(|r| r));
         logging::deliver(py)?;
-        out?.py_err(py)
+        out
     }
 
     /// The count and weight sum of one window as of `at` (now when `None`).
@@ -248,14 +257,16 @@ impl PyDb {
         if let Some(written) = self.signals_in_place(py, name, items, weights, ts)? {
             return Ok(written);
         }
-        // Copies, taken while attached: the arrays may change once the interpreter is released.
+        // Copies, taken while attached: the arrays may change once the interpreter is
+        // released. The times stay seconds, which the core converts as it applies them.
         let items = id_column(py, "items", items)?;
         let weights = f64_column(py, "weights", weights)?;
         same_length(py, "weights", weights.len(), items.len())?;
-        let ts = bulk_times(py, ts, items.len())?;
-        self.detached(py, move |db| {
-            db.signal_batch(name, &items, &weights, ts.as_deref())
-        })
+        let secs = bulk_seconds(py, ts, items.len())?;
+        let secs = secs.as_deref();
+        let out =
+            self.detached_core(py, |db| db.signal_batch_secs(name, &items, &weights, secs))?;
+        name_bad_time(py, out, secs)
     }
 
     #[doc = include_str!("../pydoc/Db/score.md")]

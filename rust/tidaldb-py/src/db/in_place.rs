@@ -19,11 +19,10 @@ use std::sync::TryLockError;
 
 use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use tidaldb::{EntityId, TidalError, Timestamp};
+use tidaldb::EntityId;
 
 use super::{PyDb, open, poisoned};
-use crate::convert::{bad_timestamp, same_length};
-use crate::errors::IntoPyResult;
+use crate::convert::{name_bad_time, same_length};
 use crate::{logging, signals};
 
 /// Calls smaller than this are copied: their copies come from memory the allocator keeps,
@@ -92,14 +91,7 @@ impl PyDb {
             Err(TryLockError::Poisoned(_)) => Err(poisoned()),
         });
         logging::deliver(py)?;
-        let out = out?;
-        // Named as the copying path names it: which element, and what it held.
-        if let (Err(TidalError::TimestampOutOfRange { .. }), Some(secs)) = (&out, secs)
-            && let Err((i, e)) = Timestamp::latest_of_secs_f64(secs)
-        {
-            return Err(bad_timestamp(py, "ts", i, secs[i], e));
-        }
-        out.py_err(py)
+        name_bad_time(py, out?, secs)
     }
 }
 
