@@ -474,12 +474,10 @@ async fn write(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::error::ErrorKind;
     use crate::ledger::ItemErrors;
-    use crate::schema::{DecaySpec, EntityKind, RegionId, Schema};
+    use crate::schema::RegionId;
 
     #[test]
     fn a_replica_that_stopped_serving_is_refused_when_hosted_again() {
@@ -491,16 +489,7 @@ mod tests {
             vec!["r0".into()],
             Security::Insecure,
         );
-        let half_life = Duration::from_secs(60);
-        let schema = Schema::builder()
-            .signal(
-                "view",
-                EntityKind::Item,
-                DecaySpec::Exponential { half_life },
-            )
-            .add()
-            .build()
-            .unwrap();
+        let schema = crate::schema::hourly_view_schema();
         let db = TidalDb::builder()
             .ephemeral()
             .with_schema(schema)

@@ -10,7 +10,6 @@
 //! `TIDALDB_SEED=<seed> cargo test -p tidaldb --lib stop_race`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::tests::{T, at, finalized_plane, nodes};
 use super::*;
@@ -19,7 +18,7 @@ use crate::node::{
     ClientOp, Input, Message, Node, NodeConfig, NodeReport, NodeRole, Outputs, WriteConcern,
     WriteRequest,
 };
-use crate::schema::{DecaySpec, EntityId, EntityKind, Schema};
+use crate::schema::{EntityId, hourly_view_schema};
 
 /// The replicas' ids in the data plane (their processes') and in the control plane.
 const SOURCE: NodeId = NodeId(0);
@@ -49,16 +48,7 @@ impl Choices {
 }
 
 fn replica(id: NodeId, peer: NodeId) -> Node {
-    let half_life = Duration::from_secs(3600);
-    let schema = Schema::builder()
-        .signal(
-            "view",
-            EntityKind::Item,
-            DecaySpec::Exponential { half_life },
-        )
-        .add()
-        .build()
-        .expect("a valid schema");
+    let schema = hourly_view_schema();
     let cfg = NodeConfig {
         id,
         peers: vec![PeerAddr::new(peer, RegionId(peer.0))],
