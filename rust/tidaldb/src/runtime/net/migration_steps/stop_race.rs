@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::tests::{T, at, finalized_plane, nodes};
 use super::*;
+use crate::error::TidalError;
 use crate::ledger::Ledger;
 use crate::node::{
     ClientOp, Input, Message, Node, NodeConfig, NodeReport, NodeRole, Outputs, WriteConcern,
@@ -136,11 +137,21 @@ impl Run {
         self.source
             .handle(at(self.now), Input::Write(request), &mut out);
         self.source.handle(at(self.now), Input::Synced, &mut out);
-        if let Some((_, Ok(ack))) = out.replies.pop() {
-            self.acknowledged = self.acknowledged.max(ack.event_id().seq);
-            if self.orders_sent > 0 {
-                self.acknowledged_after_an_order += 1;
+        match out.replies.pop() {
+            Some((_, Ok(ack))) => {
+                assert!(
+                    !self.source.stopped_serving(),
+                    "a write acknowledged after the source stopped serving"
+                );
+                self.acknowledged = self.acknowledged.max(ack.event_id().seq);
+                if self.orders_sent > 0 {
+                    self.acknowledged_after_an_order += 1;
+                }
             }
+            Some((_, Err(TidalError::Unavailable(_)))) => {
+                assert!(self.source.stopped_serving(), "refused while serving");
+            }
+            other => panic!("a write answered {other:?}"),
         }
         self.to_target.append(&mut out.messages);
     }
@@ -270,6 +281,17 @@ impl Run {
     }
 }
 
+/// Names the seed of a run that panics, for the replay the module's doc gives.
+struct SeedOnPanic(u64);
+
+impl Drop for SeedOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("stop_race failed at seed {}", self.0);
+        }
+    }
+}
+
 #[test]
 fn the_source_is_removed_only_once_the_target_holds_every_write_it_acknowledged() {
     let seeds: Vec<u64> = match std::env::var("TIDALDB_SEED")
@@ -281,6 +303,7 @@ fn the_source_is_removed_only_once_the_target_holds_every_write_it_acknowledged(
     };
     let (mut raced, mut steps) = (0, 0);
     for seed in seeds {
+        let _named = SeedOnPanic(seed);
         let mut run = Run::new(seed);
         let Some(taken) = run.until_removed() else {
             panic!("seed {seed}: the source was never removed in {MAX_STEPS} steps");
