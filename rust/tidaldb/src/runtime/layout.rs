@@ -176,7 +176,7 @@ fn describe_difference(stored: &Schema, given: &Schema) -> String {
 
 /// Writes `{dir}/{name}` so that a crash leaves either the old file or the whole new one:
 /// a temporary file, synced, renamed over it, and the directory synced.
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
     fs::write(&tmp, bytes)

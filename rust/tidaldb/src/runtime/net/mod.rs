@@ -11,6 +11,7 @@ pub mod frame;
 mod majority;
 mod migration_steps;
 mod peers;
+mod placed_by;
 pub mod placement;
 pub mod proto;
 mod server;

@@ -96,8 +96,9 @@ pub enum ControlFrame {
         migration: u64,
         vv: crate::event::VersionVector,
     },
-    /// The frame's tenant has migrated away: delete this process's copy.
-    Delete,
+    /// The frame's tenant has migrated away (its `migration`th migration): delete this
+    /// process's copy.
+    Delete { migration: u64 },
 }
 
 /// A frame between processes: the tenant whose replica group it belongs to (the control

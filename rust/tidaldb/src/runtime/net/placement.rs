@@ -154,6 +154,11 @@ pub struct HostOrder {
     pub peers: Vec<PeerAddr>,
     /// The replica that starts with a capped tenant's rights: the lowest process id.
     pub rights_home: NodeId,
+    /// The number of the tenant's migration that placed the replica here as its target; 0
+    /// when the tenant was placed here at registration. The replica keeps it, so that a
+    /// stop or delete order of an earlier migration (from a leader's queue that outlived a
+    /// partition) is not taken for one of a migration this replica is the source of.
+    pub placed_by: u64,
 }
 
 /// For each process, the replicas the plane gives it that the config does not (those are
@@ -164,16 +169,20 @@ pub fn host_orders(
     configured: &[TenantId],
 ) -> Vec<(NodeId, TenantId, HostOrder)> {
     let ids = ReplicaIds::of(plane);
-    let mut by_tenant: BTreeMap<TenantId, Vec<PeerAddr>> = BTreeMap::new();
+    let mut by_tenant: BTreeMap<TenantId, Vec<(PeerAddr, u64)>> = BTreeMap::new();
     for r in plane.replicas() {
         if configured.contains(&r.tenant) {
             continue;
         }
+        let placed_by = plane
+            .migration(r.tenant)
+            .filter(|m| m.target_node == Some(r.node))
+            .map_or(0, |m| m.number);
         if let Some((process, _)) = ids.process(r.node) {
             by_tenant
                 .entry(r.tenant)
                 .or_default()
-                .push(PeerAddr::new(process, r.region));
+                .push((PeerAddr::new(process, r.region), placed_by));
         }
     }
     let mut orders = Vec::new();
@@ -181,15 +190,19 @@ pub fn host_orders(
         let Ok(config) = plane.router().config(tenant) else {
             continue;
         };
-        let Some(rights_home) = hosts.iter().map(|h| h.node).min() else {
+        let Some(rights_home) = hosts.iter().map(|(h, _)| h.node).min() else {
             continue;
         };
-        for host in &hosts {
-            let peers = hosts.iter().filter(|p| p.node != host.node).copied();
+        for (host, placed_by) in &hosts {
+            let peers = hosts
+                .iter()
+                .map(|(p, _)| *p)
+                .filter(|p| p.node != host.node);
             let order = HostOrder {
                 config: config.clone(),
                 peers: peers.collect(),
                 rights_home,
+                placed_by: *placed_by,
             };
             orders.push((host.node, tenant, order));
         }
@@ -201,9 +214,10 @@ pub fn host_orders(
 pub trait Hosting: Send + Sync {
     /// Opens the ordered replica (the caller has checked it is not open).
     fn open(&self, order: &HostOrder) -> Result<()>;
-    /// Closes the tenant's replica, if open, and deletes its files: a migration moved it.
-    /// `false` when there was nothing left to delete (the order is repeated).
-    fn delete(&self, tenant: TenantId) -> Result<bool>;
+    /// Closes the tenant's replica, if open, and deletes its files: its `migration` moved
+    /// it. `false` when there was nothing to delete: the order is repeated, or it is of a
+    /// migration before the one that placed the replica here.
+    fn delete(&self, tenant: TenantId, migration: u64) -> Result<bool>;
 }
 
 pub type ReplicaOpener = Arc<dyn Hosting>;
@@ -282,6 +296,10 @@ pub(crate) mod tests {
             vec![PeerAddr::new(NodeId(2), RegionId(2))]
         );
         assert_eq!(orders[0].2.rights_home, NodeId(1));
+        assert!(
+            orders.iter().all(|(_, _, o)| o.placed_by == 0),
+            "no migration"
+        );
         assert_eq!(
             ids.process(NodeId(2 * 64 + 2)),
             Some((NodeId(2), TenantId(9)))

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use super::control_host::{self, ControlSpec};
 use super::peers::{DEFAULT_QUEUE_LEN, PeerAddress, PeerNetConfig, PeerNetwork};
+use super::placed_by;
 use super::placement::{HostOrder, Hosting, ReplicaOpener};
 use super::service::ClientService;
 use super::tls::Security;
@@ -291,6 +292,7 @@ fn open_replicas(
             config,
             peers: peers.clone(),
             rights_home,
+            placed_by: 0,
         };
         open_replica(spec, network, service, reports, group)?;
     }
@@ -304,6 +306,8 @@ struct Group<'a> {
     config: Option<&'a TenantConfig>,
     peers: Vec<PeerAddr>,
     rights_home: Option<NodeId>,
+    /// See [`HostOrder::placed_by`]; the replica keeps the one it was first opened with.
+    placed_by: u64,
 }
 
 /// Opens this process's replica of `group.tenant` into `service`. With `reports`, its
@@ -316,6 +320,11 @@ fn open_replica(
     group: Group<'_>,
 ) -> Result<()> {
     let tenant = group.tenant;
+    let dir = replica_dir(&spec.data_dir, tenant);
+    let placed_by = match placed_by::read(&dir)? {
+        Some(kept) => kept,
+        None => group.placed_by,
+    };
     let (transport, inbox) = network.attach(tenant);
     let mut builder = TidalDb::builder();
     if let Some(tx) = reports.cloned() {
@@ -325,14 +334,17 @@ fn open_replica(
         })));
     }
     let db = builder
-        .with_data_dir(replica_dir(&spec.data_dir, tenant))
+        .with_data_dir(&dir)
         .with_schema(spec.schema.clone())
         .durability(spec.durability)
         .with_cluster(node_config(spec, group)?)
         .replication_timeout(spec.replication_timeout)
         .with_transport(transport, inbox)
         .open()?;
-    service.host(tenant, db);
+    if placed_by > 0 {
+        placed_by::write(&dir, placed_by)?;
+    }
+    service.host(tenant, db, placed_by);
     Ok(())
 }
 
@@ -352,6 +364,7 @@ impl Hosting for PlacedReplicas {
             config: Some(&order.config),
             peers: order.peers.clone(),
             rights_home: Some(order.rights_home),
+            placed_by: order.placed_by,
         };
         open_replica(
             &self.spec,
@@ -362,10 +375,17 @@ impl Hosting for PlacedReplicas {
         )
     }
 
-    fn delete(&self, tenant: TenantId) -> Result<bool> {
+    fn delete(&self, tenant: TenantId, migration: u64) -> Result<bool> {
         let dir = replica_dir(&self.spec.data_dir, tenant);
         if !self.service.hosts(tenant) && !dir.exists() {
             return Ok(false); // deleted already: the order is repeated
+        }
+        let placed = match self.service.placed_by(tenant) {
+            Some(placed) => placed,
+            None => placed_by::read(&dir)?.unwrap_or(0),
+        };
+        if migration <= placed {
+            return Ok(false); // an order of a migration before this replica came here
         }
         if let Some(db) = self.service.unhost(tenant) {
             db.close()?;

@@ -42,6 +42,9 @@ pub struct ClientService {
     region_names: Vec<String>,
     security: Security,
     replicas: RwLock<BTreeMap<TenantId, TidalDb>>,
+    /// For each hosted replica, the migration that placed it here (see
+    /// [`HostOrder::placed_by`](super::placement::HostOrder::placed_by)).
+    placed_by: RwLock<BTreeMap<TenantId, u64>>,
     /// Tenants migrating or migrated away from this process: refused, so clients move on.
     retired: RwLock<BTreeSet<TenantId>>,
     control: std::sync::OnceLock<super::control_host::ControlHost>,
@@ -68,6 +71,7 @@ impl ClientService {
             region_names,
             security,
             replicas: RwLock::new(BTreeMap::new()),
+            placed_by: RwLock::new(BTreeMap::new()),
             retired: RwLock::new(BTreeSet::new()),
             control: std::sync::OnceLock::new(),
             in_flight: InFlight::default(),
@@ -75,9 +79,13 @@ impl ClientService {
         })
     }
 
-    /// Serves `tenant` from `db` from now on, unless `db` stopped serving for good (a
-    /// migration's source that restarted): then its requests are refused as before.
-    pub fn host(&self, tenant: TenantId, db: TidalDb) {
+    /// Serves `tenant` from `db`, placed here by migration `placed_by` (0: at
+    /// registration), from now on; unless `db` stopped serving for good (a migration's
+    /// source that restarted): then its requests are refused as before.
+    pub fn host(&self, tenant: TenantId, db: TidalDb, placed_by: u64) {
+        if let Ok(mut placed) = self.placed_by.write() {
+            placed.insert(tenant, placed_by);
+        }
         let stopped = db.hard_state().is_ok_and(|h| h.stopped_serving);
         if let Ok(mut retired) = self.retired.write() {
             match stopped {
@@ -94,6 +102,9 @@ impl ClientService {
     /// from now on its requests are refused as unavailable, so clients fail over.
     pub fn unhost(&self, tenant: TenantId) -> Option<TidalDb> {
         self.retire(tenant);
+        if let Ok(mut placed) = self.placed_by.write() {
+            placed.remove(&tenant);
+        }
         self.replicas.write().ok()?.remove(&tenant)
     }
 
@@ -108,6 +119,11 @@ impl ClientService {
     /// Whether this process hosts a replica of `tenant`.
     pub fn hosts(&self, tenant: TenantId) -> bool {
         self.replicas.read().is_ok_and(|r| r.contains_key(&tenant))
+    }
+
+    /// The migration that placed this process's replica of `tenant` here, if it hosts one.
+    pub fn placed_by(&self, tenant: TenantId) -> Option<u64> {
+        self.placed_by.read().ok()?.get(&tenant).copied()
     }
 
     /// The replica of `tenant` this process hosts.
@@ -508,12 +524,12 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        service.host(T, db.clone());
+        service.host(T, db.clone(), 0);
         assert!(runtime.block_on(service.answer(read())).result.is_ok());
 
         db.stop_serving(NodeId(1)).unwrap();
         // As the process hosts it again after a restart, with no order to stop since.
-        service.host(T, db);
+        service.host(T, db, 0);
         let refused = runtime.block_on(service.answer(read())).result.unwrap_err();
         assert_eq!(refused.kind, ErrorKind::Unavailable, "{refused:?}");
     }

@@ -39,9 +39,11 @@ impl Host {
                     };
                     self.send_frame(process, tenant, order)
                 }
-                MigrationAction::Drop { process, tenant } => {
-                    self.send_frame(process, tenant, ControlFrame::Delete);
-                }
+                MigrationAction::Drop {
+                    process,
+                    tenant,
+                    migration,
+                } => self.send_frame(process, tenant, ControlFrame::Delete { migration }),
             }
         }
     }
@@ -56,6 +58,15 @@ impl Host {
         to: NodeId,
         migration: u64,
     ) {
+        if self
+            .service
+            .placed_by(tenant)
+            .is_some_and(|placed| migration <= placed)
+        {
+            // An order from before this replica was placed here: not ours to obey.
+            tracing::debug!(tenant = tenant.0, migration, "a stale stop order ignored");
+            return;
+        }
         self.service.retire(tenant);
         let Some(db) = self.service.replica(tenant) else {
             return;

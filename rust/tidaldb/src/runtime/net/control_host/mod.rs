@@ -423,18 +423,18 @@ impl Host {
                 };
                 self.migrating.source_stopped(tenant, answer)
             }
-            ControlFrame::Delete => self.delete(tenant),
+            ControlFrame::Delete { migration } => self.delete(tenant, migration),
         }
     }
 
     /// Deletes this process's copy of a migrated tenant, open or not: a process that
     /// restarted after the source left the plane does not open the tenant again, but its
     /// files are still there to delete.
-    fn delete(&self, tenant: TenantId) {
+    fn delete(&self, tenant: TenantId, migration: u64) {
         if tenant == TenantId::DEFAULT {
             return;
         }
-        match self.opener.delete(tenant) {
+        match self.opener.delete(tenant, migration) {
             Ok(false) => {}
             Ok(true) => tracing::info!(
                 tenant = tenant.0,

@@ -54,6 +54,7 @@ pub enum MigrationAction {
     Drop {
         process: NodeId,
         tenant: TenantId,
+        migration: u64,
     },
 }
 
@@ -135,6 +136,7 @@ pub fn next_actions(
                 actions.push(MigrationAction::Drop {
                     process: source_process,
                     tenant: m.tenant,
+                    migration: m.number,
                 });
             }
             MigrationState::Complete => {}
@@ -255,6 +257,7 @@ impl Step<'_> {
             actions.push(MigrationAction::Drop {
                 process: self.source_process,
                 tenant,
+                migration: self.m.number,
             });
             actions.push(self.advance(MigrationState::Complete));
             return;

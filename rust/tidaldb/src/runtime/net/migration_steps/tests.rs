@@ -4,7 +4,7 @@ use super::*;
 use crate::event::VersionVector;
 use crate::node::{NodeReport, NodeRole};
 use crate::runtime::net::placement::tests::spec_of;
-use crate::runtime::net::placement::{initial_plane, place_command};
+use crate::runtime::net::placement::{host_orders, initial_plane, place_command};
 use crate::schema::ShardId;
 use crate::tenancy::TenantConfig;
 
@@ -154,7 +154,8 @@ fn a_migration_walks_its_steps_and_collects_the_source_only_once_covered() {
     let done = next_actions(&plane, &nodes(), &answered);
     assert!(done.contains(&MigrationAction::Drop {
         process: NodeId(0),
-        tenant: T
+        tenant: T,
+        migration: 1,
     }));
     commit(&mut plane, &done, hour + 2);
     assert_eq!(plane.migration(T).unwrap().state, MigrationState::Complete);
@@ -182,6 +183,17 @@ fn only_the_source_process_answer_to_this_migration_counts() {
     // A late answer to an earlier migration does not hide the current one.
     pace.source_stopped(T, answer(0, 0, 7));
     assert_eq!(pace.stopped(&plane)[&T], answer(0, 1, 1));
+}
+
+#[test]
+fn the_target_is_hosted_as_placed_by_its_migration_and_the_source_is_not() {
+    let plane = finalized_plane();
+    let placed: Vec<(u16, u64)> = host_orders(&plane, &[TenantId::DEFAULT])
+        .into_iter()
+        .filter(|(_, tenant, _)| *tenant == T)
+        .map(|(process, _, order)| (process.0, order.placed_by))
+        .collect();
+    assert_eq!(placed, [(0, 0), (1, 1)]);
 }
 
 #[test]
