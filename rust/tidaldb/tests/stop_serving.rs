@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::{T0, deliver, sans_io_node, ts};
-use tidaldb::node::{ClientOp, ControlCommand, Input, Node, Outputs, WriteConcern, WriteRequest};
+use common::{T0, catch_up, client_write, sans_io_node, ts};
+use tidaldb::node::{ControlCommand, Input, Outputs};
 use tidaldb::{EntityId, EventId, NodeId, Schema, TidalDb, TidalError};
 
 const WRITERS: u64 = 2;
@@ -25,38 +25,6 @@ fn schema() -> Schema {
         .add()
         .build()
         .expect("valid schema")
-}
-
-/// One client write of `entity` to `node`: its reply.
-fn client_write(node: &mut Node, entity: u64) -> Result<EventId, TidalError> {
-    let op = ClientOp::Signal {
-        signal: schema().resolve("view").unwrap(),
-        entity: EntityId(entity),
-        weight: 1.0,
-        ts: None,
-    };
-    let mut out = Outputs::default();
-    let request = WriteRequest {
-        id: 1,
-        ops: &[op],
-        concern: WriteConcern::Local,
-        tag: None,
-    };
-    node.handle(ts(T0), Input::Write(request), &mut out);
-    node.handle(ts(T0), Input::Synced, &mut out);
-    out.replies
-        .pop()
-        .expect("a local write is answered")
-        .1
-        .map(|ack| ack.event_id())
-}
-
-/// `to` asks `from` for what it lacks, and applies the answer.
-fn catch_up(to: &mut Node, from: &mut Node) {
-    let mut ask = Outputs::default();
-    to.handle(ts(T0), Input::Reconcile, &mut ask);
-    let mut answer = deliver(&mut ask, to, from, ts(T0));
-    deliver(&mut answer, from, to, ts(T0));
 }
 
 #[test]

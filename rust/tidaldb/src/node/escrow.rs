@@ -233,7 +233,7 @@ impl Node {
     /// Originates a grant of `amount` (at most the spare) `kind` rights to `to`.
     fn grant(&mut self, now: Timestamp, to: NodeId, kind: CapKind, amount: u64, out: &mut Outputs) {
         let me = self.cfg.id;
-        if amount == 0 || to == me {
+        if amount == 0 || to == me || !self.own_history_unconfirmed.is_empty() {
             return;
         }
         debug_assert!(

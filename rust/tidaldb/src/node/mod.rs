@@ -98,6 +98,13 @@ pub struct NodeConfig {
     /// caps (see `escrow`); `None` names this one, as for a replica without peers. Every
     /// replica of a group must name the same one, or the caps do not hold.
     pub rights_home: Option<NodeId>,
+    /// The peer that holds every event this replica's id may have originated before, in a
+    /// replica of the group since deleted: a migration's target may sit on a process the
+    /// tenant once left (replica ids are the processes'), and the migration's source holds
+    /// all the old replica had. Until that peer has shown it holds no more of this id's
+    /// events than this replica does, or has left the group, the replica originates none
+    /// (no client write, no grant), or its new events would take ids the old ones hold.
+    pub own_history_from: Option<NodeId>,
     /// Threads a large batch of events (a bulk write's chunk, a replicated frame) may be
     /// applied on, partitioned by entity, while that is timed faster than one thread. The
     /// events are still stamped and logged on one thread, in one order, and every count
@@ -129,6 +136,7 @@ impl Default for NodeConfig {
             max_frame_events: 1 << 16,
             quotas: None,
             rights_home: None,
+            own_history_from: None,
             ingest_threads: default_ingest_threads(),
         }
     }
@@ -145,6 +153,9 @@ pub struct Node {
     role: NodeRole,
     /// Refuses client writes for good (see [`ControlCommand::StopServing`]).
     stopped_serving: bool,
+    /// The peer yet to show it holds no more of this replica's own events than it does (see
+    /// [`NodeConfig::own_history_from`]); it originates no event until none is left.
+    own_history_unconfirmed: Vec<NodeId>,
     /// What the driver has confirmed durable; only this much of our own events leaves the
     /// node, so a crash that loses the unsynced tail never reuses a seq a peer has seen.
     durable: VersionVector,
@@ -175,6 +186,11 @@ impl Node {
             role: cfg.role,
             term: 0,
             stopped_serving: false,
+            own_history_unconfirmed: cfg
+                .own_history_from
+                .filter(|from| *from != cfg.id && cfg.peers.iter().any(|p| p.node == *from))
+                .into_iter()
+                .collect(),
             peers,
             clock,
             ledger,
@@ -216,6 +232,7 @@ impl Node {
 
     /// A replica leaves the group (a migration's source, once collected).
     fn remove_peer(&mut self, node: NodeId) {
+        self.own_history_unconfirmed.retain(|n| *n != node);
         self.peers.retain(|p| p.id != node);
         self.cfg.peers.retain(|p| p.node != node);
         self.early.forget_origin(node);
@@ -377,6 +394,13 @@ impl Node {
         req: &WriteRequest<'_>,
         out: &mut Outputs,
     ) -> Result<Option<WriteAck>> {
+        if !self.own_history_unconfirmed.is_empty() {
+            return Err(TidalError::Unavailable(format!(
+                "tenant {}'s replica on node {} is still catching up on the events its id \
+                 originated before; its other replicas serve it",
+                self.cfg.tenant.0, self.cfg.id.0
+            )));
+        }
         if self.stopped_serving {
             return Err(TidalError::Unavailable(format!(
                 "tenant {}'s replica on node {} has stopped taking writes (the tenant moved \

@@ -187,6 +187,10 @@ impl Node {
 
     fn on_peer_vv(&mut self, now: Timestamp, i: usize, vv: &VersionVector, out: &mut Outputs) {
         let me = self.cfg.id;
+        if vv.get(me) <= self.ledger.version_vector().get(me) {
+            let peer = self.peers[i].id;
+            self.own_history_unconfirmed.retain(|n| *n != peer);
+        }
         let peer = &mut self.peers[i];
         let before = peer.acked.clone();
         peer.acked.merge(vv);

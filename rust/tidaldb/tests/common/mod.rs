@@ -8,12 +8,14 @@ use std::sync::Arc;
 use tidaldb::crdt::HlcTimestamp;
 
 use tidaldb::ledger::Ledger;
-use tidaldb::node::{Input, Node, NodeConfig, NodeRole, Outputs, PeerAddr};
+use tidaldb::node::{
+    ClientOp, Input, Node, NodeConfig, NodeRole, Outputs, PeerAddr, WriteConcern, WriteRequest,
+};
 use tidaldb::schema::SignalIdx;
 use tidaldb::schema::{SchemaBuilder, SignalBuilder};
 use tidaldb::{
     DecaySpec, EntityId, EntityKind, Event, EventBody, EventId, NodeId, RegionId, Schema, TenantId,
-    Timestamp,
+    TidalError, Timestamp,
 };
 
 /// 2023-11-14, in nanoseconds: well in the past, so no write is refused as future.
@@ -298,4 +300,37 @@ pub fn deliver(out: &mut Outputs, from: &Node, to: &mut Node, now: Timestamp) ->
     }
     to.handle(now, Input::Synced, &mut reply);
     reply
+}
+
+/// One local client write of `entity` to `node`'s "view" signal, at `T0`, synced: the
+/// event it was given, or the refusal.
+pub fn client_write(node: &mut Node, entity: u64) -> Result<EventId, TidalError> {
+    let op = ClientOp::Signal {
+        signal: node.ledger().schema().resolve("view").unwrap(),
+        entity: EntityId(entity),
+        weight: 1.0,
+        ts: None,
+    };
+    let mut out = Outputs::default();
+    let request = WriteRequest {
+        id: 1,
+        ops: &[op],
+        concern: WriteConcern::Local,
+        tag: None,
+    };
+    node.handle(ts(T0), Input::Write(request), &mut out);
+    node.handle(ts(T0), Input::Synced, &mut out);
+    out.replies
+        .pop()
+        .expect("a local write is answered")
+        .1
+        .map(|ack| ack.event_id())
+}
+
+/// `to` asks `from` for what it lacks, and applies the answer.
+pub fn catch_up(to: &mut Node, from: &mut Node) {
+    let mut ask = Outputs::default();
+    to.handle(ts(T0), Input::Reconcile, &mut ask);
+    let mut answer = deliver(&mut ask, to, from, ts(T0));
+    deliver(&mut answer, from, to, ts(T0));
 }

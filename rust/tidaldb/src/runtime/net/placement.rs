@@ -159,6 +159,11 @@ pub struct HostOrder {
     /// stop or delete order of an earlier migration (from a leader's queue that outlived a
     /// partition) is not taken for one of a migration this replica is the source of.
     pub placed_by: u64,
+    /// With `placed_by`, the process of that migration's source while it is in the plane:
+    /// it holds every event a replica of this process may have originated in an earlier
+    /// stay here, which the new replica must hold before it writes (see
+    /// [`NodeConfig::own_history_from`](crate::node::NodeConfig::own_history_from)).
+    pub placed_from: Option<NodeId>,
 }
 
 /// For each process, the replicas the plane gives it that the config does not (those are
@@ -169,20 +174,31 @@ pub fn host_orders(
     configured: &[TenantId],
 ) -> Vec<(NodeId, TenantId, HostOrder)> {
     let ids = ReplicaIds::of(plane);
-    let mut by_tenant: BTreeMap<TenantId, Vec<(PeerAddr, u64)>> = BTreeMap::new();
+    /// A process that hosts a tenant, and how it came to.
+    struct Host {
+        addr: PeerAddr,
+        placed_by: u64,
+        placed_from: Option<NodeId>,
+    }
+    let mut by_tenant: BTreeMap<TenantId, Vec<Host>> = BTreeMap::new();
     for r in plane.replicas() {
         if configured.contains(&r.tenant) {
             continue;
         }
-        let placed_by = plane
+        let placing = plane
             .migration(r.tenant)
-            .filter(|m| m.target_node == Some(r.node))
-            .map_or(0, |m| m.number);
+            .filter(|m| m.target_node == Some(r.node));
+        let placed_by = placing.map_or(0, |m| m.number);
+        let placed_from = placing
+            .and_then(|m| plane.replica_on(r.tenant, m.source))
+            .and_then(|source| ids.process(source.node))
+            .map(|(process, _)| process);
         if let Some((process, _)) = ids.process(r.node) {
-            by_tenant
-                .entry(r.tenant)
-                .or_default()
-                .push((PeerAddr::new(process, r.region), placed_by));
+            by_tenant.entry(r.tenant).or_default().push(Host {
+                addr: PeerAddr::new(process, r.region),
+                placed_by,
+                placed_from,
+            });
         }
     }
     let mut orders = Vec::new();
@@ -190,21 +206,22 @@ pub fn host_orders(
         let Ok(config) = plane.router().config(tenant) else {
             continue;
         };
-        let Some(rights_home) = hosts.iter().map(|(h, _)| h.node).min() else {
+        let Some(rights_home) = hosts.iter().map(|h| h.addr.node).min() else {
             continue;
         };
-        for (host, placed_by) in &hosts {
+        for host in &hosts {
             let peers = hosts
                 .iter()
-                .map(|(p, _)| *p)
-                .filter(|p| p.node != host.node);
+                .map(|p| p.addr)
+                .filter(|p| p.node != host.addr.node);
             let order = HostOrder {
                 config: config.clone(),
                 peers: peers.collect(),
                 rights_home,
-                placed_by: *placed_by,
+                placed_by: host.placed_by,
+                placed_from: host.placed_from,
             };
-            orders.push((host.node, tenant, order));
+            orders.push((host.addr.node, tenant, order));
         }
     }
     orders

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::control_host::{self, ControlSpec};
 use super::peers::{DEFAULT_QUEUE_LEN, PeerAddress, PeerNetConfig, PeerNetwork};
-use super::placed_by;
+use super::placed_by::{self, Placement};
 use super::placement::{HostOrder, Hosting, ReplicaOpener};
 use super::service::ClientService;
 use super::tls::Security;
@@ -292,7 +292,7 @@ fn open_replicas(
             config,
             peers: peers.clone(),
             rights_home,
-            placed_by: 0,
+            placed: Placement::default(),
         };
         open_replica(spec, network, service, reports, group)?;
     }
@@ -307,7 +307,7 @@ struct Group<'a> {
     peers: Vec<PeerAddr>,
     rights_home: Option<NodeId>,
     /// See [`HostOrder::placed_by`]; the replica keeps the one it was first opened with.
-    placed_by: u64,
+    placed: Placement,
 }
 
 /// Opens this process's replica of `group.tenant` into `service`. With `reports`, its
@@ -321,9 +321,9 @@ fn open_replica(
 ) -> Result<()> {
     let tenant = group.tenant;
     let dir = replica_dir(&spec.data_dir, tenant);
-    let placed_by = match placed_by::read(&dir)? {
+    let placed = match placed_by::read(&dir)? {
         Some(kept) => kept,
-        None => group.placed_by,
+        None => group.placed,
     };
     let (transport, inbox) = network.attach(tenant);
     let mut builder = TidalDb::builder();
@@ -337,14 +337,14 @@ fn open_replica(
         .with_data_dir(&dir)
         .with_schema(spec.schema.clone())
         .durability(spec.durability)
-        .with_cluster(node_config(spec, group)?)
+        .with_cluster(node_config(spec, group, placed.source)?)
         .replication_timeout(spec.replication_timeout)
         .with_transport(transport, inbox)
         .open()?;
-    if placed_by > 0 {
-        placed_by::write(&dir, placed_by)?;
+    if placed.migration > 0 {
+        placed_by::write(&dir, placed)?;
     }
-    service.host(tenant, db, placed_by);
+    service.host(tenant, db, placed.migration);
     Ok(())
 }
 
@@ -364,7 +364,10 @@ impl Hosting for PlacedReplicas {
             config: Some(&order.config),
             peers: order.peers.clone(),
             rights_home: Some(order.rights_home),
-            placed_by: order.placed_by,
+            placed: Placement {
+                migration: order.placed_by,
+                source: order.placed_from,
+            },
         };
         open_replica(
             &self.spec,
@@ -382,7 +385,7 @@ impl Hosting for PlacedReplicas {
         }
         let placed = match self.service.placed_by(tenant) {
             Some(placed) => placed,
-            None => placed_by::read(&dir)?.unwrap_or(0),
+            None => placed_by::read(&dir)?.map_or(0, |p| p.migration),
         };
         if migration <= placed {
             return Ok(false); // an order of a migration before this replica came here
@@ -425,7 +428,12 @@ pub fn replica_dir(data_dir: &Path, tenant: TenantId) -> PathBuf {
     }
 }
 
-fn node_config(spec: &ServerSpec, group: Group<'_>) -> Result<NodeConfig> {
+/// `history_from`: see [`NodeConfig::own_history_from`].
+fn node_config(
+    spec: &ServerSpec,
+    group: Group<'_>,
+    history_from: Option<NodeId>,
+) -> Result<NodeConfig> {
     let quotas = match group.config {
         Some(c) => Some(Arc::new(TenantQuotas::new(c)?)),
         None => None,
@@ -441,6 +449,7 @@ fn node_config(spec: &ServerSpec, group: Group<'_>) -> Result<NodeConfig> {
         peer_timeout: spec.peer_timeout,
         quotas,
         rights_home: group.rights_home,
+        own_history_from: history_from,
         ..NodeConfig::default()
     })
 }

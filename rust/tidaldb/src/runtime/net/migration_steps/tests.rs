@@ -188,12 +188,12 @@ fn only_the_source_process_answer_to_this_migration_counts() {
 #[test]
 fn the_target_is_hosted_as_placed_by_its_migration_and_the_source_is_not() {
     let plane = finalized_plane();
-    let placed: Vec<(u16, u64)> = host_orders(&plane, &[TenantId::DEFAULT])
+    let placed: Vec<(u16, u64, Option<NodeId>)> = host_orders(&plane, &[TenantId::DEFAULT])
         .into_iter()
         .filter(|(_, tenant, _)| *tenant == T)
-        .map(|(process, _, order)| (process.0, order.placed_by))
+        .map(|(process, _, order)| (process.0, order.placed_by, order.placed_from))
         .collect();
-    assert_eq!(placed, [(0, 0), (1, 1)]);
+    assert_eq!(placed, [(0, 0, None), (1, 1, Some(NodeId(0)))]);
 }
 
 #[test]
