@@ -53,30 +53,24 @@ impl HardState {
 
     /// The hard state `encode` stored as `version`; every byte must belong to it.
     pub fn decode(version: u8, payload: &[u8]) -> Result<HardState, String> {
-        let whole = |rest: &[u8]| match rest {
-            [] => Ok(()),
-            _ => Err(format!("{} bytes past its end", rest.len())),
-        };
-        let decoded = match version {
-            TERM_AND_PEERS => {
-                let (old, rest) = postcard::take_from_bytes::<TermAndPeers>(payload)
-                    .map_err(|e| format!("does not decode: {e}"))?;
-                whole(rest)?;
-                HardState {
-                    term: old.term,
-                    peers: old.peers,
-                    stopped_serving: false,
-                }
-            }
-            WITH_SERVING_FLAG => {
-                let (state, rest) = postcard::take_from_bytes::<HardState>(payload)
-                    .map_err(|e| format!("does not decode: {e}"))?;
-                whole(rest)?;
-                state
-            }
-            v => return Err(format!("unknown hard-state version {v}")),
-        };
-        Ok(decoded)
+        match version {
+            TERM_AND_PEERS => whole::<TermAndPeers>(payload).map(|old| HardState {
+                term: old.term,
+                peers: old.peers,
+                stopped_serving: false,
+            }),
+            WITH_SERVING_FLAG => whole::<HardState>(payload),
+            v => Err(format!("unknown hard-state version {v}")),
+        }
+    }
+}
+
+/// `T` decoded from all of `payload`: a byte left over is an error too.
+fn whole<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
+    match postcard::take_from_bytes::<T>(payload) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(format!("{} bytes past its end", rest.len())),
+        Err(e) => Err(format!("does not decode: {e}")),
     }
 }
 

@@ -28,7 +28,7 @@ use crate::control::{Command, ControlPlane, MigrationRecord, MigrationState, Rep
 use crate::error::{Result, TidalError};
 use crate::event::TenantId;
 use crate::node::{ControlCommand, PeerAddr};
-use crate::schema::{NodeId, RegionId, Timestamp};
+use crate::schema::{NodeId, RegionId};
 use crate::tenancy::ShardAssignment;
 
 /// One thing the leader does for a migration.
@@ -121,7 +121,7 @@ pub fn next_actions(
             }
             MigrationState::DualWrite => {
                 step.announce_target(&mut actions);
-                if step.target_covers_source(None) {
+                if step.target_covers_source() {
                     actions.push(step.advance(MigrationState::Finalized));
                 }
             }
@@ -223,19 +223,18 @@ impl Step<'_> {
             .map(|r| r.node)
     }
 
-    /// Whether the target has applied every event the source had in its latest report,
-    /// and that report was heard after `heard_after` when one is given.
-    fn target_covers_source(&self, heard_after: Option<Timestamp>) -> bool {
-        let Some(source) = self.source() else {
-            return false;
-        };
-        let (Some((heard, source_report)), Some((_, target_report))) = (
-            self.plane.last_report(source),
-            self.plane.last_report(self.target),
-        ) else {
-            return false;
-        };
-        heard_after.is_none_or(|t| heard > t) && target_report.vv.dominates(&source_report.vv)
+    /// Whether the target has applied every event the source had in its latest report.
+    fn target_covers_source(&self) -> bool {
+        self.source()
+            .and_then(|source| self.plane.last_report(source))
+            .is_some_and(|(_, source_report)| self.target_holds(&source_report.vv))
+    }
+
+    /// Whether the target's latest report (its durable events) dominates `vv`.
+    fn target_holds(&self, vv: &VersionVector) -> bool {
+        self.plane
+            .last_report(self.target)
+            .is_some_and(|(_, report)| report.vv.dominates(vv))
     }
 
     /// `stopped_at`: the version vector the source answered when it stopped serving.
@@ -273,11 +272,7 @@ impl Step<'_> {
             });
             return;
         };
-        let target_holds_it = self
-            .plane
-            .last_report(self.target)
-            .is_some_and(|(_, report)| report.vv.dominates(stopped_at));
-        if target_holds_it {
+        if self.target_holds(stopped_at) {
             actions.push(MigrationAction::Propose(Command::RemoveReplica(source)));
         }
     }

@@ -19,7 +19,7 @@ use crate::node::{
     ClientOp, Input, Message, Node, NodeConfig, NodeReport, NodeRole, Outputs, WriteConcern,
     WriteRequest,
 };
-use crate::schema::{EntityId, hourly_view_schema};
+use crate::schema::{EntityId, Timestamp, hourly_view_schema};
 
 /// The replicas' ids in the data plane (their processes') and in the control plane.
 const SOURCE: NodeId = NodeId(0);

@@ -5,7 +5,7 @@ use crate::event::VersionVector;
 use crate::node::{NodeReport, NodeRole};
 use crate::runtime::net::placement::tests::spec_of;
 use crate::runtime::net::placement::{host_orders, initial_plane, place_command};
-use crate::schema::ShardId;
+use crate::schema::{ShardId, Timestamp};
 use crate::tenancy::TenantConfig;
 
 pub(super) const T: TenantId = TenantId(9);
