@@ -27,7 +27,9 @@ class TidalError(Exception):
 
     ``written`` is 0 except after a ``write_many`` that a cluster split over several
     shards (one request each): when a later part fails (a quota, a timeout), the earlier
-    parts stay written, and ``written`` says how many events they held.
+    parts stay written, and ``written`` says how many events they held. It is also set
+    by a large ``Db.signals`` whose arrays another thread made invalid during the call:
+    the events before the bad chunk stay written.
     """
 
     written: int = 0

@@ -36,7 +36,8 @@ pub fn to_py(py: Python<'_>, err: TidalError) -> PyErr {
             let exc = PyErr::from_type(class.clone(), message);
             let breach = err.quota_breach();
             let written = match &err {
-                TidalError::PartlyWritten { written, .. } => Some(*written),
+                TidalError::PartlyWritten { written, .. }
+                | TidalError::ChangedWhileWriting { written, .. } => Some(*written),
                 _ => None,
             };
             if let Some(breach) = breach {

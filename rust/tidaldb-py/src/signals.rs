@@ -12,7 +12,7 @@
 //! throughout), so a handler that uses the very object being called waits for itself.
 //! Python's default handlers, and any that only raise or set a flag, are safe.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use pyo3::prelude::*;
 use tidaldb::TidalError;
@@ -21,6 +21,15 @@ use tidaldb::interrupt;
 thread_local! {
     /// The exception a signal handler raised during this thread's current call.
     static RAISED: RefCell<Option<PyErr>> = const { RefCell::new(None) };
+
+    /// How many times this thread ran the pending signal handlers: a call reading the
+    /// caller's arrays in place learns from it whether Python code ran meanwhile.
+    static HANDLER_RUNS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many times this thread has run the pending signal handlers (see `HANDLER_RUNS`).
+pub fn handler_runs() -> u64 {
+    HANDLER_RUNS.with(Cell::get)
 }
 
 /// Runs `work` detached, stopping it when a signal handler raises. The outer `Err` is the
@@ -79,6 +88,7 @@ fn tell_written(py: Python<'_>, raised: &PyErr, written: usize, stopped: &TidalE
 
 /// The scope's check: runs pending signal handlers; one that raises stops the call.
 fn run_signal_handlers() -> Result<(), TidalError> {
+    HANDLER_RUNS.with(|runs| runs.set(runs.get() + 1));
     let Err(raised) = Python::attach(|py| py.check_signals()) else {
         return Ok(());
     };

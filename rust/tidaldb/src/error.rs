@@ -258,6 +258,18 @@ pub enum TidalError {
         total: usize,
         cause: Box<TidalError>,
     },
+
+    /// A bulk write read where its caller keeps it (see `runtime/shared_columns.rs`) found
+    /// a row invalid that had passed its check: another thread changed the columns while
+    /// the write ran. The first `written` events stay; the rest were not written.
+    #[error(
+        "{cause} (the columns changed while the write read them: the first {written} \
+         events, checked before the change, were written and the rest were not)"
+    )]
+    ChangedWhileWriting {
+        written: usize,
+        cause: Box<TidalError>,
+    },
 }
 
 impl TidalError {
@@ -287,7 +299,7 @@ impl TidalError {
             InvalidTenantConfig { .. } => ErrorKind::InvalidArgument,
             Conflict(_) => ErrorKind::Conflict,
             Interrupted { .. } => ErrorKind::Interrupted,
-            PartlyWritten { cause, .. } => cause.kind(),
+            PartlyWritten { cause, .. } | ChangedWhileWriting { cause, .. } => cause.kind(),
             Remote { kind, .. } => *kind,
         }
     }

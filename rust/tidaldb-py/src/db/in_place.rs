@@ -1,25 +1,34 @@
-//! A large bulk write read in place from its numpy arrays, for a caller that is the only
-//! Python thread.
+//! A large bulk write read in place from its numpy arrays.
 //!
-//! `Db.signals` reads its inputs as they were when it was called: it copies the arrays
-//! before it releases the interpreter, because another thread may change them meanwhile.
-//! A large call's copies are fresh memory, and on this kind of machine the page faults
-//! and zeroing of 24 bytes an event cost as much as a third of the write itself.
+//! `Db.signals` writes its inputs as they were when it checked them. The copying path
+//! copies the arrays before it releases the interpreter, because another thread may change
+//! them meanwhile. A large call's copies are fresh memory, and on this kind of machine the
+//! page faults and zeroing of 24 bytes an event cost as much as a fifth of the write.
 //!
-//! When no other Python thread exists, releasing the interpreter lets no one else run, so
-//! keeping it costs no one anything, and keeping it keeps the arrays as they were: no
-//! Python code runs while the write reads them. The one exception is a signal handler,
-//! which runs at the write's safe points (so that Ctrl-C stops it): a handler that
-//! changes the arrays changes the rows not yet written, as it would had it run between
-//! two calls. So a large write to a lone in-memory database (no log, peer or quota, so
-//! no thread of the database's own takes its lock) from the only Python thread stays
-//! attached and reads its ids, weights and times (Unix seconds) where they are.
+//! So a large write to a lone in-memory database (no log, peer or quota, so no thread of
+//! the database's own takes its lock) reads its contiguous ids, weights and times (Unix
+//! seconds) where they are, lending them to the core a chunk at a time
+//! ([`SharedColumns`]) while it holds the interpreter: no Python code runs while the
+//! core reads them.
+//!
+//! Other Python threads are not kept waiting: between two chunks, once per switch interval
+//! (`sys.getswitchinterval()`, 5 ms by default), the write releases the interpreter, as
+//! Python's own threads share it. A lone thread does not. Whenever Python code may have
+//! run since the last chunk (another thread, or a signal handler at the write's safe
+//! points, which run so that Ctrl-C stops it), the core checks the next chunk again. A
+//! row made invalid meanwhile stops the write there (`ChangedWhileWriting`: the
+//! exception's `written` says how many events stayed); a row changed to another valid
+//! value is written as it is then, as if the write had been two calls.
 
 use std::sync::TryLockError;
+use std::time::{Duration, Instant};
 
-use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{Element, PyArray1, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use tidaldb::EntityId;
+use tidaldb::node::{SignalColumns, Times};
+use tidaldb::runtime::SharedColumns;
+use tidaldb::schema::SignalIdx;
+use tidaldb::{EntityId, TidalError};
 
 use super::{PyDb, open, poisoned};
 use crate::convert::{name_bad_time, same_length};
@@ -47,57 +56,161 @@ impl PyDb {
         ) else {
             return Ok(None);
         };
-        if items.len() < IN_PLACE_MIN_EVENTS || !only_python_thread(py)? {
+        if items.len() < IN_PLACE_MIN_EVENTS {
             return Ok(None);
         }
-        let (Ok(items), Ok(weights)) = (items.try_readonly(), weights.try_readonly()) else {
-            return Ok(None);
-        };
-        let (Ok(ids), Ok(weights)) = (items.as_slice(), weights.as_slice()) else {
-            return Ok(None);
-        };
-        same_length(py, "weights", weights.len(), ids.len())?;
         let ts = match ts {
             None => None,
-            Some(t) => match t.cast::<PyArray1<f64>>().map(|t| t.try_readonly()) {
-                Ok(Ok(t)) => Some(t),
+            Some(t) => match t.cast::<PyArray1<f64>>() {
+                Ok(t) => Some(t),
                 // Times of another kind are converted by the copying path.
-                _ => return Ok(None),
-            },
-        };
-        let secs = match &ts {
-            None => None,
-            Some(t) => match t.as_slice() {
-                Ok(secs) => Some(secs),
                 Err(_) => return Ok(None),
             },
         };
-        if let Some(secs) = secs {
-            same_length(py, "ts", secs.len(), ids.len())?;
+        if !readable(items) || !readable(weights) || ts.is_some_and(|t| !readable(t)) {
+            return Ok(None);
+        }
+        let len = items.len();
+        same_length(py, "weights", weights.len(), len)?;
+        if let Some(t) = ts {
+            same_length(py, "ts", t.len(), len)?;
         }
         self.origin.check(py, "Db")?;
+        let mut columns = NumpyColumns {
+            py,
+            ids: items,
+            weights,
+            secs: ts,
+            len,
+            share_every: switch_interval_if_shared(py)?,
+            last_shared: Instant::now(),
+            handler_runs: signals::handler_runs(),
+        };
         let out = signals::attached(py, || match self.db.try_lock() {
             Ok(slot) => {
                 let db = open(&slot)?;
                 if !db.writes_stay_in_memory()? {
                     return Ok(None);
                 }
-                let ids = EntityId::from_raw_slice(ids);
-                db.signal_batch_secs(name, ids, weights, secs).map(Some)
+                db.signal_batch_shared(name, &mut columns).map(Some)
             }
-            // Only a Python thread takes this lock, and there is no other: a handle being
-            // closed by an exit hook, say. The copying path waits for it detached.
+            // Another thread is using the Db (or closing it). The copying path waits for
+            // it detached.
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Poisoned(_)) => Err(poisoned()),
         });
         logging::deliver(py)?;
-        name_bad_time(py, out?, secs)
+        // A time refused by the up-front check, before any Python code ran, is named.
+        let secs = ts.and_then(|t| t.try_readonly().ok());
+        name_bad_time(py, out?, secs.as_ref().and_then(|s| s.as_slice().ok()))
     }
 }
 
-/// Whether the calling thread is the only one running Python code (CPython's
-/// `sys._current_frames()` names each thread that has a Python frame).
-fn only_python_thread(py: Python<'_>) -> PyResult<bool> {
-    let frames = py.import("sys")?.call_method0("_current_frames")?;
-    Ok(frames.len()? == 1)
+/// Whether the write can read `array` in place: contiguous, and not borrowed mutably by
+/// other Rust code.
+fn readable<T: Element>(array: &Bound<'_, PyArray1<T>>) -> bool {
+    array.is_c_contiguous() && array.try_readonly().is_ok()
+}
+
+/// How often a write shares the interpreter: the interpreter's switch interval when other
+/// Python threads exist (CPython's `sys._current_frames()` names each thread that has a
+/// Python frame), never when the caller is the only one.
+fn switch_interval_if_shared(py: Python<'_>) -> PyResult<Option<Duration>> {
+    let sys = py.import("sys")?;
+    if sys.call_method0("_current_frames")?.len()? == 1 {
+        return Ok(None);
+    }
+    let secs: f64 = sys.call_method0("getswitchinterval")?.extract()?;
+    Ok(Some(
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::ZERO),
+    ))
+}
+
+/// A write's numpy arrays, lent to the core a chunk at a time with the interpreter held.
+/// Each read borrows them afresh (numpy's borrow flags are keyed by the data's address,
+/// which a resize in Python code run between chunks changes).
+struct NumpyColumns<'a, 'py> {
+    py: Python<'py>,
+    ids: &'a Bound<'py, PyArray1<u64>>,
+    weights: &'a Bound<'py, PyArray1<f64>>,
+    secs: Option<&'a Bound<'py, PyArray1<f64>>>,
+    /// Rows when the write was checked.
+    len: usize,
+    /// How often other Python threads get the interpreter; never when there are none.
+    share_every: Option<Duration>,
+    last_shared: Instant,
+    /// [`signals::handler_runs`] at the last read.
+    handler_runs: u64,
+}
+
+impl SharedColumns for NumpyColumns<'_, '_> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn read(
+        &mut self,
+        signal: SignalIdx,
+        start: usize,
+        end: usize,
+        f: &mut dyn FnMut(&SignalColumns<'_>) -> Result<(), TidalError>,
+    ) -> Result<(), TidalError> {
+        // Taken afresh each time: Python code that ran since may have resized an array.
+        let changed = |_| changed_length(start);
+        let ids = self.ids.try_readonly().map_err(changed)?;
+        let weights = self.weights.try_readonly().map_err(changed)?;
+        let secs = self
+            .secs
+            .map(|s| s.try_readonly())
+            .transpose()
+            .map_err(changed)?;
+        let changed = |_| changed_length(start);
+        let ids = ids.as_slice().map_err(changed)?;
+        let weights = weights.as_slice().map_err(changed)?;
+        let secs = match &secs {
+            None => None,
+            Some(secs) => Some(secs.as_slice().map_err(changed)?),
+        };
+        let kept = |rows: usize| rows == self.len;
+        if !kept(ids.len()) || !kept(weights.len()) || secs.is_some_and(|s| !kept(s.len())) {
+            return Err(changed_length(start));
+        }
+        self.handler_runs = signals::handler_runs();
+        let out = f(&SignalColumns {
+            signal,
+            entities: EntityId::from_raw_slice(&ids[start..end]),
+            weights: &weights[start..end],
+            ts: secs.map(|s| Times::Seconds(&s[start..end])),
+        });
+        debug_assert_eq!(
+            signals::handler_runs(),
+            self.handler_runs,
+            "Python code ran while the core read the arrays"
+        );
+        out
+    }
+
+    fn pause(&mut self) -> bool {
+        let mut ran = signals::handler_runs() != self.handler_runs;
+        if let Some(every) = self.share_every
+            && self.last_shared.elapsed() >= every
+        {
+            // Another thread waiting for the interpreter takes it here.
+            self.py.detach(|| ());
+            self.last_shared = Instant::now();
+            ran = true;
+        }
+        ran
+    }
+}
+
+/// The error of arrays resized while the write ran, after `written` events.
+fn changed_length(written: usize) -> TidalError {
+    TidalError::ChangedWhileWriting {
+        written,
+        cause: Box::new(TidalError::InvalidArgument {
+            name: "arrays",
+            reason: "one changed length while the write read it".into(),
+        }),
+    }
 }

@@ -225,7 +225,7 @@ impl TidalDb {
         self.signal_columns(name, entities, weights, ts_secs.map(Times::Seconds))
     }
 
-    fn signal_columns(
+    pub(super) fn signal_columns(
         &self,
         name: &str,
         entities: &[EntityId],
@@ -236,13 +236,13 @@ impl TidalDb {
         check_batch_lengths(entities.len(), weights.len(), ts.map(|t| t.len()))?;
         let mut st = self.lock()?;
         if st.writes_stay_in_memory() {
-            let columns = SignalColumns {
+            let mut columns = SignalColumns {
                 signal,
                 entities,
                 weights,
                 ts,
             };
-            st.write_unlogged(&columns)?;
+            st.write_unlogged(signal, &mut columns)?;
             return Ok(entities.len());
         }
         // Each op is logged with its timestamp: times in seconds are converted first.

@@ -13,6 +13,7 @@ pub mod net;
 mod open_dirs;
 mod reads;
 mod replica;
+mod shared_columns;
 mod single_writes;
 mod staged;
 mod state;
@@ -26,6 +27,7 @@ pub use copied_column::CopiedColumn;
 pub use db::{BULK_CHUNK, DEFAULT_REPLICATION_TIMEOUT, TidalDb};
 pub use layout::default_wal_dir;
 pub use local_cluster::{LocalCluster, LocalClusterConfig, LocalDriver};
+pub use shared_columns::SharedColumns;
 pub use state::ReportSink;
 pub use transport::{
     InProcessTransport, InProcessTransportFactory, Inbox, PartitionHandle, Transport,

@@ -2,40 +2,62 @@
 //! `node/unlogged.rs`): nothing it has would read them.
 
 use super::db::PARALLEL_COLUMN_CHUNK;
+use super::shared_columns::SharedColumns;
 use super::state::State;
-use crate::error::Result;
+use crate::error::{Result, TidalError};
 use crate::interrupt;
-use crate::node::SignalColumns;
-use crate::schema::Timestamp;
+use crate::schema::{SignalIdx, Timestamp};
 
 impl State {
-    /// Writes `columns` whole or not at all, in bounded memory, as the logged path
-    /// (`TidalDb::write_streamed`) does: every row is checked before anything is written
-    /// (while the first chunk's new entities get their slots), then the rows are applied a
-    /// chunk at a time. An [`interrupt`] between two chunks keeps the chunks applied, and
-    /// its error says how many events they held.
-    pub fn write_unlogged(&mut self, columns: &SignalColumns<'_>) -> Result<()> {
+    /// Writes `columns` of `signal` whole or not at all, in bounded memory, as the logged
+    /// path (`TidalDb::write_streamed`) does: every row is checked before anything is
+    /// written (while the first chunk's new entities get their slots), then the rows are
+    /// applied a chunk at a time. An [`interrupt`] between two chunks keeps the chunks
+    /// applied, and its error says how many events they held. Once other code may have
+    /// changed the columns, every chunk is checked again before it is applied (see
+    /// `runtime/shared_columns.rs`).
+    pub fn write_unlogged(
+        &mut self,
+        signal: SignalIdx,
+        columns: &mut dyn SharedColumns,
+    ) -> Result<()> {
         debug_assert!(
             self.writes_stay_in_memory(),
             "an unlogged write where a log or a peer needs events"
         );
         self.check_writable()?;
         let now = Timestamp::now();
-        if columns.is_empty() {
-            return self.node.check_signal_columns(now, columns);
+        let len = columns.len();
+        if len == 0 {
+            return columns.read(signal, 0, 0, &mut |rows| {
+                self.node.check_signal_columns(now, rows)
+            });
         }
+        // Once other code may have run, any row not yet written may have changed.
+        let mut changed = false;
         let mut start = 0;
-        while start < columns.len() {
+        while start < len {
             if let Err(stopped) = interrupt::checkpoint() {
                 return Err(interrupt::after_writing(stopped, start));
             }
-            let chunk = self.next_bulk_chunk(PARALLEL_COLUMN_CHUNK);
-            let end = columns.len().min(start + chunk);
+            let end = len.min(start + self.next_bulk_chunk(PARALLEL_COLUMN_CHUNK));
             if start == 0 {
-                self.node.write_unlogged_checking(now, columns, end)?;
+                columns.read(signal, 0, len, &mut |all| {
+                    self.node.write_unlogged_checking(now, all, end).map(drop)
+                })?;
             } else {
-                self.node
-                    .write_unlogged_signals(now, &columns.rows(start, end))?;
+                changed |= columns.pause();
+                columns.read(signal, start, end, &mut |rows| {
+                    if changed {
+                        self.node.check_signal_columns(now, rows).map_err(|cause| {
+                            TidalError::ChangedWhileWriting {
+                                written: start,
+                                cause: Box::new(cause),
+                            }
+                        })?;
+                    }
+                    self.node.write_unlogged_signals(now, rows).map(drop)
+                })?;
             }
             start = end;
         }

@@ -1,0 +1,121 @@
+//! A bulk write read where its caller keeps it, while other threads may run.
+//!
+//! A bulk write must read its rows as they are when it checks them, or a row changed to a
+//! NaN after the check would reach the ledger. A caller whose memory other threads can
+//! write (numpy arrays, with other Python threads alive) used to copy the whole write
+//! first; for a large write that copy went into fresh pages and cost a fifth of the
+//! write. Instead, the caller lends the write its columns a chunk at a time, between two
+//! chunks lets other threads run, and says whether it did. The write checks every row up
+//! front, as always, and once other code may have run, checks each later chunk again
+//! before it applies it: a row that became invalid meanwhile stops the write there, with
+//! [`TidalError::ChangedWhileWriting`] saying how many events were written.
+
+use super::db::TidalDb;
+use crate::error::{Result, TidalError};
+use crate::node::{SignalColumns, Times};
+use crate::schema::{EntityId, SignalIdx, Timestamp};
+
+/// The rows of a bulk write of one signal, lent a range at a time.
+pub trait SharedColumns {
+    /// How many rows the write has.
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Runs `f` on rows `start..end` as they stand now, as columns of `signal`; an error
+    /// if the columns no longer hold those rows. `f` reaches no
+    /// [`checkpoint`](crate::interrupt::checkpoint): the caller's own code runs only
+    /// between reads, in checkpoints and [`Self::pause`].
+    fn read(
+        &mut self,
+        signal: SignalIdx,
+        start: usize,
+        end: usize,
+        f: &mut dyn FnMut(&SignalColumns<'_>) -> Result<()>,
+    ) -> Result<()>;
+
+    /// Called between two chunks: lets other threads run if the caller wants them to.
+    /// Whether code that could change the rows ran since the last [`Self::read`].
+    fn pause(&mut self) -> bool;
+}
+
+/// Rows in memory of the write's own, which nothing changes while it runs.
+impl SharedColumns for SignalColumns<'_> {
+    fn len(&self) -> usize {
+        SignalColumns::len(self)
+    }
+
+    fn read(
+        &mut self,
+        _signal: SignalIdx,
+        start: usize,
+        end: usize,
+        f: &mut dyn FnMut(&SignalColumns<'_>) -> Result<()>,
+    ) -> Result<()> {
+        f(&self.rows(start, end))
+    }
+
+    fn pause(&mut self) -> bool {
+        false
+    }
+}
+
+impl TidalDb {
+    /// [`Self::signal_batch_secs`] for columns other threads may change while it runs
+    /// (see the module's doc): whole or not at all while they stay as they were. An
+    /// in-memory database reads them where they are, a chunk at a time; one that logs its
+    /// writes needs every row at once, and copies them first.
+    pub fn signal_batch_shared(
+        &self,
+        name: &str,
+        columns: &mut dyn SharedColumns,
+    ) -> Result<usize> {
+        let signal = self.resolve(name)?;
+        let mut st = self.lock()?;
+        if st.writes_stay_in_memory() {
+            st.write_unlogged(signal, columns)?;
+            return Ok(columns.len());
+        }
+        drop(st);
+        let copy = copy_rows(signal, columns)?;
+        let ts = match &copy.ts {
+            None => None,
+            Some(OwnedTimes::Stamps(t)) => Some(Times::Stamps(t)),
+            Some(OwnedTimes::Seconds(s)) => Some(Times::Seconds(s)),
+        };
+        self.signal_columns(name, &copy.entities, &copy.weights, ts)
+    }
+}
+
+/// Every row of a write, copied.
+struct CopiedRows {
+    entities: Vec<EntityId>,
+    weights: Vec<f64>,
+    ts: Option<OwnedTimes>,
+}
+
+enum OwnedTimes {
+    Stamps(Vec<Timestamp>),
+    Seconds(Vec<f64>),
+}
+
+fn copy_rows(signal: SignalIdx, columns: &mut dyn SharedColumns) -> Result<CopiedRows> {
+    let mut copy = None;
+    columns.read(signal, 0, columns.len(), &mut |rows| {
+        copy = Some(CopiedRows {
+            entities: rows.entities.to_vec(),
+            weights: rows.weights.to_vec(),
+            ts: rows.ts.map(|t| match t {
+                Times::Stamps(t) => OwnedTimes::Stamps(t.to_vec()),
+                Times::Seconds(s) => OwnedTimes::Seconds(s.to_vec()),
+            }),
+        });
+        Ok(())
+    })?;
+    copy.ok_or_else(|| TidalError::InvalidArgument {
+        name: "columns",
+        reason: "lent no rows".into(),
+    })
+}

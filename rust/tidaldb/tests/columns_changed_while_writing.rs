@@ -1,0 +1,203 @@
+//! `TidalDb::signal_batch_shared` reads a bulk write's columns where the caller keeps them,
+//! a chunk at a time, and lets other code run between chunks (`SharedColumns::pause`).
+//! Rows are checked as a whole before anything is written; a chunk read after the caller
+//! reports that code ran is checked again. A row made invalid meanwhile must stop the
+//! write at that chunk, with the events before it written and nothing after, and a row
+//! changed to another valid value must be written as it then stands.
+//!
+//! The oracle is the analytical decay sum of the rows the write is expected to hold.
+
+use std::time::Duration;
+
+use tidaldb::node::{SignalColumns, Times};
+use tidaldb::runtime::{BULK_CHUNK, SharedColumns};
+use tidaldb::schema::SignalIdx;
+use tidaldb::{EntityId, Result, TidalDb, TidalError, Timestamp};
+
+mod common;
+
+const HALF_LIFE: Duration = Duration::from_secs(600);
+const ENTITIES: u64 = 40;
+const ROWS: usize = 5 * BULK_CHUNK - 300;
+const BASE_SECS: f64 = 1.7e9;
+
+/// Columns that change themselves at a given pause, as another thread would.
+struct ChangingColumns {
+    ids: Vec<EntityId>,
+    weights: Vec<f64>,
+    secs: Vec<f64>,
+    pauses: usize,
+    /// At which pause to set `weights[row] = weight`, and whether to report it.
+    change: Option<Change>,
+}
+
+#[derive(Clone, Copy)]
+struct Change {
+    at_pause: usize,
+    row: usize,
+    weight: f64,
+    reported: bool,
+}
+
+impl ChangingColumns {
+    fn new(change: Option<Change>) -> Self {
+        ChangingColumns {
+            ids: (0..ROWS as u64).map(|i| EntityId(i % ENTITIES)).collect(),
+            weights: (0..ROWS).map(|i| 1.0 + (i % 3) as f64).collect(),
+            secs: (0..ROWS).map(|i| BASE_SECS + i as f64 * 0.01).collect(),
+            pauses: 0,
+            change,
+        }
+    }
+}
+
+impl SharedColumns for ChangingColumns {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn read(
+        &mut self,
+        signal: SignalIdx,
+        start: usize,
+        end: usize,
+        f: &mut dyn FnMut(&SignalColumns<'_>) -> Result<()>,
+    ) -> Result<()> {
+        f(&SignalColumns {
+            signal,
+            entities: &self.ids[start..end],
+            weights: &self.weights[start..end],
+            ts: Some(Times::Seconds(&self.secs[start..end])),
+        })
+    }
+
+    fn pause(&mut self) -> bool {
+        self.pauses += 1;
+        match self.change {
+            Some(c) if c.at_pause == self.pauses => {
+                self.weights[c.row] = c.weight;
+                c.reported
+            }
+            _ => false,
+        }
+    }
+}
+
+fn db() -> TidalDb {
+    // One ingest thread: chunks of `BULK_CHUNK` rows, so the chunk boundaries are known.
+    common::ephemeral_db(common::view_signal(HALF_LIFE).add().build().unwrap(), 1)
+}
+
+/// Asserts that `db` holds exactly the first `rows` rows of `columns`: its event count,
+/// and every entity's score against the analytical sum of those rows.
+fn assert_holds_first(db: &TidalDb, columns: &ChangingColumns, rows: usize) {
+    assert_eq!(db.events_applied().unwrap(), rows as u64);
+    let at = Timestamp::from_secs_f64(BASE_SECS + 3_600.0).unwrap();
+    let ids: Vec<EntityId> = (0..ENTITIES).map(EntityId).collect();
+    let mut scores = vec![0.0; ids.len()];
+    db.read_decay_scores_at("view", &ids, at, &mut scores)
+        .unwrap();
+    for (entity, score) in ids.iter().zip(scores) {
+        let events = (0..rows).filter(|&i| columns.ids[i] == *entity).map(|i| {
+            let t = Timestamp::from_secs_f64(columns.secs[i]).unwrap();
+            (t, columns.weights[i])
+        });
+        common::assert_close(
+            score,
+            common::decay_sum(events, at, HALF_LIFE),
+            &format!("{entity:?}"),
+        );
+    }
+}
+
+#[test]
+fn unchanged_columns_are_written_whole() {
+    let db = db();
+    let mut columns = ChangingColumns::new(None);
+    assert_eq!(db.signal_batch_shared("view", &mut columns).unwrap(), ROWS);
+    assert_eq!(
+        columns.pauses,
+        ROWS.div_ceil(BULK_CHUNK) - 1,
+        "a pause between chunks"
+    );
+    assert_holds_first(&db, &columns, ROWS);
+}
+
+#[test]
+fn a_row_invalid_from_the_start_refuses_the_whole_write() {
+    let db = db();
+    let mut columns = ChangingColumns::new(None);
+    columns.weights[ROWS - 1] = f64::NAN;
+    let refused = db.signal_batch_shared("view", &mut columns);
+    assert!(
+        matches!(refused, Err(TidalError::InvalidWeight { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(db.events_applied().unwrap(), 0);
+}
+
+#[test]
+fn a_row_made_invalid_stops_the_write_at_its_chunk() {
+    let db = db();
+    let last_chunk = (ROWS - 1) / BULK_CHUNK * BULK_CHUNK;
+    for bad in [f64::NAN, f64::NEG_INFINITY, -0.0, 2e6] {
+        let db = self::db();
+        let mut columns = ChangingColumns::new(Some(Change {
+            at_pause: 1,
+            row: ROWS - 1,
+            weight: bad,
+            reported: true,
+        }));
+        let stopped = db.signal_batch_shared("view", &mut columns);
+        let Err(TidalError::ChangedWhileWriting { written, cause }) = stopped else {
+            panic!("{bad}: {stopped:?}");
+        };
+        assert!(
+            matches!(*cause, TidalError::InvalidWeight { .. }),
+            "{cause:?}"
+        );
+        assert_eq!(
+            written, last_chunk,
+            "{bad}: every chunk before the bad row's"
+        );
+        assert_holds_first(&db, &columns, written);
+    }
+    // The database takes the next write as usual.
+    let mut columns = ChangingColumns::new(None);
+    db.signal_batch_shared("view", &mut columns).unwrap();
+    assert_holds_first(&db, &columns, ROWS);
+}
+
+#[test]
+fn a_row_changed_to_another_valid_weight_is_written_as_it_stands() {
+    let db = db();
+    let row = 3 * BULK_CHUNK + 7;
+    let mut columns = ChangingColumns::new(Some(Change {
+        at_pause: 2,
+        row,
+        weight: 40.0,
+        reported: true,
+    }));
+    assert_eq!(db.signal_batch_shared("view", &mut columns).unwrap(), ROWS);
+    assert_eq!(columns.weights[row], 40.0);
+    assert_holds_first(&db, &columns, ROWS);
+}
+
+#[test]
+fn a_logged_database_copies_the_rows_before_it_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TidalDb::builder()
+        .with_data_dir(dir.path())
+        .with_schema(common::view_signal(HALF_LIFE).add().build().unwrap())
+        .open()
+        .unwrap();
+    let mut columns = ChangingColumns::new(Some(Change {
+        at_pause: 1,
+        row: ROWS - 1,
+        weight: f64::NAN,
+        reported: true,
+    }));
+    assert_eq!(db.signal_batch_shared("view", &mut columns).unwrap(), ROWS);
+    assert_eq!(columns.pauses, 0, "no pause: the rows were copied at once");
+    assert_holds_first(&db, &columns, ROWS);
+}
