@@ -98,15 +98,20 @@ def run(scenario):
         with tidaldb.Db(schema()) as warm:
             warm.signals("view", items, weights, ts=ts)
         dbs = {}
-        for path, (i, w, t) in (("in_place", (items, weights, ts)),
-                                ("shared", (items, weights, ts)),
-                                ("copied", strided(items, weights, ts))):
-            db = dbs[path] = tidaldb.Db(schema())
-            db.signals("view", i[:1000], w[:1000], ts=t[:1000])
-            # Another Python thread is alive for the shared write only.
-            with other_thread(path == "shared"):
-                found[path + "_rss_growth_mib"] = peak_growth_mib(
-                    lambda: db.signals("view", i[1000:], w[1000:], ts=t[1000:]))
+        # Twice each, the least growth kept: the allocator may have handed memory back to
+        # the system between two writes, which the next then faults in again.
+        for round in range(2):
+            for path, (i, w, t) in (("in_place", (items, weights, ts)),
+                                    ("shared", (items, weights, ts)),
+                                    ("copied", strided(items, weights, ts))):
+                db = dbs[path] = tidaldb.Db(schema())
+                db.signals("view", i[:1000], w[:1000], ts=t[:1000])
+                # Another Python thread is alive for the shared write only.
+                with other_thread(path == "shared"):
+                    grew = peak_growth_mib(
+                        lambda: db.signals("view", i[1000:], w[1000:], ts=t[1000:]))
+                key = path + "_rss_growth_mib"
+                found[key] = min(found.get(key, grew), grew)
         at = T0 + HOUR
         want = np.bincount(items.astype(np.int64), weights * np.exp2(-(at - ts) / HOUR), minlength=40_000)
         a = scores(dbs["copied"], at)
