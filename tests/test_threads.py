@@ -1,6 +1,7 @@
-"""Several Python threads on one Db: bulk reads read their inputs as of the call, a large bulk
-write reads each row as it stands when it writes it, and a call that has to wait for the Db waits with the interpreter released; and several threads on one
-cluster's partition handle do not deadlock."""
+"""Several Python threads on one Db: bulk reads read their inputs as of the call, a large
+bulk write reads each row as it stands when it writes it, and a call that has to wait for
+the Db waits with the interpreter released; and several threads on one cluster's partition
+handle do not deadlock."""
 
 from __future__ import annotations
 
@@ -65,12 +66,12 @@ def test_bulk_calls_read_their_inputs_as_of_the_call() -> None:
             assert res[0].item % 2 == 0, "retrieve read candidates[-1] after the call had started"
 
 
-
 def test_a_large_write_reads_each_row_as_it_stands_when_written() -> None:
     """A large `signals` call reads its arrays in place, a chunk at a time, and lets other
     threads run between chunks: a row changed meanwhile is written as it then stands. Every
     version the writer leaves is a valid weight, so the call writes every event, and each
     row's weight is one the array held during the call."""
+    lasts = []
     for _ in range(3):
         with tidaldb.Db(tidaldb.Schema().signal("points")) as db:
             items = np.full(N, 3, dtype=np.uint64)
@@ -81,6 +82,9 @@ def test_a_large_write_reads_each_row_as_it_stands_when_written() -> None:
             assert first == 1.0 or (first % 2 == 0 and first <= weights[0]), (first, weights[0])
             assert last == 1.0 or (last % 2 == 1 and last <= weights[-1]), (last, weights[-1])
             assert db.events_applied == N
+            lasts.append(last)
+    # The writer ran during the calls: the last row, read last, held one of its versions.
+    assert any(last != 1.0 for last in lasts), lasts
 
 
 def test_a_call_waiting_for_a_busy_db_releases_the_interpreter() -> None:

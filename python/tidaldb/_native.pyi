@@ -351,13 +351,16 @@ class Db:
 
         The columns may be numpy arrays, pandas or polars Series, pyarrow arrays or
         sequences. They are read as they are at the call: the GIL is released once they
-        are copied. A call of 65,536 events or more to an in-memory ``Db`` from a
-        program's only Python thread copies nothing instead: it reads contiguous
-        uint64/float64 arrays in place and keeps the GIL, which no other thread is
-        waiting for (a signal handler that changes the arrays during the call changes
-        the rows not yet written). Ctrl-C raises
-        ``KeyboardInterrupt`` within about 50 ms: stopped while the batch is checked,
-        nothing is written; stopped while it is applied, the chunks applied stay
+        are copied. A call of 65,536 events or more to an in-memory ``Db`` copies nothing
+        instead: it reads contiguous uint64/float64 arrays in place, a chunk at a time,
+        holding the GIL while it reads. Other Python threads are not kept waiting: the
+        call lets them run once per switch interval (``sys.getswitchinterval()``), as
+        Python's own threads share the GIL. A thread (or signal handler) that changes
+        the arrays during the call changes the rows not yet written; the call checks
+        them again, and one made invalid stops it there with ``InvalidArgument``, the
+        events before it written (the exception's ``written`` says how many). Ctrl-C
+        raises ``KeyboardInterrupt`` within about 50 ms: stopped while the batch is
+        checked, nothing is written; stopped while it is applied, the chunks applied stay
         (committed) and the exception's ``written`` says how many events, the first ones.
 
         Returns:
@@ -366,7 +369,8 @@ class Db:
         Raises:
             NotFound: an unknown signal.
             InvalidArgument: columns of different lengths, or any bad weight or time;
-                nothing is written.
+                nothing is written (unless another thread made a row bad during the call:
+                see above).
             Unavailable: the Db is closed, or the batch could not be logged.
 
         Example:

@@ -22,12 +22,13 @@ thread_local! {
     /// The exception a signal handler raised during this thread's current call.
     static RAISED: RefCell<Option<PyErr>> = const { RefCell::new(None) };
 
-    /// How many times this thread ran the pending signal handlers: a call reading the
-    /// caller's arrays in place learns from it whether Python code ran meanwhile.
+    /// How many times this thread checked for pending signal handlers (running any): a
+    /// call reading the caller's arrays in place learns from it whether Python code may
+    /// have run meanwhile.
     static HANDLER_RUNS: Cell<u64> = const { Cell::new(0) };
 }
 
-/// How many times this thread has run the pending signal handlers (see `HANDLER_RUNS`).
+/// How many times this thread has checked for signal handlers (see `HANDLER_RUNS`).
 pub fn handler_runs() -> u64 {
     HANDLER_RUNS.with(Cell::get)
 }

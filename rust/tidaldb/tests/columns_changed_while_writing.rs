@@ -3,7 +3,8 @@
 //! Rows are checked as a whole before anything is written; a chunk read after the caller
 //! reports that code ran is checked again. A row made invalid meanwhile must stop the
 //! write at that chunk, with the events before it written and nothing after, and a row
-//! changed to another valid value must be written as it then stands.
+//! changed to another valid value must be written as it then stands. Columns that other
+//! threads may write even during a read are checked in every chunk, as copied.
 //!
 //! The oracle is the analytical decay sum of the rows the write is expected to hold.
 
@@ -27,8 +28,11 @@ struct ChangingColumns {
     weights: Vec<f64>,
     secs: Vec<f64>,
     pauses: usize,
-    /// At which pause to set `weights[row] = weight`, and whether to report it.
+    /// At which pause to set `weights[row] = weight` (reported as code that ran).
     change: Option<Change>,
+    /// Set `weights[row] = weight` as the row's chunk is read, after the whole-write
+    /// check, reporting nothing: as a thread that writes the rows during reads would.
+    written_during_reads: Option<(usize, f64)>,
 }
 
 #[derive(Clone, Copy)]
@@ -36,7 +40,6 @@ struct Change {
     at_pause: usize,
     row: usize,
     weight: f64,
-    reported: bool,
 }
 
 impl ChangingColumns {
@@ -47,6 +50,7 @@ impl ChangingColumns {
             secs: (0..ROWS).map(|i| BASE_SECS + i as f64 * 0.01).collect(),
             pauses: 0,
             change,
+            written_during_reads: None,
         }
     }
 }
@@ -63,6 +67,12 @@ impl SharedColumns for ChangingColumns {
         end: usize,
         f: &mut dyn FnMut(&SignalColumns<'_>) -> Result<()>,
     ) -> Result<()> {
+        if let Some((row, weight)) = self.written_during_reads
+            && (start..end).contains(&row)
+            && end - start < self.ids.len()
+        {
+            self.weights[row] = weight;
+        }
         f(&SignalColumns {
             signal,
             entities: &self.ids[start..end],
@@ -76,10 +86,14 @@ impl SharedColumns for ChangingColumns {
         match self.change {
             Some(c) if c.at_pause == self.pauses => {
                 self.weights[c.row] = c.weight;
-                c.reported
+                true
             }
             _ => false,
         }
+    }
+
+    fn written_during_reads(&self) -> bool {
+        self.written_during_reads.is_some()
     }
 }
 
@@ -138,34 +152,61 @@ fn a_row_invalid_from_the_start_refuses_the_whole_write() {
 
 #[test]
 fn a_row_made_invalid_stops_the_write_at_its_chunk() {
-    let db = db();
     let last_chunk = (ROWS - 1) / BULK_CHUNK * BULK_CHUNK;
     for bad in [f64::NAN, f64::NEG_INFINITY, -0.0, 2e6] {
-        let db = self::db();
+        let db = db();
         let mut columns = ChangingColumns::new(Some(Change {
             at_pause: 1,
             row: ROWS - 1,
             weight: bad,
-            reported: true,
         }));
-        let stopped = db.signal_batch_shared("view", &mut columns);
-        let Err(TidalError::ChangedWhileWriting { written, cause }) = stopped else {
-            panic!("{bad}: {stopped:?}");
-        };
-        assert!(
-            matches!(*cause, TidalError::InvalidWeight { .. }),
-            "{cause:?}"
-        );
+        let written = stopped_at(db.signal_batch_shared("view", &mut columns), bad);
         assert_eq!(
             written, last_chunk,
             "{bad}: every chunk before the bad row's"
         );
         assert_holds_first(&db, &columns, written);
+        // The database takes the next write as usual.
+        let mut next = ChangingColumns::new(None);
+        next.ids.iter_mut().for_each(|id| id.0 += ENTITIES);
+        db.signal_batch_shared("view", &mut next).unwrap();
+        assert_eq!(db.events_applied().unwrap(), (written + ROWS) as u64);
     }
-    // The database takes the next write as usual.
+}
+
+#[test]
+fn a_row_written_during_a_read_is_caught_in_the_copy_of_its_chunk() {
+    let row = 2 * BULK_CHUNK + 11;
+    for bad in [f64::NAN, 2e6] {
+        let db = db();
+        let mut columns = ChangingColumns::new(None);
+        columns.written_during_reads = Some((row, bad));
+        let written = stopped_at(db.signal_batch_shared("view", &mut columns), bad);
+        assert_eq!(
+            written,
+            2 * BULK_CHUNK,
+            "{bad}: the chunks before the row's"
+        );
+        assert_holds_first(&db, &columns, written);
+    }
+    // Unchanged, such columns are written whole, each chunk copied.
+    let db = db();
     let mut columns = ChangingColumns::new(None);
-    db.signal_batch_shared("view", &mut columns).unwrap();
+    columns.written_during_reads = Some((row, 2.0));
+    assert_eq!(db.signal_batch_shared("view", &mut columns).unwrap(), ROWS);
     assert_holds_first(&db, &columns, ROWS);
+}
+
+/// The `written` of a write stopped by a bad weight `bad` that appeared during it.
+fn stopped_at(outcome: Result<usize>, bad: f64) -> usize {
+    let Err(TidalError::ChangedWhileWriting { written, cause }) = outcome else {
+        panic!("{bad}: {outcome:?}");
+    };
+    assert!(
+        matches!(*cause, TidalError::InvalidWeight { .. }),
+        "{cause:?}"
+    );
+    written
 }
 
 #[test]
@@ -176,7 +217,6 @@ fn a_row_changed_to_another_valid_weight_is_written_as_it_stands() {
         at_pause: 2,
         row,
         weight: 40.0,
-        reported: true,
     }));
     assert_eq!(db.signal_batch_shared("view", &mut columns).unwrap(), ROWS);
     assert_eq!(columns.weights[row], 40.0);
@@ -195,7 +235,6 @@ fn a_logged_database_copies_the_rows_before_it_writes() {
         at_pause: 1,
         row: ROWS - 1,
         weight: f64::NAN,
-        reported: true,
     }));
     assert_eq!(db.signal_batch_shared("view", &mut columns).unwrap(), ROWS);
     assert_eq!(columns.pauses, 0, "no pause: the rows were copied at once");

@@ -7,18 +7,26 @@
 //!
 //! So a large write to a lone in-memory database (no log, peer or quota, so no thread of
 //! the database's own takes its lock) reads its contiguous ids, weights and times (Unix
-//! seconds) where they are, lending them to the core a chunk at a time
-//! ([`SharedColumns`]) while it holds the interpreter: no Python code runs while the
-//! core reads them.
+//! seconds) where they are, lent to the core a chunk at a time ([`SharedColumns`]) while
+//! it holds the interpreter.
 //!
-//! Other Python threads are not kept waiting: between two chunks, once per switch interval
-//! (`sys.getswitchinterval()`, 5 ms by default), the write releases the interpreter, as
-//! Python's own threads share it. A lone thread does not. Whenever Python code may have
-//! run since the last chunk (another thread, or a signal handler at the write's safe
-//! points, which run so that Ctrl-C stops it), the core checks the next chunk again. A
-//! row made invalid meanwhile stops the write there (`ChangedWhileWriting`: the
-//! exception's `written` says how many events stayed); a row changed to another valid
-//! value is written as it is then, as if the write had been two calls.
+//! From the only Python thread, no Python code runs while the core reads them, except
+//! signal handlers at the write's safe points (which run so that Ctrl-C stops it). Once
+//! the handlers were checked, the core checks each chunk again before it applies it.
+//!
+//! With other Python threads alive, they are not kept waiting: between two chunks, once
+//! per switch interval (`sys.getswitchinterval()`, 5 ms by default), the write releases
+//! the interpreter, as Python's own threads share it. And numpy code in those threads
+//! releases the interpreter in its loops, so it may write the arrays even while the core
+//! reads them: the core checks the whole write in place, then copies each chunk (6 MiB
+//! of scratch, reused) and checks and applies the copy. Without a global interpreter
+//! lock (free-threaded Python) nothing keeps a resize out of a read, and the copying
+//! path is taken.
+//!
+//! Either way a row made invalid during the call stops the write at its chunk
+//! (`ChangedWhileWriting`: the exception's `written` says how many events stayed), and a
+//! row changed to another valid value is written as it then stands, as if the write had
+//! been two calls.
 
 use std::sync::TryLockError;
 use std::time::{Duration, Instant};
@@ -32,7 +40,7 @@ use tidaldb::{EntityId, TidalError};
 
 use super::{PyDb, open, poisoned};
 use crate::convert::{name_bad_time, same_length};
-use crate::{logging, signals};
+use crate::{attached_cell, logging, signals};
 
 /// Calls smaller than this are copied: their copies come from memory the allocator keeps,
 /// and counting the interpreter's threads would cost more than it saves.
@@ -76,13 +84,17 @@ impl PyDb {
             same_length(py, "ts", t.len(), len)?;
         }
         self.origin.check(py, "Db")?;
+        let share_every = switch_interval_if_shared(py)?;
+        if share_every.is_some() && !attached_cell::gil_orders_access() {
+            return Ok(None);
+        }
         let mut columns = NumpyColumns {
             py,
             ids: items,
             weights,
             secs: ts,
             len,
-            share_every: switch_interval_if_shared(py)?,
+            share_every,
             last_shared: Instant::now(),
             handler_runs: signals::handler_runs(),
         };
@@ -156,24 +168,24 @@ impl SharedColumns for NumpyColumns<'_, '_> {
         f: &mut dyn FnMut(&SignalColumns<'_>) -> Result<(), TidalError>,
     ) -> Result<(), TidalError> {
         // Taken afresh each time: Python code that ran since may have resized an array.
-        let changed = |_| changed_length(start);
-        let ids = self.ids.try_readonly().map_err(changed)?;
-        let weights = self.weights.try_readonly().map_err(changed)?;
+        let borrowed = |_| changed_at(start, "another extension holds one mutably");
+        let ids = self.ids.try_readonly().map_err(borrowed)?;
+        let weights = self.weights.try_readonly().map_err(borrowed)?;
         let secs = self
             .secs
             .map(|s| s.try_readonly())
             .transpose()
-            .map_err(changed)?;
-        let changed = |_| changed_length(start);
-        let ids = ids.as_slice().map_err(changed)?;
-        let weights = weights.as_slice().map_err(changed)?;
+            .map_err(borrowed)?;
+        let moved = |_| changed_at(start, "one is no longer contiguous");
+        let ids = ids.as_slice().map_err(moved)?;
+        let weights = weights.as_slice().map_err(moved)?;
         let secs = match &secs {
             None => None,
-            Some(secs) => Some(secs.as_slice().map_err(changed)?),
+            Some(secs) => Some(secs.as_slice().map_err(moved)?),
         };
         let kept = |rows: usize| rows == self.len;
         if !kept(ids.len()) || !kept(weights.len()) || secs.is_some_and(|s| !kept(s.len())) {
-            return Err(changed_length(start));
+            return Err(changed_at(start, "one changed length"));
         }
         self.handler_runs = signals::handler_runs();
         let out = f(&SignalColumns {
@@ -190,6 +202,10 @@ impl SharedColumns for NumpyColumns<'_, '_> {
         out
     }
 
+    fn written_during_reads(&self) -> bool {
+        self.share_every.is_some()
+    }
+
     fn pause(&mut self) -> bool {
         let mut ran = signals::handler_runs() != self.handler_runs;
         if let Some(every) = self.share_every
@@ -204,13 +220,13 @@ impl SharedColumns for NumpyColumns<'_, '_> {
     }
 }
 
-/// The error of arrays resized while the write ran, after `written` events.
-fn changed_length(written: usize) -> TidalError {
+/// The error of arrays changed (`why`) while the write ran, after `written` events.
+fn changed_at(written: usize, why: &str) -> TidalError {
     TidalError::ChangedWhileWriting {
         written,
         cause: Box::new(TidalError::InvalidArgument {
             name: "arrays",
-            reason: "one changed length while the write read it".into(),
+            reason: format!("{why} since the write began"),
         }),
     }
 }

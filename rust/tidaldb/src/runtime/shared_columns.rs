@@ -8,7 +8,10 @@
 //! chunks lets other threads run, and says whether it did. The write checks every row up
 //! front, as always, and once other code may have run, checks each later chunk again
 //! before it applies it: a row that became invalid meanwhile stops the write there, with
-//! [`TidalError::ChangedWhileWriting`] saying how many events were written.
+//! [`TidalError::ChangedWhileWriting`] saying how many events were written. Columns that
+//! other threads may write even during a read are checked whole in place, and then each
+//! chunk is copied and the copy checked and applied
+//! ([`SharedColumns::written_during_reads`]).
 
 use super::db::TidalDb;
 use crate::error::{Result, TidalError};
@@ -39,6 +42,52 @@ pub trait SharedColumns {
     /// Called between two chunks: lets other threads run if the caller wants them to.
     /// Whether code that could change the rows ran since the last [`Self::read`].
     fn pause(&mut self) -> bool;
+
+    /// Whether other threads may write the rows even while a read runs (numpy code of
+    /// another Python thread releases the interpreter in its loops). Then a row could
+    /// change between its check and its apply, so each chunk is copied, and the copy
+    /// checked, before it is applied.
+    fn written_during_reads(&self) -> bool {
+        false
+    }
+}
+
+/// A chunk's rows copied out of columns other threads may be writing.
+#[derive(Default)]
+pub(super) struct ChunkCopy {
+    entities: Vec<EntityId>,
+    weights: Vec<f64>,
+    stamps: Vec<Timestamp>,
+    secs: Vec<f64>,
+}
+
+impl ChunkCopy {
+    /// `rows`, copied into this scratch (kept from one chunk to the next).
+    pub(super) fn fill<'a>(&'a mut self, rows: &SignalColumns<'_>) -> SignalColumns<'a> {
+        fn refill<T: Copy>(into: &mut Vec<T>, from: &[T]) {
+            into.clear();
+            into.extend_from_slice(from);
+        }
+        refill(&mut self.entities, rows.entities);
+        refill(&mut self.weights, rows.weights);
+        let ts = match rows.ts {
+            None => None,
+            Some(Times::Stamps(t)) => {
+                refill(&mut self.stamps, t);
+                Some(Times::Stamps(&self.stamps))
+            }
+            Some(Times::Seconds(s)) => {
+                refill(&mut self.secs, s);
+                Some(Times::Seconds(&self.secs))
+            }
+        };
+        SignalColumns {
+            signal: rows.signal,
+            entities: &self.entities,
+            weights: &self.weights,
+            ts,
+        }
+    }
 }
 
 /// Rows in memory of the write's own, which nothing changes while it runs.

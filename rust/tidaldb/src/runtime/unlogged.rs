@@ -2,7 +2,7 @@
 //! `node/unlogged.rs`): nothing it has would read them.
 
 use super::db::PARALLEL_COLUMN_CHUNK;
-use super::shared_columns::SharedColumns;
+use super::shared_columns::{ChunkCopy, SharedColumns};
 use super::state::State;
 use crate::error::{Result, TidalError};
 use crate::interrupt;
@@ -14,8 +14,9 @@ impl State {
     /// written (while the first chunk's new entities get their slots), then the rows are
     /// applied a chunk at a time. An [`interrupt`] between two chunks keeps the chunks
     /// applied, and its error says how many events they held. Once other code may have
-    /// changed the columns, every chunk is checked again before it is applied (see
-    /// `runtime/shared_columns.rs`).
+    /// changed the columns, every chunk is checked again before it is applied; columns
+    /// other threads may write during a read are checked whole first, then copied a
+    /// chunk at a time and each copy checked (see `runtime/shared_columns.rs`).
     pub fn write_unlogged(
         &mut self,
         signal: SignalIdx,
@@ -33,21 +34,37 @@ impl State {
                 self.node.check_signal_columns(now, rows)
             });
         }
+        let unsteady = columns.written_during_reads();
+        if unsteady {
+            columns.read(signal, 0, len, &mut |all| {
+                self.node.check_signal_columns(now, all)
+            })?;
+        }
+        let mut copy = ChunkCopy::default();
         // Once other code may have run, any row not yet written may have changed.
-        let mut changed = false;
+        let mut changed = unsteady;
         let mut start = 0;
         while start < len {
             if let Err(stopped) = interrupt::checkpoint() {
                 return Err(interrupt::after_writing(stopped, start));
             }
             let end = len.min(start + self.next_bulk_chunk(PARALLEL_COLUMN_CHUNK));
-            if start == 0 {
+            if start == 0 && !unsteady {
                 columns.read(signal, 0, len, &mut |all| {
                     self.node.write_unlogged_checking(now, all, end).map(drop)
                 })?;
             } else {
-                changed |= columns.pause();
+                if start > 0 {
+                    changed |= columns.pause();
+                }
                 columns.read(signal, start, end, &mut |rows| {
+                    let copied;
+                    let rows = if unsteady {
+                        copied = copy.fill(rows);
+                        &copied
+                    } else {
+                        rows
+                    };
                     if changed {
                         self.node.check_signal_columns(now, rows).map_err(|cause| {
                             TidalError::ChangedWhileWriting {
