@@ -139,15 +139,22 @@ fn unchanged_columns_are_written_whole() {
 
 #[test]
 fn a_row_invalid_from_the_start_refuses_the_whole_write() {
-    let db = db();
-    let mut columns = ChangingColumns::new(None);
-    columns.weights[ROWS - 1] = f64::NAN;
-    let refused = db.signal_batch_shared("view", &mut columns);
-    assert!(
-        matches!(refused, Err(TidalError::InvalidWeight { .. })),
-        "{refused:?}"
-    );
-    assert_eq!(db.events_applied().unwrap(), 0);
+    // In the first chunk or a later one; read in place, or copied chunk by chunk.
+    for row in [7, ROWS - 1] {
+        for copied in [false, true] {
+            let db = db();
+            let mut columns = ChangingColumns::new(None);
+            columns.weights[row] = f64::NAN;
+            // A change to a valid weight of a row the write never reaches.
+            columns.written_during_reads = copied.then_some((ROWS, 1.0));
+            let refused = db.signal_batch_shared("view", &mut columns);
+            assert!(
+                matches!(refused, Err(TidalError::InvalidWeight { .. })),
+                "row {row}, copied {copied}: {refused:?}"
+            );
+            assert_eq!(db.events_applied().unwrap(), 0);
+        }
+    }
 }
 
 #[test]

@@ -113,24 +113,26 @@ impl Node {
         ))
     }
 
-    /// Writes the first `rows` rows of `columns` as [`Self::write_unlogged_signals`] does,
-    /// but only if every row of `columns` passes [`Self::check_signal_columns`]: checked
-    /// while the rows' new entities get their slots (see `ledger/beside.rs`). A refused
-    /// write writes nothing.
+    /// Writes `rows` as [`Self::write_unlogged_signals`] does, but only if every row of
+    /// `check` passes [`Self::check_signal_columns`]: checked while the rows' new entities
+    /// get their slots (see `ledger/beside.rs`). A refused write writes nothing. `check`
+    /// is the whole write (`rows` its first chunk), or the rest of it when `rows` were
+    /// checked already.
     pub fn write_unlogged_checking(
         &mut self,
         now: Timestamp,
-        columns: &SignalColumns<'_>,
-        rows: usize,
+        check: &SignalColumns<'_>,
+        rows: &SignalColumns<'_>,
     ) -> Result<WriteAck> {
-        self.ledger.schema().checked(columns.signal)?;
+        self.ledger.schema().checked(check.signal)?;
+        debug_assert_eq!(check.signal, rows.signal, "one signal");
         let check = RowsCheck::new(
             now,
             self.cfg.max_future_skew,
             self.cfg.ingest_threads,
-            columns,
+            check,
         );
-        self.write_unlogged(now, &columns.rows(0, rows), Some(&check))
+        self.write_unlogged(now, rows, Some(&check))
     }
 
     /// Applies rows that [`check_signal_columns`](Self::check_signal_columns) accepted,

@@ -15,8 +15,8 @@ impl State {
     /// applied a chunk at a time. An [`interrupt`] between two chunks keeps the chunks
     /// applied, and its error says how many events they held. Once other code may have
     /// changed the columns, every chunk is checked again before it is applied; columns
-    /// other threads may write during a read are checked whole first, then copied a
-    /// chunk at a time and each copy checked (see `runtime/shared_columns.rs`).
+    /// other threads may write during a read are copied a chunk at a time, and each copy
+    /// is checked and applied (see `runtime/shared_columns.rs`).
     pub fn write_unlogged(
         &mut self,
         signal: SignalIdx,
@@ -35,12 +35,8 @@ impl State {
             });
         }
         let unsteady = columns.written_during_reads();
-        if unsteady {
-            columns.read(signal, 0, len, &mut |all| {
-                self.node.check_signal_columns(now, all)
-            })?;
-        }
         let mut copy = ChunkCopy::default();
+        let threads = self.node.ledger().apply_threads();
         // Once other code may have run, any row not yet written may have changed.
         let mut changed = unsteady;
         let mut start = 0;
@@ -49,18 +45,30 @@ impl State {
                 return Err(interrupt::after_writing(stopped, start));
             }
             let end = len.min(start + self.next_bulk_chunk(PARALLEL_COLUMN_CHUNK));
-            if start == 0 && !unsteady {
+            if start == 0 {
                 columns.read(signal, 0, len, &mut |all| {
-                    self.node.write_unlogged_checking(now, all, end).map(drop)
+                    let first = all.rows(0, end);
+                    if !unsteady {
+                        return self
+                            .node
+                            .write_unlogged_checking(now, all, &first)
+                            .map(drop);
+                    }
+                    // The first chunk is applied from its copy, checked first; the rest
+                    // is checked in place beside it.
+                    let first = copy.fill(&first, threads);
+                    self.node.check_signal_columns(now, &first)?;
+                    let rest = all.rows(end, len);
+                    self.node
+                        .write_unlogged_checking(now, &rest, &first)
+                        .map(drop)
                 })?;
             } else {
-                if start > 0 {
-                    changed |= columns.pause();
-                }
+                changed |= columns.pause();
                 columns.read(signal, start, end, &mut |rows| {
                     let copied;
                     let rows = if unsteady {
-                        copied = copy.fill(rows);
+                        copied = copy.fill(rows, threads);
                         &copied
                     } else {
                         rows
