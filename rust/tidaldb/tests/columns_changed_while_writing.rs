@@ -30,8 +30,9 @@ struct ChangingColumns {
     pauses: usize,
     /// At which pause to set `weights[row] = weight` (reported as code that ran).
     change: Option<Change>,
-    /// Set `weights[row] = weight` as the row's chunk is read, after the whole-write
-    /// check, reporting nothing: as a thread that writes the rows during reads would.
+    /// Set `weights[row] = weight` as the row's chunk is read (not in the first read,
+    /// which lends every row), reporting nothing: as a thread that writes the rows
+    /// during reads would.
     written_during_reads: Option<(usize, f64)>,
 }
 
@@ -246,4 +247,75 @@ fn a_logged_database_copies_the_rows_before_it_writes() {
     assert_eq!(db.signal_batch_shared("view", &mut columns).unwrap(), ROWS);
     assert_eq!(columns.pauses, 0, "no pause: the rows were copied at once");
     assert_holds_first(&db, &columns, ROWS);
+}
+
+/// Many new entities and more rows than one spread chunk, on two threads, copied chunk by
+/// chunk: the rest of the write is checked beside the first chunk's slot creation.
+#[test]
+fn a_spread_copied_write_refused_by_its_rest_writes_nothing() {
+    tidaldb::ledger::spread_every_batch();
+    const SPREAD_ROWS: usize = 300_000;
+    let spread_db =
+        || common::ephemeral_db(common::view_signal(HALF_LIFE).add().build().unwrap(), 2);
+    let ids: Vec<EntityId> = (0..SPREAD_ROWS as u64)
+        .map(|i| EntityId(i % 50_000))
+        .collect();
+    let weights: Vec<f64> = (0..SPREAD_ROWS).map(|i| 1.0 + (i % 5) as f64).collect();
+    let secs: Vec<f64> = (0..SPREAD_ROWS)
+        .map(|i| BASE_SECS + i as f64 * 1e-3)
+        .collect();
+    let lend = |weights: &[f64]| ChangingColumns {
+        ids: ids.clone(),
+        weights: weights.to_vec(),
+        secs: secs.clone(),
+        pauses: 0,
+        change: None,
+        // A change to a valid weight: the columns are copied chunk by chunk.
+        written_during_reads: Some((SPREAD_ROWS - 2, 9.0)),
+    };
+    let refusing = spread_db();
+    for (row, bad) in [(SPREAD_ROWS - 1, f64::NAN), (10, f64::INFINITY)] {
+        let mut bad_weights = weights.clone();
+        bad_weights[row] = bad;
+        let refused = refusing.signal_batch_shared("view", &mut lend(&bad_weights));
+        assert!(
+            matches!(refused, Err(TidalError::InvalidWeight { .. })),
+            "row {row}: {refused:?}"
+        );
+        assert_eq!(refusing.events_applied().unwrap(), 0, "row {row}");
+    }
+    // After the refusals, the same write leaves the state a fresh database's does.
+    let fresh = spread_db();
+    let mut written = lend(&weights);
+    for db in [&refusing, &fresh] {
+        written = lend(&weights);
+        assert_eq!(
+            db.signal_batch_shared("view", &mut written).unwrap(),
+            SPREAD_ROWS
+        );
+    }
+    assert_eq!(written.weights[SPREAD_ROWS - 2], 9.0, "the change was made");
+    let at = Timestamp::from_secs_f64(BASE_SECS + 3_600.0).unwrap();
+    let every: Vec<EntityId> = (0..50_000).map(EntityId).collect();
+    let scores = |db: &TidalDb| {
+        let mut out = vec![0.0; every.len()];
+        db.read_decay_scores_at("view", &every, at, &mut out)
+            .unwrap();
+        out.iter().map(|s| s.to_bits()).collect::<Vec<_>>()
+    };
+    assert_eq!(scores(&refusing), scores(&fresh));
+    let changed = every[(SPREAD_ROWS - 2) % 50_000];
+    let expected = (0..SPREAD_ROWS).filter(|&i| ids[i] == changed).map(|i| {
+        let t = Timestamp::from_secs_f64(secs[i]).unwrap();
+        (t, written.weights[i])
+    });
+    let mut score = [0.0];
+    fresh
+        .read_decay_scores_at("view", &[changed], at, &mut score)
+        .unwrap();
+    common::assert_close(
+        score[0],
+        common::decay_sum(expected, at, HALF_LIFE),
+        "changed",
+    );
 }

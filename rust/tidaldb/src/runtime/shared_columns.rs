@@ -9,9 +9,9 @@
 //! front, as always, and once other code may have run, checks each later chunk again
 //! before it applies it: a row that became invalid meanwhile stops the write there, with
 //! [`TidalError::ChangedWhileWriting`] saying how many events were written. Columns that
-//! other threads may write even during a read are checked whole in place, and then each
-//! chunk is copied and the copy checked and applied
-//! ([`SharedColumns::written_during_reads`]).
+//! other threads may write even during a read ([`SharedColumns::written_during_reads`])
+//! have each chunk copied, and the copy checked and applied: the first chunk's copy is
+//! checked, then the rest of the write in place, beside the first chunk's new slots.
 
 use super::db::TidalDb;
 use crate::error::{Result, TidalError};
@@ -199,4 +199,53 @@ fn copy_rows(signal: SignalIdx, columns: &mut dyn SharedColumns) -> Result<Copie
         name: "columns",
         reason: "lent no rows".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Columns of `len` rows whose every value differs, with times of the kind `ts` names.
+    fn columns(len: usize, ts: u8) -> (Vec<EntityId>, Vec<f64>, Vec<Timestamp>, Vec<f64>) {
+        let ids = (0..len as u64).map(|i| EntityId(i * 7 + 1)).collect();
+        let weights = (0..len).map(|i| i as f64 + 0.5).collect();
+        let stamps = (0..len as i64)
+            .map(|i| Timestamp::from_nanos(i + ts as i64).unwrap())
+            .collect();
+        let secs = (0..len).map(|i| 1.7e9 + i as f64).collect();
+        (ids, weights, stamps, secs)
+    }
+
+    #[test]
+    fn a_chunk_copy_equals_its_rows_on_any_thread_count_and_when_refilled() {
+        let mut copy = ChunkCopy::default();
+        // Spread from SPREAD_COPY_MIN_ROWS on, in pieces that divide unevenly; then
+        // shorter and empty chunks into the same scratch.
+        for len in [1 << 16, (1 << 16) + 1, 16 * 4_375 + 1, 3, 0] {
+            for kind in 0..3u8 {
+                let (ids, weights, stamps, secs) = columns(len, kind);
+                let rows = SignalColumns {
+                    signal: SignalIdx(0),
+                    entities: &ids,
+                    weights: &weights,
+                    ts: match kind {
+                        0 => None,
+                        1 => Some(Times::Stamps(&stamps)),
+                        _ => Some(Times::Seconds(&secs)),
+                    },
+                };
+                for threads in [1, 2, 3] {
+                    let copied = copy.fill(&rows, threads);
+                    assert_eq!(copied.entities, rows.entities, "{len} {kind} {threads}");
+                    assert_eq!(copied.weights, rows.weights);
+                    match (copied.ts, rows.ts) {
+                        (None, None) => {}
+                        (Some(Times::Stamps(a)), Some(Times::Stamps(b))) => assert_eq!(a, b),
+                        (Some(Times::Seconds(a)), Some(Times::Seconds(b))) => assert_eq!(a, b),
+                        other => panic!("times of another kind: {other:?}"),
+                    }
+                }
+            }
+        }
+    }
 }

@@ -57,7 +57,12 @@ impl State {
                     // The first chunk is applied from its copy, checked first; the rest
                     // is checked in place beside it.
                     let first = copy.fill(&first, threads);
-                    self.node.check_signal_columns(now, &first)?;
+                    if let Err(refused) = self.node.check_signal_columns(now, &first) {
+                        // The error the whole write's check gives, as on the steady path
+                        // (bad weights first), unless the rows changed since the copy.
+                        let whole = self.node.check_signal_columns(now, all);
+                        return Err(whole.err().unwrap_or(refused));
+                    }
                     let rest = all.rows(end, len);
                     self.node
                         .write_unlogged_checking(now, &rest, &first)
