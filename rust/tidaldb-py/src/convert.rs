@@ -529,18 +529,13 @@ pub fn bulk_times(
     ts: Option<&Bound<'_, PyAny>>,
     len: usize,
 ) -> PyResult<Option<CopiedColumn<Timestamp>>> {
-    let Some(t) = ts else {
-        return Ok(None);
-    };
     // Converted as read, without an intermediate copy of the seconds.
-    with_f64s(py, Column::Times, "ts", t, |secs| {
-        same_length(py, "ts", secs.len(), len)?;
+    bulk_ts(py, ts, len, |secs| {
         let mut times = CopiedColumn::zeroed(secs.len());
         Timestamp::fill_from_secs_f64(&mut times, secs)
             .map_err(|(i, e)| bad_timestamp(py, "ts", i, secs[i], e))?;
         Ok(times)
     })
-    .map(Some)
 }
 
 /// A bulk write's times as Unix seconds, copied (see [`id_column`]), for
@@ -551,12 +546,23 @@ pub fn bulk_seconds(
     ts: Option<&Bound<'_, PyAny>>,
     len: usize,
 ) -> PyResult<Option<CopiedColumn<f64>>> {
+    bulk_ts(py, ts, len, |secs| Ok(CopiedColumn::copy_of(secs)))
+}
+
+/// The optional `ts` array of a bulk call with `len` items, read as seconds and kept as
+/// `keep` makes it.
+fn bulk_ts<T>(
+    py: Python<'_>,
+    ts: Option<&Bound<'_, PyAny>>,
+    len: usize,
+    keep: impl FnOnce(&[f64]) -> PyResult<T>,
+) -> PyResult<Option<T>> {
     let Some(t) = ts else {
         return Ok(None);
     };
     with_f64s(py, Column::Times, "ts", t, |secs| {
         same_length(py, "ts", secs.len(), len)?;
-        Ok(CopiedColumn::copy_of(secs))
+        keep(secs)
     })
     .map(Some)
 }

@@ -286,14 +286,15 @@ fn a_spread_copied_write_refused_by_its_rest_writes_nothing() {
     }
     // After the refusals, the same write leaves the state a fresh database's does.
     let fresh = spread_db();
-    let mut written = lend(&weights);
-    for db in [&refusing, &fresh] {
-        written = lend(&weights);
+    let written = [&refusing, &fresh].map(|db| {
+        let mut lent = lend(&weights);
         assert_eq!(
-            db.signal_batch_shared("view", &mut written).unwrap(),
+            db.signal_batch_shared("view", &mut lent).unwrap(),
             SPREAD_ROWS
         );
-    }
+        lent
+    });
+    let written = &written[1];
     assert_eq!(written.weights[SPREAD_ROWS - 2], 9.0, "the change was made");
     let at = Timestamp::from_secs_f64(BASE_SECS + 3_600.0).unwrap();
     let every: Vec<EntityId> = (0..50_000).map(EntityId).collect();

@@ -8,13 +8,14 @@
 //! chunks lets other threads run, and says whether it did. The write checks every row up
 //! front, as always, and once other code may have run, checks each later chunk again
 //! before it applies it: a row that became invalid meanwhile stops the write there, with
-//! [`TidalError::ChangedWhileWriting`] saying how many events were written. Columns that
-//! other threads may write even during a read ([`SharedColumns::written_during_reads`])
-//! have each chunk copied, and the copy checked and applied: the first chunk's copy is
-//! checked, then the rest of the write in place, beside the first chunk's new slots.
+//! [`ChangedWhileWriting`](crate::TidalError::ChangedWhileWriting) saying how many events
+//! were written. Columns that other threads may write even during a read
+//! ([`SharedColumns::written_during_reads`]) have each chunk copied, and the copy checked
+//! and applied: the first chunk's copy is checked, then the rest of the write in place,
+//! beside the first chunk's new slots.
 
 use super::db::TidalDb;
-use crate::error::{Result, TidalError};
+use crate::error::Result;
 use crate::ledger::{piece_len, run_pieces};
 use crate::node::{SignalColumns, Times};
 use crate::schema::{EntityId, SignalIdx, Timestamp};
@@ -75,21 +76,30 @@ impl ChunkCopy {
         } else {
             threads
         };
+        let (stamps, secs): (&[Timestamp], &[f64]) = match rows.ts {
+            None => (&[], &[]),
+            Some(Times::Stamps(t)) => (t, &[]),
+            Some(Times::Seconds(s)) => (&[], s),
+        };
         copy_spread(&mut self.entities, rows.entities, threads);
         copy_spread(&mut self.weights, rows.weights, threads);
-        let ts = match rows.ts {
-            None => None,
-            Some(Times::Stamps(t)) => {
-                copy_spread(&mut self.stamps, t, threads);
-                Some(Times::Stamps(&self.stamps))
-            }
-            Some(Times::Seconds(s)) => {
-                copy_spread(&mut self.secs, s, threads);
-                Some(Times::Seconds(&self.secs))
-            }
+        copy_spread(&mut self.stamps, stamps, threads);
+        copy_spread(&mut self.secs, secs, threads);
+        self.columns(rows.signal)
+    }
+
+    /// The rows last filled in, as columns of `signal`: their times are whichever kind
+    /// holds any (rows with none were dated by the write).
+    pub(super) fn columns(&self, signal: SignalIdx) -> SignalColumns<'_> {
+        let ts = if !self.stamps.is_empty() {
+            Some(Times::Stamps(&self.stamps))
+        } else if !self.secs.is_empty() {
+            Some(Times::Seconds(&self.secs))
+        } else {
+            None
         };
         SignalColumns {
-            signal: rows.signal,
+            signal,
             entities: &self.entities,
             weights: &self.weights,
             ts,
@@ -160,45 +170,14 @@ impl TidalDb {
             return Ok(columns.len());
         }
         drop(st);
-        let copy = copy_rows(signal, columns)?;
-        let ts = match &copy.ts {
-            None => None,
-            Some(OwnedTimes::Stamps(t)) => Some(Times::Stamps(t)),
-            Some(OwnedTimes::Seconds(s)) => Some(Times::Seconds(s)),
-        };
-        self.signal_columns(name, &copy.entities, &copy.weights, ts)
+        let mut copy = ChunkCopy::default();
+        columns.read(signal, 0, columns.len(), &mut |rows| {
+            copy.fill(rows, 1);
+            Ok(())
+        })?;
+        let rows = copy.columns(signal);
+        self.signal_columns(name, rows.entities, rows.weights, rows.ts)
     }
-}
-
-/// Every row of a write, copied.
-struct CopiedRows {
-    entities: Vec<EntityId>,
-    weights: Vec<f64>,
-    ts: Option<OwnedTimes>,
-}
-
-enum OwnedTimes {
-    Stamps(Vec<Timestamp>),
-    Seconds(Vec<f64>),
-}
-
-fn copy_rows(signal: SignalIdx, columns: &mut dyn SharedColumns) -> Result<CopiedRows> {
-    let mut copy = None;
-    columns.read(signal, 0, columns.len(), &mut |rows| {
-        copy = Some(CopiedRows {
-            entities: rows.entities.to_vec(),
-            weights: rows.weights.to_vec(),
-            ts: rows.ts.map(|t| match t {
-                Times::Stamps(t) => OwnedTimes::Stamps(t.to_vec()),
-                Times::Seconds(s) => OwnedTimes::Seconds(s.to_vec()),
-            }),
-        });
-        Ok(())
-    })?;
-    copy.ok_or_else(|| TidalError::InvalidArgument {
-        name: "columns",
-        reason: "lent no rows".into(),
-    })
 }
 
 #[cfg(test)]
@@ -240,6 +219,8 @@ mod tests {
                     assert_eq!(copied.weights, rows.weights);
                     match (copied.ts, rows.ts) {
                         (None, None) => {}
+                        // No rows: no times to keep, of either kind.
+                        (None, Some(t)) if t.is_empty() => {}
                         (Some(Times::Stamps(a)), Some(Times::Stamps(b))) => assert_eq!(a, b),
                         (Some(Times::Seconds(a)), Some(Times::Seconds(b))) => assert_eq!(a, b),
                         other => panic!("times of another kind: {other:?}"),
