@@ -523,13 +523,12 @@ pub fn bad_timestamp(py: Python<'_>, what: &'static str, i: usize, s: f64, e: Ti
     invalid(py, what, reason)
 }
 
-/// The optional `ts` array of a bulk call with `len` items, copied and converted.
+/// The optional `ts` array of a bulk call with `len` items, converted as it is read.
 pub fn bulk_times(
     py: Python<'_>,
     ts: Option<&Bound<'_, PyAny>>,
     len: usize,
 ) -> PyResult<Option<CopiedColumn<Timestamp>>> {
-    // Converted as read, without an intermediate copy of the seconds.
     bulk_ts(py, ts, len, |secs| {
         let mut times = CopiedColumn::zeroed(secs.len());
         Timestamp::fill_from_secs_f64(&mut times, secs)
@@ -549,22 +548,20 @@ pub fn bulk_seconds(
     bulk_ts(py, ts, len, |secs| Ok(CopiedColumn::copy_of(secs)))
 }
 
-/// The optional `ts` array of a bulk call with `len` items, read as seconds and kept as
-/// `keep` makes it.
+/// The optional `ts` array of a bulk call with `len` items, as `keep` makes its seconds.
 fn bulk_ts<T>(
     py: Python<'_>,
     ts: Option<&Bound<'_, PyAny>>,
     len: usize,
     keep: impl FnOnce(&[f64]) -> PyResult<T>,
 ) -> PyResult<Option<T>> {
-    let Some(t) = ts else {
-        return Ok(None);
-    };
-    with_f64s(py, Column::Times, "ts", t, |secs| {
-        same_length(py, "ts", secs.len(), len)?;
-        keep(secs)
+    ts.map(|t| {
+        with_f64s(py, Column::Times, "ts", t, |secs| {
+            same_length(py, "ts", secs.len(), len)?;
+            keep(secs)
+        })
     })
-    .map(Some)
+    .transpose()
 }
 
 /// The core's answer to a bulk write of times in seconds, a time out of range named as
